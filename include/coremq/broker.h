@@ -1,0 +1,40 @@
+// The embeddable coremq broker. Create one with Options, start() it, and it runs its
+// shards on their own threads until stop() (or a signal handled by the embedding
+// program) tells it to shut down. Thread-safety: start/stop/wait/port may be called
+// from any one controlling thread; the broker's internals run only on shard threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "coremq/options.h"
+
+namespace coremq {
+
+class BrokerImpl;
+
+class Broker {
+ public:
+  explicit Broker(Options options);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Binds the listeners and starts every shard. On failure returns false and sets *error.
+  [[nodiscard]] bool start(std::string* error);
+  // Asks every shard to finish: stop accepting, close connections, publish nothing more.
+  // Safe to call from a signal-handling thread; returns at once.
+  void stop();
+  // Blocks until every shard thread has exited.
+  void wait();
+
+  // The port actually bound (useful with Options::port == 0).
+  uint16_t port() const;
+  uint32_t shard_count() const;
+
+ private:
+  std::unique_ptr<BrokerImpl> impl_;
+};
+
+}  // namespace coremq

@@ -1,0 +1,117 @@
+// A growable byte buffer for encoding packets and staging socket output.
+// Owned by one thread at a time; not thread-safe. Keeps its capacity across
+// clear() so a connection's send buffer stops allocating once warmed up, and can
+// give the memory back with shrink() when a connection goes idle.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "base/assert.h"
+
+namespace coremq::base {
+
+class ByteBuffer {
+ public:
+  ByteBuffer() = default;
+  ByteBuffer(const ByteBuffer&) = delete;
+  ByteBuffer& operator=(const ByteBuffer&) = delete;
+  ByteBuffer(ByteBuffer&& other) noexcept { swap(other); }
+  ByteBuffer& operator=(ByteBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      swap(other);
+    }
+    return *this;
+  }
+  ~ByteBuffer() { release(); }
+
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  bool empty() const { return size_ == 0; }
+  std::span<const uint8_t> span() const { return {data_, size_}; }
+  std::string_view view() const { return {reinterpret_cast<const char*>(data_), size_}; }
+
+  void clear() { size_ = 0; }
+
+  // Frees the memory (a connection that went quiet should not keep its peak buffer).
+  void shrink() {
+    release();
+  }
+
+  void reserve(size_t wanted) {
+    if (wanted <= capacity_) return;
+    size_t grown = capacity_ ? capacity_ * 2 : 256;
+    while (grown < wanted) grown *= 2;
+    auto* fresh = static_cast<uint8_t*>(std::realloc(data_, grown));
+    COREMQ_ASSERT_MSG(fresh != nullptr, "out of memory");
+    data_ = fresh;
+    capacity_ = grown;
+  }
+
+  // Extends the buffer by `count` bytes and returns where they start, for in-place encoding.
+  uint8_t* grow(size_t count) {
+    reserve(size_ + count);
+    uint8_t* at = data_ + size_;
+    size_ += count;
+    return at;
+  }
+
+  void append(const void* bytes, size_t count) {
+    if (count == 0) return;
+    std::memcpy(grow(count), bytes, count);
+  }
+  void append(std::span<const uint8_t> bytes) { append(bytes.data(), bytes.size()); }
+  void append(std::string_view bytes) { append(bytes.data(), bytes.size()); }
+  void append_u8(uint8_t value) { *grow(1) = value; }
+  void append_u16(uint16_t value) {
+    uint8_t* at = grow(2);
+    at[0] = static_cast<uint8_t>(value >> 8);
+    at[1] = static_cast<uint8_t>(value);
+  }
+  void append_u32(uint32_t value) {
+    uint8_t* at = grow(4);
+    at[0] = static_cast<uint8_t>(value >> 24);
+    at[1] = static_cast<uint8_t>(value >> 16);
+    at[2] = static_cast<uint8_t>(value >> 8);
+    at[3] = static_cast<uint8_t>(value);
+  }
+
+  // Drops the first `count` bytes (after a partial send).
+  void consume_front(size_t count) {
+    COREMQ_ASSERT(count <= size_);
+    if (count == size_) {
+      size_ = 0;
+      return;
+    }
+    std::memmove(data_, data_ + count, size_ - count);
+    size_ -= count;
+  }
+
+  void swap(ByteBuffer& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(capacity_, other.capacity_);
+  }
+
+ private:
+  void release() {
+    std::free(data_);
+    data_ = nullptr;
+    size_ = 0;
+    capacity_ = 0;
+  }
+
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+}  // namespace coremq::base
