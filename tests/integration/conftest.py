@@ -1,0 +1,315 @@
+# Harness for the coremq black-box integration tests. It starts the broker under test as a
+# child process on a loopback port, parametrized over --threads=1 and --threads=4 (test ids
+# "t1"/"t4"), hands tests client factories that clean up after themselves, and on teardown
+# asks the broker to stop with SIGTERM and checks that it exits with 0 and logged no
+# assertion failure or sanitizer report.
+#
+# Environment:
+#   COREMQ_BINARY       broker binary (default: build/src/app/coremq under the repo root)
+#   COREMQ_TEST_BROKER  "coremq" (default) or "mosquitto" to run the same tests against
+#                       Debian's /usr/sbin/mosquitto, which checks the tests themselves;
+#                       tests that need a coremq-only flag or behaviour skip there.
+import itertools
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import helpers
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BROKER_KIND = os.environ.get("COREMQ_TEST_BROKER", "coremq")
+COREMQ_BINARY = os.environ.get("COREMQ_BINARY", str(REPO_ROOT / "build/src/app/coremq"))
+MOSQUITTO_BINARY = "/usr/sbin/mosquitto"
+START_SECONDS = 10.0
+STOP_SECONDS = 10.0
+TEST_SECONDS_MAX = 90
+BAD_LOG_WORDS = ("assertion failed", "AddressSanitizer", "runtime error", "LeakSanitizer")
+
+# How each coremq flag maps onto mosquitto.conf; None means mosquitto has no equivalent.
+MOSQUITTO_OPTION_NAMES = {
+    "max_connections": "max_connections",
+    "max_packet_size": "max_packet_size",
+    "max_inflight": "max_inflight_messages",
+    "max_queued_messages": "max_queued_messages",
+    "connect_timeout": None,
+    "max_client_output_bytes": None,
+}
+
+assert BROKER_KIND in ("coremq", "mosquitto"), f"unknown COREMQ_TEST_BROKER={BROKER_KIND}"
+
+
+def is_mosquitto() -> bool:
+    return BROKER_KIND == "mosquitto"
+
+
+def skip_on_mosquitto(reason: str):
+    if is_mosquitto():
+        pytest.skip(f"mosquitto: {reason}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "coremq_only(reason): coremq behaviour mosquitto lacks")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not is_mosquitto():
+        return
+    for item in items:
+        marker = item.get_closest_marker("coremq_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "coremq-only behaviour"
+            item.add_marker(pytest.mark.skip(reason=f"mosquitto: {reason}"))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((helpers.HOST, 0))
+        return probe.getsockname()[1]
+
+
+class Broker:
+    """One broker process; owned by the fixture that started it, stopped at its teardown."""
+
+    def __init__(self, directory: Path, threads: int, options: dict):
+        self.directory = directory
+        self.threads = threads
+        self.options = dict(options)
+        self.kind = BROKER_KIND
+        self.port = None
+        self.process = None
+        self.log_path = directory / "broker.log"
+
+    def start(self):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = self._mosquitto_command() if is_mosquitto() else self._coremq_command()
+        # The broker writes straight into a file, so its output never fills a pipe.
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"broker exited with {self.process.returncode} during start:\n{self.log()}")
+            if self._ready():
+                return self
+            time.sleep(0.02)
+        self._kill()
+        raise AssertionError(f"broker not ready within {START_SECONDS} s:\n{self.log()}")
+
+    def _coremq_command(self):
+        if not os.access(COREMQ_BINARY, os.X_OK):
+            pytest.skip(f"no coremq binary at {COREMQ_BINARY} (set COREMQ_BINARY or "
+                        "COREMQ_TEST_BROKER=mosquitto)")
+        command = [COREMQ_BINARY, "--bind=127.0.0.1", "--port=0", f"--threads={self.threads}",
+                   "--log-level=info", "--pin-threads=false"]
+        for name, value in self.options.items():
+            command.append(f"--{name.replace('_', '-')}={value}")
+        return command
+
+    def _mosquitto_command(self):
+        self.port = free_port()
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+                 "persistence false", "log_dest stderr", "log_type all", "sys_interval 0"]
+        for name, value in self.options.items():
+            mosquitto_name = MOSQUITTO_OPTION_NAMES[name]
+            if mosquitto_name is None:
+                pytest.skip(f"mosquitto has no equivalent of --{name.replace('_', '-')}")
+            lines.append(f"{mosquitto_name} {value}")
+        config_path = self.directory / "mosquitto.conf"
+        config_path.write_text("\n".join(lines) + "\n")
+        return [MOSQUITTO_BINARY, "-c", str(config_path)]
+
+    def _ready(self) -> bool:
+        if is_mosquitto():
+            try:
+                socket.create_connection((helpers.HOST, self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.log())
+        if match is None:
+            return False
+        self.port = int(match.group(1))
+        return True
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, characters=4000) -> str:
+        return self.log()[-characters:]
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _kill(self):
+        if self.alive():
+            self.process.kill()
+            self.process.wait(STOP_SECONDS)
+
+    def stop(self):
+        """SIGTERM, then the broker must exit 0 within STOP_SECONDS with a clean log."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                raise AssertionError(f"broker did not exit within {STOP_SECONDS} s of SIGTERM:\n"
+                                     f"{self.log_tail()}")
+        return_code = self.process.returncode
+        assert return_code == 0, f"broker exited with {return_code}:\n{self.log_tail()}"
+        text = self.log()
+        for word in BAD_LOG_WORDS:
+            assert word not in text, f"broker log contains {word!r}:\n{self.log_tail()}"
+
+
+@pytest.fixture(scope="module", params=[1, 4], ids=["t1", "t4"])
+def threads(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def module_broker(request, threads, tmp_path_factory):
+    options = getattr(request.module, "BROKER_OPTIONS", {})
+    broker = Broker(tmp_path_factory.mktemp(f"broker-t{threads}"), threads, options)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def broker(module_broker):
+    """The module's broker; after each test it must still be running."""
+    yield module_broker
+    assert module_broker.alive(), f"broker died during the test:\n{module_broker.log_tail()}"
+
+
+@pytest.fixture
+def start_broker(threads, tmp_path):
+    """Factory for a broker with its own flags, e.g. start_broker(max_inflight=3)."""
+    started = []
+
+    def start(**options):
+        broker = Broker(tmp_path / f"broker{len(started)}", threads, options)
+        started.append(broker)
+        return broker.start()
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
+_unique_counter = itertools.count()
+
+
+class Names:
+    """Unique topics and client ids for one test, with ids placed on chosen shards."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.tag = f"{uuid.uuid4().hex[:8]}{next(_unique_counter)}"
+
+    def topic(self, suffix="") -> str:
+        root = f"it/{self.tag}"
+        return f"{root}/{suffix}" if suffix else root
+
+    def client(self, label: str, shard: int) -> str:
+        return helpers.client_id_on_shard(f"{label}-{self.tag}", shard, self.threads)
+
+    def sub(self, label="sub") -> str:
+        """Subscribers live on shard 1 (mod threads)."""
+        return self.client(label, 1)
+
+    def pub(self, label="pub") -> str:
+        """Publishers live on shard 2 (mod threads), away from the subscribers."""
+        return self.client(label, 2)
+
+
+@pytest.fixture
+def names(threads):
+    return Names(threads)
+
+
+class Clients:
+    """Creates clients and processes for one test and closes all of them afterwards."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.paho_clients = []
+        self.raw_clients = []
+        self.processes = []
+
+    def paho(self, client_id, clean_session=True, connect=True, broker=None, **kwargs):
+        client = helpers.PahoClient((broker or self.broker).port, client_id, clean_session,
+                                    **kwargs)
+        self.paho_clients.append(client)
+        if connect:
+            client.connect()
+        return client
+
+    def raw(self, client_id=None, clean_session=True, broker=None, **kwargs):
+        """A raw client; with client_id it has already sent CONNECT and read CONNACK 0."""
+        receive_buffer_bytes = kwargs.pop("receive_buffer_bytes", None)
+        client = helpers.RawClient((broker or self.broker).port, receive_buffer_bytes)
+        self.raw_clients.append(client)
+        if client_id is not None:
+            client.connect(client_id, clean_session, **kwargs)
+        return client
+
+    def process(self, arguments, **kwargs):
+        process = subprocess.Popen(arguments, stdin=kwargs.pop("stdin", subprocess.DEVNULL),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def close_all(self):
+        for client in self.paho_clients:
+            try:
+                client.disconnect(timeout=1)
+            except Exception:
+                pass
+        for client in self.raw_clients:
+            client.close()
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(5)
+            for stream in (process.stdout, process.stderr):
+                if stream:
+                    stream.close()
+
+
+@pytest.fixture
+def clients(request):
+    # Set up after start_broker so that clients are closed before its brokers stop.
+    request.getfixturevalue("start_broker")
+    broker_fixture = "broker" if "broker" in request.fixturenames else None
+    clients = Clients(request.getfixturevalue(broker_fixture) if broker_fixture else None)
+    yield clients
+    clients.close_all()
+
+
+@pytest.fixture(autouse=True)
+def test_time_bound():
+    """A last-resort bound: a test still running after TEST_SECONDS_MAX fails."""
+
+    def expire(signal_number, frame):
+        raise TimeoutError(f"test exceeded {TEST_SECONDS_MAX} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(TEST_SECONDS_MAX)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
