@@ -1,0 +1,47 @@
+// Topic validation and the reference matcher; see topic.h. Stateless, any thread.
+#include "topic/topic.h"
+
+namespace coremq::topic {
+
+bool is_valid_topic_name(std::string_view topic) {
+  if (topic.empty() || topic.size() > kTopicBytesMax) return false;
+  for (char c : topic) {
+    if (c == '+' || c == '#' || c == '\0') return false;
+  }
+  return true;
+}
+
+bool is_valid_topic_filter(std::string_view filter) {
+  if (filter.empty() || filter.size() > kTopicBytesMax) return false;
+  LevelCursor levels(filter);
+  while (levels.has_next()) {
+    std::string_view level = levels.next();
+    if (level.find('\0') != std::string_view::npos) return false;
+    if (level.find('+') != std::string_view::npos && level != "+") return false;
+    if (level.find('#') != std::string_view::npos) {
+      // '#' must be the whole level and the last one.
+      if (level != "#" || levels.has_next()) return false;
+    }
+  }
+  return true;
+}
+
+bool topic_matches(std::string_view filter, std::string_view topic) {
+  LevelCursor filter_levels(filter);
+  LevelCursor topic_levels(topic);
+  bool first_level = true;
+  while (filter_levels.has_next()) {
+    std::string_view filter_level = filter_levels.next();
+    bool is_wildcard = filter_level == "+" || filter_level == "#";
+    if (first_level && is_wildcard && is_dollar_topic(topic)) return false;
+    first_level = false;
+    // '#' takes the rest of the topic, including nothing at all ("a/#" matches "a").
+    if (filter_level == "#") return true;
+    if (!topic_levels.has_next()) return false;
+    std::string_view topic_level = topic_levels.next();
+    if (filter_level != "+" && filter_level != topic_level) return false;
+  }
+  return !topic_levels.has_next();
+}
+
+}  // namespace coremq::topic
