@@ -1,0 +1,106 @@
+// Flag definitions (each with the help text `coremq --help` prints) and their checks.
+#include "app/flags.h"
+
+#include <cstdint>
+#include <limits>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_format.h"
+
+ABSL_FLAG(std::string, bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6, numeric).");
+ABSL_FLAG(uint32_t, port, 1883, "TCP port for MQTT; 0 picks a free port (logged at start).");
+ABSL_FLAG(uint32_t, threads, 0, "Shards (event-loop threads); 0 = one per CPU this process may use.");
+ABSL_FLAG(bool, pin_threads, true, "Pin shard i to the i-th allowed CPU.");
+ABSL_FLAG(uint32_t, max_connections, 100000, "Connections held at once; more are accepted and closed at once.");
+ABSL_FLAG(uint32_t, max_packet_size, 1024 * 1024,
+          "Largest MQTT packet accepted from a client, in bytes (whole packet); larger closes the connection.");
+ABSL_FLAG(uint32_t, max_inflight, 64,
+          "QoS 1/2 messages sent to one client and not yet acknowledged (1..65535); also the most QoS 2 "
+          "messages a client may have awaiting PUBREL.");
+ABSL_FLAG(uint32_t, max_queued_messages, 1000,
+          "Messages waiting for one session beyond the in-flight window (offline or slow); when full the "
+          "oldest QoS 0 message is dropped first, then new messages.");
+ABSL_FLAG(uint32_t, max_client_output_bytes, 8 * 1024 * 1024,
+          "Bytes staged for one client's socket; past this QoS 0 messages to that client are dropped.");
+ABSL_FLAG(uint32_t, connect_timeout, 10, "Seconds a new connection may take to send CONNECT.");
+ABSL_FLAG(uint32_t, max_client_id_length, 256, "Longest client id accepted, in bytes (up to 65535).");
+ABSL_FLAG(uint32_t, max_subscriptions_per_session, 1000, "Subscriptions one session may hold.");
+ABSL_FLAG(uint32_t, max_retained_messages, 100000, "Retained messages kept; new retained topics past it are not stored.");
+ABSL_FLAG(uint32_t, max_sessions, 1000000, "Sessions one shard holds (online and offline).");
+ABSL_FLAG(uint32_t, ring_entries, 4096, "io_uring submission queue entries per shard.");
+ABSL_FLAG(uint32_t, receive_buffer_size, 16384, "Bytes per provided receive buffer.");
+ABSL_FLAG(uint32_t, receive_buffer_count, 1024, "Provided receive buffers per shard (rounded up to a power of two).");
+ABSL_FLAG(uint32_t, cross_shard_queue_capacity, 65536,
+          "Items each shard may have waiting for each other shard; past it QoS 0 forwards are dropped.");
+ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning, error, none.");
+
+namespace coremq::app {
+
+std::vector<std::string> normalize_flag_spelling(int argc, char** argv) {
+  std::vector<std::string> arguments;
+  arguments.reserve(static_cast<size_t>(argc));
+  bool flags_ended = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string argument = argv[i];
+    if (argument == "--") flags_ended = true;
+    if (i > 0 && !flags_ended && argument.size() > 2 && argument[0] == '-') {
+      size_t name_start = argument[1] == '-' ? 2 : 1;
+      size_t name_end = argument.find('=');
+      if (name_end == std::string::npos) name_end = argument.size();
+      for (size_t j = name_start; j < name_end; ++j) {
+        if (argument[j] == '-') argument[j] = '_';
+      }
+    }
+    arguments.push_back(std::move(argument));
+  }
+  return arguments;
+}
+
+namespace {
+bool in_range(const char* name, uint32_t value, uint32_t low, uint32_t high, std::string* error) {
+  if (value >= low && value <= high) return true;
+  *error = absl::StrFormat("--%s=%u is out of range [%u, %u]", name, value, low, high);
+  return false;
+}
+}  // namespace
+
+bool options_from_flags(Options* options, std::string* error) {
+  options->bind_address = absl::GetFlag(FLAGS_bind);
+  uint32_t port = absl::GetFlag(FLAGS_port);
+  if (!in_range("port", port, 0, 65535, error)) return false;
+  options->port = static_cast<uint16_t>(port);
+  options->threads = absl::GetFlag(FLAGS_threads);
+  if (!in_range("threads", options->threads, 0, 256, error)) return false;
+  options->pin_threads = absl::GetFlag(FLAGS_pin_threads);
+  options->max_connections = absl::GetFlag(FLAGS_max_connections);
+  if (!in_range("max-connections", options->max_connections, 1, 50'000'000, error)) return false;
+  options->max_packet_size = absl::GetFlag(FLAGS_max_packet_size);
+  if (!in_range("max-packet-size", options->max_packet_size, 64, 268'435'460, error)) return false;
+  options->max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  if (!in_range("max-inflight", options->max_inflight, 1, 65535, error)) return false;
+  options->max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
+  options->max_client_output_bytes = absl::GetFlag(FLAGS_max_client_output_bytes);
+  if (!in_range("max-client-output-bytes", options->max_client_output_bytes, 1024,
+                std::numeric_limits<uint32_t>::max(), error))
+    return false;
+  options->connect_timeout_seconds = absl::GetFlag(FLAGS_connect_timeout);
+  if (!in_range("connect-timeout", options->connect_timeout_seconds, 1, 3600, error)) return false;
+  options->max_client_id_length = absl::GetFlag(FLAGS_max_client_id_length);
+  if (!in_range("max-client-id-length", options->max_client_id_length, 23, 65535, error)) return false;
+  options->max_subscriptions_per_session = absl::GetFlag(FLAGS_max_subscriptions_per_session);
+  options->max_retained_messages = absl::GetFlag(FLAGS_max_retained_messages);
+  options->max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  if (!in_range("max-sessions", options->max_sessions, 1, std::numeric_limits<uint32_t>::max(), error)) return false;
+  options->ring_entries = absl::GetFlag(FLAGS_ring_entries);
+  if (!in_range("ring-entries", options->ring_entries, 64, 32768, error)) return false;
+  options->receive_buffer_size = absl::GetFlag(FLAGS_receive_buffer_size);
+  if (!in_range("receive-buffer-size", options->receive_buffer_size, 512, 1 << 20, error)) return false;
+  options->receive_buffer_count = absl::GetFlag(FLAGS_receive_buffer_count);
+  if (!in_range("receive-buffer-count", options->receive_buffer_count, 16, 32768, error)) return false;
+  options->cross_shard_queue_capacity = absl::GetFlag(FLAGS_cross_shard_queue_capacity);
+  if (!in_range("cross-shard-queue-capacity", options->cross_shard_queue_capacity, 64, 1 << 24, error)) return false;
+  options->log_level = absl::GetFlag(FLAGS_log_level);
+  return true;
+}
+
+}  // namespace coremq::app

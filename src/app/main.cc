@@ -1,0 +1,65 @@
+// The coremq binary: flags -> Options, start the broker, wait for SIGINT/SIGTERM,
+// stop gracefully. Everything else lives in the library.
+#include <mimalloc.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "app/flags.h"
+#include "base/log.h"
+#include "coremq/broker.h"
+
+int main(int argc, char** argv) {
+  // --help lists the broker's own flags (those defined under src/app/), not Abseil's.
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view path) { return path.find("app/flags") != absl::string_view::npos; };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  usage_config.version_string = [] { return std::string("coremq 0.1.0\n"); };
+  absl::SetFlagsUsageConfig(usage_config);
+  absl::SetProgramUsageMessage(
+      "a thread-per-core MQTT broker.\n"
+      "Usage: coremq [--flag=value ...]   (flags may be written --max-connections or --max_connections)");
+  std::vector<std::string> arguments = coremq::app::normalize_flag_spelling(argc, argv);
+  std::vector<char*> pointers;
+  for (std::string& argument : arguments) pointers.push_back(argument.data());
+  std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(pointers.size()), pointers.data());
+  if (positional.size() > 1) {
+    std::fprintf(stderr, "coremq: unexpected argument '%s' (see --help)\n", positional[1]);
+    return 2;
+  }
+
+  coremq::Options options;
+  std::string error;
+  if (!coremq::app::options_from_flags(&options, &error)) {
+    std::fprintf(stderr, "coremq: %s\n", error.c_str());
+    return 2;
+  }
+
+  // Signals are taken by sigwait below, never by a shard thread: block them before
+  // any thread starts so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  coremq::Broker broker(options);
+  if (!broker.start(&error)) {
+    std::fprintf(stderr, "coremq: %s\n", error.c_str());
+    return 1;
+  }
+  LOG_DEBUG("allocator: mimalloc %d", mi_version());
+  int received = 0;
+  sigwait(&signals, &received);
+  LOG_INFO("received %s, shutting down", received == SIGINT ? "SIGINT" : "SIGTERM");
+  broker.stop();
+  broker.wait();
+  LOG_INFO("stopped");
+  return 0;
+}

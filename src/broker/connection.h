@@ -1,0 +1,55 @@
+// One client's TCP connection on the shard that owns it. Created by the shard's I/O
+// loop on accept (or on adoption from another shard), destroyed by that loop once the
+// socket is closed and no io_uring operation refers to it any more. The protocol
+// fields are driven by ShardState; the I/O fields only by the shard loop.
+// Single-threaded: only the owning shard's thread touches a Connection.
+#pragma once
+
+#include <cstdint>
+
+#include "base/byte_buffer.h"
+#include "mqtt/packet.h"
+
+namespace coremq::broker {
+
+struct Session;
+
+enum class ConnectionState : uint8_t {
+  kAwaitingConnect,  // accepted, reading CONNECT
+  kHandingOff,       // CONNECT read, moving to the client id's owner shard
+  kConnected,        // CONNACK sent, attached to a session
+  kClosing,          // protocol side finished; waiting for the socket's operations to end
+};
+
+struct Connection {
+  int fd = -1;
+  ConnectionState state = ConnectionState::kAwaitingConnect;
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
+  uint16_t keep_alive_seconds = 0;
+  // Set once DISCONNECT arrived: the will is discarded and the close is not an error.
+  bool clean_disconnect = false;
+  Session* session = nullptr;
+
+  int64_t accepted_at_ms = 0;
+  int64_t last_packet_at_ms = 0;
+
+  // Bytes of an incomplete packet (and, before CONNECT, everything read so far).
+  base::ByteBuffer input;
+  // Bytes waiting for the next send, gathered from every message of this loop turn.
+  base::ByteBuffer output;
+  // Bytes the kernel is sending now; never touched until that send completes.
+  base::ByteBuffer sending;
+
+  // I/O bookkeeping, owned by the shard loop.
+  uint32_t operations_in_flight = 0;
+  bool receive_armed = false;
+  bool receive_multishot = false;
+  bool send_in_flight = false;
+  bool queued_for_flush = false;
+  bool close_after_flush = false;
+  bool socket_shut_down = false;
+  // Position in the shard's connection table, for O(1) removal.
+  uint32_t table_index = 0;
+};
+
+}  // namespace coremq::broker

@@ -1,0 +1,39 @@
+// What shards tell each other through the per-pair SPSC rings. An item is two words
+// so a batch of them moves through a ring with a few cache lines; anything bigger
+// travels by pointer, and ownership of the pointee passes with the item (the
+// receiver frees it, or for a Message drops the reference it was given).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/byte_buffer.h"
+
+namespace coremq::broker {
+
+// A connection whose CONNECT named a client id owned by another shard: the socket and
+// every byte read from it so far (the CONNECT itself and whatever followed).
+struct ConnectionHandoff {
+  int fd = -1;
+  int64_t accepted_at_ms = 0;
+  base::ByteBuffer input;
+};
+
+// A filter that became (or stopped being) subscribed on the sending shard.
+struct InterestChange {
+  std::string filter;
+};
+
+struct CrossShardItem {
+  enum class Kind : uint8_t {
+    kPublish,          // pointer: Message*, one reference owned by the item
+    kInterestAdd,      // pointer: InterestChange*
+    kInterestRemove,   // pointer: InterestChange*
+    kAdoptConnection,  // pointer: ConnectionHandoff*
+  };
+  Kind kind = Kind::kPublish;
+  uint32_t from_shard = 0;
+  void* pointer = nullptr;
+};
+
+}  // namespace coremq::broker

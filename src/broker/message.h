@@ -1,0 +1,109 @@
+// An application message on its way through the broker: topic, payload, QoS and retain
+// flag, allocated once when a PUBLISH (or a will) enters the broker and shared by
+// reference count by every shard, queue and subscriber that holds it. Immutable after
+// creation, so any shard may read it; the count is atomic because references cross
+// shards through the SPSC rings. Freed by whichever holder drops the last reference.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string_view>
+#include <utility>
+
+#include "base/assert.h"
+
+namespace coremq::broker {
+
+class Message {
+ public:
+  // One allocation holds the header, the topic and the payload.
+  static Message* create(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                         uint32_t origin_shard) {
+    COREMQ_ASSERT(qos <= 2);
+    COREMQ_ASSERT(topic.size() <= 0xFFFF);
+    void* memory = std::malloc(sizeof(Message) + topic.size() + payload.size());
+    COREMQ_ASSERT_MSG(memory != nullptr, "out of memory");
+    auto* message = new (memory) Message();
+    message->topic_size_ = static_cast<uint16_t>(topic.size());
+    message->payload_size_ = static_cast<uint32_t>(payload.size());
+    message->qos_ = qos;
+    message->retain_ = retain;
+    message->origin_shard_ = origin_shard;
+    std::memcpy(message->bytes(), topic.data(), topic.size());
+    if (!payload.empty()) std::memcpy(message->bytes() + topic.size(), payload.data(), payload.size());
+    return message;
+  }
+
+  std::string_view topic() const { return {bytes(), topic_size_}; }
+  std::string_view payload() const { return {bytes() + topic_size_, payload_size_}; }
+  uint8_t qos() const { return qos_; }
+  bool retain() const { return retain_; }
+  uint32_t origin_shard() const { return origin_shard_; }
+  size_t memory_size() const { return sizeof(Message) + topic_size_ + payload_size_; }
+
+  void add_reference() { references_.fetch_add(1, std::memory_order_relaxed); }
+  void drop_reference() {
+    uint32_t before = references_.fetch_sub(1, std::memory_order_acq_rel);
+    COREMQ_ASSERT(before >= 1);
+    if (before == 1) {
+      this->~Message();
+      std::free(this);
+    }
+  }
+
+ private:
+  Message() = default;
+  char* bytes() { return reinterpret_cast<char*>(this + 1); }
+  const char* bytes() const { return reinterpret_cast<const char*>(this + 1); }
+
+  std::atomic<uint32_t> references_{1};
+  uint32_t payload_size_ = 0;
+  uint32_t origin_shard_ = 0;
+  uint16_t topic_size_ = 0;
+  uint8_t qos_ = 0;
+  bool retain_ = false;
+};
+
+// An owning handle to a Message. Moves are free; copies touch the atomic count.
+class MessageRef {
+ public:
+  MessageRef() = default;
+  // Adopts a reference the caller already owns (a fresh Message, or one popped from a ring).
+  static MessageRef adopt(Message* message) {
+    MessageRef ref;
+    ref.message_ = message;
+    return ref;
+  }
+  MessageRef(const MessageRef& other) : message_(other.message_) {
+    if (message_) message_->add_reference();
+  }
+  MessageRef& operator=(const MessageRef& other) {
+    MessageRef copy(other);
+    std::swap(message_, copy.message_);
+    return *this;
+  }
+  MessageRef(MessageRef&& other) noexcept : message_(std::exchange(other.message_, nullptr)) {}
+  MessageRef& operator=(MessageRef&& other) noexcept {
+    std::swap(message_, other.message_);
+    return *this;
+  }
+  ~MessageRef() {
+    if (message_) message_->drop_reference();
+  }
+
+  // Gives up ownership without dropping the reference (to pass it through a ring).
+  Message* release() { return std::exchange(message_, nullptr); }
+
+  const Message* get() const { return message_; }
+  const Message* operator->() const { return message_; }
+  const Message& operator*() const { return *message_; }
+  explicit operator bool() const { return message_ != nullptr; }
+
+ private:
+  Message* message_ = nullptr;
+};
+
+}  // namespace coremq::broker

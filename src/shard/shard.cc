@@ -1,0 +1,542 @@
+// The shard event loop; see shard.h. Everything here runs on the shard's thread
+// except request_stop().
+#include "shard/shard.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/assert.h"
+#include "base/log.h"
+
+namespace coremq::shard {
+
+using broker::Connection;
+using broker::ConnectionState;
+using broker::CrossShardItem;
+
+namespace {
+constexpr int64_t kTickIntervalMs = 250;
+constexpr int64_t kIdleSweepIntervalMs = 1000;
+constexpr int64_t kShutdownGraceMs = 3000;
+// Items taken from one inbound ring per turn, so one busy peer cannot starve the sockets.
+constexpr size_t kInboundBatchMax = 4096;
+// A connection whose send buffers are idle gives their memory back past this size at
+// once, and entirely at the next idle sweep.
+constexpr size_t kRetainedSendBufferMax = 64 * 1024;
+}  // namespace
+
+Shard::Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, SharedState& shared, int listen_fd)
+    : shard_id_(shard_id), shard_count_(shard_count), options_(options), shared_(shared), listen_fd_(listen_fd) {
+  event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  COREMQ_ASSERT_MSG(event_fd_ >= 0, "eventfd failed");
+  staged_.resize(shard_count);
+  peer_needs_wake_.resize(shard_count, false);
+}
+
+Shard::~Shard() {
+  COREMQ_ASSERT(!thread_.joinable());
+  if (event_fd_ >= 0) ::close(event_fd_);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+}
+
+void Shard::set_peers(std::vector<Peer> peers, std::vector<CrossShardRing*> inbound) {
+  COREMQ_ASSERT(peers.size() == shard_count_ && inbound.size() == shard_count_);
+  peers_ = std::move(peers);
+  inbound_ = std::move(inbound);
+}
+
+void Shard::start(int cpu) {
+  thread_ = std::thread([this, cpu] { run(cpu); });
+}
+
+void Shard::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Shard::request_stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  ssize_t written = ::write(event_fd_, &one, sizeof(one));
+  (void)written;  // a full eventfd counter already means "wake up"
+}
+
+void Shard::run(int cpu) {
+  base::set_log_thread_shard(static_cast<int>(shard_id_));
+  char name[16];
+  std::snprintf(name, sizeof(name), "coremq-shard%u", shard_id_);
+  pthread_setname_np(pthread_self(), name);
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
+      LOG_WARNING("could not pin to CPU %d; running unpinned", cpu);
+    }
+  }
+  bool ok = set_up();
+  if (!ok) {
+    LOG_ERROR("shard start-up failed: %s", startup_error_);
+    shared_.shards_failed.fetch_add(1);
+  }
+  shared_.shards_ready.fetch_add(1, std::memory_order_acq_rel);
+  // Every shard must be able to receive before any accepts a client that may be handed over.
+  while (shared_.shards_ready.load(std::memory_order_acquire) < shard_count_) std::this_thread::yield();
+  if (!ok || shared_.shards_failed.load() > 0) return;
+  loop();
+}
+
+bool Shard::set_up() {
+  if (!ring_.init(options_.ring_entries, &startup_error_)) return false;
+  if (!buffers_.init(ring_, /*group_id=*/0, options_.receive_buffer_count, options_.receive_buffer_size,
+                     &startup_error_)) {
+    startup_error_ += " (provided buffer rings need Linux 5.19 or later)";
+    return false;
+  }
+  state_ = std::make_unique<broker::ShardState>(shard_id_, shard_count_, options_, *this);
+  update_clock();
+  next_tick_ms_ = now_ms_ + kTickIntervalMs;
+  next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
+  arm_accept();
+  arm_eventfd();
+  LOG_DEBUG("ring ready: defer_taskrun=%d msg_ring=%d multishot accept=%d recv=%d", ring_.features().defer_taskrun,
+            ring_.features().msg_ring, ring_.features().multishot_accept, ring_.features().recv_multishot);
+  return true;
+}
+
+void Shard::update_clock() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  now_ms_ = int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1000000;
+}
+
+void Shard::loop() {
+  for (;;) {
+    enter_kernel();
+    update_clock();
+    unsigned head = 0;
+    unsigned count = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(ring_.raw(), head, cqe) {
+      handle_completion(cqe);
+      ++count;
+    }
+    io_uring_cq_advance(ring_.raw(), count);
+    drain_inbound();
+    if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
+    if (now_ms_ >= next_tick_ms_) tick();
+    end_of_turn();
+    if (stopping_ && (connections_.empty() || now_ms_ >= shutdown_deadline_ms_)) break;
+  }
+  // Leave nothing behind: sockets still open past the grace period are closed, and
+  // whatever other shards sent is dropped (references released, handed-off fds closed).
+  for (Connection* connection : connections_) ::close(connection->fd);
+  connections_.clear();
+  drain_inbound();
+  LOG_DEBUG("shard stopped");
+}
+
+void Shard::enter_kernel() {
+  // Blocking is safe only if no peer can have pushed without seeing sleeping_ set.
+  sleeping_.store(true, std::memory_order_seq_cst);
+  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0) {
+    sleeping_.store(false, std::memory_order_relaxed);
+    int result = io_uring_submit_and_get_events(ring_.raw());
+    if (result < 0 && result != -EINTR && result != -EBUSY) LOG_WARNING("io_uring submit: %s", std::strerror(-result));
+    return;
+  }
+  int64_t wait_ms = std::max<int64_t>(1, next_tick_ms_ - now_ms_);
+  __kernel_timespec timeout{};
+  timeout.tv_sec = wait_ms / 1000;
+  timeout.tv_nsec = (wait_ms % 1000) * 1000000;
+  io_uring_cqe* cqe = nullptr;
+  int result = io_uring_submit_and_wait_timeout(ring_.raw(), &cqe, 1, &timeout, nullptr);
+  if (result < 0 && result != -ETIME && result != -EINTR && result != -EBUSY) {
+    LOG_WARNING("io_uring wait: %s", std::strerror(-result));
+  }
+  sleeping_.store(false, std::memory_order_relaxed);
+}
+
+bool Shard::inbound_empty() const {
+  for (uint32_t peer = 0; peer < shard_count_; ++peer) {
+    if (peer != shard_id_ && !inbound_[peer]->empty()) return false;
+  }
+  return true;
+}
+
+void Shard::handle_completion(const io_uring_cqe* cqe) {
+  uint64_t data = cqe->user_data;
+  auto tag = static_cast<Tag>(data & 7);
+  void* pointer = reinterpret_cast<void*>(data & ~uint64_t{7});
+  switch (tag) {
+    case Tag::kAccept: on_accept(cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0); break;
+    case Tag::kReceive: on_receive(static_cast<Connection*>(pointer), cqe); break;
+    case Tag::kSend: on_send(static_cast<Connection*>(pointer), cqe->res); break;
+    case Tag::kEventfd: on_eventfd(); break;
+    case Tag::kWake: break;  // a peer's MSG_RING: its items are drained below
+    case Tag::kIgnore: break;
+  }
+}
+
+// ---- accepting -------------------------------------------------------------
+
+void Shard::arm_accept() {
+  if (listen_fd_ < 0 || stopping_) return;
+  io_uring_sqe* sqe = ring_.next_sqe();
+  if (ring_.features().multishot_accept) {
+    io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  } else {
+    io_uring_prep_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  }
+  io_uring_sqe_set_data64(sqe, user_data(this, Tag::kAccept));
+  accept_armed_ = true;
+}
+
+void Shard::on_accept(int result, bool more) {
+  if (!more) accept_armed_ = false;
+  if (result < 0) {
+    // EMFILE/ENFILE: out of descriptors; the multishot accept ends and is re-armed next tick.
+    if (result != -ECANCELED && result != -EINVAL) LOG_WARNING("accept failed: %s", std::strerror(-result));
+    return;
+  }
+  int fd = result;
+  if (stopping_) {
+    ::close(fd);
+    return;
+  }
+  uint32_t before = shared_.connections_total.fetch_add(1, std::memory_order_relaxed);
+  if (before >= options_.max_connections) {
+    shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    ++state_->counters().connections_refused_limit;
+    LOG_WARNING("refusing a connection: --max-connections=%u reached", options_.max_connections);
+    ::close(fd);
+    return;
+  }
+  int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+  Connection* connection = open_connection(fd, now_ms_);
+  state_->on_connection_opened(connection);
+  arm_receive(connection);
+  if (!more) arm_accept();
+}
+
+Connection* Shard::open_connection(int fd, int64_t accepted_at_ms) {
+  auto* connection = new Connection();
+  connection->fd = fd;
+  connection->accepted_at_ms = accepted_at_ms;
+  connections_.insert(connection);
+  return connection;
+}
+
+// ---- receiving -------------------------------------------------------------
+
+void Shard::arm_receive(Connection* connection) {
+  COREMQ_ASSERT(!connection->receive_armed);
+  if (connection->state == ConnectionState::kClosing || connection->state == ConnectionState::kHandingOff) return;
+  io_uring_sqe* sqe = ring_.next_sqe();
+  // Until CONNECT is handled, one receive at a time: the connection may still move to
+  // another shard, and no receive of this ring may be pending on it when it does.
+  bool multishot = connection->state == ConnectionState::kConnected && ring_.features().recv_multishot;
+  if (multishot) {
+    io_uring_prep_recv_multishot(sqe, connection->fd, nullptr, 0, 0);
+  } else {
+    io_uring_prep_recv(sqe, connection->fd, nullptr, 0, 0);
+  }
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_.group_id();
+  io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kReceive));
+  connection->receive_armed = true;
+  connection->receive_multishot = multishot;
+  ++connection->operations_in_flight;
+}
+
+void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
+  bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  if (!more) {
+    connection->receive_armed = false;
+    COREMQ_ASSERT(connection->operations_in_flight > 0);
+    --connection->operations_in_flight;
+  }
+  int result = cqe->res;
+  if (result > 0) {
+    COREMQ_ASSERT(cqe->flags & IORING_CQE_F_BUFFER);
+    auto buffer_id = static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    state_->on_bytes(connection, {buffers_.buffer(buffer_id), static_cast<size_t>(result)});
+    buffers_.recycle(buffer_id);
+    if (!connection->receive_armed) rearm_list_.push_back(connection);
+  } else if (result == -ENOBUFS) {
+    // Every receive buffer is queued in this turn's work: re-arm once they are back.
+    rearm_list_.push_back(connection);
+  } else {
+    if (result < 0 && result != -ECONNRESET && result != -ECANCELED && result != -EPIPE) {
+      LOG_DEBUG("receive on fd %d: %s", connection->fd, std::strerror(-result));
+    }
+    state_->on_transport_closed(connection);
+  }
+  maybe_release(connection);
+}
+
+// ---- sending ---------------------------------------------------------------
+
+void Shard::request_flush(Connection* connection) {
+  if (connection->queued_for_flush) return;
+  connection->queued_for_flush = true;
+  flush_list_.push_back(connection);
+}
+
+void Shard::flush_sends() {
+  // Index loop: start_send never adds to the list, but on_output_drained callbacks elsewhere may.
+  for (size_t i = 0; i < flush_list_.size(); ++i) {
+    Connection* connection = flush_list_[i];
+    connection->queued_for_flush = false;
+    if (connection->socket_shut_down) continue;
+    if (!connection->send_in_flight && !connection->output.empty()) start_send(connection);
+    if (connection->close_after_flush && !connection->send_in_flight && connection->output.empty()) {
+      shut_down_socket(connection);
+    }
+  }
+  flush_list_.clear();
+}
+
+void Shard::start_send(Connection* connection) {
+  COREMQ_ASSERT(!connection->send_in_flight);
+  COREMQ_ASSERT(connection->sending.empty());
+  connection->sending.swap(connection->output);
+  io_uring_sqe* sqe = ring_.next_sqe();
+  io_uring_prep_send(sqe, connection->fd, connection->sending.data(), connection->sending.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kSend));
+  connection->send_in_flight = true;
+  ++connection->operations_in_flight;
+}
+
+void Shard::on_send(Connection* connection, int result) {
+  COREMQ_ASSERT(connection->send_in_flight && connection->operations_in_flight > 0);
+  connection->send_in_flight = false;
+  --connection->operations_in_flight;
+  if (result < 0) {
+    connection->sending.clear();
+    if (result != -EPIPE && result != -ECONNRESET) LOG_DEBUG("send on fd %d: %s", connection->fd, std::strerror(-result));
+    state_->on_transport_closed(connection);
+    if (connection->close_after_flush) shut_down_socket(connection);
+    maybe_release(connection);
+    return;
+  }
+  auto sent = static_cast<size_t>(result);
+  if (sent < connection->sending.size()) {
+    // A short send: the rest goes first, before anything gathered since.
+    connection->sending.consume_front(sent);
+    if (!connection->output.empty()) {
+      connection->sending.append(connection->output.span());
+      connection->output.clear();
+    }
+    connection->output.swap(connection->sending);
+    request_flush(connection);
+    return;
+  }
+  connection->sending.clear();
+  if (connection->sending.capacity() > kRetainedSendBufferMax) connection->sending.shrink();
+  if (connection->state == ConnectionState::kConnected) state_->on_output_drained(connection);
+  if (!connection->output.empty() || connection->close_after_flush) request_flush(connection);
+  maybe_release(connection);
+}
+
+// ---- closing and releasing ---------------------------------------------------
+
+void Shard::close_connection(Connection* connection, bool flush_first) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kClosing);
+  if (flush_first && (connection->send_in_flight || !connection->output.empty())) {
+    connection->close_after_flush = true;
+    request_flush(connection);
+    return;
+  }
+  shut_down_socket(connection);
+}
+
+void Shard::shut_down_socket(Connection* connection) {
+  if (connection->socket_shut_down) return;
+  connection->socket_shut_down = true;
+  // shutdown() ends the pending receive (it completes with 0) and any send; the fd
+  // itself is closed only once no operation refers to it, so it cannot be reused
+  // under an operation still in the kernel.
+  ::shutdown(connection->fd, SHUT_RDWR);
+  if (connection->receive_armed) {
+    io_uring_sqe* sqe = ring_.next_sqe();
+    io_uring_prep_cancel64(sqe, user_data(connection, Tag::kReceive), 0);
+    io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
+  }
+  maybe_release(connection);
+}
+
+void Shard::maybe_release(Connection* connection) {
+  bool done = connection->state == ConnectionState::kClosing && connection->socket_shut_down &&
+              connection->operations_in_flight == 0;
+  bool handed_off = connection->state == ConnectionState::kHandingOff && connection->fd < 0;
+  if (!done && !handed_off) return;
+  if (!connections_.contains(connection)) return;  // already on the release list
+  connections_.erase(connection);
+  release_list_.push_back(connection);
+}
+
+void Shard::hand_off_connection(Connection* connection, uint32_t target_shard) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kHandingOff);
+  COREMQ_ASSERT(connection->operations_in_flight == 0);  // one receive at a time before CONNECT
+  auto* handoff = new broker::ConnectionHandoff();
+  handoff->fd = connection->fd;
+  handoff->accepted_at_ms = connection->accepted_at_ms;
+  handoff->input = std::move(connection->input);
+  connection->fd = -1;
+  post(target_shard, CrossShardItem{CrossShardItem::Kind::kAdoptConnection, shard_id_, handoff});
+  maybe_release(connection);
+}
+
+void Shard::adopt(broker::ConnectionHandoff* handoff) {
+  std::unique_ptr<broker::ConnectionHandoff> owned(handoff);
+  if (stopping_) {
+    ::close(handoff->fd);
+    shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  Connection* connection = open_connection(handoff->fd, handoff->accepted_at_ms);
+  state_->on_connection_opened(connection);
+  state_->on_bytes(connection, handoff->input.span());
+  if (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kConnected) {
+    arm_receive(connection);
+  }
+  maybe_release(connection);
+}
+
+// ---- cross-shard -------------------------------------------------------------
+
+void Shard::post(uint32_t target_shard, CrossShardItem item) {
+  COREMQ_ASSERT(target_shard < shard_count_ && target_shard != shard_id_);
+  auto& staged = staged_[target_shard];
+  if (staged.size() >= options_.cross_shard_queue_capacity && item.kind == CrossShardItem::Kind::kPublish &&
+      static_cast<broker::Message*>(item.pointer)->qos() == 0) {
+    // The peer is far behind: a QoS 0 message may be dropped (counted); anything
+    // else is kept, because it was acknowledged or changes routing.
+    ++state_->counters().cross_shard_queue_full;
+    static_cast<broker::Message*>(item.pointer)->drop_reference();
+    return;
+  }
+  staged.push_back(item);
+}
+
+void Shard::flush_cross_shard() {
+  bool pushed_any = false;
+  for (uint32_t target = 0; target < shard_count_; ++target) {
+    auto& staged = staged_[target];
+    if (staged.empty()) continue;
+    size_t pushed = peers_[target].outbound->try_push_batch(staged.begin(), staged.end());
+    staged.erase(staged.begin(), staged.begin() + static_cast<std::ptrdiff_t>(pushed));
+    if (pushed > 0) {
+      peer_needs_wake_[target] = true;
+      pushed_any = true;
+    }
+  }
+  if (!pushed_any) return;
+  // Pairs with the fence implied by the peer's seq_cst store to sleeping_.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (uint32_t target = 0; target < shard_count_; ++target) {
+    if (!peer_needs_wake_[target]) continue;
+    peer_needs_wake_[target] = false;
+    Shard* peer = peers_[target].shard;
+    if (peer->sleeping_.load(std::memory_order_relaxed) && peer->sleeping_.exchange(false)) wake(peer);
+  }
+}
+
+void Shard::wake(Shard* peer) {
+  if (ring_.features().msg_ring) {
+    // A completion posted straight into the peer's ring wakes its wait, with no extra
+    // syscall: it goes out with this turn's submissions.
+    io_uring_sqe* sqe = ring_.next_sqe();
+    io_uring_prep_msg_ring(sqe, peer->ring_.fd(), 0, user_data(nullptr, Tag::kWake), 0);
+    io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
+    return;
+  }
+  uint64_t one = 1;
+  ssize_t written = ::write(peer->event_fd_, &one, sizeof(one));
+  (void)written;
+}
+
+void Shard::drain_inbound() {
+  for (uint32_t from = 0; from < shard_count_; ++from) {
+    if (from == shard_id_) continue;
+    inbound_[from]->drain(
+        [this](CrossShardItem&& item) {
+          if (item.kind == CrossShardItem::Kind::kAdoptConnection) {
+            adopt(static_cast<broker::ConnectionHandoff*>(item.pointer));
+          } else if (state_) {
+            state_->on_cross_shard(item);
+          }
+        },
+        kInboundBatchMax);
+  }
+}
+
+// ---- eventfd, ticks, end of turn ---------------------------------------------
+
+void Shard::arm_eventfd() {
+  io_uring_sqe* sqe = ring_.next_sqe();
+  io_uring_prep_read(sqe, event_fd_, &eventfd_value_, sizeof(eventfd_value_), 0);
+  io_uring_sqe_set_data64(sqe, user_data(this, Tag::kEventfd));
+}
+
+void Shard::on_eventfd() { arm_eventfd(); }
+
+void Shard::tick() {
+  next_tick_ms_ = now_ms_ + kTickIntervalMs;
+  state_->on_tick(now_ms_);
+  if (!accept_armed_) arm_accept();
+  if (now_ms_ >= next_idle_sweep_ms_) {
+    next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
+    // Idle connections hold no buffers: an idle fleet costs only its bookkeeping.
+    for (Connection* connection : connections_) {
+      if (!connection->send_in_flight && connection->output.empty()) {
+        connection->sending.shrink();
+        connection->output.shrink();
+      }
+    }
+  }
+}
+
+void Shard::end_of_turn() {
+  flush_sends();
+  flush_cross_shard();
+  buffers_.publish();
+  for (Connection* connection : rearm_list_) {
+    if (!connection->receive_armed && !connection->socket_shut_down &&
+        (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kConnected)) {
+      arm_receive(connection);
+    }
+  }
+  rearm_list_.clear();
+  for (Connection* connection : release_list_) {
+    if (connection->fd >= 0) {
+      ::close(connection->fd);
+      shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    }
+    delete connection;
+  }
+  release_list_.clear();
+}
+
+void Shard::begin_shutdown() {
+  stopping_ = true;
+  shutdown_deadline_ms_ = now_ms_ + kShutdownGraceMs;
+  if (accept_armed_) {
+    io_uring_sqe* sqe = ring_.next_sqe();
+    io_uring_prep_cancel64(sqe, user_data(this, Tag::kAccept), 0);
+    io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
+  }
+  state_->on_shutdown();
+}
+
+}  // namespace coremq::shard

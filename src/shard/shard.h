@@ -1,0 +1,141 @@
+// One shard: a thread pinned to a CPU running one io_uring event loop that owns a set
+// of connections and everything MQTT about them (its ShardState). Each turn of the
+// loop enters the kernel once (submit + wait), reaps every completion, drains the
+// rings from the other shards, then sends each connection's gathered output with one
+// send and pushes staged cross-shard items in one batch per peer.
+// A Shard is created and started by BrokerImpl; every method other than the
+// constructor, request_stop() and wake_from_outside() runs on the shard's own thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "base/spsc_ring.h"
+#include "broker/connection.h"
+#include "broker/cross_shard.h"
+#include "broker/shard_state.h"
+#include "coremq/options.h"
+#include "io/buffer_ring.h"
+#include "io/ring.h"
+
+namespace coremq::shard {
+
+using CrossShardRing = base::SpscRing<broker::CrossShardItem>;
+
+// What a shard knows of each other shard: the ring it writes to it, and how to wake it.
+struct Peer {
+  CrossShardRing* outbound = nullptr;
+  class Shard* shard = nullptr;
+};
+
+// Shared by all shards, owned by BrokerImpl, outliving every shard thread.
+struct SharedState {
+  std::atomic<uint32_t> connections_total{0};
+  std::atomic<uint32_t> shards_ready{0};
+  std::atomic<uint32_t> shards_failed{0};
+};
+
+class Shard final : public broker::IoPort {
+ public:
+  Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, SharedState& shared, int listen_fd);
+  ~Shard() override;
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Wiring, before start(): rings between every ordered pair of shards.
+  void set_peers(std::vector<Peer> peers, std::vector<CrossShardRing*> inbound);
+
+  // Starts the thread; it sets up its ring, then waits until every shard is ready.
+  void start(int cpu);
+  void join();
+
+  // Any thread: ask the loop to stop (graceful close of every connection).
+  void request_stop();
+
+  // IoPort (shard thread only).
+  void request_flush(broker::Connection* connection) override;
+  void close_connection(broker::Connection* connection, bool flush_first) override;
+  void hand_off_connection(broker::Connection* connection, uint32_t target_shard) override;
+  void post(uint32_t target_shard, broker::CrossShardItem item) override;
+  int64_t now_ms() const override { return now_ms_; }
+
+  uint32_t id() const { return shard_id_; }
+  // Set during start-up: an error message if the ring could not be made.
+  const std::string& startup_error() const { return startup_error_; }
+
+ private:
+  enum class Tag : uint64_t { kAccept = 0, kReceive = 1, kSend = 2, kEventfd = 3, kWake = 4, kIgnore = 5 };
+  static uint64_t user_data(void* pointer, Tag tag) { return reinterpret_cast<uint64_t>(pointer) | uint64_t(tag); }
+
+  void run(int cpu);
+  [[nodiscard]] bool set_up();
+  void loop();
+  void enter_kernel();
+  void handle_completion(const io_uring_cqe* cqe);
+  void on_accept(int result, bool more);
+  void on_receive(broker::Connection* connection, const io_uring_cqe* cqe);
+  void on_send(broker::Connection* connection, int result);
+  void on_eventfd();
+
+  void arm_accept();
+  void arm_eventfd();
+  void arm_receive(broker::Connection* connection);
+  void start_send(broker::Connection* connection);
+  void shut_down_socket(broker::Connection* connection);
+  void maybe_release(broker::Connection* connection);
+  broker::Connection* open_connection(int fd, int64_t accepted_at_ms);
+
+  void drain_inbound();
+  void adopt(broker::ConnectionHandoff* handoff);
+  void flush_sends();
+  void flush_cross_shard();
+  void wake(Shard* peer);
+  void end_of_turn();
+  void tick();
+  void begin_shutdown();
+  bool inbound_empty() const;
+  void update_clock();
+
+  const uint32_t shard_id_;
+  const uint32_t shard_count_;
+  const Options& options_;
+  SharedState& shared_;
+  int listen_fd_;
+  int event_fd_ = -1;
+  std::string startup_error_;
+
+  io::Ring ring_;
+  io::BufferRing buffers_;
+  std::unique_ptr<broker::ShardState> state_;
+  std::thread thread_;
+
+  std::vector<Peer> peers_;                        // indexed by shard id (own slot unused)
+  std::vector<CrossShardRing*> inbound_;           // indexed by sending shard id
+  std::vector<std::vector<broker::CrossShardItem>> staged_;  // per target shard
+  std::vector<bool> peer_needs_wake_;
+
+  absl::flat_hash_set<broker::Connection*> connections_;  // every connection with an open fd here
+  std::vector<broker::Connection*> flush_list_;
+  std::vector<broker::Connection*> rearm_list_;
+  std::vector<broker::Connection*> release_list_;
+
+  // The cross-shard wake protocol (Seastar's): a shard about to block sets sleeping_,
+  // then looks at its inbound rings once more; a producer that pushed checks it after
+  // a full fence and wakes the shard only if it is (about to be) asleep.
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stop_requested_{false};
+  bool stopping_ = false;
+  bool accept_armed_ = false;
+  int64_t now_ms_ = 0;
+  int64_t next_tick_ms_ = 0;
+  int64_t next_idle_sweep_ms_ = 0;
+  int64_t shutdown_deadline_ms_ = 0;
+  uint64_t eventfd_value_ = 0;
+};
+
+}  // namespace coremq::shard
