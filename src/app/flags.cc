@@ -15,8 +15,7 @@ ABSL_FLAG(uint32_t, max_connections, 100000, "Connections held at once; more are
 ABSL_FLAG(uint32_t, max_packet_size, 1024 * 1024,
           "Largest MQTT packet accepted from a client, in bytes (whole packet); larger closes the connection.");
 ABSL_FLAG(uint32_t, max_inflight, 64,
-          "QoS 1/2 messages sent to one client and not yet acknowledged (1..65535); also the most QoS 2 "
-          "messages a client may have awaiting PUBREL.");
+          "QoS 1/2 messages sent to one client and not yet acknowledged (1..65535).");
 ABSL_FLAG(uint32_t, max_queued_messages, 1000,
           "Messages waiting for one session beyond the in-flight window (offline or slow); when full the "
           "oldest QoS 0 message is dropped first, then new messages.");

@@ -27,12 +27,9 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
   if (publish.qos == 2) {
     // Delivered on the first PUBLISH of a packet id; a resend (before PUBREL) is only
     // acknowledged again, so the message goes out exactly once.
+    // The set is bounded by the packet id space (65535 ids); MQTT 3.1.1 gives the
+    // server no other way to limit a client's unreleased QoS 2 messages.
     bool first = session->incoming_qos2.insert(publish.packet_id).second;
-    if (first && session->incoming_qos2.size() > options_.max_inflight) {
-      close_for_protocol_error(connection, absl::StrFormat("more than --max-inflight=%u QoS 2 messages awaiting PUBREL",
-                                                          options_.max_inflight));
-      return false;
-    }
     if (first) {
       publish_from_here(MessageRef::adopt(
           Message::create(publish.topic, publish.payload, publish.qos, publish.retain, shard_id_)));
