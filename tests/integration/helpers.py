@@ -324,6 +324,7 @@ class RawClient:
             except ConnectionClosed:
                 return packets
             if result is None:
+                self.pending = packets      # still readable by a later receive()
                 raise AssertionError(f"broker did not close the connection within {timeout} s "
                                      f"(received {packets!r})")
             packets.append(result)
