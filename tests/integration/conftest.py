@@ -54,6 +54,14 @@ def skip_on_mosquitto(reason: str):
         pytest.skip(f"mosquitto: {reason}")
 
 
+def keepalive_close_seconds_max(keepalive_seconds: int) -> float:
+    """Latest time after the last packet at which a silent client must have been closed.
+    3.1.1 says 1.5x the keep-alive; mosquitto 2.0.11 checks them only every few seconds."""
+    if is_mosquitto():
+        return keepalive_seconds * 1.5 + 6.0
+    return keepalive_seconds * 1.5 + 1.0
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "coremq_only(reason): coremq behaviour mosquitto lacks")
 

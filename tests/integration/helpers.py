@@ -548,3 +548,48 @@ def wait_until(predicate, timeout=WAIT_SECONDS, interval=0.02) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+# ---------------------------------------------------------------- child processes
+
+class OutputReader:
+    """Collects a child process's stdout lines on a thread so tests can wait for one."""
+
+    def __init__(self, process):
+        self.lines = queue.Queue()
+        self.seen = []
+        self.thread = threading.Thread(target=self._run, args=(process.stdout,), daemon=True)
+        self.thread.start()
+
+    def _run(self, stream):
+        for line in iter(stream.readline, b""):
+            self.lines.put(line.decode(errors="replace").rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, text, timeout=WAIT_SECONDS) -> str:
+        """The first line containing text; fails if the process ends or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self.lines.get(timeout=max(remaining, 0.001))
+            except queue.Empty:
+                raise AssertionError(f"{text!r} not printed within {timeout} s; saw {self.seen}")
+            if line is None:
+                self.lines.put(None)
+                raise AssertionError(f"process ended before printing {text!r}; saw {self.seen}")
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def rest(self, timeout=WAIT_SECONDS):
+        """Every remaining line, once the process has closed its stdout."""
+        self.thread.join(timeout)
+        lines = []
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return lines
+            if line is not None:
+                lines.append(line)
