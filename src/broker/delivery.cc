@@ -108,11 +108,15 @@ void ShardState::enqueue(Session* session, const MessageRef& message, uint8_t qo
   auto& queue = session->queue;
   if (queue.size() >= options_.max_queued_messages) {
     // Full: the oldest QoS 0 message makes room; with none to drop, the new message is dropped.
-    auto oldest_qos0 = session->queued_qos0 > 0
-                           ? std::find_if(queue.begin(), queue.end(), [](const QueuedDelivery& d) { return d.qos == 0; })
-                           : queue.end();
+    size_t oldest_qos0 = queue.size();
+    for (size_t i = 0; session->queued_qos0 > 0 && i < queue.size(); ++i) {
+      if (queue[i].qos == 0) {
+        oldest_qos0 = i;
+        break;
+      }
+    }
     ++counters_.messages_dropped_queue_full;
-    if (oldest_qos0 == queue.end()) {
+    if (oldest_qos0 == queue.size()) {
       LOG_DEBUG("client '%s': queue full (--max-queued-messages=%u), dropping a QoS %u message on '%s'",
                 session->client_id, options_.max_queued_messages, qos, message->topic());
       return;
@@ -150,7 +154,7 @@ uint16_t ShardState::next_packet_id(Session* session) {
     uint16_t candidate = ++session->last_packet_id;
     if (candidate == 0) continue;
     bool in_use = false;
-    for (const OutgoingInflight& inflight : session->inflight) in_use |= inflight.packet_id == candidate;
+    for (size_t i = 0; i < session->inflight.size(); ++i) in_use |= session->inflight[i].packet_id == candidate;
     if (!in_use) return candidate;
   }
 }

@@ -122,7 +122,8 @@ void ShardState::resume_session(Session* session) {
   Connection* connection = session->connection;
   COREMQ_ASSERT(connection != nullptr);
   // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in their order.
-  for (OutgoingInflight& inflight : session->inflight) {
+  for (size_t i = 0; i < session->inflight.size(); ++i) {
+    OutgoingInflight& inflight = session->inflight[i];
     if (inflight.pubrec_received) {
       mqtt::encode_ack(connection->output, mqtt::PacketType::kPubrel, inflight.packet_id);
     } else {

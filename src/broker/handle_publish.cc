@@ -107,22 +107,18 @@ bool ShardState::handle_pubcomp(Connection* connection, std::span<const uint8_t>
 
 OutgoingInflight* ShardState::find_inflight(Session* session, uint16_t packet_id) {
   // Acknowledgements nearly always come in send order: the front is the usual hit.
-  for (OutgoingInflight& inflight : session->inflight) {
-    if (inflight.packet_id == packet_id) return &inflight;
+  for (size_t i = 0; i < session->inflight.size(); ++i) {
+    if (session->inflight[i].packet_id == packet_id) return &session->inflight[i];
   }
   return nullptr;
 }
 
 void ShardState::finish_inflight(Session* session, uint16_t packet_id) {
   auto& inflight = session->inflight;
-  if (!inflight.empty() && inflight.front().packet_id == packet_id) {
-    inflight.pop_front();
-  } else {
-    for (auto it = inflight.begin(); it != inflight.end(); ++it) {
-      if (it->packet_id == packet_id) {
-        inflight.erase(it);
-        break;
-      }
+  for (size_t i = 0; i < inflight.size(); ++i) {
+    if (inflight[i].packet_id == packet_id) {
+      inflight.erase(i);
+      break;
     }
   }
   pump_queue(session);

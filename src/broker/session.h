@@ -6,9 +6,9 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string>
 
+#include "base/ring_deque.h"
 #include "base/string_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "broker/message.h"
@@ -51,8 +51,8 @@ struct Session {
   base::StringMap<uint8_t> subscriptions;
 
   uint16_t last_packet_id = 0;
-  std::deque<OutgoingInflight> inflight;  // in send order, for redelivery in order
-  std::deque<QueuedDelivery> queue;
+  base::RingDeque<OutgoingInflight> inflight;  // in send order, for redelivery in order
+  base::RingDeque<QueuedDelivery> queue;
   uint32_t queued_qos0 = 0;
   // QoS 2 packet ids received from the client whose PUBREL has not come yet.
   absl::flat_hash_set<uint16_t> incoming_qos2;

@@ -138,7 +138,11 @@ void Shard::loop() {
   }
   // Leave nothing behind: sockets still open past the grace period are closed, and
   // whatever other shards sent is dropped (references released, handed-off fds closed).
-  for (Connection* connection : connections_) ::close(connection->fd);
+  for (Connection* connection : connections_) {
+    ::close(connection->fd);
+    shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    delete connection;
+  }
   connections_.clear();
   drain_inbound();
   LOG_DEBUG("shard stopped");
