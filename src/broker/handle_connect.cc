@@ -6,7 +6,6 @@
 #include "broker/shard_state.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
-#include "topic/topic.h"
 
 namespace coremq::broker {
 
@@ -22,10 +21,6 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
   }
   if (status != mqtt::DecodeStatus::kOk) {
     close_for_protocol_error(connection, absl::StrFormat("bad CONNECT: %s", mqtt::decode_status_name(status)));
-    return Next::kStop;
-  }
-  if (connect.has_will && !topic::is_valid_topic_name(connect.will.topic)) {
-    close_for_protocol_error(connection, "will topic is not a valid topic name");
     return Next::kStop;
   }
 

@@ -6,7 +6,6 @@
 #include "broker/shard_state.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
-#include "topic/topic.h"
 
 namespace coremq::broker {
 
@@ -15,10 +14,6 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
   mqtt::DecodeStatus status = mqtt::decode_publish(body, flags, connection->version, &publish);
   if (status != mqtt::DecodeStatus::kOk) {
     close_for_protocol_error(connection, absl::StrFormat("bad PUBLISH: %s", mqtt::decode_status_name(status)));
-    return false;
-  }
-  if (!topic::is_valid_topic_name(publish.topic)) {
-    close_for_protocol_error(connection, "PUBLISH topic has a wildcard or is empty");
     return false;
   }
   ++counters_.messages_received;

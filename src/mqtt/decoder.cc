@@ -2,6 +2,7 @@
 // bounds-checked, and ends by requiring that the whole body was consumed: trailing bytes are a
 // malformed packet. The place where MQTT 5 reads its property block is marked in each decoder.
 #include "mqtt/decoder.h"
+#include "topic/topic.h"
 
 #include "base/assert.h"
 #include "mqtt/reader.h"
@@ -99,7 +100,7 @@ DecodeStatus decode_connect_payload(Reader& reader, ConnectPacket* out) {
   if (out->has_will) {
     // MQTT 5: will properties come here.
     COREMQ_MQTT_TRY(read_utf8(reader, &out->will.topic));
-    if (!is_valid_topic_name(out->will.topic)) return DecodeStatus::kProtocolError;
+    if (!topic::is_valid_topic_name(out->will.topic)) return DecodeStatus::kProtocolError;
     COREMQ_MQTT_TRY(read_binary(reader, &out->will.payload));
   }
   if (out->has_username) COREMQ_MQTT_TRY(read_utf8(reader, &out->username));
@@ -176,7 +177,7 @@ DecodeStatus decode_publish(std::span<const uint8_t> body, uint8_t flags, Protoc
   Reader reader(body);
   COREMQ_MQTT_TRY(read_utf8(reader, &out->topic));
   // MQTT 5 allows an empty topic when a Topic Alias property names it; 3.1.1 never does.
-  if (!is_valid_topic_name(out->topic)) return DecodeStatus::kProtocolError;
+  if (!topic::is_valid_topic_name(out->topic)) return DecodeStatus::kProtocolError;
   out->packet_id = 0;
   if (out->qos > 0) COREMQ_MQTT_TRY(read_packet_id(reader, &out->packet_id));
   // MQTT 5: PUBLISH properties come here.

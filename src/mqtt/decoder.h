@@ -98,11 +98,7 @@ std::string_view decode_status_name(DecodeStatus status);
 // non-characters) are left to the application, as the spec allows.
 bool is_valid_utf8_string(std::string_view text);
 
-// Topic syntax (section 4.7), for the caller that checks each entry of a SUBSCRIBE on its own (3.1.1
-// allows answering 0x80 for one bad filter; MQTT 5 answers 0x8F). A topic name is non-empty and has
-// no '+' or '#'. A filter is non-empty, '#' only as the whole last level, '+' only as a whole level.
-// Neither checks UTF-8: the decoders already did.
-bool is_valid_topic_name(std::string_view topic);
-bool is_valid_topic_filter(std::string_view filter);
+// Topic syntax (section 4.7) lives in topic/topic.h; decode_publish and decode_connect apply
+// topic::is_valid_topic_name, and SUBSCRIBE filters are checked one by one by the broker.
 
 }  // namespace coremq::mqtt

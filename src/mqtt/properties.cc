@@ -8,6 +8,7 @@
 #include "base/assert.h"
 #include "mqtt/encoder.h"
 #include "mqtt/reader.h"
+#include "topic/topic.h"
 
 namespace coremq::mqtt {
 namespace {
@@ -151,7 +152,7 @@ DecodeStatus store(const PropertyCursor::Entry& entry, Properties* out) {
       out->content_type = entry.text;
       break;
     case PropertyId::kResponseTopic:
-      if (!is_valid_topic_name(entry.text)) return DecodeStatus::kProtocolError;  // section 3.3.2.3.5
+      if (!topic::is_valid_topic_name(entry.text)) return DecodeStatus::kProtocolError;  // section 3.3.2.3.5
       out->response_topic = entry.text;
       break;
     case PropertyId::kCorrelationData:

@@ -1,4 +1,4 @@
-// UTF-8 and topic syntax checks for strings in MQTT packets (sections 1.5.3 and 4.7). Every topic,
+// UTF-8 checks for strings in MQTT packets (section 1.5.3). Every topic,
 // client id, username and filter of every packet passes through is_valid_utf8_string, so it has an
 // ASCII fast path that checks eight bytes per step.
 #include <cstring>
@@ -74,30 +74,6 @@ bool is_valid_utf8_string(std::string_view text) {
     const size_t length = multibyte_sequence_length(bytes + position, size - position);
     if (length == 0) return false;
     position += length;
-  }
-  return true;
-}
-
-bool is_valid_topic_name(std::string_view topic) {
-  // A plain loop: find_first_of tests each byte against the set with a call per byte, which cost
-  // more than the whole rest of a PUBLISH decode.
-  if (topic.empty()) return false;
-  for (const char character : topic) {
-    if (character == '+' || character == '#') return false;
-  }
-  return true;
-}
-
-bool is_valid_topic_filter(std::string_view filter) {
-  if (filter.empty()) return false;
-  for (size_t index = 0; index < filter.size(); index++) {
-    const char character = filter[index];
-    if (character != '+' && character != '#') continue;
-    const bool starts_level = index == 0 || filter[index - 1] == '/';
-    const bool is_last = index + 1 == filter.size();
-    const bool ends_level = is_last || filter[index + 1] == '/';
-    if (!starts_level || !ends_level) return false;
-    if (character == '#' && !is_last) return false;
   }
   return true;
 }

@@ -157,24 +157,5 @@ TEST(MqttUtf8, MatchesReferenceOnRandomStrings) {
   }
 }
 
-TEST(MqttTopicSyntax, Names) {
-  EXPECT_TRUE(is_valid_topic_name("a"));
-  EXPECT_TRUE(is_valid_topic_name("/"));
-  EXPECT_TRUE(is_valid_topic_name("a//b/"));
-  EXPECT_TRUE(is_valid_topic_name("$SYS/broker"));
-  EXPECT_FALSE(is_valid_topic_name(""));
-  EXPECT_FALSE(is_valid_topic_name("a/+"));
-  EXPECT_FALSE(is_valid_topic_name("#"));
-  EXPECT_FALSE(is_valid_topic_name("a+b"));
-}
-
-TEST(MqttTopicSyntax, Filters) {
-  const std::string_view valid[] = {"a", "#", "+", "/", "a/#", "+/+", "/+", "+/", "a/+/c", "sport/tennis/+/#",
-                                    "//"};
-  for (const std::string_view filter : valid) EXPECT_TRUE(is_valid_topic_filter(filter)) << filter;
-  const std::string_view invalid[] = {"", "a#", "#/a", "a/#/b", "a+", "+a", "a/b+/c", "##", "++", "a/#b"};
-  for (const std::string_view filter : invalid) EXPECT_FALSE(is_valid_topic_filter(filter)) << filter;
-}
-
 }  // namespace
 }  // namespace coremq::mqtt
