@@ -1,0 +1,353 @@
+// The client protocol state machine; see client.h. Runs on the owning worker's thread.
+#include "client.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/str_format.h"
+#include "base/assert.h"
+#include "bounds.h"
+#include "clock.h"
+#include "mqtt/decoder.h"
+#include "mqtt/encoder.h"
+#include "payload.h"
+
+namespace coremq::bench {
+
+namespace {
+
+constexpr size_t kPacketIds = 65536;
+
+bool test_bit(const std::vector<uint64_t>& bits, uint16_t id) { return (bits[id / 64] >> (id % 64)) & 1; }
+void set_bit(std::vector<uint64_t>& bits, uint16_t id) { bits[id / 64] |= uint64_t{1} << (id % 64); }
+void clear_bit(std::vector<uint64_t>& bits, uint16_t id) { bits[id / 64] &= ~(uint64_t{1} << (id % 64)); }
+
+const char* connack_reason(mqtt::ConnectReturnCode code) {
+  switch (code) {
+    case mqtt::ConnectReturnCode::kAccepted: return "accepted";
+    case mqtt::ConnectReturnCode::kUnacceptableProtocolVersion: return "unacceptable protocol version";
+    case mqtt::ConnectReturnCode::kIdentifierRejected: return "identifier rejected";
+    case mqtt::ConnectReturnCode::kServerUnavailable: return "server unavailable";
+    case mqtt::ConnectReturnCode::kBadUsernameOrPassword: return "bad username or password";
+    case mqtt::ConnectReturnCode::kNotAuthorized: return "not authorized";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+Client::Client(const ClientSpec& spec, WorkerContext& context)
+    : spec_(spec), context_(context), version_(static_cast<mqtt::ProtocolVersion>(context.options->protocol_level)) {
+  if (spec_.role == Role::kPublisher && context_.options->qos > 0) {
+    awaiting_ack_.assign(kPacketIds / 64, 0);
+    awaiting_complete_.assign(kPacketIds / 64, 0);
+  }
+}
+
+void Client::on_connected() {
+  COREMQ_ASSERT(state_ == ClientState::kConnecting);
+  const Options& options = *context_.options;
+  mqtt::ConnectPacket connect;
+  connect.protocol_level = options.protocol_level;
+  connect.clean_session = options.clean_session;
+  connect.keep_alive_seconds = options.keepalive_s;
+  connect.client_id = spec_.client_id;
+  connect.has_username = options.has_username;
+  connect.username = options.username;
+  connect.has_password = options.has_password;
+  connect.password = options.password;
+  mqtt::encode_connect(staging, connect);
+  state_ = ClientState::kAwaitingConnack;
+}
+
+void Client::fail(std::string message) {
+  if (state_ == ClientState::kFailed) return;
+  state_ = ClientState::kFailed;
+  error_ = absl::StrFormat("%s: %s", spec_.client_id, message);
+}
+
+bool Client::protocol_error(std::string message) {
+  fail(std::move(message));
+  return false;
+}
+
+bool Client::on_bytes(std::span<const uint8_t> bytes, int64_t now_ns) {
+  if (state_ == ClientState::kFailed || state_ == ClientState::kClosed) return true;
+  if (partial_.empty()) {
+    int64_t consumed = parse_packets(bytes, now_ns);
+    if (consumed < 0) return false;
+    partial_.append(bytes.subspan(static_cast<size_t>(consumed)));
+    return true;
+  }
+  partial_.append(bytes);
+  int64_t consumed = parse_packets(partial_.span(), now_ns);
+  if (consumed < 0) return false;
+  partial_.consume_front(static_cast<size_t>(consumed));
+  return true;
+}
+
+int64_t Client::parse_packets(std::span<const uint8_t> bytes, int64_t now_ns) {
+  size_t offset = 0;
+  while (offset < bytes.size()) {
+    mqtt::FixedHeader header{};
+    mqtt::FrameStatus status = mqtt::parse_fixed_header(bytes.subspan(offset), kIncomingPacketBytesMax, &header);
+    if (status == mqtt::FrameStatus::kNeedMore) break;
+    if (status != mqtt::FrameStatus::kComplete) {
+      protocol_error(absl::StrFormat("broker sent a bad packet header (%s)", mqtt::frame_status_name(status)));
+      return -1;
+    }
+    size_t total = size_t{header.header_length} + header.remaining_length;
+    if (bytes.size() - offset < total) break;
+    std::span<const uint8_t> body = bytes.subspan(offset + header.header_length, header.remaining_length);
+    if (!handle_packet(header, body, now_ns)) return -1;
+    offset += total;
+  }
+  COREMQ_ASSERT(offset <= bytes.size());
+  return static_cast<int64_t>(offset);
+}
+
+bool Client::handle_packet(const mqtt::FixedHeader& header, std::span<const uint8_t> body, int64_t now_ns) {
+  using mqtt::PacketType;
+  if (state_ == ClientState::kAwaitingConnack && header.type != PacketType::kConnack) {
+    return protocol_error(absl::StrFormat("expected CONNACK, broker sent %s", mqtt::packet_type_name(header.type)));
+  }
+  switch (header.type) {
+    case PacketType::kConnack: return handle_connack(header, body);
+    case PacketType::kSuback: return handle_suback(header, body);
+    case PacketType::kPublish: return handle_publish(header, body, now_ns);
+    case PacketType::kPuback:
+    case PacketType::kPubrec:
+    case PacketType::kPubrel:
+    case PacketType::kPubcomp: return handle_ack(header.type, header, body);
+    case PacketType::kPingresp: return true;
+    default:
+      return protocol_error(
+          absl::StrFormat("broker sent an unexpected %s packet", mqtt::packet_type_name(header.type)));
+  }
+}
+
+bool Client::handle_connack(const mqtt::FixedHeader& header, std::span<const uint8_t> body) {
+  if (state_ != ClientState::kAwaitingConnack) return protocol_error("broker sent a second CONNACK");
+  mqtt::ConnackPacket connack;
+  mqtt::DecodeStatus status = mqtt::decode_connack(body, header.flags, version_, &connack);
+  if (status != mqtt::DecodeStatus::kOk) {
+    return protocol_error(absl::StrFormat("bad CONNACK (%s)", mqtt::decode_status_name(status)));
+  }
+  if (connack.return_code != mqtt::ConnectReturnCode::kAccepted) {
+    return protocol_error(absl::StrFormat("CONNACK refused the connection: code %d (%s)",
+                                          static_cast<int>(connack.return_code), connack_reason(connack.return_code)));
+  }
+  context_.result->connections_up++;
+  context_.result->last_connack_ns = std::max(context_.result->last_connack_ns, monotonic_ns());
+  if (spec_.role != Role::kSubscriber) {
+    state_ = ClientState::kReady;
+    return true;
+  }
+  mqtt::SubscribeTopic topic;
+  topic.filter = spec_.topic;
+  topic.qos = context_.options->qos;
+  mqtt::encode_subscribe(staging, 1, std::span<const mqtt::SubscribeTopic>(&topic, 1));
+  state_ = ClientState::kAwaitingSuback;
+  return true;
+}
+
+bool Client::handle_suback(const mqtt::FixedHeader& header, std::span<const uint8_t> body) {
+  if (state_ != ClientState::kAwaitingSuback) return protocol_error("broker sent an unrequested SUBACK");
+  mqtt::SubackPacket suback;
+  mqtt::DecodeStatus status = mqtt::decode_suback(body, header.flags, version_, &suback);
+  if (status != mqtt::DecodeStatus::kOk || suback.packet_id != 1 || suback.return_codes.size() != 1) {
+    return protocol_error(absl::StrFormat("bad SUBACK (%s)", mqtt::decode_status_name(status)));
+  }
+  if (suback.return_codes[0] == mqtt::kSubackFailure) {
+    return protocol_error(absl::StrFormat("SUBACK refused the subscription to '%s'", spec_.topic));
+  }
+  granted_qos_ = suback.return_codes[0];
+  context_.result->subscribed++;
+  state_ = ClientState::kReady;
+  return true;
+}
+
+bool Client::handle_publish(const mqtt::FixedHeader& header, std::span<const uint8_t> body, int64_t now_ns) {
+  mqtt::PublishPacket publish;
+  mqtt::DecodeStatus status = mqtt::decode_publish(body, header.flags, version_, &publish);
+  if (status != mqtt::DecodeStatus::kOk) {
+    return protocol_error(absl::StrFormat("bad PUBLISH (%s)", mqtt::decode_status_name(status)));
+  }
+  if (publish.qos == 1) mqtt::encode_ack(staging, mqtt::PacketType::kPuback, publish.packet_id);
+  if (publish.qos == 2) mqtt::encode_ack(staging, mqtt::PacketType::kPubrec, publish.packet_id);
+  received_++;
+  context_.result->received++;
+
+  PayloadHeader payload;
+  const Plan& plan = *context_.plan;
+  if (!read_payload(publish.payload, &payload) || (plan.in_process && payload.run_id != context_.shared->run_id)) {
+    foreign_++;
+    return true;
+  }
+  if (plan.in_process) {
+    const std::vector<uint32_t>& sources = plan.sources[spec_.index];
+    if (!std::binary_search(sources.begin(), sources.end(), payload.publisher)) {
+      unexpected_++;
+      return true;
+    }
+  }
+  auto tracker = trackers_.find(payload.publisher);
+  if (tracker == trackers_.end()) {
+    if (trackers_.size() >= kTrackedPublishersMax) {
+      foreign_++;
+      return true;
+    }
+    tracker = trackers_.try_emplace(payload.publisher).first;
+  }
+  uint64_t next_before = tracker->second.next;
+  if (!tracker->second.on_sequence(payload.sequence)) return true;  // a duplicate
+  // The QoS 0 window credits the publisher with every sequence this arrival settles: itself
+  // and any it skipped (lost), so a lost message cannot stall the publisher for good.
+  uint64_t settled = tracker->second.next - next_before;
+  record_delivery(payload.publisher, payload.send_ns, now_ns);
+  if (plan.in_process && context_.options->qos == 0 && settled > 0) {
+    if (context_.pending_delivered[payload.publisher] == 0) context_.touched_publishers.push_back(payload.publisher);
+    context_.pending_delivered[payload.publisher] += static_cast<uint32_t>(std::min<uint64_t>(settled, 1u << 30));
+  }
+  uint64_t count = context_.options->count;
+  if (!plan.in_process && count > 0 && received_ - foreign_ == count) context_.result->subscribers_done++;
+  return true;
+}
+
+void Client::record_delivery(uint32_t publisher, int64_t send_ns, int64_t now_ns) {
+  (void)publisher;
+  int64_t latency_ns = now_ns > send_ns ? now_ns - send_ns : 0;
+  context_.counters->latency.record(static_cast<uint64_t>(latency_ns));
+  if (send_ns >= context_.measure_start_ns && send_ns < context_.measure_end_ns) {
+    context_.result->latency_ns.record(static_cast<uint64_t>(latency_ns));
+    context_.result->received_in_window++;
+  }
+}
+
+bool Client::handle_ack(mqtt::PacketType type, const mqtt::FixedHeader& header, std::span<const uint8_t> body) {
+  uint16_t id = 0;
+  mqtt::DecodeStatus status = mqtt::decode_packet_id_only(body, header.flags, type, &id);
+  if (status != mqtt::DecodeStatus::kOk) {
+    return protocol_error(
+        absl::StrFormat("bad %s (%s)", mqtt::packet_type_name(type), mqtt::decode_status_name(status)));
+  }
+  if (type == mqtt::PacketType::kPubrel) {  // subscriber side of QoS 2
+    mqtt::encode_ack(staging, mqtt::PacketType::kPubcomp, id);
+    return true;
+  }
+  uint8_t qos = context_.options->qos;
+  bool expected_type = (type == mqtt::PacketType::kPuback && qos == 1) ||
+                       (type != mqtt::PacketType::kPuback && qos == 2);
+  if (!is_publisher() || !expected_type) {
+    return protocol_error(absl::StrFormat("broker sent an unexpected %s", mqtt::packet_type_name(type)));
+  }
+  std::vector<uint64_t>& awaiting = type == mqtt::PacketType::kPubcomp ? awaiting_complete_ : awaiting_ack_;
+  if (!test_bit(awaiting, id)) {
+    return protocol_error(absl::StrFormat("broker sent %s for packet id %u, which is not in flight",
+                                          mqtt::packet_type_name(type), id));
+  }
+  clear_bit(awaiting, id);
+  if (type == mqtt::PacketType::kPubrec) {
+    set_bit(awaiting_complete_, id);
+    mqtt::encode_ack(staging, mqtt::PacketType::kPubrel, id);
+    return true;
+  }
+  COREMQ_ASSERT(inflight_ > 0);
+  inflight_--;
+  context_.result->acknowledged++;
+  return true;
+}
+
+uint32_t Client::window_room() const {
+  const Options& options = *context_.options;
+  if (options.qos > 0) return options.window > inflight_ ? options.window - inflight_ : 0;
+  const Plan& plan = *context_.plan;
+  if (!plan.in_process || options.window == 0) return std::numeric_limits<uint32_t>::max();
+  uint64_t fanout = plan.fanout[spec_.index];
+  if (fanout == 0) return std::numeric_limits<uint32_t>::max();
+  uint64_t delivered = context_.shared->delivered[spec_.index].load(std::memory_order_relaxed);
+  uint64_t expected = next_sequence_ * fanout;
+  uint64_t outstanding = expected > delivered ? (expected - delivered + fanout - 1) / fanout : 0;
+  return outstanding < options.window ? static_cast<uint32_t>(options.window - outstanding) : 0;
+}
+
+uint16_t Client::take_packet_id() {
+  COREMQ_ASSERT(inflight_ < kWindowMax);
+  for (;;) {
+    last_packet_id_ = static_cast<uint16_t>(last_packet_id_ + 1);
+    if (last_packet_id_ == 0) continue;
+    if (!test_bit(awaiting_ack_, last_packet_id_) && !test_bit(awaiting_complete_, last_packet_id_)) {
+      return last_packet_id_;
+    }
+  }
+}
+
+uint32_t Client::publish(uint32_t budget) {
+  COREMQ_ASSERT(is_publisher());
+  if (state_ != ClientState::kReady || publishing_done_) return 0;
+  const Options& options = *context_.options;
+  uint32_t allowed = std::min(budget, window_room());
+  if (options.count > 0) allowed = static_cast<uint32_t>(std::min<uint64_t>(allowed, options.count - next_sequence_));
+  WorkerResult& result = *context_.result;
+  uint64_t fanout = context_.plan->in_process ? context_.plan->fanout[spec_.index] : 0;
+  uint32_t encoded = 0;
+  for (; encoded < allowed; ++encoded) {
+    if (staging.size() >= kStagedBytesMax) {
+      result.publish_paused_staged_full++;
+      break;
+    }
+    int64_t now_ns = monotonic_ns();
+    if (now_ns >= context_.measure_end_ns) break;
+    uint16_t packet_id = 0;
+    if (options.qos > 0) {
+      packet_id = take_packet_id();
+      set_bit(awaiting_ack_, packet_id);
+      inflight_++;
+    }
+    mqtt::encode_publish_header(staging, spec_.topic, options.qos, false, false, packet_id, options.payload_bytes);
+    PayloadHeader payload{context_.shared->run_id, spec_.index, next_sequence_, now_ns};
+    write_payload(staging.grow(options.payload_bytes), options.payload_bytes, payload);
+    next_sequence_++;
+    result.sent++;
+    result.expected_deliveries += fanout;
+    result.last_send_ns = now_ns;
+    if (now_ns >= context_.measure_start_ns) result.sent_in_window++;
+  }
+  if (options.count > 0 && next_sequence_ == options.count) {
+    publishing_done_ = true;
+    result.publishers_done++;
+  }
+  return encoded;
+}
+
+void Client::stage_pingreq() {
+  mqtt::encode_pingreq(staging);
+  context_.result->pings++;
+}
+
+void Client::stage_disconnect() {
+  mqtt::encode_disconnect(staging);
+  state_ = ClientState::kDisconnecting;
+}
+
+PublisherResult Client::publisher_result() const {
+  return PublisherResult{spec_.index, next_sequence_, inflight_};
+}
+
+SubscriberResult Client::subscriber_result() const {
+  SubscriberResult result;
+  result.index = spec_.index;
+  result.received = received_;
+  result.unexpected = unexpected_;
+  result.foreign = foreign_;
+  result.granted_qos = granted_qos_;
+  for (const auto& [publisher, tracker] : trackers_) {
+    result.unique += tracker.unique();
+    result.duplicates += tracker.duplicates;
+    result.reordered += tracker.reordered;
+    result.gaps += tracker.gaps;
+  }
+  return result;
+}
+
+}  // namespace coremq::bench

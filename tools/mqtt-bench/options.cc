@@ -1,0 +1,357 @@
+// Flag definitions (their help text is what `mqtt-bench --help` prints), the checks on them and
+// the --scenario presets. Runs on the main thread before any worker starts.
+#include "options.h"
+
+#include <arpa/inet.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_format.h"
+#include "bounds.h"
+#include "payload.h"
+
+ABSL_FLAG(std::string, host, "127.0.0.1", "Broker address (numeric IPv4; 'localhost' means 127.0.0.1).");
+ABSL_FLAG(uint32_t, port, 1883, "Broker TCP port.");
+ABSL_FLAG(int64_t, connections, -1, "conn: connections to open and hold (default 100).");
+ABSL_FLAG(int64_t, publishers, -1, "pub/run: publishing clients (default 1; fan-in 10; fan-out 1).");
+ABSL_FLAG(int64_t, subscribers, -1, "sub/run: subscribing clients (default 1; fan-out 100; fan-in 1).");
+ABSL_FLAG(int64_t, pairs, -1, "--scenario pairs: publisher/subscriber pairs, one topic each (default 100).");
+ABSL_FLAG(std::string, topic, "",
+          "Topic template publishers publish to: %i is the client index, %c the client id, %% a percent "
+          "sign (default bench/%i).");
+ABSL_FLAG(std::string, sub_topic, "", "Filter template subscribers subscribe to (default: --topic).");
+ABSL_FLAG(std::string, scenario, "",
+          "Preset topology: fan-in (P publishers -> 1 subscriber of bench/fan-in/+), fan-out (1 publisher -> "
+          "S subscribers of one topic), pairs (N publisher/subscriber pairs, one topic each), shared "
+          "(not yet supported).");
+ABSL_FLAG(uint32_t, qos, 0, "QoS of publishes and subscriptions: 0, 1 or 2.");
+ABSL_FLAG(uint32_t, size, 64, "Payload bytes per message (at least 32: publisher, sequence, send time).");
+ABSL_FLAG(uint64_t, rate, 0, "Messages per second over all publishers; 0 = as fast as --window allows.");
+ABSL_FLAG(uint32_t, window, 100,
+          "Closed loop: most messages per publisher not yet acknowledged (QoS 1/2: PUBACK/PUBCOMP) or, in "
+          "`run` at QoS 0, not yet delivered to every subscriber of this process. 0 = no window (QoS 0 "
+          "only; QoS 1/2 then use the largest).");
+ABSL_FLAG(std::string, duration, "",
+          "How long to publish after the warm-up (conn: how long to hold), e.g. 10, 10s, 500ms, 2m.");
+ABSL_FLAG(uint64_t, count, 0, "Messages per publisher (sub: per subscriber) after which the run ends.");
+ABSL_FLAG(std::string, warmup, "0", "Publishing time before measurement starts (not in rates or latency).");
+ABSL_FLAG(std::string, connect_timeout, "30s", "Time allowed for all connections and subscriptions to be up.");
+ABSL_FLAG(std::string, drain_timeout, "5s", "Time allowed after publishing stops for deliveries and acks.");
+ABSL_FLAG(bool, clean, true, "Clean session on CONNECT.");
+ABSL_FLAG(std::string, mqtt, "3.1.1", "Protocol version: 3.1.1 or 3.1 (5 is not yet supported).");
+ABSL_FLAG(std::string, username, "", "Username sent on CONNECT (none when empty).");
+ABSL_FLAG(std::string, password, "", "Password sent on CONNECT (none when empty; needs --username).");
+ABSL_FLAG(uint32_t, keepalive, 60, "Keep-alive seconds on CONNECT; PINGREQ is sent when a connection is quiet.");
+ABSL_FLAG(uint32_t, threads, 0, "Worker threads, each with its own io_uring and clients; 0 = one per usable CPU.");
+ABSL_FLAG(double, connect_rate, 0, "New connections per second over all threads; 0 = as fast as possible.");
+ABSL_FLAG(std::string, client_id_prefix, "", "Client id prefix (default mqtt-bench-<pid>-).");
+ABSL_FLAG(std::string, json, "", "Also write the results as JSON to this file.");
+ABSL_FLAG(int32_t, broker_pid, 0, "Broker process id: report its CPU time and RSS from /proc.");
+ABSL_FLAG(bool, quiet, false, "No progress line.");
+
+namespace coremq::bench {
+
+const char* command_name(Command command) {
+  switch (command) {
+    case Command::kConn: return "conn";
+    case Command::kPub: return "pub";
+    case Command::kSub: return "sub";
+    case Command::kRun: return "run";
+  }
+  return "?";
+}
+
+const char* scenario_name(Scenario scenario) {
+  switch (scenario) {
+    case Scenario::kNone: return "none";
+    case Scenario::kFanIn: return "fan-in";
+    case Scenario::kFanOut: return "fan-out";
+    case Scenario::kPairs: return "pairs";
+    case Scenario::kShared: return "shared";
+  }
+  return "?";
+}
+
+std::vector<std::string> normalize_flag_spelling(int argc, char** argv) {
+  std::vector<std::string> arguments;
+  arguments.reserve(static_cast<size_t>(argc));
+  bool flags_ended = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string argument = argv[i];
+    if (argument == "--") flags_ended = true;
+    if (i > 0 && !flags_ended && argument.size() > 2 && argument[0] == '-') {
+      size_t name_start = argument[1] == '-' ? 2 : 1;
+      size_t name_end = argument.find('=');
+      if (name_end == std::string::npos) name_end = argument.size();
+      for (size_t j = name_start; j < name_end; ++j) {
+        if (argument[j] == '-') argument[j] = '_';
+      }
+    }
+    arguments.push_back(std::move(argument));
+  }
+  return arguments;
+}
+
+namespace {
+
+// "10", "10s", "1.5s", "500ms", "2m" -> seconds. Negative or unparsable -> false.
+bool parse_seconds(const std::string& text, double* seconds) {
+  if (text.empty()) {
+    *seconds = 0;
+    return true;
+  }
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  std::string unit(end);
+  if (end == text.c_str() || !std::isfinite(value) || value < 0) return false;
+  if (unit.empty() || unit == "s") {
+    *seconds = value;
+  } else if (unit == "ms") {
+    *seconds = value / 1000;
+  } else if (unit == "m") {
+    *seconds = value * 60;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool time_flag(const char* name, const std::string& text, double* seconds, std::string* error) {
+  if (parse_seconds(text, seconds) && *seconds <= 7 * 24 * 3600) return true;
+  *error = absl::StrFormat("--%s=%s is not a duration (examples: 10, 10s, 500ms, 2m)", name, text);
+  return false;
+}
+
+bool count_flag(const char* name, int64_t value, int64_t fallback, uint32_t* out, std::string* error) {
+  if (value < 0) value = fallback;
+  if (value > kClientsMax) {
+    *error = absl::StrFormat("--%s=%d is more than the %u clients one process may run", name, value, kClientsMax);
+    return false;
+  }
+  *out = static_cast<uint32_t>(value);
+  return true;
+}
+
+uint32_t usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  int count = CPU_COUNT(&set);
+  return count > 0 ? static_cast<uint32_t>(count) : 1;
+}
+
+// Applies --scenario: counts from their own flags when given, topics from the preset.
+bool apply_scenario(Options* options, std::string* error) {
+  std::string name = absl::GetFlag(FLAGS_scenario);
+  if (name.empty()) return true;
+  if (options->command == Command::kConn) {
+    *error = "--scenario applies to pub, sub and run, not conn";
+    return false;
+  }
+  if (!absl::GetFlag(FLAGS_topic).empty() || !absl::GetFlag(FLAGS_sub_topic).empty()) {
+    *error = "--scenario sets the topics itself; drop --topic/--sub-topic or the scenario";
+    return false;
+  }
+  int64_t publishers = absl::GetFlag(FLAGS_publishers);
+  int64_t subscribers = absl::GetFlag(FLAGS_subscribers);
+  if (name == "fan-in") {
+    options->scenario = Scenario::kFanIn;
+    if (!count_flag("publishers", publishers, 10, &options->publishers, error)) return false;
+    options->subscribers = 1;
+    options->publish_topic = "bench/fan-in/%i";
+    options->subscribe_filter = "bench/fan-in/+";
+  } else if (name == "fan-out") {
+    options->scenario = Scenario::kFanOut;
+    options->publishers = 1;
+    if (!count_flag("subscribers", subscribers, 100, &options->subscribers, error)) return false;
+    options->publish_topic = "bench/fan-out";
+    options->subscribe_filter = "bench/fan-out";
+  } else if (name == "pairs") {
+    options->scenario = Scenario::kPairs;
+    int64_t pairs = absl::GetFlag(FLAGS_pairs);
+    if (pairs < 0) pairs = publishers >= 0 ? publishers : subscribers;
+    if (!count_flag("pairs", pairs, 100, &options->publishers, error)) return false;
+    options->subscribers = options->publishers;
+    options->publish_topic = "bench/pairs/%i";
+    options->subscribe_filter = "bench/pairs/%i";
+  } else if (name == "shared") {
+    *error = "--scenario shared ($share/group/topic) is not yet supported";
+    return false;
+  } else {
+    *error = absl::StrFormat("unknown --scenario '%s' (fan-in, fan-out, pairs, shared)", name);
+    return false;
+  }
+  // Each subcommand runs its own half of the topology.
+  if (options->command == Command::kPub) options->subscribers = 0;
+  if (options->command == Command::kSub) options->publishers = 0;
+  return true;
+}
+
+bool counts_from_flags(Options* options, std::string* error) {
+  Command command = options->command;
+  if (command == Command::kConn) {
+    return count_flag("connections", absl::GetFlag(FLAGS_connections), 100, &options->idle_connections, error);
+  }
+  if (absl::GetFlag(FLAGS_scenario).empty()) {
+    bool publishing = command == Command::kPub || command == Command::kRun;
+    bool subscribing = command == Command::kSub || command == Command::kRun;
+    if (!count_flag("publishers", absl::GetFlag(FLAGS_publishers), publishing ? 1 : 0, &options->publishers, error) ||
+        !count_flag("subscribers", absl::GetFlag(FLAGS_subscribers), subscribing ? 1 : 0, &options->subscribers,
+                    error)) {
+      return false;
+    }
+    if (!publishing && options->publishers > 0) {
+      *error = "sub runs subscribers only; use run for publishers and subscribers in one process";
+      return false;
+    }
+    if (!subscribing && options->subscribers > 0) {
+      *error = "pub runs publishers only; use run for publishers and subscribers in one process";
+      return false;
+    }
+    options->publish_topic = absl::GetFlag(FLAGS_topic);
+    if (options->publish_topic.empty()) options->publish_topic = "bench/%i";
+    options->subscribe_filter = absl::GetFlag(FLAGS_sub_topic);
+    if (options->subscribe_filter.empty()) options->subscribe_filter = options->publish_topic;
+  } else if (!apply_scenario(options, error)) {
+    return false;
+  }
+  if (options->publishers + options->subscribers == 0) {
+    *error = "nothing to run: no publishers and no subscribers";
+    return false;
+  }
+  if (uint64_t{options->publishers} + options->subscribers > kClientsMax) {
+    *error = absl::StrFormat("more than %u clients in one process", kClientsMax);
+    return false;
+  }
+  return true;
+}
+
+bool message_flags(Options* options, std::string* error) {
+  uint32_t qos = absl::GetFlag(FLAGS_qos);
+  if (qos > 2) {
+    *error = absl::StrFormat("--qos=%u: QoS is 0, 1 or 2", qos);
+    return false;
+  }
+  options->qos = static_cast<uint8_t>(qos);
+  options->payload_bytes = absl::GetFlag(FLAGS_size);
+  if (options->payload_bytes < kPayloadHeaderBytes || options->payload_bytes > kPayloadBytesMax) {
+    *error = absl::StrFormat("--size=%u is out of range [%u, %u]", options->payload_bytes, kPayloadHeaderBytes,
+                             kPayloadBytesMax);
+    return false;
+  }
+  options->rate_total = absl::GetFlag(FLAGS_rate);
+  options->window = absl::GetFlag(FLAGS_window);
+  if (options->window > kWindowMax || (options->qos > 0 && options->window == 0)) options->window = kWindowMax;
+  options->count = absl::GetFlag(FLAGS_count);
+  return true;
+}
+
+bool time_flags(Options* options, std::string* error) {
+  if (!time_flag("duration", absl::GetFlag(FLAGS_duration), &options->duration_s, error) ||
+      !time_flag("warmup", absl::GetFlag(FLAGS_warmup), &options->warmup_s, error) ||
+      !time_flag("connect-timeout", absl::GetFlag(FLAGS_connect_timeout), &options->connect_timeout_s, error) ||
+      !time_flag("drain-timeout", absl::GetFlag(FLAGS_drain_timeout), &options->drain_timeout_s, error)) {
+    return false;
+  }
+  if (options->command == Command::kConn) {
+    if (options->duration_s <= 0) {
+      *error = "conn needs --duration: how long to hold the connections (the tool never runs unbounded)";
+      return false;
+    }
+    return true;
+  }
+  if (options->duration_s <= 0 && options->count == 0) {
+    *error = absl::StrFormat("%s needs a bound: --duration (e.g. --duration 10s) or --count (messages per %s)",
+                             command_name(options->command),
+                             options->command == Command::kSub ? "subscriber" : "publisher");
+    return false;
+  }
+  if (options->connect_timeout_s <= 0) {
+    *error = "--connect-timeout must be more than 0";
+    return false;
+  }
+  return true;
+}
+
+bool connection_flags(Options* options, std::string* error) {
+  options->host = absl::GetFlag(FLAGS_host);
+  if (options->host == "localhost") options->host = "127.0.0.1";
+  in_addr address{};
+  if (inet_pton(AF_INET, options->host.c_str(), &address) != 1) {
+    *error = absl::StrFormat("--host=%s is not a numeric IPv4 address", options->host);
+    return false;
+  }
+  uint32_t port = absl::GetFlag(FLAGS_port);
+  if (port == 0 || port > 65535) {
+    *error = absl::StrFormat("--port=%u is out of range [1, 65535]", port);
+    return false;
+  }
+  options->port = static_cast<uint16_t>(port);
+  std::string version = absl::GetFlag(FLAGS_mqtt);
+  if (version == "3.1.1" || version == "4") {
+    options->protocol_level = 4;
+  } else if (version == "3.1" || version == "3") {
+    options->protocol_level = 3;
+  } else if (version == "5" || version == "5.0") {
+    *error = "--mqtt 5: MQTT 5 is not yet supported by mqtt-bench; use --mqtt 3.1.1";
+    return false;
+  } else {
+    *error = absl::StrFormat("--mqtt=%s: expected 3.1.1 or 3.1", version);
+    return false;
+  }
+  options->clean_session = absl::GetFlag(FLAGS_clean);
+  options->username = absl::GetFlag(FLAGS_username);
+  options->has_username = !options->username.empty();
+  options->password = absl::GetFlag(FLAGS_password);
+  options->has_password = !options->password.empty();
+  if (options->has_password && !options->has_username) {
+    *error = "--password needs --username (MQTT 3.1.1 section 3.1.2.9)";
+    return false;
+  }
+  uint32_t keepalive = absl::GetFlag(FLAGS_keepalive);
+  if (keepalive > 65535) {
+    *error = absl::StrFormat("--keepalive=%u is out of range [0, 65535]", keepalive);
+    return false;
+  }
+  options->keepalive_s = static_cast<uint16_t>(keepalive);
+  options->connect_rate = absl::GetFlag(FLAGS_connect_rate);
+  if (!(options->connect_rate >= 0)) {
+    *error = "--connect-rate must be 0 or more";
+    return false;
+  }
+  options->client_id_prefix = absl::GetFlag(FLAGS_client_id_prefix);
+  if (options->client_id_prefix.empty()) options->client_id_prefix = absl::StrFormat("mqtt-bench-%d-", getpid());
+  return true;
+}
+
+}  // namespace
+
+bool options_from_flags(Command command, Options* options, std::string* error) {
+  options->command = command;
+  if (!connection_flags(options, error) || !counts_from_flags(options, error) || !message_flags(options, error) ||
+      !time_flags(options, error)) {
+    return false;
+  }
+  uint32_t clients = options->idle_connections + options->publishers + options->subscribers;
+  uint32_t threads = absl::GetFlag(FLAGS_threads);
+  if (threads > kThreadsMax) {
+    *error = absl::StrFormat("--threads=%u is out of range [0, %u]", threads, kThreadsMax);
+    return false;
+  }
+  if (threads == 0) threads = usable_cpus();
+  options->threads = std::min(threads, clients);
+  options->json_path = absl::GetFlag(FLAGS_json);
+  options->broker_pid = absl::GetFlag(FLAGS_broker_pid);
+  if (options->broker_pid < 0) {
+    *error = "--broker-pid must be a process id";
+    return false;
+  }
+  options->quiet = absl::GetFlag(FLAGS_quiet);
+  return true;
+}
+
+}  // namespace coremq::bench

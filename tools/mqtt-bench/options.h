@@ -1,0 +1,64 @@
+// Options: one run of mqtt-bench as the user asked for it, after flags were parsed, checked and
+// the --scenario preset applied. Built once by the main thread, then read-only and shared by
+// every worker for the life of the run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace coremq::bench {
+
+enum class Command { kConn, kPub, kSub, kRun };
+enum class Scenario { kNone, kFanIn, kFanOut, kPairs, kShared };
+
+const char* command_name(Command command);
+const char* scenario_name(Scenario scenario);
+
+struct Options {
+  Command command = Command::kRun;
+  Scenario scenario = Scenario::kNone;
+  std::string host = "127.0.0.1";
+  uint16_t port = 1883;
+
+  uint32_t idle_connections = 0;  // `conn`
+  uint32_t publishers = 0;
+  uint32_t subscribers = 0;
+  std::string publish_topic;    // template: %i client index, %c client id
+  std::string subscribe_filter; // template, as above
+
+  uint8_t qos = 0;
+  uint32_t payload_bytes = 64;
+  uint64_t rate_total = 0;      // messages/s over all publishers; 0 = as fast as the window allows
+  uint32_t window = 0;          // unacknowledged (QoS 1/2) or undelivered (QoS 0, `run`) per publisher
+  double duration_s = 0;        // publishing time after warm-up (`conn`: hold time); 0 = bounded by count
+  uint64_t count = 0;           // messages per publisher (`sub`: per subscriber); 0 = bounded by duration
+  double warmup_s = 0;
+  double connect_timeout_s = 30;
+  double drain_timeout_s = 5;
+
+  uint8_t protocol_level = 4;   // 3 (3.1) or 4 (3.1.1)
+  bool clean_session = true;
+  bool has_username = false;
+  std::string username;
+  bool has_password = false;
+  std::string password;
+  uint16_t keepalive_s = 60;
+  std::string client_id_prefix;
+  uint32_t threads = 1;
+  double connect_rate = 0;      // new connections/s over all threads; 0 = as fast as possible
+
+  std::string json_path;
+  int broker_pid = 0;
+  bool quiet = false;           // no progress line
+};
+
+// Turns argv (after the subcommand was taken off and flags were parsed) into Options.
+// Returns false with a message on any usage error (the caller exits 2).
+[[nodiscard]] bool options_from_flags(Command command, Options* options, std::string* error);
+
+// Rewrites --foo-bar[=x] to --foo_bar[=x] (Abseil spells flag names with underscores) and
+// leaves values and positional arguments alone.
+std::vector<std::string> normalize_flag_spelling(int argc, char** argv);
+
+}  // namespace coremq::bench

@@ -1,0 +1,435 @@
+// The worker loop: io_uring submissions, completions and the per-turn publishing; see worker.h.
+// Everything here runs on the worker's own thread except the constructor, start() and join().
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <liburing.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_format.h"
+#include "base/assert.h"
+#include "bounds.h"
+#include "clock.h"
+
+namespace coremq::bench {
+
+namespace {
+
+constexpr int kOperationBits = 3;
+constexpr int64_t kKeepaliveCheckIntervalNs = kNanosPerSecond;
+constexpr int64_t kIdleWaitNs = 20'000'000;     // nothing timed to do: wake to see the phase change
+constexpr int64_t kPacedWaitNs = 1'000'000;     // paced connects or publishes: 1 ms ticks
+constexpr int64_t kDisconnectGraceNs = kNanosPerSecond;
+
+uint64_t user_data(uint32_t slot, uint64_t operation) { return (uint64_t{slot} + 1) << kOperationBits | operation; }
+
+}  // namespace
+
+Worker::Worker(uint32_t id, const Options& options, const Plan& plan, SharedState& shared,
+               std::vector<const ClientSpec*> specs)
+    : id_(id), options_(options), plan_(plan), shared_(shared), specs_(std::move(specs)) {
+  context_.options = &options_;
+  context_.plan = &plan_;
+  context_.shared = &shared_;
+  context_.counters = &shared_.counters[id_];
+  context_.result = &result_;
+  context_.measure_start_ns = std::numeric_limits<int64_t>::max();
+  context_.measure_end_ns = std::numeric_limits<int64_t>::max();
+  if (plan_.in_process) context_.pending_delivered.assign(plan_.publishers, 0);
+  address_.sin_family = AF_INET;
+  address_.sin_port = htons(options_.port);
+  COREMQ_ASSERT(inet_pton(AF_INET, options_.host.c_str(), &address_.sin_addr) == 1);  // checked with the flags
+  if (options_.connect_rate > 0) connect_rate_ = options_.connect_rate / options_.threads;
+  if (options_.rate_total > 0 && plan_.publishers > 0) {
+    publish_rate_ = static_cast<double>(options_.rate_total) / plan_.publishers;
+  }
+}
+
+Worker::~Worker() { COREMQ_ASSERT(!thread_.joinable()); }
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() { thread_.join(); }
+
+void Worker::run() {
+  std::string error;
+  if (!setup(&error)) {
+    record_error(absl::StrFormat("thread %u: %s", id_, error));
+    publish_counters();
+    return;
+  }
+  loop();
+  disconnect_all();
+  collect_results();
+  publish_counters();
+}
+
+bool Worker::setup(std::string* error) {
+  if (!ring_.init(kRingEntries, error)) return false;
+  if (ring_.features().recv_multishot) {
+    std::string buffer_error;
+    provided_buffers_ = buffers_.init(ring_, 0, kReceiveBufferCount, kReceiveBufferBytes, &buffer_error);
+  }
+  clients_.reserve(specs_.size());
+  for (const ClientSpec* spec : specs_) {
+    clients_.push_back(std::make_unique<Client>(*spec, context_));
+    if (spec->role == Role::kPublisher) publisher_slots_.push_back(static_cast<uint32_t>(clients_.size() - 1));
+  }
+  handshaking_.assign(clients_.size(), false);
+  return true;
+}
+
+bool Worker::alive(const Client& client) const {
+  ClientState state = client.state();
+  return client.io.fd >= 0 && state != ClientState::kFailed && state != ClientState::kClosed;
+}
+
+void Worker::loop() {
+  int64_t last_keepalive_ns = monotonic_ns();
+  connect_start_ns_ = last_keepalive_ns;
+  for (;;) {
+    Phase phase = shared_.phase.load(std::memory_order_acquire);
+    if (phase == Phase::kStopping) return;
+    int64_t now_ns = monotonic_ns();
+    if (phase != Phase::kConnecting && !window_known_) {
+      // Published by the main thread before the phase store this load acquired.
+      context_.measure_start_ns = shared_.measure_start_ns;
+      context_.measure_end_ns = shared_.measure_end_ns;
+      publish_start_ns_ = shared_.publish_start_ns;
+      window_known_ = true;
+    }
+    start_connects(now_ns);
+    bool more_work = phase == Phase::kPublishing && publish_turn(now_ns);
+    if (now_ns - last_keepalive_ns >= kKeepaliveCheckIntervalNs) {
+      keepalive_turn(now_ns);
+      last_keepalive_ns = now_ns;
+    }
+    flush_sends(now_ns);
+    bool paced = next_to_connect_ < clients_.size() || (phase == Phase::kPublishing && !publisher_slots_.empty());
+    wait_and_reap(more_work ? 0 : paced ? kPacedWaitNs : kIdleWaitNs);
+    flush_deliveries();
+    publish_counters();
+  }
+}
+
+void Worker::start_connects(int64_t now_ns) {
+  uint32_t total = static_cast<uint32_t>(clients_.size());
+  if (next_to_connect_ >= total) return;
+  uint64_t allowed = total;
+  if (connect_rate_ > 0) {
+    double elapsed_s = static_cast<double>(now_ns - connect_start_ns_) / kNanosPerSecond;
+    allowed = std::min<uint64_t>(total, static_cast<uint64_t>(elapsed_s * connect_rate_) + 1);
+  }
+  while (next_to_connect_ < allowed && handshakes_in_flight_ < kConnectsInFlightMax) {
+    uint32_t slot = next_to_connect_++;
+    start_connect(*clients_[slot], slot);
+  }
+}
+
+void Worker::start_connect(Client& client, uint32_t slot) {
+  if (result_.first_connect_ns == 0) result_.first_connect_ns = monotonic_ns();
+  client.on_connecting();
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int error = errno;
+    fail_client(slot, absl::StrFormat("socket() failed: %s%s", std::strerror(error),
+                                      error == EMFILE ? " (raise the open-file limit: ulimit -n)" : ""));
+    return;
+  }
+  int one = 1;
+  // Small packets must leave at once: latency is what is being measured.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  client.io.fd = fd;
+  handshaking_[slot] = true;
+  handshakes_in_flight_++;
+  io_uring_sqe* sqe = ring_.next_sqe();
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&address_), sizeof(address_));
+  io_uring_sqe_set_data64(sqe, user_data(slot, kConnect));
+}
+
+bool Worker::publish_turn(int64_t now_ns) {
+  bool more_work = false;
+  double elapsed_s = static_cast<double>(now_ns - publish_start_ns_) / kNanosPerSecond;
+  for (uint32_t slot : publisher_slots_) {
+    Client& client = *clients_[slot];
+    if (!alive(client)) continue;
+    uint32_t budget = kPublishesPerTurnMax;
+    if (publish_rate_ > 0) {
+      // Open loop: what the schedule says is due by now, so a late turn catches up.
+      auto due = static_cast<uint64_t>(elapsed_s * publish_rate_) + 1;
+      budget = due > client.sent() ? static_cast<uint32_t>(std::min<uint64_t>(budget, due - client.sent())) : 0;
+    }
+    uint32_t encoded = budget > 0 ? client.publish(budget) : 0;
+    if (encoded == kPublishesPerTurnMax) more_work = true;
+    if (!client.staging.empty()) queue_flush(slot);
+  }
+  return more_work;
+}
+
+void Worker::keepalive_turn(int64_t now_ns) {
+  if (options_.keepalive_s == 0) return;
+  // Half the keep-alive: the broker allows one and a half before it closes the connection.
+  int64_t quiet_ns_max = int64_t{options_.keepalive_s} * kNanosPerSecond / 2;
+  for (uint32_t slot = 0; slot < clients_.size(); ++slot) {
+    Client& client = *clients_[slot];
+    if (client.state() != ClientState::kReady || client.io.fd < 0) continue;
+    if (now_ns - client.io.last_send_ns < quiet_ns_max) continue;
+    client.stage_pingreq();
+    queue_flush(slot);
+  }
+}
+
+void Worker::queue_flush(uint32_t slot) {
+  Client& client = *clients_[slot];
+  if (client.io.flush_queued) return;
+  client.io.flush_queued = true;
+  flush_queue_.push_back(slot);
+}
+
+void Worker::flush_sends(int64_t now_ns) {
+  for (uint32_t slot : flush_queue_) {
+    Client& client = *clients_[slot];
+    client.io.flush_queued = false;
+    if (client.io.send_in_flight || client.staging.empty() || !alive(client)) continue;
+    COREMQ_ASSERT(client.io.sending.empty());
+    client.io.sending.swap(client.staging);
+    client.io.sending_offset = 0;
+    client.io.last_send_ns = now_ns;
+    submit_send(slot);
+  }
+  flush_queue_.clear();
+}
+
+void Worker::submit_send(uint32_t slot) {
+  Client& client = *clients_[slot];
+  COREMQ_ASSERT(client.io.sending_offset < client.io.sending.size());
+  io_uring_sqe* sqe = ring_.next_sqe();
+  io_uring_prep_send(sqe, client.io.fd, client.io.sending.data() + client.io.sending_offset,
+                     client.io.sending.size() - client.io.sending_offset, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, user_data(slot, kSend));
+  client.io.send_in_flight = true;
+}
+
+void Worker::arm_receive(uint32_t slot) {
+  Client& client = *clients_[slot];
+  COREMQ_ASSERT(!client.io.receive_armed);
+  io_uring_sqe* sqe = ring_.next_sqe();
+  if (provided_buffers_) {
+    // One request serves every packet the connection will ever receive; the kernel picks a
+    // buffer per completion, so idle connections hold no receive memory.
+    io_uring_prep_recv_multishot(sqe, client.io.fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buffers_.group_id();
+  } else {
+    if (!client.io.receive_buffer) client.io.receive_buffer = std::make_unique<uint8_t[]>(kReceiveBufferBytes);
+    io_uring_prep_recv(sqe, client.io.fd, client.io.receive_buffer.get(), kReceiveBufferBytes, 0);
+  }
+  io_uring_sqe_set_data64(sqe, user_data(slot, kReceive));
+  client.io.receive_armed = true;
+}
+
+void Worker::wait_and_reap(int64_t timeout_ns) {
+  // With DEFER_TASKRUN completions are only produced while we are inside io_uring_enter, so
+  // even the zero-timeout case must enter the kernel (one syscall submits and reaps).
+  __kernel_timespec timeout{};
+  timeout.tv_sec = timeout_ns / kNanosPerSecond;
+  timeout.tv_nsec = timeout_ns % kNanosPerSecond;
+  io_uring_cqe* first = nullptr;
+  int result = io_uring_submit_and_wait_timeout(ring_.raw(), &first, 1, &timeout, nullptr);
+  if (result < 0 && result != -ETIME && result != -EINTR && result != -EBUSY) {
+    record_error(absl::StrFormat("thread %u: io_uring_submit_and_wait_timeout failed: %s", id_, std::strerror(-result)));
+  }
+  unsigned head = 0;
+  unsigned reaped = 0;
+  io_uring_cqe* cqe = nullptr;
+  io_uring_for_each_cqe(ring_.raw(), head, cqe) {
+    handle_completion(cqe);
+    reaped++;
+  }
+  io_uring_cq_advance(ring_.raw(), reaped);
+  if (provided_buffers_) buffers_.publish();
+}
+
+void Worker::handle_completion(const io_uring_cqe* cqe) {
+  uint64_t data = io_uring_cqe_get_data64(cqe);
+  uint64_t operation = data & ((1u << kOperationBits) - 1);
+  COREMQ_ASSERT((data >> kOperationBits) >= 1);
+  auto slot = static_cast<uint32_t>((data >> kOperationBits) - 1);
+  COREMQ_ASSERT(slot < clients_.size());
+  switch (operation) {
+    case kConnect: on_connect_done(slot, cqe->res); break;
+    case kReceive: on_receive(slot, cqe); break;
+    case kSend: on_send_done(slot, cqe->res); break;
+    default: COREMQ_ASSERT_MSG(false, "unknown completion");
+  }
+}
+
+void Worker::on_connect_done(uint32_t slot, int result) {
+  Client& client = *clients_[slot];
+  if (client.state() != ClientState::kConnecting) return;  // failed meanwhile
+  if (result < 0) {
+    fail_client(slot, absl::StrFormat("connect to %s:%u failed: %s", options_.host, options_.port,
+                                      std::strerror(-result)));
+    return;
+  }
+  client.on_connected();
+  arm_receive(slot);
+  queue_flush(slot);
+}
+
+void Worker::on_receive(uint32_t slot, const io_uring_cqe* cqe) {
+  Client& client = *clients_[slot];
+  bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  if (!more) client.io.receive_armed = false;
+  const uint8_t* bytes = client.io.receive_buffer.get();
+  int buffer_id = -1;
+  if (cqe->flags & IORING_CQE_F_BUFFER) {
+    buffer_id = static_cast<int>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    bytes = buffers_.buffer(static_cast<uint16_t>(buffer_id));
+  }
+  int result = cqe->res;
+  if (result > 0 && alive(client)) {
+    bool ok = client.on_bytes(std::span<const uint8_t>(bytes, static_cast<size_t>(result)), monotonic_ns());
+    if (client.state() != ClientState::kAwaitingConnack) end_handshake(slot);
+    if (!ok) fail_client(slot, client.error());
+    else if (!client.staging.empty()) queue_flush(slot);
+  }
+  if (buffer_id >= 0) buffers_.recycle(static_cast<uint16_t>(buffer_id));
+  if (!alive(client)) return;
+  if (result == 0) {
+    if (client.state() == ClientState::kDisconnecting) {
+      close_client(client);
+      return;
+    }
+    fail_client(slot, client.state() == ClientState::kAwaitingConnack
+                          ? "broker closed the connection before CONNACK"
+                          : "broker closed the connection");
+    return;
+  }
+  if (result < 0 && result != -ENOBUFS) {
+    if (client.state() == ClientState::kDisconnecting) {
+      close_client(client);
+      return;
+    }
+    fail_client(slot, absl::StrFormat("receive failed: %s", std::strerror(-result)));
+    return;
+  }
+  if (result == -ENOBUFS) result_.receive_buffers_exhausted++;  // flow control: re-armed below
+  if (!client.io.receive_armed) arm_receive(slot);
+}
+
+void Worker::on_send_done(uint32_t slot, int result) {
+  Client& client = *clients_[slot];
+  client.io.send_in_flight = false;
+  if (!alive(client)) return;
+  if (result < 0) {
+    if (client.state() == ClientState::kDisconnecting) {
+      close_client(client);
+      return;
+    }
+    fail_client(slot, absl::StrFormat("send failed: %s", std::strerror(-result)));
+    return;
+  }
+  client.io.sending_offset += static_cast<size_t>(result);
+  COREMQ_ASSERT(client.io.sending_offset <= client.io.sending.size());
+  if (client.io.sending_offset < client.io.sending.size()) {
+    submit_send(slot);  // a short send: the rest goes before anything staged since
+    return;
+  }
+  client.io.sending.clear();
+  client.io.sending_offset = 0;
+  if (!client.staging.empty()) queue_flush(slot);
+}
+
+void Worker::end_handshake(uint32_t slot) {
+  if (!handshaking_[slot]) return;
+  handshaking_[slot] = false;
+  COREMQ_ASSERT(handshakes_in_flight_ > 0);
+  handshakes_in_flight_--;
+}
+
+void Worker::fail_client(uint32_t slot, std::string message) {
+  Client& client = *clients_[slot];
+  end_handshake(slot);
+  client.fail(std::move(message));
+  record_error(client.error());
+  close_client(client);
+}
+
+void Worker::close_client(Client& client) {
+  if (client.io.fd < 0) return;
+  // shutdown() ends the armed multishot recv (it completes with 0): close() alone would not,
+  // since the pending request holds its own reference to the socket.
+  shutdown(client.io.fd, SHUT_RDWR);
+  close(client.io.fd);
+  client.io.fd = -1;
+  if (client.state() != ClientState::kFailed) client.mark_closed();
+}
+
+void Worker::record_error(std::string message) {
+  result_.errors++;
+  if (result_.error_messages.size() < kErrorMessagesMax) result_.error_messages.push_back(std::move(message));
+}
+
+void Worker::flush_deliveries() {
+  for (uint32_t publisher : context_.touched_publishers) {
+    shared_.delivered[publisher].fetch_add(context_.pending_delivered[publisher], std::memory_order_relaxed);
+    context_.pending_delivered[publisher] = 0;
+  }
+  context_.touched_publishers.clear();
+}
+
+void Worker::publish_counters() {
+  WorkerCounters& counters = shared_.counters[id_];
+  auto relaxed = std::memory_order_relaxed;
+  counters.connections_up.store(result_.connections_up, relaxed);
+  counters.subscribed.store(result_.subscribed, relaxed);
+  counters.errors.store(result_.errors, relaxed);
+  counters.sent.store(result_.sent, relaxed);
+  counters.expected_deliveries.store(result_.expected_deliveries, relaxed);
+  counters.acknowledged.store(result_.acknowledged, relaxed);
+  counters.received.store(result_.received, relaxed);
+  counters.publishers_done.store(result_.publishers_done, relaxed);
+  counters.subscribers_done.store(result_.subscribers_done, relaxed);
+  counters.last_send_ns.store(result_.last_send_ns, relaxed);
+}
+
+void Worker::disconnect_all() {
+  for (uint32_t slot = 0; slot < clients_.size(); ++slot) {
+    Client& client = *clients_[slot];
+    if (!alive(client) || client.state() == ClientState::kConnecting) continue;
+    client.stage_disconnect();
+    queue_flush(slot);
+  }
+  int64_t now_ns = monotonic_ns();
+  flush_sends(now_ns);
+  // Give the DISCONNECTs a bounded time to leave, then close whatever is left.
+  int64_t deadline_ns = now_ns + kDisconnectGraceNs;
+  for (;;) {
+    bool sending = std::any_of(clients_.begin(), clients_.end(), [this](const std::unique_ptr<Client>& client) {
+      return alive(*client) && client->io.send_in_flight;
+    });
+    if (!sending || monotonic_ns() >= deadline_ns) break;
+    wait_and_reap(kPacedWaitNs);
+    flush_sends(monotonic_ns());
+  }
+  for (auto& client : clients_) close_client(*client);
+}
+
+void Worker::collect_results() {
+  for (auto& client : clients_) {
+    if (client->spec().role == Role::kPublisher) result_.publishers.push_back(client->publisher_result());
+    if (client->spec().role == Role::kSubscriber) result_.subscribers.push_back(client->subscriber_result());
+  }
+}
+
+}  // namespace coremq::bench

@@ -1,0 +1,98 @@
+// Worker: one thread with its own io_uring, driving its own subset of the clients: paced
+// connects, publishing, receiving, keep-alive and the final DISCONNECT. Per loop turn it reaps
+// completions in a batch, lets publishers encode into their staging buffers, and flushes with
+// at most one send in flight per socket (bytes gathered meanwhile go out in the next send).
+// Receives are multishot from a provided-buffer ring when the kernel has them, one plain recv
+// per socket otherwise. Created and joined by the main thread; between start() and join() only
+// the worker thread touches it, except through SharedState.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client.h"
+#include "io/buffer_ring.h"
+#include "io/ring.h"
+#include "options.h"
+#include "plan.h"
+#include "shared_state.h"
+#include "worker_result.h"
+
+struct io_uring_cqe;
+
+namespace coremq::bench {
+
+class Worker {
+ public:
+  Worker(uint32_t id, const Options& options, const Plan& plan, SharedState& shared,
+         std::vector<const ClientSpec*> specs);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  void start();
+  void join();
+  // After join().
+  WorkerResult& result() { return result_; }
+
+ private:
+  enum Operation : uint64_t { kConnect = 1, kReceive = 2, kSend = 3 };
+
+  void run();
+  [[nodiscard]] bool setup(std::string* error);
+  void loop();
+  void start_connects(int64_t now_ns);
+  void start_connect(Client& client, uint32_t slot);
+  bool publish_turn(int64_t now_ns);
+  void keepalive_turn(int64_t now_ns);
+  void queue_flush(uint32_t slot);
+  void flush_sends(int64_t now_ns);
+  void arm_receive(uint32_t slot);
+  void submit_send(uint32_t slot);
+  void wait_and_reap(int64_t timeout_ns);
+  void handle_completion(const io_uring_cqe* cqe);
+  void on_connect_done(uint32_t slot, int result);
+  void on_receive(uint32_t slot, const io_uring_cqe* cqe);
+  void on_send_done(uint32_t slot, int result);
+  void fail_client(uint32_t slot, std::string message);
+  void close_client(Client& client);
+  void end_handshake(uint32_t slot);
+  void record_error(std::string message);
+  void flush_deliveries();
+  void publish_counters();
+  void disconnect_all();
+  void collect_results();
+  bool alive(const Client& client) const;
+
+  uint32_t id_;
+  const Options& options_;
+  const Plan& plan_;
+  SharedState& shared_;
+  std::vector<const ClientSpec*> specs_;
+  WorkerResult result_;
+  WorkerContext context_;
+  io::Ring ring_;
+  io::BufferRing buffers_;
+  bool provided_buffers_ = false;
+  sockaddr_in address_{};
+
+  std::vector<std::unique_ptr<Client>> clients_;
+  std::vector<bool> handshaking_;
+  std::vector<uint32_t> publisher_slots_;
+  std::vector<uint32_t> flush_queue_;
+  uint32_t next_to_connect_ = 0;
+  uint32_t handshakes_in_flight_ = 0;
+  int64_t connect_start_ns_ = 0;
+  int64_t publish_start_ns_ = 0;
+  double connect_rate_ = 0;     // this worker's share, per second
+  double publish_rate_ = 0;     // per publisher, per second
+  bool window_known_ = false;
+  std::thread thread_;
+};
+
+}  // namespace coremq::bench

@@ -1,0 +1,57 @@
+// WorkerResult: everything one worker measured and found, kept by the worker while it runs and
+// handed to the main thread after join (no sharing while running). The main thread merges the
+// results of all workers into the report.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "histogram.h"
+
+namespace coremq::bench {
+
+struct PublisherResult {
+  uint32_t index = 0;
+  uint64_t sent = 0;
+  uint64_t unacknowledged = 0;  // QoS 1/2 in flight when the run ended
+};
+
+struct SubscriberResult {
+  uint32_t index = 0;
+  uint64_t received = 0;
+  uint64_t unique = 0;
+  uint64_t duplicates = 0;
+  uint64_t reordered = 0;
+  uint64_t gaps = 0;         // loss as seen from the sequence numbers alone
+  uint64_t unexpected = 0;   // from a publisher whose topic its filter does not match (`run`)
+  uint64_t foreign = 0;      // payload not from this run (another tool, a stale session)
+  uint8_t granted_qos = 0;
+};
+
+struct WorkerResult {
+  Histogram latency_ns;             // messages sent inside the measurement window
+  uint64_t sent = 0;
+  uint64_t sent_in_window = 0;
+  uint64_t received = 0;
+  uint64_t received_in_window = 0;  // by send time: delivered messages that were sent in the window
+  uint64_t acknowledged = 0;
+  uint64_t expected_deliveries = 0;
+  uint64_t connections_up = 0;
+  uint64_t subscribed = 0;
+  uint64_t publishers_done = 0;
+  uint64_t subscribers_done = 0;
+  uint64_t errors = 0;
+  std::vector<std::string> error_messages;  // the first kErrorMessagesMax
+  int64_t first_connect_ns = 0;
+  int64_t last_connack_ns = 0;
+  int64_t last_send_ns = 0;
+  // Bounds hit (each counts one occurrence).
+  uint64_t receive_buffers_exhausted = 0;  // multishot recv stopped on -ENOBUFS and was re-armed
+  uint64_t publish_paused_staged_full = 0; // a publisher paused because kStagedBytesMax was staged
+  uint64_t pings = 0;
+  std::vector<PublisherResult> publishers;
+  std::vector<SubscriberResult> subscribers;
+};
+
+}  // namespace coremq::bench
