@@ -43,7 +43,13 @@ def test_takeover_keeps_persistent_session(broker, clients, names):
         assert newer.connect(client_id, clean_session=False) == 1
         assert first.expect_closed() == []
         publisher.publish(topic, b"%d" % round_number, qos=1, packet_id=round_number + 1)
-        assert newer.receive_publish().payload == b"%d" % round_number
+        # The PUBACK for the previous round travels on the old socket and may reach the
+        # session after the takeover; QoS 1 then allows a resend, marked DUP.
+        while True:
+            received = newer.receive_publish()
+            if received.payload == b"%d" % round_number:
+                break
+            assert received.dup and int(received.payload) < round_number, received
         first = newer
 
 
