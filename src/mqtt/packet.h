@@ -1,13 +1,17 @@
-// MQTT control packet types and the decoded forms of each packet (MQTT 3.1 / 3.1.1, MQTT 5 later).
+// MQTT control packet types and the decoded forms of each packet (MQTT 3.1, 3.1.1 and 5).
 // Pure data: no I/O, no allocation. Every string_view and span in a decoded packet points into the
 // packet body the decoder was given, so a decoded packet lives no longer than the receive buffer
-// that holds its bytes. Usable from any thread; each value is owned by whoever declared it.
+// that holds its bytes. The MQTT 5 property blocks (`properties` fields) are decoded only under
+// MQTT 5 and stay empty otherwise. Usable from any thread; each value is owned by whoever declared
+// it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
+
+#include "mqtt/property_set.h"
 
 namespace coremq::mqtt {
 
@@ -81,11 +85,17 @@ struct ConnectPacket {
   std::string_view username;
   bool has_password = false;
   std::string_view password;
+  Properties properties;       // MQTT 5: the CONNECT properties
+  Properties will_properties;  // MQTT 5 with a will: the will properties
 };
 
+// Under MQTT 5 reason_code is what the server sent and return_code its closest 3.1.1 meaning; under
+// 3.1.1 return_code is what the server sent and reason_code its MQTT 5 counterpart.
 struct ConnackPacket {
   bool session_present = false;
   ConnectReturnCode return_code = ConnectReturnCode::kAccepted;
+  uint8_t reason_code = 0;  // MQTT 5 reason code (section 3.2.2.2)
+  Properties properties;
 };
 
 struct PublishPacket {
@@ -95,6 +105,9 @@ struct PublishPacket {
   bool retain = false;
   bool dup = false;
   uint16_t packet_id = 0;  // present only when qos > 0
+  // MQTT 5: properties.encoded views the block as received, for forwarding. The topic may be empty
+  // when properties.topic_alias is set; the receiver resolves the alias.
+  Properties properties;
 };
 
 // One entry of a SUBSCRIBE payload. The MQTT 5 subscription options are decoded only for MQTT 5 and
@@ -112,23 +125,48 @@ struct SubscribeTopic {
 struct SubscribePacket {
   uint16_t packet_id = 0;
   std::span<SubscribeTopic> topics;
+  Properties properties;  // MQTT 5
 };
 
 struct UnsubscribePacket {
   uint16_t packet_id = 0;
   std::span<std::string_view> filters;
+  Properties properties;  // MQTT 5
 };
 
-// Client side. return_codes views the packet body: one byte per requested filter, each 0, 1, 2 or 0x80.
+// Client side. return_codes views the packet body: one byte per requested filter, each 0, 1, 2 or
+// 0x80 (3.1.1) or a SUBACK reason code (MQTT 5).
 struct SubackPacket {
   uint16_t packet_id = 0;
   std::span<const uint8_t> return_codes;
+  Properties properties;  // MQTT 5
 };
 
 // Client side. reason_codes is empty before MQTT 5 (a 3.1.1 UNSUBACK carries only the packet id).
 struct UnsubackPacket {
   uint16_t packet_id = 0;
   std::span<const uint8_t> reason_codes;
+  Properties properties;  // MQTT 5
+};
+
+// PUBACK, PUBREC, PUBREL or PUBCOMP. Under 3.1.1 reason_code is 0 and properties empty.
+struct AckPacket {
+  PacketType type = PacketType::kPuback;
+  uint16_t packet_id = 0;
+  uint8_t reason_code = 0;
+  Properties properties;
+};
+
+// DISCONNECT. Under 3.1.1 the packet is empty: reason_code 0 and no properties.
+struct DisconnectPacket {
+  uint8_t reason_code = 0;
+  Properties properties;
+};
+
+// AUTH (MQTT 5 only): one step of an enhanced authentication exchange (section 4.12).
+struct AuthPacket {
+  uint8_t reason_code = 0;
+  Properties properties;
 };
 
 }  // namespace coremq::mqtt

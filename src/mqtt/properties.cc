@@ -199,7 +199,11 @@ DecodeStatus store(const PropertyCursor::Entry& entry, Properties* out) {
       out->topic_alias_maximum = static_cast<uint16_t>(value);
       break;
     case PropertyId::kTopicAlias:
-      return store_nonzero(value, &out->topic_alias);
+      // 0 is not a valid alias (section 3.3.2.3.4), but its answer is DISCONNECT 0x94 (Topic Alias
+      // invalid) rather than 0x82, and which aliases are valid depends on the Topic Alias Maximum
+      // the broker granted: the broker checks the value.
+      out->topic_alias = static_cast<uint16_t>(value);
+      break;
     case PropertyId::kMaximumQos:
       return store_flag(value, &out->maximum_qos);
     case PropertyId::kRetainAvailable:

@@ -5,8 +5,8 @@
 // Identifier in PUBLISH) are counted and can be walked again with PropertyCursor. Pure functions,
 // callable from any thread; a Properties lives no longer than the bytes it was decoded from.
 //
-// Not yet wired into decode_connect and the other packet decoders: each of them marks the place
-// where its property block goes.
+// The decoders of decoder.h call decode_properties for the block of each MQTT 5 packet; the
+// Properties and UserProperty structs themselves live in property_set.h so that packet.h can hold them.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +18,7 @@
 #include "base/byte_buffer.h"
 #include "mqtt/decoder.h"
 #include "mqtt/packet.h"
+#include "mqtt/property_set.h"
 
 namespace coremq::mqtt {
 
@@ -125,49 +126,6 @@ bool property_allowed(PropertyId id, PropertyContext context);
 // True for User Property everywhere and Subscription Identifier in PUBLISH (section 3.3.2.3.8).
 bool property_may_repeat(PropertyId id, PropertyContext context);
 
-struct UserProperty {
-  std::string_view name;
-  std::string_view value;
-};
-
-// A decoded property block. Each optional is the presence flag and value of one property; absent
-// means the spec's default applies (kept out of the struct so that "absent" and "sent with the
-// default value" stay distinguishable, which matters when forwarding). The repeatable properties
-// are counted here and walked with PropertyCursor over `encoded`.
-struct Properties {
-  std::optional<uint8_t> payload_format_indicator;  // 0 unspecified bytes, 1 UTF-8
-  std::optional<uint32_t> message_expiry_interval_seconds;
-  std::optional<std::string_view> content_type;
-  std::optional<std::string_view> response_topic;
-  std::optional<std::string_view> correlation_data;
-  std::optional<uint32_t> subscription_identifier;  // the first one; see subscription_identifier_count
-  std::optional<uint32_t> session_expiry_interval_seconds;
-  std::optional<std::string_view> assigned_client_identifier;
-  std::optional<uint16_t> server_keep_alive_seconds;
-  std::optional<std::string_view> authentication_method;
-  std::optional<std::string_view> authentication_data;
-  std::optional<uint8_t> request_problem_information;
-  std::optional<uint32_t> will_delay_interval_seconds;
-  std::optional<uint8_t> request_response_information;
-  std::optional<std::string_view> response_information;
-  std::optional<std::string_view> server_reference;
-  std::optional<std::string_view> reason_string;
-  std::optional<uint16_t> receive_maximum;
-  std::optional<uint16_t> topic_alias_maximum;
-  std::optional<uint16_t> topic_alias;
-  std::optional<uint8_t> maximum_qos;
-  std::optional<uint8_t> retain_available;
-  std::optional<uint32_t> maximum_packet_size;
-  std::optional<uint8_t> wildcard_subscription_available;
-  std::optional<uint8_t> subscription_identifier_available;
-  std::optional<uint8_t> shared_subscription_available;
-
-  // Set by the decoder only; the encoder takes repeated properties as separate spans.
-  uint32_t user_property_count = 0;
-  uint32_t subscription_identifier_count = 0;
-  std::span<const uint8_t> encoded;  // the properties themselves, without the Property Length
-};
-
 // Reads the property block at the start of `bytes` (Property Length, then the properties) into
 // *out, which is reset first. On kOk, *consumed is the size of the length varint plus the block.
 // Statuses follow section 2.2.2.2 and the per-property rules of sections 3.x:
@@ -176,8 +134,10 @@ struct Properties {
 //     valid UTF-8.
 //   kProtocolError: a property other than User Property (or Subscription Identifier in PUBLISH)
 //     appears twice; a value the spec forbids (a 0/1 flag with another value, Maximum QoS above 1,
-//     Receive Maximum / Maximum Packet Size / Topic Alias / Subscription Identifier of 0, a Response
-//     Topic with wildcards); Authentication Data without Authentication Method.
+//     Receive Maximum / Maximum Packet Size / Subscription Identifier of 0, a Response Topic with
+//     wildcards); Authentication Data without Authentication Method.
+// A Topic Alias of 0 decodes: whether an alias is valid depends on the Topic Alias Maximum the
+// receiver granted, so the receiver checks it and answers 0x94 (Topic Alias invalid).
 [[nodiscard]] DecodeStatus decode_properties(std::span<const uint8_t> bytes, PropertyContext context,
                                              Properties* out, size_t* consumed);
 

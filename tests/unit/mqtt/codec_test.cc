@@ -109,14 +109,14 @@ TEST(MqttCodecRoundTrip, ConnectV31) {
   EXPECT_EQ(decoded.password, "secret");
 }
 
-TEST(MqttCodecRoundTrip, ConnectV5ReportsLevel) {
+TEST(MqttCodecRoundTrip, ConnectUnknownLevelReportsLevel) {
   ConnectPacket connect;
-  connect.protocol_level = 5;
+  connect.protocol_level = 6;
   connect.client_id = "new-client";
   base::ByteBuffer buffer;
   const ConnectPacket decoded = round_trip_connect(connect, buffer, DecodeStatus::kUnsupportedProtocolLevel);
   EXPECT_EQ(decoded.protocol_name, "MQTT");
-  EXPECT_EQ(decoded.protocol_level, 5);
+  EXPECT_EQ(decoded.protocol_level, 6);
 }
 
 TEST(MqttCodecRoundTrip, Connack) {

@@ -66,6 +66,10 @@ DecodeStatus decode_body(PacketType type, uint8_t flags, std::span<const uint8_t
     case PacketType::kPubrec:
     case PacketType::kPubrel:
     case PacketType::kPubcomp: {
+      if (version == ProtocolVersion::kV5) {
+        AckPacket packet;
+        return decode_ack(body, flags, type, version, &packet);
+      }
       uint16_t packet_id = 0;
       return decode_packet_id_only(body, flags, type, &packet_id);
     }
@@ -85,12 +89,19 @@ DecodeStatus decode_body(PacketType type, uint8_t flags, std::span<const uint8_t
       UnsubackPacket packet;
       return decode_unsuback(body, flags, version, &packet);
     }
+    case PacketType::kDisconnect:
+      if (version == ProtocolVersion::kV5) {
+        DisconnectPacket packet;
+        return decode_disconnect(body, flags, version, &packet);
+      }
+      return decode_empty(body, flags, type);
     case PacketType::kPingreq:
     case PacketType::kPingresp:
-    case PacketType::kDisconnect:
       return decode_empty(body, flags, type);
-    case PacketType::kAuth:
-      break;
+    case PacketType::kAuth: {
+      AuthPacket packet;
+      return decode_auth(body, flags, &packet);
+    }
   }
   return DecodeStatus::kMalformed;
 }
@@ -125,7 +136,8 @@ std::vector<Case> connect_cases() {
        DecodeStatus::kBadProtocolName},
       {"MQTT level 3", kConnect, 0, connect_header(0x02, "MQTT", 3).str("id").bytes(),
        DecodeStatus::kUnsupportedProtocolLevel},
-      {"MQTT level 5", kConnect, 0, connect_header(0x02, "MQTT", 5).str("id").bytes(),
+      {"MQTT level 5", kConnect, 0, connect_header(0x02, "MQTT", 5).u8(0).str("id").bytes(), kOk},
+      {"MQTT level 6", kConnect, 0, connect_header(0x02, "MQTT", 6).str("id").bytes(),
        DecodeStatus::kUnsupportedProtocolLevel},
       {"MQIsdp level 4", kConnect, 0, connect_header(0x02, "MQIsdp", 4).str("id").bytes(),
        DecodeStatus::kUnsupportedProtocolLevel},
@@ -188,8 +200,6 @@ std::vector<Case> publish_cases() {
       {"topic plus", kPublish, 0x0, Body().str("a/+/b").bytes(), kProtocolError},
       {"topic hash", kPublish, 0x0, Body().str("a/#").bytes(), kProtocolError},
       {"payload binary", kPublish, 0x0, Body().str("t").raw(kNul).raw(kBadUtf8).bytes(), kOk},
-      {"mqtt 5 not wired", kPublish, 0x0, Body().str("t").bytes(), DecodeStatus::kUnsupportedProtocolLevel,
-       ProtocolVersion::kV5},
   };
 }
 
@@ -219,8 +229,6 @@ std::vector<Case> subscribe_cases() {
        DecodeStatus::kTooManyTopics},
       // Filter syntax is answered per filter by the caller (SUBACK 0x80), not by the decoder.
       {"subscribe bad filter syntax", kSubscribe, 2, Body().u16(1).str("a/#/b").u8(0).bytes(), kOk},
-      {"subscribe mqtt 5 not wired", kSubscribe, 2, Body().u16(1).str("a").u8(0).bytes(),
-       DecodeStatus::kUnsupportedProtocolLevel, ProtocolVersion::kV5},
       {"unsubscribe valid", kUnsubscribe, 2, Body().u16(1).str("b/+").bytes(), kOk},
       {"unsubscribe flags 0", kUnsubscribe, 0, Body().u16(1).str("a").bytes(), kMalformed},
       {"unsubscribe flags 6", kUnsubscribe, 6, Body().u16(1).str("a").bytes(), kMalformed},
@@ -305,11 +313,11 @@ TEST(MqttMalformed, AcksPingsAndClientSide) {
 }
 
 TEST(MqttMalformed, UnsupportedLevelStillReportsLevel) {
-  const std::vector<uint8_t> body = connect_header(0x02, "MQTT", 5).str("id").bytes();
+  const std::vector<uint8_t> body = connect_header(0x02, "MQTT", 6).str("id").bytes();
   ConnectPacket packet;
   ASSERT_EQ(decode_connect(body, 0, &packet), DecodeStatus::kUnsupportedProtocolLevel);
   EXPECT_EQ(packet.protocol_name, "MQTT");
-  EXPECT_EQ(packet.protocol_level, 5);
+  EXPECT_EQ(packet.protocol_level, 6);
 }
 
 // Every strict prefix of a valid body must fail to decode, and none may read past its end: under
@@ -346,9 +354,11 @@ TEST(MqttMalformed, RandomBytesNeverCrash) {
     for (uint8_t& value : bytes) value = static_cast<uint8_t>(byte(random));
     FixedHeader header{};
     (void)parse_fixed_header(bytes, 1u << 20, &header);
-    for (uint8_t type = 1; type <= 14; type++) {
+    for (uint8_t type = 1; type <= 15; type++) {
       for (const uint8_t flags : {uint8_t{0}, uint8_t{2}, static_cast<uint8_t>(iteration & 0x0F)}) {
-        const ProtocolVersion version = iteration % 2 ? ProtocolVersion::kV311 : ProtocolVersion::kV31;
+        constexpr ProtocolVersion kVersions[] = {ProtocolVersion::kV31, ProtocolVersion::kV311,
+                                                 ProtocolVersion::kV5};
+        const ProtocolVersion version = kVersions[iteration % 3];
         if (decode_body(static_cast<PacketType>(type), flags, bytes, version) == kOk) accepted++;
       }
     }

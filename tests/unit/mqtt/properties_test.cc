@@ -365,7 +365,6 @@ TEST(MqttProperties, ValueRules) {
       {{0x2A, 2}, Context::kConnack},                      // Shared Subscription Available
       {{0x21, 0, 0}, Context::kConnect},                   // Receive Maximum 0
       {{0x27, 0, 0, 0, 0}, Context::kConnack},             // Maximum Packet Size 0
-      {{0x23, 0, 0}, Context::kPublish},                   // Topic Alias 0
       {{0x0B, 0}, Context::kSubscribe},                    // Subscription Identifier 0
       {string_property(0x08, "a/+"), Context::kWill},      // Response Topic with a wildcard
       {string_property(0x08, ""), Context::kPublish},      // empty Response Topic
@@ -378,6 +377,8 @@ TEST(MqttProperties, ValueRules) {
   // The zero values that are allowed.
   EXPECT_EQ(decode(block({{0x22, 0, 0}}), Context::kConnect), DecodeStatus::kOk);  // Topic Alias Maximum 0
   EXPECT_EQ(decode(block({{0x13, 0, 0}}), Context::kConnack), DecodeStatus::kOk);  // Server Keep Alive 0
+  // Topic Alias 0 is invalid, but the receiver answers it with 0x94 after checking its own maximum.
+  EXPECT_EQ(decode(block({{0x23, 0, 0}}), Context::kPublish), DecodeStatus::kOk);
   EXPECT_EQ(decode(block({{0x24, 1}}), Context::kConnack), DecodeStatus::kOk);
   EXPECT_EQ(decode(block({string_property(0x15, "SCRAM"), string_property(0x16, "x")}), Context::kAuth),
             DecodeStatus::kOk);
