@@ -466,17 +466,13 @@ size_t properties_length(const Properties& properties, std::span<const UserPrope
   return length;
 }
 
-void encode_properties(base::ByteBuffer& out, PropertyContext context, const Properties& properties,
-                       std::span<const UserProperty> user_properties,
-                       std::span<const uint32_t> subscription_identifiers) {
-  const size_t length = properties_length(properties, user_properties, subscription_identifiers);
-  COREMQ_ASSERT(length <= kRemainingLengthMax);
+void encode_property_bytes(base::ByteBuffer& out, PropertyContext context, const Properties& properties,
+                           std::span<const UserProperty> user_properties,
+                           std::span<const uint32_t> subscription_identifiers) {
   const size_t subscription_identifier_total =
       subscription_identifiers.size() + (properties.subscription_identifier ? 1 : 0);
   COREMQ_ASSERT(subscription_identifier_total <= 1 ||
                 property_may_repeat(PropertyId::kSubscriptionIdentifier, context));
-  const size_t start = out.size();
-  encode_remaining_length(out, static_cast<uint32_t>(length));
   const size_t block_start = out.size();
 
   auto append = [&out, context](const PropertyCursor::Entry& entry) {
@@ -493,7 +489,18 @@ void encode_properties(base::ByteBuffer& out, PropertyContext context, const Pro
   for (const UserProperty& property : user_properties) {
     append(PropertyCursor::Entry{PropertyId::kUserProperty, 0, property.name, property.value});
   }
-  COREMQ_ASSERT(out.size() - block_start == length);
+  COREMQ_ASSERT(out.size() - block_start ==
+                properties_length(properties, user_properties, subscription_identifiers));
+}
+
+void encode_properties(base::ByteBuffer& out, PropertyContext context, const Properties& properties,
+                       std::span<const UserProperty> user_properties,
+                       std::span<const uint32_t> subscription_identifiers) {
+  const size_t length = properties_length(properties, user_properties, subscription_identifiers);
+  COREMQ_ASSERT(length <= kRemainingLengthMax);
+  const size_t start = out.size();
+  encode_remaining_length(out, static_cast<uint32_t>(length));
+  encode_property_bytes(out, context, properties, user_properties, subscription_identifiers);
   COREMQ_ASSERT(out.size() - start == remaining_length_size(static_cast<uint32_t>(length)) + length);
 }
 

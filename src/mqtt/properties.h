@@ -181,4 +181,11 @@ void encode_properties(base::ByteBuffer& out, PropertyContext context, const Pro
                        std::span<const UserProperty> user_properties = {},
                        std::span<const uint32_t> subscription_identifiers = {});
 
+// The same properties without the Property Length in front: a raw block for the MQTT 5 encoders of
+// encoder.h, which take property bytes and write the length themselves. Appends to `out`, so a
+// caller can add properties it writes itself (or forwards) before or after.
+void encode_property_bytes(base::ByteBuffer& out, PropertyContext context, const Properties& properties,
+                           std::span<const UserProperty> user_properties = {},
+                           std::span<const uint32_t> subscription_identifiers = {});
+
 }  // namespace coremq::mqtt
