@@ -1,0 +1,170 @@
+// A fake IoPort that lets a test or a fuzzer drive broker::ShardState in-process, with no
+// sockets and no ring: it records what the protocol side asks of the I/O side (flushes,
+// closes, hand-offs, cross-shard posts) and serves a clock the caller sets. It does what the
+// real shard loop (src/shard/shard.cc) does with ownership: a hand-off takes the
+// connection's unread input, and a posted item's pointee (a Message reference, an
+// InterestChange, a ConnectionHandoff) belongs to the fake until someone takes it or the
+// fake is destroyed, which releases it.
+// Header-only so the GoogleTest unit tests (g++) and the libFuzzer targets (clang) share it.
+// Single-threaded; owned by the test, and must outlive the ShardState that uses it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "base/assert.h"
+#include "base/byte_buffer.h"
+#include "broker/connection.h"
+#include "broker/cross_shard.h"
+#include "broker/message.h"
+#include "broker/shard_state.h"
+
+namespace coremq::testing {
+
+// Frees whatever a cross-shard item owns, as a receiving shard would after handling it.
+inline void release_cross_shard_item(broker::CrossShardItem item) {
+  using Kind = broker::CrossShardItem::Kind;
+  switch (item.kind) {
+    case Kind::kPublish:
+      static_cast<broker::Message*>(item.pointer)->drop_reference();
+      break;
+    case Kind::kInterestAdd:
+    case Kind::kInterestRemove:
+      delete static_cast<broker::InterestChange*>(item.pointer);
+      break;
+    case Kind::kAdoptConnection:
+      delete static_cast<broker::ConnectionHandoff*>(item.pointer);
+      break;
+    default:
+      // A kind added to cross_shard.h after this fake: say so rather than leak its pointee.
+      COREMQ_ASSERT_MSG(false, "release_cross_shard_item: teach tests/unit/broker/fake_io.h this item kind");
+  }
+}
+
+// The origin parameter of broker::Message::create: a plain shard id at the time of writing, a
+// struct whose `shard` is the id once MQTT 5 origins land. make_message works with either.
+template <typename Function>
+struct FifthParameter;
+template <typename Result, typename A, typename B, typename C, typename D, typename E, typename... Rest>
+struct FifthParameter<Result (*)(A, B, C, D, E, Rest...)> {
+  using Type = std::remove_cvref_t<E>;
+};
+
+template <typename Origin>
+Origin origin_of_shard(uint32_t shard) {
+  Origin origin{};
+  if constexpr (std::is_integral_v<Origin>) {
+    origin = static_cast<Origin>(shard);
+  } else {
+    origin.shard = shard;
+  }
+  return origin;
+}
+
+// A message as shard `origin_shard` makes it from a PUBLISH; the caller owns one reference.
+inline broker::Message* make_message(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                                     uint32_t origin_shard) {
+  using Origin = typename FifthParameter<decltype(&broker::Message::create)>::Type;
+  return broker::Message::create(topic, payload, qos, retain, origin_of_shard<Origin>(origin_shard));
+}
+
+class FakeIo final : public broker::IoPort {
+ public:
+  struct Post {
+    uint32_t target_shard;
+    broker::CrossShardItem item;
+  };
+  struct Close {
+    broker::Connection* connection;
+    bool flush_first;
+  };
+  // A connection moved to another shard, with every byte it had read (as the real loop
+  // builds a ConnectionHandoff). The Connection itself stays with its owner (the test),
+  // which must not feed it again: the real loop frees it at the end of the turn.
+  struct HandOff {
+    broker::Connection* connection;
+    uint32_t target_shard;
+    int64_t accepted_at_ms;
+    std::vector<uint8_t> input;
+  };
+
+  FakeIo(uint32_t shard_id, uint32_t shard_count) : shard_id_(shard_id), shard_count_(shard_count) {
+    COREMQ_ASSERT(shard_id < shard_count);
+  }
+  ~FakeIo() override {
+    for (Post& post : posts) release_cross_shard_item(post.item);
+  }
+  FakeIo(const FakeIo&) = delete;
+  FakeIo& operator=(const FakeIo&) = delete;
+
+  void request_flush(broker::Connection* connection) override {
+    COREMQ_ASSERT(connection != nullptr);
+    flush_requests.push_back(connection);
+  }
+
+  void close_connection(broker::Connection* connection, bool flush_first) override {
+    // The protocol side must have finished with the connection before asking for this.
+    COREMQ_ASSERT(connection->state == broker::ConnectionState::kClosing);
+    for (const Close& close : closes) COREMQ_ASSERT_MSG(close.connection != connection, "closed twice");
+    closes.push_back(Close{connection, flush_first});
+  }
+
+  void hand_off_connection(broker::Connection* connection, uint32_t target_shard) override {
+    COREMQ_ASSERT(connection->state == broker::ConnectionState::kHandingOff);
+    COREMQ_ASSERT(target_shard < shard_count_ && target_shard != shard_id_);
+    std::span<const uint8_t> input = connection->input.span();
+    handoffs.push_back(
+        HandOff{connection, target_shard, connection->accepted_at_ms, std::vector<uint8_t>(input.begin(), input.end())});
+    // The real loop moves the buffer into the hand-off; the bytes are no longer this shard's.
+    base::ByteBuffer moved = std::move(connection->input);
+    connection->fd = -1;
+  }
+
+  void post(uint32_t target_shard, broker::CrossShardItem item) override {
+    COREMQ_ASSERT(target_shard < shard_count_ && target_shard != shard_id_);
+    COREMQ_ASSERT(item.from_shard == shard_id_);
+    COREMQ_ASSERT(item.pointer != nullptr);
+    posts.push_back(Post{target_shard, item});
+  }
+
+  int64_t now_ms() const override { return now; }
+
+  // Hands the recorded posts over to the caller, who now owns their pointees.
+  std::vector<Post> take_posts() { return std::exchange(posts, {}); }
+
+  bool was_closed(const broker::Connection* connection) const {
+    for (const Close& close : closes) {
+      if (close.connection == connection) return true;
+    }
+    return false;
+  }
+
+  bool was_handed_off(const broker::Connection* connection) const {
+    for (const HandOff& handoff : handoffs) {
+      if (handoff.connection == connection) return true;
+    }
+    return false;
+  }
+
+  void drop_posts() {
+    for (Post& post : posts) release_cross_shard_item(post.item);
+    posts.clear();
+  }
+
+  int64_t now = 0;
+  std::vector<broker::Connection*> flush_requests;
+  std::vector<Close> closes;
+  std::vector<HandOff> handoffs;
+  std::vector<Post> posts;
+
+ private:
+  const uint32_t shard_id_;
+  const uint32_t shard_count_;
+};
+
+}  // namespace coremq::testing
