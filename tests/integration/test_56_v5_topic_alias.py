@@ -3,12 +3,13 @@
 # an unknown alias with an empty topic 0x82; mappings do not outlive the connection.
 # Outbound, the broker never sends an alias to a client that did not announce a Topic Alias
 # Maximum, never one above it, and (coremq) replaces a repeated topic by its alias
-# (MQTT 5.0 3.3.2.3.4, 3.1.2.11.5, 3.2.2.3.8).
+# (MQTT 5.0 3.3.2.3.4, 3.1.2.11.5, 3.2.2.3.8). paho-mqtt 1.6 does not resolve aliases it
+# receives, so the outbound cases read the packets raw.
 import pytest
 
 from helpers_v5 import module_broker, start_broker  # noqa: F401 (fixtures)
 from helpers_v5 import (PROTOCOL_ERROR, TOPIC_ALIAS, TOPIC_ALIAS_INVALID, TOPIC_ALIAS_MAXIMUM,
-                        paho5, paho_properties, publish5, raw5)
+                        publish5, raw5)
 
 ALIAS_MAXIMUM = 5
 BROKER_OPTIONS = {"topic_alias_maximum": ALIAS_MAXIMUM}
@@ -158,18 +159,6 @@ def test_outbound_alias_replaces_repeated_topic(broker, clients, names):
     assert first.topic == topic and 1 <= alias <= 3, first
     assert second.topic == "" and second.properties.get(TOPIC_ALIAS) == alias, second
     assert second.payload == b"second"
-
-
-def test_paho_resolves_outbound_aliases(broker, clients, names):
-    topic = names.topic("paho")
-    subscriber = paho5(clients, names.sub(),
-                       connect_properties=paho_properties("CONNECT", TopicAliasMaximum=4))
-    subscriber.subscribe5(topic, 1)
-    publisher = raw5(clients, names.pub())
-    for index in range(3):
-        publisher.publish5(topic, b"%d" % index, qos=1)
-    assert [(item.topic, item.payload) for item in subscriber.get_many(3)] == [
-        (topic, b"0"), (topic, b"1"), (topic, b"2")]
 
 
 def test_v311_subscriber_gets_full_topic(broker, clients, names):
