@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "coremq/authentication.h"
 
 namespace coremq {
 
@@ -46,6 +49,25 @@ struct Options {
   uint32_t receive_buffer_count = 1024;
   // Messages one shard may have waiting in the queue to each other shard.
   uint32_t cross_shard_queue_capacity = 65536;
+
+  // MQTT 5: what CONNACK announces and the broker then enforces.
+  // QoS 1/2 PUBLISH a client may have unacknowledged towards the broker (QoS 2 until PUBREL).
+  uint16_t receive_maximum = 65535;
+  uint8_t maximum_qos = 2;
+  bool retain_available = true;
+  // Inbound topic aliases a client may set per connection (0: none).
+  uint16_t topic_alias_maximum = 10;
+  bool wildcard_subscriptions_available = true;
+  bool subscription_identifiers_available = true;
+  bool shared_subscriptions_available = true;
+  // Overrides the client's keep-alive when non-zero (CONNACK Server Keep Alive).
+  uint16_t server_keep_alive_seconds = 0;
+  // Cap on a client's Session Expiry Interval (0xFFFFFFFF: no cap).
+  uint32_t max_session_expiry_seconds = 0xFFFFFFFF;
+  // Answer Request Response Information with this prefix + client id; empty: never.
+  std::string response_information_prefix;
+  // Enhanced authentication methods (MQTT 5); none by default.
+  std::shared_ptr<AuthenticationHook> authentication_hook;
 
   // Log level name: debug, info, warning, error, none.
   std::string log_level = "info";

@@ -31,6 +31,21 @@ ABSL_FLAG(uint32_t, receive_buffer_size, 16384, "Bytes per provided receive buff
 ABSL_FLAG(uint32_t, receive_buffer_count, 1024, "Provided receive buffers per shard (rounded up to a power of two).");
 ABSL_FLAG(uint32_t, cross_shard_queue_capacity, 65536,
           "Items each shard may have waiting for each other shard; past it QoS 0 forwards are dropped.");
+ABSL_FLAG(uint32_t, receive_maximum, 65535,
+          "MQTT 5 Receive Maximum: QoS 2 messages a client may have awaiting PUBREL (1..65535); more gets "
+          "DISCONNECT 0x93.");
+ABSL_FLAG(uint32_t, max_qos, 2, "Highest QoS granted and accepted (MQTT 5 Maximum QoS; higher PUBLISH gets 0x9B).");
+ABSL_FLAG(bool, retain_available, true, "Accept retained messages (MQTT 5 Retain Available; else 0x9A).");
+ABSL_FLAG(uint32_t, topic_alias_maximum, 10, "Topic aliases a MQTT 5 client may set per connection (0..65535).");
+ABSL_FLAG(bool, wildcard_subscriptions, true, "Allow '+' and '#' in subscriptions (else SUBACK 0xA2).");
+ABSL_FLAG(bool, subscription_identifiers, true, "Allow MQTT 5 Subscription Identifiers (else DISCONNECT 0xA1).");
+ABSL_FLAG(bool, shared_subscriptions, true, "Allow $share/{group}/{filter} subscriptions (else SUBACK 0x9E).");
+ABSL_FLAG(uint32_t, server_keep_alive, 0,
+          "Keep-alive in seconds the broker imposes on MQTT 5 clients (CONNACK Server Keep Alive); 0 = the client's.");
+ABSL_FLAG(uint32_t, max_session_expiry, 0xFFFFFFFF,
+          "Longest MQTT 5 Session Expiry Interval granted, in seconds (4294967295 = no cap).");
+ABSL_FLAG(std::string, response_information_prefix, "",
+          "Answer MQTT 5 Request Response Information with this prefix followed by the client id; empty = never.");
 ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning, error, none.");
 
 namespace coremq::app {
@@ -98,6 +113,24 @@ bool options_from_flags(Options* options, std::string* error) {
   if (!in_range("receive-buffer-count", options->receive_buffer_count, 16, 32768, error)) return false;
   options->cross_shard_queue_capacity = absl::GetFlag(FLAGS_cross_shard_queue_capacity);
   if (!in_range("cross-shard-queue-capacity", options->cross_shard_queue_capacity, 64, 1 << 24, error)) return false;
+  uint32_t receive_maximum = absl::GetFlag(FLAGS_receive_maximum);
+  if (!in_range("receive-maximum", receive_maximum, 1, 65535, error)) return false;
+  options->receive_maximum = static_cast<uint16_t>(receive_maximum);
+  uint32_t max_qos = absl::GetFlag(FLAGS_max_qos);
+  if (!in_range("max-qos", max_qos, 0, 2, error)) return false;
+  options->maximum_qos = static_cast<uint8_t>(max_qos);
+  options->retain_available = absl::GetFlag(FLAGS_retain_available);
+  uint32_t topic_alias_maximum = absl::GetFlag(FLAGS_topic_alias_maximum);
+  if (!in_range("topic-alias-maximum", topic_alias_maximum, 0, 65535, error)) return false;
+  options->topic_alias_maximum = static_cast<uint16_t>(topic_alias_maximum);
+  options->wildcard_subscriptions_available = absl::GetFlag(FLAGS_wildcard_subscriptions);
+  options->subscription_identifiers_available = absl::GetFlag(FLAGS_subscription_identifiers);
+  options->shared_subscriptions_available = absl::GetFlag(FLAGS_shared_subscriptions);
+  uint32_t server_keep_alive = absl::GetFlag(FLAGS_server_keep_alive);
+  if (!in_range("server-keep-alive", server_keep_alive, 0, 65535, error)) return false;
+  options->server_keep_alive_seconds = static_cast<uint16_t>(server_keep_alive);
+  options->max_session_expiry_seconds = absl::GetFlag(FLAGS_max_session_expiry);
+  options->response_information_prefix = absl::GetFlag(FLAGS_response_information_prefix);
   options->log_level = absl::GetFlag(FLAGS_log_level);
   return true;
 }

@@ -6,8 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "base/byte_buffer.h"
+#include "base/string_map.h"
 #include "mqtt/packet.h"
 
 namespace coremq::broker {
@@ -16,9 +20,28 @@ struct Session;
 
 enum class ConnectionState : uint8_t {
   kAwaitingConnect,  // accepted, reading CONNECT
+  kAuthenticating,   // MQTT 5 enhanced authentication: CONNECT read, AUTH exchange under way
   kHandingOff,       // CONNECT read, moving to the client id's owner shard
   kConnected,        // CONNACK sent, attached to a session
   kClosing,          // protocol side finished; waiting for the socket's operations to end
+};
+
+// MQTT 5 topic aliases of one connection, made on first use.
+struct TopicAliases {
+  // Client -> broker: alias - 1 -> topic, sized by Options::topic_alias_maximum.
+  std::vector<std::string> inbound;
+  // Broker -> client: topic -> alias, up to the client's Topic Alias Maximum. The policy
+  // is first come, first aliased, never replaced: cheap, and a fleet publishes on a
+  // small fixed set of topics per device.
+  base::StringMap<uint16_t> outbound;
+};
+
+// MQTT 5 enhanced authentication in progress: the CONNECT waits here until the
+// exchange succeeds.
+struct PendingAuthentication {
+  std::string method;
+  base::ByteBuffer connect_body;  // the CONNECT's body, decoded again on success
+  uint8_t connect_flags = 0;
 };
 
 struct Connection {
@@ -28,6 +51,13 @@ struct Connection {
   uint16_t keep_alive_seconds = 0;
   // Set once DISCONNECT arrived: the will is discarded and the close is not an error.
   bool clean_disconnect = false;
+  // MQTT 5: what the client announced in CONNECT.
+  bool request_problem_information = true;
+  uint16_t client_receive_maximum = 65535;
+  uint16_t client_topic_alias_maximum = 0;
+  uint32_t client_maximum_packet_size = 0;  // 0: no limit beyond the protocol's
+  std::unique_ptr<TopicAliases> topic_aliases;
+  std::unique_ptr<PendingAuthentication> pending_authentication;
   Session* session = nullptr;
 
   int64_t accepted_at_ms = 0;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/byte_buffer.h"
+#include "broker/message.h"
 
 namespace coremq::broker {
 
@@ -24,12 +25,20 @@ struct InterestChange {
   std::string filter;
 };
 
+// A message for one member of a shared subscription group on the receiving shard.
+struct SharedDelivery {
+  MessageRef message;
+  std::string group_key;
+  uint32_t hops = 0;  // re-forwards when the chosen shard's members just left
+};
+
 struct CrossShardItem {
   enum class Kind : uint8_t {
     kPublish,          // pointer: Message*, one reference owned by the item
     kInterestAdd,      // pointer: InterestChange*
     kInterestRemove,   // pointer: InterestChange*
     kAdoptConnection,  // pointer: ConnectionHandoff*
+    kSharedPublish,    // pointer: SharedDelivery*
   };
   Kind kind = Kind::kPublish;
   uint32_t from_shard = 0;

@@ -1,7 +1,8 @@
 // Routing and delivery of one message: match this shard's subscribers, forward to the
-// shards whose routing view says they have matching subscribers, and put the message
-// to each matching session at the highest matching QoS (once per session), straight
-// onto the connection, into the in-flight window, or into the session's queue.
+// shards whose routing view says they have matching subscribers, pick one member of
+// each matching shared group, and put the message to each matching session once, at
+// the highest matching QoS with every matching Subscription Identifier: straight onto
+// the connection, into the in-flight window, or into the session's queue.
 // Runs on the shard that owns the sessions.
 #include <algorithm>
 
@@ -9,8 +10,17 @@
 #include "base/log.h"
 #include "broker/shard_state.h"
 #include "mqtt/encoder.h"
+#include "mqtt/properties.h"
 
 namespace coremq::broker {
+
+namespace {
+// Shared-group messages may be re-forwarded when the chosen shard lost its members in
+// the meantime; this bounds the chase.
+constexpr uint32_t kSharedHopsMax = 4;
+
+size_t variable_integer_size(uint32_t value) { return mqtt::remaining_length_size(value); }
+}  // namespace
 
 void ShardState::publish_from_here(MessageRef message) {
   if (message->retain()) {
@@ -21,6 +31,9 @@ void ShardState::publish_from_here(MessageRef message) {
     }
   }
   deliver_locally(message);
+  // Exactly one member of each matching shared group gets it; the choice is made here,
+  // on the shard where the message entered.
+  shared_.match(message->topic(), [&](SharedSubscriptions::Group& group) { dispatch_shared(message, group, 0); });
   if (shard_count_ == 1) return;
 
   // A retained message goes to every shard (each keeps a full copy of the retained
@@ -43,74 +56,173 @@ void ShardState::publish_from_here(MessageRef message) {
 void ShardState::deliver_locally(const MessageRef& message) {
   uint64_t epoch = ++match_epoch_;
   match_scratch_.clear();
-  subscriptions_.match(message->topic(), [&](Session* session, uint8_t granted_qos) {
+  const void* publisher = message->origin().shard == shard_id_ ? message->origin().session : nullptr;
+  subscriptions_.match(message->topic(), [&](Session* session, const SubscriptionOptions& options) {
+    if (options.no_local && session == publisher) return;  // MQTT-3.8.3-3
     if (session->match_epoch != epoch) {
       session->match_epoch = epoch;
       session->match_slot = static_cast<uint32_t>(match_scratch_.size());
-      match_scratch_.push_back(Match{session, granted_qos});
-    } else {
-      uint8_t& qos = match_scratch_[session->match_slot].qos;
-      qos = std::max(qos, granted_qos);
+      match_scratch_.push_back(Match{session, Delivery{}});
     }
+    Delivery& delivery = match_scratch_[session->match_slot].delivery;
+    delivery.qos = std::max(delivery.qos, options.qos);
+    delivery.retain_flag |= options.retain_as_published && message->retain();
+    if (options.identifier != 0) delivery.subscription_ids.push_back(options.identifier);
   });
-  for (const Match& match : match_scratch_) {
-    deliver_to_session(match.session, message, std::min(match.qos, message->qos()), /*retain_flag=*/false);
+  for (Match& match : match_scratch_) {
+    match.delivery.qos = std::min(match.delivery.qos, message->qos());
+    deliver_to_session(match.session, message, std::move(match.delivery));
   }
+}
+
+void ShardState::dispatch_shared(const MessageRef& message, SharedSubscriptions::Group& group, uint32_t hops) {
+  // Candidates: this shard (if it has members) and every shard that told us it has some.
+  size_t local = group.local_members.empty() ? 0 : 1;
+  size_t count = local + group.remote_shards.size();
+  if (count == 0) return;
+  size_t choice = group.next_shard++ % count;
+  if (choice < local) {
+    deliver_shared_locally(message, group, hops);
+    return;
+  }
+  uint32_t shard = group.remote_shards[choice - local];
+  auto* shared = new SharedDelivery{message, group.key, hops};
+  io_.post(shard, CrossShardItem{CrossShardItem::Kind::kSharedPublish, shard_id_, shared});
+  ++counters_.messages_forwarded_to_shards;
+}
+
+void ShardState::deliver_shared_locally(const MessageRef& message, SharedSubscriptions::Group& group,
+                                        uint32_t hops) {
+  const SharedSubscriptions::Member* member = shared_.pick_local_member(group);
+  if (member == nullptr) {
+    // The members here left since the publishing shard chose us: try another shard.
+    if (hops < kSharedHopsMax && !group.remote_shards.empty()) dispatch_shared(message, group, hops);
+    return;
+  }
+  Delivery delivery;
+  delivery.qos = std::min(member->options.qos, message->qos());
+  delivery.retain_flag = member->options.retain_as_published && message->retain();
+  if (member->options.identifier != 0) delivery.subscription_ids.push_back(member->options.identifier);
+  delivery.shared_group = group.key;
+  deliver_to_session(member->session, message, std::move(delivery));
 }
 
 bool ShardState::output_over_limit(const Connection* connection) const {
   return connection->output.size() + connection->sending.size() >= options_.max_client_output_bytes;
 }
 
-void ShardState::deliver_to_session(Session* session, const MessageRef& message, uint8_t qos, bool retain_flag) {
+uint32_t ShardState::send_window(const Session* session) const {
+  const Connection* connection = session->connection;
+  uint32_t window = options_.max_inflight;
+  if (connection != nullptr) window = std::min<uint32_t>(window, connection->client_receive_maximum);
+  return window;
+}
+
+bool ShardState::exceeds_client_packet_limit(const Connection* connection, const Message& message,
+                                             const Delivery& delivery) const {
+  uint32_t limit = connection->client_maximum_packet_size;
+  if (limit == 0) return false;
+  // The largest form this PUBLISH can take for this client (a topic alias can only shorten it).
+  size_t properties = message.property_bytes().size();
+  if (message.expires_at_ms() != 0) properties += 5;
+  for (uint32_t id : delivery.subscription_ids) properties += 1 + variable_integer_size(id);
+  if (connection->client_topic_alias_maximum > 0) properties += 3;
+  return mqtt::publish_packet_size_v5(message.topic(), delivery.qos, properties, message.payload().size()) > limit;
+}
+
+void ShardState::deliver_to_session(Session* session, const MessageRef& message, Delivery delivery) {
   Connection* connection = session->connection;
-  if (qos == 0) {
+  if (message->expired(io_.now_ms())) return;
+  if (connection != nullptr && exceeds_client_packet_limit(connection, *message, delivery)) {
+    // MQTT-3.1.2-25: larger than the client's Maximum Packet Size: dropped for this client.
+    ++counters_.messages_dropped_queue_full;
+    return;
+  }
+  if (delivery.qos == 0) {
     if (connection == nullptr) {
       ++counters_.qos0_dropped_offline;
       return;
     }
     if (!session->queue.empty()) {
-      enqueue(session, message, qos, retain_flag);  // behind what already waits, to keep order
+      enqueue(session, message, std::move(delivery));  // behind what already waits, to keep order
       return;
     }
     if (output_over_limit(connection)) {
       ++counters_.qos0_dropped_slow_consumer;
       return;
     }
-    send_publish(session, message, 0, retain_flag, /*dup=*/false, 0);
+    send_publish(session, message, delivery, /*dup=*/false, 0);
     return;
   }
-  if (connection != nullptr && session->queue.empty() && session->inflight.size() < options_.max_inflight) {
-    start_inflight(session, message, qos, retain_flag);
+  if (connection != nullptr && session->queue.empty() && session->inflight.size() < send_window(session)) {
+    start_inflight(session, message, std::move(delivery));
     return;
   }
-  enqueue(session, message, qos, retain_flag);
+  enqueue(session, message, std::move(delivery));
 }
 
-void ShardState::start_inflight(Session* session, const MessageRef& message, uint8_t qos, bool retain_flag) {
+void ShardState::start_inflight(Session* session, const MessageRef& message, Delivery delivery) {
   uint16_t packet_id = next_packet_id(session);
-  session->inflight.push_back(OutgoingInflight{packet_id, qos, false, retain_flag, message});
-  send_publish(session, message, qos, retain_flag, /*dup=*/false, packet_id);
+  session->inflight.push_back(OutgoingInflight{packet_id, false, std::move(delivery), message});
+  const OutgoingInflight& inflight = session->inflight.back();
+  send_publish(session, message, inflight.delivery, /*dup=*/false, packet_id);
 }
 
-void ShardState::send_publish(Session* session, const MessageRef& message, uint8_t qos, bool retain_flag, bool dup,
+void ShardState::send_publish(Session* session, const MessageRef& message, const Delivery& delivery, bool dup,
                               uint16_t packet_id) {
   Connection* connection = session->connection;
   COREMQ_ASSERT(connection != nullptr);
   std::string_view payload = message->payload();
-  mqtt::encode_publish_header(connection->output, message->topic(), qos, retain_flag, dup, packet_id, payload.size());
+  if (connection->version != mqtt::ProtocolVersion::kV5) {
+    mqtt::encode_publish_header(connection->output, message->topic(), delivery.qos, delivery.retain_flag, dup,
+                                packet_id, payload.size());
+  } else {
+    // This hop's properties, then the ones the publisher set (forwarded unchanged).
+    base::ByteBuffer& properties = property_scratch_;
+    properties.clear();
+    if (message->expires_at_ms() != 0) {
+      int64_t left_ms = std::max<int64_t>(0, message->expires_at_ms() - io_.now_ms());
+      properties.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kMessageExpiryInterval));
+      properties.append_u32(static_cast<uint32_t>((left_ms + 999) / 1000));
+    }
+    for (uint32_t id : delivery.subscription_ids) {
+      properties.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kSubscriptionIdentifier));
+      mqtt::encode_remaining_length(properties, id);
+    }
+    std::string_view topic = message->topic();
+    if (connection->client_topic_alias_maximum > 0) {
+      if (!connection->topic_aliases) connection->topic_aliases = std::make_unique<TopicAliases>();
+      auto& outbound = connection->topic_aliases->outbound;
+      auto known = outbound.find(topic);
+      uint16_t alias = 0;
+      if (known != outbound.end()) {
+        alias = known->second;
+        topic = std::string_view();  // the alias alone names the topic (section 3.3.2.3.4)
+      } else if (outbound.size() < connection->client_topic_alias_maximum) {
+        alias = static_cast<uint16_t>(outbound.size() + 1);
+        outbound.emplace(std::string(topic), alias);
+      }
+      if (alias != 0) {
+        properties.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kTopicAlias));
+        properties.append_u16(alias);
+      }
+    }
+    properties.append(message->property_bytes());
+    mqtt::encode_publish_header_v5(connection->output, topic, delivery.qos, delivery.retain_flag, dup, packet_id,
+                                   properties.span(), payload.size());
+  }
   connection->output.append(payload);
   ++counters_.messages_delivered;
   io_.request_flush(connection);
 }
 
-void ShardState::enqueue(Session* session, const MessageRef& message, uint8_t qos, bool retain_flag) {
+void ShardState::enqueue(Session* session, const MessageRef& message, Delivery delivery) {
   auto& queue = session->queue;
   if (queue.size() >= options_.max_queued_messages) {
     // Full: the oldest QoS 0 message makes room; with none to drop, the new message is dropped.
     size_t oldest_qos0 = queue.size();
     for (size_t i = 0; session->queued_qos0 > 0 && i < queue.size(); ++i) {
-      if (queue[i].qos == 0) {
+      if (queue[i].delivery.qos == 0) {
         oldest_qos0 = i;
         break;
       }
@@ -118,30 +230,34 @@ void ShardState::enqueue(Session* session, const MessageRef& message, uint8_t qo
     ++counters_.messages_dropped_queue_full;
     if (oldest_qos0 == queue.size()) {
       LOG_DEBUG("client '%s': queue full (--max-queued-messages=%u), dropping a QoS %u message on '%s'",
-                session->client_id, options_.max_queued_messages, qos, message->topic());
+                session->client_id, options_.max_queued_messages, delivery.qos, message->topic());
       return;
     }
     queue.erase(oldest_qos0);
     --session->queued_qos0;
   }
-  if (qos == 0) ++session->queued_qos0;
-  queue.push_back(QueuedDelivery{qos, retain_flag, message});
+  if (delivery.qos == 0) ++session->queued_qos0;
+  queue.push_back(QueuedDelivery{std::move(delivery), message});
 }
 
 void ShardState::pump_queue(Session* session) {
   Connection* connection = session->connection;
   if (connection == nullptr || connection->state != ConnectionState::kConnected) return;
   auto& queue = session->queue;
+  int64_t now = io_.now_ms();
   while (!queue.empty()) {
     QueuedDelivery& front = queue.front();
-    if (front.qos == 0) {
+    bool qos0 = front.delivery.qos == 0;
+    if (front.message->expired(now) || exceeds_client_packet_limit(connection, *front.message, front.delivery)) {
+      // MQTT-3.3.2-5: an expired message is not sent; nor one too large for this client.
+    } else if (qos0) {
       if (output_over_limit(connection)) return;  // resumes on on_output_drained
-      send_publish(session, front.message, 0, front.retain_flag, /*dup=*/false, 0);
-      --session->queued_qos0;
+      send_publish(session, front.message, front.delivery, /*dup=*/false, 0);
     } else {
-      if (session->inflight.size() >= options_.max_inflight) return;  // resumes on the next ack
-      start_inflight(session, front.message, front.qos, front.retain_flag);
+      if (session->inflight.size() >= send_window(session)) return;  // resumes on the next ack
+      start_inflight(session, front.message, std::move(front.delivery));
     }
+    if (qos0) --session->queued_qos0;
     queue.pop_front();
   }
 }

@@ -1,43 +1,81 @@
-// CONNECT: validation, CONNACK codes, hand-off to the client id's owner shard,
+// CONNECT and AUTH: validation, CONNACK codes (3.1.1 return codes, MQTT 5 reason codes
+// and properties), hand-off to the client id's owner shard, enhanced authentication,
 // session creation, resumption and takeover. Runs on the shard that reads the CONNECT
 // and again (fully) on the owner shard after a hand-off.
+#include <algorithm>
+
 #include "base/assert.h"
 #include "base/log.h"
 #include "broker/shard_state.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
+#include "mqtt/properties.h"
 
 namespace coremq::broker {
 
+using mqtt::ProtocolVersion;
+using mqtt::ReasonCode;
+
 ShardState::Next ShardState::handle_connect(Connection* connection, std::span<const uint8_t> body, uint8_t flags) {
-  using mqtt::ConnectReturnCode;
   mqtt::ConnectPacket connect;
   mqtt::DecodeStatus status = mqtt::decode_connect(body, flags, &connect);
   if (status == mqtt::DecodeStatus::kUnsupportedProtocolLevel) {
-    // MQTT-3.1.2-2: answer with 0x01 and close.
-    refuse_connect(connection, ConnectReturnCode::kUnacceptableProtocolVersion,
+    // MQTT-3.1.2-2: answer 0x01 (in the 3.1.1 form every client version reads) and close.
+    refuse_connect(connection, ProtocolVersion::kV311, ReasonCode::kUnsupportedProtocolVersion,
                    absl::StrFormat("unsupported protocol level %u", connect.protocol_level));
     return Next::kStop;
   }
   if (status != mqtt::DecodeStatus::kOk) {
-    close_for_protocol_error(connection, absl::StrFormat("bad CONNECT: %s", mqtt::decode_status_name(status)));
+    if (connect.protocol_level == 5 && status != mqtt::DecodeStatus::kBadProtocolName) {
+      // MQTT-3.1.4-1 / 4.13: a v5 client learns why in CONNACK.
+      refuse_connect(connection, ProtocolVersion::kV5, mqtt::reason_code_for(status),
+                     absl::StrFormat("bad CONNECT: %s", mqtt::decode_status_name(status)));
+    } else {
+      close_for_protocol_error(connection, ReasonCode::kMalformedPacket,
+                               absl::StrFormat("bad CONNECT: %s", mqtt::decode_status_name(status)));
+    }
     return Next::kStop;
   }
+  auto version = static_cast<ProtocolVersion>(connect.protocol_level);
+  bool v5 = version == ProtocolVersion::kV5;
+  connection->version = version;
 
   std::string client_id(connect.client_id);
+  bool assigned = false;
   if (client_id.empty()) {
-    // MQTT-3.1.3-7/8: an empty id is allowed only with clean session; 3.1 never allowed it.
-    if (!connect.clean_session || connect.protocol_level == 3) {
-      refuse_connect(connection, ConnectReturnCode::kIdentifierRejected, "empty client id without clean session");
+    // 3.1.1 (MQTT-3.1.3-7/8): only with clean session; 3.1 never. MQTT 5 assigns one always.
+    if (!v5 && (!connect.clean_session || version == ProtocolVersion::kV31)) {
+      refuse_connect(connection, version, ReasonCode::kClientIdentifierNotValid,
+                     "empty client id without clean session");
       return Next::kStop;
     }
     client_id = assign_client_id();
+    assigned = true;
   }
   if (client_id.size() > options_.max_client_id_length) {
-    refuse_connect(connection, ConnectReturnCode::kIdentifierRejected,
+    refuse_connect(connection, version, ReasonCode::kClientIdentifierNotValid,
                    absl::StrFormat("client id of %u bytes is over --max-client-id-length=%u", client_id.size(),
                                    options_.max_client_id_length));
     return Next::kStop;
+  }
+  if (v5 && connect.has_will && connect.will.qos > options_.maximum_qos) {  // MQTT-3.2.2-12
+    refuse_connect(connection, version, ReasonCode::kQosNotSupported,
+                   absl::StrFormat("will QoS %u is over the server's maximum QoS %u", connect.will.qos,
+                                   options_.maximum_qos));
+    return Next::kStop;
+  }
+  if (v5 && connect.has_will && connect.will.retain && !options_.retain_available) {  // MQTT-3.2.2-13
+    refuse_connect(connection, version, ReasonCode::kRetainNotSupported, "retained wills are not available");
+    return Next::kStop;
+  }
+  if (v5 && connect.properties.authentication_method) {
+    const auto& hook = options_.authentication_hook;
+    if (hook == nullptr || !hook->supports_method(*connect.properties.authentication_method)) {
+      refuse_connect(connection, version, ReasonCode::kBadAuthenticationMethod,
+                     absl::StrFormat("authentication method '%s' is not supported",
+                                     *connect.properties.authentication_method));
+      return Next::kStop;
+    }
   }
 
   uint32_t owner = owner_shard_of(client_id, shard_count_);
@@ -51,23 +89,117 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
     return Next::kHandOff;
   }
 
+  if (v5 && connect.properties.authentication_method) {
+    std::string_view method = *connect.properties.authentication_method;
+    std::string_view data = connect.properties.authentication_data.value_or(std::string_view());
+    AuthenticationHook::Step step = options_.authentication_hook->begin(client_id, method, data);
+    if (step.result == AuthenticationHook::Step::Result::kFailure) {
+      refuse_connect(connection, version, ReasonCode::kNotAuthorized, "enhanced authentication failed");
+      return Next::kStop;
+    }
+    if (step.result == AuthenticationHook::Step::Result::kContinue) {
+      auto pending = std::make_unique<PendingAuthentication>();
+      pending->method = std::string(method);
+      pending->connect_body.append(body);
+      pending->connect_flags = flags;
+      connection->pending_authentication = std::move(pending);
+      connection->state = ConnectionState::kAuthenticating;
+      mqtt::Properties properties;
+      properties.authentication_method = method;
+      properties.authentication_data = step.data;
+      property_scratch_.clear();
+      mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kAuth, properties);
+      mqtt::encode_auth(connection->output, static_cast<uint8_t>(ReasonCode::kContinueAuthentication),
+                        property_scratch_.span());
+      io_.request_flush(connection);
+      return Next::kContinue;
+    }
+    return accept_connect(connection, connect, std::move(client_id), assigned, step.data);
+  }
+  return accept_connect(connection, connect, std::move(client_id), assigned, {});
+}
+
+bool ShardState::handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags) {
+  if (connection->version != ProtocolVersion::kV5) {
+    close_for_protocol_error(connection, ReasonCode::kProtocolError, "AUTH is not an MQTT 3.1.1 packet");
+    return false;
+  }
+  mqtt::AuthPacket auth;
+  mqtt::DecodeStatus status = mqtt::decode_auth(body, flags, &auth);
+  if (status != mqtt::DecodeStatus::kOk) {
+    close_for_protocol_error(connection, mqtt::reason_code_for(status),
+                             absl::StrFormat("bad AUTH: %s", mqtt::decode_status_name(status)));
+    return false;
+  }
+  PendingAuthentication* pending = connection->pending_authentication.get();
+  if (connection->state != ConnectionState::kAuthenticating || pending == nullptr) {
+    // Re-authentication (0x19) needs a method agreed at CONNECT; none is kept once connected.
+    close_for_protocol_error(connection, ReasonCode::kProtocolError, "re-authentication is not supported");
+    return false;
+  }
+  if (auth.reason_code != static_cast<uint8_t>(ReasonCode::kContinueAuthentication) ||
+      auth.properties.authentication_method.value_or(std::string_view()) != pending->method) {
+    close_for_protocol_error(connection, ReasonCode::kProtocolError, "AUTH with a wrong reason or method");
+    return false;
+  }
+  mqtt::ConnectPacket connect;
+  COREMQ_ASSERT(mqtt::decode_connect(pending->connect_body.span(), pending->connect_flags, &connect) ==
+                mqtt::DecodeStatus::kOk);
+  std::string client_id(connect.client_id);
+  bool assigned = false;
+  if (client_id.empty()) {
+    client_id = assign_client_id();
+    assigned = true;
+  }
+  AuthenticationHook::Step step = options_.authentication_hook->next(
+      client_id, pending->method, auth.properties.authentication_data.value_or(std::string_view()));
+  if (step.result == AuthenticationHook::Step::Result::kFailure) {
+    refuse_connect(connection, ProtocolVersion::kV5, ReasonCode::kNotAuthorized, "enhanced authentication failed");
+    return false;
+  }
+  if (step.result == AuthenticationHook::Step::Result::kContinue) {
+    mqtt::Properties properties;
+    properties.authentication_method = pending->method;
+    properties.authentication_data = step.data;
+    property_scratch_.clear();
+    mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kAuth, properties);
+    mqtt::encode_auth(connection->output, static_cast<uint8_t>(ReasonCode::kContinueAuthentication),
+                      property_scratch_.span());
+    io_.request_flush(connection);
+    return true;
+  }
+  // The decoded CONNECT points into the pending body: keep it alive through accept_connect.
+  std::unique_ptr<PendingAuthentication> done = std::move(connection->pending_authentication);
+  connection->state = ConnectionState::kAwaitingConnect;
+  return accept_connect(connection, connect, std::move(client_id), assigned, step.data) == Next::kContinue;
+}
+
+ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::ConnectPacket& connect,
+                                            std::string client_id, bool client_id_assigned,
+                                            std::string_view authentication_data) {
+  auto version = static_cast<ProtocolVersion>(connect.protocol_level);
+  bool v5 = version == ProtocolVersion::kV5;
+  const mqtt::Properties& properties = connect.properties;
+
   Session* session = find_session(client_id);
   if (session != nullptr && session->connection != nullptr) {
-    // MQTT-3.1.4-2: the new connection takes the session over; the old one is closed
-    // as a network failure would close it, so its will is published.
+    // MQTT-3.1.4-3: the new connection takes the session over; the old one is closed as
+    // a network failure would close it (so its will is due), MQTT 5 clients with 0x8E.
+    Connection* old = session->connection;
     LOG_INFO("client '%s' taken over by a new connection, closing the old one", client_id);
-    end_connection(session->connection, /*publish_will=*/true, /*flush_first=*/false);
-    session = find_session(client_id);  // a clean session ended with its connection
+    if (old->version == ProtocolVersion::kV5) send_disconnect(old, ReasonCode::kSessionTakenOver, "session taken over");
+    end_connection(old, /*publish_will=*/true, /*flush_first=*/old->version == ProtocolVersion::kV5);
+    session = find_session(client_id);  // a session with expiry 0 ended with its connection
   }
   if (session != nullptr && connect.clean_session) {
-    destroy_session(session);
+    destroy_session(session);  // MQTT-3.1.2-4 (Clean Start): a pending will goes out now
     session = nullptr;
   }
   bool session_present = session != nullptr;
   if (session == nullptr) {
     if (sessions_.size() >= options_.max_sessions) {
       ++counters_.sessions_refused_limit;
-      refuse_connect(connection, ConnectReturnCode::kServerUnavailable,
+      refuse_connect(connection, version, ReasonCode::kServerBusy,
                      absl::StrFormat("this shard holds --max-sessions=%u sessions", options_.max_sessions));
       return Next::kStop;
     }
@@ -76,31 +208,98 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
     session = created.get();
     sessions_.emplace(client_id, std::move(created));
   }
-  session->clean_session = connect.clean_session;
+  // Reconnecting cancels the expiry timer and a will still waiting for its delay (MQTT-3.1.3-9).
+  ++session->timer_generation;
+  session->will_pending = false;
+
+  uint32_t requested_expiry = v5 ? properties.session_expiry_interval_seconds.value_or(0)
+                                 : (connect.clean_session ? 0 : kSessionNeverExpires);
+  session->expiry_seconds = std::min(requested_expiry, options_.max_session_expiry_seconds);
   session->connection = connection;
   session->has_will = connect.has_will;
+  session->will = WillMessage{};
+  session->will_delay_seconds = 0;
   if (connect.has_will) {
-    session->will.topic = std::string(connect.will.topic);
-    session->will.payload = std::string(connect.will.payload);
-    session->will.qos = connect.will.qos;
-    session->will.retain = connect.will.retain;
+    WillMessage& will = session->will;
+    will.topic = std::string(connect.will.topic);
+    will.payload = std::string(connect.will.payload);
+    will.qos = connect.will.qos;
+    will.retain = connect.will.retain;
+    if (v5) {
+      mqtt::Properties forwarded = connect.will_properties;
+      session->will_delay_seconds = forwarded.will_delay_interval_seconds.value_or(0);
+      will.message_expiry_seconds = forwarded.message_expiry_interval_seconds.value_or(0);
+      forwarded.will_delay_interval_seconds.reset();
+      forwarded.message_expiry_interval_seconds.reset();
+      user_property_scratch_.resize(forwarded.user_property_count);
+      size_t users = mqtt::copy_user_properties(connect.will_properties, user_property_scratch_);
+      property_scratch_.clear();
+      mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kPublish, forwarded,
+                                  std::span(user_property_scratch_.data(), users));
+      will.property_bytes = std::string(property_scratch_.view());
+    }
   }
   connection->session = session;
   connection->state = ConnectionState::kConnected;
-  connection->version = static_cast<mqtt::ProtocolVersion>(connect.protocol_level);
-  connection->keep_alive_seconds = connect.keep_alive_seconds;
+  connection->keep_alive_seconds =
+      options_.server_keep_alive_seconds != 0 && v5 ? options_.server_keep_alive_seconds : connect.keep_alive_seconds;
+  if (v5) {
+    connection->request_problem_information = properties.request_problem_information.value_or(1) == 1;
+    connection->client_receive_maximum = properties.receive_maximum.value_or(65535);
+    connection->client_maximum_packet_size = properties.maximum_packet_size.value_or(0);
+    connection->client_topic_alias_maximum = properties.topic_alias_maximum.value_or(0);
+  }
 
-  mqtt::encode_connack(connection->output, session_present, ConnectReturnCode::kAccepted);
+  if (v5) {
+    mqtt::Properties ack;
+    if (session->expiry_seconds != requested_expiry) ack.session_expiry_interval_seconds = session->expiry_seconds;
+    if (options_.receive_maximum != 65535) ack.receive_maximum = options_.receive_maximum;
+    if (options_.maximum_qos < 2) ack.maximum_qos = options_.maximum_qos;
+    if (!options_.retain_available) ack.retain_available = 0;
+    ack.maximum_packet_size = options_.max_packet_size;
+    if (client_id_assigned) ack.assigned_client_identifier = client_id;
+    if (options_.topic_alias_maximum > 0) ack.topic_alias_maximum = options_.topic_alias_maximum;
+    if (!options_.wildcard_subscriptions_available) ack.wildcard_subscription_available = 0;
+    if (!options_.subscription_identifiers_available) ack.subscription_identifier_available = 0;
+    if (!options_.shared_subscriptions_available) ack.shared_subscription_available = 0;
+    if (options_.server_keep_alive_seconds != 0) ack.server_keep_alive_seconds = options_.server_keep_alive_seconds;
+    std::string response_information;
+    if (properties.request_response_information.value_or(0) == 1 && !options_.response_information_prefix.empty()) {
+      response_information = options_.response_information_prefix + client_id;
+      ack.response_information = response_information;
+    }
+    if (properties.authentication_method) {
+      ack.authentication_method = properties.authentication_method;
+      if (!authentication_data.empty()) ack.authentication_data = authentication_data;
+    }
+    property_scratch_.clear();
+    mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kConnack, ack);
+    mqtt::encode_connack_v5(connection->output, session_present, 0, property_scratch_.span());
+  } else {
+    mqtt::encode_connack(connection->output, session_present, mqtt::ConnectReturnCode::kAccepted);
+  }
   io_.request_flush(connection);
-  LOG_INFO("client '%s' connected (protocol level %u, clean session %d, keep-alive %u s, session present %d)",
-           client_id, connect.protocol_level, connect.clean_session, connect.keep_alive_seconds, session_present);
+  LOG_INFO("client '%s' connected (protocol level %u, clean %d, keep-alive %u s, session expiry %u s, present %d)",
+           client_id, connect.protocol_level, connect.clean_session, connection->keep_alive_seconds,
+           session->expiry_seconds, session_present);
   if (session_present) resume_session(session);
   return Next::kContinue;
 }
 
-void ShardState::refuse_connect(Connection* connection, mqtt::ConnectReturnCode code, std::string_view reason) {
-  LOG_INFO("refusing CONNECT on fd %d with return code %u: %s", connection->fd, static_cast<unsigned>(code), reason);
-  mqtt::encode_connack(connection->output, false, code);
+void ShardState::refuse_connect(Connection* connection, ProtocolVersion version, ReasonCode reason,
+                                std::string_view why) {
+  LOG_INFO("refusing CONNECT on fd %d with %s: %s", connection->fd, mqtt::reason_code_name(reason), why);
+  if (version == ProtocolVersion::kV5) {
+    property_scratch_.clear();
+    if (!why.empty() && why.size() < 256) {
+      property_scratch_.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kReasonString));
+      property_scratch_.append_u16(static_cast<uint16_t>(why.size()));
+      property_scratch_.append(why);
+    }
+    mqtt::encode_connack_v5(connection->output, false, static_cast<uint8_t>(reason), property_scratch_.span());
+  } else {
+    mqtt::encode_connack(connection->output, false, mqtt::connect_return_code_for(reason));
+  }
   io_.request_flush(connection);
   end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
 }
@@ -120,9 +319,9 @@ void ShardState::resume_session(Session* session) {
   for (size_t i = 0; i < session->inflight.size(); ++i) {
     OutgoingInflight& inflight = session->inflight[i];
     if (inflight.pubrec_received) {
-      mqtt::encode_ack(connection->output, mqtt::PacketType::kPubrel, inflight.packet_id);
+      send_ack(connection, mqtt::PacketType::kPubrel, inflight.packet_id, 0);
     } else {
-      send_publish(session, inflight.message, inflight.qos, inflight.retain_flag, /*dup=*/true, inflight.packet_id);
+      send_publish(session, inflight.message, inflight.delivery, /*dup=*/true, inflight.packet_id);
     }
   }
   io_.request_flush(connection);

@@ -1,6 +1,7 @@
-// SUBSCRIBE and UNSUBSCRIBE: the session's filters, this shard's topic tree, the
-// interest messages that keep other shards' routing views true, and retained
-// messages sent on subscribe. Runs on the session's shard.
+// SUBSCRIBE and UNSUBSCRIBE: the session's filters, this shard's topic tree and shared
+// subscription groups, the interest messages that keep other shards' routing views
+// true, MQTT 5 subscription options and reason codes, and retained messages sent on
+// subscribe. Runs on the session's shard.
 #include <algorithm>
 
 #include "base/assert.h"
@@ -12,6 +13,9 @@
 
 namespace coremq::broker {
 
+using mqtt::ProtocolVersion;
+using mqtt::ReasonCode;
+
 namespace {
 // A SUBSCRIBE entry is at least 4 bytes (length, one filter byte, options), so the
 // packet size bounds the count; this caps the scratch array for huge packet limits.
@@ -19,6 +23,8 @@ constexpr size_t kTopicsPerPacketMax = 16384;
 size_t topics_per_packet_max(uint32_t max_packet_size) {
   return std::min<size_t>(kTopicsPerPacketMax, max_packet_size / 4 + 1);
 }
+bool has_wildcard(std::string_view filter) { return filter.find_first_of("+#") != std::string_view::npos; }
+constexpr uint8_t code(ReasonCode reason) { return static_cast<uint8_t>(reason); }
 }  // namespace
 
 bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags) {
@@ -27,46 +33,110 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
   mqtt::DecodeStatus status =
       mqtt::decode_subscribe(body, flags, connection->version, subscribe_scratch_, &subscribe);
   if (status != mqtt::DecodeStatus::kOk) {
-    close_for_protocol_error(connection, absl::StrFormat("bad SUBSCRIBE: %s", mqtt::decode_status_name(status)));
+    close_for_protocol_error(connection, mqtt::reason_code_for(status),
+                             absl::StrFormat("bad SUBSCRIBE: %s", mqtt::decode_status_name(status)));
     return false;
   }
-  Session* session = connection->session;
-  suback_scratch_.clear();
-  for (const mqtt::SubscribeTopic& entry : subscribe.topics) {
-    if (!topic::is_valid_topic_filter(entry.filter)) {
-      LOG_INFO("client '%s' subscribed to invalid filter '%s': refused", session->client_id, entry.filter);
-      suback_scratch_.push_back(mqtt::kSubackFailure);
-      continue;
-    }
-    auto existing = session->subscriptions.find(entry.filter);
-    if (existing == session->subscriptions.end() &&
-        session->subscriptions.size() >= options_.max_subscriptions_per_session) {
-      LOG_INFO("client '%s' is at --max-subscriptions-per-session=%u: '%s' refused", session->client_id,
-               options_.max_subscriptions_per_session, entry.filter);
-      suback_scratch_.push_back(mqtt::kSubackFailure);
-      continue;
-    }
-    uint8_t granted = entry.qos;
-    if (existing == session->subscriptions.end()) {
-      session->subscriptions.emplace(std::string(entry.filter), granted);
-    } else {
-      existing->second = granted;  // MQTT-3.8.4-3: a repeated filter replaces the old subscription
-    }
-    if (subscriptions_.insert(entry.filter, session, granted).first_for_filter) add_local_interest(entry.filter);
-    suback_scratch_.push_back(granted);
+  bool v5 = connection->version == ProtocolVersion::kV5;
+  uint32_t identifier = v5 ? subscribe.properties.subscription_identifier.value_or(0) : 0;
+  if (identifier != 0 && !options_.subscription_identifiers_available) {
+    close_for_protocol_error(connection, ReasonCode::kSubscriptionIdentifiersNotSupported,
+                             "subscription identifiers are not available");
+    return false;
   }
-  mqtt::encode_suback(connection->output, subscribe.packet_id, suback_scratch_);
+  for (const mqtt::SubscribeTopic& entry : subscribe.topics) {
+    if (entry.no_local && is_shared_filter(entry.filter)) {  // MQTT-3.8.3-4
+      close_for_protocol_error(connection, ReasonCode::kProtocolError, "No Local on a shared subscription");
+      return false;
+    }
+  }
+
+  Session* session = connection->session;
+  reason_code_scratch_.clear();
+  std::vector<bool> existed(subscribe.topics.size(), false);
+  for (size_t i = 0; i < subscribe.topics.size(); ++i) {
+    bool was_there = false;
+    uint8_t result = subscribe_one(session, subscribe.topics[i], identifier, &was_there);
+    existed[i] = was_there;
+    // 3.1.1 has one failure code for every reason.
+    reason_code_scratch_.push_back(!v5 && result >= 0x80 ? mqtt::kSubackFailure : result);
+  }
+  if (v5) {
+    mqtt::encode_suback_v5(connection->output, subscribe.packet_id, {}, reason_code_scratch_);
+  } else {
+    mqtt::encode_suback(connection->output, subscribe.packet_id, reason_code_scratch_);
+  }
   io_.request_flush(connection);
 
-  // MQTT-3.3.1-6: retained messages matching each new subscription, after the SUBACK.
+  // MQTT-3.3.1-6 / 3.8.4: retained messages matching each new subscription, after the
+  // SUBACK, as Retain Handling says; never for a shared subscription (section 4.8.2).
   for (size_t i = 0; i < subscribe.topics.size(); ++i) {
-    uint8_t granted = suback_scratch_[i];
-    if (granted == mqtt::kSubackFailure) continue;
-    retained_.for_each_match(subscribe.topics[i].filter, [&](const MessageRef& message) {
-      deliver_to_session(session, message, std::min(granted, message->qos()), /*retain_flag=*/true);
-    });
+    const mqtt::SubscribeTopic& entry = subscribe.topics[i];
+    if (reason_code_scratch_[i] >= 0x80 || is_shared_filter(entry.filter)) continue;
+    if (entry.retain_handling == 2 || (entry.retain_handling == 1 && existed[i])) continue;
+    const SubscriptionOptions& options = session->subscriptions.find(entry.filter)->second;
+    send_retained(session, entry.filter, options);
   }
   return true;
+}
+
+uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& entry, uint32_t identifier,
+                                  bool* existed) {
+  std::string_view filter = entry.filter;
+  std::string_view shared_key, shared_filter;
+  bool shared = is_shared_filter(filter);
+  if (shared) {
+    if (!options_.shared_subscriptions_available) return code(ReasonCode::kSharedSubscriptionsNotSupported);
+    if (!parse_shared_filter(filter, &shared_key, &shared_filter)) {
+      LOG_INFO("client '%s' subscribed to invalid shared filter '%s': refused", session->client_id, filter);
+      return code(ReasonCode::kTopicFilterInvalid);
+    }
+  } else if (!topic::is_valid_topic_filter(filter)) {
+    LOG_INFO("client '%s' subscribed to invalid filter '%s': refused", session->client_id, filter);
+    return code(ReasonCode::kTopicFilterInvalid);
+  }
+  if (!options_.wildcard_subscriptions_available && has_wildcard(shared ? shared_filter : filter)) {
+    return code(ReasonCode::kWildcardSubscriptionsNotSupported);
+  }
+  auto existing = session->subscriptions.find(filter);
+  *existed = existing != session->subscriptions.end();
+  if (!*existed && session->subscriptions.size() >= options_.max_subscriptions_per_session) {
+    LOG_INFO("client '%s' is at --max-subscriptions-per-session=%u: '%s' refused", session->client_id,
+             options_.max_subscriptions_per_session, filter);
+    return code(ReasonCode::kQuotaExceeded);
+  }
+  SubscriptionOptions options;
+  options.qos = std::min(entry.qos, options_.maximum_qos);
+  options.no_local = entry.no_local;
+  options.retain_as_published = entry.retain_as_published;
+  options.retain_handling = entry.retain_handling;
+  options.identifier = identifier;
+  // MQTT-3.8.4-3: a repeated filter replaces the old subscription's options.
+  if (*existed) {
+    existing->second = options;
+  } else {
+    session->subscriptions.emplace(std::string(filter), options);
+  }
+  if (shared) {
+    if (shared_.add_local(shared_key, shared_filter, session, options)) {
+      post_interest(CrossShardItem::Kind::kInterestAdd, filter);
+    }
+  } else if (subscriptions_.insert(filter, session, options).first_for_filter) {
+    post_interest(CrossShardItem::Kind::kInterestAdd, filter);
+  }
+  return options.qos;
+}
+
+void ShardState::send_retained(Session* session, std::string_view filter, const SubscriptionOptions& options) {
+  int64_t now = io_.now_ms();
+  retained_.for_each_match(filter, [&](const MessageRef& message) {
+    if (message->expired(now)) return;
+    Delivery delivery;
+    delivery.qos = std::min(options.qos, message->qos());
+    delivery.retain_flag = true;
+    if (options.identifier != 0) delivery.subscription_ids.push_back(options.identifier);
+    deliver_to_session(session, message, std::move(delivery));
+  });
 }
 
 bool ShardState::handle_unsubscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags) {
@@ -75,42 +145,50 @@ bool ShardState::handle_unsubscribe(Connection* connection, std::span<const uint
   mqtt::DecodeStatus status =
       mqtt::decode_unsubscribe(body, flags, connection->version, unsubscribe_scratch_, &unsubscribe);
   if (status != mqtt::DecodeStatus::kOk) {
-    close_for_protocol_error(connection, absl::StrFormat("bad UNSUBSCRIBE: %s", mqtt::decode_status_name(status)));
+    close_for_protocol_error(connection, mqtt::reason_code_for(status),
+                             absl::StrFormat("bad UNSUBSCRIBE: %s", mqtt::decode_status_name(status)));
     return false;
   }
-  Session* session = connection->session;
+  reason_code_scratch_.clear();
   for (std::string_view filter : unsubscribe.filters) {
-    auto existing = session->subscriptions.find(filter);
-    if (existing == session->subscriptions.end()) continue;
-    session->subscriptions.erase(existing);
-    if (subscriptions_.remove(filter, session).last_for_filter) remove_local_interest(filter);
+    bool removed = unsubscribe_one(connection->session, filter);
+    reason_code_scratch_.push_back(removed ? code(ReasonCode::kSuccess) : code(ReasonCode::kNoSubscriptionExisted));
   }
-  mqtt::encode_unsuback(connection->output, unsubscribe.packet_id);
+  if (connection->version == ProtocolVersion::kV5) {
+    mqtt::encode_unsuback_v5(connection->output, unsubscribe.packet_id, {}, reason_code_scratch_);
+  } else {
+    mqtt::encode_unsuback(connection->output, unsubscribe.packet_id);
+  }
   io_.request_flush(connection);
   return true;
 }
 
-void ShardState::add_local_interest(std::string_view filter) {
-  for (uint32_t shard = 0; shard < shard_count_; ++shard) {
-    if (shard == shard_id_) continue;
-    io_.post(shard, CrossShardItem{CrossShardItem::Kind::kInterestAdd, shard_id_,
-                                   new InterestChange{std::string(filter)}});
+bool ShardState::unsubscribe_one(Session* session, std::string_view filter) {
+  auto existing = session->subscriptions.find(filter);
+  if (existing == session->subscriptions.end()) return false;
+  session->subscriptions.erase(existing);
+  std::string_view shared_key, shared_filter;
+  if (parse_shared_filter(filter, &shared_key, &shared_filter)) {
+    if (shared_.remove_local(shared_key, session)) post_interest(CrossShardItem::Kind::kInterestRemove, filter);
+  } else if (subscriptions_.remove(filter, session).last_for_filter) {
+    post_interest(CrossShardItem::Kind::kInterestRemove, filter);
   }
+  return true;
 }
 
-void ShardState::remove_local_interest(std::string_view filter) {
+void ShardState::post_interest(CrossShardItem::Kind kind, std::string_view filter) {
   for (uint32_t shard = 0; shard < shard_count_; ++shard) {
     if (shard == shard_id_) continue;
-    io_.post(shard, CrossShardItem{CrossShardItem::Kind::kInterestRemove, shard_id_,
-                                   new InterestChange{std::string(filter)}});
+    io_.post(shard, CrossShardItem{kind, shard_id_, new InterestChange{std::string(filter)}});
   }
 }
 
 void ShardState::remove_all_subscriptions(Session* session) {
-  for (const auto& [filter, qos] : session->subscriptions) {
-    if (subscriptions_.remove(filter, session).last_for_filter) remove_local_interest(filter);
-  }
-  session->subscriptions.clear();
+  // Copy the keys: unsubscribe_one edits the map.
+  std::vector<std::string> filters;
+  filters.reserve(session->subscriptions.size());
+  for (const auto& [filter, options] : session->subscriptions) filters.push_back(filter);
+  for (const std::string& filter : filters) unsubscribe_one(session, filter);
 }
 
 }  // namespace coremq::broker

@@ -19,30 +19,60 @@ namespace coremq::broker {
 
 class Message {
  public:
-  // One allocation holds the header, the topic and the payload.
-  static Message* create(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
-                         uint32_t origin_shard) {
+  // Where a message came from and what MQTT 5 adds to it.
+  struct Origin {
+    uint32_t shard = 0;
+    // The publishing session, compared by address only (never dereferenced): a client
+    // id's sessions all live on one shard, so this identifies the publisher for
+    // No Local there. Null for messages with no publishing session.
+    const void* session = nullptr;
+  };
+  struct Extras {
+    // MQTT 5 properties forwarded to subscribers unchanged (everything but Topic
+    // Alias, Message Expiry Interval and Subscription Identifiers), encoded, without
+    // the Property Length.
+    std::string_view property_bytes;
+    // Monotonic ms after which the message is not delivered any more; 0: never.
+    int64_t expires_at_ms = 0;
+  };
+
+  // One allocation holds the header, the topic, the payload and the property bytes.
+  static Message* create(std::string_view topic, std::string_view payload, uint8_t qos, bool retain, Origin origin) {
+    return create(topic, payload, qos, retain, origin, Extras());
+  }
+  static Message* create(std::string_view topic, std::string_view payload, uint8_t qos, bool retain, Origin origin,
+                         const Extras& extras) {
     COREMQ_ASSERT(qos <= 2);
     COREMQ_ASSERT(topic.size() <= 0xFFFF);
-    void* memory = std::malloc(sizeof(Message) + topic.size() + payload.size());
+    size_t size = sizeof(Message) + topic.size() + payload.size() + extras.property_bytes.size();
+    void* memory = std::malloc(size);
     COREMQ_ASSERT_MSG(memory != nullptr, "out of memory");
     auto* message = new (memory) Message();
     message->topic_size_ = static_cast<uint16_t>(topic.size());
     message->payload_size_ = static_cast<uint32_t>(payload.size());
+    message->property_size_ = static_cast<uint32_t>(extras.property_bytes.size());
     message->qos_ = qos;
     message->retain_ = retain;
-    message->origin_shard_ = origin_shard;
-    std::memcpy(message->bytes(), topic.data(), topic.size());
-    if (!payload.empty()) std::memcpy(message->bytes() + topic.size(), payload.data(), payload.size());
+    message->origin_ = origin;
+    message->expires_at_ms_ = extras.expires_at_ms;
+    char* bytes = message->bytes();
+    std::memcpy(bytes, topic.data(), topic.size());
+    if (!payload.empty()) std::memcpy(bytes + topic.size(), payload.data(), payload.size());
+    if (!extras.property_bytes.empty()) {
+      std::memcpy(bytes + topic.size() + payload.size(), extras.property_bytes.data(), extras.property_bytes.size());
+    }
     return message;
   }
 
   std::string_view topic() const { return {bytes(), topic_size_}; }
   std::string_view payload() const { return {bytes() + topic_size_, payload_size_}; }
+  std::string_view property_bytes() const { return {bytes() + topic_size_ + payload_size_, property_size_}; }
   uint8_t qos() const { return qos_; }
   bool retain() const { return retain_; }
-  uint32_t origin_shard() const { return origin_shard_; }
-  size_t memory_size() const { return sizeof(Message) + topic_size_ + payload_size_; }
+  const Origin& origin() const { return origin_; }
+  int64_t expires_at_ms() const { return expires_at_ms_; }
+  bool expired(int64_t now_ms) const { return expires_at_ms_ != 0 && now_ms >= expires_at_ms_; }
+  size_t memory_size() const { return sizeof(Message) + topic_size_ + payload_size_ + property_size_; }
 
   void add_reference() { references_.fetch_add(1, std::memory_order_relaxed); }
   void drop_reference() {
@@ -61,10 +91,12 @@ class Message {
 
   std::atomic<uint32_t> references_{1};
   uint32_t payload_size_ = 0;
-  uint32_t origin_shard_ = 0;
+  uint32_t property_size_ = 0;
   uint16_t topic_size_ = 0;
   uint8_t qos_ = 0;
   bool retain_ = false;
+  Origin origin_;
+  int64_t expires_at_ms_ = 0;
 };
 
 // An owning handle to a Message. Moves are free; copies touch the atomic count.

@@ -1,41 +1,67 @@
 // The state MQTT keeps per client id: subscriptions, the QoS 1/2 exchanges in each
-// direction, messages waiting for the client, and the will. A session lives on its
-// client id's owner shard for its whole life (so takeover and packet-id state never
-// cross threads) and outlives connections when clean session is 0.
+// direction, messages waiting for the client, the will, and (MQTT 5) when the session
+// expires. A session lives on its client id's owner shard for its whole life (so
+// takeover and packet-id state never cross threads) and outlives connections while
+// its expiry interval says so (3.1.1: clean session 0 means forever).
 // Owned by ShardState's session map; single-threaded.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "base/ring_deque.h"
 #include "base/string_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "broker/message.h"
 
 namespace coremq::broker {
 
 struct Connection;
 
+inline constexpr uint32_t kSessionNeverExpires = 0xFFFFFFFF;
+
+// What a SUBSCRIBE asked for one filter (MQTT 5 options; 3.1.1 uses only qos).
+struct SubscriptionOptions {
+  uint8_t qos = 0;
+  bool no_local = false;
+  bool retain_as_published = false;
+  uint8_t retain_handling = 0;
+  uint32_t identifier = 0;  // 0: none
+};
+
+// Subscription Identifiers to send with one message (usually none or one).
+using SubscriptionIds = absl::InlinedVector<uint32_t, 1>;
+
+// How one message goes to one session: decided once, when it matched.
+struct Delivery {
+  uint8_t qos = 0;
+  bool retain_flag = false;  // 1 for retained messages sent on subscribe, or with Retain As Published
+  SubscriptionIds subscription_ids;
+  // The shared subscription group ("group/filter") this came through, for failover;
+  // empty for ordinary subscriptions.
+  std::string shared_group;
+};
+
 // A QoS 1/2 message sent to the client and not yet fully acknowledged.
 struct OutgoingInflight {
   uint16_t packet_id = 0;
-  uint8_t qos = 0;
   bool pubrec_received = false;  // QoS 2: PUBREL sent, waiting for PUBCOMP
-  bool retain_flag = false;      // as first sent: 1 only for a retained message sent on subscribe
+  Delivery delivery;
   MessageRef message;
 };
 
 // A message waiting for the client: offline, or behind a full in-flight window.
 struct QueuedDelivery {
-  uint8_t qos = 0;
-  bool retain_flag = false;
+  Delivery delivery;
   MessageRef message;
 };
 
 struct WillMessage {
   std::string topic;
   std::string payload;
+  std::string property_bytes;  // MQTT 5 will properties to forward (as for PUBLISH)
+  uint32_t message_expiry_seconds = 0;  // 0: none
   uint8_t qos = 0;
   bool retain = false;
 };
@@ -43,12 +69,21 @@ struct WillMessage {
 struct Session {
   std::string client_id;
   Connection* connection = nullptr;
-  bool clean_session = true;
+  // MQTT 5 Session Expiry Interval in seconds; 3.1.1 maps clean session 1 to 0 and
+  // clean session 0 to kSessionNeverExpires.
+  uint32_t expiry_seconds = 0;
   bool has_will = false;
+  // The will waits for its delay (MQTT 5 Will Delay Interval) after the connection ended.
+  bool will_pending = false;
+  uint32_t will_delay_seconds = 0;
   WillMessage will;
+  // Bumped whenever the session's timers change meaning (reconnect, new disconnect), so
+  // stale timer entries are recognised and ignored.
+  uint64_t timer_generation = 0;
 
-  // filter -> granted QoS; mirrors this session's entries in the shard's topic tree.
-  base::StringMap<uint8_t> subscriptions;
+  // filter -> options; mirrors this session's entries in the shard's topic tree (shared
+  // subscriptions are kept under their full "$share/group/filter" text).
+  base::StringMap<SubscriptionOptions> subscriptions;
 
   uint16_t last_packet_id = 0;
   base::RingDeque<OutgoingInflight> inflight;  // in send order, for redelivery in order

@@ -1,14 +1,17 @@
 // The packet loop of a shard's protocol side: framing, dispatch by packet type,
-// closing, keep-alive and connect timeouts, and what arrives from other shards.
-// Runs only on the owning shard's thread.
+// closing (with MQTT 5 DISCONNECT reasons), keep-alive and connect timeouts, and what
+// arrives from other shards. Runs only on the owning shard's thread.
 #include "broker/shard_state.h"
 
 #include "base/assert.h"
 #include "base/log.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
+#include "mqtt/properties.h"
 
 namespace coremq::broker {
+
+using mqtt::ReasonCode;
 
 uint32_t owner_shard_of(std::string_view client_id, uint32_t shard_count) {
   COREMQ_ASSERT(shard_count > 0);
@@ -35,7 +38,7 @@ ShardState::~ShardState() = default;
 
 void ShardState::on_connection_opened(Connection* connection) {
   COREMQ_ASSERT(connection->state == ConnectionState::kAwaitingConnect);
-  connection->accepted_at_ms = connection->accepted_at_ms ? connection->accepted_at_ms : io_.now_ms();
+  if (connection->accepted_at_ms == 0) connection->accepted_at_ms = io_.now_ms();
   connection->last_packet_at_ms = io_.now_ms();
   connections_.insert(connection);
   ++counters_.connections_current;
@@ -77,13 +80,14 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
     mqtt::FrameStatus status = mqtt::parse_fixed_header(bytes.subspan(offset), options_.max_packet_size, &header);
     if (status == mqtt::FrameStatus::kNeedMore) break;
     if (status == mqtt::FrameStatus::kMalformed) {
-      close_for_protocol_error(connection, "malformed fixed header");
+      close_for_protocol_error(connection, ReasonCode::kMalformedPacket, "malformed fixed header");
       return Next::kStop;
     }
     if (status == mqtt::FrameStatus::kTooLarge) {
-      close_for_protocol_error(connection, absl::StrFormat("packet of %u bytes is over --max-packet-size=%u",
-                                                          header.header_length + header.remaining_length,
-                                                          options_.max_packet_size));
+      close_for_protocol_error(connection, ReasonCode::kPacketTooLarge,
+                               absl::StrFormat("packet of %u bytes is over --max-packet-size=%u",
+                                               header.header_length + header.remaining_length,
+                                               options_.max_packet_size));
       return Next::kStop;
     }
     size_t packet_size = size_t{header.header_length} + header.remaining_length;
@@ -101,55 +105,83 @@ ShardState::Next ShardState::handle_packet(Connection* connection, const mqtt::F
   using mqtt::PacketType;
   if (connection->state == ConnectionState::kAwaitingConnect) {
     if (header.type != PacketType::kConnect) {
-      close_for_protocol_error(connection, absl::StrFormat("%s before CONNECT", mqtt::packet_type_name(header.type)));
+      close_for_protocol_error(connection, ReasonCode::kProtocolError,
+                               absl::StrFormat("%s before CONNECT", mqtt::packet_type_name(header.type)));
       return Next::kStop;
     }
     return handle_connect(connection, body, header.flags);
+  }
+  if (connection->state == ConnectionState::kAuthenticating) {
+    if (header.type == PacketType::kAuth) return handle_auth(connection, body, header.flags) ? Next::kContinue : Next::kStop;
+    if (header.type == PacketType::kDisconnect) {
+      end_connection(connection, /*publish_will=*/false, /*flush_first=*/false);
+      return Next::kStop;
+    }
+    close_for_protocol_error(connection, ReasonCode::kProtocolError,
+                             absl::StrFormat("%s during authentication", mqtt::packet_type_name(header.type)));
+    return Next::kStop;
   }
   COREMQ_ASSERT(connection->state == ConnectionState::kConnected);
   bool keep_going = false;
   switch (header.type) {
     case PacketType::kPublish: keep_going = handle_publish(connection, body, header.flags); break;
-    case PacketType::kPuback: keep_going = handle_puback(connection, body, header.flags); break;
-    case PacketType::kPubrec: keep_going = handle_pubrec(connection, body, header.flags); break;
-    case PacketType::kPubrel: keep_going = handle_pubrel(connection, body, header.flags); break;
-    case PacketType::kPubcomp: keep_going = handle_pubcomp(connection, body, header.flags); break;
+    case PacketType::kPuback:
+    case PacketType::kPubrec:
+    case PacketType::kPubrel:
+    case PacketType::kPubcomp: keep_going = handle_ack(connection, header.type, body, header.flags); break;
     case PacketType::kSubscribe: keep_going = handle_subscribe(connection, body, header.flags); break;
     case PacketType::kUnsubscribe: keep_going = handle_unsubscribe(connection, body, header.flags); break;
     case PacketType::kPingreq:
       if (mqtt::decode_empty(body, header.flags, header.type) != mqtt::DecodeStatus::kOk) {
-        close_for_protocol_error(connection, "malformed PINGREQ");
+        close_for_protocol_error(connection, ReasonCode::kMalformedPacket, "malformed PINGREQ");
         return Next::kStop;
       }
       mqtt::encode_pingresp(connection->output);
       io_.request_flush(connection);
       keep_going = true;
       break;
-    case PacketType::kDisconnect:
-      if (mqtt::decode_empty(body, header.flags, header.type) != mqtt::DecodeStatus::kOk) {
-        close_for_protocol_error(connection, "malformed DISCONNECT");
-        return Next::kStop;
-      }
-      connection->clean_disconnect = true;
-      LOG_DEBUG("client '%s' disconnected", connection->session->client_id);
-      end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
-      return Next::kStop;
+    case PacketType::kDisconnect: handle_disconnect(connection, body, header.flags); return Next::kStop;
+    case PacketType::kAuth: keep_going = handle_auth(connection, body, header.flags); break;
     case PacketType::kConnect:
-      close_for_protocol_error(connection, "second CONNECT");
+      close_for_protocol_error(connection, ReasonCode::kProtocolError, "second CONNECT");
       return Next::kStop;
     default:
-      close_for_protocol_error(connection,
+      close_for_protocol_error(connection, ReasonCode::kProtocolError,
                                absl::StrFormat("unexpected %s from a client", mqtt::packet_type_name(header.type)));
       return Next::kStop;
   }
   return keep_going ? Next::kContinue : Next::kStop;
 }
 
-void ShardState::close_for_protocol_error(Connection* connection, std::string_view reason) {
+bool ShardState::wants_problem_information(const Connection* connection) const {
+  return connection->version == mqtt::ProtocolVersion::kV5 && connection->request_problem_information;
+}
+
+void ShardState::send_disconnect(Connection* connection, ReasonCode reason, std::string_view why) {
+  COREMQ_ASSERT(connection->version == mqtt::ProtocolVersion::kV5);
+  property_scratch_.clear();
+  // DISCONNECT may carry a Reason String whatever Request Problem Information said
+  // (MQTT-3.1.2-29 names the packets it forbids, and DISCONNECT is not one of them).
+  if (!why.empty() && why.size() < 256) {
+    property_scratch_.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kReasonString));
+    property_scratch_.append_u16(static_cast<uint16_t>(why.size()));
+    property_scratch_.append(why);
+  }
+  uint32_t limit = connection->client_maximum_packet_size;
+  if (limit != 0 && property_scratch_.size() + 8 > limit) property_scratch_.clear();
+  mqtt::encode_disconnect_v5(connection->output, static_cast<uint8_t>(reason), property_scratch_.span());
+  io_.request_flush(connection);
+}
+
+void ShardState::close_for_protocol_error(Connection* connection, ReasonCode reason, std::string_view why) {
   ++counters_.protocol_errors;
   const char* who = connection->session ? connection->session->client_id.c_str() : "";
-  LOG_INFO("closing connection fd %d (client '%s'): %s", connection->fd, who, reason);
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
+  LOG_INFO("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
+  bool tell_client = connection->version == mqtt::ProtocolVersion::kV5 &&
+                     (connection->state == ConnectionState::kConnected ||
+                      connection->state == ConnectionState::kAuthenticating);
+  if (tell_client) send_disconnect(connection, reason, why);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client);
 }
 
 void ShardState::end_connection(Connection* connection, bool publish_will, bool flush_first) {
@@ -165,17 +197,27 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
     COREMQ_ASSERT(session->connection == connection);
     session->connection = nullptr;
     connection->session = nullptr;
+    ++session->timer_generation;  // timers set while connected (none today) lose meaning
+    int64_t now = io_.now_ms();
+    bool session_ends_now = session->expiry_seconds == 0;
     if (publish_will && session->has_will) {
-      WillMessage& will = session->will;
-      publish_from_here(MessageRef::adopt(Message::create(will.topic, will.payload, will.qos, will.retain, shard_id_)));
+      // MQTT-3.1.3-9: the will waits for its delay or the session's end, whichever is first.
+      uint32_t delay = std::min(session->will_delay_seconds, session->expiry_seconds);
+      if (delay == 0) {
+        publish_will_message(session);
+      } else {
+        session->will_pending = true;
+        schedule(now + int64_t{delay} * 1000, /*is_will=*/true, session);
+      }
     }
-    session->has_will = false;
-    session->will = WillMessage{};
-    if (session->clean_session) {
+    if (!session->will_pending) {
+      session->has_will = false;
+      session->will = WillMessage{};
+    }
+    if (session_ends_now) {
       destroy_session(session);
-    } else {
-      // Whatever waits for the client waits in the session now; nothing is serialized
-      // for a connection that is going away, so the queue keeps its order.
+    } else if (session->expiry_seconds != kSessionNeverExpires) {
+      schedule(now + int64_t{session->expiry_seconds} * 1000, /*is_will=*/false, session);
     }
   }
   if (!was_handing_off) io_.close_connection(connection, flush_first);
@@ -196,10 +238,12 @@ void ShardState::on_output_drained(Connection* connection) {
 
 void ShardState::on_tick(int64_t now_ms) {
   now_ms_ = now_ms;
+  run_due_timers(now_ms);
   // Collect first: ending a connection edits connections_.
   std::vector<std::pair<Connection*, bool>> expired;  // connection, is keep-alive expiry
   for (Connection* connection : connections_) {
-    if (connection->state == ConnectionState::kAwaitingConnect) {
+    if (connection->state == ConnectionState::kAwaitingConnect ||
+        connection->state == ConnectionState::kAuthenticating) {
       if (now_ms - connection->accepted_at_ms > int64_t{options_.connect_timeout_seconds} * 1000) {
         expired.emplace_back(connection, false);
       }
@@ -215,18 +259,27 @@ void ShardState::on_tick(int64_t now_ms) {
       ++counters_.keep_alive_expiries;
       LOG_INFO("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
                connection->keep_alive_seconds);
+      if (connection->version == mqtt::ProtocolVersion::kV5) {
+        send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
+      }
+      end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
     } else {
       ++counters_.connect_timeouts;
       LOG_INFO("connection fd %d sent no CONNECT within %u s, closing", connection->fd,
                options_.connect_timeout_seconds);
+      end_connection(connection, /*publish_will=*/false, /*flush_first=*/false);
     }
-    end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
   }
 }
 
 void ShardState::on_shutdown() {
   std::vector<Connection*> all(connections_.begin(), connections_.end());
-  for (Connection* connection : all) end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
+  for (Connection* connection : all) {
+    if (connection->state == ConnectionState::kConnected && connection->version == mqtt::ProtocolVersion::kV5) {
+      send_disconnect(connection, ReasonCode::kServerShuttingDown, "server shutting down");
+    }
+    end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
+  }
 }
 
 void ShardState::on_cross_shard(CrossShardItem item) {
@@ -237,33 +290,36 @@ void ShardState::on_cross_shard(CrossShardItem item) {
       deliver_locally(message);
       break;
     }
-    case CrossShardItem::Kind::kInterestAdd: {
-      std::unique_ptr<InterestChange> change(static_cast<InterestChange*>(item.pointer));
-      remote_interest_.insert(change->filter, item.from_shard, 0);
+    case CrossShardItem::Kind::kSharedPublish: {
+      std::unique_ptr<SharedDelivery> shared(static_cast<SharedDelivery*>(item.pointer));
+      SharedSubscriptions::Group* group = shared_.find(shared->group_key);
+      if (group == nullptr) {
+        ++counters_.messages_dropped_queue_full;
+        LOG_DEBUG("shared group '%s' has no members any more; message dropped", shared->group_key);
+        break;
+      }
+      deliver_shared_locally(shared->message, *group, shared->hops + 1);
       break;
     }
+    case CrossShardItem::Kind::kInterestAdd:
     case CrossShardItem::Kind::kInterestRemove: {
       std::unique_ptr<InterestChange> change(static_cast<InterestChange*>(item.pointer));
-      remote_interest_.remove(change->filter, item.from_shard);
+      bool add = item.kind == CrossShardItem::Kind::kInterestAdd;
+      std::string_view key, filter;
+      if (parse_shared_filter(change->filter, &key, &filter)) {
+        if (add) shared_.add_remote(key, filter, item.from_shard);
+        else shared_.remove_remote(key, item.from_shard);
+      } else if (add) {
+        remote_interest_.insert(change->filter, item.from_shard, 0);
+      } else {
+        remote_interest_.remove(change->filter, item.from_shard);
+      }
       break;
     }
     case CrossShardItem::Kind::kAdoptConnection:
       COREMQ_ASSERT_MSG(false, "connection adoption is handled by the shard loop");
       break;
   }
-}
-
-Session* ShardState::find_session(std::string_view client_id) {
-  auto found = sessions_.find(client_id);
-  return found == sessions_.end() ? nullptr : found->second.get();
-}
-
-void ShardState::destroy_session(Session* session) {
-  COREMQ_ASSERT(session->connection == nullptr);
-  remove_all_subscriptions(session);
-  auto found = sessions_.find(session->client_id);
-  COREMQ_ASSERT(found != sessions_.end() && found->second.get() == session);
-  sessions_.erase(found);
 }
 
 }  // namespace coremq::broker

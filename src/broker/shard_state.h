@@ -8,21 +8,24 @@
 
 #include <cstdint>
 #include <memory>
+#include <queue>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "base/string_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "base/string_map.h"
 #include "broker/connection.h"
 #include "broker/cross_shard.h"
 #include "broker/message.h"
 #include "broker/retained_store.h"
 #include "broker/session.h"
 #include "broker/shard_counters.h"
+#include "broker/shared_subscriptions.h"
 #include "coremq/options.h"
 #include "mqtt/packet.h"
+#include "mqtt/reason_code.h"
 #include "topic/topic_tree.h"
 
 namespace coremq::broker {
@@ -34,7 +37,7 @@ class IoPort {
   // The connection has new bytes in `output`; send them at the end of this loop turn.
   virtual void request_flush(Connection* connection) = 0;
   // The protocol is done with the connection (state is already kClosing). With
-  // flush_first, pending output (a CONNACK with an error code) is sent before the close.
+  // flush_first, pending output (a CONNACK or DISCONNECT with a reason) is sent first.
   virtual void close_connection(Connection* connection, bool flush_first) = 0;
   // Moves the socket and its unread bytes to another shard; the Connection is freed here.
   virtual void hand_off_connection(Connection* connection, uint32_t target_shard) = 0;
@@ -61,7 +64,8 @@ class ShardState {
   void on_output_drained(Connection* connection);
   void on_cross_shard(CrossShardItem item);
   void on_tick(int64_t now_ms);
-  // Graceful stop: closes every connection; wills are not published.
+  // Graceful stop: every connection is closed (MQTT 5 clients get DISCONNECT 0x8B);
+  // wills are not published.
   void on_shutdown();
 
   uint32_t shard_id() const { return shard_id_; }
@@ -72,34 +76,43 @@ class ShardState {
   size_t connection_count() const { return connections_.size(); }
 
  private:
-  // Packet loop and dispatch (shard_state.cc).
   // What the packet loop does after one packet.
   enum class Next { kContinue, kStop, kHandOff };
   Next process_input(Connection* connection, std::span<const uint8_t> bytes, size_t* consumed);
   Next handle_packet(Connection* connection, const mqtt::FixedHeader& header, std::span<const uint8_t> body);
-  void close_for_protocol_error(Connection* connection, std::string_view reason);
-  // Ends the protocol side of a connection once: detaches its session, publishes the
-  // will if it is due, and asks the I/O side to close.
+  // Ends the connection for a broken rule: MQTT 5 clients past CONNECT get a DISCONNECT
+  // with `reason` first; the will is published.
+  void close_for_protocol_error(Connection* connection, mqtt::ReasonCode reason, std::string_view why);
+  void send_disconnect(Connection* connection, mqtt::ReasonCode reason, std::string_view why);
+  // Ends the protocol side of a connection once: detaches its session, schedules or
+  // publishes the will, ends or schedules the end of the session, asks the I/O side to close.
   void end_connection(Connection* connection, bool publish_will, bool flush_first);
+  bool wants_problem_information(const Connection* connection) const;
 
-  // CONNECT (handle_connect.cc).
+  // CONNECT and AUTH (handle_connect.cc).
   Next handle_connect(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  void refuse_connect(Connection* connection, mqtt::ConnectReturnCode code, std::string_view reason);
+  Next accept_connect(Connection* connection, const mqtt::ConnectPacket& connect, std::string client_id,
+                      bool client_id_assigned, std::string_view authentication_data);
+  bool handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
+  void refuse_connect(Connection* connection, mqtt::ProtocolVersion version, mqtt::ReasonCode reason,
+                      std::string_view why);
   std::string assign_client_id();
   void resume_session(Session* session);
 
   // PUBLISH and its acknowledgements (handle_publish.cc).
   bool handle_publish(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  bool handle_puback(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  bool handle_pubrec(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  bool handle_pubrel(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  bool handle_pubcomp(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
+  bool handle_ack(Connection* connection, mqtt::PacketType type, std::span<const uint8_t> body, uint8_t flags);
+  bool handle_disconnect(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
+  MessageRef make_message(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
+  void send_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
 
   // SUBSCRIBE / UNSUBSCRIBE (handle_subscribe.cc).
   bool handle_subscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   bool handle_unsubscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  void add_local_interest(std::string_view filter);
-  void remove_local_interest(std::string_view filter);
+  uint8_t subscribe_one(Session* session, const mqtt::SubscribeTopic& entry, uint32_t identifier, bool* existed);
+  bool unsubscribe_one(Session* session, std::string_view filter);
+  void send_retained(Session* session, std::string_view filter, const SubscriptionOptions& options);
+  void post_interest(CrossShardItem::Kind kind, std::string_view filter);
   void remove_all_subscriptions(Session* session);
 
   // Routing and delivery (delivery.cc).
@@ -107,19 +120,29 @@ class ShardState {
   void publish_from_here(MessageRef message);
   // Matches against this shard's own subscribers and delivers.
   void deliver_locally(const MessageRef& message);
-  void deliver_to_session(Session* session, const MessageRef& message, uint8_t qos, bool retain_flag);
-  void send_publish(Session* session, const MessageRef& message, uint8_t qos, bool retain_flag, bool dup,
+  void dispatch_shared(const MessageRef& message, SharedSubscriptions::Group& group, uint32_t hops);
+  void deliver_shared_locally(const MessageRef& message, SharedSubscriptions::Group& group, uint32_t hops);
+  void deliver_to_session(Session* session, const MessageRef& message, Delivery delivery);
+  void send_publish(Session* session, const MessageRef& message, const Delivery& delivery, bool dup,
                     uint16_t packet_id);
+  bool exceeds_client_packet_limit(const Connection* connection, const Message& message,
+                                   const Delivery& delivery) const;
   void pump_queue(Session* session);
-  void enqueue(Session* session, const MessageRef& message, uint8_t qos, bool retain_flag);
-  void start_inflight(Session* session, const MessageRef& message, uint8_t qos, bool retain_flag);
+  void enqueue(Session* session, const MessageRef& message, Delivery delivery);
+  void start_inflight(Session* session, const MessageRef& message, Delivery delivery);
   OutgoingInflight* find_inflight(Session* session, uint16_t packet_id);
   void finish_inflight(Session* session, uint16_t packet_id);
   uint16_t next_packet_id(Session* session);
+  uint32_t send_window(const Session* session) const;
   bool output_over_limit(const Connection* connection) const;
 
+  // Sessions, wills and their timers (sessions.cc).
   Session* find_session(std::string_view client_id);
   void destroy_session(Session* session);
+  void publish_will_message(Session* session);
+  void schedule(int64_t due_ms, bool is_will, Session* session);
+  void run_due_timers(int64_t now_ms);
+  void fail_over_shared_deliveries(Session* session);
 
   const uint32_t shard_id_;
   const uint32_t shard_count_;
@@ -131,25 +154,39 @@ class ShardState {
   // Every live connection this shard's protocol side knows about, for ticks and shutdown.
   absl::flat_hash_set<Connection*> connections_;
 
-  // This shard's subscriptions: filter -> (session, granted QoS).
-  topic::TopicTree<Session*, uint8_t> subscriptions_;
+  // This shard's subscriptions: filter -> (session, options).
+  topic::TopicTree<Session*, SubscriptionOptions> subscriptions_;
   // Which other shards have subscribers for which filters (their local filters, as they told us).
   topic::TopicTree<uint32_t, uint8_t> remote_interest_;
+  SharedSubscriptions shared_;
   RetainedStore retained_;
 
-  // Scratch for one dispatch: sessions matched and their highest QoS; shards to forward to.
+  // Session expiry and delayed wills, earliest first; entries are checked against the
+  // session's timer_generation when due, so cancelling one is free.
+  struct Timer {
+    int64_t due_ms;
+    uint64_t generation;
+    bool is_will;
+    std::string client_id;
+    bool operator>(const Timer& other) const { return due_ms > other.due_ms; }
+  };
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+
+  // Scratch for one dispatch: sessions matched with their merged delivery; shards to forward to.
   struct Match {
     Session* session;
-    uint8_t qos;
+    Delivery delivery;
   };
   std::vector<Match> match_scratch_;
   uint64_t match_epoch_ = 0;
   std::vector<uint64_t> shard_match_epoch_;
   uint64_t assigned_id_counter_ = 0;
+  int64_t now_ms_ = 0;
   std::vector<mqtt::SubscribeTopic> subscribe_scratch_;
   std::vector<std::string_view> unsubscribe_scratch_;
-  std::vector<uint8_t> suback_scratch_;
-  int64_t now_ms_ = 0;
+  std::vector<uint8_t> reason_code_scratch_;
+  std::vector<mqtt::UserProperty> user_property_scratch_;
+  base::ByteBuffer property_scratch_;
 };
 
 }  // namespace coremq::broker

@@ -66,10 +66,8 @@ def test_mqtt31_and_311_clients_interoperate(broker, clients, names):
     assert (received.qos, received.payload) == (2, b"from 3.1.1")
 
 
-@pytest.mark.parametrize("level", [5, 6, 2, 0])
+@pytest.mark.parametrize("level", [6, 2, 0])
 def test_unsupported_protocol_level_refused(broker, clients, names, level):
-    if level == 5 and is_mosquitto():
-        pytest.skip("mosquitto: speaks MQTT 5, so level 5 is accepted there")
     client = clients.raw()
     client.send(connect_packet(names.sub(), protocol_level=level))
     client.expect(connack_bytes(0, 0x01))

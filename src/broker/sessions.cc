@@ -1,0 +1,90 @@
+// Session lifetime: lookup, the end of a session (its pending will, its shared
+// subscription messages handed to other members), delayed wills and session expiry
+// (MQTT 5), kept in a timer heap checked on every tick. Runs on the owning shard.
+#include "base/assert.h"
+#include "base/log.h"
+#include "broker/shard_state.h"
+
+namespace coremq::broker {
+
+Session* ShardState::find_session(std::string_view client_id) {
+  auto found = sessions_.find(client_id);
+  return found == sessions_.end() ? nullptr : found->second.get();
+}
+
+void ShardState::destroy_session(Session* session) {
+  COREMQ_ASSERT(session->connection == nullptr);
+  // MQTT-3.1.3-9: a will still waiting for its delay goes out when the session ends.
+  if (session->will_pending) publish_will_message(session);
+  remove_all_subscriptions(session);
+  fail_over_shared_deliveries(session);
+  auto found = sessions_.find(session->client_id);
+  COREMQ_ASSERT(found != sessions_.end() && found->second.get() == session);
+  sessions_.erase(found);
+}
+
+void ShardState::publish_will_message(Session* session) {
+  COREMQ_ASSERT(session->has_will);
+  WillMessage& will = session->will;
+  Message::Extras extras;
+  extras.property_bytes = will.property_bytes;
+  if (will.message_expiry_seconds != 0) {
+    extras.expires_at_ms = io_.now_ms() + int64_t{will.message_expiry_seconds} * 1000;
+  }
+  LOG_DEBUG("publishing the will of client '%s' on '%s'", session->client_id, will.topic);
+  publish_from_here(MessageRef::adopt(
+      Message::create(will.topic, will.payload, will.qos, will.retain, Message::Origin{shard_id_, session}, extras)));
+  session->has_will = false;
+  session->will_pending = false;
+  session->will = WillMessage{};
+}
+
+void ShardState::schedule(int64_t due_ms, bool is_will, Session* session) {
+  timers_.push(Timer{due_ms, session->timer_generation, is_will, session->client_id});
+}
+
+void ShardState::run_due_timers(int64_t now_ms) {
+  while (!timers_.empty() && timers_.top().due_ms <= now_ms) {
+    Timer timer = timers_.top();
+    timers_.pop();
+    Session* session = find_session(timer.client_id);
+    // A reconnect (or a newer disconnect) bumped the generation: this entry is stale.
+    if (session == nullptr || session->timer_generation != timer.generation || session->connection != nullptr) {
+      continue;
+    }
+    if (timer.is_will) {
+      if (session->will_pending) publish_will_message(session);
+    } else {
+      LOG_DEBUG("session of client '%s' expired", session->client_id);
+      destroy_session(session);
+    }
+  }
+}
+
+void ShardState::fail_over_shared_deliveries(Session* session) {
+  // Messages a shared subscription gave this session and that it never completed go to
+  // another member of the group (MQTT 5 section 4.8.2). A QoS 2 message whose PUBREC
+  // came back was received and is not sent again.
+  std::vector<std::pair<std::string, MessageRef>> orphans;
+  for (size_t i = 0; i < session->inflight.size(); ++i) {
+    OutgoingInflight& inflight = session->inflight[i];
+    if (!inflight.delivery.shared_group.empty() && !inflight.pubrec_received) {
+      orphans.emplace_back(std::move(inflight.delivery.shared_group), std::move(inflight.message));
+    }
+  }
+  for (size_t i = 0; i < session->queue.size(); ++i) {
+    QueuedDelivery& queued = session->queue[i];
+    if (!queued.delivery.shared_group.empty() && queued.delivery.qos > 0) {
+      orphans.emplace_back(std::move(queued.delivery.shared_group), std::move(queued.message));
+    }
+  }
+  session->inflight.clear();
+  session->queue.clear();
+  for (auto& [group_key, message] : orphans) {
+    SharedSubscriptions::Group* group = shared_.find(group_key);
+    if (group == nullptr) continue;
+    dispatch_shared(message, *group, 0);
+  }
+}
+
+}  // namespace coremq::broker
