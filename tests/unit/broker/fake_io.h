@@ -13,7 +13,6 @@
 #include <memory>
 #include <span>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -46,31 +45,19 @@ inline void release_cross_shard_item(broker::CrossShardItem item) {
   }
 }
 
-// The origin parameter of broker::Message::create: a plain shard id at the time of writing, a
-// struct whose `shard` is the id once MQTT 5 origins land. make_message works with either.
-template <typename Function>
-struct FifthParameter;
-template <typename Result, typename A, typename B, typename C, typename D, typename E, typename... Rest>
-struct FifthParameter<Result (*)(A, B, C, D, E, Rest...)> {
-  using Type = std::remove_cvref_t<E>;
-};
-
-template <typename Origin>
-Origin origin_of_shard(uint32_t shard) {
-  Origin origin{};
-  if constexpr (std::is_integral_v<Origin>) {
-    origin = static_cast<Origin>(shard);
-  } else {
-    origin.shard = shard;
-  }
-  return origin;
-}
-
 // A message as shard `origin_shard` makes it from a PUBLISH; the caller owns one reference.
-inline broker::Message* make_message(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
-                                     uint32_t origin_shard) {
-  using Origin = typename FifthParameter<decltype(&broker::Message::create)>::Type;
-  return broker::Message::create(topic, payload, qos, retain, origin_of_shard<Origin>(origin_shard));
+// Message::create takes the origin as a plain shard id at the time of writing and as a
+// Message::Origin struct once MQTT 5 origins land; this compiles against either.
+template <typename MessageType = broker::Message>
+MessageType* make_message(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                          uint32_t origin_shard) {
+  if constexpr (requires { MessageType::create(topic, payload, qos, retain, origin_shard); }) {
+    return MessageType::create(topic, payload, qos, retain, origin_shard);
+  } else {
+    typename MessageType::Origin origin{};
+    origin.shard = origin_shard;
+    return MessageType::create(topic, payload, qos, retain, origin);
+  }
 }
 
 class FakeIo final : public broker::IoPort {
