@@ -81,6 +81,32 @@ def test_wildcard_in_topic_name(broker, clients, names, topic_suffix):
     subscriber.expect_no_packet(0.2)
 
 
+@pytest.mark.parametrize("topic", [b"a/\xff\xfe", b"a/\xc0\xaf", b"a/\xed\xa0\x80", b"a\x00b"],
+                         ids=["invalid", "overlong", "surrogate", "nul"])
+def test_ill_formed_utf8_topic(broker, clients, names, topic):
+    """Ill-formed UTF-8 and U+0000 make a packet malformed [MQTT-1.5.4-1, MQTT-1.5.4-2]."""
+    subscriber = raw5(clients, names.sub())
+    subscriber.subscribe5([("#", 0)])
+    client = raw5(clients, names.pub())
+    client.send(packet(0x30, struct.pack("!H", len(topic)) + topic + b"\x00x"))
+    packets = client.expect_closed()
+    disconnects = [Ack(item) for item in packets if item.type == DISCONNECT]
+    if is_mosquitto() and not disconnects:
+        pytest.skip("mosquitto 2.0.11 closes on ill-formed UTF-8 without DISCONNECT")
+    assert [item.reason_code for item in disconnects] == [MALFORMED_PACKET], packets
+    subscriber.expect_no_packet(0.2)
+
+
+def test_non_minimal_property_length_is_malformed(broker, clients, names):
+    """Variable Byte Integers use the fewest bytes [MQTT-1.5.5-1]: 0x80 0x00 for 0 is
+    malformed."""
+    client = raw5(clients, names.pub())
+    client.send(packet(0x30, encode_string(names.topic()) + b"\x80\x00" + b"x"))
+    packets = client.expect_closed()
+    disconnects = [Ack(item) for item in packets if item.type == DISCONNECT]
+    assert all(item.reason_code == MALFORMED_PACKET for item in disconnects), packets
+
+
 def test_packet_too_large(broker, clients, names):
     client = raw5(clients, names.pub())
     client.send(publish5(names.topic(), b"x" * (2 * PACKET_SIZE_MAX)))
