@@ -462,6 +462,8 @@ class RawClient5(helpers.RawClient):
             f"DISCONNECT 0x{disconnects[0].reason_code:02x}, expected 0x{reason_code:02x}: "
             f"{disconnects[0]!r}")
         assert packets[-1].type == DISCONNECT, f"packets after DISCONNECT: {packets!r}"
+        # A server never sends a Session Expiry Interval on DISCONNECT [MQTT-3.14.2-2].
+        assert SESSION_EXPIRY_INTERVAL not in disconnects[0].properties, disconnects[0]
         return disconnects[0]
 
     def expect_connack_refused(self, reason_code, timeout=WAIT_SECONDS) -> Connack:
