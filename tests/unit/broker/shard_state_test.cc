@@ -386,16 +386,15 @@ TEST_F(ShardTimers, ConnectTimeout) {
 
 // ---- Shards: hand-off, interest, forwarding -----------------------------------------------
 
-class ShardCrossShard : public ShardHarness {
- protected:
-  // The skip-th client id (counting from 0) that owner_shard_of places on `shard`.
-  static std::string id_owned_by(uint32_t shard, uint32_t shard_count, int skip = 0) {
-    for (int i = 0;; ++i) {
-      std::string id = "client-" + std::to_string(i);
-      if (broker::owner_shard_of(id, shard_count) == shard && skip-- == 0) return id;
-    }
+// The skip-th client id (counting from 0) that owner_shard_of places on `shard`.
+std::string id_owned_by(uint32_t shard, uint32_t shard_count, int skip = 0) {
+  for (int i = 0;; ++i) {
+    std::string id = "client-" + std::to_string(i);
+    if (broker::owner_shard_of(id, shard_count) == shard && skip-- == 0) return id;
   }
-};
+}
+
+class ShardCrossShard : public ShardHarness {};
 
 TEST_F(ShardCrossShard, ConnectForAnotherShardIsHandedOffWithEveryByte) {
   set_shards(0, 2);
@@ -480,6 +479,46 @@ TEST_F(ShardCrossShard, PublishFromAnotherShardIsDeliveredHere) {
   feed(late, subscribe_bytes(1, {{"t", 1}}));
   EXPECT_EQ(take_output(late), suback_bytes(1, {1}) + publish_bytes("t", "remote", 1, 1, true));
   io().drop_posts();
+}
+
+// Two shards that each take a retained PUBLISH on the same topic in the same loop turn store
+// their own message first and the other's second, so each keeps a different "last" message and
+// subscribers on the two shards get different retained messages, for good. (Found while writing
+// the fuzzer's cluster model; disabled until retained updates get an order all shards agree on,
+// for example by routing each topic's retained updates through one owner shard.)
+TEST(ShardCrossShardRetained, DISABLED_ShardsAgreeOnTheLastRetainedMessage) {
+  Options options;
+  FakeIo io0(0, 2);
+  FakeIo io1(1, 2);
+  broker::ShardState shard0(0, 2, options, io0);
+  broker::ShardState shard1(1, 2, options, io1);
+  broker::Connection publisher0;
+  broker::Connection publisher1;
+  auto feed = [](broker::ShardState& shard, broker::Connection* connection, std::string_view bytes) {
+    shard.on_bytes(connection, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  };
+  const std::string id0 = id_owned_by(0, 2);
+  const std::string id1 = id_owned_by(1, 2);
+  shard0.on_connection_opened(&publisher0);
+  shard1.on_connection_opened(&publisher1);
+  feed(shard0, &publisher0, connect_bytes(id0) + publish_bytes("r", "from-0", 0, 0, true));
+  feed(shard1, &publisher1, connect_bytes(id1) + publish_bytes("r", "from-1", 0, 0, true));
+  // End of the turn: each shard's posts reach the other.
+  for (FakeIo::Post& post : io0.take_posts()) shard1.on_cross_shard(post.item);
+  for (FakeIo::Post& post : io1.take_posts()) shard0.on_cross_shard(post.item);
+  // A subscriber on each shard.
+  std::string retained[2];
+  broker::ShardState* shards[2] = {&shard0, &shard1};
+  broker::Connection subscribers[2];
+  for (uint32_t shard = 0; shard < 2; ++shard) {
+    const std::string id = id_owned_by(shard, 2, /*skip=*/1);
+    shards[shard]->on_connection_opened(&subscribers[shard]);
+    feed(*shards[shard], &subscribers[shard], connect_bytes(id) + subscribe_bytes(1, {{"r", 0}}));
+    retained[shard] = std::string(subscribers[shard].output.view());
+  }
+  EXPECT_EQ(retained[0], retained[1]);
+  io0.drop_posts();
+  io1.drop_posts();
 }
 
 // ---- Limits: queue, in-flight window, slow consumers ----------------------------------------
