@@ -201,11 +201,11 @@ bool Client::handle_publish(const mqtt::FixedHeader& header, std::span<const uin
   }
   uint64_t next_before = tracker->second.next;
   if (!tracker->second.on_sequence(payload.sequence)) return true;  // a duplicate
-  // The QoS 0 window credits the publisher with every sequence this arrival settles: itself
+  // The window credits the publisher with every sequence this arrival settles: itself
   // and any it skipped (lost), so a lost message cannot stall the publisher for good.
   uint64_t settled = tracker->second.next - next_before;
   record_delivery(payload.publisher, payload.send_ns, now_ns);
-  if (plan.in_process && context_.options->qos == 0 && settled > 0) {
+  if (plan.in_process && settled > 0) {
     if (context_.pending_delivered[payload.publisher] == 0) context_.touched_publishers.push_back(payload.publisher);
     context_.pending_delivered[payload.publisher] += static_cast<uint32_t>(std::min<uint64_t>(settled, 1u << 30));
   }
@@ -260,15 +260,20 @@ bool Client::handle_ack(mqtt::PacketType type, const mqtt::FixedHeader& header, 
 
 uint32_t Client::window_room() const {
   const Options& options = *context_.options;
-  if (options.qos > 0) return options.window > inflight_ ? options.window - inflight_ : 0;
+  uint32_t room = std::numeric_limits<uint32_t>::max();
+  if (options.qos > 0) room = options.window > inflight_ ? options.window - inflight_ : 0;
+  // In `run` the window is end to end as well: a message counts until every subscriber of this
+  // process that matches it has it. Without that a publisher whose PUBACKs come back at once
+  // outruns its subscribers and the run measures the broker's queue limits, not its throughput.
   const Plan& plan = *context_.plan;
-  if (!plan.in_process || options.window == 0) return std::numeric_limits<uint32_t>::max();
+  if (!plan.in_process || options.window == 0) return room;
   uint64_t fanout = plan.fanout[spec_.index];
-  if (fanout == 0) return std::numeric_limits<uint32_t>::max();
+  if (fanout == 0) return room;
   uint64_t delivered = context_.shared->delivered[spec_.index].load(std::memory_order_relaxed);
   uint64_t expected = next_sequence_ * fanout;
-  uint64_t outstanding = expected > delivered ? (expected - delivered + fanout - 1) / fanout : 0;
-  return outstanding < options.window ? static_cast<uint32_t>(options.window - outstanding) : 0;
+  uint64_t undelivered = expected > delivered ? (expected - delivered + fanout - 1) / fanout : 0;
+  uint32_t delivery_room = undelivered < options.window ? static_cast<uint32_t>(options.window - undelivered) : 0;
+  return std::min(room, delivery_room);
 }
 
 uint16_t Client::take_packet_id() {

@@ -29,7 +29,7 @@ struct WorkerContext {
   SharedState* shared = nullptr;
   WorkerCounters* counters = nullptr;
   WorkerResult* result = nullptr;
-  // QoS 0 window in `run`: deliveries counted this turn per publisher, added to
+  // The end-to-end window in `run`: deliveries counted this turn per publisher, added to
   // SharedState::delivered once per turn.
   std::vector<uint32_t> pending_delivered;
   std::vector<uint32_t> touched_publishers;

@@ -32,15 +32,17 @@ ABSL_FLAG(uint32_t, qos, 0, "QoS of publishes and subscriptions: 0, 1 or 2.");
 ABSL_FLAG(uint32_t, size, 64, "Payload bytes per message (at least 32: publisher, sequence, send time).");
 ABSL_FLAG(uint64_t, rate, 0, "Messages per second over all publishers; 0 = as fast as --window allows.");
 ABSL_FLAG(uint32_t, window, 100,
-          "Closed loop: most messages per publisher not yet acknowledged (QoS 1/2: PUBACK/PUBCOMP) or, in "
-          "`run` at QoS 0, not yet delivered to every subscriber of this process. 0 = no window (QoS 0 "
-          "only; QoS 1/2 then use the largest).");
+          "Closed loop: most messages per publisher not yet acknowledged (QoS 1/2: PUBACK/PUBCOMP) and, in "
+          "`run`, not yet delivered to every matching subscriber of this process. 0 = no window (open loop "
+          "at QoS 0; QoS 1/2 then allow the most packet identifiers).");
 ABSL_FLAG(std::string, duration, "",
           "How long to publish after the warm-up (conn: how long to hold), e.g. 10, 10s, 500ms, 2m.");
 ABSL_FLAG(uint64_t, count, 0, "Messages per publisher (sub: per subscriber) after which the run ends.");
 ABSL_FLAG(std::string, warmup, "0", "Publishing time before measurement starts (not in rates or latency).");
 ABSL_FLAG(std::string, connect_timeout, "30s", "Time allowed for all connections and subscriptions to be up.");
 ABSL_FLAG(std::string, drain_timeout, "5s", "Time allowed after publishing stops for deliveries and acks.");
+ABSL_FLAG(std::string, stall_timeout, "10s",
+          "With --count: stop the run when nothing was sent, received or acknowledged for this long.");
 ABSL_FLAG(bool, clean, true, "Clean session on CONNECT.");
 ABSL_FLAG(std::string, mqtt, "3.1.1", "Protocol version: 3.1.1 or 3.1 (5 is not yet supported).");
 ABSL_FLAG(std::string, username, "", "Username sent on CONNECT (none when empty).");
@@ -194,7 +196,11 @@ bool apply_scenario(Options* options, std::string* error) {
 bool counts_from_flags(Options* options, std::string* error) {
   Command command = options->command;
   if (command == Command::kConn) {
-    return count_flag("connections", absl::GetFlag(FLAGS_connections), 100, &options->idle_connections, error);
+    if (!count_flag("connections", absl::GetFlag(FLAGS_connections), 100, &options->idle_connections, error)) {
+      return false;
+    }
+    if (options->idle_connections == 0) *error = "--connections must be at least 1";
+    return options->idle_connections > 0;
   }
   if (absl::GetFlag(FLAGS_scenario).empty()) {
     bool publishing = command == Command::kPub || command == Command::kRun;
@@ -254,7 +260,8 @@ bool time_flags(Options* options, std::string* error) {
   if (!time_flag("duration", absl::GetFlag(FLAGS_duration), &options->duration_s, error) ||
       !time_flag("warmup", absl::GetFlag(FLAGS_warmup), &options->warmup_s, error) ||
       !time_flag("connect-timeout", absl::GetFlag(FLAGS_connect_timeout), &options->connect_timeout_s, error) ||
-      !time_flag("drain-timeout", absl::GetFlag(FLAGS_drain_timeout), &options->drain_timeout_s, error)) {
+      !time_flag("drain-timeout", absl::GetFlag(FLAGS_drain_timeout), &options->drain_timeout_s, error) ||
+      !time_flag("stall-timeout", absl::GetFlag(FLAGS_stall_timeout), &options->stall_timeout_s, error)) {
     return false;
   }
   if (options->command == Command::kConn) {
@@ -270,8 +277,8 @@ bool time_flags(Options* options, std::string* error) {
                              options->command == Command::kSub ? "subscriber" : "publisher");
     return false;
   }
-  if (options->connect_timeout_s <= 0) {
-    *error = "--connect-timeout must be more than 0";
+  if (options->connect_timeout_s <= 0 || options->stall_timeout_s <= 0) {
+    *error = "--connect-timeout and --stall-timeout must be more than 0";
     return false;
   }
   return true;

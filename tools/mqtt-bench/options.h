@@ -36,6 +36,7 @@ struct Options {
   double warmup_s = 0;
   double connect_timeout_s = 30;
   double drain_timeout_s = 5;
+  double stall_timeout_s = 10;  // --count runs: no progress for this long ends the run
 
   uint8_t protocol_level = 4;   // 3 (3.1) or 4 (3.1.1)
   bool clean_session = true;

@@ -204,6 +204,9 @@ void Controller::publish_phase() {
                                : std::numeric_limits<int64_t>::max();
   shared_.phase.store(Phase::kPublishing, std::memory_order_release);
   bool measuring = false;
+  Totals previous = totals();
+  int64_t last_change_ns = now_ns;
+  int64_t stall_ns = static_cast<int64_t>(options_.stall_timeout_s * kNanosPerSecond);
   for (;;) {
     now_ns = monotonic_ns();
     if (!measuring && now_ns >= shared_.measure_start_ns) {
@@ -216,6 +219,17 @@ void Controller::publish_phase() {
     if (now_ns >= shared_.measure_end_ns) break;
     if (options_.count > 0 && plan_.publishers > 0 && now.publishers_done == plan_.publishers) break;
     if (options_.count > 0 && plan_.publishers == 0 && now.subscribers_done == plan_.subscribers) break;
+    if (now.sent != previous.sent || now.received != previous.received || now.acknowledged != previous.acknowledged) {
+      last_change_ns = now_ns;
+    }
+    previous = now;
+    // A --count run has no end time of its own: a broker that stops answering must not hold it.
+    if (options_.duration_s <= 0 && now_ns - last_change_ns >= stall_ns) {
+      report_->aborted = true;
+      report_->outcome = absl::StrFormat("stopped early: nothing sent, received or acknowledged for %.1f s "
+                                         "(--stall-timeout)", options_.stall_timeout_s);
+      break;
+    }
     int64_t next_ns = measuring ? shared_.measure_end_ns : shared_.measure_start_ns;
     if (!tick(next_ns)) break;
     progress(measuring ? "measuring" : "warm-up", false);

@@ -57,7 +57,7 @@ struct SharedState {
   uint32_t run_id = 0;
 
   std::unique_ptr<WorkerCounters[]> counters;
-  // Per publisher: deliveries of its messages to subscribers of this process (QoS 0 window).
+  // Per publisher: deliveries of its messages to subscribers of this process (the `run` window).
   std::unique_ptr<std::atomic<uint64_t>[]> delivered;
   uint32_t worker_count;
 };
