@@ -46,7 +46,6 @@ void ShardState::on_connection_opened(Connection* connection) {
 
 void ShardState::on_bytes(Connection* connection, std::span<const uint8_t> bytes) {
   if (connection->state == ConnectionState::kClosing || connection->state == ConnectionState::kHandingOff) return;
-  connection->last_packet_at_ms = io_.now_ms();
 
   // Before CONNECT every byte is kept: a hand-off to the owner shard carries them all.
   // After it, complete packets are handled straight from the receive buffer and only
@@ -75,6 +74,7 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
                                            size_t* consumed) {
   size_t offset = 0;
   Next next = Next::kContinue;
+  int64_t now = io_.now_ms();
   while (offset < bytes.size()) {
     mqtt::FixedHeader header{};
     mqtt::FrameStatus status = mqtt::parse_fixed_header(bytes.subspan(offset), options_.max_packet_size, &header);
@@ -92,6 +92,9 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
     }
     size_t packet_size = size_t{header.header_length} + header.remaining_length;
     if (bytes.size() - offset < packet_size) break;
+    // Only whole packets count for keep-alive (MQTT-3.1.2-24 speaks of Control Packets):
+    // a client trickling one packet a byte at a time cannot stay connected on that.
+    connection->last_packet_at_ms = now;
     next = handle_packet(connection, header, bytes.subspan(offset + header.header_length, header.remaining_length));
     if (next != Next::kContinue) break;
     offset += packet_size;
