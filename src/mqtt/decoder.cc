@@ -175,7 +175,14 @@ DecodeStatus decode_publish_from(std::span<const uint8_t> body, uint8_t flags, P
   }
   out->packet_id = 0;
   if (out->qos > 0) COREMQ_MQTT_TRY(read_packet_id(reader, &out->packet_id));
-  if (v5) COREMQ_MQTT_TRY(decode_publish_properties(reader, from_server, out));
+  if (v5) {
+    COREMQ_MQTT_TRY(decode_publish_properties(reader, from_server, out));
+  } else if (out->properties.encoded.data() != nullptr) {
+    // Left over from an MQTT 5 packet decoded into the same struct (a decoded block always sets
+    // `encoded` before any property). Resetting only then keeps the 3.1.1 path from clearing the
+    // whole Properties on every packet.
+    out->properties = Properties{};
+  }
   const std::span<const uint8_t> payload = reader.rest();
   out->payload = std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size());
   return DecodeStatus::kOk;
@@ -356,8 +363,8 @@ DecodeStatus decode_empty(std::span<const uint8_t> body, uint8_t flags, PacketTy
   return body.empty() ? DecodeStatus::kOk : DecodeStatus::kMalformed;
 }
 
-DecodeStatus decode_ack(std::span<const uint8_t> body, uint8_t flags, PacketType type, ProtocolVersion version,
-                        AckPacket* out) {
+DecodeStatus decode_ack(std::span<const uint8_t> body, uint8_t flags, PacketType type,
+                        ProtocolVersion version, AckPacket* out) {
   COREMQ_ASSERT(is_ack(type));
   COREMQ_ASSERT(out != nullptr);
   if (!fixed_header_flags_valid(type, flags)) return DecodeStatus::kMalformed;
@@ -471,7 +478,8 @@ DecodeStatus decode_unsuback(std::span<const uint8_t> body, uint8_t flags, Proto
   if (reader.at_end()) return DecodeStatus::kProtocolError;  // section 3.11.3: one code per filter
   out->reason_codes = reader.rest();
   for (const uint8_t code : out->reason_codes) {
-    if (!reason_code_allowed(PacketType::kUnsuback, static_cast<ReasonCode>(code))) return DecodeStatus::kMalformed;
+    if (!reason_code_allowed(PacketType::kUnsuback, static_cast<ReasonCode>(code)))
+      return DecodeStatus::kMalformed;
   }
   return DecodeStatus::kOk;
 }

@@ -72,8 +72,9 @@ std::string_view decode_status_name(DecodeStatus status);
 // Subscription Identifier is kProtocolError (only a server sends it, section 3.3.4). An empty
 // topic name is kOk only under MQTT 5 with a Topic Alias property: the caller resolves the alias
 // and checks its value (0 or above its Topic Alias Maximum is DISCONNECT 0x94).
-// Under 3.1 / 3.1.1 out->properties is not written, so that the hot path stores nothing it does
-// not need: a PublishPacket that was default-constructed keeps its properties empty.
+// Under 3.1 / 3.1.1 out->properties ends empty, but is reset only when it holds a block decoded
+// earlier: constructing or clearing a Properties costs more than decoding a small PUBLISH, so the
+// hot path should decode into one PublishPacket that it reuses (bench/micro/codec_bench.cc).
 [[nodiscard]] DecodeStatus decode_publish(std::span<const uint8_t> body, uint8_t flags,
                                           ProtocolVersion version, PublishPacket* out);
 // PUBLISH as a client receives it (load tool, tests): the same, except that Subscription

@@ -113,8 +113,8 @@ uint8_t subscription_options(const SubscribeTopic& topic, bool v5) {
     return topic.qos;
   }
   COREMQ_ASSERT(topic.retain_handling <= 2);
-  return static_cast<uint8_t>(topic.qos | (topic.no_local ? 0x04 : 0) | (topic.retain_as_published ? 0x08 : 0) |
-                              (topic.retain_handling << 4));
+  return static_cast<uint8_t>(topic.qos | (topic.no_local ? 0x04 : 0) |
+                              (topic.retain_as_published ? 0x08 : 0) | (topic.retain_handling << 4));
 }
 
 // The body of an MQTT 5 packet that is a reason code and an optional property block, with the
@@ -152,7 +152,8 @@ void encode_header_only(base::ByteBuffer& out, PacketType type) {
 
 // SUBACK and UNSUBACK of MQTT 5: identifier, property block, one reason code per filter.
 void encode_reason_list_packet(base::ByteBuffer& out, PacketType type, uint16_t packet_id,
-                               std::span<const uint8_t> property_bytes, std::span<const uint8_t> reason_codes) {
+                               std::span<const uint8_t> property_bytes,
+                               std::span<const uint8_t> reason_codes) {
   COREMQ_ASSERT(packet_id != 0);
   COREMQ_ASSERT(!reason_codes.empty());
   const uint32_t remaining_length =
@@ -212,9 +213,11 @@ size_t publish_packet_size(std::string_view topic, uint8_t qos, size_t payload_s
   return packet_size(checked_remaining_length(remaining));
 }
 
-size_t publish_packet_size_v5(std::string_view topic, uint8_t qos, size_t property_bytes, size_t payload_size) {
+size_t publish_packet_size_v5(std::string_view topic, uint8_t qos, size_t property_bytes,
+                              size_t payload_size) {
   COREMQ_ASSERT(qos <= 2);
-  const size_t remaining = string_size(topic) + (qos > 0 ? 2 : 0) + property_block_size(property_bytes) + payload_size;
+  const size_t remaining =
+      string_size(topic) + (qos > 0 ? 2 : 0) + property_block_size(property_bytes) + payload_size;
   return packet_size(checked_remaining_length(remaining));
 }
 
@@ -232,8 +235,9 @@ void encode_publish_header(base::ByteBuffer& out, std::string_view topic, uint8_
   if (qos > 0) writer.u16(packet_id);
 }
 
-void encode_publish_header_v5(base::ByteBuffer& out, std::string_view topic, uint8_t qos, bool retain, bool dup,
-                              uint16_t packet_id, std::span<const uint8_t> property_bytes, size_t payload_size) {
+void encode_publish_header_v5(base::ByteBuffer& out, std::string_view topic, uint8_t qos, bool retain,
+                              bool dup, uint16_t packet_id, std::span<const uint8_t> property_bytes,
+                              size_t payload_size) {
   const uint8_t flags = publish_flags(qos, retain, dup);
   COREMQ_ASSERT((qos == 0) == (packet_id == 0));
   const size_t variable_header_size =
@@ -317,7 +321,8 @@ void encode_unsuback_v5(base::ByteBuffer& out, uint16_t packet_id, std::span<con
   encode_reason_list_packet(out, PacketType::kUnsuback, packet_id, property_bytes, reason_codes);
 }
 
-void encode_disconnect_v5(base::ByteBuffer& out, uint8_t reason_code, std::span<const uint8_t> property_bytes) {
+void encode_disconnect_v5(base::ByteBuffer& out, uint8_t reason_code,
+                          std::span<const uint8_t> property_bytes) {
   encode_reason_packet(out, PacketType::kDisconnect, reason_code, property_bytes, /*reason_only_form=*/true);
 }
 

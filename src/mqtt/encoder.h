@@ -50,11 +50,13 @@ void encode_connack_v5(base::ByteBuffer& out, bool session_present, uint8_t reas
                        std::span<const uint8_t> property_bytes);
 // As encode_publish_header, with the property block after the packet identifier. The topic may be
 // empty when property_bytes carry a Topic Alias.
-void encode_publish_header_v5(base::ByteBuffer& out, std::string_view topic, uint8_t qos, bool retain, bool dup,
-                              uint16_t packet_id, std::span<const uint8_t> property_bytes, size_t payload_size);
+void encode_publish_header_v5(base::ByteBuffer& out, std::string_view topic, uint8_t qos, bool retain,
+                              bool dup, uint16_t packet_id, std::span<const uint8_t> property_bytes,
+                              size_t payload_size);
 // Total bytes on the wire of an MQTT 5 PUBLISH whose property block (without its length) is
 // property_bytes long.
-size_t publish_packet_size_v5(std::string_view topic, uint8_t qos, size_t property_bytes, size_t payload_size);
+size_t publish_packet_size_v5(std::string_view topic, uint8_t qos, size_t property_bytes,
+                              size_t payload_size);
 // PUBACK, PUBREC, PUBREL, PUBCOMP in the shortest form the spec allows: the packet identifier
 // alone for reason 0 without properties, identifier and reason code without properties, or all.
 void encode_ack_v5(base::ByteBuffer& out, PacketType type, uint16_t packet_id, uint8_t reason_code,
@@ -67,7 +69,8 @@ void encode_unsuback_v5(base::ByteBuffer& out, uint16_t packet_id, std::span<con
 // Either side, MQTT 5. DISCONNECT uses the short forms: an empty body for reason 0 without
 // properties, the reason code alone without properties. AUTH is empty for reason 0 without
 // properties and carries reason code and property block otherwise.
-void encode_disconnect_v5(base::ByteBuffer& out, uint8_t reason_code, std::span<const uint8_t> property_bytes);
+void encode_disconnect_v5(base::ByteBuffer& out, uint8_t reason_code,
+                          std::span<const uint8_t> property_bytes);
 void encode_auth(base::ByteBuffer& out, uint8_t reason_code, std::span<const uint8_t> property_bytes);
 
 // Client side (load tool, tests). encode_connect derives protocol name and level from each other:

@@ -29,7 +29,9 @@ class Body {
     return *this;
   }
   Body& u16(uint16_t value) { return u8(static_cast<uint8_t>(value >> 8)).u8(static_cast<uint8_t>(value)); }
-  Body& u32(uint32_t value) { return u16(static_cast<uint16_t>(value >> 16)).u16(static_cast<uint16_t>(value)); }
+  Body& u32(uint32_t value) {
+    return u16(static_cast<uint16_t>(value >> 16)).u16(static_cast<uint16_t>(value));
+  }
   Body& raw(std::string_view value) {
     bytes_.insert(bytes_.end(), value.begin(), value.end());
     return *this;
@@ -163,21 +165,25 @@ std::vector<Case> connect_cases() {
             user_property("a", "b")});
   return {
       {"minimal", kConnect, 0, connect_header(0x02).props().str("id").bytes(), kOk},
-      {"every connect property", kConnect, 0, connect_header(0x02).props(all_connect_properties).str("id").bytes(),
-       kOk},
+      {"every connect property", kConnect, 0,
+       connect_header(0x02).props(all_connect_properties).str("id").bytes(), kOk},
       {"will with every will property", kConnect, 0,
        connect_header(0x2C).props().str("id").props(all_will_properties).str("w/t").str("bye").bytes(), kOk},
-      {"password without username", kConnect, 0, connect_header(0x40).props().str("id").str("pw").bytes(), kOk},
-      {"username and password", kConnect, 0, connect_header(0xC2).props().str("id").str("u").str("p").bytes(), kOk},
+      {"password without username", kConnect, 0, connect_header(0x40).props().str("id").str("pw").bytes(),
+       kOk},
+      {"username and password", kConnect, 0, connect_header(0xC2).props().str("id").str("u").str("p").bytes(),
+       kOk},
       {"properties missing", kConnect, 0, connect_header(0x02).bytes(), kMalformed},
-      {"properties missing before client id", kConnect, 0, connect_header(0x02).str("id").bytes(), kMalformed},
-      {"property length past the end", kConnect, 0, connect_header(0x02).u8(20).str("id").bytes(), kMalformed},
+      {"properties missing before client id", kConnect, 0, connect_header(0x02).str("id").bytes(),
+       kMalformed},
+      {"property length past the end", kConnect, 0, connect_header(0x02).u8(20).str("id").bytes(),
+       kMalformed},
       {"property length five bytes", kConnect, 0, connect_header(0x02).raw("\x80\x80\x80\x80\x01").bytes(),
        kMalformed},
       {"receive maximum 0", kConnect, 0, connect_header(0x02).props(u16_property(0x21, 0)).str("id").bytes(),
        kProtocolError},
-      {"maximum packet size 0", kConnect, 0, connect_header(0x02).props(u32_property(0x27, 0)).str("id").bytes(),
-       kProtocolError},
+      {"maximum packet size 0", kConnect, 0,
+       connect_header(0x02).props(u32_property(0x27, 0)).str("id").bytes(), kProtocolError},
       {"request problem information 2", kConnect, 0,
        connect_header(0x02).props(byte_property(0x17, 2)).str("id").bytes(), kProtocolError},
       {"request response information 2", kConnect, 0,
@@ -193,18 +199,19 @@ std::vector<Case> connect_cases() {
        connect_header(0x02).props(u32_property(0x18, 1)).str("id").bytes(), kMalformed},
       {"unknown property", kConnect, 0, connect_header(0x02).props(byte_property(0x04, 0)).str("id").bytes(),
        kMalformed},
-      {"will properties missing", kConnect, 0, connect_header(0x04).props().str("id").str("t").str("p").bytes(),
-       kMalformed},
+      {"will properties missing", kConnect, 0,
+       connect_header(0x04).props().str("id").str("t").str("p").bytes(), kMalformed},
       {"will payload format 2", kConnect, 0,
        connect_header(0x04).props().str("id").props(byte_property(0x01, 2)).str("t").str("p").bytes(),
        kProtocolError},
       {"session expiry not a will property", kConnect, 0,
-       connect_header(0x04).props().str("id").props(u32_property(0x11, 1)).str("t").str("p").bytes(), kMalformed},
+       connect_header(0x04).props().str("id").props(u32_property(0x11, 1)).str("t").str("p").bytes(),
+       kMalformed},
       {"will response topic wildcard", kConnect, 0,
        connect_header(0x04).props().str("id").props(string_property(0x08, "a/#")).str("t").str("p").bytes(),
        kProtocolError},
-      {"will topic empty", kConnect, 0, connect_header(0x04).props().str("id").props().str("").str("p").bytes(),
-       kProtocolError},
+      {"will topic empty", kConnect, 0,
+       connect_header(0x04).props().str("id").props().str("").str("p").bytes(), kProtocolError},
       {"user property not utf8", kConnect, 0,
        connect_header(0x02).props(user_property("k", "\xC0")).str("id").bytes(), kMalformed},
       {"trailing byte", kConnect, 0, connect_header(0x02).props().str("id").u8(0).bytes(), kMalformed},
@@ -216,13 +223,16 @@ std::vector<Case> publish_cases() {
   return {
       {"qos 0", kPublish, 0x0, Body().str("a/b").props().raw("payload").bytes(), kOk},
       {"qos 1 with properties", kPublish, 0x2,
-       Body().str("a/b").u16(7).props(join({byte_property(0x01, 1), u32_property(0x02, 10),
-                                            string_property(0x03, "json"), string_property(0x08, "r"),
-                                            string_property(0x09, "id"), user_property("x", "y")}))
+       Body()
+           .str("a/b")
+           .u16(7)
+           .props(join({byte_property(0x01, 1), u32_property(0x02, 10), string_property(0x03, "json"),
+                        string_property(0x08, "r"), string_property(0x09, "id"), user_property("x", "y")}))
            .raw("{}")
            .bytes(),
        kOk},
-      {"empty topic with alias", kPublish, 0x0, Body().str("").props(u16_property(0x23, 3)).raw("p").bytes(), kOk},
+      {"empty topic with alias", kPublish, 0x0, Body().str("").props(u16_property(0x23, 3)).raw("p").bytes(),
+       kOk},
       {"empty topic with alias 0", kPublish, 0x0, Body().str("").props(u16_property(0x23, 0)).bytes(), kOk},
       {"topic and alias 0", kPublish, 0x0, Body().str("t").props(u16_property(0x23, 0)).bytes(), kOk},
       {"empty topic without alias", kPublish, 0x0, Body().str("").props().raw("p").bytes(), kProtocolError},
@@ -230,13 +240,14 @@ std::vector<Case> publish_cases() {
        kProtocolError},
       {"subscription identifier from a client", kPublish, 0x0,
        Body().str("t").props(subscription_identifier(1)).bytes(), kProtocolError},
-      {"payload format 2", kPublish, 0x0, Body().str("t").props(byte_property(0x01, 2)).bytes(), kProtocolError},
+      {"payload format 2", kPublish, 0x0, Body().str("t").props(byte_property(0x01, 2)).bytes(),
+       kProtocolError},
       {"message expiry twice", kPublish, 0x0,
        Body().str("t").props(join({u32_property(0x02, 1), u32_property(0x02, 2)})).bytes(), kProtocolError},
       {"topic alias twice", kPublish, 0x0,
        Body().str("t").props(join({u16_property(0x23, 1), u16_property(0x23, 2)})).bytes(), kProtocolError},
-      {"session expiry not a publish property", kPublish, 0x0, Body().str("t").props(u32_property(0x11, 1)).bytes(),
-       kMalformed},
+      {"session expiry not a publish property", kPublish, 0x0,
+       Body().str("t").props(u32_property(0x11, 1)).bytes(), kMalformed},
       {"properties missing", kPublish, 0x0, Body().str("t").bytes(), kMalformed},
       {"properties missing after packet id", kPublish, 0x2, Body().str("t").u16(1).bytes(), kMalformed},
       {"property length past the end", kPublish, 0x0, Body().str("t").u8(3).u8(0x01).bytes(), kMalformed},
@@ -252,21 +263,33 @@ std::vector<Case> subscribe_cases() {
   return {
       {"subscribe every option", kSubscribe, 2, Body().u16(1).props().str("a/#").u8(0x2E).bytes(), kOk},
       {"subscribe identifier and user property", kSubscribe, 2,
-       Body().u16(1).props(join({subscription_identifier(268'435'455), user_property("k", "v")})).str("a").u8(1)
+       Body()
+           .u16(1)
+           .props(join({subscription_identifier(268'435'455), user_property("k", "v")}))
+           .str("a")
+           .u8(1)
            .bytes(),
        kOk},
       {"subscribe shared", kSubscribe, 2, Body().u16(1).props().str("$share/g/a").u8(0x01).bytes(), kOk},
-      {"subscribe shared with no local", kSubscribe, 2, Body().u16(1).props().str("$share/g/a").u8(0x05).bytes(),
-       kProtocolError},
-      {"subscribe identifier 0", kSubscribe, 2, Body().u16(1).props(subscription_identifier(0)).str("a").u8(0).bytes(),
-       kProtocolError},
+      {"subscribe shared with no local", kSubscribe, 2,
+       Body().u16(1).props().str("$share/g/a").u8(0x05).bytes(), kProtocolError},
+      {"subscribe identifier 0", kSubscribe, 2,
+       Body().u16(1).props(subscription_identifier(0)).str("a").u8(0).bytes(), kProtocolError},
       {"subscribe identifier twice", kSubscribe, 2,
-       Body().u16(1).props(join({subscription_identifier(1), subscription_identifier(2)})).str("a").u8(0).bytes(),
+       Body()
+           .u16(1)
+           .props(join({subscription_identifier(1), subscription_identifier(2)}))
+           .str("a")
+           .u8(0)
+           .bytes(),
        kProtocolError},
       {"subscribe qos 3", kSubscribe, 2, Body().u16(1).props().str("a").u8(0x03).bytes(), kMalformed},
-      {"subscribe retain handling 3", kSubscribe, 2, Body().u16(1).props().str("a").u8(0x30).bytes(), kMalformed},
-      {"subscribe reserved bit 6", kSubscribe, 2, Body().u16(1).props().str("a").u8(0x40).bytes(), kMalformed},
-      {"subscribe reserved bit 7", kSubscribe, 2, Body().u16(1).props().str("a").u8(0x80).bytes(), kMalformed},
+      {"subscribe retain handling 3", kSubscribe, 2, Body().u16(1).props().str("a").u8(0x30).bytes(),
+       kMalformed},
+      {"subscribe reserved bit 6", kSubscribe, 2, Body().u16(1).props().str("a").u8(0x40).bytes(),
+       kMalformed},
+      {"subscribe reserved bit 7", kSubscribe, 2, Body().u16(1).props().str("a").u8(0x80).bytes(),
+       kMalformed},
       {"subscribe second entry bad", kSubscribe, 2,
        Body().u16(1).props().str("a").u8(0).str("b").u8(0xC0).bytes(), kMalformed},
       {"subscribe no filters", kSubscribe, 2, Body().u16(1).props().bytes(), kProtocolError},
@@ -275,8 +298,8 @@ std::vector<Case> subscribe_cases() {
        Body().u16(1).props(u16_property(0x23, 1)).str("a").u8(0).bytes(), kMalformed},
       {"subscribe packet id 0", kSubscribe, 2, Body().u16(0).props().str("a").u8(0).bytes(), kProtocolError},
       {"unsubscribe", kUnsubscribe, 2, Body().u16(1).props().str("a").bytes(), kOk},
-      {"unsubscribe user property", kUnsubscribe, 2, Body().u16(1).props(user_property("k", "")).str("a/+").bytes(),
-       kOk},
+      {"unsubscribe user property", kUnsubscribe, 2,
+       Body().u16(1).props(user_property("k", "")).str("a/+").bytes(), kOk},
       {"unsubscribe subscription identifier", kUnsubscribe, 2,
        Body().u16(1).props(subscription_identifier(1)).str("a").bytes(), kMalformed},
       {"unsubscribe no filters", kUnsubscribe, 2, Body().u16(1).props().bytes(), kProtocolError},
@@ -292,27 +315,36 @@ std::vector<Case> ack_cases() {
        {PacketType::kPuback, PacketType::kPubrec, PacketType::kPubrel, PacketType::kPubcomp}) {
     const uint8_t flags = type == PacketType::kPubrel ? 2 : 0;
     const uint8_t failure = type == PacketType::kPubrel || type == PacketType::kPubcomp ? 0x92 : 0x80;
-    const uint8_t success_only_elsewhere = type == PacketType::kPubrel || type == PacketType::kPubcomp ? 0x10 : 0x92;
+    const uint8_t success_only_elsewhere =
+        type == PacketType::kPubrel || type == PacketType::kPubcomp ? 0x10 : 0x92;
     cases.push_back({"ack id only", type, flags, Body().u16(5).bytes(), kOk});
     cases.push_back({"ack reason only", type, flags, Body().u16(5).u8(failure).bytes(), kOk});
-    cases.push_back({"ack reason and empty properties", type, flags, Body().u16(5).u8(0).props().bytes(), kOk});
+    cases.push_back(
+        {"ack reason and empty properties", type, flags, Body().u16(5).u8(0).props().bytes(), kOk});
     cases.push_back({"ack reason and properties", type, flags,
-                     Body().u16(5).u8(failure).props(join({string_property(0x1F, "why"), user_property("k", "v")}))
+                     Body()
+                         .u16(5)
+                         .u8(failure)
+                         .props(join({string_property(0x1F, "why"), user_property("k", "v")}))
                          .bytes(),
                      kOk});
-    cases.push_back({"ack wrong flags", type, static_cast<uint8_t>(flags ^ 2), Body().u16(5).bytes(), kMalformed});
+    cases.push_back(
+        {"ack wrong flags", type, static_cast<uint8_t>(flags ^ 2), Body().u16(5).bytes(), kMalformed});
     cases.push_back({"ack packet id 0", type, flags, Body().u16(0).bytes(), kProtocolError});
     cases.push_back({"ack one byte", type, flags, Body().u8(5).bytes(), kMalformed});
     cases.push_back({"ack undefined reason", type, flags, Body().u16(5).u8(0x05).bytes(), kMalformed});
-    cases.push_back({"ack reason of another packet", type, flags, Body().u16(5).u8(success_only_elsewhere).bytes(),
-                     kMalformed});
+    cases.push_back({"ack reason of another packet", type, flags,
+                     Body().u16(5).u8(success_only_elsewhere).bytes(), kMalformed});
+    cases.push_back({"ack property not allowed", type, flags,
+                     Body().u16(5).u8(0).props(u16_property(0x23, 1)).bytes(), kMalformed});
     cases.push_back(
-        {"ack property not allowed", type, flags, Body().u16(5).u8(0).props(u16_property(0x23, 1)).bytes(), kMalformed});
-    cases.push_back({"ack reason string twice", type, flags,
-                     Body().u16(5).u8(0).props(join({string_property(0x1F, "a"), string_property(0x1F, "b")})).bytes(),
-                     kProtocolError});
-    cases.push_back({"ack property length past the end", type, flags, Body().u16(5).u8(0).u8(4).bytes(), kMalformed});
-    cases.push_back({"ack trailing byte", type, flags, Body().u16(5).u8(0).props().u8(0).bytes(), kMalformed});
+        {"ack reason string twice", type, flags,
+         Body().u16(5).u8(0).props(join({string_property(0x1F, "a"), string_property(0x1F, "b")})).bytes(),
+         kProtocolError});
+    cases.push_back(
+        {"ack property length past the end", type, flags, Body().u16(5).u8(0).u8(4).bytes(), kMalformed});
+    cases.push_back(
+        {"ack trailing byte", type, flags, Body().u16(5).u8(0).props().u8(0).bytes(), kMalformed});
   }
   return cases;
 }
@@ -325,8 +357,10 @@ std::vector<Case> disconnect_and_auth_cases() {
       {"disconnect empty", kDisconnect, 0, {}, kOk},
       {"disconnect reason only", kDisconnect, 0, Body().u8(0x04).bytes(), kOk},
       {"disconnect with properties", kDisconnect, 0,
-       Body().u8(0x8B).props(join({u32_property(0x11, 0), string_property(0x1F, "bye"), string_property(0x1C, "b:1"),
-                                   user_property("k", "v")}))
+       Body()
+           .u8(0x8B)
+           .props(join({u32_property(0x11, 0), string_property(0x1F, "bye"), string_property(0x1C, "b:1"),
+                        user_property("k", "v")}))
            .bytes(),
        kOk},
       {"disconnect flags", kDisconnect, 1, {}, kMalformed},
@@ -339,21 +373,23 @@ std::vector<Case> disconnect_and_auth_cases() {
       {"disconnect property length past the end", kDisconnect, 0, Body().u8(0).u8(1).bytes(), kMalformed},
       {"disconnect trailing byte", kDisconnect, 0, Body().u8(0).props().u8(0).bytes(), kMalformed},
       {"auth empty", kAuth, 0, {}, kOk},
-      {"auth continue", kAuth, 0, Body().u8(0x18).props(join({method, string_property(0x16, "\xFF\x00")})).bytes(),
-       kOk},
+      {"auth continue", kAuth, 0,
+       Body().u8(0x18).props(join({method, string_property(0x16, "\xFF\x00")})).bytes(), kOk},
       {"auth reauthenticate", kAuth, 0,
-       Body().u8(0x19).props(join({method, string_property(0x1F, "again"), user_property("k", "v")})).bytes(), kOk},
+       Body().u8(0x19).props(join({method, string_property(0x1F, "again"), user_property("k", "v")})).bytes(),
+       kOk},
       {"auth success with method", kAuth, 0, Body().u8(0x00).props(method).bytes(), kOk},
       {"auth flags", kAuth, 1, {}, kMalformed},
       {"auth reason without properties", kAuth, 0, Body().u8(0x18).bytes(), kMalformed},
-      {"auth without method", kAuth, 0, Body().u8(0x18).props(string_property(0x1F, "x")).bytes(), kProtocolError},
+      {"auth without method", kAuth, 0, Body().u8(0x18).props(string_property(0x1F, "x")).bytes(),
+       kProtocolError},
       {"auth data without method", kAuth, 0, Body().u8(0x18).props(string_property(0x16, "x")).bytes(),
        kProtocolError},
       {"auth method twice", kAuth, 0, Body().u8(0x18).props(join({method, method})).bytes(), kProtocolError},
       {"auth undefined reason", kAuth, 0, Body().u8(0x01).props(method).bytes(), kMalformed},
       {"auth reason of another packet", kAuth, 0, Body().u8(0x04).props(method).bytes(), kMalformed},
-      {"auth property not allowed", kAuth, 0, Body().u8(0x18).props(join({method, u32_property(0x11, 1)})).bytes(),
-       kMalformed},
+      {"auth property not allowed", kAuth, 0,
+       Body().u8(0x18).props(join({method, u32_property(0x11, 1)})).bytes(), kMalformed},
       {"auth trailing byte", kAuth, 0, Body().u8(0x18).props(method).u8(0).bytes(), kMalformed},
   };
 }
@@ -362,12 +398,12 @@ std::vector<Case> client_side_cases() {
   constexpr auto kConnack = PacketType::kConnack;
   constexpr auto kSuback = PacketType::kSuback;
   constexpr auto kUnsuback = PacketType::kUnsuback;
-  const Body all_connack_properties =
-      join({u32_property(0x11, 60), string_property(0x12, "auto-1"), u16_property(0x13, 30),
-            string_property(0x15, "m"), string_property(0x16, "d"), string_property(0x1A, "resp"),
-            string_property(0x1C, "other"), string_property(0x1F, "ok"), u16_property(0x21, 100),
-            u16_property(0x22, 10), byte_property(0x24, 1), byte_property(0x25, 0), user_property("k", "v"),
-            u32_property(0x27, 65536), byte_property(0x28, 1), byte_property(0x29, 0), byte_property(0x2A, 1)});
+  const Body all_connack_properties = join(
+      {u32_property(0x11, 60), string_property(0x12, "auto-1"), u16_property(0x13, 30),
+       string_property(0x15, "m"), string_property(0x16, "d"), string_property(0x1A, "resp"),
+       string_property(0x1C, "other"), string_property(0x1F, "ok"), u16_property(0x21, 100),
+       u16_property(0x22, 10), byte_property(0x24, 1), byte_property(0x25, 0), user_property("k", "v"),
+       u32_property(0x27, 65536), byte_property(0x28, 1), byte_property(0x29, 0), byte_property(0x2A, 1)});
   return {
       {"connack", kConnack, 0, Body().u8(0).u8(0).props().bytes(), kOk},
       {"connack every property", kConnack, 0, Body().u8(1).u8(0).props(all_connack_properties).bytes(), kOk},
@@ -382,13 +418,15 @@ std::vector<Case> client_side_cases() {
        kMalformed},
       {"connack trailing byte", kConnack, 0, Body().u8(0).u8(0).props().u8(0).bytes(), kMalformed},
       {"suback", kSuback, 0, Body().u16(1).props().u8(0).u8(1).u8(2).u8(0x80).u8(0x87).u8(0xA2).bytes(), kOk},
-      {"suback with properties", kSuback, 0, Body().u16(1).props(string_property(0x1F, "r")).u8(0x9E).bytes(), kOk},
+      {"suback with properties", kSuback, 0, Body().u16(1).props(string_property(0x1F, "r")).u8(0x9E).bytes(),
+       kOk},
       {"suback unsuback code", kSuback, 0, Body().u16(1).props().u8(0x11).bytes(), kMalformed},
       {"suback undefined code", kSuback, 0, Body().u16(1).props().u8(0x03).bytes(), kMalformed},
       {"suback no codes", kSuback, 0, Body().u16(1).props().bytes(), kProtocolError},
       {"suback properties missing", kSuback, 0, Body().u16(1).bytes(), kMalformed},
       {"unsuback", kUnsuback, 0, Body().u16(1).props().u8(0).u8(0x11).u8(0x8F).bytes(), kOk},
-      {"unsuback with properties", kUnsuback, 0, Body().u16(1).props(user_property("a", "b")).u8(0x87).bytes(), kOk},
+      {"unsuback with properties", kUnsuback, 0,
+       Body().u16(1).props(user_property("a", "b")).u8(0x87).bytes(), kOk},
       {"unsuback suback code", kUnsuback, 0, Body().u16(1).props().u8(0x01).bytes(), kMalformed},
       {"unsuback no codes", kUnsuback, 0, Body().u16(1).props().bytes(), kProtocolError},
       {"unsuback properties missing", kUnsuback, 0, Body().u16(1).bytes(), kMalformed},
@@ -398,8 +436,8 @@ std::vector<Case> client_side_cases() {
 void run_cases(const std::vector<Case>& cases) {
   for (const Case& test_case : cases) {
     const DecodeStatus status = decode_v5(test_case.type, test_case.flags, test_case.body);
-    EXPECT_EQ(status, test_case.expected) << packet_type_name(test_case.type) << ": " << test_case.name << " (got "
-                                          << decode_status_name(status) << ")";
+    EXPECT_EQ(status, test_case.expected) << packet_type_name(test_case.type) << ": " << test_case.name
+                                          << " (got " << decode_status_name(status) << ")";
   }
 }
 
@@ -466,8 +504,8 @@ size_t payload_start(const Case& test_case) {
 
 TEST(Mqtt5Malformed, EveryTruncationFails) {
   size_t checked = 0;
-  for (auto source :
-       {connect_cases, publish_cases, subscribe_cases, ack_cases, disconnect_and_auth_cases, client_side_cases}) {
+  for (auto source : {connect_cases, publish_cases, subscribe_cases, ack_cases, disconnect_and_auth_cases,
+                      client_side_cases}) {
     for (const Case& test_case : source()) {
       if (test_case.expected != kOk) continue;
       const size_t start = payload_start(test_case);
@@ -476,7 +514,8 @@ TEST(Mqtt5Malformed, EveryTruncationFails) {
                                              test_case.body.begin() + static_cast<long>(prefix));
         const DecodeStatus status = decode_v5(test_case.type, test_case.flags, truncated);
         if (prefix_may_decode(test_case, prefix, start)) continue;
-        EXPECT_NE(status, kOk) << packet_type_name(test_case.type) << ": " << test_case.name << " cut to " << prefix;
+        EXPECT_NE(status, kOk) << packet_type_name(test_case.type) << ": " << test_case.name << " cut to "
+                               << prefix;
         checked++;
       }
     }
@@ -505,14 +544,16 @@ TEST(Mqtt5Malformed, OlderVersionsKeepTheirForms) {
   EXPECT_EQ(decode_connack(Body().u8(0).u8(5).bytes(), 0, kV311, &connack), kOk);
   EXPECT_EQ(connack.reason_code, 0x87);  // Not authorized, the MQTT 5 form of return code 5
   SubackPacket suback;
-  EXPECT_EQ(decode_suback(Body().u16(1).props().u8(0).bytes(), 0, kV311, &suback), kOk);  // 0x00 read as a code
+  EXPECT_EQ(decode_suback(Body().u16(1).props().u8(0).bytes(), 0, kV311, &suback),
+            kOk);  // 0x00 read as a code
   EXPECT_EQ(suback.return_codes.size(), 2u);
   EXPECT_TRUE(suback.properties.encoded.empty());
 }
 
 TEST(Mqtt5Decode, ConnectFields) {
-  const Body connect_properties = join({u32_property(0x11, 10), u16_property(0x21, 20), user_property("k", "v"),
-                                        string_property(0x15, "PLAIN"), string_property(0x16, "secret")});
+  const Body connect_properties =
+      join({u32_property(0x11, 10), u16_property(0x21, 20), user_property("k", "v"),
+            string_property(0x15, "PLAIN"), string_property(0x16, "secret")});
   const Body will_properties = join({u32_property(0x18, 30), byte_property(0x01, 1)});
   const std::vector<uint8_t> body = connect_header(0xEC)  // username, password, will retain, will qos 1
                                         .props(connect_properties)
@@ -550,11 +591,12 @@ TEST(Mqtt5Decode, ConnectFields) {
 // The CONNECT variable header example of section 3.1.2.12 (figure 3-8): protocol name "MQTT",
 // level 5, flags 0xCE, keep alive 10, and a Session Expiry Interval of 10.
 TEST(Mqtt5Decode, SpecConnectExample) {
-  const std::vector<uint8_t> body = {0, 4, 'M', 'Q', 'T', 'T', 5, 0xCE, 0, 10, 5, 0x11, 0, 0, 0, 10,  // header
-                                     0, 1, 'c',                                                     // client id
-                                     0,                                                             // will props
-                                     0, 1, 't', 0, 0,                                               // will
-                                     0, 1, 'u', 0, 1, 'p'};
+  const std::vector<uint8_t> body = {0, 4,  'M', 'Q',  'T', 'T', 5, 0xCE,
+                                     0, 10, 5,   0x11, 0,   0,   0, 10,  // header
+                                     0, 1,  'c',                         // client id
+                                     0,                                  // will props
+                                     0, 1,  't', 0,    0,                // will
+                                     0, 1,  'u', 0,    1,   'p'};
   ConnectPacket connect;
   ASSERT_EQ(decode_connect(body, 0, &connect), kOk);
   EXPECT_EQ(connect.keep_alive_seconds, 10);
@@ -569,8 +611,8 @@ TEST(Mqtt5Decode, SpecConnectExample) {
 }
 
 TEST(Mqtt5Decode, PublishFields) {
-  const Body properties = join({u16_property(0x23, 4), string_property(0x08, "reply"), user_property("a", "1"),
-                                user_property("b", "2")});
+  const Body properties = join({u16_property(0x23, 4), string_property(0x08, "reply"),
+                                user_property("a", "1"), user_property("b", "2")});
   const std::vector<uint8_t> body = Body().str("").u16(77).props(properties).raw("hello").bytes();
   PublishPacket publish;
   ASSERT_EQ(decode_publish(body, 0x0B, kV5, &publish), kOk);  // dup, qos 1, retain
@@ -655,7 +697,8 @@ TEST(Mqtt5Decode, AckShortForms) {
   EXPECT_EQ(ack.packet_id, 11);
   EXPECT_EQ(ack.reason_code, 0x10);
 
-  const std::vector<uint8_t> full = Body().u16(12).u8(0x92).props(string_property(0x1F, "unknown id")).bytes();
+  const std::vector<uint8_t> full =
+      Body().u16(12).u8(0x92).props(string_property(0x1F, "unknown id")).bytes();
   ASSERT_EQ(decode_ack(full, 2, PacketType::kPubrel, kV5, &ack), kOk);
   EXPECT_EQ(ack.type, PacketType::kPubrel);
   EXPECT_EQ(ack.reason_code, 0x92);
@@ -696,7 +739,8 @@ TEST(Mqtt5Decode, ClientSideFields) {
   EXPECT_EQ(connack.return_code, ConnectReturnCode::kBadUsernameOrPassword);
 
   SubackPacket suback;
-  const std::vector<uint8_t> suback_body = Body().u16(2).props(string_property(0x1F, "r")).u8(1).u8(0x97).bytes();
+  const std::vector<uint8_t> suback_body =
+      Body().u16(2).props(string_property(0x1F, "r")).u8(1).u8(0x97).bytes();
   ASSERT_EQ(decode_suback(suback_body, 0, kV5, &suback), kOk);
   EXPECT_EQ(suback.packet_id, 2);
   EXPECT_EQ(suback.properties.reason_string, "r");
