@@ -52,6 +52,8 @@ class Reader {
       const uint8_t byte = bytes_[position_ + index];
       result |= uint32_t{byte & 0x7Fu} << (7 * index);
       if ((byte & 0x80) == 0) {
+        // MQTT-1.5.5-1: the fewest bytes; a final 0x00 after a continuation byte is padding.
+        if (index > 0 && byte == 0) return false;
         position_ += index + 1;
         *value = result;
         return true;
