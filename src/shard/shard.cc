@@ -141,7 +141,7 @@ void Shard::loop() {
   for (Connection* connection : connections_) {
     ::close(connection->fd);
     shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);
-    delete connection;
+    closed_at_exit_.emplace_back(connection);
   }
   connections_.clear();
   drain_inbound();

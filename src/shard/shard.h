@@ -109,6 +109,9 @@ class Shard final : public broker::IoPort {
   int event_fd_ = -1;
   std::string startup_error_;
 
+  // Connections still open when the loop ended: freed only after ring_ is torn down,
+  // since until then the kernel may still touch their buffers.
+  std::vector<std::unique_ptr<broker::Connection>> closed_at_exit_;
   io::Ring ring_;
   io::BufferRing buffers_;
   std::unique_ptr<broker::ShardState> state_;
