@@ -47,7 +47,8 @@ struct Options {
   uint32_t ring_entries = 4096;
   uint32_t receive_buffer_size = 16384;
   uint32_t receive_buffer_count = 1024;
-  // Messages one shard may have waiting in the queue to each other shard.
+  // Items one shard may have waiting for each other shard; past it the shard stops
+  // reading its sockets until the peer catches up.
   uint32_t cross_shard_queue_capacity = 65536;
 
   // MQTT 5: what CONNACK announces and the broker then enforces.

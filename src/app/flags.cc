@@ -30,7 +30,8 @@ ABSL_FLAG(uint32_t, ring_entries, 4096, "io_uring submission queue entries per s
 ABSL_FLAG(uint32_t, receive_buffer_size, 16384, "Bytes per provided receive buffer.");
 ABSL_FLAG(uint32_t, receive_buffer_count, 1024, "Provided receive buffers per shard (rounded up to a power of two).");
 ABSL_FLAG(uint32_t, cross_shard_queue_capacity, 65536,
-          "Items each shard may have waiting for each other shard; past it QoS 0 forwards are dropped.");
+          "Items each shard may have waiting for each other shard; past it the shard stops reading its "
+          "sockets until the peer catches up (nothing is dropped).");
 ABSL_FLAG(uint32_t, receive_maximum, 65535,
           "MQTT 5 Receive Maximum: QoS 2 messages a client may have awaiting PUBREL (1..65535); more gets "
           "DISCONNECT 0x93.");

@@ -182,6 +182,7 @@ class ShardState {
   std::vector<uint64_t> shard_match_epoch_;
   uint64_t assigned_id_counter_ = 0;
   int64_t now_ms_ = 0;
+  mqtt::PublishPacket publish_scratch_;
   std::vector<mqtt::SubscribeTopic> subscribe_scratch_;
   std::vector<std::string_view> unsubscribe_scratch_;
   std::vector<uint8_t> reason_code_scratch_;

@@ -257,6 +257,7 @@ FrameStatus parse_fixed_header(std::span<const uint8_t> bytes, uint32_t max_pack
     const uint8_t byte = bytes[1 + index];
     remaining_length |= uint32_t{byte & 0x7Fu} << (7 * index);
     if (byte & 0x80) continue;
+    if (index > 0 && byte == 0) return FrameStatus::kMalformed;  // MQTT-1.5.5-1: not the fewest bytes
 
     const auto header_length = static_cast<uint32_t>(2 + index);
     COREMQ_ASSERT(remaining_length <= kRemainingLengthMax);

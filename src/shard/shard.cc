@@ -273,12 +273,19 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
   if (result > 0) {
     COREMQ_ASSERT(cqe->flags & IORING_CQE_F_BUFFER);
     auto buffer_id = static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-    state_->on_bytes(connection, {buffers_.buffer(buffer_id), static_cast<size_t>(result)});
-    buffers_.recycle(buffer_id);
+    // Only connected clients are parked: CONNECT handling makes no cross-shard traffic
+    // beyond a hand-off, and a connection must hold no parked data when it moves.
+    if ((input_paused_ || !parked_.empty()) && connection->state == ConnectionState::kConnected) {
+      // Parked data counts as an operation, so the connection outlives it.
+      ++connection->operations_in_flight;
+      parked_.push_back(ParkedReceive{connection, buffer_id, static_cast<uint32_t>(result)});
+    } else {
+      deliver_received(connection, buffer_id, static_cast<uint32_t>(result));
+    }
     if (!connection->receive_armed) rearm_list_.push_back(connection);
   } else if (result == -ENOBUFS) {
-    // Every receive buffer is queued in this turn's work: re-arm once they are back.
-    rearm_list_.push_back(connection);
+    // Every receive buffer is in use: re-arm once they are back (after the pause, if any).
+    (input_paused_ ? starved_ : rearm_list_).push_back(connection);
   } else {
     if (result < 0 && result != -ECONNRESET && result != -ECANCELED && result != -EPIPE) {
       LOG_DEBUG("receive on fd %d: %s", connection->fd, std::strerror(-result));
@@ -286,6 +293,35 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
     state_->on_transport_closed(connection);
   }
   maybe_release(connection);
+}
+
+void Shard::deliver_received(Connection* connection, uint16_t buffer_id, uint32_t length) {
+  state_->on_bytes(connection, {buffers_.buffer(buffer_id), length});
+  buffers_.recycle(buffer_id);
+}
+
+bool Shard::update_input_pause() {
+  size_t staged = 0;
+  for (const auto& items : staged_) staged = std::max(staged, items.size());
+  if (!input_paused_ && staged > options_.cross_shard_queue_capacity) {
+    input_paused_ = true;
+    ++state_->counters().cross_shard_queue_full;
+    LOG_DEBUG("pausing input: %u items staged for a peer shard", staged);
+    return false;
+  }
+  if (!input_paused_ || staged > options_.cross_shard_queue_capacity / 2) return false;
+  input_paused_ = false;
+  // Replay what was parked, in arrival order, then let starved receives run again.
+  std::vector<ParkedReceive> parked;
+  parked.swap(parked_);
+  for (const ParkedReceive& entry : parked) {
+    --entry.connection->operations_in_flight;
+    deliver_received(entry.connection, entry.buffer_id, entry.length);
+    maybe_release(entry.connection);
+  }
+  for (Connection* connection : starved_) rearm_list_.push_back(connection);
+  starved_.clear();
+  return true;
 }
 
 // ---- sending ---------------------------------------------------------------
@@ -421,16 +457,9 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
 
 void Shard::post(uint32_t target_shard, CrossShardItem item) {
   COREMQ_ASSERT(target_shard < shard_count_ && target_shard != shard_id_);
-  auto& staged = staged_[target_shard];
-  if (staged.size() >= options_.cross_shard_queue_capacity && item.kind == CrossShardItem::Kind::kPublish &&
-      static_cast<broker::Message*>(item.pointer)->qos() == 0) {
-    // The peer is far behind: a QoS 0 message may be dropped (counted); anything
-    // else is kept, because it was acknowledged or changes routing.
-    ++state_->counters().cross_shard_queue_full;
-    static_cast<broker::Message*>(item.pointer)->drop_reference();
-    return;
-  }
-  staged.push_back(item);
+  // Staging is bounded by the input pause (update_input_pause): past the capacity this
+  // shard stops reading sockets until the peer catches up, so nothing is dropped here.
+  staged_[target_shard].push_back(item);
 }
 
 void Shard::flush_cross_shard() {
@@ -514,6 +543,11 @@ void Shard::tick() {
 void Shard::end_of_turn() {
   flush_sends();
   flush_cross_shard();
+  if (update_input_pause()) {
+    // The replayed input made output and cross-shard items of its own.
+    flush_sends();
+    flush_cross_shard();
+  }
   buffers_.publish();
   for (Connection* connection : rearm_list_) {
     if (!connection->receive_armed && !connection->socket_shut_down &&

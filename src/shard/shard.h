@@ -91,6 +91,9 @@ class Shard final : public broker::IoPort {
   broker::Connection* open_connection(int fd, int64_t accepted_at_ms);
 
   void drain_inbound();
+  // Pauses or resumes reading; returns true when parked input was replayed.
+  bool update_input_pause();
+  void deliver_received(broker::Connection* connection, uint16_t buffer_id, uint32_t length);
   void adopt(broker::ConnectionHandoff* handoff);
   void flush_sends();
   void flush_cross_shard();
@@ -126,6 +129,19 @@ class Shard final : public broker::IoPort {
   std::vector<broker::Connection*> flush_list_;
   std::vector<broker::Connection*> rearm_list_;
   std::vector<broker::Connection*> release_list_;
+
+  // Back-pressure: while this shard has more cross-shard items staged than the peers'
+  // rings can take (--cross-shard-queue-capacity), received data is parked, unread, in
+  // its receive buffers. Once the buffer ring runs dry the kernel stops receiving and
+  // TCP pushes back on the publishers; memory stays bounded by the buffer ring.
+  struct ParkedReceive {
+    broker::Connection* connection;
+    uint16_t buffer_id;
+    uint32_t length;
+  };
+  bool input_paused_ = false;
+  std::vector<ParkedReceive> parked_;
+  std::vector<broker::Connection*> starved_;  // receives that ended on -ENOBUFS while paused
 
   // The cross-shard wake protocol (Seastar's): a shard about to block sets sleeping_,
   // then looks at its inbound rings once more; a producer that pushed checks it after
