@@ -395,6 +395,13 @@ class Cluster {
     using mqtt::DecodeStatus;
     constexpr auto kVersion = mqtt::ProtocolVersion::kV311;
     COREMQ_ASSERT_MSG(!client.refused, "output after a refusing CONNACK");
+    // An MQTT 5 session (raw CONNECT bytes can ask for one) gets MQTT 5 packets: only their
+    // framing and the CONNACK-first rule are checked here.
+    if (client.connection->version == mqtt::ProtocolVersion::kV5) {
+      COREMQ_ASSERT_MSG(client.saw_connack || header.type == PacketType::kConnack, "first packet is not CONNACK");
+      client.saw_connack = true;
+      return;
+    }
     if (!client.saw_connack) {
       COREMQ_ASSERT_MSG(header.type == PacketType::kConnack, "first packet to a client is not CONNACK");
       mqtt::ConnackPacket connack;
@@ -590,7 +597,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         uint8_t selector = script.byte();
         uint32_t from = script.byte();
         uint32_t to = script.byte();
-        auto kind = static_cast<CrossShardItem::Kind>(selector % 3);  // publish, interest add/remove
+        constexpr CrossShardItem::Kind kKinds[] = {CrossShardItem::Kind::kPublish, CrossShardItem::Kind::kInterestAdd,
+                                                   CrossShardItem::Kind::kInterestRemove};
+        CrossShardItem::Kind kind = kKinds[selector % 3];
         std::string_view text = kind == CrossShardItem::Kind::kPublish ? script.topic() : script.filter();
         uint8_t payload_size = script.byte();
         cluster.cross_shard(from, to, kind, text, selector >> 2, selector & 0x80, payload_size % 32);

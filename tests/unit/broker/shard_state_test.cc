@@ -47,7 +47,7 @@ TEST_F(ShardConnect, ConnectArrivingByteByByte) {
 
 TEST_F(ShardConnect, UnsupportedProtocolLevelGetsCode1AndClose) {
   broker::Connection* client = open();
-  feed(client, connect_bytes("c", {.protocol_level = 5}));
+  feed(client, connect_bytes("c", {.protocol_level = 6}));  // no MQTT version has level 6
   EXPECT_EQ(take_output(client), connack_bytes(false, ConnectReturnCode::kUnacceptableProtocolVersion));
   ASSERT_EQ(io().closes.size(), 1u);
   EXPECT_EQ(io().closes[0].connection, client);
