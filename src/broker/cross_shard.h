@@ -35,6 +35,7 @@ struct SharedDelivery {
 struct CrossShardItem {
   enum class Kind : uint8_t {
     kPublish,          // pointer: Message*, one reference owned by the item
+    kRetainUpdate,     // pointer: Message*: store (or clear) it as the topic's retained message
     kInterestAdd,      // pointer: InterestChange*
     kInterestRemove,   // pointer: InterestChange*
     kAdoptConnection,  // pointer: ConnectionHandoff*

@@ -23,21 +23,14 @@ size_t variable_integer_size(uint32_t value) { return mqtt::remaining_length_siz
 }  // namespace
 
 void ShardState::publish_from_here(MessageRef message) {
-  if (message->retain()) {
-    if (retained_.update(message) == RetainedStore::Update::kLimitReached) {
-      ++counters_.retained_dropped_limit;
-      LOG_WARNING("retained message on '%s' not stored: --max-retained-messages=%u reached", message->topic(),
-                  options_.max_retained_messages);
-    }
-  }
+  if (message->retain()) update_retained(message, /*from_owner=*/false);
   deliver_locally(message);
   // Exactly one member of each matching shared group gets it; the choice is made here,
   // on the shard where the message entered.
   shared_.match(message->topic(), [&](SharedSubscriptions::Group& group) { dispatch_shared(message, group, 0); });
   if (shard_count_ == 1) return;
 
-  // A retained message goes to every shard (each keeps a full copy of the retained
-  // store); any other only to shards that have a matching subscriber.
+  // To the shards that have a matching subscriber.
   uint64_t epoch = ++match_epoch_;
   auto forward = [&](uint32_t shard) {
     if (shard == shard_id_ || shard_match_epoch_[shard] == epoch) return;
@@ -46,10 +39,31 @@ void ShardState::publish_from_here(MessageRef message) {
     io_.post(shard, CrossShardItem{CrossShardItem::Kind::kPublish, shard_id_, copy.release()});
     ++counters_.messages_forwarded_to_shards;
   };
-  if (message->retain()) {
-    for (uint32_t shard = 0; shard < shard_count_; ++shard) forward(shard);
-  } else {
-    remote_interest_.match(message->topic(), [&](uint32_t shard, uint8_t) { forward(shard); });
+  remote_interest_.match(message->topic(), [&](uint32_t shard, uint8_t) { forward(shard); });
+}
+
+void ShardState::update_retained(const MessageRef& message, bool from_owner) {
+  // Every shard keeps a full copy of the retained store, and all copies must end with
+  // the same message per topic even when two shards take retained PUBLISHes on one topic
+  // at once. So each topic's updates are ordered by one owner shard (a hash of the
+  // topic): the owner applies them in arrival order and broadcasts them, and every other
+  // shard applies only what the owner sent, in the owner's order.
+  uint32_t owner = owner_shard_of(message->topic(), shard_count_);
+  if (owner != shard_id_ && !from_owner) {
+    MessageRef copy = message;
+    io_.post(owner, CrossShardItem{CrossShardItem::Kind::kRetainUpdate, shard_id_, copy.release()});
+    return;
+  }
+  if (retained_.update(message) == RetainedStore::Update::kLimitReached) {
+    ++counters_.retained_dropped_limit;
+    LOG_WARNING("retained message on '%s' not stored: --max-retained-messages=%u reached", message->topic(),
+                options_.max_retained_messages);
+  }
+  if (owner != shard_id_) return;
+  for (uint32_t shard = 0; shard < shard_count_; ++shard) {
+    if (shard == shard_id_) continue;
+    MessageRef copy = message;
+    io_.post(shard, CrossShardItem{CrossShardItem::Kind::kRetainUpdate, shard_id_, copy.release()});
   }
 }
 

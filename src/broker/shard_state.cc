@@ -98,6 +98,16 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
     next = handle_packet(connection, header, bytes.subspan(offset + header.header_length, header.remaining_length));
     if (next != Next::kContinue) break;
     offset += packet_size;
+    // Answers (PUBACK, PINGRESP ...) to a client that sends but never reads are the one
+    // output the other bounds do not cover: past twice the bound the client goes.
+    if (connection->output.size() + connection->sending.size() > 2 * size_t{options_.max_client_output_bytes}) {
+      ++counters_.slow_consumers_disconnected;
+      LOG_WARNING("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
+                  connection->session ? connection->session->client_id : std::string(), options_.max_client_output_bytes);
+      end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
+      next = Next::kStop;
+      break;
+    }
   }
   *consumed = offset;
   return next;
@@ -287,10 +297,13 @@ void ShardState::on_shutdown() {
 
 void ShardState::on_cross_shard(CrossShardItem item) {
   switch (item.kind) {
-    case CrossShardItem::Kind::kPublish: {
+    case CrossShardItem::Kind::kPublish:
+      deliver_locally(MessageRef::adopt(static_cast<Message*>(item.pointer)));
+      break;
+    case CrossShardItem::Kind::kRetainUpdate: {
       MessageRef message = MessageRef::adopt(static_cast<Message*>(item.pointer));
-      if (message->retain()) retained_.update(message);
-      deliver_locally(message);
+      // From the topic's owner: apply. From anyone else: we are the owner; apply and broadcast.
+      update_retained(message, /*from_owner=*/owner_shard_of(message->topic(), shard_count_) != shard_id_);
       break;
     }
     case CrossShardItem::Kind::kSharedPublish: {

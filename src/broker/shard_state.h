@@ -118,6 +118,9 @@ class ShardState {
   // Routing and delivery (delivery.cc).
   // A message entering the broker on this shard (a PUBLISH or a will).
   void publish_from_here(MessageRef message);
+  // Applies a retained PUBLISH to the retained store in the order its topic's owner shard
+  // gives (see delivery.cc).
+  void update_retained(const MessageRef& message, bool from_owner);
   // Matches against this shard's own subscribers and delivers.
   void deliver_locally(const MessageRef& message);
   void dispatch_shared(const MessageRef& message, SharedSubscriptions::Group& group, uint32_t hops);

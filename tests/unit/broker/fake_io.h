@@ -30,7 +30,11 @@ inline void release_cross_shard_item(broker::CrossShardItem item) {
   using Kind = broker::CrossShardItem::Kind;
   switch (item.kind) {
     case Kind::kPublish:
+    case Kind::kRetainUpdate:
       static_cast<broker::Message*>(item.pointer)->drop_reference();
+      break;
+    case Kind::kSharedPublish:
+      delete static_cast<broker::SharedDelivery*>(item.pointer);
       break;
     case Kind::kInterestAdd:
     case Kind::kInterestRemove:
