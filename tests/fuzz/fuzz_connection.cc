@@ -152,6 +152,7 @@ struct Client {
   bool closed_while_moving = false;
   bool saw_connack = false;
   bool refused = false;  // got a CONNACK with a non-zero code
+  bool mqtt5 = false;    // answered in MQTT 5 form
   // Output staged when the broker closed the connection: nothing may be added after that.
   bool closing_seen = false;
   size_t closing_output_size = 0;
@@ -397,7 +398,7 @@ class Cluster {
     COREMQ_ASSERT_MSG(!client.refused, "output after a refusing CONNACK");
     // An MQTT 5 session (raw CONNECT bytes can ask for one) gets MQTT 5 packets: only their
     // framing and the CONNACK-first rule are checked here.
-    if (client.connection->version == mqtt::ProtocolVersion::kV5) {
+    if (client.mqtt5 || client.connection->version == mqtt::ProtocolVersion::kV5) {
       COREMQ_ASSERT_MSG(client.saw_connack || header.type == PacketType::kConnack, "first packet is not CONNACK");
       client.saw_connack = true;
       return;
@@ -405,7 +406,13 @@ class Cluster {
     if (!client.saw_connack) {
       COREMQ_ASSERT_MSG(header.type == PacketType::kConnack, "first packet to a client is not CONNACK");
       mqtt::ConnackPacket connack;
-      COREMQ_ASSERT(mqtt::decode_connack(body, header.flags, kVersion, &connack) == DecodeStatus::kOk);
+      if (mqtt::decode_connack(body, header.flags, kVersion, &connack) != DecodeStatus::kOk) {
+        // A refusal of an MQTT 5 CONNECT is an MQTT 5 CONNACK even though no session started.
+        COREMQ_ASSERT_MSG(mqtt::decode_connack(body, header.flags, mqtt::ProtocolVersion::kV5, &connack) ==
+                              DecodeStatus::kOk,
+                          "first packet is not a valid CONNACK");
+        client.mqtt5 = true;
+      }
       client.saw_connack = true;
       client.refused = connack.return_code != mqtt::ConnectReturnCode::kAccepted;
       return;
