@@ -27,7 +27,7 @@ ABSL_FLAG(uint32_t, max_subscriptions_per_session, 1000, "Subscriptions one sess
 ABSL_FLAG(uint32_t, max_retained_messages, 100000, "Retained messages kept; new retained topics past it are not stored.");
 ABSL_FLAG(uint32_t, max_sessions, 1000000, "Sessions one shard holds (online and offline).");
 ABSL_FLAG(uint32_t, ring_entries, 4096, "io_uring submission queue entries per shard.");
-ABSL_FLAG(uint32_t, receive_buffer_size, 16384, "Bytes per provided receive buffer.");
+ABSL_FLAG(uint32_t, receive_buffer_size, 2048, "Bytes per provided receive buffer.");
 ABSL_FLAG(uint32_t, receive_buffer_count, 1024, "Provided receive buffers per shard (rounded up to a power of two).");
 ABSL_FLAG(uint32_t, cross_shard_queue_capacity, 65536,
           "Items each shard may have waiting for each other shard; past it the shard stops reading its "

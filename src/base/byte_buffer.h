@@ -48,7 +48,7 @@ class ByteBuffer {
 
   void reserve(size_t wanted) {
     if (wanted <= capacity_) return;
-    size_t grown = capacity_ ? capacity_ * 2 : 256;
+    size_t grown = capacity_ ? capacity_ * 2 : 64;
     while (grown < wanted) grown *= 2;
     auto* fresh = static_cast<uint8_t*>(std::realloc(data_, grown));
     COREMQ_ASSERT_MSG(fresh != nullptr, "out of memory");

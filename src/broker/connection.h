@@ -45,41 +45,39 @@ struct PendingAuthentication {
 };
 
 struct Connection {
+  // Fields are ordered by size, so the struct packs (an idle fleet pays for every byte).
   int fd = -1;
-  ConnectionState state = ConnectionState::kAwaitingConnect;
-  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
-  uint16_t keep_alive_seconds = 0;
-  // Set once DISCONNECT arrived: the will is discarded and the close is not an error.
-  bool clean_disconnect = false;
+  // I/O bookkeeping, owned by the shard loop.
+  uint32_t operations_in_flight = 0;
   // MQTT 5: what the client announced in CONNECT.
-  bool request_problem_information = true;
+  uint32_t client_maximum_packet_size = 0;  // 0: no limit beyond the protocol's
   uint16_t client_receive_maximum = 65535;
   uint16_t client_topic_alias_maximum = 0;
-  uint32_t client_maximum_packet_size = 0;  // 0: no limit beyond the protocol's
+  uint16_t keep_alive_seconds = 0;
+  ConnectionState state = ConnectionState::kAwaitingConnect;
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
+  bool request_problem_information = true;
+  // Set once DISCONNECT arrived: the will is discarded and the close is not an error.
+  bool clean_disconnect = false;
+  bool receive_armed = false;
+  bool send_in_flight = false;
+  bool queued_for_flush = false;
+  bool close_after_flush = false;
+  bool socket_shut_down = false;
+
+  Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;
   std::unique_ptr<PendingAuthentication> pending_authentication;
-  Session* session = nullptr;
 
   int64_t accepted_at_ms = 0;
   int64_t last_packet_at_ms = 0;
 
-  // Bytes of an incomplete packet (and, before CONNECT, everything read so far).
+  // Bytes of an incomplete packet, kept until the rest arrives.
   base::ByteBuffer input;
   // Bytes waiting for the next send, gathered from every message of this loop turn.
   base::ByteBuffer output;
   // Bytes the kernel is sending now; never touched until that send completes.
   base::ByteBuffer sending;
-
-  // I/O bookkeeping, owned by the shard loop.
-  uint32_t operations_in_flight = 0;
-  bool receive_armed = false;
-  bool receive_multishot = false;
-  bool send_in_flight = false;
-  bool queued_for_flush = false;
-  bool close_after_flush = false;
-  bool socket_shut_down = false;
-  // Position in the shard's connection table, for O(1) removal.
-  uint32_t table_index = 0;
 };
 
 }  // namespace coremq::broker

@@ -85,7 +85,7 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
     connection->state = ConnectionState::kHandingOff;
     connections_.erase(connection);
     --counters_.connections_current;
-    io_.hand_off_connection(connection, owner);
+    hand_off_target_ = owner;  // on_bytes moves it once every byte read is in its input
     return Next::kHandOff;
   }
 
@@ -206,7 +206,7 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     auto created = std::make_unique<Session>();
     created->client_id = client_id;
     session = created.get();
-    sessions_.emplace(client_id, std::move(created));
+    sessions_.emplace(std::string_view(session->client_id), std::move(created));
   }
   // Reconnecting cancels the expiry timer and a will still waiting for its delay (MQTT-3.1.3-9).
   ++session->timer_generation;
@@ -216,11 +216,11 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
                                  : (connect.clean_session ? 0 : kSessionNeverExpires);
   session->expiry_seconds = std::min(requested_expiry, options_.max_session_expiry_seconds);
   session->connection = connection;
-  session->has_will = connect.has_will;
-  session->will = WillMessage{};
+  session->will.reset();
   session->will_delay_seconds = 0;
   if (connect.has_will) {
-    WillMessage& will = session->will;
+    session->will = std::make_unique<WillMessage>();
+    WillMessage& will = *session->will;
     will.topic = std::string(connect.will.topic);
     will.payload = std::string(connect.will.payload);
     will.qos = connect.will.qos;

@@ -69,9 +69,10 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
     // Delivered on the first PUBLISH of a packet id; a resend (before PUBREL) is only
     // acknowledged again, so the message goes out exactly once. 3.1.1 bounds the set
     // only by the packet id space; MQTT 5 by the Receive Maximum we announced.
-    bool first = session->incoming_qos2.insert(publish.packet_id).second;
+    if (!session->incoming_qos2) session->incoming_qos2 = std::make_unique<absl::flat_hash_set<uint16_t>>();
+    bool first = session->incoming_qos2->insert(publish.packet_id).second;
     if (first && connection->version == ProtocolVersion::kV5 &&
-        session->incoming_qos2.size() > options_.receive_maximum) {
+        session->incoming_qos2->size() > options_.receive_maximum) {
       close_for_protocol_error(connection, ReasonCode::kReceiveMaximumExceeded,
                                absl::StrFormat("more than Receive Maximum %u QoS 2 messages awaiting PUBREL",
                                                options_.receive_maximum));
@@ -133,7 +134,7 @@ bool ShardState::handle_ack(Connection* connection, PacketType type, std::span<c
   auto not_found = static_cast<uint8_t>(ReasonCode::kPacketIdentifierNotFound);
   switch (type) {
     case PacketType::kPubrel: {
-      bool known = session->incoming_qos2.erase(packet_id) > 0;
+      bool known = session->incoming_qos2 != nullptr && session->incoming_qos2->erase(packet_id) > 0;
       send_ack(connection, PacketType::kPubcomp, packet_id, known ? 0 : not_found);
       return true;
     }

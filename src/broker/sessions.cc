@@ -24,8 +24,11 @@ void ShardState::destroy_session(Session* session) {
 }
 
 void ShardState::publish_will_message(Session* session) {
-  COREMQ_ASSERT(session->has_will);
-  WillMessage& will = session->will;
+  COREMQ_ASSERT(session->will != nullptr);
+  // Taken out first: publishing can reach code that looks at the session's will.
+  std::unique_ptr<WillMessage> taken = std::move(session->will);
+  session->will_pending = false;
+  WillMessage& will = *taken;
   Message::Extras extras;
   extras.property_bytes = will.property_bytes;
   if (will.message_expiry_seconds != 0) {
@@ -34,9 +37,6 @@ void ShardState::publish_will_message(Session* session) {
   LOG_DEBUG("publishing the will of client '%s' on '%s'", session->client_id, will.topic);
   publish_from_here(MessageRef::adopt(
       Message::create(will.topic, will.payload, will.qos, will.retain, Message::Origin{shard_id_, session}, extras)));
-  session->has_will = false;
-  session->will_pending = false;
-  session->will = WillMessage{};
 }
 
 void ShardState::schedule(int64_t due_ms, bool is_will, Session* session) {

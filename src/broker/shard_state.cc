@@ -47,19 +47,26 @@ void ShardState::on_connection_opened(Connection* connection) {
 void ShardState::on_bytes(Connection* connection, std::span<const uint8_t> bytes) {
   if (connection->state == ConnectionState::kClosing || connection->state == ConnectionState::kHandingOff) return;
 
-  // Before CONNECT every byte is kept: a hand-off to the owner shard carries them all.
-  // After it, complete packets are handled straight from the receive buffer and only
-  // the tail of an incomplete one is copied.
-  bool buffered = connection->state == ConnectionState::kAwaitingConnect || !connection->input.empty();
+  // Complete packets are handled straight from the receive buffer; only the tail of an
+  // incomplete one is copied (and kept until the rest arrives).
+  bool buffered = !connection->input.empty();
   if (buffered) connection->input.append(bytes);
   std::span<const uint8_t> pending = buffered ? connection->input.span() : bytes;
 
   size_t consumed = 0;
   Next next = process_input(connection, pending, &consumed);
   if (next == Next::kStop) return;
-  // On a hand-off, handle_connect already gave the connection (all its input bytes
-  // included) to the I/O side to move.
-  if (next == Next::kHandOff) return;
+  if (next == Next::kHandOff) {
+    // The CONNECT names a client id owned by another shard: the socket moves there with
+    // every byte read so far, from the CONNECT on (the owner decodes it again).
+    if (buffered) {
+      connection->input.consume_front(consumed);
+    } else {
+      connection->input.append(bytes.subspan(consumed));
+    }
+    io_.hand_off_connection(connection, hand_off_target_);
+    return;
+  }
   if (buffered) {
     connection->input.consume_front(consumed);
     // Complete packets are read from the receive buffers; this one holds only a
@@ -213,7 +220,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
     ++session->timer_generation;  // timers set while connected (none today) lose meaning
     int64_t now = io_.now_ms();
     bool session_ends_now = session->expiry_seconds == 0;
-    if (publish_will && session->has_will) {
+    if (publish_will && session->will != nullptr) {
       // MQTT-3.1.3-9: the will waits for its delay or the session's end, whichever is first.
       uint32_t delay = std::min(session->will_delay_seconds, session->expiry_seconds);
       if (delay == 0) {
@@ -223,10 +230,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
         schedule(now + int64_t{delay} * 1000, /*is_will=*/true, session);
       }
     }
-    if (!session->will_pending) {
-      session->has_will = false;
-      session->will = WillMessage{};
-    }
+    if (!session->will_pending) session->will.reset();
     if (session_ends_now) {
       destroy_session(session);
     } else if (session->expiry_seconds != kSessionNeverExpires) {

@@ -153,7 +153,10 @@ class ShardState {
   IoPort& io_;
   ShardCounters counters_;
 
-  base::StringMap<std::unique_ptr<Session>> sessions_;
+  // Keyed by a view of the session's own client_id (a Session never moves), so an id is
+  // stored once.
+  absl::flat_hash_map<std::string_view, std::unique_ptr<Session>, base::StringViewHash, base::StringViewEqual>
+      sessions_;
   // Every live connection this shard's protocol side knows about, for ticks and shutdown.
   absl::flat_hash_set<Connection*> connections_;
 
@@ -185,6 +188,7 @@ class ShardState {
   std::vector<uint64_t> shard_match_epoch_;
   uint64_t assigned_id_counter_ = 0;
   int64_t now_ms_ = 0;
+  uint32_t hand_off_target_ = 0;  // set by handle_connect for on_bytes
   mqtt::PublishPacket publish_scratch_;
   std::vector<mqtt::SubscribeTopic> subscribe_scratch_;
   std::vector<std::string_view> unsubscribe_scratch_;

@@ -32,6 +32,7 @@ constexpr size_t kInboundBatchMax = 4096;
 // A connection whose send buffers are idle gives their memory back past this size at
 // once, and entirely at the next idle sweep.
 constexpr size_t kRetainedSendBufferMax = 64 * 1024;
+constexpr size_t kSmallSendBufferMax = 512;
 }  // namespace
 
 Shard::Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, SharedState& shared, int listen_fd)
@@ -258,7 +259,6 @@ void Shard::arm_receive(Connection* connection) {
   sqe->buf_group = buffers_.group_id();
   io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kReceive));
   connection->receive_armed = true;
-  connection->receive_multishot = multishot;
   ++connection->operations_in_flight;
 }
 
@@ -382,7 +382,10 @@ void Shard::on_send(Connection* connection, int result) {
     return;
   }
   connection->sending.clear();
-  if (connection->sending.capacity() > kRetainedSendBufferMax) connection->sending.shrink();
+  // A connection that sends little gives its buffer back at once (a fleet of quiet
+  // devices then holds no send memory); a busy one keeps a mid-sized buffer for reuse.
+  size_t capacity = connection->sending.capacity();
+  if (capacity <= kSmallSendBufferMax || capacity > kRetainedSendBufferMax) connection->sending.shrink();
   if (connection->state == ConnectionState::kConnected) state_->on_output_drained(connection);
   if (!connection->output.empty() || connection->close_after_flush) request_flush(connection);
   maybe_release(connection);
