@@ -46,4 +46,8 @@ struct CrossShardItem {
   void* pointer = nullptr;
 };
 
+// Frees what an item owns (drops a message reference, closes a handed-off socket)
+// without handling it: for items left over when the broker stops.
+void release_cross_shard_item(CrossShardItem item);
+
 }  // namespace coremq::broker

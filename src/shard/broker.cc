@@ -31,6 +31,8 @@ class BrokerImpl {
   }
   void wait() {
     for (auto& shard : shards_) shard->join();
+    // Only now, with every thread gone, can nothing more be posted.
+    for (auto& shard : shards_) shard->release_leftovers();
   }
 
   Options options_;

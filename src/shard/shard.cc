@@ -70,6 +70,18 @@ void Shard::request_stop() {
   (void)written;  // a full eventfd counter already means "wake up"
 }
 
+void Shard::release_leftovers() {
+  COREMQ_ASSERT(!thread_.joinable());
+  for (auto& staged : staged_) {
+    for (const CrossShardItem& item : staged) broker::release_cross_shard_item(item);
+    staged.clear();
+  }
+  for (CrossShardRing* ring : inbound_) {
+    if (ring == nullptr) continue;
+    ring->drain([](CrossShardItem&& item) { broker::release_cross_shard_item(item); }, ring->capacity());
+  }
+}
+
 void Shard::run(int cpu) {
   base::set_log_thread_shard(static_cast<int>(shard_id_));
   char name[16];

@@ -56,6 +56,9 @@ class Shard final : public broker::IoPort {
 
   // Any thread: ask the loop to stop (graceful close of every connection).
   void request_stop();
+  // After every shard thread has joined: frees the items this shard staged or was sent
+  // but never handled (the last shards to stop may still have posted to stopped ones).
+  void release_leftovers();
 
   // IoPort (shard thread only).
   void request_flush(broker::Connection* connection) override;

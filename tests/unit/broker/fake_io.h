@@ -26,42 +26,12 @@
 namespace coremq::testing {
 
 // Frees whatever a cross-shard item owns, as a receiving shard would after handling it.
-inline void release_cross_shard_item(broker::CrossShardItem item) {
-  using Kind = broker::CrossShardItem::Kind;
-  switch (item.kind) {
-    case Kind::kPublish:
-    case Kind::kRetainUpdate:
-      static_cast<broker::Message*>(item.pointer)->drop_reference();
-      break;
-    case Kind::kSharedPublish:
-      delete static_cast<broker::SharedDelivery*>(item.pointer);
-      break;
-    case Kind::kInterestAdd:
-    case Kind::kInterestRemove:
-      delete static_cast<broker::InterestChange*>(item.pointer);
-      break;
-    case Kind::kAdoptConnection:
-      delete static_cast<broker::ConnectionHandoff*>(item.pointer);
-      break;
-    default:
-      // A kind added to cross_shard.h after this fake: say so rather than leak its pointee.
-      COREMQ_ASSERT_MSG(false, "release_cross_shard_item: teach tests/unit/broker/fake_io.h this item kind");
-  }
-}
+using broker::release_cross_shard_item;
 
 // A message as shard `origin_shard` makes it from a PUBLISH; the caller owns one reference.
-// Message::create takes the origin as a plain shard id at the time of writing and as a
-// Message::Origin struct once MQTT 5 origins land; this compiles against either.
-template <typename MessageType = broker::Message>
-MessageType* make_message(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
-                          uint32_t origin_shard) {
-  if constexpr (requires { MessageType::create(topic, payload, qos, retain, origin_shard); }) {
-    return MessageType::create(topic, payload, qos, retain, origin_shard);
-  } else {
-    typename MessageType::Origin origin{};
-    origin.shard = origin_shard;
-    return MessageType::create(topic, payload, qos, retain, origin);
-  }
+inline broker::Message* make_message(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                                     uint32_t origin_shard) {
+  return broker::Message::create(topic, payload, qos, retain, broker::Message::Origin{origin_shard, nullptr});
 }
 
 class FakeIo final : public broker::IoPort {
