@@ -11,6 +11,7 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "app/flags.h"
+#include "base/flag_spelling.h"
 #include "base/log.h"
 #include "coremq/broker.h"
 
@@ -24,7 +25,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "a thread-per-core MQTT broker.\n"
       "Usage: coremq [--flag=value ...]   (flags may be written --max-connections or --max_connections)");
-  std::vector<std::string> arguments = coremq::app::normalize_flag_spelling(argc, argv);
+  std::vector<std::string> arguments = coremq::base::normalize_flag_spelling(argc, argv);
   std::vector<char*> pointers;
   for (std::string& argument : arguments) pointers.push_back(argument.data());
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(pointers.size()), pointers.data());

@@ -23,7 +23,7 @@ size_t variable_integer_size(uint32_t value) { return mqtt::remaining_length_siz
 }  // namespace
 
 void ShardState::publish_from_here(MessageRef message) {
-  if (message->retain()) update_retained(message, /*from_owner=*/false);
+  if (message->retain()) update_retained(message, /*from_here=*/true);
   deliver_locally(message);
   // Exactly one member of each matching shared group gets it; the choice is made here,
   // on the shard where the message entered.
@@ -42,24 +42,22 @@ void ShardState::publish_from_here(MessageRef message) {
   remote_interest_.match(message->topic(), [&](uint32_t shard, uint8_t) { forward(shard); });
 }
 
-void ShardState::update_retained(const MessageRef& message, bool from_owner) {
-  // Every shard keeps a full copy of the retained store, and all copies must end with
-  // the same message per topic even when two shards take retained PUBLISHes on one topic
-  // at once. So each topic's updates are ordered by one owner shard (a hash of the
-  // topic): the owner applies them in arrival order and broadcasts them, and every other
-  // shard applies only what the owner sent, in the owner's order.
-  uint32_t owner = owner_shard_of(message->topic(), shard_count_);
-  if (owner != shard_id_ && !from_owner) {
-    MessageRef copy = message;
-    io_.post(owner, CrossShardItem{CrossShardItem::Kind::kRetainUpdate, shard_id_, copy.release()});
-    return;
-  }
-  if (retained_.update(message) == RetainedStore::Update::kLimitReached) {
+uint64_t ShardState::next_retain_stamp() {
+  // A Lamport clock: above every stamp this shard has seen, with the shard id as the
+  // tie-break, so all shards order concurrent updates the same way (RetainedStore).
+  return (++retain_clock_ << 8) | shard_id_;
+}
+
+void ShardState::update_retained(const MessageRef& message, bool from_here) {
+  retain_clock_ = std::max(retain_clock_, message->retain_stamp() >> 8);
+  if (retained_.update(message, io_.now_ms()) == RetainedStore::Update::kLimitReached) {
     ++counters_.retained_dropped_limit;
     LOG_WARNING("retained message on '%s' not stored: --max-retained-messages=%u reached", message->topic(),
                 options_.max_retained_messages);
   }
-  if (owner != shard_id_) return;
+  if (!from_here) return;
+  // Straight to every shard's copy: one hop, so a subscriber anywhere sees it as soon as
+  // it would see a live message.
   for (uint32_t shard = 0; shard < shard_count_; ++shard) {
     if (shard == shard_id_) continue;
     MessageRef copy = message;

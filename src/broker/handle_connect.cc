@@ -104,14 +104,7 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
       pending->connect_flags = flags;
       connection->pending_authentication = std::move(pending);
       connection->state = ConnectionState::kAuthenticating;
-      mqtt::Properties properties;
-      properties.authentication_method = method;
-      properties.authentication_data = step.data;
-      property_scratch_.clear();
-      mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kAuth, properties);
-      mqtt::encode_auth(connection->output, static_cast<uint8_t>(ReasonCode::kContinueAuthentication),
-                        property_scratch_.span());
-      io_.request_flush(connection);
+      send_auth_continue(connection, method, step.data);
       return Next::kContinue;
     }
     return accept_connect(connection, connect, std::move(client_id), assigned, step.data);
@@ -158,20 +151,24 @@ bool ShardState::handle_auth(Connection* connection, std::span<const uint8_t> bo
     return false;
   }
   if (step.result == AuthenticationHook::Step::Result::kContinue) {
-    mqtt::Properties properties;
-    properties.authentication_method = pending->method;
-    properties.authentication_data = step.data;
-    property_scratch_.clear();
-    mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kAuth, properties);
-    mqtt::encode_auth(connection->output, static_cast<uint8_t>(ReasonCode::kContinueAuthentication),
-                      property_scratch_.span());
-    io_.request_flush(connection);
+    send_auth_continue(connection, pending->method, step.data);
     return true;
   }
   // The decoded CONNECT points into the pending body: keep it alive through accept_connect.
   std::unique_ptr<PendingAuthentication> done = std::move(connection->pending_authentication);
   connection->state = ConnectionState::kAwaitingConnect;
   return accept_connect(connection, connect, std::move(client_id), assigned, step.data) == Next::kContinue;
+}
+
+void ShardState::send_auth_continue(Connection* connection, std::string_view method, std::string_view data) {
+  mqtt::Properties properties;
+  properties.authentication_method = method;
+  properties.authentication_data = data;
+  property_scratch_.clear();
+  mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kAuth, properties);
+  mqtt::encode_auth(connection->output, static_cast<uint8_t>(ReasonCode::kContinueAuthentication),
+                    property_scratch_.span());
+  io_.request_flush(connection);
 }
 
 ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::ConnectPacket& connect,
@@ -226,17 +223,9 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     will.qos = connect.will.qos;
     will.retain = connect.will.retain;
     if (v5) {
-      mqtt::Properties forwarded = connect.will_properties;
-      session->will_delay_seconds = forwarded.will_delay_interval_seconds.value_or(0);
-      will.message_expiry_seconds = forwarded.message_expiry_interval_seconds.value_or(0);
-      forwarded.will_delay_interval_seconds.reset();
-      forwarded.message_expiry_interval_seconds.reset();
-      user_property_scratch_.resize(forwarded.user_property_count);
-      size_t users = mqtt::copy_user_properties(connect.will_properties, user_property_scratch_);
-      property_scratch_.clear();
-      mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kPublish, forwarded,
-                                  std::span(user_property_scratch_.data(), users));
-      will.property_bytes = std::string(property_scratch_.view());
+      session->will_delay_seconds = connect.will_properties.will_delay_interval_seconds.value_or(0);
+      will.message_expiry_seconds = connect.will_properties.message_expiry_interval_seconds.value_or(0);
+      will.property_bytes = std::string(encode_forwarded_properties(connect.will_properties));
     }
   }
   connection->session = session;
@@ -290,12 +279,7 @@ void ShardState::refuse_connect(Connection* connection, ProtocolVersion version,
                                 std::string_view why) {
   LOG_INFO("refusing CONNECT on fd %d with %s: %s", connection->fd, mqtt::reason_code_name(reason), why);
   if (version == ProtocolVersion::kV5) {
-    property_scratch_.clear();
-    if (!why.empty() && why.size() < 256) {
-      property_scratch_.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kReasonString));
-      property_scratch_.append_u16(static_cast<uint16_t>(why.size()));
-      property_scratch_.append(why);
-    }
+    encode_reason_string(why, /*size_limit=*/0);
     mqtt::encode_connack_v5(connection->output, false, static_cast<uint8_t>(reason), property_scratch_.span());
   } else {
     mqtt::encode_connack(connection->output, false, mqtt::connect_return_code_for(reason));

@@ -91,25 +91,32 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
 MessageRef ShardState::make_message(Connection* connection, const mqtt::PublishPacket& publish,
                                     std::string_view topic) {
   Message::Origin origin{shard_id_, connection->session};
-  if (connection->version != ProtocolVersion::kV5 || publish.properties.encoded.empty()) {
-    return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin));
-  }
-  // Forward every property but the ones that belong to this hop: the topic alias, and the
-  // expiry, which is kept as a deadline and sent as the time left (MQTT-3.3.2-6).
-  mqtt::Properties forwarded = publish.properties;
   Message::Extras extras;
-  if (forwarded.message_expiry_interval_seconds) {
-    extras.expires_at_ms = io_.now_ms() + int64_t{*forwarded.message_expiry_interval_seconds} * 1000;
+  if (publish.retain) extras.retain_stamp = next_retain_stamp();
+  if (connection->version != ProtocolVersion::kV5 || publish.properties.encoded.empty()) {
+    return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));
   }
+  if (publish.properties.message_expiry_interval_seconds) {
+    extras.expires_at_ms = io_.now_ms() + int64_t{*publish.properties.message_expiry_interval_seconds} * 1000;
+  }
+  extras.property_bytes = encode_forwarded_properties(publish.properties);
+  return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));
+}
+
+std::string_view ShardState::encode_forwarded_properties(const mqtt::Properties& received) {
+  // Every property but the ones that belong to this hop: the topic alias, and the expiry,
+  // which is kept as a deadline and sent as the time left (MQTT-3.3.2-6); a will's delay
+  // is the broker's business too.
+  mqtt::Properties forwarded = received;
   forwarded.topic_alias.reset();
   forwarded.message_expiry_interval_seconds.reset();
-  user_property_scratch_.resize(forwarded.user_property_count);
-  size_t users = mqtt::copy_user_properties(publish.properties, user_property_scratch_);
+  forwarded.will_delay_interval_seconds.reset();
+  user_property_scratch_.resize(received.user_property_count);
+  size_t users = mqtt::copy_user_properties(received, user_property_scratch_);
   property_scratch_.clear();
   mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kPublish, forwarded,
                               std::span(user_property_scratch_.data(), users));
-  extras.property_bytes = property_scratch_.view();
-  return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));
+  return property_scratch_.view();
 }
 
 void ShardState::send_ack(Connection* connection, PacketType type, uint16_t packet_id, uint8_t reason) {

@@ -34,6 +34,8 @@ class Message {
     std::string_view property_bytes;
     // Monotonic ms after which the message is not delivered any more; 0: never.
     int64_t expires_at_ms = 0;
+    // Orders retained updates of one topic across shards (see RetainedStore).
+    uint64_t retain_stamp = 0;
   };
 
   // One allocation holds the header, the topic, the payload and the property bytes.
@@ -55,6 +57,7 @@ class Message {
     message->retain_ = retain;
     message->origin_ = origin;
     message->expires_at_ms_ = extras.expires_at_ms;
+    message->retain_stamp_ = extras.retain_stamp;
     char* bytes = message->bytes();
     std::memcpy(bytes, topic.data(), topic.size());
     if (!payload.empty()) std::memcpy(bytes + topic.size(), payload.data(), payload.size());
@@ -71,6 +74,7 @@ class Message {
   bool retain() const { return retain_; }
   const Origin& origin() const { return origin_; }
   int64_t expires_at_ms() const { return expires_at_ms_; }
+  uint64_t retain_stamp() const { return retain_stamp_; }
   bool expired(int64_t now_ms) const { return expires_at_ms_ != 0 && now_ms >= expires_at_ms_; }
   size_t memory_size() const { return sizeof(Message) + topic_size_ + payload_size_ + property_size_; }
 
@@ -97,6 +101,7 @@ class Message {
   bool retain_ = false;
   Origin origin_;
   int64_t expires_at_ms_ = 0;
+  uint64_t retain_stamp_ = 0;
 };
 
 // An owning handle to a Message. Moves are free; copies touch the atomic count.

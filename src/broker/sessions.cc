@@ -31,6 +31,7 @@ void ShardState::publish_will_message(Session* session) {
   WillMessage& will = *taken;
   Message::Extras extras;
   extras.property_bytes = will.property_bytes;
+  if (will.retain) extras.retain_stamp = next_retain_stamp();
   if (will.message_expiry_seconds != 0) {
     extras.expires_at_ms = io_.now_ms() + int64_t{will.message_expiry_seconds} * 1000;
   }

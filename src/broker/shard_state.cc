@@ -179,18 +179,23 @@ bool ShardState::wants_problem_information(const Connection* connection) const {
 
 void ShardState::send_disconnect(Connection* connection, ReasonCode reason, std::string_view why) {
   COREMQ_ASSERT(connection->version == mqtt::ProtocolVersion::kV5);
-  property_scratch_.clear();
   // DISCONNECT may carry a Reason String whatever Request Problem Information said
   // (MQTT-3.1.2-29 names the packets it forbids, and DISCONNECT is not one of them).
-  if (!why.empty() && why.size() < 256) {
-    property_scratch_.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kReasonString));
-    property_scratch_.append_u16(static_cast<uint16_t>(why.size()));
-    property_scratch_.append(why);
-  }
-  uint32_t limit = connection->client_maximum_packet_size;
-  if (limit != 0 && property_scratch_.size() + 8 > limit) property_scratch_.clear();
+  encode_reason_string(why, connection->client_maximum_packet_size);
   mqtt::encode_disconnect_v5(connection->output, static_cast<uint8_t>(reason), property_scratch_.span());
   io_.request_flush(connection);
+}
+
+void ShardState::encode_reason_string(std::string_view why, uint32_t size_limit) {
+  property_scratch_.clear();
+  // A short human-readable reason; left out when the packet would pass the client's
+  // Maximum Packet Size with it (MQTT-3.1.2-25: the reason is optional, the limit is not).
+  constexpr size_t kPacketOverhead = 8;
+  if (why.empty() || why.size() >= 256) return;
+  if (size_limit != 0 && why.size() + 3 + kPacketOverhead > size_limit) return;
+  property_scratch_.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kReasonString));
+  property_scratch_.append_u16(static_cast<uint16_t>(why.size()));
+  property_scratch_.append(why);
 }
 
 void ShardState::close_for_protocol_error(Connection* connection, ReasonCode reason, std::string_view why) {
@@ -256,6 +261,7 @@ void ShardState::on_output_drained(Connection* connection) {
 void ShardState::on_tick(int64_t now_ms) {
   now_ms_ = now_ms;
   run_due_timers(now_ms);
+  retained_.forget_tombstones(now_ms);
   // Collect first: ending a connection edits connections_.
   std::vector<std::pair<Connection*, bool>> expired;  // connection, is keep-alive expiry
   for (Connection* connection : connections_) {
@@ -305,9 +311,7 @@ void ShardState::on_cross_shard(CrossShardItem item) {
       deliver_locally(MessageRef::adopt(static_cast<Message*>(item.pointer)));
       break;
     case CrossShardItem::Kind::kRetainUpdate: {
-      MessageRef message = MessageRef::adopt(static_cast<Message*>(item.pointer));
-      // From the topic's owner: apply. From anyone else: we are the owner; apply and broadcast.
-      update_retained(message, /*from_owner=*/owner_shard_of(message->topic(), shard_count_) != shard_id_);
+      update_retained(MessageRef::adopt(static_cast<Message*>(item.pointer)), /*from_here=*/false);
       break;
     }
     case CrossShardItem::Kind::kSharedPublish: {

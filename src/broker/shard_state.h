@@ -84,6 +84,9 @@ class ShardState {
   // with `reason` first; the will is published.
   void close_for_protocol_error(Connection* connection, mqtt::ReasonCode reason, std::string_view why);
   void send_disconnect(Connection* connection, mqtt::ReasonCode reason, std::string_view why);
+  // Leaves in property_scratch_ a Reason String property for `why` (or nothing when it
+  // would not fit `size_limit`, the client's Maximum Packet Size; 0: no limit).
+  void encode_reason_string(std::string_view why, uint32_t size_limit);
   // Ends the protocol side of a connection once: detaches its session, schedules or
   // publishes the will, ends or schedules the end of the session, asks the I/O side to close.
   void end_connection(Connection* connection, bool publish_will, bool flush_first);
@@ -94,6 +97,7 @@ class ShardState {
   Next accept_connect(Connection* connection, const mqtt::ConnectPacket& connect, std::string client_id,
                       bool client_id_assigned, std::string_view authentication_data);
   bool handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
+  void send_auth_continue(Connection* connection, std::string_view method, std::string_view data);
   void refuse_connect(Connection* connection, mqtt::ProtocolVersion version, mqtt::ReasonCode reason,
                       std::string_view why);
   std::string assign_client_id();
@@ -104,6 +108,9 @@ class ShardState {
   bool handle_ack(Connection* connection, mqtt::PacketType type, std::span<const uint8_t> body, uint8_t flags);
   bool handle_disconnect(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   MessageRef make_message(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
+  // The received PUBLISH (or will) properties a subscriber gets, encoded into
+  // property_scratch_ (valid until its next use).
+  std::string_view encode_forwarded_properties(const mqtt::Properties& received);
   void send_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
 
   // SUBSCRIBE / UNSUBSCRIBE (handle_subscribe.cc).
@@ -118,9 +125,10 @@ class ShardState {
   // Routing and delivery (delivery.cc).
   // A message entering the broker on this shard (a PUBLISH or a will).
   void publish_from_here(MessageRef message);
-  // Applies a retained PUBLISH to the retained store in the order its topic's owner shard
-  // gives (see delivery.cc).
-  void update_retained(const MessageRef& message, bool from_owner);
+  // Applies a retained PUBLISH to this shard's copy of the retained store and, for one
+  // that entered here, sends it to every other shard's copy (see RetainedStore).
+  void update_retained(const MessageRef& message, bool from_here);
+  uint64_t next_retain_stamp();
   // Matches against this shard's own subscribers and delivers.
   void deliver_locally(const MessageRef& message);
   void dispatch_shared(const MessageRef& message, SharedSubscriptions::Group& group, uint32_t hops);
@@ -189,6 +197,7 @@ class ShardState {
   uint64_t assigned_id_counter_ = 0;
   int64_t now_ms_ = 0;
   uint32_t hand_off_target_ = 0;  // set by handle_connect for on_bytes
+  uint64_t retain_clock_ = 0;
   mqtt::PublishPacket publish_scratch_;
   std::vector<mqtt::SubscribeTopic> subscribe_scratch_;
   std::vector<std::string_view> unsubscribe_scratch_;

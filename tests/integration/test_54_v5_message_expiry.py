@@ -6,6 +6,7 @@ import time
 from helpers_v5 import module_broker, start_broker  # noqa: F401 (fixtures)
 from helpers_v5 import (MESSAGE_EXPIRY_INTERVAL, SESSION_EXPIRY_INTERVAL, paho5,
                         paho_properties, raw5)
+from helpers_v5 import disconnect5 as disconnect_packet
 
 EXPIRY_SLACK_SECONDS = 1.2
 
@@ -13,7 +14,12 @@ EXPIRY_SLACK_SECONDS = 1.2
 def offline_subscriber(clients, client_id, topic_filter):
     client = raw5(clients, client_id, properties=[(SESSION_EXPIRY_INTERVAL, 300)])
     client.subscribe5([(topic_filter, 1)])
-    client.disconnect5()
+    client.send(disconnect_packet())
+    # The broker closes the socket once it has handled the DISCONNECT: from then on the
+    # session is offline, and what is published next waits in its queue. (Without this a
+    # message could reach the session on another shard before the DISCONNECT does, and go
+    # out as an in-flight message, which a resumed session must resend, expired or not.)
+    client.expect_closed()
 
 
 def resume(clients, client_id):

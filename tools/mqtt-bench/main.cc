@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/flag_spelling.h"
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/str_format.h"
@@ -120,7 +121,7 @@ bool parse_flags(const std::vector<std::string>& arguments, size_t first, std::s
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> arguments = coremq::bench::normalize_flag_spelling(argc, argv);
+  std::vector<std::string> arguments = coremq::base::normalize_flag_spelling(argc, argv);
   if (arguments.size() < 2) {
     print_usage(stderr);
     return kExitUsage;

@@ -58,8 +58,5 @@ struct Options {
 // Returns false with a message on any usage error (the caller exits 2).
 [[nodiscard]] bool options_from_flags(Command command, Options* options, std::string* error);
 
-// Rewrites --foo-bar[=x] to --foo_bar[=x] (Abseil spells flag names with underscores) and
-// leaves values and positional arguments alone.
-std::vector<std::string> normalize_flag_spelling(int argc, char** argv);
 
 }  // namespace coremq::bench

@@ -457,17 +457,12 @@ TEST_F(ShardCrossShard, PublishIsForwardedOnlyToInterestedShards) {
   ASSERT_EQ(posts[0].item.kind, CrossShardItem::Kind::kPublish);
   EXPECT_EQ(static_cast<broker::Message*>(posts[0].item.pointer)->topic(), "a/b");
   release_cross_shard_item(posts[0].item);
-  // A retained message also updates every shard's copy of the store, in the order of the
-  // topic's owner shard: the owner broadcasts it; another shard sends it to the owner.
+  // A retained message also updates every other shard's copy of the store.
   feed(publisher, publish_bytes("c", "z", 0, 0, /*retain=*/true));
   posts = io().take_posts();
-  bool owner_here = broker::owner_shard_of("c", 3) == 0;
-  EXPECT_EQ(posts.size(), owner_here ? 2u : 1u);
+  EXPECT_EQ(posts.size(), 2u);
   for (FakeIo::Post& post : posts) {
     EXPECT_EQ(post.item.kind, CrossShardItem::Kind::kRetainUpdate);
-    if (!owner_here) {
-      EXPECT_EQ(post.target_shard, broker::owner_shard_of("c", 3));
-    }
     release_cross_shard_item(post.item);
   }
   EXPECT_EQ(shard().counters().messages_forwarded_to_shards, 1u);
@@ -482,16 +477,11 @@ TEST_F(ShardCrossShard, PublishFromAnotherShardIsDeliveredHere) {
   shard().on_cross_shard(CrossShardItem{CrossShardItem::Kind::kPublish, 0, message});
   EXPECT_EQ(take_output(subscriber), publish_bytes("t", "remote", 1, 1));
   EXPECT_TRUE(io().posts.empty()) << "a forwarded message is not forwarded again";
-  // Its retained-store update comes from the topic's owner shard; this shard's copy of the
-  // store then answers a later subscriber.
+  // Its retained-store update comes as an item of its own; this shard's copy of the store
+  // then answers a later subscriber, and the update is not sent on again.
   broker::Message* update = make_message("t", "remote", 1, /*retain=*/true, /*origin_shard=*/0);
-  uint32_t owner = broker::owner_shard_of("t", 2);
-  shard().on_cross_shard(CrossShardItem{CrossShardItem::Kind::kRetainUpdate, owner, update});
-  if (owner == 1) {  // this shard owns the topic: it broadcasts the update to the other
-    ASSERT_EQ(io().posts.size(), 1u);
-    EXPECT_EQ(io().posts[0].item.kind, CrossShardItem::Kind::kRetainUpdate);
-  }
-  io().drop_posts();
+  shard().on_cross_shard(CrossShardItem{CrossShardItem::Kind::kRetainUpdate, 0, update});
+  EXPECT_TRUE(io().posts.empty());
   broker::Connection* late = connect(id_owned_by(1, 2, 1));
   feed(late, subscribe_bytes(1, {{"t", 1}}));
   EXPECT_EQ(take_output(late), suback_bytes(1, {1}) + publish_bytes("t", "remote", 1, 1, true));
