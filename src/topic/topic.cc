@@ -1,11 +1,30 @@
 // Topic validation and the reference matcher; see topic.h. Stateless, any thread.
 #include "topic/topic.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace coremq::topic {
+
+namespace {
+// SWAR: a word whose bytes are all `byte`, and "does any byte of x equal zero".
+constexpr uint64_t broadcast(uint8_t byte) { return 0x0101010101010101ull * byte; }
+constexpr bool has_zero_byte(uint64_t x) { return ((x - broadcast(1)) & ~x & broadcast(0x80)) != 0; }
+}  // namespace
 
 bool is_valid_topic_name(std::string_view topic) {
   if (topic.empty() || topic.size() > kTopicBytesMax) return false;
-  for (char c : topic) {
+  // Every PUBLISH passes here: eight bytes per step, looking for '+', '#' or NUL at once.
+  size_t i = 0;
+  for (; i + 8 <= topic.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, topic.data() + i, 8);
+    if (has_zero_byte(word ^ broadcast('+')) || has_zero_byte(word ^ broadcast('#')) || has_zero_byte(word)) {
+      return false;
+    }
+  }
+  for (; i < topic.size(); ++i) {
+    char c = topic[i];
     if (c == '+' || c == '#' || c == '\0') return false;
   }
   return true;

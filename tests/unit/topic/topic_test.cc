@@ -146,3 +146,30 @@ TEST(TopicLevelCursor, SplitsEmptyLevels) {
 
 }  // namespace
 }  // namespace coremq::topic
+
+namespace coremq::topic {
+namespace {
+
+// The name check reads eight bytes at a time: a forbidden byte must be found at every
+// position of a long topic, in the word-sized part and in the tail.
+TEST(TopicValidationWordwise, FindsForbiddenBytesAtEveryPosition) {
+  for (size_t length : {1u, 7u, 8u, 9u, 16u, 23u, 40u}) {
+    std::string topic(length, 'a');
+    EXPECT_TRUE(is_valid_topic_name(topic)) << length;
+    for (size_t position = 0; position < length; ++position) {
+      for (char forbidden : {'+', '#', '\0'}) {
+        std::string bad = topic;
+        bad[position] = forbidden;
+        EXPECT_FALSE(is_valid_topic_name(bad)) << length << " " << position << " " << int(forbidden);
+      }
+      std::string near = topic;  // bytes next to the forbidden ones must pass
+      near[position] = static_cast<char>('+' + 1);
+      EXPECT_TRUE(is_valid_topic_name(near));
+      near[position] = static_cast<char>(0x80 | '#');
+      EXPECT_TRUE(is_valid_topic_name(near));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace coremq::topic
