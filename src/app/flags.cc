@@ -75,8 +75,8 @@ bool options_from_flags(Options* options, std::string* error) {
   if (!in_range("max-inflight", options->max_inflight, 1, 65535, error)) return false;
   options->max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options->max_client_output_bytes = absl::GetFlag(FLAGS_max_client_output_bytes);
-  if (!in_range("max-client-output-bytes", options->max_client_output_bytes, 1024,
-                std::numeric_limits<uint32_t>::max(), error))
+  // A connection's buffers hold at most twice this (then it is closed), under 2 GiB.
+  if (!in_range("max-client-output-bytes", options->max_client_output_bytes, 1024, 1u << 30, error))
     return false;
   options->connect_timeout_seconds = absl::GetFlag(FLAGS_connect_timeout);
   if (!in_range("connect-timeout", options->connect_timeout_seconds, 1, 3600, error)) return false;

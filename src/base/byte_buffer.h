@@ -48,19 +48,23 @@ class ByteBuffer {
 
   void reserve(size_t wanted) {
     if (wanted <= capacity_) return;
-    size_t grown = capacity_ ? capacity_ * 2 : 64;
+    // Sizes are 32-bit to keep the buffer small (a connection holds three); every user
+    // bounds its buffers far below 4 GiB (packet size, --max-client-output-bytes).
+    COREMQ_ASSERT_MSG(wanted <= kCapacityMax, "byte buffer over 2 GiB");
+    size_t grown = capacity_ ? size_t{capacity_} * 2 : 64;
     while (grown < wanted) grown *= 2;
+    if (grown > kCapacityMax) grown = kCapacityMax;
     auto* fresh = static_cast<uint8_t*>(std::realloc(data_, grown));
     COREMQ_ASSERT_MSG(fresh != nullptr, "out of memory");
     data_ = fresh;
-    capacity_ = grown;
+    capacity_ = static_cast<uint32_t>(grown);
   }
 
   // Extends the buffer by `count` bytes and returns where they start, for in-place encoding.
   uint8_t* grow(size_t count) {
-    reserve(size_ + count);
+    reserve(size_t{size_} + count);
     uint8_t* at = data_ + size_;
-    size_ += count;
+    size_ += static_cast<uint32_t>(count);
     return at;
   }
 
@@ -92,7 +96,7 @@ class ByteBuffer {
       return;
     }
     std::memmove(data_, data_ + count, size_ - count);
-    size_ -= count;
+    size_ -= static_cast<uint32_t>(count);
   }
 
   void swap(ByteBuffer& other) noexcept {
@@ -109,9 +113,10 @@ class ByteBuffer {
     capacity_ = 0;
   }
 
+  static constexpr size_t kCapacityMax = size_t{1} << 31;
   uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  size_t capacity_ = 0;
+  uint32_t size_ = 0;
+  uint32_t capacity_ = 0;
 };
 
 }  // namespace coremq::base

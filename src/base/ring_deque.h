@@ -71,7 +71,8 @@ class RingDeque {
 
  private:
   void grow() {
-    size_t grown = capacity_ == 0 ? 4 : capacity_ * 2;
+    COREMQ_ASSERT(capacity_ < (uint32_t{1} << 31));
+    uint32_t grown = capacity_ == 0 ? 4 : capacity_ * 2;
     T* fresh = static_cast<T*>(::operator new(grown * sizeof(T)));
     for (size_t i = 0; i < size_; ++i) {
       T& old = (*this)[i];
@@ -93,10 +94,11 @@ class RingDeque {
     head_ = 0;
   }
 
+  // 32-bit positions keep the deque at 24 bytes; a session holds two.
   T* slots_ = nullptr;
-  size_t capacity_ = 0;  // 0 or a power of two
-  size_t head_ = 0;
-  size_t size_ = 0;
+  uint32_t capacity_ = 0;  // 0 or a power of two
+  uint32_t head_ = 0;
+  uint32_t size_ = 0;
 };
 
 }  // namespace coremq::base

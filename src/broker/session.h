@@ -67,37 +67,37 @@ struct WillMessage {
   bool retain = false;
 };
 
+// Fields are grouped by size so the struct packs: a shard may hold a million sessions.
 struct Session {
   std::string client_id;
   Connection* connection = nullptr;
-  // MQTT 5 Session Expiry Interval in seconds; 3.1.1 maps clean session 1 to 0 and
-  // clean session 0 to kSessionNeverExpires.
-  uint32_t expiry_seconds = 0;
   // Null without a will; kept apart because most sessions have none.
   std::unique_ptr<WillMessage> will;
-  // The will waits for its delay (MQTT 5 Will Delay Interval) after the connection ended.
-  bool will_pending = false;
-  uint32_t will_delay_seconds = 0;
+  // QoS 2 packet ids received from the client whose PUBREL has not come yet; made on the
+  // first QoS 2 PUBLISH, since most devices never send one.
+  std::unique_ptr<absl::flat_hash_set<uint16_t>> incoming_qos2;
   // Bumped whenever the session's timers change meaning (reconnect, new disconnect), so
   // stale timer entries are recognised and ignored.
   uint64_t timer_generation = 0;
+  // Scratch used while one message is matched, to deliver once per session at the
+  // highest matching QoS without a set allocation.
+  uint64_t match_epoch = 0;
 
   // filter -> options; mirrors this session's entries in the shard's topic tree (shared
   // subscriptions are kept under their full "$share/group/filter" text).
   base::StringMap<SubscriptionOptions> subscriptions;
-
-  uint16_t last_packet_id = 0;
   base::RingDeque<OutgoingInflight> inflight;  // in send order, for redelivery in order
   base::RingDeque<QueuedDelivery> queue;
-  uint32_t queued_qos0 = 0;
-  // QoS 2 packet ids received from the client whose PUBREL has not come yet; made on the
-  // first QoS 2 PUBLISH, since most devices never send one.
-  std::unique_ptr<absl::flat_hash_set<uint16_t>> incoming_qos2;
 
-  // Scratch used while one message is matched, to deliver once per session at the
-  // highest matching QoS without a set allocation.
-  uint64_t match_epoch = 0;
+  // MQTT 5 Session Expiry Interval in seconds; 3.1.1 maps clean session 1 to 0 and
+  // clean session 0 to kSessionNeverExpires.
+  uint32_t expiry_seconds = 0;
+  uint32_t will_delay_seconds = 0;
+  uint32_t queued_qos0 = 0;
   uint32_t match_slot = 0;
+  uint16_t last_packet_id = 0;
+  // The will waits for its delay (MQTT 5 Will Delay Interval) after the connection ended.
+  bool will_pending = false;
 };
 
 }  // namespace coremq::broker
