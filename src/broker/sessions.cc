@@ -1,6 +1,9 @@
 // Session lifetime: lookup, the end of a session (its pending will, its shared
 // subscription messages handed to other members), delayed wills and session expiry
 // (MQTT 5), kept in a timer heap checked on every tick. Runs on the owning shard.
+#include <algorithm>
+#include <functional>
+
 #include "base/assert.h"
 #include "base/log.h"
 #include "broker/shard_state.h"
@@ -41,13 +44,22 @@ void ShardState::publish_will_message(Session* session) {
 }
 
 void ShardState::schedule(int64_t due_ms, bool is_will, Session* session) {
-  timers_.push(Timer{due_ms, session->timer_generation, is_will, session->client_id});
+  if (timers_.size() >= 2 * sessions_.size() + 1024) {
+    std::erase_if(timers_, [&](const Timer& timer) {
+      Session* owner = find_session(timer.client_id);
+      return owner == nullptr || owner->timer_generation != timer.generation;
+    });
+    std::make_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
+  }
+  timers_.push_back(Timer{due_ms, session->timer_generation, is_will, session->client_id});
+  std::push_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
 }
 
 void ShardState::run_due_timers(int64_t now_ms) {
-  while (!timers_.empty() && timers_.top().due_ms <= now_ms) {
-    Timer timer = timers_.top();
-    timers_.pop();
+  while (!timers_.empty() && timers_.front().due_ms <= now_ms) {
+    std::pop_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
+    Timer timer = std::move(timers_.back());
+    timers_.pop_back();
     Session* session = find_session(timer.client_id);
     // A reconnect (or a newer disconnect) bumped the generation: this entry is stale.
     if (session == nullptr || session->timer_generation != timer.generation || session->connection != nullptr) {

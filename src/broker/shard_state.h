@@ -8,7 +8,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <queue>
 #include <span>
 #include <string>
 #include <string_view>
@@ -184,7 +183,10 @@ class ShardState {
     std::string client_id;
     bool operator>(const Timer& other) const { return due_ms > other.due_ms; }
   };
-  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  // A min-heap (std::push_heap with std::greater). Stale entries are dropped when due, or
+  // all at once when they outnumber the sessions (a client that reconnects often with a
+  // long expiry would otherwise grow it without bound).
+  std::vector<Timer> timers_;
 
   // Scratch for one dispatch: sessions matched with their merged delivery; shards to forward to.
   struct Match {
