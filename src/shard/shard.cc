@@ -135,6 +135,11 @@ void Shard::loop() {
   for (;;) {
     enter_kernel();
     update_clock();
+    // Items from other shards first: anything a peer pushed before this turn's socket data
+    // arrived is handled before that data. So a retained update that a publisher has had
+    // acknowledged (the peer pushes its items before it sends the PUBACK) is in this
+    // shard's store before a SUBSCRIBE sent after that PUBACK is read here.
+    drain_inbound();
     unsigned head = 0;
     unsigned count = 0;
     io_uring_cqe* cqe = nullptr;

@@ -23,6 +23,7 @@ def test_live_forward_has_retain_0(broker, clients, names):
     subscriber.subscribe([(topic, 0)])
     publisher = clients.raw(names.pub())
     publisher.publish(topic, b"now", retain=True)
+    publisher.ping()  # the broker has handled the QoS 0 PUBLISH (no ack to wait for)
     assert subscriber.receive_publish().raw == publish_packet(topic, b"now", retain=False)
     # A later subscriber still gets it as retained.
     late = clients.raw(names.client("late", 3))
@@ -61,6 +62,7 @@ def test_non_retained_publish_leaves_retained_alone(broker, clients, names):
     topic = names.topic("keep")
     publisher = clients.raw(names.pub())
     publisher.publish(topic, b"retained", retain=True)
+    publisher.ping()  # the broker has handled the QoS 0 PUBLISH (no ack to wait for)
     publisher.publish(topic, b"plain", retain=False)
     subscriber = clients.raw(names.sub())
     subscriber.subscribe([(topic, 0)])
@@ -73,6 +75,7 @@ def test_retained_delivered_at_minimum_qos(broker, clients, names, publish_qos, 
     topic = names.topic("minqos")
     publisher = clients.raw(names.pub())
     publisher.publish(topic, b"r", qos=publish_qos, retain=True, packet_id=5)
+    publisher.ping()  # handled, whatever the QoS
     subscriber = clients.raw(names.sub())
     subscriber.subscribe([(topic, subscribe_qos)])
     received = subscriber.receive_publish()
@@ -84,6 +87,7 @@ def test_retained_matched_by_wildcards(broker, clients, names):
     publisher = clients.raw(names.pub())
     for suffix in ("a/1", "a/2", "b/1", "a/1/deep"):
         publisher.publish(names.topic(suffix), suffix.encode(), retain=True)
+        publisher.ping()  # the broker has handled the QoS 0 PUBLISH (no ack to wait for)
     plus = clients.raw(names.sub("plus"))
     plus.subscribe([(names.topic("a/+"), 0)])
     got = sorted(plus.receive_publish().payload for _ in range(2))
@@ -124,6 +128,7 @@ def test_resubscribe_resends_retained(broker, clients, names):
     topic = names.topic("again")
     publisher = clients.raw(names.pub())
     publisher.publish(topic, b"again", retain=True)
+    publisher.ping()  # the broker has handled the QoS 0 PUBLISH (no ack to wait for)
     subscriber = clients.raw(names.sub())
     subscriber.subscribe([(topic, 0)], packet_id=1)
     assert subscriber.receive_publish().retain
