@@ -33,6 +33,8 @@ constexpr size_t kInboundBatchMax = 4096;
 // once, and entirely at the next idle sweep.
 constexpr size_t kRetainedSendBufferMax = 64 * 1024;
 constexpr size_t kSmallSendBufferMax = 512;
+// A parked "buffer id" that stands for the end of the stream (ids stop at 32767).
+constexpr uint16_t kParkedEndOfStream = 0xFFFF;
 }  // namespace
 
 Shard::Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, SharedState& shared, int listen_fd)
@@ -229,6 +231,8 @@ void Shard::on_accept(int result, bool more) {
     if (result != -ECANCELED && result != -EINVAL) LOG_WARNING("accept failed: %s", std::strerror(-result));
     return;
   }
+  // A one-shot accept (older kernels) is re-armed for every connection, refused or not.
+  if (!more && !stopping_) arm_accept();
   int fd = result;
   if (stopping_) {
     ::close(fd);
@@ -237,8 +241,13 @@ void Shard::on_accept(int result, bool more) {
   uint32_t before = shared_.connections_total.fetch_add(1, std::memory_order_relaxed);
   if (before >= options_.max_connections) {
     shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);
-    ++state_->counters().connections_refused_limit;
-    LOG_WARNING("refusing a connection: --max-connections=%u reached", options_.max_connections);
+    uint64_t refused = ++state_->counters().connections_refused_limit;
+    // One line a second at most: a flood of refused connections must not flood the log.
+    if (now_ms_ >= next_refusal_log_ms_) {
+      next_refusal_log_ms_ = now_ms_ + 1000;
+      LOG_WARNING("refusing connections: --max-connections=%u reached (%u refused so far)", options_.max_connections,
+                  refused);
+    }
     ::close(fd);
     return;
   }
@@ -247,7 +256,6 @@ void Shard::on_accept(int result, bool more) {
   Connection* connection = open_connection(fd, now_ms_);
   state_->on_connection_opened(connection);
   arm_receive(connection);
-  if (!more) arm_accept();
 }
 
 Connection* Shard::open_connection(int fd, int64_t accepted_at_ms) {
@@ -290,12 +298,8 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
   if (result > 0) {
     COREMQ_ASSERT(cqe->flags & IORING_CQE_F_BUFFER);
     auto buffer_id = static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-    // Only connected clients are parked: CONNECT handling makes no cross-shard traffic
-    // beyond a hand-off, and a connection must hold no parked data when it moves.
-    if ((input_paused_ || !parked_.empty()) && connection->state == ConnectionState::kConnected) {
-      // Parked data counts as an operation, so the connection outlives it.
-      ++connection->operations_in_flight;
-      parked_.push_back(ParkedReceive{connection, buffer_id, static_cast<uint32_t>(result)});
+    if (should_park(connection)) {
+      park(connection, buffer_id, static_cast<uint32_t>(result));
     } else {
       deliver_received(connection, buffer_id, static_cast<uint32_t>(result));
     }
@@ -307,12 +311,33 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
     if (result < 0 && result != -ECONNRESET && result != -ECANCELED && result != -EPIPE) {
       LOG_DEBUG("receive on fd %d: %s", connection->fd, std::strerror(-result));
     }
-    state_->on_transport_closed(connection);
+    // The end of the stream waits behind the data parked before it: a DISCONNECT in that
+    // data must be read before the connection counts as lost (and its will goes out).
+    if (should_park(connection)) {
+      park(connection, kParkedEndOfStream, 0);
+    } else {
+      state_->on_transport_closed(connection);
+    }
   }
   maybe_release(connection);
 }
 
+bool Shard::should_park(const Connection* connection) const {
+  // Only connected clients are parked: CONNECT handling makes no cross-shard traffic
+  // beyond a hand-off, and a connection must hold no parked data when it moves.
+  return (input_paused_ || !parked_.empty()) && connection->state == ConnectionState::kConnected;
+}
+
+void Shard::park(Connection* connection, uint16_t buffer_id, uint32_t length) {
+  ++connection->operations_in_flight;  // the connection outlives what is parked for it
+  parked_.push_back(ParkedReceive{connection, buffer_id, length});
+}
+
 void Shard::deliver_received(Connection* connection, uint16_t buffer_id, uint32_t length) {
+  if (buffer_id == kParkedEndOfStream) {
+    state_->on_transport_closed(connection);
+    return;
+  }
   state_->on_bytes(connection, {buffers_.buffer(buffer_id), length});
   buffers_.recycle(buffer_id);
 }

@@ -97,6 +97,8 @@ class Shard final : public broker::IoPort {
   // Pauses or resumes reading; returns true when parked input was replayed.
   bool update_input_pause();
   void deliver_received(broker::Connection* connection, uint16_t buffer_id, uint32_t length);
+  bool should_park(const broker::Connection* connection) const;
+  void park(broker::Connection* connection, uint16_t buffer_id, uint32_t length);
   void adopt(broker::ConnectionHandoff* handoff);
   void flush_sends();
   void flush_cross_shard();
@@ -156,6 +158,7 @@ class Shard final : public broker::IoPort {
   int64_t now_ms_ = 0;
   int64_t next_tick_ms_ = 0;
   int64_t next_idle_sweep_ms_ = 0;
+  int64_t next_refusal_log_ms_ = 0;
   int64_t shutdown_deadline_ms_ = 0;
   uint64_t eventfd_value_ = 0;
 };
