@@ -171,7 +171,10 @@ void Shard::loop() {
 void Shard::enter_kernel() {
   // Blocking is safe only if no peer can have pushed without seeing sleeping_ set.
   sleeping_.store(true, std::memory_order_seq_cst);
-  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0) {
+  // Items that did not fit a peer's ring must not wait for a completion or the next tick:
+  // the peer frees room as it drains (it stays awake while its ring holds items) and
+  // nothing wakes this shard when it does, so it keeps turning until they are pushed.
+  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items()) {
     sleeping_.store(false, std::memory_order_relaxed);
     int result = io_uring_submit_and_get_events(ring_.raw());
     if (result < 0 && result != -EINTR && result != -EBUSY) LOG_WARNING("io_uring submit: %s", std::strerror(-result));
@@ -187,6 +190,13 @@ void Shard::enter_kernel() {
     LOG_WARNING("io_uring wait: %s", std::strerror(-result));
   }
   sleeping_.store(false, std::memory_order_relaxed);
+}
+
+bool Shard::has_staged_items() const {
+  for (const auto& items : staged_) {
+    if (!items.empty()) return true;
+  }
+  return false;
 }
 
 bool Shard::inbound_empty() const {

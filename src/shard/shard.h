@@ -107,6 +107,7 @@ class Shard final : public broker::IoPort {
   void tick();
   void begin_shutdown();
   bool inbound_empty() const;
+  bool has_staged_items() const;
   void update_clock();
 
   const uint32_t shard_id_;
