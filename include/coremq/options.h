@@ -42,6 +42,9 @@ struct Options {
   uint32_t max_retained_messages = 100000;
   // Persistent sessions (clean session 0) kept while their clients are offline, per shard.
   uint32_t max_sessions = 1000000;
+  // Levels a topic name or filter may have (a/b/c has 3); deeper ones are refused. 201 is
+  // Mosquitto's bound (at most 200 '/'), so anything Mosquitto takes is taken here.
+  uint32_t max_topic_levels = 201;
 
   // io_uring sizing per shard.
   uint32_t ring_entries = 4096;
@@ -66,6 +69,15 @@ struct Options {
   bool shared_subscriptions_available = true;
   // Overrides the client's keep-alive when non-zero (CONNACK Server Keep Alive).
   uint16_t server_keep_alive_seconds = 0;
+  // Longest keep-alive a client may use (Mosquitto's max_keepalive). An MQTT 5 client asking
+  // for more, or for 0 (none), gets Server Keep Alive = this; an MQTT 3.1/3.1.1 client is
+  // refused (CONNACK 0x02). 65535 (the largest keep-alive there is) means no cap, and then
+  // keep-alive 0 stays allowed.
+  uint16_t max_keep_alive_seconds = 65535;
+  // Topic aliases the broker uses towards one client: at most min(client's Topic Alias
+  // Maximum, this), so a client cannot make it hold 65535 topic strings (Mosquitto's
+  // max_topic_alias_broker).
+  uint16_t max_topic_alias_broker = 10;
   // Cap on a client's Session Expiry Interval (0xFFFFFFFF: no cap).
   uint32_t max_session_expiry_seconds = 0xFFFFFFFF;
   // Answer Request Response Information with this prefix + client id; empty: never.

@@ -26,6 +26,9 @@ ABSL_FLAG(uint32_t, max_client_id_length, 256, "Longest client id accepted, in b
 ABSL_FLAG(uint32_t, max_subscriptions_per_session, 1000, "Subscriptions one session may hold.");
 ABSL_FLAG(uint32_t, max_retained_messages, 100000, "Retained messages kept; new retained topics past it are not stored.");
 ABSL_FLAG(uint32_t, max_sessions, 1000000, "Sessions one shard holds (online and offline).");
+ABSL_FLAG(uint32_t, max_topic_levels, 201,
+          "Levels a topic name, filter or will topic may have (1..65536; 201 = Mosquitto's bound); deeper "
+          "ones are refused (SUBACK failure, or the connection closed / DISCONNECT 0x90).");
 ABSL_FLAG(uint32_t, ring_entries, 4096, "io_uring submission queue entries per shard.");
 ABSL_FLAG(uint32_t, receive_buffer_size, 2048, "Bytes per provided receive buffer.");
 ABSL_FLAG(uint32_t, receive_buffer_count, 1024, "Provided receive buffers per shard (rounded up to a power of two).");
@@ -43,6 +46,12 @@ ABSL_FLAG(bool, subscription_identifiers, true, "Allow MQTT 5 Subscription Ident
 ABSL_FLAG(bool, shared_subscriptions, true, "Allow $share/{group}/{filter} subscriptions (else SUBACK 0x9E).");
 ABSL_FLAG(uint32_t, server_keep_alive, 0,
           "Keep-alive in seconds the broker imposes on MQTT 5 clients (CONNACK Server Keep Alive); 0 = the client's.");
+ABSL_FLAG(uint32_t, max_keepalive, 65535,
+          "Longest keep-alive in seconds a client may use (1..65535): MQTT 5 clients asking for more or for 0 "
+          "get it as Server Keep Alive, MQTT 3.1/3.1.1 clients are refused (CONNACK 0x02); 65535 = no cap.");
+ABSL_FLAG(uint32_t, max_topic_alias_broker, 10,
+          "Topic aliases the broker uses when sending to one MQTT 5 client (at most the client's Topic Alias "
+          "Maximum; 0..65535).");
 ABSL_FLAG(uint32_t, max_session_expiry, 0xFFFFFFFF,
           "Longest MQTT 5 Session Expiry Interval granted, in seconds (4294967295 = no cap).");
 ABSL_FLAG(std::string, response_information_prefix, "",
@@ -86,6 +95,8 @@ bool options_from_flags(Options* options, std::string* error) {
   options->max_retained_messages = absl::GetFlag(FLAGS_max_retained_messages);
   options->max_sessions = absl::GetFlag(FLAGS_max_sessions);
   if (!in_range("max-sessions", options->max_sessions, 1, std::numeric_limits<uint32_t>::max(), error)) return false;
+  options->max_topic_levels = absl::GetFlag(FLAGS_max_topic_levels);
+  if (!in_range("max-topic-levels", options->max_topic_levels, 1, 65536, error)) return false;
   options->ring_entries = absl::GetFlag(FLAGS_ring_entries);
   if (!in_range("ring-entries", options->ring_entries, 64, 32768, error)) return false;
   options->receive_buffer_size = absl::GetFlag(FLAGS_receive_buffer_size);
@@ -110,6 +121,17 @@ bool options_from_flags(Options* options, std::string* error) {
   uint32_t server_keep_alive = absl::GetFlag(FLAGS_server_keep_alive);
   if (!in_range("server-keep-alive", server_keep_alive, 0, 65535, error)) return false;
   options->server_keep_alive_seconds = static_cast<uint16_t>(server_keep_alive);
+  uint32_t max_keepalive = absl::GetFlag(FLAGS_max_keepalive);
+  if (!in_range("max-keepalive", max_keepalive, 1, 65535, error)) return false;
+  options->max_keep_alive_seconds = static_cast<uint16_t>(max_keepalive);
+  // The server's own keep-alive is not cut down behind the operator's back: say so at start.
+  if (server_keep_alive > max_keepalive) {
+    *error = absl::StrFormat("--server-keep-alive=%u is over --max-keepalive=%u", server_keep_alive, max_keepalive);
+    return false;
+  }
+  uint32_t max_topic_alias_broker = absl::GetFlag(FLAGS_max_topic_alias_broker);
+  if (!in_range("max-topic-alias-broker", max_topic_alias_broker, 0, 65535, error)) return false;
+  options->max_topic_alias_broker = static_cast<uint16_t>(max_topic_alias_broker);
   options->max_session_expiry_seconds = absl::GetFlag(FLAGS_max_session_expiry);
   options->response_information_prefix = absl::GetFlag(FLAGS_response_information_prefix);
   options->log_level = absl::GetFlag(FLAGS_log_level);

@@ -88,6 +88,12 @@ class ByteBuffer {
     at[3] = static_cast<uint8_t>(value);
   }
 
+  // Drops every byte from `size` on (a packet staged and then withdrawn).
+  void truncate(size_t size) {
+    COREMQ_ASSERT(size <= size_);
+    size_ = static_cast<uint32_t>(size);
+  }
+
   // Drops the first `count` bytes (after a partial send).
   void consume_front(size_t count) {
     COREMQ_ASSERT(count <= size_);

@@ -3,6 +3,7 @@
 // session creation, resumption and takeover. Runs on the shard that reads the CONNECT
 // and again (fully) on the owner shard after a hand-off.
 #include <algorithm>
+#include <array>
 
 #include "base/assert.h"
 #include "base/log.h"
@@ -10,6 +11,7 @@
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
 #include "mqtt/properties.h"
+#include "topic/topic.h"
 
 namespace coremq::broker {
 
@@ -39,6 +41,8 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
   auto version = static_cast<ProtocolVersion>(connect.protocol_level);
   bool v5 = version == ProtocolVersion::kV5;
   connection->version = version;
+  // From here on every packet to the client, a refusing CONNACK too, is held to it.
+  if (v5) connection->client_maximum_packet_size = connect.properties.maximum_packet_size.value_or(0);
 
   std::string client_id(connect.client_id);
   bool assigned = false;
@@ -52,7 +56,8 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
     client_id = assign_client_id();
     assigned = true;
   }
-  if (client_id.size() > options_.max_client_id_length) {
+  // The bound is on what clients send; an id the broker assigned (39 bytes) is exempt.
+  if (!assigned && client_id.size() > options_.max_client_id_length) {
     refuse_connect(connection, version, ReasonCode::kClientIdentifierNotValid,
                    absl::StrFormat("client id of %u bytes is over --max-client-id-length=%u", client_id.size(),
                                    options_.max_client_id_length));
@@ -66,6 +71,28 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
   }
   if (v5 && connect.has_will && connect.will.retain && !options_.retain_available) {  // MQTT-3.2.2-13
     refuse_connect(connection, version, ReasonCode::kRetainNotSupported, "retained wills are not available");
+    return Next::kStop;
+  }
+  if (connect.has_will && topic::count_levels(connect.will.topic) > options_.max_topic_levels) {
+    ++counters_.topic_levels_refused;
+    std::string why = absl::StrFormat("will topic of %u levels is over --max-topic-levels=%u",
+                                      topic::count_levels(connect.will.topic), options_.max_topic_levels);
+    // As for any other invalid will topic: MQTT 5 learns why in CONNACK (0x90), 3.1.1
+    // has no return code for it and is closed (MQTT-3.1.4-1).
+    if (v5) {
+      refuse_connect(connection, version, ReasonCode::kTopicNameInvalid, why);
+    } else {
+      close_for_protocol_error(connection, ReasonCode::kProtocolError, why);
+    }
+    return Next::kStop;
+  }
+  if (!v5 && over_max_keep_alive(connect.keep_alive_seconds)) {
+    // 3.1/3.1.1 have no Server Keep Alive to tell the client a shorter one, so it is refused
+    // as Mosquitto refuses it (0x02, identifier rejected: the nearest 3.1.1 return code).
+    ++counters_.keep_alive_refused;
+    refuse_connect(connection, version, ReasonCode::kClientIdentifierNotValid,
+                   absl::StrFormat("keep-alive of %u s (0: none) is over --max-keepalive=%u",
+                                   connect.keep_alive_seconds, options_.max_keep_alive_seconds));
     return Next::kStop;
   }
   if (v5 && connect.properties.authentication_method) {
@@ -104,8 +131,7 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
       pending->connect_flags = flags;
       connection->pending_authentication = std::move(pending);
       connection->state = ConnectionState::kAuthenticating;
-      send_auth_continue(connection, method, step.data);
-      return Next::kContinue;
+      return send_auth_continue(connection, method, step.data) ? Next::kContinue : Next::kStop;
     }
     return accept_connect(connection, connect, std::move(client_id), assigned, step.data);
   }
@@ -151,8 +177,7 @@ bool ShardState::handle_auth(Connection* connection, std::span<const uint8_t> bo
     return false;
   }
   if (step.result == AuthenticationHook::Step::Result::kContinue) {
-    send_auth_continue(connection, pending->method, step.data);
-    return true;
+    return send_auth_continue(connection, pending->method, step.data);
   }
   // The decoded CONNECT points into the pending body: keep it alive through accept_connect.
   std::unique_ptr<PendingAuthentication> done = std::move(connection->pending_authentication);
@@ -160,15 +185,15 @@ bool ShardState::handle_auth(Connection* connection, std::span<const uint8_t> bo
   return accept_connect(connection, connect, std::move(client_id), assigned, step.data) == Next::kContinue;
 }
 
-void ShardState::send_auth_continue(Connection* connection, std::string_view method, std::string_view data) {
+bool ShardState::send_auth_continue(Connection* connection, std::string_view method, std::string_view data) {
   mqtt::Properties properties;
   properties.authentication_method = method;
   properties.authentication_data = data;
   property_scratch_.clear();
   mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kAuth, properties);
-  mqtt::encode_auth(connection->output, static_cast<uint8_t>(ReasonCode::kContinueAuthentication),
-                    property_scratch_.span());
-  io_.request_flush(connection);
+  return stage_packet(connection, mqtt::PacketType::kAuth, [&](base::ByteBuffer& out, bool) {
+    mqtt::encode_auth(out, static_cast<uint8_t>(ReasonCode::kContinueAuthentication), property_scratch_.span());
+  });
 }
 
 ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::ConnectPacket& connect,
@@ -206,7 +231,7 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     sessions_.emplace(std::string_view(session->client_id), std::move(created));
   }
   // Reconnecting cancels the expiry timer and a will still waiting for its delay (MQTT-3.1.3-9).
-  ++session->timer_generation;
+  session->timer_generation = ++timer_generation_last_;
   session->will_pending = false;
 
   uint32_t requested_expiry = v5 ? properties.session_expiry_interval_seconds.value_or(0)
@@ -230,13 +255,24 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
   }
   connection->session = session;
   connection->state = ConnectionState::kConnected;
-  connection->keep_alive_seconds =
-      options_.server_keep_alive_seconds != 0 && v5 ? options_.server_keep_alive_seconds : connect.keep_alive_seconds;
+  // MQTT 5: --server-keep-alive replaces the client's value, and whatever results is held
+  // to --max-keepalive (handle_connect refused a 3.1/3.1.1 client over it).
+  uint16_t keep_alive = connect.keep_alive_seconds;
+  if (v5 && options_.server_keep_alive_seconds != 0) keep_alive = options_.server_keep_alive_seconds;
+  if (v5 && over_max_keep_alive(keep_alive)) {
+    ++counters_.keep_alive_capped;
+    keep_alive = options_.max_keep_alive_seconds;
+  }
+  connection->keep_alive_seconds = keep_alive;
   if (v5) {
     connection->request_problem_information = properties.request_problem_information.value_or(1) == 1;
     connection->client_receive_maximum = properties.receive_maximum.value_or(65535);
     connection->client_maximum_packet_size = properties.maximum_packet_size.value_or(0);
-    connection->client_topic_alias_maximum = properties.topic_alias_maximum.value_or(0);
+    // The aliases this broker uses towards the client: the client's maximum, capped so a
+    // client cannot make it hold 65535 topic strings (nothing is announced; MQTT 5 lets the
+    // sender use fewer than allowed).
+    connection->client_topic_alias_maximum =
+        std::min(properties.topic_alias_maximum.value_or(0), options_.max_topic_alias_broker);
   }
 
   if (v5) {
@@ -251,7 +287,9 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     if (!options_.wildcard_subscriptions_available) ack.wildcard_subscription_available = 0;
     if (!options_.subscription_identifiers_available) ack.subscription_identifier_available = 0;
     if (!options_.shared_subscriptions_available) ack.shared_subscription_available = 0;
-    if (options_.server_keep_alive_seconds != 0) ack.server_keep_alive_seconds = options_.server_keep_alive_seconds;
+    if (options_.server_keep_alive_seconds != 0 || keep_alive != connect.keep_alive_seconds) {
+      ack.server_keep_alive_seconds = keep_alive;
+    }
     std::string response_information;
     if (properties.request_response_information.value_or(0) == 1 && !options_.response_information_prefix.empty()) {
       response_information = options_.response_information_prefix + client_id;
@@ -263,35 +301,66 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     }
     property_scratch_.clear();
     mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kConnack, ack);
-    mqtt::encode_connack_v5(connection->output, session_present, 0, property_scratch_.span());
-  } else {
-    mqtt::encode_connack(connection->output, session_present, mqtt::ConnectReturnCode::kAccepted);
   }
-  io_.request_flush(connection);
+  // MQTT 3.1 (protocol level 3) has no Session Present: that CONNACK byte is reserved, 0.
+  bool present_flag = session_present && version != ProtocolVersion::kV31;
+  bool staged = stage_packet(connection, mqtt::PacketType::kConnack, [&](base::ByteBuffer& out, bool) {
+    if (v5) {
+      mqtt::encode_connack_v5(out, present_flag, 0, property_scratch_.span());
+    } else {
+      mqtt::encode_connack(out, present_flag, mqtt::ConnectReturnCode::kAccepted);
+    }
+  });
+  if (!staged) return Next::kStop;  // the connection is closed; the session kept or ended as on any close
   LOG_INFO("client '%s' connected (protocol level %u, clean %d, keep-alive %u s, session expiry %u s, present %d)",
            client_id, connect.protocol_level, connect.clean_session, connection->keep_alive_seconds,
            session->expiry_seconds, session_present);
   if (session_present) resume_session(session);
-  return Next::kContinue;
+  // A resent PUBREL that did not fit the client's Maximum Packet Size closed it.
+  return connection->state == ConnectionState::kConnected ? Next::kContinue : Next::kStop;
 }
 
 void ShardState::refuse_connect(Connection* connection, ProtocolVersion version, ReasonCode reason,
                                 std::string_view why) {
   LOG_INFO("refusing CONNECT on fd %d with %s: %s", connection->fd, mqtt::reason_code_name(reason), why);
-  if (version == ProtocolVersion::kV5) {
-    encode_reason_string(why, /*size_limit=*/0);
-    mqtt::encode_connack_v5(connection->output, false, static_cast<uint8_t>(reason), property_scratch_.span());
-  } else {
-    mqtt::encode_connack(connection->output, false, mqtt::connect_return_code_for(reason));
-  }
-  io_.request_flush(connection);
+  if (version == ProtocolVersion::kV5) encode_reason_string(why);
+  // A refusal too large for the client even bare is left out (stage_packet then closes).
+  (void)stage_packet(connection, mqtt::PacketType::kConnack, [&](base::ByteBuffer& out, bool with_optional) {
+    if (version == ProtocolVersion::kV5) {
+      mqtt::encode_connack_v5(out, false, static_cast<uint8_t>(reason),
+                              with_optional ? property_scratch_.span() : std::span<const uint8_t>());
+    } else {
+      mqtt::encode_connack(out, false, mqtt::connect_return_code_for(reason));
+    }
+  });
   end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
 }
 
+bool ShardState::over_max_keep_alive(uint16_t keep_alive_seconds) const {
+  // Keep-alive 0 (none at all) is longer than any cap; a cap of 65535, the longest keep-alive
+  // there is, is no cap, and then 0 stays allowed. (Mosquitto 2.0.12 and later refuse
+  // keep-alive 0 from 3.1.1 clients even at its default 65535, which broke many devices
+  // that never ping; here that needs a cap to be set.)
+  uint16_t cap = options_.max_keep_alive_seconds;
+  return cap != 65535 && (keep_alive_seconds == 0 || keep_alive_seconds > cap);
+}
+
 std::string ShardState::assign_client_id() {
-  // The id must hash to this shard, so the session stays here: try counters until one does.
+  // 128 random bits: another client can neither guess an assigned id (and take the session
+  // over) nor, choosing its own, hit one. The id must hash to this shard so the session
+  // stays here, and name no session yet: drawn again until both hold (shard_count draws on
+  // average; one CONNECT with an empty id each, off the publish path).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::array<uint8_t, 16> random;
+  std::string candidate(kAssignedIdPrefix.size() + 2 * random.size(), '\0');
+  std::copy(kAssignedIdPrefix.begin(), kAssignedIdPrefix.end(), candidate.begin());
   for (;;) {
-    std::string candidate = absl::StrFormat("coremq-%u-%x", shard_id_, ++assigned_id_counter_);
+    random_.fill(random);
+    char* hex = candidate.data() + kAssignedIdPrefix.size();
+    for (uint8_t byte : random) {
+      *hex++ = kHex[byte >> 4];
+      *hex++ = kHex[byte & 0xF];
+    }
     if (owner_shard_of(candidate, shard_count_) == shard_id_ && find_session(candidate) == nullptr) return candidate;
   }
 }
@@ -303,7 +372,7 @@ void ShardState::resume_session(Session* session) {
   for (size_t i = 0; i < session->inflight.size(); ++i) {
     OutgoingInflight& inflight = session->inflight[i];
     if (inflight.pubrec_received) {
-      send_ack(connection, mqtt::PacketType::kPubrel, inflight.packet_id, 0);
+      if (!send_ack(connection, mqtt::PacketType::kPubrel, inflight.packet_id, 0)) return;  // closed
     } else {
       send_publish(session, inflight.message, inflight.delivery, /*dup=*/true, inflight.packet_id);
     }

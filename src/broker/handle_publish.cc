@@ -28,6 +28,15 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
   }
   Session* session = connection->session;
   std::string_view topic = publish.topic;
+  // Counted by the decoder's validity scan, so this costs one compare (an aliased topic
+  // was counted when the alias was set).
+  if (publish.topic_levels > options_.max_topic_levels) {
+    ++counters_.topic_levels_refused;
+    close_for_protocol_error(connection, ReasonCode::kTopicNameInvalid,
+                             absl::StrFormat("topic of %u levels is over --max-topic-levels=%u", publish.topic_levels,
+                                             options_.max_topic_levels));
+    return false;
+  }
   if (connection->version == ProtocolVersion::kV5) {
     if (publish.qos > options_.maximum_qos) {
       close_for_protocol_error(connection, ReasonCode::kQosNotSupported,
@@ -80,11 +89,10 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
     }
     if (first) publish_from_here(make_message(connection, publish, topic));
     // publish_from_here may deliver to this very connection; it is still open here.
-    send_ack(connection, PacketType::kPubrec, publish.packet_id, 0);
-  } else {
-    publish_from_here(make_message(connection, publish, topic));
-    if (publish.qos == 1) send_ack(connection, PacketType::kPuback, publish.packet_id, 0);
+    return send_ack(connection, PacketType::kPubrec, publish.packet_id, 0);
   }
+  publish_from_here(make_message(connection, publish, topic));
+  if (publish.qos == 1) return send_ack(connection, PacketType::kPuback, publish.packet_id, 0);
   return true;
 }
 
@@ -119,13 +127,28 @@ std::string_view ShardState::encode_forwarded_properties(const mqtt::Properties&
   return property_scratch_.view();
 }
 
-void ShardState::send_ack(Connection* connection, PacketType type, uint16_t packet_id, uint8_t reason) {
-  if (connection->version == ProtocolVersion::kV5) {
-    mqtt::encode_ack_v5(connection->output, type, packet_id, reason, {});
-  } else {
-    mqtt::encode_ack(connection->output, type, packet_id);
-  }
-  io_.request_flush(connection);
+bool ShardState::send_ack(Connection* connection, PacketType type, uint16_t packet_id, uint8_t reason) {
+  return stage_packet(connection, type, [&](base::ByteBuffer& out, bool) {
+    if (connection->version == ProtocolVersion::kV5) {
+      mqtt::encode_ack_v5(out, type, packet_id, reason, {});
+    } else {
+      mqtt::encode_ack(out, type, packet_id);
+    }
+  });
+}
+
+bool ShardState::close_for_wrong_ack(Connection* connection, PacketType type, const OutgoingInflight& inflight) {
+  // The client mixed up the QoS 1 and QoS 2 flows (or skipped PUBREC): its view of what is
+  // in flight is not the broker's, so going on would lose or duplicate messages. Mosquitto
+  // treats it as a protocol error too.
+  ++counters_.wrong_acknowledgements;
+  close_for_protocol_error(connection, ReasonCode::kProtocolError,
+                           absl::StrFormat("%s for packet id %u, a QoS %u message%s", mqtt::packet_type_name(type),
+                                           inflight.packet_id, inflight.delivery.qos,
+                                           inflight.delivery.qos == 2 && !inflight.pubrec_received
+                                               ? " waiting for PUBREC"
+                                               : ""));
+  return false;
 }
 
 bool ShardState::handle_ack(Connection* connection, PacketType type, std::span<const uint8_t> body, uint8_t flags) {
@@ -142,33 +165,36 @@ bool ShardState::handle_ack(Connection* connection, PacketType type, std::span<c
   switch (type) {
     case PacketType::kPubrel: {
       bool known = session->incoming_qos2 != nullptr && session->incoming_qos2->erase(packet_id) > 0;
-      send_ack(connection, PacketType::kPubcomp, packet_id, known ? 0 : not_found);
-      return true;
+      return send_ack(connection, PacketType::kPubcomp, packet_id, known ? 0 : not_found);
     }
     case PacketType::kPubrec: {
       OutgoingInflight* inflight = find_inflight(session, packet_id);
-      if (inflight != nullptr && inflight->delivery.qos == 2 && ack.reason_code >= 0x80) {
+      // An unknown id is answered all the same (MQTT 5: 0x92), as the spec and Mosquitto
+      // do: the exchange may have ended on a resend across a reconnect.
+      if (inflight == nullptr) return send_ack(connection, PacketType::kPubrel, packet_id, not_found);
+      if (inflight->delivery.qos != 2) return close_for_wrong_ack(connection, type, *inflight);
+      if (ack.reason_code >= 0x80) {
         finish_inflight(session, packet_id);  // MQTT 5: an error PUBREC ends the exchange
         return true;
       }
-      if (inflight != nullptr && inflight->delivery.qos == 2) {
-        // Only the PUBREL/PUBCOMP exchange remains: the message itself is not needed.
-        inflight->pubrec_received = true;
-        inflight->message = MessageRef();
-      }
-      send_ack(connection, PacketType::kPubrel, packet_id, inflight != nullptr ? 0 : not_found);
-      return true;
+      // Only the PUBREL/PUBCOMP exchange remains: the message itself is not needed. A
+      // repeated PUBREC is answered again.
+      inflight->pubrec_received = true;
+      inflight->message = MessageRef();
+      return send_ack(connection, PacketType::kPubrel, packet_id, 0);
     }
     case PacketType::kPuback:
     case PacketType::kPubcomp: {
-      uint8_t expected_qos = type == PacketType::kPuback ? 1 : 2;
       OutgoingInflight* inflight = find_inflight(session, packet_id);
-      if (inflight == nullptr || inflight->delivery.qos != expected_qos ||
-          (type == PacketType::kPubcomp && !inflight->pubrec_received)) {
+      if (inflight == nullptr) {
+        // Tolerated like an unknown PUBREC (neither MQTT nor Mosquitto closes for it).
         LOG_DEBUG("client '%s' sent %s for unknown packet id %u", session->client_id, mqtt::packet_type_name(type),
                   packet_id);
         return true;
       }
+      bool fits_flow = type == PacketType::kPuback ? inflight->delivery.qos == 1
+                                                   : inflight->delivery.qos == 2 && inflight->pubrec_received;
+      if (!fits_flow) return close_for_wrong_ack(connection, type, *inflight);
       finish_inflight(session, packet_id);
       return true;
     }

@@ -61,12 +61,14 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
     // 3.1.1 has one failure code for every reason.
     reason_code_scratch_.push_back(!v5 && result >= 0x80 ? mqtt::kSubackFailure : result);
   }
-  if (v5) {
-    mqtt::encode_suback_v5(connection->output, subscribe.packet_id, {}, reason_code_scratch_);
-  } else {
-    mqtt::encode_suback(connection->output, subscribe.packet_id, reason_code_scratch_);
-  }
-  io_.request_flush(connection);
+  bool staged = stage_packet(connection, mqtt::PacketType::kSuback, [&](base::ByteBuffer& out, bool) {
+    if (v5) {
+      mqtt::encode_suback_v5(out, subscribe.packet_id, {}, reason_code_scratch_);
+    } else {
+      mqtt::encode_suback(out, subscribe.packet_id, reason_code_scratch_);
+    }
+  });
+  if (!staged) return false;  // over the client's Maximum Packet Size: closed
 
   // MQTT-3.3.1-6 / 3.8.4: retained messages matching each new subscription, after the
   // SUBACK, as Retain Handling says; never for a shared subscription (section 4.8.2).
@@ -93,6 +95,13 @@ uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& 
     }
   } else if (!topic::is_valid_topic_filter(filter)) {
     LOG_INFO("client '%s' subscribed to invalid filter '%s': refused", session->client_id, filter);
+    return code(ReasonCode::kTopicFilterInvalid);
+  }
+  // Every level is a node of the topic tree: without a bound one SUBSCRIBE builds 65536 of them.
+  if (uint32_t levels = topic::count_levels(shared ? shared_filter : filter); levels > options_.max_topic_levels) {
+    ++counters_.topic_levels_refused;
+    LOG_INFO("client '%s' subscribed to a filter of %u levels, over --max-topic-levels=%u: refused",
+             session->client_id, levels, options_.max_topic_levels);
     return code(ReasonCode::kTopicFilterInvalid);
   }
   if (!options_.wildcard_subscriptions_available && has_wildcard(shared ? shared_filter : filter)) {
@@ -154,13 +163,13 @@ bool ShardState::handle_unsubscribe(Connection* connection, std::span<const uint
     bool removed = unsubscribe_one(connection->session, filter);
     reason_code_scratch_.push_back(removed ? code(ReasonCode::kSuccess) : code(ReasonCode::kNoSubscriptionExisted));
   }
-  if (connection->version == ProtocolVersion::kV5) {
-    mqtt::encode_unsuback_v5(connection->output, unsubscribe.packet_id, {}, reason_code_scratch_);
-  } else {
-    mqtt::encode_unsuback(connection->output, unsubscribe.packet_id);
-  }
-  io_.request_flush(connection);
-  return true;
+  return stage_packet(connection, mqtt::PacketType::kUnsuback, [&](base::ByteBuffer& out, bool) {
+    if (connection->version == ProtocolVersion::kV5) {
+      mqtt::encode_unsuback_v5(out, unsubscribe.packet_id, {}, reason_code_scratch_);
+    } else {
+      mqtt::encode_unsuback(out, unsubscribe.packet_id);
+    }
+  });
 }
 
 bool ShardState::unsubscribe_one(Session* session, std::string_view filter) {

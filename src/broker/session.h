@@ -76,8 +76,9 @@ struct Session {
   // QoS 2 packet ids received from the client whose PUBREL has not come yet; made on the
   // first QoS 2 PUBLISH, since most devices never send one.
   std::unique_ptr<absl::flat_hash_set<uint16_t>> incoming_qos2;
-  // Bumped whenever the session's timers change meaning (reconnect, new disconnect), so
-  // stale timer entries are recognised and ignored.
+  // Renewed from the shard-wide count (ShardState::timer_generation_last_) whenever the
+  // session's timers change meaning (reconnect, new disconnect), so stale timer entries,
+  // including those of an earlier session of the same client id, are recognised and ignored.
   uint64_t timer_generation = 0;
   // Scratch used while one message is matched, to deliver once per session at the
   // highest matching QoS without a set allocation.

@@ -23,6 +23,17 @@ struct ShardCounters {
   uint64_t connect_timeouts = 0;
   uint64_t retained_dropped_limit = 0;
   uint64_t sessions_refused_limit = 0;
+  // CONNECTs refused because the keep-alive is over --max-keepalive (3.1/3.1.1), and MQTT 5
+  // keep-alives cut down to it.
+  uint64_t keep_alive_refused = 0;
+  uint64_t keep_alive_capped = 0;
+  // Topic names, filters and will topics refused for having more than --max-topic-levels levels.
+  uint64_t topic_levels_refused = 0;
+  // Connections closed because a packet for them (other than PUBLISH, which is dropped) was
+  // over the client's Maximum Packet Size even without its optional properties.
+  uint64_t packets_over_client_maximum = 0;
+  // Acknowledgements of the wrong kind for a message in flight (a PUBREC for QoS 1 ...).
+  uint64_t wrong_acknowledgements = 0;
 };
 
 }  // namespace coremq::broker

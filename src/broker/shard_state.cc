@@ -103,6 +103,7 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
     // a client trickling one packet a byte at a time cannot stay connected on that.
     connection->last_packet_at_ms = now;
     next = handle_packet(connection, header, bytes.subspan(offset + header.header_length, header.remaining_length));
+    COREMQ_ASSERT(next != Next::kContinue || connection->state != ConnectionState::kClosing);
     if (next != Next::kContinue) break;
     offset += packet_size;
     // Answers (PUBACK, PINGRESP ...) to a client that sends but never reads are the one
@@ -156,9 +157,8 @@ ShardState::Next ShardState::handle_packet(Connection* connection, const mqtt::F
         close_for_protocol_error(connection, ReasonCode::kMalformedPacket, "malformed PINGREQ");
         return Next::kStop;
       }
-      mqtt::encode_pingresp(connection->output);
-      io_.request_flush(connection);
-      keep_going = true;
+      keep_going = stage_packet(connection, PacketType::kPingresp,
+                                [](base::ByteBuffer& out, bool) { mqtt::encode_pingresp(out); });
       break;
     case PacketType::kDisconnect: handle_disconnect(connection, body, header.flags); return Next::kStop;
     case PacketType::kAuth: keep_going = handle_auth(connection, body, header.flags); break;
@@ -181,21 +181,52 @@ void ShardState::send_disconnect(Connection* connection, ReasonCode reason, std:
   COREMQ_ASSERT(connection->version == mqtt::ProtocolVersion::kV5);
   // DISCONNECT may carry a Reason String whatever Request Problem Information said
   // (MQTT-3.1.2-29 names the packets it forbids, and DISCONNECT is not one of them).
-  encode_reason_string(why, connection->client_maximum_packet_size);
-  mqtt::encode_disconnect_v5(connection->output, static_cast<uint8_t>(reason), property_scratch_.span());
-  io_.request_flush(connection);
+  encode_reason_string(why);
+  // A DISCONNECT that does not fit even bare is left out: the connection is closing anyway.
+  (void)stage_packet(connection, mqtt::PacketType::kDisconnect, [&](base::ByteBuffer& out, bool with_optional) {
+    mqtt::encode_disconnect_v5(out, static_cast<uint8_t>(reason),
+                               with_optional ? property_scratch_.span() : std::span<const uint8_t>());
+  });
 }
 
-void ShardState::encode_reason_string(std::string_view why, uint32_t size_limit) {
+void ShardState::encode_reason_string(std::string_view why) {
   property_scratch_.clear();
-  // A short human-readable reason; left out when the packet would pass the client's
-  // Maximum Packet Size with it (MQTT-3.1.2-25: the reason is optional, the limit is not).
-  constexpr size_t kPacketOverhead = 8;
+  // A short human-readable reason; stage_packet drops it again when the packet would pass
+  // the client's Maximum Packet Size with it (MQTT-3.1.2-25: the reason is optional, the
+  // limit is not).
   if (why.empty() || why.size() >= 256) return;
-  if (size_limit != 0 && why.size() + 3 + kPacketOverhead > size_limit) return;
   property_scratch_.append_u8(static_cast<uint8_t>(mqtt::PropertyId::kReasonString));
   property_scratch_.append_u16(static_cast<uint16_t>(why.size()));
   property_scratch_.append(why);
+}
+
+bool ShardState::stage_packet(Connection* connection, mqtt::PacketType type, PacketEncoder encode) {
+  base::ByteBuffer& out = connection->output;
+  const size_t start = out.size();
+  const uint32_t limit = connection->client_maximum_packet_size;  // 0: none (and always before MQTT 5)
+  encode(out, /*with_optional_properties=*/true);
+  if (limit != 0 && out.size() - start > limit) {
+    out.truncate(start);
+    encode(out, /*with_optional_properties=*/false);
+  }
+  const size_t size = out.size() - start;
+  if (limit == 0 || size <= limit) {
+    io_.request_flush(connection);
+    return true;
+  }
+  // Encoded in place and withdrawn: a packet that fits, nearly always, costs no copy.
+  out.truncate(start);
+  ++counters_.packets_over_client_maximum;
+  LOG_INFO("%s of %u bytes for connection fd %d (client '%s') is over the client's Maximum Packet Size %u: "
+           "not sent, closing",
+           mqtt::packet_type_name(type), size, connection->fd,
+           connection->session ? connection->session->client_id : std::string(), limit);
+  if (type != mqtt::PacketType::kDisconnect) {
+    // What was staged before still goes out. A client that never had its CONNACK was never
+    // connected, so its will is not published.
+    end_connection(connection, /*publish_will=*/type != mqtt::PacketType::kConnack, /*flush_first=*/true);
+  }
+  return false;
 }
 
 void ShardState::close_for_protocol_error(Connection* connection, ReasonCode reason, std::string_view why) {
@@ -222,7 +253,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
     COREMQ_ASSERT(session->connection == connection);
     session->connection = nullptr;
     connection->session = nullptr;
-    ++session->timer_generation;  // timers set while connected (none today) lose meaning
+    session->timer_generation = ++timer_generation_last_;  // timers set while connected (none today) lose meaning
     int64_t now = io_.now_ms();
     bool session_ends_now = session->expiry_seconds == 0;
     if (publish_will && session->will != nullptr) {

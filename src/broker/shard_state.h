@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
+#include "base/random_pool.h"
 #include "base/string_map.h"
 #include "broker/connection.h"
 #include "broker/cross_shard.h"
@@ -83,9 +85,19 @@ class ShardState {
   // with `reason` first; the will is published.
   void close_for_protocol_error(Connection* connection, mqtt::ReasonCode reason, std::string_view why);
   void send_disconnect(Connection* connection, mqtt::ReasonCode reason, std::string_view why);
-  // Leaves in property_scratch_ a Reason String property for `why` (or nothing when it
-  // would not fit `size_limit`, the client's Maximum Packet Size; 0: no limit).
-  void encode_reason_string(std::string_view why, uint32_t size_limit);
+  // Leaves in property_scratch_ a Reason String property for `why` (nothing for an empty or
+  // over-long one); stage_packet leaves it out again when the packet would not fit.
+  void encode_reason_string(std::string_view why);
+  // Encodes one packet into `out`, with its optional properties (Reason String, User
+  // Properties) or without them.
+  using PacketEncoder = absl::FunctionRef<void(base::ByteBuffer& out, bool with_optional_properties)>;
+  // The one way every packet but PUBLISH goes to a client (PUBLISH is dropped instead, see
+  // exceeds_client_packet_limit): staged in its output held to the client's Maximum Packet
+  // Size (MQTT-3.1.2-24), with its optional properties when they fit and without them when
+  // not (MQTT-3.1.2-25). A packet still too large is not sent and the connection is closed
+  // (a DISCONNECT is only left out: its connection is closing anyway); then it returns false
+  // and the caller must stop using the connection.
+  [[nodiscard]] bool stage_packet(Connection* connection, mqtt::PacketType type, PacketEncoder encode);
   // Ends the protocol side of a connection once: detaches its session, schedules or
   // publishes the will, ends or schedules the end of the session, asks the I/O side to close.
   void end_connection(Connection* connection, bool publish_will, bool flush_first);
@@ -96,10 +108,12 @@ class ShardState {
   Next accept_connect(Connection* connection, const mqtt::ConnectPacket& connect, std::string client_id,
                       bool client_id_assigned, std::string_view authentication_data);
   bool handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  void send_auth_continue(Connection* connection, std::string_view method, std::string_view data);
+  [[nodiscard]] bool send_auth_continue(Connection* connection, std::string_view method, std::string_view data);
   void refuse_connect(Connection* connection, mqtt::ProtocolVersion version, mqtt::ReasonCode reason,
                       std::string_view why);
   std::string assign_client_id();
+  // Whether a keep-alive is over --max-keepalive (see the definition for keep-alive 0).
+  bool over_max_keep_alive(uint16_t keep_alive_seconds) const;
   void resume_session(Session* session);
 
   // PUBLISH and its acknowledgements (handle_publish.cc).
@@ -110,7 +124,9 @@ class ShardState {
   // The received PUBLISH (or will) properties a subscriber gets, encoded into
   // property_scratch_ (valid until its next use).
   std::string_view encode_forwarded_properties(const mqtt::Properties& received);
-  void send_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
+  [[nodiscard]] bool send_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
+  // A PUBACK, PUBREC or PUBCOMP that does not fit the message's QoS flow: a protocol error.
+  bool close_for_wrong_ack(Connection* connection, mqtt::PacketType type, const OutgoingInflight& inflight);
 
   // SUBSCRIBE / UNSUBSCRIBE (handle_subscribe.cc).
   bool handle_subscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
@@ -187,6 +203,11 @@ class ShardState {
   // all at once when they outnumber the sessions (a client that reconnects often with a
   // long expiry would otherwise grow it without bound).
   std::vector<Timer> timers_;
+  // Where every Session::timer_generation comes from: one count for the whole shard, so a
+  // generation names one period of one session and never repeats, not even for a later
+  // Session of the same client id (a per-session count restarting at 0 let an old
+  // session's timer match the new one and end it at the old deadline).
+  uint64_t timer_generation_last_ = 0;
 
   // Scratch for one dispatch: sessions matched with their merged delivery; shards to forward to.
   struct Match {
@@ -196,7 +217,9 @@ class ShardState {
   std::vector<Match> match_scratch_;
   uint64_t match_epoch_ = 0;
   std::vector<uint64_t> shard_match_epoch_;
-  uint64_t assigned_id_counter_ = 0;
+  // Client ids the broker assigns are this prefix and 32 hex digits of random_.
+  static constexpr std::string_view kAssignedIdPrefix = "coremq-";
+  base::RandomPool random_;
   int64_t now_ms_ = 0;
   uint32_t hand_off_target_ = 0;  // set by handle_connect for on_bytes
   uint64_t retain_clock_ = 0;

@@ -170,7 +170,8 @@ DecodeStatus decode_publish_from(std::span<const uint8_t> body, uint8_t flags, P
   // MQTT 5 allows an empty topic when a Topic Alias property names it, which is known only after
   // the properties; 3.1.1 never does.
   const bool v5 = version == ProtocolVersion::kV5;
-  if (!(v5 && out->topic.empty()) && !topic::is_valid_topic_name(out->topic)) {
+  out->topic_levels = 0;
+  if (!(v5 && out->topic.empty()) && !topic::is_valid_topic_name(out->topic, &out->topic_levels)) {
     return DecodeStatus::kProtocolError;
   }
   out->packet_id = 0;

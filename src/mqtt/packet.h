@@ -105,6 +105,8 @@ struct PublishPacket {
   bool retain = false;
   bool dup = false;
   uint16_t packet_id = 0;  // present only when qos > 0
+  // Set by the decoder: levels of `topic` (counted while validating it); 0 for an empty topic.
+  uint32_t topic_levels = 0;
   // MQTT 5: properties.encoded views the block as received, for forwarding. The topic may be empty
   // when properties.topic_alias is set; the receiver resolves the alias.
   Properties properties;

@@ -1,6 +1,7 @@
 // Topic validation and the reference matcher; see topic.h. Stateless, any thread.
 #include "topic/topic.h"
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -10,11 +11,23 @@ namespace {
 // SWAR: a word whose bytes are all `byte`, and "does any byte of x equal zero".
 constexpr uint64_t broadcast(uint8_t byte) { return 0x0101010101010101ull * byte; }
 constexpr bool has_zero_byte(uint64_t x) { return ((x - broadcast(1)) & ~x & broadcast(0x80)) != 0; }
+// The high bit of exactly each zero byte of x (has_zero_byte's borrow can also mark a 0x01
+// byte above a zero one, which is fine for "any" but not for counting).
+constexpr uint64_t zero_byte_mask(uint64_t x) {
+  return ~(((x & broadcast(0x7F)) + broadcast(0x7F)) | x | broadcast(0x7F));
+}
 }  // namespace
 
 bool is_valid_topic_name(std::string_view topic) {
+  uint32_t levels = 0;
+  return is_valid_topic_name(topic, &levels);
+}
+
+bool is_valid_topic_name(std::string_view topic, uint32_t* levels) {
   if (topic.empty() || topic.size() > kTopicBytesMax) return false;
-  // Every PUBLISH passes here: eight bytes per step, looking for '+', '#' or NUL at once.
+  // Every PUBLISH passes here: eight bytes per step, looking for '+', '#' or NUL at once,
+  // and counting the '/' of those eight bytes on the way.
+  uint32_t slashes = 0;
   size_t i = 0;
   for (; i + 8 <= topic.size(); i += 8) {
     uint64_t word;
@@ -22,11 +35,14 @@ bool is_valid_topic_name(std::string_view topic) {
     if (has_zero_byte(word ^ broadcast('+')) || has_zero_byte(word ^ broadcast('#')) || has_zero_byte(word)) {
       return false;
     }
+    slashes += static_cast<uint32_t>(std::popcount(zero_byte_mask(word ^ broadcast('/'))));
   }
   for (; i < topic.size(); ++i) {
     char c = topic[i];
     if (c == '+' || c == '#' || c == '\0') return false;
+    slashes += c == '/';
   }
+  *levels = slashes + 1;
   return true;
 }
 

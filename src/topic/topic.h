@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace coremq::topic {
@@ -21,6 +22,17 @@ inline constexpr size_t kTopicLevelsMax = kTopicBytesMax + 1;
 
 // A PUBLISH topic name: 1..65535 bytes, no '+', no '#', no NUL.
 bool is_valid_topic_name(std::string_view topic);
+// The same, also giving the number of levels of a valid name (counted in the same pass, so
+// the publish path pays no second scan for --max-topic-levels); *levels is unspecified when
+// the name is invalid.
+bool is_valid_topic_name(std::string_view topic, uint32_t* levels);
+
+// Levels of a topic name or filter: one more than its '/' count.
+inline uint32_t count_levels(std::string_view text) {
+  uint32_t slashes = 0;
+  for (char c : text) slashes += c == '/';
+  return slashes + 1;
+}
 
 // A SUBSCRIBE topic filter: 1..65535 bytes, no NUL, '+' only as a whole level, '#' only as
 // the whole last level.

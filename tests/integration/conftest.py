@@ -40,6 +40,8 @@ MOSQUITTO_OPTION_NAMES = {
     "max_queued_messages": "max_queued_messages",
     "connect_timeout": None,
     "max_client_output_bytes": None,
+    "max_keepalive": "max_keepalive",
+    "max_topic_levels": None,
 }
 
 assert BROKER_KIND in ("coremq", "mosquitto"), f"unknown COREMQ_TEST_BROKER={BROKER_KIND}"

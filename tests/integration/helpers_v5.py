@@ -648,6 +648,9 @@ MOSQUITTO_V5_OPTION_NAMES = {
     "shared_subscriptions": None,
     "max_session_expiry": None,
     "response_information_prefix": None,
+    "max_keepalive": "max_keepalive",
+    "max_topic_levels": None,
+    "max_topic_alias_broker": None,  # mosquitto 2.1 only
 }
 
 

@@ -171,5 +171,40 @@ TEST(TopicValidationWordwise, FindsForbiddenBytesAtEveryPosition) {
   }
 }
 
+// The same scan counts levels for --max-topic-levels: every '/' counts, at every position of
+// the word-sized part and the tail, and bytes one off a '/' ('.' = '/' ^ 1, '0' = '/' + 1)
+// or with its low bits (0x80 | '/') do not (an inexact SWAR zero-byte mask would count some).
+TEST(TopicValidationWordwise, CountsLevelsInTheSameScan) {
+  uint32_t levels = 0;
+  for (size_t length : {1u, 7u, 8u, 9u, 16u, 23u, 40u}) {
+    for (size_t position = 0; position < length; ++position) {
+      std::string topic(length, 'a');
+      topic[position] = '/';
+      ASSERT_TRUE(is_valid_topic_name(topic, &levels));
+      EXPECT_EQ(levels, 2u) << length << " " << position;
+      for (char near : {'.', '0', static_cast<char>(0x80 | '/'), '\x01'}) {
+        std::string other = topic;
+        for (size_t i = 0; i < length; ++i) {
+          if (i != position) other[i] = near;
+        }
+        ASSERT_TRUE(is_valid_topic_name(other, &levels));
+        EXPECT_EQ(levels, 2u) << length << " " << position << " " << int(near);
+      }
+    }
+    std::string slashes(length, '/');
+    ASSERT_TRUE(is_valid_topic_name(slashes, &levels));
+    EXPECT_EQ(levels, length + 1);
+    EXPECT_EQ(count_levels(slashes), length + 1);
+  }
+  std::string longest(kTopicBytesMax, '/');
+  ASSERT_TRUE(is_valid_topic_name(longest, &levels));
+  EXPECT_EQ(levels, kTopicLevelsMax);
+  ASSERT_TRUE(is_valid_topic_name("a", &levels));
+  EXPECT_EQ(levels, 1u);
+  ASSERT_TRUE(is_valid_topic_name("a//b/c", &levels));
+  EXPECT_EQ(levels, 4u);
+  EXPECT_EQ(count_levels("a//b/c"), 4u);
+}
+
 }  // namespace
 }  // namespace coremq::topic
