@@ -369,13 +369,20 @@ void ShardState::resume_session(Session* session) {
   Connection* connection = session->connection;
   COREMQ_ASSERT(connection != nullptr);
   // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in their order.
-  for (size_t i = 0; i < session->inflight.size(); ++i) {
+  for (size_t i = 0; i < session->inflight.size();) {
     OutgoingInflight& inflight = session->inflight[i];
     if (inflight.pubrec_received) {
       if (!send_ack(connection, mqtt::PacketType::kPubrel, inflight.packet_id, 0)) return;  // closed
+    } else if (exceeds_client_packet_limit(connection, *inflight.message, inflight.delivery)) {
+      // Over the Maximum Packet Size this connection announced (smaller than the last
+      // one's): discarded as if sent (MQTT-3.1.2-25), as a new message would be.
+      ++counters_.messages_dropped_queue_full;
+      session->inflight.erase(i);
+      continue;
     } else {
       send_publish(session, inflight.message, inflight.delivery, /*dup=*/true, inflight.packet_id);
     }
+    ++i;
   }
   io_.request_flush(connection);
   pump_queue(session);

@@ -413,6 +413,32 @@ TEST_F(ShardClientMaximumPacketSize, DisconnectDropsItsReasonStringToFit) {
   EXPECT_LE(answer[0].bytes.size(), 24u);
 }
 
+// A message in flight is resent on reconnect; if the client now announces a smaller Maximum
+// Packet Size, the resend is discarded as if sent (MQTT-3.1.2-25), not sent over the limit.
+TEST_F(ShardClientMaximumPacketSize, InflightResendOverANewLimitIsDiscarded) {
+  broker::Connection* first = accepted5("sub", {.session_expiry_seconds = 60});
+  feed(first, subscribe5_bytes(1, {"t"}, 1));
+  take_output(first);
+  broker::Connection* publisher = connect("pub");
+  feed(publisher, publish_bytes("t", std::string(100, 'x'), 1, 1) + publish_bytes("t", "small", 1, 2));
+  EXPECT_EQ(split_packets(take_output(first)).size(), 2u);
+  feed(first, disconnect5_bytes(0));
+
+  std::vector<OutputPacket> answer;
+  broker::Connection* again =
+      connect5("sub", {.clean_start = false, .session_expiry_seconds = 60, .maximum_packet_size = 64}, &answer);
+  ASSERT_EQ(answer.size(), 2u);
+  EXPECT_EQ(answer[0].type, PacketType::kConnack);
+  for (const OutputPacket& packet : answer) EXPECT_LE(packet.bytes.size(), 64u);
+  mqtt::PublishPacket resent;
+  ASSERT_EQ(mqtt::decode_publish_from_server(as_span(answer[1].body), answer[1].flags, ProtocolVersion::kV5, &resent),
+            mqtt::DecodeStatus::kOk);
+  EXPECT_EQ(resent.payload, "small");
+  EXPECT_TRUE(resent.dup);
+  ASSERT_NE(again->session, nullptr);
+  EXPECT_EQ(again->session->inflight.size(), 1u);
+}
+
 // ---- Defect 16: --max-topic-levels ---------------------------------------------------------------
 
 class ShardTopicLevels : public ShardProtocol {};
