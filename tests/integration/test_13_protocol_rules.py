@@ -2,6 +2,12 @@
 # refuses a longer keep-alive with CONNACK 0x02 as mosquitto does, MQTT 3.1 never gets Session
 # Present, an acknowledgement of the wrong kind closes the connection, and topics deeper than
 # --max-topic-levels are refused. (The MQTT 5 side is in 63.)
+import os
+import subprocess
+
+import pytest
+
+import conftest
 from conftest import skip_on_mosquitto
 from helpers import (CONNACK, PUBCOMP, PUBREC, connack_bytes, connect_packet, publish_packet,
                      pubrec_bytes, suback_bytes, subscribe_packet)
@@ -99,3 +105,19 @@ def test_default_topic_depth_is_mosquittos(broker, clients, names):
     client.ping()
     client.send(publish_packet(deepest + "/", b"one level too deep"))
     assert client.expect_closed() == []
+
+
+def test_flags_that_contradict_are_refused_at_start():
+    skip_on_mosquitto("coremq flags")
+    if not os.access(conftest.COREMQ_BINARY, os.X_OK):
+        pytest.skip(f"no coremq binary at {conftest.COREMQ_BINARY}")
+    for arguments, message in (
+            (["--server-keep-alive=40", "--max-keepalive=30"],
+             "--server-keep-alive=40 is over --max-keepalive=30"),
+            (["--max-keepalive=0"], "--max-keepalive=0 is out of range"),
+            (["--max-topic-levels=0"], "--max-topic-levels=0 is out of range"),
+            (["--max-topic-alias-broker=65536"], "--max-topic-alias-broker=65536 is out of range")):
+        result = subprocess.run([conftest.COREMQ_BINARY, "--port=0", *arguments], capture_output=True,
+                                text=True, timeout=10, stdin=subprocess.DEVNULL)
+        assert result.returncode == 2, (arguments, result)
+        assert message in result.stderr, (arguments, result.stderr)
