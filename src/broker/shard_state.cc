@@ -201,6 +201,8 @@ void ShardState::encode_reason_string(std::string_view why) {
 }
 
 bool ShardState::stage_packet(Connection* connection, mqtt::PacketType type, PacketEncoder encode) {
+  // Encoded in place and withdrawn when over the limit, so the packet that fits (nearly
+  // always) costs no copy; the second encoding happens only for one that does not.
   base::ByteBuffer& out = connection->output;
   const size_t start = out.size();
   const uint32_t limit = connection->client_maximum_packet_size;  // 0: none (and always before MQTT 5)
@@ -214,7 +216,6 @@ bool ShardState::stage_packet(Connection* connection, mqtt::PacketType type, Pac
     io_.request_flush(connection);
     return true;
   }
-  // Encoded in place and withdrawn: a packet that fits, nearly always, costs no copy.
   out.truncate(start);
   ++counters_.packets_over_client_maximum;
   LOG_INFO("%s of %u bytes for connection fd %d (client '%s') is over the client's Maximum Packet Size %u: "
