@@ -56,6 +56,7 @@ void ShardState::update_retained(const MessageRef& message, bool from_here) {
                 options_.max_retained_messages);
   }
   if (!from_here) return;
+  if (shard_count_ > 1) note_change_posted();
   // Straight to every shard's copy: one hop, so a subscriber anywhere sees it as soon as
   // it would see a live message.
   for (uint32_t shard = 0; shard < shard_count_; ++shard) {

@@ -80,12 +80,25 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
     }
     if (first) publish_from_here(make_message(connection, publish, topic));
     // publish_from_here may deliver to this very connection; it is still open here.
-    send_ack(connection, PacketType::kPubrec, publish.packet_id, 0);
+    acknowledge_publish(connection, PacketType::kPubrec, publish.packet_id, publish.retain);
   } else {
     publish_from_here(make_message(connection, publish, topic));
-    if (publish.qos == 1) send_ack(connection, PacketType::kPuback, publish.packet_id, 0);
+    if (publish.qos == 1) acknowledge_publish(connection, PacketType::kPuback, publish.packet_id, publish.retain);
   }
   return true;
+}
+
+void ShardState::acknowledge_publish(Connection* connection, PacketType type, uint16_t packet_id, bool retain) {
+  // A retained message acknowledged to its publisher is in every shard's copy (barrier.cc),
+  // so any SUBSCRIBE the publisher (or anyone told by it) makes afterwards gets it.
+  if (!retain || !answers_must_wait()) {
+    send_ack(connection, type, packet_id, 0);
+    return;
+  }
+  WaitingAnswer answer;
+  answer.connection = connection;
+  encode_ack_into(answer.packet, connection, type, packet_id, 0);
+  wait_for_peers(std::move(answer));
 }
 
 MessageRef ShardState::make_message(Connection* connection, const mqtt::PublishPacket& publish,
@@ -120,12 +133,17 @@ std::string_view ShardState::encode_forwarded_properties(const mqtt::Properties&
 }
 
 void ShardState::send_ack(Connection* connection, PacketType type, uint16_t packet_id, uint8_t reason) {
-  if (connection->version == ProtocolVersion::kV5) {
-    mqtt::encode_ack_v5(connection->output, type, packet_id, reason, {});
-  } else {
-    mqtt::encode_ack(connection->output, type, packet_id);
-  }
+  encode_ack_into(connection->output, connection, type, packet_id, reason);
   io_.request_flush(connection);
+}
+
+void ShardState::encode_ack_into(base::ByteBuffer& out, const Connection* connection, PacketType type,
+                                 uint16_t packet_id, uint8_t reason) {
+  if (connection->version == ProtocolVersion::kV5) {
+    mqtt::encode_ack_v5(out, type, packet_id, reason, {});
+  } else {
+    mqtt::encode_ack(out, type, packet_id);
+  }
 }
 
 bool ShardState::handle_ack(Connection* connection, PacketType type, std::span<const uint8_t> body, uint8_t flags) {

@@ -61,12 +61,17 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
     // 3.1.1 has one failure code for every reason.
     reason_code_scratch_.push_back(!v5 && result >= 0x80 ? mqtt::kSubackFailure : result);
   }
+  // SUBACK now, or once every other shard knows the new filters (barrier.cc): after it, a
+  // message published on any shard reaches the client.
+  bool wait = answers_must_wait();
+  WaitingAnswer answer;
+  base::ByteBuffer& suback = wait ? answer.packet : connection->output;
   if (v5) {
-    mqtt::encode_suback_v5(connection->output, subscribe.packet_id, {}, reason_code_scratch_);
+    mqtt::encode_suback_v5(suback, subscribe.packet_id, {}, reason_code_scratch_);
   } else {
-    mqtt::encode_suback(connection->output, subscribe.packet_id, reason_code_scratch_);
+    mqtt::encode_suback(suback, subscribe.packet_id, reason_code_scratch_);
   }
-  io_.request_flush(connection);
+  if (!wait) io_.request_flush(connection);
 
   // MQTT-3.3.1-6 / 3.8.4: retained messages matching each new subscription, after the
   // SUBACK, as Retain Handling says; never for a shared subscription (section 4.8.2).
@@ -74,8 +79,16 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
     const mqtt::SubscribeTopic& entry = subscribe.topics[i];
     if (reason_code_scratch_[i] >= 0x80 || is_shared_filter(entry.filter)) continue;
     if (entry.retain_handling == 2 || (entry.retain_handling == 1 && existed[i])) continue;
+    if (wait) {
+      answer.retained_filters.emplace_back(entry.filter);
+      continue;
+    }
     const SubscriptionOptions& options = session->subscriptions.find(entry.filter)->second;
     send_retained(session, entry.filter, options);
+  }
+  if (wait) {
+    answer.connection = connection;
+    wait_for_peers(std::move(answer));
   }
   return true;
 }
@@ -181,6 +194,7 @@ void ShardState::post_interest(CrossShardItem::Kind kind, std::string_view filte
     if (shard == shard_id_) continue;
     io_.post(shard, CrossShardItem{kind, shard_id_, new InterestChange{std::string(filter)}});
   }
+  if (shard_count_ > 1) note_change_posted();
 }
 
 void ShardState::remove_all_subscriptions(Session* session) {

@@ -29,7 +29,8 @@ ShardState::ShardState(uint32_t shard_id, uint32_t shard_count, const Options& o
       options_(options),
       io_(io),
       retained_(options.max_retained_messages),
-      shard_match_epoch_(shard_count, 0) {
+      shard_match_epoch_(shard_count, 0),
+      peer_applied_(shard_count, 0) {
   COREMQ_ASSERT(shard_id < shard_count);
 }
 
@@ -46,6 +47,11 @@ void ShardState::on_connection_opened(Connection* connection) {
 
 void ShardState::on_bytes(Connection* connection, std::span<const uint8_t> bytes) {
   if (connection->state == ConnectionState::kClosing || connection->state == ConnectionState::kHandingOff) return;
+  if (connection->input_held) {
+    // The loop parks input while held; kept in order behind the held packet all the same.
+    connection->input.append(bytes);
+    return;
+  }
 
   // Complete packets are handled straight from the receive buffer; only the tail of an
   // incomplete one is copied (and kept until the rest arrives).
@@ -115,6 +121,8 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
       next = Next::kStop;
       break;
     }
+    // The answer waits for other shards: the next packets wait for it (barrier.cc).
+    if (connection->input_held) break;
   }
   *consumed = offset;
   return next;
@@ -213,6 +221,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
   if (connection->state == ConnectionState::kClosing) return;
   bool was_handing_off = connection->state == ConnectionState::kHandingOff;
   connection->state = ConnectionState::kClosing;
+  if (connection->input_held) drop_waiting_answer(connection);
   connections_.erase(connection);
   COREMQ_ASSERT(counters_.connections_current > 0);
   --counters_.connections_current;
@@ -340,6 +349,14 @@ void ShardState::on_cross_shard(CrossShardItem item) {
       }
       break;
     }
+    case CrossShardItem::Kind::kBarrierRequest: {
+      // Everything the peer posted before this request has been applied here (FIFO ring).
+      CrossShardItem ack{CrossShardItem::Kind::kBarrierAck, shard_id_};
+      ack.sequence = item.sequence;
+      io_.post(item.from_shard, ack);
+      break;
+    }
+    case CrossShardItem::Kind::kBarrierAck: on_barrier_ack(item.from_shard, item.sequence); break;
     case CrossShardItem::Kind::kAdoptConnection:
       COREMQ_ASSERT_MSG(false, "connection adoption is handled by the shard loop");
       break;
