@@ -277,7 +277,7 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
 
 void ShardState::refuse_connect(Connection* connection, ProtocolVersion version, ReasonCode reason,
                                 std::string_view why) {
-  LOG_INFO("refusing CONNECT on fd %d with %s: %s", connection->fd, mqtt::reason_code_name(reason), why);
+  LOG_INFO_LIMITED("refusing CONNECT on fd %d with %s: %s", connection->fd, mqtt::reason_code_name(reason), why);
   if (version == ProtocolVersion::kV5) {
     encode_reason_string(why, /*size_limit=*/0);
     mqtt::encode_connack_v5(connection->output, false, static_cast<uint8_t>(reason), property_scratch_.span());

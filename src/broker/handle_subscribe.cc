@@ -101,11 +101,11 @@ uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& 
   if (shared) {
     if (!options_.shared_subscriptions_available) return code(ReasonCode::kSharedSubscriptionsNotSupported);
     if (!parse_shared_filter(filter, &shared_key, &shared_filter)) {
-      LOG_INFO("client '%s' subscribed to invalid shared filter '%s': refused", session->client_id, filter);
+      LOG_INFO_LIMITED("client '%s' subscribed to invalid shared filter '%s': refused", session->client_id, filter);
       return code(ReasonCode::kTopicFilterInvalid);
     }
   } else if (!topic::is_valid_topic_filter(filter)) {
-    LOG_INFO("client '%s' subscribed to invalid filter '%s': refused", session->client_id, filter);
+    LOG_INFO_LIMITED("client '%s' subscribed to invalid filter '%s': refused", session->client_id, filter);
     return code(ReasonCode::kTopicFilterInvalid);
   }
   if (!options_.wildcard_subscriptions_available && has_wildcard(shared ? shared_filter : filter)) {
@@ -114,7 +114,7 @@ uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& 
   auto existing = session->subscriptions.find(filter);
   *existed = existing != session->subscriptions.end();
   if (!*existed && session->subscriptions.size() >= options_.max_subscriptions_per_session) {
-    LOG_INFO("client '%s' is at --max-subscriptions-per-session=%u: '%s' refused", session->client_id,
+    LOG_INFO_LIMITED("client '%s' is at --max-subscriptions-per-session=%u: '%s' refused", session->client_id,
              options_.max_subscriptions_per_session, filter);
     return code(ReasonCode::kQuotaExceeded);
   }

@@ -115,7 +115,7 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
     // output the other bounds do not cover: past twice the bound the client goes.
     if (connection->output.size() + connection->sending.size() > 2 * size_t{options_.max_client_output_bytes}) {
       ++counters_.slow_consumers_disconnected;
-      LOG_WARNING("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
+      LOG_WARNING_LIMITED("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
                   connection->session ? connection->session->client_id : std::string(), options_.max_client_output_bytes);
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
       next = Next::kStop;
@@ -209,7 +209,7 @@ void ShardState::encode_reason_string(std::string_view why, uint32_t size_limit)
 void ShardState::close_for_protocol_error(Connection* connection, ReasonCode reason, std::string_view why) {
   ++counters_.protocol_errors;
   const char* who = connection->session ? connection->session->client_id.c_str() : "";
-  LOG_INFO("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
+  LOG_INFO_LIMITED("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
   bool tell_client = connection->version == mqtt::ProtocolVersion::kV5 &&
                      (connection->state == ConnectionState::kConnected ||
                       connection->state == ConnectionState::kAuthenticating);
@@ -289,7 +289,7 @@ void ShardState::on_tick(int64_t now_ms) {
   for (auto [connection, keep_alive] : expired) {
     if (keep_alive) {
       ++counters_.keep_alive_expiries;
-      LOG_INFO("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
+      LOG_INFO_LIMITED("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
                connection->keep_alive_seconds);
       if (connection->version == mqtt::ProtocolVersion::kV5) {
         send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
@@ -297,7 +297,7 @@ void ShardState::on_tick(int64_t now_ms) {
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
     } else {
       ++counters_.connect_timeouts;
-      LOG_INFO("connection fd %d sent no CONNECT within %u s, closing", connection->fd,
+      LOG_INFO_LIMITED("connection fd %d sent no CONNECT within %u s, closing", connection->fd,
                options_.connect_timeout_seconds);
       end_connection(connection, /*publish_will=*/false, /*flush_first=*/false);
     }

@@ -6,6 +6,7 @@
 // held drops its answer. Suites are named Shard* like shard_state_test.cc.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,7 +31,7 @@ std::string id_on(uint32_t shard, uint32_t shard_count, int skip = 0) {
 
 class Cluster {
  public:
-  explicit Cluster(uint32_t shard_count) {
+  explicit Cluster(uint32_t shard_count, const Options& cluster_options = {}) : options(cluster_options) {
     base::set_log_level(base::LogLevel::kWarning);
     for (uint32_t shard = 0; shard < shard_count; ++shard) {
       ios_.push_back(std::make_unique<FakeIo>(shard, shard_count));
@@ -102,7 +103,7 @@ class Cluster {
     return count;
   }
 
-  Options options;
+  const Options options;  // the shards keep a reference
 
  private:
   std::vector<std::unique_ptr<FakeIo>> ios_;
@@ -267,6 +268,63 @@ TEST(ShardPromises, UnsubackIsAtOnceAndLateForwardsAreNotDelivered) {
   EXPECT_EQ(Cluster::take(subscriber), unsuback_bytes(2));
   cluster.settle();
   EXPECT_EQ(Cluster::take(subscriber), "");
+}
+
+// ---- Retained copies at the limit (defect 9) -------------------------------------------------
+
+// What a new subscriber to `filter` on each shard is sent, as a set of payloads.
+std::vector<std::string> retained_seen(Cluster& cluster, uint32_t shard, uint32_t shard_count, int skip) {
+  Connection* subscriber = cluster.connect(shard, id_on(shard, shard_count, skip));
+  cluster.feed(shard, subscriber, subscribe_bytes(1, {{"#", 0}}));
+  cluster.settle();
+  std::vector<std::string> payloads;
+  for (const OutputPacket& packet : split_packets(Cluster::take(subscriber))) {
+    if (packet.type == PacketType::kPublish) payloads.emplace_back(decode_publish(packet).payload);
+  }
+  std::sort(payloads.begin(), payloads.end());
+  return payloads;
+}
+
+// Two shards, each one below --max-retained-messages, take a new retained topic each at
+// once, and each copy receives the other's update after its own (opposite orders). Before,
+// each copy kept its own topic and refused the other's: different sets for good.
+TEST(ShardRetainedCopies, NewTopicsTakenAtOnceOnTwoShardsAtTheLimitAgree) {
+  Cluster cluster(2, Options{.max_retained_messages = 2});
+  Connection* publisher0 = cluster.connect(0, id_on(0, 2));
+  Connection* publisher1 = cluster.connect(1, id_on(1, 2));
+  cluster.feed(0, publisher0, publish_bytes("old", "old", 0, 0, true));
+  cluster.settle();
+  cluster.feed(0, publisher0, publish_bytes("from0", "from0", 0, 0, true));
+  cluster.feed(1, publisher1, publish_bytes("from1", "from1", 0, 0, true));
+  cluster.deliver(0, 1);
+  cluster.deliver(1, 0);
+  std::vector<std::string> on0 = retained_seen(cluster, 0, 2, 1);
+  std::vector<std::string> on1 = retained_seen(cluster, 1, 2, 1);
+  EXPECT_EQ(on0, on1);
+  EXPECT_EQ(on0, (std::vector<std::string>{"from0", "from1", "old"}));
+  // Now at the limit on both: a new topic is refused where it enters, so by every copy.
+  cluster.feed(1, publisher1, publish_bytes("refused", "refused", 0, 0, true));
+  EXPECT_EQ(cluster.shard(1).counters().retained_dropped_limit, 1u);
+  cluster.settle();
+  EXPECT_EQ(retained_seen(cluster, 0, 2, 2), on0);
+  EXPECT_EQ(retained_seen(cluster, 1, 2, 2), on0);
+}
+
+// With the tombstones at their bound, shard 0 takes a retained message on "y" while shard 1
+// clears "y" (stamped later, so the clear wins). Before, shard 1's copy, which did not hold
+// "y", left no tombstone and then stored shard 0's older message: copies disagreed.
+TEST(ShardRetainedCopies, AClearWithTheTombstonesFullStillWinsEverywhere) {
+  Cluster cluster(2, Options{.max_retained_messages = 1});
+  Connection* publisher0 = cluster.connect(0, id_on(0, 2));
+  Connection* publisher1 = cluster.connect(1, id_on(1, 2));
+  cluster.feed(0, publisher0, publish_bytes("t", "t", 0, 0, true) + publish_bytes("t", "", 0, 0, true));
+  cluster.settle();
+  cluster.feed(0, publisher0, publish_bytes("y", "older", 0, 0, true));
+  cluster.feed(1, publisher1, publish_bytes("y", "", 0, 0, true));
+  cluster.deliver(0, 1);
+  cluster.deliver(1, 0);
+  EXPECT_EQ(retained_seen(cluster, 0, 2, 1), std::vector<std::string>{});
+  EXPECT_EQ(retained_seen(cluster, 1, 2, 1), std::vector<std::string>{});
 }
 
 }  // namespace
