@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "base/byte_buffer.h"
 #include "broker/message.h"
@@ -46,6 +47,11 @@ struct CrossShardItem {
     kBarrierRequest,   // sequence: the sender's change sequence number to confirm
     kBarrierAck,       // sequence: the requester's number, now applied by from_shard
   };
+  CrossShardItem() = default;
+  // A constructor rather than brace elision into the union (clang asks for braces there).
+  CrossShardItem(Kind item_kind, uint32_t sender, void* owned = nullptr)
+      : kind(item_kind), from_shard(sender), pointer(owned) {}
+
   Kind kind = Kind::kPublish;
   uint32_t from_shard = 0;
   // A barrier item carries a number, not an object: no allocation, and the item stays two
@@ -56,6 +62,7 @@ struct CrossShardItem {
   };
 };
 static_assert(sizeof(CrossShardItem) == 16, "a cross-shard item is two words");
+static_assert(std::is_trivially_copyable_v<CrossShardItem>, "items are copied through the rings");
 
 // Frees what an item owns (drops a message reference, closes a handed-off socket)
 // without handling it: for items left over when the broker stops.
