@@ -254,6 +254,22 @@ TEST(ShardPromises, DisconnectHeldBehindSubackIsHandledAfterIt) {
   EXPECT_TRUE(cluster.io(0).resumes.empty()) << "closed: nothing parked to replay";
 }
 
+// A shared subscription's first member on a shard is announced by the same interest items,
+// so its SUBACK waits the same way; after it, a message published on the peer reaches it.
+TEST(ShardPromises, SharedSubscriptionSubackWaitsToo) {
+  Cluster cluster(2);
+  Connection* member = cluster.connect(0, id_on(0, 2));
+  cluster.feed(0, member, subscribe_bytes(1, {{"$share/g/t", 0}}));
+  EXPECT_EQ(Cluster::take(member), "");
+  cluster.deliver(0, 1);
+  cluster.deliver(1, 0);
+  EXPECT_EQ(Cluster::take(member), suback_bytes(1, {0}));
+  Connection* publisher = cluster.connect(1, id_on(1, 2));
+  cluster.feed(1, publisher, publish_bytes("t", "shared"));
+  cluster.settle();
+  EXPECT_EQ(Cluster::take(member), publish_bytes("t", "shared"));
+}
+
 // UNSUBSCRIBE does not wait: the local subscription goes at once, and a message a peer
 // forwarded before it applied the interest-remove finds no subscriber here (MQTT-3.10.4-2).
 TEST(ShardPromises, UnsubackIsAtOnceAndLateForwardsAreNotDelivered) {
