@@ -60,6 +60,17 @@ void log_write(LogLevel level, std::string_view message) {
   (void)ignored;
 }
 
+int64_t log_clock_ms() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
+}
+
+void log_write_limited(LogLevel level, std::string message, uint64_t suppressed) {
+  if (suppressed > 0) absl::StrAppendFormat(&message, " (%u more like this not logged)", suppressed);
+  log_write(level, message);
+}
+
 [[noreturn]] void assert_failed(const char* expression, const char* file, int line, const char* message) {
   std::fprintf(stderr, "coremq: assertion failed: %s at %s:%d%s%s\n", expression, file, line,
                message ? ": " : "", message ? message : "");

@@ -64,6 +64,9 @@ struct Connection {
   bool queued_for_flush = false;
   bool close_after_flush = false;
   bool socket_shut_down = false;
+  // Set by ShardState while an answer to this client waits for other shards (a SUBACK until
+  // every peer has applied the new filter): the loop parks what arrives meanwhile, unread.
+  bool input_held = false;
 
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;

@@ -29,6 +29,9 @@ void release_cross_shard_item(CrossShardItem item) {
     case CrossShardItem::Kind::kSharedPublish:
       delete static_cast<SharedDelivery*>(item.pointer);
       return;
+    case CrossShardItem::Kind::kBarrierRequest:
+    case CrossShardItem::Kind::kBarrierAck:
+      return;  // a number: nothing owned
   }
   COREMQ_ASSERT_MSG(false, "unknown cross-shard item kind");
 }

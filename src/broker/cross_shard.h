@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "base/byte_buffer.h"
 #include "broker/message.h"
@@ -40,11 +41,28 @@ struct CrossShardItem {
     kInterestRemove,   // pointer: InterestChange*
     kAdoptConnection,  // pointer: ConnectionHandoff*
     kSharedPublish,    // pointer: SharedDelivery*
+    // The cross-shard barrier (ShardState::wait_for_peers): "tell me when you have applied
+    // everything I posted up to `sequence`". Rings are FIFO, so a peer that handles the
+    // request has applied every change posted before it, and answers with kBarrierAck.
+    kBarrierRequest,   // sequence: the sender's change sequence number to confirm
+    kBarrierAck,       // sequence: the requester's number, now applied by from_shard
   };
+  CrossShardItem() = default;
+  // A constructor rather than brace elision into the union (clang asks for braces there).
+  CrossShardItem(Kind item_kind, uint32_t sender, void* owned = nullptr)
+      : kind(item_kind), from_shard(sender), pointer(owned) {}
+
   Kind kind = Kind::kPublish;
   uint32_t from_shard = 0;
-  void* pointer = nullptr;
+  // A barrier item carries a number, not an object: no allocation, and the item stays two
+  // words. Which member is live follows from `kind`.
+  union {
+    void* pointer = nullptr;
+    uint64_t sequence;
+  };
 };
+static_assert(sizeof(CrossShardItem) == 16, "a cross-shard item is two words");
+static_assert(std::is_trivially_copyable_v<CrossShardItem>, "items are copied through the rings");
 
 // Frees what an item owns (drops a message reference, closes a handed-off socket)
 // without handling it: for items left over when the broker stops.

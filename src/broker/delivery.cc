@@ -50,12 +50,28 @@ uint64_t ShardState::next_retain_stamp() {
 
 void ShardState::update_retained(const MessageRef& message, bool from_here) {
   retain_clock_ = std::max(retain_clock_, message->retain_stamp() >> 8);
-  if (retained_.update(message, io_.now_ms()) == RetainedStore::Update::kLimitReached) {
+  if (from_here && !retained_.admits(*message)) {
+    // The limit is decided here, once: a refused message goes to no copy, so the copies
+    // agree whatever order they receive other shards' updates in (RetainedStore).
     ++counters_.retained_dropped_limit;
-    LOG_WARNING("retained message on '%s' not stored: --max-retained-messages=%u reached", message->topic(),
-                options_.max_retained_messages);
+    LOG_WARNING_LIMITED("retained message on '%s' not stored: --max-retained-messages=%u reached", message->topic(),
+                        options_.max_retained_messages);
+    return;
+  }
+  uint64_t evicted_before = retained_.tombstones_evicted();
+  if (retained_.update(message, io_.now_ms()) == RetainedStore::Update::kLimitReached) {
+    ++counters_.retained_dropped_hard_limit;
+    LOG_WARNING_LIMITED("retained message on '%s' not stored: this shard's copy holds %u, twice "
+                        "--max-retained-messages=%u (new topics taken on many shards at once)",
+                        message->topic(), retained_.size(), options_.max_retained_messages);
+  }
+  if (retained_.tombstones_evicted() != evicted_before) {
+    counters_.retained_tombstones_evicted += retained_.tombstones_evicted() - evicted_before;
+    LOG_INFO_LIMITED("retained store: over %u cleared topics remembered, the oldest forgotten early",
+                     options_.max_retained_messages);
   }
   if (!from_here) return;
+  if (shard_count_ > 1) note_change_posted();
   // Straight to every shard's copy: one hop, so a subscriber anywhere sees it as soon as
   // it would see a live message.
   for (uint32_t shard = 0; shard < shard_count_; ++shard) {

@@ -322,7 +322,7 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
 
 void ShardState::refuse_connect(Connection* connection, ProtocolVersion version, ReasonCode reason,
                                 std::string_view why) {
-  LOG_INFO("refusing CONNECT on fd %d with %s: %s", connection->fd, mqtt::reason_code_name(reason), why);
+  LOG_INFO_LIMITED("refusing CONNECT on fd %d with %s: %s", connection->fd, mqtt::reason_code_name(reason), why);
   if (version == ProtocolVersion::kV5) encode_reason_string(why);
   // A refusal too large for the client even bare is left out (stage_packet then closes).
   (void)stage_packet(connection, mqtt::PacketType::kConnack, [&](base::ByteBuffer& out, bool with_optional) {

@@ -89,10 +89,25 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
     }
     if (first) publish_from_here(make_message(connection, publish, topic));
     // publish_from_here may deliver to this very connection; it is still open here.
-    return send_ack(connection, PacketType::kPubrec, publish.packet_id, 0);
+    return acknowledge_publish(connection, PacketType::kPubrec, publish.packet_id, publish.retain);
   }
   publish_from_here(make_message(connection, publish, topic));
-  if (publish.qos == 1) return send_ack(connection, PacketType::kPuback, publish.packet_id, 0);
+  if (publish.qos == 1) return acknowledge_publish(connection, PacketType::kPuback, publish.packet_id, publish.retain);
+  return true;
+}
+
+bool ShardState::acknowledge_publish(Connection* connection, PacketType type, uint16_t packet_id, bool retain) {
+  // A retained message acknowledged to its publisher is in every shard's copy (barrier.cc),
+  // so any SUBSCRIBE the publisher (or anyone told by it) makes afterwards gets it.
+  if (!retain || !answers_must_wait()) return send_ack(connection, type, packet_id, 0);
+  WaitingAnswer answer;
+  answer.connection = connection;
+  if (!stage_packet_into(answer.packet, connection, type, [&](base::ByteBuffer& out, bool) {
+        encode_ack(out, connection->version, type, packet_id, 0);
+      })) {
+    return false;
+  }
+  wait_for_peers(std::move(answer));
   return true;
 }
 
@@ -127,13 +142,18 @@ std::string_view ShardState::encode_forwarded_properties(const mqtt::Properties&
   return property_scratch_.view();
 }
 
+void ShardState::encode_ack(base::ByteBuffer& out, ProtocolVersion version, PacketType type, uint16_t packet_id,
+                            uint8_t reason) {
+  if (version == ProtocolVersion::kV5) {
+    mqtt::encode_ack_v5(out, type, packet_id, reason, {});
+  } else {
+    mqtt::encode_ack(out, type, packet_id);
+  }
+}
+
 bool ShardState::send_ack(Connection* connection, PacketType type, uint16_t packet_id, uint8_t reason) {
   return stage_packet(connection, type, [&](base::ByteBuffer& out, bool) {
-    if (connection->version == ProtocolVersion::kV5) {
-      mqtt::encode_ack_v5(out, type, packet_id, reason, {});
-    } else {
-      mqtt::encode_ack(out, type, packet_id);
-    }
+    encode_ack(out, connection->version, type, packet_id, reason);
   });
 }
 

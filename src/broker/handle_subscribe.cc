@@ -61,13 +61,19 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
     // 3.1.1 has one failure code for every reason.
     reason_code_scratch_.push_back(!v5 && result >= 0x80 ? mqtt::kSubackFailure : result);
   }
-  bool staged = stage_packet(connection, mqtt::PacketType::kSuback, [&](base::ByteBuffer& out, bool) {
+  // SUBACK now, or once every other shard knows the new filters (barrier.cc): after it, a
+  // message published on any shard reaches the client.
+  bool wait = answers_must_wait();
+  WaitingAnswer answer;
+  auto encode_suback = [&](base::ByteBuffer& out, bool) {
     if (v5) {
       mqtt::encode_suback_v5(out, subscribe.packet_id, {}, reason_code_scratch_);
     } else {
       mqtt::encode_suback(out, subscribe.packet_id, reason_code_scratch_);
     }
-  });
+  };
+  bool staged = wait ? stage_packet_into(answer.packet, connection, mqtt::PacketType::kSuback, encode_suback)
+                     : stage_packet(connection, mqtt::PacketType::kSuback, encode_suback);
   if (!staged) return false;  // over the client's Maximum Packet Size: closed
 
   // MQTT-3.3.1-6 / 3.8.4: retained messages matching each new subscription, after the
@@ -76,8 +82,16 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
     const mqtt::SubscribeTopic& entry = subscribe.topics[i];
     if (reason_code_scratch_[i] >= 0x80 || is_shared_filter(entry.filter)) continue;
     if (entry.retain_handling == 2 || (entry.retain_handling == 1 && existed[i])) continue;
+    if (wait) {
+      answer.retained_filters.emplace_back(entry.filter);
+      continue;
+    }
     const SubscriptionOptions& options = session->subscriptions.find(entry.filter)->second;
     send_retained(session, entry.filter, options);
+  }
+  if (wait) {
+    answer.connection = connection;
+    wait_for_peers(std::move(answer));
   }
   return true;
 }
@@ -90,17 +104,17 @@ uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& 
   if (shared) {
     if (!options_.shared_subscriptions_available) return code(ReasonCode::kSharedSubscriptionsNotSupported);
     if (!parse_shared_filter(filter, &shared_key, &shared_filter)) {
-      LOG_INFO("client '%s' subscribed to invalid shared filter '%s': refused", session->client_id, filter);
+      LOG_INFO_LIMITED("client '%s' subscribed to invalid shared filter '%s': refused", session->client_id, filter);
       return code(ReasonCode::kTopicFilterInvalid);
     }
   } else if (!topic::is_valid_topic_filter(filter)) {
-    LOG_INFO("client '%s' subscribed to invalid filter '%s': refused", session->client_id, filter);
+    LOG_INFO_LIMITED("client '%s' subscribed to invalid filter '%s': refused", session->client_id, filter);
     return code(ReasonCode::kTopicFilterInvalid);
   }
   // Every level is a node of the topic tree: without a bound one SUBSCRIBE builds 65536 of them.
   if (uint32_t levels = topic::count_levels(shared ? shared_filter : filter); levels > options_.max_topic_levels) {
     ++counters_.topic_levels_refused;
-    LOG_INFO("client '%s' subscribed to a filter of %u levels, over --max-topic-levels=%u: refused",
+    LOG_INFO_LIMITED("client '%s' subscribed to a filter of %u levels, over --max-topic-levels=%u: refused",
              session->client_id, levels, options_.max_topic_levels);
     return code(ReasonCode::kTopicFilterInvalid);
   }
@@ -110,7 +124,7 @@ uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& 
   auto existing = session->subscriptions.find(filter);
   *existed = existing != session->subscriptions.end();
   if (!*existed && session->subscriptions.size() >= options_.max_subscriptions_per_session) {
-    LOG_INFO("client '%s' is at --max-subscriptions-per-session=%u: '%s' refused", session->client_id,
+    LOG_INFO_LIMITED("client '%s' is at --max-subscriptions-per-session=%u: '%s' refused", session->client_id,
              options_.max_subscriptions_per_session, filter);
     return code(ReasonCode::kQuotaExceeded);
   }
@@ -190,6 +204,7 @@ void ShardState::post_interest(CrossShardItem::Kind kind, std::string_view filte
     if (shard == shard_id_) continue;
     io_.post(shard, CrossShardItem{kind, shard_id_, new InterestChange{std::string(filter)}});
   }
+  if (shard_count_ > 1) note_change_posted();
 }
 
 void ShardState::remove_all_subscriptions(Session* session) {

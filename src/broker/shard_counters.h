@@ -22,6 +22,13 @@ struct ShardCounters {
   uint64_t keep_alive_expiries = 0;
   uint64_t connect_timeouts = 0;
   uint64_t retained_dropped_limit = 0;
+  // A copy past the hard bound on retained messages (twice the limit): an update another
+  // shard admitted was not stored here (the one case where copies can differ).
+  uint64_t retained_dropped_hard_limit = 0;
+  // Tombstones forgotten before their lifetime because there were too many of them.
+  uint64_t retained_tombstones_evicted = 0;
+  // Answers (SUBACK, retained PUBACK/PUBREC) that waited for every peer's barrier ack.
+  uint64_t answers_held_for_peers = 0;
   uint64_t sessions_refused_limit = 0;
   // CONNECTs refused because the keep-alive is over --max-keepalive (3.1/3.1.1), and MQTT 5
   // keep-alives cut down to it.

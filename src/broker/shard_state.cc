@@ -29,7 +29,8 @@ ShardState::ShardState(uint32_t shard_id, uint32_t shard_count, const Options& o
       options_(options),
       io_(io),
       retained_(options.max_retained_messages),
-      shard_match_epoch_(shard_count, 0) {
+      shard_match_epoch_(shard_count, 0),
+      peer_applied_(shard_count, 0) {
   COREMQ_ASSERT(shard_id < shard_count);
 }
 
@@ -46,6 +47,11 @@ void ShardState::on_connection_opened(Connection* connection) {
 
 void ShardState::on_bytes(Connection* connection, std::span<const uint8_t> bytes) {
   if (connection->state == ConnectionState::kClosing || connection->state == ConnectionState::kHandingOff) return;
+  if (connection->input_held) {
+    // The loop parks input while held; kept in order behind the held packet all the same.
+    connection->input.append(bytes);
+    return;
+  }
 
   // Complete packets are handled straight from the receive buffer; only the tail of an
   // incomplete one is copied (and kept until the rest arrives).
@@ -110,12 +116,14 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
     // output the other bounds do not cover: past twice the bound the client goes.
     if (connection->output.size() + connection->sending.size() > 2 * size_t{options_.max_client_output_bytes}) {
       ++counters_.slow_consumers_disconnected;
-      LOG_WARNING("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
+      LOG_WARNING_LIMITED("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
                   connection->session ? connection->session->client_id : std::string(), options_.max_client_output_bytes);
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
       next = Next::kStop;
       break;
     }
+    // The answer waits for other shards: the next packets wait for it (barrier.cc).
+    if (connection->input_held) break;
   }
   *consumed = offset;
   return next;
@@ -201,9 +209,15 @@ void ShardState::encode_reason_string(std::string_view why) {
 }
 
 bool ShardState::stage_packet(Connection* connection, mqtt::PacketType type, PacketEncoder encode) {
+  if (!stage_packet_into(connection->output, connection, type, encode)) return false;
+  io_.request_flush(connection);
+  return true;
+}
+
+bool ShardState::stage_packet_into(base::ByteBuffer& out, Connection* connection, mqtt::PacketType type,
+                                   PacketEncoder encode) {
   // Encoded in place and withdrawn when over the limit, so the packet that fits (nearly
   // always) costs no copy; the second encoding happens only for one that does not.
-  base::ByteBuffer& out = connection->output;
   const size_t start = out.size();
   const uint32_t limit = connection->client_maximum_packet_size;  // 0: none (and always before MQTT 5)
   encode(out, /*with_optional_properties=*/true);
@@ -212,16 +226,13 @@ bool ShardState::stage_packet(Connection* connection, mqtt::PacketType type, Pac
     encode(out, /*with_optional_properties=*/false);
   }
   const size_t size = out.size() - start;
-  if (limit == 0 || size <= limit) {
-    io_.request_flush(connection);
-    return true;
-  }
+  if (limit == 0 || size <= limit) return true;
   out.truncate(start);
   ++counters_.packets_over_client_maximum;
-  LOG_INFO("%s of %u bytes for connection fd %d (client '%s') is over the client's Maximum Packet Size %u: "
-           "not sent, closing",
-           mqtt::packet_type_name(type), size, connection->fd,
-           connection->session ? connection->session->client_id : std::string(), limit);
+  LOG_INFO_LIMITED("%s of %u bytes for connection fd %d (client '%s') is over the client's Maximum Packet Size %u: "
+                   "not sent, closing",
+                   mqtt::packet_type_name(type), size, connection->fd,
+                   connection->session ? connection->session->client_id : std::string(), limit);
   if (type != mqtt::PacketType::kDisconnect) {
     // What was staged before still goes out. A client that never had its CONNACK was never
     // connected, so its will is not published.
@@ -233,7 +244,7 @@ bool ShardState::stage_packet(Connection* connection, mqtt::PacketType type, Pac
 void ShardState::close_for_protocol_error(Connection* connection, ReasonCode reason, std::string_view why) {
   ++counters_.protocol_errors;
   const char* who = connection->session ? connection->session->client_id.c_str() : "";
-  LOG_INFO("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
+  LOG_INFO_LIMITED("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
   bool tell_client = connection->version == mqtt::ProtocolVersion::kV5 &&
                      (connection->state == ConnectionState::kConnected ||
                       connection->state == ConnectionState::kAuthenticating);
@@ -245,6 +256,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
   if (connection->state == ConnectionState::kClosing) return;
   bool was_handing_off = connection->state == ConnectionState::kHandingOff;
   connection->state = ConnectionState::kClosing;
+  if (connection->input_held) drop_waiting_answer(connection);
   connections_.erase(connection);
   COREMQ_ASSERT(counters_.connections_current > 0);
   --counters_.connections_current;
@@ -312,7 +324,7 @@ void ShardState::on_tick(int64_t now_ms) {
   for (auto [connection, keep_alive] : expired) {
     if (keep_alive) {
       ++counters_.keep_alive_expiries;
-      LOG_INFO("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
+      LOG_INFO_LIMITED("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
                connection->keep_alive_seconds);
       if (connection->version == mqtt::ProtocolVersion::kV5) {
         send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
@@ -320,7 +332,7 @@ void ShardState::on_tick(int64_t now_ms) {
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
     } else {
       ++counters_.connect_timeouts;
-      LOG_INFO("connection fd %d sent no CONNECT within %u s, closing", connection->fd,
+      LOG_INFO_LIMITED("connection fd %d sent no CONNECT within %u s, closing", connection->fd,
                options_.connect_timeout_seconds);
       end_connection(connection, /*publish_will=*/false, /*flush_first=*/false);
     }
@@ -372,6 +384,14 @@ void ShardState::on_cross_shard(CrossShardItem item) {
       }
       break;
     }
+    case CrossShardItem::Kind::kBarrierRequest: {
+      // Everything the peer posted before this request has been applied here (FIFO ring).
+      CrossShardItem ack{CrossShardItem::Kind::kBarrierAck, shard_id_};
+      ack.sequence = item.sequence;
+      io_.post(item.from_shard, ack);
+      break;
+    }
+    case CrossShardItem::Kind::kBarrierAck: on_barrier_ack(item.from_shard, item.sequence); break;
     case CrossShardItem::Kind::kAdoptConnection:
       COREMQ_ASSERT_MSG(false, "connection adoption is handled by the shard loop");
       break;

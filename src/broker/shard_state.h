@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -42,6 +43,9 @@ class IoPort {
   virtual void close_connection(Connection* connection, bool flush_first) = 0;
   // Moves the socket and its unread bytes to another shard; the Connection is freed here.
   virtual void hand_off_connection(Connection* connection, uint32_t target_shard) = 0;
+  // The protocol side cleared connection->input_held: hand it what was parked for it while
+  // held, in arrival order, before anything received later (stop again if it is held again).
+  virtual void resume_input(Connection* connection) = 0;
   // Queues an item for another shard (delivered in order, in a batch, at the end of the turn).
   virtual void post(uint32_t target_shard, CrossShardItem item) = 0;
   virtual int64_t now_ms() const = 0;
@@ -98,6 +102,9 @@ class ShardState {
   // (a DISCONNECT is only left out: its connection is closing anyway); then it returns false
   // and the caller must stop using the connection.
   [[nodiscard]] bool stage_packet(Connection* connection, mqtt::PacketType type, PacketEncoder encode);
+  // The same into `out` (a waiting answer's buffer, see barrier.cc), with no flush asked.
+  [[nodiscard]] bool stage_packet_into(base::ByteBuffer& out, Connection* connection, mqtt::PacketType type,
+                                       PacketEncoder encode);
   // Ends the protocol side of a connection once: detaches its session, schedules or
   // publishes the will, ends or schedules the end of the session, asks the I/O side to close.
   void end_connection(Connection* connection, bool publish_will, bool flush_first);
@@ -124,9 +131,14 @@ class ShardState {
   // The received PUBLISH (or will) properties a subscriber gets, encoded into
   // property_scratch_ (valid until its next use).
   std::string_view encode_forwarded_properties(const mqtt::Properties& received);
+  static void encode_ack(base::ByteBuffer& out, mqtt::ProtocolVersion version, mqtt::PacketType type,
+                         uint16_t packet_id, uint8_t reason);
   [[nodiscard]] bool send_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
   // A PUBACK, PUBREC or PUBCOMP that does not fit the message's QoS flow: a protocol error.
   bool close_for_wrong_ack(Connection* connection, mqtt::PacketType type, const OutgoingInflight& inflight);
+  // PUBACK/PUBREC of a client's PUBLISH: a retained one waits for every peer (barrier.cc).
+  [[nodiscard]] bool acknowledge_publish(Connection* connection, mqtt::PacketType type, uint16_t packet_id,
+                                         bool retain);
 
   // SUBSCRIBE / UNSUBSCRIBE (handle_subscribe.cc).
   bool handle_subscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
@@ -161,6 +173,35 @@ class ShardState {
   uint16_t next_packet_id(Session* session);
   uint32_t send_window(const Session* session) const;
   bool output_over_limit(const Connection* connection) const;
+
+  // The cross-shard barrier (barrier.cc): answers that promise something about every shard
+  // (a SUBACK, the PUBACK/PUBREC of a retained PUBLISH) wait until every peer has applied
+  // the changes this shard posted before them. Each change posted to every peer (interest
+  // add/remove, retained update) takes the next change sequence number; a waiting answer
+  // needs the number current when it was made; a kBarrierRequest for it goes to every peer
+  // behind the changes, and each peer's kBarrierAck confirms them. Meanwhile the client's
+  // input is held (Connection::input_held), so its later packets are answered after it.
+  struct WaitingAnswer {
+    Connection* connection = nullptr;
+    uint64_t sequence = 0;
+    base::ByteBuffer packet;  // the encoded answer
+    // SUBACK: the filters whose retained messages follow the SUBACK, in SUBSCRIBE order.
+    std::vector<std::string> retained_filters;
+  };
+  // Counts a change just posted to every peer.
+  void note_change_posted() { ++change_sequence_; }
+  // True when some change of this shard is not yet confirmed by every peer: an answer made
+  // now must wait. Never with one shard.
+  bool answers_must_wait() const { return change_sequence_ > applied_by_all_; }
+  // Holds the connection's input and keeps `answer` until every peer has applied every
+  // change posted so far.
+  void wait_for_peers(WaitingAnswer answer);
+  void on_barrier_ack(uint32_t peer, uint64_t sequence);
+  // Sends the answer and its retained messages, then handles the input that waited.
+  void send_waiting_answer(WaitingAnswer& answer);
+  void resume_held_input(Connection* connection);
+  // A held connection that ends drops its answer (the client will never read it).
+  void drop_waiting_answer(Connection* connection);
 
   // Sessions, wills and their timers (sessions.cc).
   Session* find_session(std::string_view client_id);
@@ -223,6 +264,13 @@ class ShardState {
   int64_t now_ms_ = 0;
   uint32_t hand_off_target_ = 0;  // set by handle_connect for on_bytes
   uint64_t retain_clock_ = 0;
+  // The barrier (see WaitingAnswer). peer_applied_[shard]: highest sequence that peer confirmed.
+  uint64_t change_sequence_ = 0;
+  uint64_t barrier_requested_ = 0;
+  uint64_t applied_by_all_ = 0;
+  std::vector<uint64_t> peer_applied_;
+  // In sequence order (each is made with the sequence current then); one per held connection.
+  std::deque<WaitingAnswer> waiting_answers_;
   mqtt::PublishPacket publish_scratch_;
   std::vector<mqtt::SubscribeTopic> subscribe_scratch_;
   std::vector<std::string_view> unsubscribe_scratch_;

@@ -66,6 +66,9 @@ class Shard final : public broker::IoPort {
   void hand_off_connection(broker::Connection* connection, uint32_t target_shard) override;
   void post(uint32_t target_shard, broker::CrossShardItem item) override;
   int64_t now_ms() const override { return now_ms_; }
+  // Stub for this branch: ShardState keeps input that arrives while held in
+  // connection->input itself. The loop's parking (helper "loop") replaces it at merge.
+  void resume_input(broker::Connection*) override {}
 
   uint32_t id() const { return shard_id_; }
   // Set during start-up: an error message if the ring could not be made.

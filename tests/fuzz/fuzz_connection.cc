@@ -4,7 +4,12 @@
 // other packets built by the src/mqtt encoders or raw bytes, fed whole or split, keep-alive and
 // connect-timeout ticks, transport closes, sends completing, cross-shard items (both what the
 // shards post to each other and items made up by the input), hand-offs adopted by the owner
-// shard as the real loop adopts them. Built with ASan + UBSan; LeakSanitizer checks that every
+// shard as the real loop adopts them. What the shards post waits in per-pair FIFO queues (the
+// rings) and is delivered at the end of a turn or, by kDeliverSome, a few items of one pair at
+// a time, so barrier requests and acks (SUBACK and retained PUBACK waiting for every peer)
+// arrive late, in batches, and interleaved with the clients' packets. A connection whose input
+// ShardState holds is served as the loop serves it: what arrives meanwhile (and its end of
+// stream) is parked and replayed on resume_input; kCloseHeld ends one at once instead. Built with ASan + UBSan; LeakSanitizer checks that every
 // Message reference and posted item is released.
 //
 // Oracles beyond "no crash, no leak, no failed COREMQ_ASSERT":
@@ -12,7 +17,9 @@
 //     packet of MQTT 3.1.1, and the first packet of a connection is a CONNACK;
 //   - each shard's connection_count() and connections_current counter equal the number of
 //     connections the fuzzer holds on that shard that are neither closed nor handed off;
-//   - a connection the broker closed or handed off gets no new output.
+//   - a connection the broker closed or handed off gets no new output;
+//   - no input reaches a held connection, and once everything posted has been delivered no
+//     connection is still held (every waiting answer was sent).
 //
 // Input format (tests/fuzz/make_corpus.py writes seeds in it):
 //   byte 0: bits 0-1 shard count - 1; bit 2 on_shutdown() at the end; bits 3-7 all set = debug logs
@@ -24,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -76,6 +84,8 @@ enum Operation : uint8_t {
   kSendComplete,
   kEndOfTurn,
   kCrossShard,
+  kDeliverSome,
+  kCloseHeld,
   kOperationCount,
 };
 
@@ -156,6 +166,10 @@ struct Client {
   // Output staged when the broker closed the connection: nothing may be added after that.
   bool closing_seen = false;
   size_t closing_output_size = 0;
+  // What the loop parked while ShardState held this connection's input, in arrival order,
+  // and an end of stream parked behind it.
+  std::vector<std::vector<uint8_t>> parked;
+  bool parked_close = false;
 };
 
 class Cluster {
@@ -165,12 +179,16 @@ class Cluster {
       ios_.push_back(std::make_unique<FakeIo>(shard, shard_count));
       shards_.push_back(std::make_unique<broker::ShardState>(shard, shard_count, options_, *ios_[shard]));
     }
+    in_rings_.resize(size_t{shard_count} * shard_count);
   }
   ~Cluster() {
     // The shards first (their sessions hold Message references), then the fakes (they release
     // the items still posted), then the connections, as the loop frees them last.
     shards_.clear();
     ios_.clear();
+    for (auto& ring : in_rings_) {
+      for (const CrossShardItem& item : ring) testing::release_cross_shard_item(item);
+    }
   }
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
@@ -197,6 +215,11 @@ class Cluster {
       client.unread.insert(client.unread.end(), bytes.begin(), bytes.end());
       return;
     }
+    if (client.connection->input_held || !client.parked.empty()) {
+      // The loop parks it, unread, behind what is parked already.
+      if (client.connection->state == ConnectionState::kConnected) client.parked.emplace_back(bytes.begin(), bytes.end());
+      return;
+    }
     shards_[client.shard]->on_bytes(client.connection.get(), bytes);
     after_event(index);
   }
@@ -209,6 +232,20 @@ class Cluster {
       client.closed_while_moving = true;
       return;
     }
+    if (client.connection->input_held || !client.parked.empty()) {
+      client.parked_close = true;  // the end of stream waits behind the parked input
+      return;
+    }
+    shards_[client.shard]->on_transport_closed(client.connection.get());
+    after_event(index);
+  }
+
+  // The connection ends while its input is held (a reset the loop does not park).
+  void close_held(int index) {
+    if (index < 0) return;
+    index = resolve(index);
+    Client& client = clients_[index];
+    if (client.handed_off || !client.connection->input_held) return;
     shards_[client.shard]->on_transport_closed(client.connection.get());
     after_event(index);
   }
@@ -254,19 +291,42 @@ class Cluster {
   bool end_of_turn() {
     bool any = false;
     for (uint32_t shard = 0; shard < shard_count(); ++shard) {
+      collect_posts();
       std::vector<FakeIo::HandOff> handoffs = std::exchange(ios_[shard]->handoffs, {});
-      std::vector<FakeIo::Post> posts = ios_[shard]->take_posts();
-      any |= !handoffs.empty() || !posts.empty();
-      for (FakeIo::Post& post : posts) shards_[post.target_shard]->on_cross_shard(post.item);
+      any |= !handoffs.empty();
+      for (uint32_t to = 0; to < shard_count(); ++to) {
+        if (to != shard) any |= deliver(shard, to, SIZE_MAX) > 0;
+      }
       for (FakeIo::HandOff& handoff : handoffs) adopt(handoff);
     }
     check_counts();
     return any;
   }
 
+  // A few items of one ring: barrier requests and acks (and the rest) arrive late or in batches.
+  void deliver_some(uint32_t from, uint32_t to, size_t count) {
+    if (shard_count() < 2) return;
+    from %= shard_count();
+    to %= shard_count();
+    if (from == to) to = (to + 1) % shard_count();
+    collect_posts();
+    deliver(from, to, count);
+    check_counts();
+  }
+
   void quiesce() {
     for (size_t round = 0; round < kRoundsToQuiesceMax; ++round) {
-      if (!end_of_turn()) return;
+      if (!end_of_turn()) {
+        // Every barrier was answered: no answer still waits, no input is still held.
+        for (Client& client : clients_) {
+          if (client.handed_off) continue;
+          COREMQ_ASSERT_MSG(!client.connection->input_held, "connection still held with nothing in flight");
+          // A connection that a tick or a takeover closed: the loop recycles what it parked.
+          if (client.connection->state != ConnectionState::kConnected) continue;
+          COREMQ_ASSERT_MSG(client.parked.empty() && !client.parked_close, "parked input never replayed");
+        }
+        return;
+      }
     }
     COREMQ_ASSERT_MSG(false, "cross-shard traffic did not settle");
   }
@@ -311,6 +371,70 @@ class Cluster {
     return static_cast<int>(clients_.size() - 1);
   }
 
+  // What the shards posted joins the per-pair FIFO queues (the rings).
+  void collect_posts() {
+    for (uint32_t shard = 0; shard < shard_count(); ++shard) {
+      for (FakeIo::Post& post : ios_[shard]->take_posts()) {
+        in_rings_[size_t{shard} * shard_count() + post.target_shard].push_back(post.item);
+      }
+    }
+  }
+
+  size_t deliver(uint32_t from, uint32_t to, size_t count) {
+    auto& ring = in_rings_[size_t{from} * shard_count() + to];
+    size_t delivered = 0;
+    while (delivered < count && !ring.empty()) {
+      CrossShardItem item = ring.front();
+      ring.pop_front();
+      shards_[to]->on_cross_shard(item);
+      ++delivered;
+      serve_resumes();
+    }
+    return delivered;
+  }
+
+  // As the loop does on resume_input: the parked input of that connection, in order, until
+  // it is held again; then its parked end of stream.
+  void serve_resumes() {
+    for (bool any = true; any;) {
+      any = false;
+      for (uint32_t shard = 0; shard < shard_count(); ++shard) {
+        std::vector<Connection*> resumes = std::exchange(ios_[shard]->resumes, {});
+        for (Connection* connection : resumes) {
+          any = true;
+          int index = -1;
+          for (size_t i = 0; i < clients_.size(); ++i) {
+            if (clients_[i].connection.get() == connection) index = static_cast<int>(i);
+          }
+          COREMQ_ASSERT(index >= 0 && !clients_[index].handed_off && clients_[index].shard == shard);
+          replay_parked(index);
+        }
+      }
+    }
+  }
+
+  void replay_parked(int index) {
+    Client& client = clients_[index];
+    Connection* connection = client.connection.get();
+    while (!client.parked.empty() && !connection->input_held && connection->state == ConnectionState::kConnected) {
+      std::vector<uint8_t> bytes = std::move(client.parked.front());
+      client.parked.erase(client.parked.begin());
+      shards_[client.shard]->on_bytes(connection, bytes);
+      after_event(index);
+    }
+    if (connection->state != ConnectionState::kConnected) {
+      // Closed meanwhile: the loop recycles what was parked.
+      client.parked.clear();
+      client.parked_close = false;
+      return;
+    }
+    if (client.parked.empty() && client.parked_close && !connection->input_held) {
+      client.parked_close = false;
+      shards_[client.shard]->on_transport_closed(connection);
+      after_event(index);
+    }
+  }
+
   int resolve(int index) const {
     while (clients_[index].successor >= 0) index = clients_[index].successor;
     return index;
@@ -341,8 +465,14 @@ class Cluster {
       COREMQ_ASSERT_MSG(connection->output.empty(), "output written to a connection being handed off");
       client.handed_off = true;
     }
-    if (connection->state == ConnectionState::kClosing) COREMQ_ASSERT(ios_[client.shard]->was_closed(connection));
+    if (connection->state == ConnectionState::kClosing) {
+      COREMQ_ASSERT(ios_[client.shard]->was_closed(connection));
+      COREMQ_ASSERT_MSG(!connection->input_held, "a closed connection is still held");
+      client.parked.clear();  // the loop recycles parked input of a closed connection
+      client.parked_close = false;
+    }
     check_counts();
+    serve_resumes();
   }
 
   // Every shard's idea of its live connections matches the connections' states.
@@ -454,6 +584,8 @@ class Cluster {
   const Options options_;
   std::vector<std::unique_ptr<FakeIo>> ios_;
   std::vector<std::unique_ptr<broker::ShardState>> shards_;
+  // Items posted and not yet delivered, per (from, to) pair, in order: the rings.
+  std::vector<std::deque<CrossShardItem>> in_rings_;
   // Referred to by index: adoption appends while a caller may hold an index.
   std::vector<Client> clients_;
 };
@@ -612,6 +744,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         cluster.cross_shard(from, to, kind, text, selector >> 2, selector & 0x80, payload_size % 32);
         break;
       }
+      case kDeliverSome: {
+        uint32_t from = script.byte();
+        uint32_t to = script.byte();
+        cluster.deliver_some(from, to, 1 + script.byte() % 4);
+        break;
+      }
+      case kCloseHeld: cluster.close_held(cluster.pick(script.byte())); break;
       case kOperationCount: break;
     }
   }

@@ -131,7 +131,7 @@ def decoder_seeds() -> dict:
 # ---- fuzz_connection scripts --------------------------------------------------------------
 
 OPEN_RAW, OPEN_CONNECT, FEED_RAW, FEED_PACKET, TICK, TRANSPORT_CLOSED, SEND_BEGIN, SEND_COMPLETE, END_OF_TURN, \
-    CROSS_SHARD = range(10)
+    CROSS_SHARD, DELIVER_SOME, CLOSE_HELD = range(12)
 
 # Indices into the tables of fuzz_connection.cc.
 TOPICS = ["a", "a/b", "a/b/c", "b", "$SYS/x", "/", "a//b", "will/c", "x/y/z/w", "c0"]
@@ -228,6 +228,13 @@ class Script:
     def cross_interest(self, from_shard, to_shard, filter_, add=True):
         return self.op(CROSS_SHARD, 1 if add else 2, from_shard, to_shard, *pick(FILTERS, filter_), 0)
 
+    def deliver_some(self, from_shard, to_shard, count=1):
+        # count is 1 + byte % 4
+        return self.op(DELIVER_SOME, from_shard, to_shard, count - 1)
+
+    def close_held(self, client):
+        return self.op(CLOSE_HELD, client)
+
     def bytes(self):
         return bytes(self.out)
 
@@ -282,6 +289,15 @@ def connection_seeds() -> dict:
     s.cross_interest(1, 0, "a/#").cross_publish(1, 0, "a/b", qos=1, retain=True)
     s.cross_interest(1, 0, "a/#", add=False).cross_publish(1, 0, "$SYS/x", qos=2)
     seeds["cross_shard_items"] = s.bytes()
+    # The barrier: a SUBACK and a retained PUBACK wait for every peer while the client's later
+    # packets are parked; items of one ring delivered a few at a time; closes while held.
+    s = Script(shards=2).connect(shard=0, client="c0").connect(shard=1, client="c1").turn()
+    s.subscribe(0, [("a/#", 1)]).ping(0).publish(0, "a/b", qos=1, retain=True, packet_id=3)
+    s.deliver_some(0, 1, 1).deliver_some(1, 0, 1).deliver_some(0, 1, 2).deliver_some(1, 0, 1)
+    s.publish(1, "a/b", qos=1).turn().drain(0)
+    s.subscribe(1, [("b", 0)]).ping(1).close(1).turn()
+    s.subscribe(0, [("x/#", 0)]).close_held(0).turn()
+    seeds["barrier_held"] = s.bytes()
     seeds["shutdown"] = Script(shards=2, shutdown=True).connect(client="c0").connect(shard=1, client="c1").bytes()
     return seeds
 

@@ -1,6 +1,6 @@
 // A fake IoPort that lets a test or a fuzzer drive broker::ShardState in-process, with no
 // sockets and no ring: it records what the protocol side asks of the I/O side (flushes,
-// closes, hand-offs, cross-shard posts) and serves a clock the caller sets. It does what the
+// closes, hand-offs, cross-shard posts, resumes of held input) and serves a clock the caller sets. It does what the
 // real shard loop (src/shard/shard.cc) does with ownership: a hand-off takes the
 // connection's unread input, and a posted item's pointee (a Message reference, an
 // InterestChange, a ConnectionHandoff) belongs to the fake until someone takes it or the
@@ -89,8 +89,17 @@ class FakeIo final : public broker::IoPort {
   void post(uint32_t target_shard, broker::CrossShardItem item) override {
     COREMQ_ASSERT(target_shard < shard_count_ && target_shard != shard_id_);
     COREMQ_ASSERT(item.from_shard == shard_id_);
-    COREMQ_ASSERT(item.pointer != nullptr);
+    bool barrier = item.kind == broker::CrossShardItem::Kind::kBarrierRequest ||
+                   item.kind == broker::CrossShardItem::Kind::kBarrierAck;
+    COREMQ_ASSERT(barrier ? item.sequence > 0 : item.pointer != nullptr);
     posts.push_back(Post{target_shard, item});
+  }
+
+  void resume_input(broker::Connection* connection) override {
+    // The contract: only for a connection the protocol side just stopped holding.
+    COREMQ_ASSERT(!connection->input_held);
+    COREMQ_ASSERT(connection->state == broker::ConnectionState::kConnected);
+    resumes.push_back(connection);
   }
 
   int64_t now_ms() const override { return now; }
@@ -122,6 +131,8 @@ class FakeIo final : public broker::IoPort {
   std::vector<Close> closes;
   std::vector<HandOff> handoffs;
   std::vector<Post> posts;
+  // Connections whose held input the protocol side asked the loop to replay, in order.
+  std::vector<broker::Connection*> resumes;
 
  private:
   const uint32_t shard_id_;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace coremq::broker {
 namespace {
@@ -45,14 +47,69 @@ TEST(RetainedStoreTest, ClearLeavesATombstoneAgainstOlderUpdates) {
   EXPECT_EQ(store.update(retained("t", "again", 1 << 8), 120'000), RetainedStore::Update::kStored);
 }
 
-TEST(RetainedStoreTest, LimitCountsLiveMessagesOnly) {
+TEST(RetainedStoreTest, TheEntryShardDecidesTheLimitAndCopiesFollowUpToTheHardBound) {
   RetainedStore store(2);
   EXPECT_EQ(store.update(retained("a", "1", 1), 0), RetainedStore::Update::kStored);
   EXPECT_EQ(store.update(retained("b", "1", 2), 0), RetainedStore::Update::kStored);
-  EXPECT_EQ(store.update(retained("c", "1", 3), 0), RetainedStore::Update::kLimitReached);
-  EXPECT_EQ(store.update(retained("a", "", 4), 0), RetainedStore::Update::kCleared);
-  EXPECT_EQ(store.update(retained("c", "1", 5), 0), RetainedStore::Update::kStored);
-  EXPECT_EQ(store.size(), 2u);
+  // At the limit a new topic is refused where it enters; a replacement or a clear is not.
+  EXPECT_FALSE(store.admits(*retained("c", "1", 3)));
+  EXPECT_TRUE(store.admits(*retained("a", "2", 3)));
+  EXPECT_TRUE(store.admits(*retained("c", "", 3)));
+  // What another shard admitted is stored here, past the limit, up to twice it.
+  EXPECT_EQ(store.update(retained("c", "1", 4), 0), RetainedStore::Update::kStored);
+  EXPECT_EQ(store.update(retained("d", "1", 5), 0), RetainedStore::Update::kStored);
+  EXPECT_EQ(store.update(retained("e", "1", 6), 0), RetainedStore::Update::kLimitReached);
+  EXPECT_EQ(store.size(), 4u);
+  EXPECT_EQ(store.update(retained("a", "", 7), 0), RetainedStore::Update::kCleared);
+  EXPECT_EQ(store.size(), 3u);
+  EXPECT_FALSE(store.admits(*retained("e", "1", 8)));
+  EXPECT_EQ(store.update(retained("e", "1", 8), 0), RetainedStore::Update::kStored);
+}
+
+// Before: with the tombstones at their bound, a clear of a topic this copy did not hold left
+// no tombstone, and an older update still in flight then brought the message back here
+// while a copy that held the topic kept it cleared.
+TEST(RetainedStoreTest, AClearAlwaysLeavesATombstoneEvictingTheOldest) {
+  RetainedStore store(1);
+  EXPECT_EQ(store.update(retained("x", "", 1 << 8), 0), RetainedStore::Update::kCleared);
+  EXPECT_EQ(store.tombstones(), 1u);
+  EXPECT_EQ(store.update(retained("y", "", 3 << 8), 0), RetainedStore::Update::kCleared);
+  EXPECT_EQ(store.tombstones(), 1u) << "bounded: the oldest clear (x) was forgotten";
+  EXPECT_EQ(store.tombstones_evicted(), 1u);
+  EXPECT_EQ(store.update(retained("y", "late", 2 << 8), 0), RetainedStore::Update::kStale);
+  EXPECT_EQ(held(store, "y"), "<none>");
+  // A clear older than every remembered one is itself the one forgotten.
+  EXPECT_EQ(store.update(retained("z", "", 2 << 8), 0), RetainedStore::Update::kCleared);
+  EXPECT_EQ(store.update(retained("y", "late", 2 << 8), 0), RetainedStore::Update::kStale);
+  EXPECT_EQ(store.update(retained("x", "again", 4 << 8), 0), RetainedStore::Update::kStored);
+}
+
+// Copies that receive the same updates in any order end up the same (with the tombstones
+// under their bound): every topic holds its highest-stamped update.
+TEST(RetainedStoreTest, AnyArrivalOrderGivesTheSameCopy) {
+  constexpr std::string_view kTopics[] = {"a", "b", "c", "d", "e"};
+  uint64_t random = 88172645463325252ull;
+  auto next = [&] {
+    random ^= random << 13;
+    random ^= random >> 7;
+    random ^= random << 17;
+    return random;
+  };
+  for (int trial = 0; trial < 300; ++trial) {
+    std::vector<MessageRef> updates;
+    for (uint64_t i = 0; i < 12; ++i) {
+      std::string_view topic = kTopics[next() % std::size(kTopics)];
+      bool clear = next() % 3 == 0;
+      updates.push_back(retained(topic, clear ? "" : std::to_string(i), ((next() % 8 + 1) << 8) | i));
+    }
+    RetainedStore in_order(5), shuffled(5);
+    for (const MessageRef& update : updates) in_order.update(update, 0);
+    for (size_t i = updates.size(); i > 1; --i) std::swap(updates[i - 1], updates[next() % i]);
+    for (const MessageRef& update : updates) shuffled.update(update, 0);
+    for (std::string_view topic : kTopics) ASSERT_EQ(held(in_order, topic), held(shuffled, topic)) << trial;
+    ASSERT_EQ(in_order.size(), shuffled.size());
+    ASSERT_EQ(in_order.tombstones(), shuffled.tombstones());
+  }
 }
 
 }  // namespace

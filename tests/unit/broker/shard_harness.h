@@ -222,9 +222,29 @@ class ShardHarness : public ::testing::Test {
     return connection;
   }
 
+  // Subscribes and checks the SUBACK; with several shards, the peers first confirm the
+  // barrier the SUBACK waits for (acknowledge_barriers).
   void subscribe(broker::Connection* connection, std::string_view filter, uint8_t qos, uint16_t packet_id = 1) {
     feed(connection, subscribe_bytes(packet_id, {{filter, qos}}));
+    acknowledge_barriers();
     EXPECT_EQ(take_output(connection), suback_bytes(packet_id, {qos}));
+  }
+
+  // Every peer answers the barrier requests posted so far, as a peer that has applied what
+  // came before them would; the requests are taken out of the posts, the rest stay in order.
+  void acknowledge_barriers() {
+    std::vector<FakeIo::Post> posts = io().take_posts();
+    std::vector<broker::CrossShardItem> acks;
+    for (FakeIo::Post& post : posts) {
+      if (post.item.kind == broker::CrossShardItem::Kind::kBarrierRequest) {
+        broker::CrossShardItem ack{broker::CrossShardItem::Kind::kBarrierAck, post.target_shard};
+        ack.sequence = post.item.sequence;
+        acks.push_back(ack);
+      } else {
+        io().posts.push_back(post);
+      }
+    }
+    for (const broker::CrossShardItem& ack : acks) shard().on_cross_shard(ack);
   }
 
   void tick(int64_t now_ms) {
