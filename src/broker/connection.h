@@ -49,6 +49,9 @@ struct Connection {
   int fd = -1;
   // I/O bookkeeping, owned by the shard loop.
   uint32_t operations_in_flight = 0;
+  // Receives parked for this connection, unread (src/shard: input paused or held); kept by
+  // the shard loop. A connection with parked input is not idle: keep-alive spares it.
+  uint32_t parked_count = 0;
   // MQTT 5: what the client announced in CONNECT.
   uint32_t client_maximum_packet_size = 0;  // 0: no limit beyond the protocol's
   uint16_t client_receive_maximum = 65535;
@@ -64,6 +67,11 @@ struct Connection {
   bool queued_for_flush = false;
   bool close_after_flush = false;
   bool socket_shut_down = false;
+  // Shard loop: its receive ran out of buffers while they were parked; re-armed once some return.
+  bool receive_starved = false;
+  // Set by ShardState while an answer to this client waits for other shards (a SUBACK until
+  // every peer has applied the new filter): the loop parks what arrives meanwhile, unread.
+  bool input_held = false;
 
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;

@@ -40,6 +40,9 @@ class IoPort {
   virtual void close_connection(Connection* connection, bool flush_first) = 0;
   // Moves the socket and its unread bytes to another shard; the Connection is freed here.
   virtual void hand_off_connection(Connection* connection, uint32_t target_shard) = 0;
+  // The protocol side cleared connection->input_held: hand it what was parked for it while
+  // held, in arrival order, before anything received later (stop again if it is held again).
+  virtual void resume_input(Connection* connection) = 0;
   // Queues an item for another shard (delivered in order, in a batch, at the end of the turn).
   virtual void post(uint32_t target_shard, CrossShardItem item) = 0;
   virtual int64_t now_ms() const = 0;

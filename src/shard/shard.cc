@@ -128,34 +128,45 @@ bool Shard::set_up() {
 }
 
 void Shard::update_clock() {
+  if (manual_clock_ms_ >= 0) {
+    now_ms_ = manual_clock_ms_;
+    return;
+  }
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
   now_ms_ = int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1000000;
 }
 
 void Shard::loop() {
-  for (;;) {
-    enter_kernel();
-    update_clock();
-    // Items from other shards first: anything a peer pushed before this turn's socket data
-    // arrived is handled before that data. So a retained update that a publisher has had
-    // acknowledged (the peer pushes its items before it sends the PUBACK) is in this
-    // shard's store before a SUBSCRIBE sent after that PUBACK is read here.
-    drain_inbound();
-    unsigned head = 0;
-    unsigned count = 0;
-    io_uring_cqe* cqe = nullptr;
-    io_uring_for_each_cqe(ring_.raw(), head, cqe) {
-      handle_completion(cqe);
-      ++count;
-    }
-    io_uring_cq_advance(ring_.raw(), count);
-    drain_inbound();
-    if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
-    if (now_ms_ >= next_tick_ms_) tick();
-    end_of_turn();
-    if (stopping_ && (connections_.empty() || now_ms_ >= shutdown_deadline_ms_)) break;
+  while (turn()) {
   }
+  finish_loop();
+}
+
+bool Shard::turn() {
+  enter_kernel();
+  update_clock();
+  // Items from other shards first: anything a peer pushed before this turn's socket data
+  // arrived is handled before that data. So a retained update that a publisher has had
+  // acknowledged (the peer pushes its items before it sends the PUBACK) is in this
+  // shard's store before a SUBSCRIBE sent after that PUBACK is read here.
+  drain_inbound();
+  unsigned head = 0;
+  unsigned count = 0;
+  io_uring_cqe* cqe = nullptr;
+  io_uring_for_each_cqe(ring_.raw(), head, cqe) {
+    handle_completion(cqe);
+    ++count;
+  }
+  io_uring_cq_advance(ring_.raw(), count);
+  drain_inbound();
+  if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
+  if (now_ms_ >= next_tick_ms_) tick();
+  end_of_turn();
+  return !(stopping_ && (connections_.empty() || now_ms_ >= shutdown_deadline_ms_));
+}
+
+void Shard::finish_loop() {
   // Leave nothing behind: sockets still open past the grace period are closed, and
   // whatever other shards sent is dropped (references released, handed-off fds closed).
   for (Connection* connection : connections_) {
@@ -507,6 +518,8 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
   }
   maybe_release(connection);
 }
+
+void Shard::resume_input(Connection* connection) { (void)connection; }
 
 // ---- cross-shard -------------------------------------------------------------
 

@@ -65,6 +65,7 @@ class Shard final : public broker::IoPort {
   void close_connection(broker::Connection* connection, bool flush_first) override;
   void hand_off_connection(broker::Connection* connection, uint32_t target_shard) override;
   void post(uint32_t target_shard, broker::CrossShardItem item) override;
+  void resume_input(broker::Connection* connection) override;
   int64_t now_ms() const override { return now_ms_; }
 
   uint32_t id() const { return shard_id_; }
@@ -75,9 +76,16 @@ class Shard final : public broker::IoPort {
   enum class Tag : uint64_t { kAccept = 0, kReceive = 1, kSend = 2, kEventfd = 3, kWake = 4, kIgnore = 5 };
   static uint64_t user_data(void* pointer, Tag tag) { return reinterpret_cast<uint64_t>(pointer) | uint64_t(tag); }
 
+  // tests/shard/ drives a Shard on its own thread, turn by turn, without start().
+  friend class ShardTestPeer;
+
   void run(int cpu);
   [[nodiscard]] bool set_up();
   void loop();
+  // One turn of the loop: kernel, completions, peers' items, tick, end of turn. Returns
+  // false once a stopping shard is done (then finish_loop()).
+  bool turn();
+  void finish_loop();
   void enter_kernel();
   void handle_completion(const io_uring_cqe* cqe);
   void on_accept(int result, bool more);
@@ -157,6 +165,7 @@ class Shard final : public broker::IoPort {
   bool stopping_ = false;
   bool accept_armed_ = false;
   int64_t now_ms_ = 0;
+  int64_t manual_clock_ms_ = -1;  // tests only: >= 0 replaces CLOCK_MONOTONIC_COARSE
   int64_t next_tick_ms_ = 0;
   int64_t next_idle_sweep_ms_ = 0;
   int64_t next_refusal_log_ms_ = 0;

@@ -93,6 +93,7 @@ class FakeIo final : public broker::IoPort {
     posts.push_back(Post{target_shard, item});
   }
 
+  void resume_input(broker::Connection*) override {}
   int64_t now_ms() const override { return now; }
 
   // Hands the recorded posts over to the caller, who now owns their pointees.
