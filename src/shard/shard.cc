@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -33,7 +34,10 @@ constexpr size_t kInboundBatchMax = 4096;
 // once, and entirely at the next idle sweep.
 constexpr size_t kRetainedSendBufferMax = 64 * 1024;
 constexpr size_t kSmallSendBufferMax = 512;
-// A parked "buffer id" that stands for the end of the stream (ids stop at 32767).
+// Parked "buffer ids" that are not buffers (ids stop at 32767): the end of the stream, and
+// an adopted connection's first bytes, kept in its input while parked.
+constexpr uint16_t kFirstParkedMarker = 0xFFFE;
+constexpr uint16_t kParkedInput = 0xFFFE;
 constexpr uint16_t kParkedEndOfStream = 0xFFFF;
 }  // namespace
 
@@ -175,6 +179,7 @@ void Shard::finish_loop() {
     closed_at_exit_.emplace_back(connection);
   }
   connections_.clear();
+  loop_ended_.store(true, std::memory_order_release);
   drain_inbound();
   LOG_DEBUG("shard stopped");
 }
@@ -290,7 +295,7 @@ Connection* Shard::open_connection(int fd, int64_t accepted_at_ms) {
 // ---- receiving -------------------------------------------------------------
 
 void Shard::arm_receive(Connection* connection) {
-  COREMQ_ASSERT(!connection->receive_armed);
+  COREMQ_ASSERT(!connection->receive_armed && !connection->receive_starved);
   if (connection->state == ConnectionState::kClosing || connection->state == ConnectionState::kHandingOff) return;
   io_uring_sqe* sqe = ring_.next_sqe();
   // Until CONNECT is handled, one receive at a time: the connection may still move to
@@ -306,6 +311,21 @@ void Shard::arm_receive(Connection* connection) {
   io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kReceive));
   connection->receive_armed = true;
   ++connection->operations_in_flight;
+}
+
+bool Shard::wants_receive(const Connection* connection) const {
+  if (connection->receive_armed || connection->receive_starved || connection->socket_shut_down) return false;
+  switch (connection->state) {
+    case ConnectionState::kConnected: return true;
+    // Before CONNECT is done (and during an MQTT 5 AUTH exchange) a connection reads with one
+    // one-shot receive at a time, and none while it has input parked: when its parked CONNECT
+    // is replayed it may move to another shard, and no receive may then be pending on it here.
+    case ConnectionState::kAwaitingConnect:
+    case ConnectionState::kAuthenticating: return connection->parked_count == 0;
+    case ConnectionState::kHandingOff:
+    case ConnectionState::kClosing: return false;
+  }
+  return false;
 }
 
 void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
@@ -326,8 +346,14 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
     }
     if (!connection->receive_armed) rearm_list_.push_back(connection);
   } else if (result == -ENOBUFS) {
-    // Every receive buffer is in use: re-arm once they are back (after the pause, if any).
-    (input_paused_ ? starved_ : rearm_list_).push_back(connection);
+    // Every receive buffer is in use. While some are parked (input paused or held) they come
+    // back only with a replay, so the receive waits for that (starve); otherwise they come
+    // back at this turn's end and the receive is armed again then.
+    if (input_paused_ || parked_live_ > 0) {
+      starve(connection);
+    } else {
+      rearm_list_.push_back(connection);
+    }
   } else {
     if (result < 0 && result != -ECONNRESET && result != -ECANCELED && result != -EPIPE) {
       LOG_DEBUG("receive on fd %d: %s", connection->fd, std::strerror(-result));
@@ -344,14 +370,64 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
 }
 
 bool Shard::should_park(const Connection* connection) const {
-  // Only connected clients are parked: CONNECT handling makes no cross-shard traffic
-  // beyond a hand-off, and a connection must hold no parked data when it moves.
-  return (input_paused_ || !parked_.empty()) && connection->state == ConnectionState::kConnected;
+  switch (connection->state) {
+    case ConnectionState::kConnected:
+      // Behind the pause, behind a held answer, or behind its own parked input (order).
+      return input_paused_ || connection->input_held || connection->parked_count > 0;
+    case ConnectionState::kAwaitingConnect:
+    case ConnectionState::kAuthenticating:
+      // A CONNECT may take a session over, ending the old connection: it must not be handled
+      // before anything parked earlier (that connection's DISCONNECT, say), so while anything
+      // is parked it waits too, and the replay keeps arrival order.
+      return input_paused_ || parked_live_ > 0;
+    case ConnectionState::kHandingOff:
+    case ConnectionState::kClosing: return false;
+  }
+  return false;
 }
 
 void Shard::park(Connection* connection, uint16_t buffer_id, uint32_t length) {
   ++connection->operations_in_flight;  // the connection outlives what is parked for it
+  ++connection->parked_count;
+  ++parked_live_;
+  // Parked bytes are activity: the client did send within its keep-alive, the broker chose
+  // not to read yet (ShardState::on_tick also spares a connection with parked input).
+  if (buffer_id != kParkedEndOfStream) connection->last_packet_at_ms = now_ms_;
+  // Without a pause or a hold it waits only behind other parked input: try at the turn's end.
+  if (!input_paused_ && !connection->input_held) replay_wanted_ = true;
   parked_.push_back(ParkedReceive{connection, buffer_id, length});
+}
+
+Shard::ParkedReceive Shard::take_parked(size_t index) {
+  ParkedReceive entry = parked_[index];
+  COREMQ_ASSERT(entry.connection != nullptr && parked_live_ > 0);
+  COREMQ_ASSERT(entry.connection->parked_count > 0 && entry.connection->operations_in_flight > 0);
+  parked_[index].connection = nullptr;  // compacted away by compact_parked()
+  --entry.connection->parked_count;
+  --entry.connection->operations_in_flight;
+  --parked_live_;
+  return entry;
+}
+
+void Shard::recycle_parked(const ParkedReceive& entry) {
+  if (entry.buffer_id >= kFirstParkedMarker) return;  // holds no receive buffer
+  buffers_.recycle(entry.buffer_id);
+  buffers_returned_ = true;
+}
+
+void Shard::compact_parked() {
+  if (replay_depth_ > 0) return;  // a replay walks parked_ by index: compact only after it
+  std::erase_if(parked_, [](const ParkedReceive& entry) { return entry.connection == nullptr; });
+  COREMQ_ASSERT(parked_.size() == parked_live_);
+}
+
+void Shard::replay(const ParkedReceive& entry) {
+  Connection* connection = entry.connection;
+  bool one_shot = connection->state != ConnectionState::kConnected;
+  deliver_received(connection, entry.buffer_id, entry.length);
+  // A connection before CONNECT was not read while it had input parked (wants_receive).
+  if (one_shot) rearm_list_.push_back(connection);
+  maybe_release(connection);
 }
 
 void Shard::deliver_received(Connection* connection, uint16_t buffer_id, uint32_t length) {
@@ -359,32 +435,106 @@ void Shard::deliver_received(Connection* connection, uint16_t buffer_id, uint32_
     state_->on_transport_closed(connection);
     return;
   }
+  if (buffer_id == kParkedInput) {
+    // An adopted connection's bytes, kept in its input while they were parked.
+    state_->on_bytes(connection, {});
+    return;
+  }
   state_->on_bytes(connection, {buffers_.buffer(buffer_id), length});
   buffers_.recycle(buffer_id);
+  buffers_returned_ = true;
 }
 
-bool Shard::update_input_pause() {
+void Shard::replay_parked() {
+  replay_wanted_ = false;
+  ++replay_depth_;
+  // Arrival order, except that a held connection's input stays (until resume_input), and
+  // a connection before CONNECT parked after held input stays behind it (takeover order).
+  bool behind_held = false;
+  for (size_t i = 0; i < parked_.size() && !input_paused_; ++i) {
+    Connection* connection = parked_[i].connection;
+    if (connection == nullptr) continue;
+    if (connection->input_held) {
+      behind_held = true;
+      continue;
+    }
+    if (behind_held && connection->state != ConnectionState::kConnected) continue;
+    replay(take_parked(i));
+  }
+  --replay_depth_;
+  compact_parked();
+}
+
+void Shard::resume_input(Connection* connection) {
+  COREMQ_ASSERT(!connection->input_held);
+  // Whatever waited behind this connection's input may go too, at the end of the turn.
+  if (parked_live_ > 0) replay_wanted_ = true;
+  // During a pause its input waits for the pause's end, in order with everyone else's.
+  if (connection->parked_count == 0 || input_paused_) return;
+  ++replay_depth_;
+  for (size_t i = 0; i < parked_.size() && connection->parked_count > 0; ++i) {
+    if (connection->input_held || input_paused_) break;
+    if (parked_[i].connection == connection) replay(take_parked(i));
+  }
+  --replay_depth_;
+  compact_parked();
+}
+
+void Shard::drop_parked(Connection* connection, base::ByteBuffer* moved_input) {
+  for (size_t i = 0; i < parked_.size() && connection->parked_count > 0; ++i) {
+    if (parked_[i].connection != connection) continue;
+    ParkedReceive entry = take_parked(i);
+    if (moved_input != nullptr && entry.buffer_id < kFirstParkedMarker) {
+      moved_input->append(std::span<const uint8_t>(buffers_.buffer(entry.buffer_id), entry.length));
+    }
+    recycle_parked(entry);
+  }
+  COREMQ_ASSERT(connection->parked_count == 0);
+  // A connection before CONNECT parked behind this one may now be replayed.
+  if (parked_live_ > 0) replay_wanted_ = true;
+  compact_parked();
+}
+
+void Shard::starve(Connection* connection) {
+  COREMQ_ASSERT(!connection->receive_starved && !connection->receive_armed);
+  connection->receive_starved = true;
+  ++connection->operations_in_flight;  // kept alive while on starved_ (removed on close)
+  starved_.push_back(connection);
+}
+
+void Shard::unstarve(Connection* connection) {
+  COREMQ_ASSERT(connection->receive_starved && connection->operations_in_flight > 0);
+  connection->receive_starved = false;
+  --connection->operations_in_flight;
+}
+
+void Shard::forget_deferred_input(Connection* connection, base::ByteBuffer* moved_input) {
+  if (connection->receive_starved) {
+    auto found = std::find(starved_.begin(), starved_.end(), connection);
+    COREMQ_ASSERT(found != starved_.end());
+    *found = starved_.back();
+    starved_.pop_back();
+    unstarve(connection);
+  }
+  if (connection->parked_count > 0) drop_parked(connection, moved_input);
+}
+
+void Shard::update_input_pause() {
+  // Pausing happens where items are staged (post); here the pause ends, once the peers have
+  // taken all but half of the bound.
+  if (!input_paused_) return;
   size_t staged = 0;
   for (const auto& items : staged_) staged = std::max(staged, items.size());
-  if (!input_paused_ && staged > options_.cross_shard_queue_capacity) {
-    input_paused_ = true;
-    ++state_->counters().cross_shard_queue_full;
-    LOG_DEBUG("pausing input: %u items staged for a peer shard", staged);
-    return false;
-  }
-  if (!input_paused_ || staged > options_.cross_shard_queue_capacity / 2) return false;
+  if (staged > options_.cross_shard_queue_capacity / 2) return;
   input_paused_ = false;
-  // Replay what was parked, in arrival order, then let starved receives run again.
-  std::vector<ParkedReceive> parked;
-  parked.swap(parked_);
-  for (const ParkedReceive& entry : parked) {
-    --entry.connection->operations_in_flight;
-    deliver_received(entry.connection, entry.buffer_id, entry.length);
-    maybe_release(entry.connection);
-  }
-  for (Connection* connection : starved_) rearm_list_.push_back(connection);
-  starved_.clear();
-  return true;
+  replay_wanted_ = true;
+}
+
+void Shard::pause_input(size_t staged) {
+  input_paused_ = true;
+  ++state_->counters().cross_shard_queue_full;
+  LOG_DEBUG("pausing input: %u items staged for a peer shard (--cross-shard-queue-capacity=%u)", staged,
+            options_.cross_shard_queue_capacity);
 }
 
 // ---- sending ---------------------------------------------------------------
@@ -458,6 +608,9 @@ void Shard::on_send(Connection* connection, int result) {
 
 void Shard::close_connection(Connection* connection, bool flush_first) {
   COREMQ_ASSERT(connection->state == ConnectionState::kClosing);
+  // Input parked or starved for it is never read now: its buffers go back, and no deferred
+  // list keeps a pointer to a connection that is about to be freed.
+  forget_deferred_input(connection, nullptr);
   if (flush_first && (connection->send_in_flight || !connection->output.empty())) {
     connection->close_after_flush = true;
     request_flush(connection);
@@ -493,12 +646,17 @@ void Shard::maybe_release(Connection* connection) {
 
 void Shard::hand_off_connection(Connection* connection, uint32_t target_shard) {
   COREMQ_ASSERT(connection->state == ConnectionState::kHandingOff);
-  COREMQ_ASSERT(connection->operations_in_flight == 0);  // one receive at a time before CONNECT
+  COREMQ_ASSERT(!connection->receive_armed);  // one receive at a time before CONNECT, none while parked
   auto* handoff = new broker::ConnectionHandoff();
   handoff->fd = connection->fd;
   handoff->accepted_at_ms = connection->accepted_at_ms;
   handoff->input = std::move(connection->input);
+  // Bytes parked after the CONNECT go along, in order: a connection holds no parked data
+  // once it has moved. A parked end of stream is dropped: the socket reports it again there.
+  forget_deferred_input(connection, &handoff->input);
+  COREMQ_ASSERT(connection->operations_in_flight == 0);
   connection->fd = -1;
+  // Never refused or delayed: post always stages (the bound pauses input instead).
   post(target_shard, CrossShardItem{CrossShardItem::Kind::kAdoptConnection, shard_id_, handoff});
   maybe_release(connection);
 }
@@ -512,22 +670,30 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
   }
   Connection* connection = open_connection(handoff->fd, handoff->accepted_at_ms);
   state_->on_connection_opened(connection);
-  state_->on_bytes(connection, handoff->input.span());
-  if (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kConnected) {
-    arm_receive(connection);
+  if (!handoff->input.empty() && should_park(connection)) {
+    // Its CONNECT may take over a session whose input is parked here: it waits its turn.
+    connection->input = std::move(handoff->input);
+    park(connection, kParkedInput, 0);
+  } else {
+    state_->on_bytes(connection, handoff->input.span());
   }
+  if (wants_receive(connection)) arm_receive(connection);
   maybe_release(connection);
 }
-
-void Shard::resume_input(Connection* connection) { (void)connection; }
 
 // ---- cross-shard -------------------------------------------------------------
 
 void Shard::post(uint32_t target_shard, CrossShardItem item) {
   COREMQ_ASSERT(target_shard < shard_count_ && target_shard != shard_id_);
-  // Staging is bounded by the input pause (update_input_pause): past the capacity this
-  // shard stops reading sockets until the peer catches up, so nothing is dropped here.
-  staged_[target_shard].push_back(item);
+  // Staging is bounded by the input pause, checked here, where items are made, whatever
+  // made them (a received packet, a hand-off, an interest change, a tick's expiries and
+  // wills, a peer's item forwarded): past the capacity this shard stops reading sockets at
+  // once until the peer catches up. An item itself is never refused: an adopt message
+  // carries a socket, a publish a message already acknowledged, an interest change the
+  // routing of others; each made by a bounded cause (input read before the pause, sessions).
+  std::vector<CrossShardItem>& staged = staged_[target_shard];
+  staged.push_back(item);
+  if (staged.size() > options_.cross_shard_queue_capacity && !input_paused_) pause_input(staged.size());
 }
 
 void Shard::flush_cross_shard() {
@@ -535,6 +701,12 @@ void Shard::flush_cross_shard() {
   for (uint32_t target = 0; target < shard_count_; ++target) {
     auto& staged = staged_[target];
     if (staged.empty()) continue;
+    if (peers_[target].shard->loop_ended_.load(std::memory_order_acquire)) {
+      // That peer stopped and drains no more (only at shutdown): its items would keep this
+      // shard turning, unable to sleep, until its own grace period ends.
+      release_items_for_stopped_peer(staged);
+      continue;
+    }
     size_t pushed = peers_[target].outbound->try_push_batch(staged.begin(), staged.end());
     staged.erase(staged.begin(), staged.begin() + static_cast<std::ptrdiff_t>(pushed));
     if (pushed > 0) {
@@ -551,6 +723,16 @@ void Shard::flush_cross_shard() {
     Shard* peer = peers_[target].shard;
     if (peer->sleeping_.load(std::memory_order_relaxed) && peer->sleeping_.exchange(false)) wake(peer);
   }
+}
+
+void Shard::release_items_for_stopped_peer(std::vector<CrossShardItem>& staged) {
+  for (const CrossShardItem& item : staged) {
+    if (item.kind == CrossShardItem::Kind::kAdoptConnection) {
+      shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);  // its socket is closed
+    }
+    broker::release_cross_shard_item(item);
+  }
+  staged.clear();
 }
 
 void Shard::wake(Shard* peer) {
@@ -611,20 +793,36 @@ void Shard::tick() {
 void Shard::end_of_turn() {
   flush_sends();
   flush_cross_shard();
-  if (update_input_pause()) {
-    // The replayed input made output and cross-shard items of its own.
-    flush_sends();
-    flush_cross_shard();
-  }
-  buffers_.publish();
-  for (Connection* connection : rearm_list_) {
-    if (!connection->receive_armed && !connection->socket_shut_down &&
-        (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kConnected)) {
-      arm_receive(connection);
+  update_input_pause();
+  if (replay_wanted_ && !input_paused_) {
+    if (parked_live_ > 0) {
+      replay_parked();
+      // The replayed input made output and cross-shard items of its own.
+      flush_sends();
+      flush_cross_shard();
+      update_input_pause();
     }
+    replay_wanted_ = false;
+  }
+  // Starved receives run again once some buffer came back (and never during a pause).
+  if (!starved_.empty() && !input_paused_ && (buffers_returned_ || parked_live_ == 0)) {
+    for (Connection* connection : starved_) {
+      unstarve(connection);
+      rearm_list_.push_back(connection);
+    }
+    starved_.clear();
+  }
+  buffers_returned_ = false;
+  buffers_.publish();
+  // rearm_list_, flush_list_ and release_list_ live for one turn: a connection on them is
+  // freed only below, after the re-arms (starved_ and parked_, which outlive the turn, hold
+  // the connection alive or are purged when it closes: forget_deferred_input).
+  for (Connection* connection : rearm_list_) {
+    if (wants_receive(connection)) arm_receive(connection);
   }
   rearm_list_.clear();
   for (Connection* connection : release_list_) {
+    COREMQ_ASSERT(connection->parked_count == 0 && !connection->receive_starved);
     if (connection->fd >= 0) {
       ::close(connection->fd);
       shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);

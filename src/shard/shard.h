@@ -102,11 +102,27 @@ class Shard final : public broker::IoPort {
   broker::Connection* open_connection(int fd, int64_t accepted_at_ms);
 
   void drain_inbound();
-  // Pauses or resumes reading; returns true when parked input was replayed.
-  bool update_input_pause();
+  // Input pause: set where items are staged (post), lifted at the end of a turn.
+  void pause_input(size_t staged);
+  void update_input_pause();
   void deliver_received(broker::Connection* connection, uint16_t buffer_id, uint32_t length);
+  bool wants_receive(const broker::Connection* connection) const;
   bool should_park(const broker::Connection* connection) const;
   void park(broker::Connection* connection, uint16_t buffer_id, uint32_t length);
+  struct ParkedReceive;
+  ParkedReceive take_parked(size_t index);
+  void recycle_parked(const ParkedReceive& entry);
+  void replay(const ParkedReceive& entry);
+  void replay_parked();
+  void compact_parked();
+  // Drops a connection's parked entries (buffers recycled); with moved_input, their bytes
+  // are appended there first (a hand-off).
+  void drop_parked(broker::Connection* connection, base::ByteBuffer* moved_input);
+  void starve(broker::Connection* connection);
+  void unstarve(broker::Connection* connection);
+  // A connection that closes or moves leaves starved_ and parked_ (see drop_parked).
+  void forget_deferred_input(broker::Connection* connection, base::ByteBuffer* moved_input);
+  void release_items_for_stopped_peer(std::vector<broker::CrossShardItem>& staged);
   void adopt(broker::ConnectionHandoff* handoff);
   void flush_sends();
   void flush_cross_shard();
@@ -147,21 +163,31 @@ class Shard final : public broker::IoPort {
   // Back-pressure: while this shard has more cross-shard items staged than the peers'
   // rings can take (--cross-shard-queue-capacity), received data is parked, unread, in
   // its receive buffers. Once the buffer ring runs dry the kernel stops receiving and
-  // TCP pushes back on the publishers; memory stays bounded by the buffer ring.
+  // TCP pushes back on the publishers; memory stays bounded by the buffer ring. A held
+  // connection (Connection::input_held) parks its own input the same way.
+  // Lifetimes: a connection stays alive while it has entries on parked_ or starved_ (each
+  // counts in operations_in_flight), and leaves both when it closes or moves
+  // (forget_deferred_input), so neither list ever points at a freed connection.
   struct ParkedReceive {
-    broker::Connection* connection;
-    uint16_t buffer_id;
+    broker::Connection* connection;  // null once replayed or dropped (compacted away)
+    uint16_t buffer_id;              // or kParkedInput / kParkedEndOfStream
     uint32_t length;
   };
   bool input_paused_ = false;
-  std::vector<ParkedReceive> parked_;
-  std::vector<broker::Connection*> starved_;  // receives that ended on -ENOBUFS while paused
+  std::vector<ParkedReceive> parked_;  // in arrival order
+  size_t parked_live_ = 0;             // entries of parked_ not yet replayed or dropped
+  bool replay_wanted_ = false;         // parked input may be replayable: try at the turn's end
+  uint32_t replay_depth_ = 0;          // > 0 while a replay walks parked_ by index
+  bool buffers_returned_ = false;      // a receive buffer was recycled this turn
+  std::vector<broker::Connection*> starved_;  // receives that ended on -ENOBUFS while buffers were parked
 
   // The cross-shard wake protocol (Seastar's): a shard about to block sets sleeping_,
   // then looks at its inbound rings once more; a producer that pushed checks it after
   // a full fence and wakes the shard only if it is (about to be) asleep.
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> stop_requested_{false};
+  // Set when this shard's loop has ended: peers then release what they staged for it.
+  std::atomic<bool> loop_ended_{false};
   bool stopping_ = false;
   bool accept_armed_ = false;
   int64_t now_ms_ = 0;
