@@ -685,36 +685,44 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
 
 void Shard::post(uint32_t target_shard, CrossShardItem item) {
   COREMQ_ASSERT(target_shard < shard_count_ && target_shard != shard_id_);
-  // Staging is bounded by the input pause, checked here, where items are made, whatever
-  // made them (a received packet, a hand-off, an interest change, a tick's expiries and
-  // wills, a peer's item forwarded): past the capacity this shard stops reading sockets at
-  // once until the peer catches up. An item itself is never refused: an adopt message
-  // carries a socket, a publish a message already acknowledged, an interest change the
-  // routing of others; each made by a bounded cause (input read before the pause, sessions).
+  // Staging is bounded where items are made, whatever made them (a received packet, a
+  // hand-off, an interest change, a tick's expiries and wills, a peer's item forwarded):
+  // when one peer's staging passes --cross-shard-queue-capacity, what its ring takes is
+  // pushed at once (one ring operation per `capacity` items), and if that is not enough
+  // this shard stops reading sockets, within this very turn, until the peer catches up.
+  // An item itself is never refused or dropped: an adopt message carries a socket, a
+  // publish a message already acknowledged, an interest change the routing of others;
+  // each comes from a bounded cause (input read before the pause, the shard's sessions).
   std::vector<CrossShardItem>& staged = staged_[target_shard];
   staged.push_back(item);
+  if (staged.size() != size_t{options_.cross_shard_queue_capacity} + 1) return;
+  push_staged(target_shard);
   if (staged.size() > options_.cross_shard_queue_capacity && !input_paused_) pause_input(staged.size());
 }
 
-void Shard::flush_cross_shard() {
-  bool pushed_any = false;
-  for (uint32_t target = 0; target < shard_count_; ++target) {
-    auto& staged = staged_[target];
-    if (staged.empty()) continue;
-    if (peers_[target].shard->loop_ended_.load(std::memory_order_acquire)) {
-      // That peer stopped and drains no more (only at shutdown): its items would keep this
-      // shard turning, unable to sleep, until its own grace period ends.
-      release_items_for_stopped_peer(staged);
-      continue;
-    }
-    size_t pushed = peers_[target].outbound->try_push_batch(staged.begin(), staged.end());
-    staged.erase(staged.begin(), staged.begin() + static_cast<std::ptrdiff_t>(pushed));
-    if (pushed > 0) {
-      peer_needs_wake_[target] = true;
-      pushed_any = true;
-    }
+void Shard::push_staged(uint32_t target) {
+  auto& staged = staged_[target];
+  if (peers_[target].shard->loop_ended_.load(std::memory_order_acquire)) {
+    // That peer stopped and drains no more (only at shutdown): its items would keep this
+    // shard turning, unable to sleep, until its own grace period ends.
+    release_items_for_stopped_peer(staged);
+    return;
   }
-  if (!pushed_any) return;
+  size_t pushed = peers_[target].outbound->try_push_batch(staged.begin(), staged.end());
+  staged.erase(staged.begin(), staged.begin() + static_cast<std::ptrdiff_t>(pushed));
+  if (pushed > 0) {
+    peer_needs_wake_[target] = true;
+    wake_pending_ = true;
+  }
+}
+
+void Shard::flush_cross_shard() {
+  for (uint32_t target = 0; target < shard_count_; ++target) {
+    if (!staged_[target].empty()) push_staged(target);
+  }
+  // Items pushed earlier in the turn (post) are woken for here too.
+  if (!wake_pending_) return;
+  wake_pending_ = false;
   // Pairs with the fence implied by the peer's seq_cst store to sleeping_.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (uint32_t target = 0; target < shard_count_; ++target) {

@@ -126,6 +126,9 @@ class Shard final : public broker::IoPort {
   void adopt(broker::ConnectionHandoff* handoff);
   void flush_sends();
   void flush_cross_shard();
+  // Pushes what the peer's ring takes of the items staged for it (or releases them all if
+  // its loop has ended); the wake waits for flush_cross_shard.
+  void push_staged(uint32_t target);
   void wake(Shard* peer);
   void end_of_turn();
   void tick();
@@ -154,6 +157,7 @@ class Shard final : public broker::IoPort {
   std::vector<CrossShardRing*> inbound_;           // indexed by sending shard id
   std::vector<std::vector<broker::CrossShardItem>> staged_;  // per target shard
   std::vector<bool> peer_needs_wake_;
+  bool wake_pending_ = false;  // some peer_needs_wake_ is set
 
   absl::flat_hash_set<broker::Connection*> connections_;  // every connection with an open fd here
   std::vector<broker::Connection*> flush_list_;

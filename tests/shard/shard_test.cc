@@ -525,6 +525,30 @@ TEST(ShardLoop, ParkedDisconnectIsReadBeforeATakeoverFromAnotherShard) {
   EXPECT_TRUE(watcher.ping().empty()) << "the will was published: the takeover beat the parked DISCONNECT";
 }
 
+// A CONNECT parked on A (it arrived while A was paused) names a client id owned by B: when it
+// is replayed the connection moves to B with every byte that came after the CONNECT.
+TEST(ShardLoop, ParkedConnectIsHandedOffWithWhatFollowedIt) {
+  Cluster cluster(2, tiny_options());
+  Client subscriber(cluster, 1);
+  Client publisher(cluster, 0);
+  int sent = pause_shard_a(cluster, 2, subscriber, publisher, /*exhaust_buffers=*/false);
+  Shard& a = cluster.shard(0);
+  size_t parked_before = ShardTestPeer::parked(a);
+  Client mover(cluster, 0);
+  mover.send(connect_bytes(id_on(1, 2, "mover")) + subscribe_bytes(7, {{"moved", 0}}) + pingreq_bytes());
+  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked(a) > parked_before; }));
+  EXPECT_EQ(ShardTestPeer::connection_count(cluster.shard(1)), 1u);  // the subscriber only
+  cluster.set_driven(1, true);
+  expect_all_in_order(subscriber, sent);
+  for (mqtt::PacketType expected : {mqtt::PacketType::kConnack, mqtt::PacketType::kSuback, mqtt::PacketType::kPingresp}) {
+    auto packet = mover.read_packet();
+    ASSERT_TRUE(packet.has_value());
+    EXPECT_EQ(packet->type, expected);
+  }
+  EXPECT_EQ(ShardTestPeer::connection_count(cluster.shard(1)), 2u);
+  EXPECT_EQ(ShardTestPeer::parked(a), 0u);
+}
+
 // ---- closes in each state while input is parked or starved ----------------------------------
 
 class SecondStepHook final : public AuthenticationHook {
@@ -657,24 +681,39 @@ TEST(ShardLoop, HeldInputIsParkedAndReplayedInOrderOnResume) {
 
 // ---- defect 10: the staging bound on every path, and no spin at shutdown -------------------
 
-// One SUBSCRIBE with more filters than --cross-shard-queue-capacity stages that many interest
-// changes at once: the input pauses then, not one turn later.
+std::string subscribe_many(int count, std::string_view prefix) {
+  std::vector<std::string> filters;
+  for (int i = 0; i < count; ++i) filters.push_back(std::string(prefix) + std::to_string(i));
+  std::vector<mqtt::SubscribeTopic> topics(filters.size());
+  for (size_t i = 0; i < filters.size(); ++i) topics[i].filter = filters[i];
+  return coremq::testing::encoded([&](base::ByteBuffer& out) { mqtt::encode_subscribe(out, 1, topics); });
+}
+
+// Two clients each subscribe to 200 new filters, read in the same turn: each filter stages an
+// interest change for B, which does not drain. The first SUBSCRIBE passes the bound (what
+// B's ring takes, plus --cross-shard-queue-capacity), so the input pauses at once and the
+// second is parked, not handled in the same turn (the bound held only at a turn's end).
 TEST(ShardLoop, StagingPastTheBoundPausesInputAtOnce) {
   Cluster cluster(2, tiny_options());
   Shard& a = cluster.shard(0);
-  Client client(cluster, 0);
-  client.connect_as(id_on(0, 2, "filters"));
+  Client first(cluster, 0);
+  Client second(cluster, 0);
+  first.connect_as(id_on(0, 2, "first"));
+  second.connect_as(id_on(0, 2, "second"));
   cluster.set_driven(1, false);
-  std::vector<std::string> filters;
-  for (int i = 0; i < 100; ++i) filters.push_back("filter/" + std::to_string(i));
-  std::vector<mqtt::SubscribeTopic> topics(filters.size());
-  for (size_t i = 0; i < filters.size(); ++i) topics[i].filter = filters[i];
-  client.send(coremq::testing::encoded([&](base::ByteBuffer& out) { mqtt::encode_subscribe(out, 1, topics); }));
-  auto suback = client.read_packet();
-  ASSERT_TRUE(suback.has_value());
-  EXPECT_TRUE(ShardTestPeer::paused(a));
+  first.send(subscribe_many(200, "first/"));
+  second.send(subscribe_many(200, "second/"));
+  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::paused(a); }));
+  for (int i = 0; i < 4; ++i) cluster.turn();
+  EXPECT_GT(ShardTestPeer::parked(a), 0u);
+  EXPECT_NE(first.nothing_received(), second.nothing_received()) << "both SUBSCRIBEs were handled past the bound";
   EXPECT_EQ(ShardTestPeer::state(a).counters().cross_shard_queue_full, 1u);
   cluster.set_driven(1, true);
+  for (Client* client : {&first, &second}) {
+    auto suback = client->read_packet();
+    ASSERT_TRUE(suback.has_value());
+    EXPECT_EQ(suback->type, mqtt::PacketType::kSuback);
+  }
   EXPECT_TRUE(cluster.turn_until([&] { return !ShardTestPeer::paused(a) && !ShardTestPeer::has_staged(a); }));
 }
 
@@ -686,11 +725,7 @@ TEST(ShardLoop, ItemsForAStoppedPeerAreReleased) {
   Client client(cluster, 0);
   client.connect_as(id_on(0, 2, "filters"));
   ASSERT_TRUE(cluster.stop(1, 50));
-  std::vector<std::string> filters;
-  for (int i = 0; i < 100; ++i) filters.push_back("filter/" + std::to_string(i));
-  std::vector<mqtt::SubscribeTopic> topics(filters.size());
-  for (size_t i = 0; i < filters.size(); ++i) topics[i].filter = filters[i];
-  client.send(coremq::testing::encoded([&](base::ByteBuffer& out) { mqtt::encode_subscribe(out, 1, topics); }));
+  client.send(subscribe_many(100, "filter/"));
   auto suback = client.read_packet();
   ASSERT_TRUE(suback.has_value());
   cluster.turn();
