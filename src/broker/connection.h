@@ -49,14 +49,15 @@ struct Connection {
   int fd = -1;
   // I/O bookkeeping, owned by the shard loop.
   uint32_t operations_in_flight = 0;
-  // Receives parked for this connection, unread (src/shard: input paused or held); kept by
-  // the shard loop. A connection with parked input is not idle: keep-alive spares it.
-  uint32_t parked_count = 0;
   // MQTT 5: what the client announced in CONNECT.
   uint32_t client_maximum_packet_size = 0;  // 0: no limit beyond the protocol's
   uint16_t client_receive_maximum = 65535;
   uint16_t client_topic_alias_maximum = 0;
   uint16_t keep_alive_seconds = 0;
+  // Receives parked for this connection, unread (src/shard: input paused or held; at most
+  // one per receive buffer); kept by the shard loop. A connection with parked input is not
+  // idle: keep-alive spares it.
+  uint16_t parked_count = 0;
   ConnectionState state = ConnectionState::kAwaitingConnect;
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
   bool request_problem_information = true;

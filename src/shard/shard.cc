@@ -454,6 +454,11 @@ void Shard::replay_parked() {
   for (size_t i = 0; i < parked_.size() && !input_paused_; ++i) {
     Connection* connection = parked_[i].connection;
     if (connection == nullptr) continue;
+    if (connection->state == ConnectionState::kClosing) {
+      recycle_parked(take_parked(i));  // closed meanwhile (by an earlier entry, say): never replayed
+      maybe_release(connection);
+      continue;
+    }
     if (connection->input_held) {
       behind_held = true;
       continue;
@@ -467,13 +472,14 @@ void Shard::replay_parked() {
 
 void Shard::resume_input(Connection* connection) {
   COREMQ_ASSERT(!connection->input_held);
+  if (connection->state == ConnectionState::kClosing) return;  // its entries are purged
   // Whatever waited behind this connection's input may go too, at the end of the turn.
   if (parked_live_ > 0) replay_wanted_ = true;
   // During a pause its input waits for the pause's end, in order with everyone else's.
   if (connection->parked_count == 0 || input_paused_) return;
   ++replay_depth_;
   for (size_t i = 0; i < parked_.size() && connection->parked_count > 0; ++i) {
-    if (connection->input_held || input_paused_) break;
+    if (connection->input_held || input_paused_ || connection->state == ConnectionState::kClosing) break;
     if (parked_[i].connection == connection) replay(take_parked(i));
   }
   --replay_depth_;
@@ -510,13 +516,35 @@ void Shard::unstarve(Connection* connection) {
 
 void Shard::forget_deferred_input(Connection* connection, base::ByteBuffer* moved_input) {
   if (connection->receive_starved) {
-    auto found = std::find(starved_.begin(), starved_.end(), connection);
-    COREMQ_ASSERT(found != starved_.end());
-    *found = starved_.back();
-    starved_.pop_back();
+    // Left on starved_ until this turn's end, which drops it before anything is freed: no
+    // search per close (a shutdown under a pause closes every starved connection at once).
     unstarve(connection);
+    starved_stale_ = true;
   }
-  if (connection->parked_count > 0) drop_parked(connection, moved_input);
+  if (connection->parked_count == 0) return;
+  if (moved_input != nullptr) {
+    drop_parked(connection, moved_input);  // a hand-off: the bytes must go along now
+  } else {
+    // A closed connection's entries are never replayed (replays skip a closing connection)
+    // and are dropped by one pass at the turn's end, for every close of the turn at once.
+    // Until then they keep the connection alive (they count as operations in flight).
+    parked_purge_wanted_ = true;
+  }
+}
+
+void Shard::purge_closed_parked() {
+  if (!parked_purge_wanted_) return;
+  parked_purge_wanted_ = false;
+  COREMQ_ASSERT(replay_depth_ == 0);
+  for (size_t i = 0; i < parked_.size(); ++i) {
+    Connection* connection = parked_[i].connection;
+    if (connection == nullptr || connection->state != ConnectionState::kClosing) continue;
+    recycle_parked(take_parked(i));
+    maybe_release(connection);
+  }
+  compact_parked();
+  // A connection before CONNECT parked behind a closed one may now be replayed.
+  if (parked_live_ > 0) replay_wanted_ = true;
 }
 
 void Shard::update_input_pause() {
@@ -802,29 +830,38 @@ void Shard::end_of_turn() {
   flush_sends();
   flush_cross_shard();
   update_input_pause();
-  if (replay_wanted_ && !input_paused_) {
-    if (parked_live_ > 0) {
-      replay_parked();
-      // The replayed input made output and cross-shard items of its own.
-      flush_sends();
-      flush_cross_shard();
-      update_input_pause();
-    }
-    replay_wanted_ = false;
+  purge_closed_parked();
+  if (replay_wanted_ && !input_paused_ && parked_live_ > 0) {
+    replay_parked();
+    // The replayed input made output and cross-shard items of its own, and may have closed
+    // connections that still had entries.
+    flush_sends();
+    flush_cross_shard();
+    update_input_pause();
+    purge_closed_parked();
   }
-  // Starved receives run again once some buffer came back (and never during a pause).
-  if (!starved_.empty() && !input_paused_ && (buffers_returned_ || parked_live_ == 0)) {
-    for (Connection* connection : starved_) {
-      unstarve(connection);
-      rearm_list_.push_back(connection);
+  if (parked_live_ == 0) replay_wanted_ = false;
+  // Starved receives run again once some buffer came back (never during a pause); entries
+  // of connections closed or moved this turn leave here, before anything is freed below.
+  if (!starved_.empty()) {
+    bool rearm = !input_paused_ && (buffers_returned_ || parked_live_ == 0);
+    if (rearm || starved_stale_) {
+      std::erase_if(starved_, [&](Connection* connection) {
+        if (!connection->receive_starved) return true;
+        if (!rearm) return false;
+        unstarve(connection);
+        rearm_list_.push_back(connection);
+        return true;
+      });
     }
-    starved_.clear();
   }
+  starved_stale_ = false;
   buffers_returned_ = false;
   buffers_.publish();
   // rearm_list_, flush_list_ and release_list_ live for one turn: a connection on them is
-  // freed only below, after the re-arms (starved_ and parked_, which outlive the turn, hold
-  // the connection alive or are purged when it closes: forget_deferred_input).
+  // freed only below, after the re-arms. starved_ and parked_ outlive the turn: each entry
+  // keeps its connection alive (an operation in flight) until it leaves them, which a close
+  // or a hand-off makes happen by this point (forget_deferred_input).
   for (Connection* connection : rearm_list_) {
     if (wants_receive(connection)) arm_receive(connection);
   }

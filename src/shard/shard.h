@@ -120,8 +120,10 @@ class Shard final : public broker::IoPort {
   void drop_parked(broker::Connection* connection, base::ByteBuffer* moved_input);
   void starve(broker::Connection* connection);
   void unstarve(broker::Connection* connection);
-  // A connection that closes or moves leaves starved_ and parked_ (see drop_parked).
+  // A connection that closes or moves leaves starved_ and parked_: at once for a hand-off
+  // (its parked bytes go along), by the end of the turn for a close.
   void forget_deferred_input(broker::Connection* connection, base::ByteBuffer* moved_input);
+  void purge_closed_parked();
   void release_items_for_stopped_peer(std::vector<broker::CrossShardItem>& staged);
   void adopt(broker::ConnectionHandoff* handoff);
   void flush_sends();
@@ -169,9 +171,9 @@ class Shard final : public broker::IoPort {
   // its receive buffers. Once the buffer ring runs dry the kernel stops receiving and
   // TCP pushes back on the publishers; memory stays bounded by the buffer ring. A held
   // connection (Connection::input_held) parks its own input the same way.
-  // Lifetimes: a connection stays alive while it has entries on parked_ or starved_ (each
-  // counts in operations_in_flight), and leaves both when it closes or moves
-  // (forget_deferred_input), so neither list ever points at a freed connection.
+  // Lifetimes: a connection stays alive while it has entries on parked_ (each counts in
+  // operations_in_flight) or is starved, and leaves both lists when it closes or moves, by
+  // the end of that turn (forget_deferred_input), so neither ever points at a freed one.
   struct ParkedReceive {
     broker::Connection* connection;  // null once replayed or dropped (compacted away)
     uint16_t buffer_id;              // or kParkedInput / kParkedEndOfStream
@@ -183,6 +185,8 @@ class Shard final : public broker::IoPort {
   bool replay_wanted_ = false;         // parked input may be replayable: try at the turn's end
   uint32_t replay_depth_ = 0;          // > 0 while a replay walks parked_ by index
   bool buffers_returned_ = false;      // a receive buffer was recycled this turn
+  bool parked_purge_wanted_ = false;   // a connection with parked entries closed this turn
+  bool starved_stale_ = false;         // starved_ holds a connection closed or moved this turn
   std::vector<broker::Connection*> starved_;  // receives that ended on -ENOBUFS while buffers were parked
 
   // The cross-shard wake protocol (Seastar's): a shard about to block sets sleeping_,

@@ -549,6 +549,36 @@ TEST(ShardLoop, ParkedConnectIsHandedOffWithWhatFollowedIt) {
   EXPECT_EQ(ShardTestPeer::parked(a), 0u);
 }
 
+// A connection closed while its own parked input is being replayed (a protocol error in the
+// first entry): the rest of its entries are dropped under the replay's feet, their buffers
+// recycled and never replayed, and everyone else's input still goes through in order.
+TEST(ShardLoop, CloseDuringReplayDropsTheRestOfItsParkedInput) {
+  Cluster cluster(2, tiny_options());
+  Client subscriber(cluster, 1);
+  Client publisher(cluster, 0);
+  Client broken(cluster, 0);
+  std::string broken_id = id_on(0, 2, "broken");
+  broken.connect_as(broken_id);
+  int sent = pause_shard_a(cluster, 2, subscriber, publisher, /*exhaust_buffers=*/false);
+  Shard& a = cluster.shard(0);
+  broker::Connection* connection = ShardTestPeer::find(a, broken_id);
+  ASSERT_NE(connection, nullptr);
+  std::string reserved_type("\x00\x00", 2);  // packet type 0 is reserved: a protocol error
+  broken.send(reserved_type);
+  ASSERT_TRUE(cluster.turn_until([&] { return connection->parked_count == 1; }));
+  broken.send(pingreq_bytes());
+  ASSERT_TRUE(cluster.turn_until([&] { return connection->parked_count == 2; }));
+  publisher.send(numbered_publishes("t", sent, 10));  // parked after the broken client's input
+  sent += 10;
+  cluster.set_driven(1, true);
+  expect_all_in_order(subscriber, sent);
+  EXPECT_TRUE(broken.wait_closed());
+  auto answer = broken.read_packet();  // the PINGREQ after the error is never answered
+  EXPECT_FALSE(answer.has_value() && answer->type == mqtt::PacketType::kPingresp);
+  EXPECT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked(a) == 0 && !ShardTestPeer::paused(a); }));
+  EXPECT_TRUE(publisher.ping().empty());
+}
+
 // ---- closes in each state while input is parked or starved ----------------------------------
 
 class SecondStepHook final : public AuthenticationHook {
