@@ -486,12 +486,12 @@ void Shard::resume_input(Connection* connection) {
   compact_parked();
 }
 
-void Shard::drop_parked(Connection* connection, base::ByteBuffer* moved_input) {
+void Shard::move_parked_input(Connection* connection, base::ByteBuffer& into) {
   for (size_t i = 0; i < parked_.size() && connection->parked_count > 0; ++i) {
     if (parked_[i].connection != connection) continue;
     ParkedReceive entry = take_parked(i);
-    if (moved_input != nullptr && entry.buffer_id < kFirstParkedMarker) {
-      moved_input->append(std::span<const uint8_t>(buffers_.buffer(entry.buffer_id), entry.length));
+    if (entry.buffer_id < kFirstParkedMarker) {
+      into.append(std::span<const uint8_t>(buffers_.buffer(entry.buffer_id), entry.length));
     }
     recycle_parked(entry);
   }
@@ -523,7 +523,7 @@ void Shard::forget_deferred_input(Connection* connection, base::ByteBuffer* move
   }
   if (connection->parked_count == 0) return;
   if (moved_input != nullptr) {
-    drop_parked(connection, moved_input);  // a hand-off: the bytes must go along now
+    move_parked_input(connection, *moved_input);  // a hand-off: the bytes go along now
   } else {
     // A closed connection's entries are never replayed (replays skip a closing connection)
     // and are dropped by one pass at the turn's end, for every close of the turn at once.

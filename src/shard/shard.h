@@ -4,7 +4,8 @@
 // rings from the other shards, then sends each connection's gathered output with one
 // send and pushes staged cross-shard items in one batch per peer.
 // A Shard is created and started by BrokerImpl; every method other than the
-// constructor, request_stop() and wake_from_outside() runs on the shard's own thread.
+// constructor, request_stop() and wake_from_outside() runs on the shard's own thread
+// (tests/shard/ instead drives unstarted Shards turn by turn on its one thread).
 #pragma once
 
 #include <atomic>
@@ -115,9 +116,9 @@ class Shard final : public broker::IoPort {
   void replay(const ParkedReceive& entry);
   void replay_parked();
   void compact_parked();
-  // Drops a connection's parked entries (buffers recycled); with moved_input, their bytes
-  // are appended there first (a hand-off).
-  void drop_parked(broker::Connection* connection, base::ByteBuffer* moved_input);
+  // A connection moving to another shard: appends its parked bytes to `into`, in order, and
+  // recycles their buffers (a parked end of stream is dropped: the socket reports it again).
+  void move_parked_input(broker::Connection* connection, base::ByteBuffer& into);
   void starve(broker::Connection* connection);
   void unstarve(broker::Connection* connection);
   // A connection that closes or moves leaves starved_ and parked_: at once for a hand-off
