@@ -54,6 +54,10 @@ struct Connection {
   uint16_t client_receive_maximum = 65535;
   uint16_t client_topic_alias_maximum = 0;
   uint16_t keep_alive_seconds = 0;
+  // Receives parked for this connection, unread (src/shard: input paused or held; at most
+  // one per receive buffer); kept by the shard loop. A connection with parked input is not
+  // idle: keep-alive spares it.
+  uint16_t parked_count = 0;
   ConnectionState state = ConnectionState::kAwaitingConnect;
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
   bool request_problem_information = true;
@@ -64,6 +68,8 @@ struct Connection {
   bool queued_for_flush = false;
   bool close_after_flush = false;
   bool socket_shut_down = false;
+  // Shard loop: its receive ran out of buffers while they were parked; re-armed once some return.
+  bool receive_starved = false;
   // Set by ShardState while an answer to this client waits for other shards (a SUBACK until
   // every peer has applied the new filter): the loop parks what arrives meanwhile, unread.
   bool input_held = false;

@@ -309,6 +309,9 @@ void ShardState::on_tick(int64_t now_ms) {
   // Collect first: ending a connection edits connections_.
   std::vector<std::pair<Connection*, bool>> expired;  // connection, is keep-alive expiry
   for (Connection* connection : connections_) {
+    // Input parked by the loop (paused or held) is unread activity: a DISCONNECT in it must
+    // be read before any timer may end the connection.
+    if (connection->parked_count > 0) continue;
     if (connection->state == ConnectionState::kAwaitingConnect ||
         connection->state == ConnectionState::kAuthenticating) {
       if (now_ms - connection->accepted_at_ms > int64_t{options_.connect_timeout_seconds} * 1000) {

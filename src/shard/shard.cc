@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -33,7 +34,10 @@ constexpr size_t kInboundBatchMax = 4096;
 // once, and entirely at the next idle sweep.
 constexpr size_t kRetainedSendBufferMax = 64 * 1024;
 constexpr size_t kSmallSendBufferMax = 512;
-// A parked "buffer id" that stands for the end of the stream (ids stop at 32767).
+// Parked "buffer ids" that are not buffers (ids stop at 32767): the end of the stream, and
+// an adopted connection's first bytes, kept in its input while parked.
+constexpr uint16_t kFirstParkedMarker = 0xFFFE;
+constexpr uint16_t kParkedInput = 0xFFFE;
 constexpr uint16_t kParkedEndOfStream = 0xFFFF;
 }  // namespace
 
@@ -128,34 +132,45 @@ bool Shard::set_up() {
 }
 
 void Shard::update_clock() {
+  if (manual_clock_ms_ >= 0) {
+    now_ms_ = manual_clock_ms_;
+    return;
+  }
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
   now_ms_ = int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1000000;
 }
 
 void Shard::loop() {
-  for (;;) {
-    enter_kernel();
-    update_clock();
-    // Items from other shards first: anything a peer pushed before this turn's socket data
-    // arrived is handled before that data. So a retained update that a publisher has had
-    // acknowledged (the peer pushes its items before it sends the PUBACK) is in this
-    // shard's store before a SUBSCRIBE sent after that PUBACK is read here.
-    drain_inbound();
-    unsigned head = 0;
-    unsigned count = 0;
-    io_uring_cqe* cqe = nullptr;
-    io_uring_for_each_cqe(ring_.raw(), head, cqe) {
-      handle_completion(cqe);
-      ++count;
-    }
-    io_uring_cq_advance(ring_.raw(), count);
-    drain_inbound();
-    if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
-    if (now_ms_ >= next_tick_ms_) tick();
-    end_of_turn();
-    if (stopping_ && (connections_.empty() || now_ms_ >= shutdown_deadline_ms_)) break;
+  while (turn()) {
   }
+  finish_loop();
+}
+
+bool Shard::turn() {
+  enter_kernel();
+  update_clock();
+  // Items from other shards first: anything a peer pushed before this turn's socket data
+  // arrived is handled before that data. So a retained update that a publisher has had
+  // acknowledged (the peer pushes its items before it sends the PUBACK) is in this
+  // shard's store before a SUBSCRIBE sent after that PUBACK is read here.
+  drain_inbound();
+  unsigned head = 0;
+  unsigned count = 0;
+  io_uring_cqe* cqe = nullptr;
+  io_uring_for_each_cqe(ring_.raw(), head, cqe) {
+    handle_completion(cqe);
+    ++count;
+  }
+  io_uring_cq_advance(ring_.raw(), count);
+  drain_inbound();
+  if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
+  if (now_ms_ >= next_tick_ms_) tick();
+  end_of_turn();
+  return !(stopping_ && (connections_.empty() || now_ms_ >= shutdown_deadline_ms_));
+}
+
+void Shard::finish_loop() {
   // Leave nothing behind: sockets still open past the grace period are closed, and
   // whatever other shards sent is dropped (references released, handed-off fds closed).
   for (Connection* connection : connections_) {
@@ -164,6 +179,7 @@ void Shard::loop() {
     closed_at_exit_.emplace_back(connection);
   }
   connections_.clear();
+  loop_ended_.store(true, std::memory_order_release);
   drain_inbound();
   LOG_DEBUG("shard stopped");
 }
@@ -279,7 +295,7 @@ Connection* Shard::open_connection(int fd, int64_t accepted_at_ms) {
 // ---- receiving -------------------------------------------------------------
 
 void Shard::arm_receive(Connection* connection) {
-  COREMQ_ASSERT(!connection->receive_armed);
+  COREMQ_ASSERT(!connection->receive_armed && !connection->receive_starved);
   if (connection->state == ConnectionState::kClosing || connection->state == ConnectionState::kHandingOff) return;
   io_uring_sqe* sqe = ring_.next_sqe();
   // Until CONNECT is handled, one receive at a time: the connection may still move to
@@ -295,6 +311,21 @@ void Shard::arm_receive(Connection* connection) {
   io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kReceive));
   connection->receive_armed = true;
   ++connection->operations_in_flight;
+}
+
+bool Shard::wants_receive(const Connection* connection) const {
+  if (connection->receive_armed || connection->receive_starved || connection->socket_shut_down) return false;
+  switch (connection->state) {
+    case ConnectionState::kConnected: return true;
+    // Before CONNECT is done (and during an MQTT 5 AUTH exchange) a connection reads with one
+    // one-shot receive at a time, and none while it has input parked: when its parked CONNECT
+    // is replayed it may move to another shard, and no receive may then be pending on it here.
+    case ConnectionState::kAwaitingConnect:
+    case ConnectionState::kAuthenticating: return connection->parked_count == 0;
+    case ConnectionState::kHandingOff:
+    case ConnectionState::kClosing: return false;
+  }
+  return false;
 }
 
 void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
@@ -315,8 +346,14 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
     }
     if (!connection->receive_armed) rearm_list_.push_back(connection);
   } else if (result == -ENOBUFS) {
-    // Every receive buffer is in use: re-arm once they are back (after the pause, if any).
-    (input_paused_ ? starved_ : rearm_list_).push_back(connection);
+    // Every receive buffer is in use. While some are parked (input paused or held) they come
+    // back only with a replay, so the receive waits for that (starve); otherwise they come
+    // back at this turn's end and the receive is armed again then.
+    if (input_paused_ || parked_live_ > 0) {
+      starve(connection);
+    } else {
+      rearm_list_.push_back(connection);
+    }
   } else {
     if (result < 0 && result != -ECONNRESET && result != -ECANCELED && result != -EPIPE) {
       LOG_DEBUG("receive on fd %d: %s", connection->fd, std::strerror(-result));
@@ -333,14 +370,64 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
 }
 
 bool Shard::should_park(const Connection* connection) const {
-  // Only connected clients are parked: CONNECT handling makes no cross-shard traffic
-  // beyond a hand-off, and a connection must hold no parked data when it moves.
-  return (input_paused_ || !parked_.empty()) && connection->state == ConnectionState::kConnected;
+  switch (connection->state) {
+    case ConnectionState::kConnected:
+      // Behind the pause, behind a held answer, or behind its own parked input (order).
+      return input_paused_ || connection->input_held || connection->parked_count > 0;
+    case ConnectionState::kAwaitingConnect:
+    case ConnectionState::kAuthenticating:
+      // A CONNECT may take a session over, ending the old connection: it must not be handled
+      // before anything parked earlier (that connection's DISCONNECT, say), so while anything
+      // is parked it waits too, and the replay keeps arrival order.
+      return input_paused_ || parked_live_ > 0;
+    case ConnectionState::kHandingOff:
+    case ConnectionState::kClosing: return false;
+  }
+  return false;
 }
 
 void Shard::park(Connection* connection, uint16_t buffer_id, uint32_t length) {
   ++connection->operations_in_flight;  // the connection outlives what is parked for it
+  ++connection->parked_count;
+  ++parked_live_;
+  // Parked bytes are activity: the client did send within its keep-alive, the broker chose
+  // not to read yet (ShardState::on_tick also spares a connection with parked input).
+  if (buffer_id != kParkedEndOfStream) connection->last_packet_at_ms = now_ms_;
+  // Without a pause or a hold it waits only behind other parked input: try at the turn's end.
+  if (!input_paused_ && !connection->input_held) replay_wanted_ = true;
   parked_.push_back(ParkedReceive{connection, buffer_id, length});
+}
+
+Shard::ParkedReceive Shard::take_parked(size_t index) {
+  ParkedReceive entry = parked_[index];
+  COREMQ_ASSERT(entry.connection != nullptr && parked_live_ > 0);
+  COREMQ_ASSERT(entry.connection->parked_count > 0 && entry.connection->operations_in_flight > 0);
+  parked_[index].connection = nullptr;  // compacted away by compact_parked()
+  --entry.connection->parked_count;
+  --entry.connection->operations_in_flight;
+  --parked_live_;
+  return entry;
+}
+
+void Shard::recycle_parked(const ParkedReceive& entry) {
+  if (entry.buffer_id >= kFirstParkedMarker) return;  // holds no receive buffer
+  buffers_.recycle(entry.buffer_id);
+  buffers_returned_ = true;
+}
+
+void Shard::compact_parked() {
+  if (replay_depth_ > 0) return;  // a replay walks parked_ by index: compact only after it
+  std::erase_if(parked_, [](const ParkedReceive& entry) { return entry.connection == nullptr; });
+  COREMQ_ASSERT(parked_.size() == parked_live_);
+}
+
+void Shard::replay(const ParkedReceive& entry) {
+  Connection* connection = entry.connection;
+  bool one_shot = connection->state != ConnectionState::kConnected;
+  deliver_received(connection, entry.buffer_id, entry.length);
+  // A connection before CONNECT was not read while it had input parked (wants_receive).
+  if (one_shot) rearm_list_.push_back(connection);
+  maybe_release(connection);
 }
 
 void Shard::deliver_received(Connection* connection, uint16_t buffer_id, uint32_t length) {
@@ -348,32 +435,134 @@ void Shard::deliver_received(Connection* connection, uint16_t buffer_id, uint32_
     state_->on_transport_closed(connection);
     return;
   }
+  if (buffer_id == kParkedInput) {
+    // An adopted connection's bytes, kept in its input while they were parked.
+    state_->on_bytes(connection, {});
+    return;
+  }
   state_->on_bytes(connection, {buffers_.buffer(buffer_id), length});
   buffers_.recycle(buffer_id);
+  buffers_returned_ = true;
 }
 
-bool Shard::update_input_pause() {
+void Shard::replay_parked() {
+  replay_wanted_ = false;
+  ++replay_depth_;
+  // Arrival order, except that a held connection's input stays (until resume_input), and
+  // a connection before CONNECT parked after held input stays behind it (takeover order).
+  bool behind_held = false;
+  for (size_t i = 0; i < parked_.size() && !input_paused_; ++i) {
+    Connection* connection = parked_[i].connection;
+    if (connection == nullptr) continue;
+    if (connection->state == ConnectionState::kClosing) {
+      recycle_parked(take_parked(i));  // closed meanwhile (by an earlier entry, say): never replayed
+      maybe_release(connection);
+      continue;
+    }
+    if (connection->input_held) {
+      behind_held = true;
+      continue;
+    }
+    if (behind_held && connection->state != ConnectionState::kConnected) continue;
+    replay(take_parked(i));
+  }
+  --replay_depth_;
+  compact_parked();
+}
+
+void Shard::resume_input(Connection* connection) {
+  COREMQ_ASSERT(!connection->input_held);
+  if (connection->state == ConnectionState::kClosing) return;  // its entries are purged
+  // Whatever waited behind this connection's input may go too, at the end of the turn.
+  if (parked_live_ > 0) replay_wanted_ = true;
+  // During a pause its input waits for the pause's end, in order with everyone else's.
+  if (connection->parked_count == 0 || input_paused_) return;
+  ++replay_depth_;
+  for (size_t i = 0; i < parked_.size() && connection->parked_count > 0; ++i) {
+    if (connection->input_held || input_paused_ || connection->state == ConnectionState::kClosing) break;
+    if (parked_[i].connection == connection) replay(take_parked(i));
+  }
+  --replay_depth_;
+  compact_parked();
+}
+
+void Shard::move_parked_input(Connection* connection, base::ByteBuffer& into) {
+  for (size_t i = 0; i < parked_.size() && connection->parked_count > 0; ++i) {
+    if (parked_[i].connection != connection) continue;
+    ParkedReceive entry = take_parked(i);
+    if (entry.buffer_id < kFirstParkedMarker) {
+      into.append(std::span<const uint8_t>(buffers_.buffer(entry.buffer_id), entry.length));
+    }
+    recycle_parked(entry);
+  }
+  COREMQ_ASSERT(connection->parked_count == 0);
+  // A connection before CONNECT parked behind this one may now be replayed.
+  if (parked_live_ > 0) replay_wanted_ = true;
+  compact_parked();
+}
+
+void Shard::starve(Connection* connection) {
+  COREMQ_ASSERT(!connection->receive_starved && !connection->receive_armed);
+  connection->receive_starved = true;
+  ++connection->operations_in_flight;  // kept alive while on starved_ (removed on close)
+  starved_.push_back(connection);
+}
+
+void Shard::unstarve(Connection* connection) {
+  COREMQ_ASSERT(connection->receive_starved && connection->operations_in_flight > 0);
+  connection->receive_starved = false;
+  --connection->operations_in_flight;
+}
+
+void Shard::forget_deferred_input(Connection* connection, base::ByteBuffer* moved_input) {
+  if (connection->receive_starved) {
+    // Left on starved_ until this turn's end, which drops it before anything is freed: no
+    // search per close (a shutdown under a pause closes every starved connection at once).
+    unstarve(connection);
+    starved_stale_ = true;
+  }
+  if (connection->parked_count == 0) return;
+  if (moved_input != nullptr) {
+    move_parked_input(connection, *moved_input);  // a hand-off: the bytes go along now
+  } else {
+    // A closed connection's entries are never replayed (replays skip a closing connection)
+    // and are dropped by one pass at the turn's end, for every close of the turn at once.
+    // Until then they keep the connection alive (they count as operations in flight).
+    parked_purge_wanted_ = true;
+  }
+}
+
+void Shard::purge_closed_parked() {
+  if (!parked_purge_wanted_) return;
+  parked_purge_wanted_ = false;
+  COREMQ_ASSERT(replay_depth_ == 0);
+  for (size_t i = 0; i < parked_.size(); ++i) {
+    Connection* connection = parked_[i].connection;
+    if (connection == nullptr || connection->state != ConnectionState::kClosing) continue;
+    recycle_parked(take_parked(i));
+    maybe_release(connection);
+  }
+  compact_parked();
+  // A connection before CONNECT parked behind a closed one may now be replayed.
+  if (parked_live_ > 0) replay_wanted_ = true;
+}
+
+void Shard::update_input_pause() {
+  // Pausing happens where items are staged (post); here the pause ends, once the peers have
+  // taken all but half of the bound.
+  if (!input_paused_) return;
   size_t staged = 0;
   for (const auto& items : staged_) staged = std::max(staged, items.size());
-  if (!input_paused_ && staged > options_.cross_shard_queue_capacity) {
-    input_paused_ = true;
-    ++state_->counters().cross_shard_queue_full;
-    LOG_DEBUG("pausing input: %u items staged for a peer shard", staged);
-    return false;
-  }
-  if (!input_paused_ || staged > options_.cross_shard_queue_capacity / 2) return false;
+  if (staged > options_.cross_shard_queue_capacity / 2) return;
   input_paused_ = false;
-  // Replay what was parked, in arrival order, then let starved receives run again.
-  std::vector<ParkedReceive> parked;
-  parked.swap(parked_);
-  for (const ParkedReceive& entry : parked) {
-    --entry.connection->operations_in_flight;
-    deliver_received(entry.connection, entry.buffer_id, entry.length);
-    maybe_release(entry.connection);
-  }
-  for (Connection* connection : starved_) rearm_list_.push_back(connection);
-  starved_.clear();
-  return true;
+  replay_wanted_ = true;
+}
+
+void Shard::pause_input(size_t staged) {
+  input_paused_ = true;
+  ++state_->counters().cross_shard_queue_full;
+  LOG_DEBUG("pausing input: %u items staged for a peer shard (--cross-shard-queue-capacity=%u)", staged,
+            options_.cross_shard_queue_capacity);
 }
 
 // ---- sending ---------------------------------------------------------------
@@ -447,6 +636,9 @@ void Shard::on_send(Connection* connection, int result) {
 
 void Shard::close_connection(Connection* connection, bool flush_first) {
   COREMQ_ASSERT(connection->state == ConnectionState::kClosing);
+  // Input parked or starved for it is never read now: its buffers go back, and no deferred
+  // list keeps a pointer to a connection that is about to be freed.
+  forget_deferred_input(connection, nullptr);
   if (flush_first && (connection->send_in_flight || !connection->output.empty())) {
     connection->close_after_flush = true;
     request_flush(connection);
@@ -482,12 +674,17 @@ void Shard::maybe_release(Connection* connection) {
 
 void Shard::hand_off_connection(Connection* connection, uint32_t target_shard) {
   COREMQ_ASSERT(connection->state == ConnectionState::kHandingOff);
-  COREMQ_ASSERT(connection->operations_in_flight == 0);  // one receive at a time before CONNECT
+  COREMQ_ASSERT(!connection->receive_armed);  // one receive at a time before CONNECT, none while parked
   auto* handoff = new broker::ConnectionHandoff();
   handoff->fd = connection->fd;
   handoff->accepted_at_ms = connection->accepted_at_ms;
   handoff->input = std::move(connection->input);
+  // Bytes parked after the CONNECT go along, in order: a connection holds no parked data
+  // once it has moved. A parked end of stream is dropped: the socket reports it again there.
+  forget_deferred_input(connection, &handoff->input);
+  COREMQ_ASSERT(connection->operations_in_flight == 0);
   connection->fd = -1;
+  // Never refused or delayed: post always stages (the bound pauses input instead).
   post(target_shard, CrossShardItem{CrossShardItem::Kind::kAdoptConnection, shard_id_, handoff});
   maybe_release(connection);
 }
@@ -501,10 +698,14 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
   }
   Connection* connection = open_connection(handoff->fd, handoff->accepted_at_ms);
   state_->on_connection_opened(connection);
-  state_->on_bytes(connection, handoff->input.span());
-  if (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kConnected) {
-    arm_receive(connection);
+  if (!handoff->input.empty() && should_park(connection)) {
+    // Its CONNECT may take over a session whose input is parked here: it waits its turn.
+    connection->input = std::move(handoff->input);
+    park(connection, kParkedInput, 0);
+  } else {
+    state_->on_bytes(connection, handoff->input.span());
   }
+  if (wants_receive(connection)) arm_receive(connection);
   maybe_release(connection);
 }
 
@@ -512,24 +713,44 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
 
 void Shard::post(uint32_t target_shard, CrossShardItem item) {
   COREMQ_ASSERT(target_shard < shard_count_ && target_shard != shard_id_);
-  // Staging is bounded by the input pause (update_input_pause): past the capacity this
-  // shard stops reading sockets until the peer catches up, so nothing is dropped here.
-  staged_[target_shard].push_back(item);
+  // Staging is bounded where items are made, whatever made them (a received packet, a
+  // hand-off, an interest change, a tick's expiries and wills, a peer's item forwarded):
+  // when one peer's staging passes --cross-shard-queue-capacity, what its ring takes is
+  // pushed at once (one ring operation per `capacity` items), and if that is not enough
+  // this shard stops reading sockets, within this very turn, until the peer catches up.
+  // An item itself is never refused or dropped: an adopt message carries a socket, a
+  // publish a message already acknowledged, an interest change the routing of others;
+  // each comes from a bounded cause (input read before the pause, the shard's sessions).
+  std::vector<CrossShardItem>& staged = staged_[target_shard];
+  staged.push_back(item);
+  if (staged.size() != size_t{options_.cross_shard_queue_capacity} + 1) return;
+  push_staged(target_shard);
+  if (staged.size() > options_.cross_shard_queue_capacity && !input_paused_) pause_input(staged.size());
+}
+
+void Shard::push_staged(uint32_t target) {
+  auto& staged = staged_[target];
+  if (peers_[target].shard->loop_ended_.load(std::memory_order_acquire)) {
+    // That peer stopped and drains no more (only at shutdown): its items would keep this
+    // shard turning, unable to sleep, until its own grace period ends.
+    release_items_for_stopped_peer(target);
+    return;
+  }
+  size_t pushed = peers_[target].outbound->try_push_batch(staged.begin(), staged.end());
+  staged.erase(staged.begin(), staged.begin() + static_cast<std::ptrdiff_t>(pushed));
+  if (pushed > 0) {
+    peer_needs_wake_[target] = true;
+    wake_pending_ = true;
+  }
 }
 
 void Shard::flush_cross_shard() {
-  bool pushed_any = false;
   for (uint32_t target = 0; target < shard_count_; ++target) {
-    auto& staged = staged_[target];
-    if (staged.empty()) continue;
-    size_t pushed = peers_[target].outbound->try_push_batch(staged.begin(), staged.end());
-    staged.erase(staged.begin(), staged.begin() + static_cast<std::ptrdiff_t>(pushed));
-    if (pushed > 0) {
-      peer_needs_wake_[target] = true;
-      pushed_any = true;
-    }
+    if (!staged_[target].empty()) push_staged(target);
   }
-  if (!pushed_any) return;
+  // Items pushed earlier in the turn (post) are woken for here too.
+  if (!wake_pending_) return;
+  wake_pending_ = false;
   // Pairs with the fence implied by the peer's seq_cst store to sleeping_.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (uint32_t target = 0; target < shard_count_; ++target) {
@@ -537,6 +758,27 @@ void Shard::flush_cross_shard() {
     peer_needs_wake_[target] = false;
     Shard* peer = peers_[target].shard;
     if (peer->sleeping_.load(std::memory_order_relaxed) && peer->sleeping_.exchange(false)) wake(peer);
+  }
+}
+
+void Shard::release_items_for_stopped_peer(uint32_t target) {
+  // A stopped peer applies nothing more and forwards nothing more, so a barrier it was asked
+  // for holds for it: it is acknowledged here on its behalf, after the staging is cleared
+  // (the answers it releases may stage items again).
+  std::vector<CrossShardItem> staged;
+  staged.swap(staged_[target]);
+  uint64_t barrier_sequence = 0;
+  for (const CrossShardItem& item : staged) {
+    if (item.kind == CrossShardItem::Kind::kAdoptConnection) {
+      shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);  // its socket is closed
+    }
+    if (item.kind == CrossShardItem::Kind::kBarrierRequest) barrier_sequence = std::max(barrier_sequence, item.sequence);
+    broker::release_cross_shard_item(item);
+  }
+  if (barrier_sequence != 0) {
+    CrossShardItem ack{CrossShardItem::Kind::kBarrierAck, target};
+    ack.sequence = barrier_sequence;
+    state_->on_cross_shard(ack);
   }
 }
 
@@ -598,20 +840,45 @@ void Shard::tick() {
 void Shard::end_of_turn() {
   flush_sends();
   flush_cross_shard();
-  if (update_input_pause()) {
-    // The replayed input made output and cross-shard items of its own.
+  update_input_pause();
+  purge_closed_parked();
+  if (replay_wanted_ && !input_paused_ && parked_live_ > 0) {
+    replay_parked();
+    // The replayed input made output and cross-shard items of its own, and may have closed
+    // connections that still had entries.
     flush_sends();
     flush_cross_shard();
+    update_input_pause();
+    purge_closed_parked();
   }
-  buffers_.publish();
-  for (Connection* connection : rearm_list_) {
-    if (!connection->receive_armed && !connection->socket_shut_down &&
-        (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kConnected)) {
-      arm_receive(connection);
+  if (parked_live_ == 0) replay_wanted_ = false;
+  // Starved receives run again once some buffer came back (never during a pause); entries
+  // of connections closed or moved this turn leave here, before anything is freed below.
+  if (!starved_.empty()) {
+    bool rearm = !input_paused_ && (buffers_returned_ || parked_live_ == 0);
+    if (rearm || starved_stale_) {
+      std::erase_if(starved_, [&](Connection* connection) {
+        if (!connection->receive_starved) return true;
+        if (!rearm) return false;
+        unstarve(connection);
+        rearm_list_.push_back(connection);
+        return true;
+      });
     }
+  }
+  starved_stale_ = false;
+  buffers_returned_ = false;
+  buffers_.publish();
+  // rearm_list_, flush_list_ and release_list_ live for one turn: a connection on them is
+  // freed only below, after the re-arms. starved_ and parked_ outlive the turn: each entry
+  // keeps its connection alive (an operation in flight) until it leaves them, which a close
+  // or a hand-off makes happen by this point (forget_deferred_input).
+  for (Connection* connection : rearm_list_) {
+    if (wants_receive(connection)) arm_receive(connection);
   }
   rearm_list_.clear();
   for (Connection* connection : release_list_) {
+    COREMQ_ASSERT(connection->parked_count == 0 && !connection->receive_starved);
     if (connection->fd >= 0) {
       ::close(connection->fd);
       shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);

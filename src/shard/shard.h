@@ -4,7 +4,8 @@
 // rings from the other shards, then sends each connection's gathered output with one
 // send and pushes staged cross-shard items in one batch per peer.
 // A Shard is created and started by BrokerImpl; every method other than the
-// constructor, request_stop() and wake_from_outside() runs on the shard's own thread.
+// constructor, request_stop() and wake_from_outside() runs on the shard's own thread
+// (tests/shard/ instead drives unstarted Shards turn by turn on its one thread).
 #pragma once
 
 #include <atomic>
@@ -65,10 +66,8 @@ class Shard final : public broker::IoPort {
   void close_connection(broker::Connection* connection, bool flush_first) override;
   void hand_off_connection(broker::Connection* connection, uint32_t target_shard) override;
   void post(uint32_t target_shard, broker::CrossShardItem item) override;
+  void resume_input(broker::Connection* connection) override;
   int64_t now_ms() const override { return now_ms_; }
-  // Stub for this branch: ShardState keeps input that arrives while held in
-  // connection->input itself. The loop's parking (helper "loop") replaces it at merge.
-  void resume_input(broker::Connection*) override {}
 
   uint32_t id() const { return shard_id_; }
   // Set during start-up: an error message if the ring could not be made.
@@ -78,9 +77,16 @@ class Shard final : public broker::IoPort {
   enum class Tag : uint64_t { kAccept = 0, kReceive = 1, kSend = 2, kEventfd = 3, kWake = 4, kIgnore = 5 };
   static uint64_t user_data(void* pointer, Tag tag) { return reinterpret_cast<uint64_t>(pointer) | uint64_t(tag); }
 
+  // tests/shard/ drives a Shard on its own thread, turn by turn, without start().
+  friend class ShardTestPeer;
+
   void run(int cpu);
   [[nodiscard]] bool set_up();
   void loop();
+  // One turn of the loop: kernel, completions, peers' items, tick, end of turn. Returns
+  // false once a stopping shard is done (then finish_loop()).
+  bool turn();
+  void finish_loop();
   void enter_kernel();
   void handle_completion(const io_uring_cqe* cqe);
   void on_accept(int result, bool more);
@@ -97,14 +103,35 @@ class Shard final : public broker::IoPort {
   broker::Connection* open_connection(int fd, int64_t accepted_at_ms);
 
   void drain_inbound();
-  // Pauses or resumes reading; returns true when parked input was replayed.
-  bool update_input_pause();
+  // Input pause: set where items are staged (post), lifted at the end of a turn.
+  void pause_input(size_t staged);
+  void update_input_pause();
   void deliver_received(broker::Connection* connection, uint16_t buffer_id, uint32_t length);
+  bool wants_receive(const broker::Connection* connection) const;
   bool should_park(const broker::Connection* connection) const;
   void park(broker::Connection* connection, uint16_t buffer_id, uint32_t length);
+  struct ParkedReceive;
+  ParkedReceive take_parked(size_t index);
+  void recycle_parked(const ParkedReceive& entry);
+  void replay(const ParkedReceive& entry);
+  void replay_parked();
+  void compact_parked();
+  // A connection moving to another shard: appends its parked bytes to `into`, in order, and
+  // recycles their buffers (a parked end of stream is dropped: the socket reports it again).
+  void move_parked_input(broker::Connection* connection, base::ByteBuffer& into);
+  void starve(broker::Connection* connection);
+  void unstarve(broker::Connection* connection);
+  // A connection that closes or moves leaves starved_ and parked_: at once for a hand-off
+  // (its parked bytes go along), by the end of the turn for a close.
+  void forget_deferred_input(broker::Connection* connection, base::ByteBuffer* moved_input);
+  void purge_closed_parked();
+  void release_items_for_stopped_peer(uint32_t target);
   void adopt(broker::ConnectionHandoff* handoff);
   void flush_sends();
   void flush_cross_shard();
+  // Pushes what the peer's ring takes of the items staged for it (or releases them all if
+  // its loop has ended); the wake waits for flush_cross_shard.
+  void push_staged(uint32_t target);
   void wake(Shard* peer);
   void end_of_turn();
   void tick();
@@ -133,6 +160,7 @@ class Shard final : public broker::IoPort {
   std::vector<CrossShardRing*> inbound_;           // indexed by sending shard id
   std::vector<std::vector<broker::CrossShardItem>> staged_;  // per target shard
   std::vector<bool> peer_needs_wake_;
+  bool wake_pending_ = false;  // some peer_needs_wake_ is set
 
   absl::flat_hash_set<broker::Connection*> connections_;  // every connection with an open fd here
   std::vector<broker::Connection*> flush_list_;
@@ -142,24 +170,37 @@ class Shard final : public broker::IoPort {
   // Back-pressure: while this shard has more cross-shard items staged than the peers'
   // rings can take (--cross-shard-queue-capacity), received data is parked, unread, in
   // its receive buffers. Once the buffer ring runs dry the kernel stops receiving and
-  // TCP pushes back on the publishers; memory stays bounded by the buffer ring.
+  // TCP pushes back on the publishers; memory stays bounded by the buffer ring. A held
+  // connection (Connection::input_held) parks its own input the same way.
+  // Lifetimes: a connection stays alive while it has entries on parked_ (each counts in
+  // operations_in_flight) or is starved, and leaves both lists when it closes or moves, by
+  // the end of that turn (forget_deferred_input), so neither ever points at a freed one.
   struct ParkedReceive {
-    broker::Connection* connection;
-    uint16_t buffer_id;
+    broker::Connection* connection;  // null once replayed or dropped (compacted away)
+    uint16_t buffer_id;              // or kParkedInput / kParkedEndOfStream
     uint32_t length;
   };
   bool input_paused_ = false;
-  std::vector<ParkedReceive> parked_;
-  std::vector<broker::Connection*> starved_;  // receives that ended on -ENOBUFS while paused
+  std::vector<ParkedReceive> parked_;  // in arrival order
+  size_t parked_live_ = 0;             // entries of parked_ not yet replayed or dropped
+  bool replay_wanted_ = false;         // parked input may be replayable: try at the turn's end
+  uint32_t replay_depth_ = 0;          // > 0 while a replay walks parked_ by index
+  bool buffers_returned_ = false;      // a receive buffer was recycled this turn
+  bool parked_purge_wanted_ = false;   // a connection with parked entries closed this turn
+  bool starved_stale_ = false;         // starved_ holds a connection closed or moved this turn
+  std::vector<broker::Connection*> starved_;  // receives that ended on -ENOBUFS while buffers were parked
 
   // The cross-shard wake protocol (Seastar's): a shard about to block sets sleeping_,
   // then looks at its inbound rings once more; a producer that pushed checks it after
   // a full fence and wakes the shard only if it is (about to be) asleep.
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> stop_requested_{false};
+  // Set when this shard's loop has ended: peers then release what they staged for it.
+  std::atomic<bool> loop_ended_{false};
   bool stopping_ = false;
   bool accept_armed_ = false;
   int64_t now_ms_ = 0;
+  int64_t manual_clock_ms_ = -1;  // tests only: >= 0 replaces CLOCK_MONOTONIC_COARSE
   int64_t next_tick_ms_ = 0;
   int64_t next_idle_sweep_ms_ = 0;
   int64_t next_refusal_log_ms_ = 0;
