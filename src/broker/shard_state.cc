@@ -202,9 +202,13 @@ void ShardState::close_for_protocol_error(Connection* connection, ReasonCode rea
   ++counters_.protocol_errors;
   const char* who = connection->session ? connection->session->client_id.c_str() : "";
   LOG_INFO("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
-  bool tell_client = connection->version == mqtt::ProtocolVersion::kV5 &&
-                     (connection->state == ConnectionState::kConnected ||
-                      connection->state == ConnectionState::kAuthenticating);
+  if (connection->state == ConnectionState::kAuthenticating) {
+    // CONNECT is read but not yet answered: the reason goes in CONNACK, since no DISCONNECT
+    // may come before a successful CONNACK (MQTT-3.14.0-1).
+    refuse_connect(connection, mqtt::ProtocolVersion::kV5, reason, why);
+    return;
+  }
+  bool tell_client = connection->version == mqtt::ProtocolVersion::kV5 && connection->state == ConnectionState::kConnected;
   if (tell_client) send_disconnect(connection, reason, why);
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client);
 }

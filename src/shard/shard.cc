@@ -502,7 +502,8 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
   Connection* connection = open_connection(handoff->fd, handoff->accepted_at_ms);
   state_->on_connection_opened(connection);
   state_->on_bytes(connection, handoff->input.span());
-  if (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kConnected) {
+  if (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kAuthenticating ||
+      connection->state == ConnectionState::kConnected) {
     arm_receive(connection);
   }
   maybe_release(connection);
@@ -606,7 +607,8 @@ void Shard::end_of_turn() {
   buffers_.publish();
   for (Connection* connection : rearm_list_) {
     if (!connection->receive_armed && !connection->socket_shut_down &&
-        (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kConnected)) {
+        (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kAuthenticating ||
+         connection->state == ConnectionState::kConnected)) {
       arm_receive(connection);
     }
   }
