@@ -147,7 +147,12 @@ bool ShardState::handle_auth(Connection* connection, std::span<const uint8_t> bo
                              "AUTH from a client that named no authentication method in CONNECT");
     return false;
   }
-  // decode_auth refuses an AUTH without a method; section 3.15: it must be the CONNECT's.
+  // Section 3.15.2.2.2: every AUTH names the CONNECT's method. decode_auth lets only the
+  // short form (empty body: Success, which only a server sends) go without one.
+  if (!auth.properties.authentication_method) {
+    close_for_protocol_error(connection, ReasonCode::kProtocolError, "AUTH without an authentication method");
+    return false;
+  }
   std::string_view method = *auth.properties.authentication_method;
   if (method != authentication->method) {
     close_for_protocol_error(connection, ReasonCode::kProtocolError,
@@ -206,10 +211,10 @@ bool ShardState::handle_reauthentication(Connection* connection, const mqtt::Aut
              authentication->reauthenticating) {
     step = hook.next(client_id, authentication->method, data);
   } else {
-    close_for_protocol_error(
-        connection, ReasonCode::kProtocolError,
-        absl::StrFormat("AUTH with reason 0x%02x %s", auth.reason_code,
-                        authentication->reauthenticating ? "during a re-authentication" : "with no re-authentication under way"));
+    const char* when =
+        authentication->reauthenticating ? "during a re-authentication" : "with no re-authentication under way";
+    close_for_protocol_error(connection, ReasonCode::kProtocolError,
+                             absl::StrFormat("AUTH with reason 0x%02x %s", auth.reason_code, when));
     return false;
   }
   switch (step.result) {

@@ -607,8 +607,8 @@ void Shard::end_of_turn() {
   buffers_.publish();
   for (Connection* connection : rearm_list_) {
     if (!connection->receive_armed && !connection->socket_shut_down &&
-        (connection->state == ConnectionState::kAwaitingConnect || connection->state == ConnectionState::kAuthenticating ||
-         connection->state == ConnectionState::kConnected)) {
+        (connection->state == ConnectionState::kAwaitingConnect ||
+         connection->state == ConnectionState::kAuthenticating || connection->state == ConnectionState::kConnected)) {
       arm_receive(connection);
     }
   }

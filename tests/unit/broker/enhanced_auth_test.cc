@@ -370,6 +370,24 @@ TEST_F(ShardEnhancedAuth, AuthFromAClientThatNamedNoMethodIsAProtocolError) {
   EXPECT_TRUE(hook->calls.empty());
 }
 
+TEST_F(ShardEnhancedAuth, AuthInItsShortFormWithoutMethodIsAProtocolError) {
+  // An empty AUTH body means Success with no properties, so no method: a client never sends it.
+  const std::string empty_auth("\xF0\x00", 2);
+  broker::Connection* connected = connect_with_method("c1");
+  feed(connected, empty_auth);
+  EXPECT_EQ(reply(connected, PacketType::kDisconnect).reason_code, 0x82);
+  expect_closed(connected);
+
+  hook->answers = {continue_with("challenge")};
+  broker::Connection* connecting = open();
+  feed(connecting, connect5_bytes("c2", {.method = "TEST"}));
+  reply(connecting, PacketType::kAuth);
+  feed(connecting, empty_auth);
+  EXPECT_EQ(reply(connecting, PacketType::kConnack).reason_code, 0x82);
+  expect_closed(connecting);
+  EXPECT_TRUE(hook->calls.size() == 1);
+}
+
 TEST_F(ShardEnhancedAuth, ContinueWithoutReauthenticationAndReauthenticateTwiceAreProtocolErrors) {
   broker::Connection* first = connect_with_method("c1");
   feed(first, auth_bytes(kContinue, "TEST", "unasked"));
