@@ -110,7 +110,7 @@ ShardState::Next ShardState::begin_authentication(Connection* connection, const 
   connection->request_problem_information = connect.properties.request_problem_information.value_or(1) == 1;
   auto authentication = std::make_unique<EnhancedAuthentication>();
   authentication->method = std::string(method);
-  AuthenticationHook::Step step = options_.authentication_hook->begin(client_id, method, data);
+  AuthenticationHook::Step step = checked(options_.authentication_hook->begin(client_id, method, data));
   switch (step.result) {
     case AuthenticationHook::Step::Result::kFailure:
       refuse_authentication(connection, step);
@@ -175,8 +175,8 @@ bool ShardState::continue_authentication(Connection* connection, const mqtt::Aut
                              absl::StrFormat("AUTH with reason 0x%02x while connecting", auth.reason_code));
     return false;
   }
-  AuthenticationHook::Step step = options_.authentication_hook->next(authentication->client_id,
-                                                                     authentication->method, data);
+  AuthenticationHook::Step step =
+      checked(options_.authentication_hook->next(authentication->client_id, authentication->method, data));
   if (step.result == AuthenticationHook::Step::Result::kFailure) {
     refuse_authentication(connection, step);
     return false;
@@ -206,10 +206,10 @@ bool ShardState::handle_reauthentication(Connection* connection, const mqtt::Aut
   const std::string& client_id = connection->session->client_id;
   AuthenticationHook::Step step;
   if (auth.reason_code == static_cast<uint8_t>(ReasonCode::kReauthenticate) && !authentication->reauthenticating) {
-    step = hook.begin_reauthentication(client_id, authentication->method, data);
+    step = checked(hook.begin_reauthentication(client_id, authentication->method, data));
   } else if (auth.reason_code == static_cast<uint8_t>(ReasonCode::kContinueAuthentication) &&
              authentication->reauthenticating) {
-    step = hook.next(client_id, authentication->method, data);
+    step = checked(hook.next(client_id, authentication->method, data));
   } else {
     const char* when =
         authentication->reauthenticating ? "during a re-authentication" : "with no re-authentication under way";
@@ -230,6 +230,20 @@ bool ShardState::handle_reauthentication(Connection* connection, const mqtt::Aut
       return send_auth(connection, ReasonCode::kSuccess, step.data);
   }
   return false;
+}
+
+AuthenticationHook::Step ShardState::checked(AuthenticationHook::Step step) {
+  // Authentication Data is Binary Data (MQTT 5.0 section 1.5.6): at most 65535 bytes. More
+  // cannot be sent; the exchange fails rather than the broker (the hook is the embedding
+  // program's code, not ours).
+  if (step.result != AuthenticationHook::Step::Result::kFailure && step.data.size() > mqtt::kStringLengthMax) {
+    LOG_WARNING("authentication hook answered with %u bytes of Authentication Data (at most %u): failing the exchange",
+                step.data.size(), mqtt::kStringLengthMax);
+    step.result = AuthenticationHook::Step::Result::kFailure;
+    step.data.clear();
+    step.failure_reason_code = static_cast<uint8_t>(ReasonCode::kImplementationSpecificError);
+  }
+  return step;
 }
 
 void ShardState::refuse_authentication(Connection* connection, const AuthenticationHook::Step& step) {
@@ -267,7 +281,8 @@ bool ShardState::send_auth(Connection* connection, ReasonCode reason, std::strin
   if (!data.empty()) properties.authentication_data = data;
   property_scratch_.clear();
   mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kAuth, properties);
-  size_t property_block = property_scratch_.size() + mqtt::remaining_length_size(property_scratch_.size());
+  size_t property_block =
+      property_scratch_.size() + mqtt::remaining_length_size(static_cast<uint32_t>(property_scratch_.size()));
   size_t remaining = 1 + property_block;
   size_t packet_size = 1 + mqtt::remaining_length_size(static_cast<uint32_t>(remaining)) + remaining;
   uint32_t limit = connection->client_maximum_packet_size;

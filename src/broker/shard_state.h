@@ -101,6 +101,8 @@ class ShardState {
   bool handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   bool continue_authentication(Connection* connection, const mqtt::AuthPacket& auth, std::string_view data);
   bool handle_reauthentication(Connection* connection, const mqtt::AuthPacket& auth, std::string_view data);
+  // The hook's answer, made a failure (0x83) when its data is over the Binary Data limit.
+  static AuthenticationHook::Step checked(AuthenticationHook::Step step);
   // The hook said no: CONNACK (connecting) or DISCONNECT (re-authenticating) with its reason.
   void refuse_authentication(Connection* connection, const AuthenticationHook::Step& step);
   // Ends an exchange with `reason` in the packet the connection's state calls for, and closes.

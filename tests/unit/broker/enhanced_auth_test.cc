@@ -255,6 +255,22 @@ TEST_F(ShardEnhancedAuth, StepOverTheClientsMaximumPacketSizeEndsTheExchange) {
   expect_closed(connection);
 }
 
+TEST_F(ShardEnhancedAuth, HookDataOverTheBinaryDataLimitFailsTheExchange) {
+  // Authentication Data holds at most 65535 bytes: more is the hook's error, answered with
+  // 0x83 (Implementation specific error), not a broken packet or a crash.
+  hook->answers = {continue_with(std::string(65536, 'x'))};
+  broker::Connection* first = open();
+  feed(first, connect5_bytes("c1", {.method = "TEST"}));
+  EXPECT_EQ(reply(first, PacketType::kConnack).reason_code, 0x83);
+  expect_closed(first);
+
+  broker::Connection* second = connect_with_method("c2");
+  hook->answers = {success_with(std::string(70000, 'x'))};
+  feed(second, auth_bytes(kReauthenticate, "TEST", "re-first"));
+  EXPECT_EQ(reply(second, PacketType::kDisconnect).reason_code, 0x83);
+  expect_closed(second);
+}
+
 TEST_F(ShardEnhancedAuth, ConnectTimeoutEndsAnExchangeThatStalls) {
   options.connect_timeout_seconds = 5;
   hook->answers = {continue_with("challenge")};
