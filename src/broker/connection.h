@@ -36,12 +36,20 @@ struct TopicAliases {
   base::StringMap<uint16_t> outbound;
 };
 
-// MQTT 5 enhanced authentication in progress: the CONNECT waits here until the
-// exchange succeeds.
-struct PendingAuthentication {
+// MQTT 5 enhanced authentication of a connection whose CONNECT named an Authentication
+// Method (most name none and hold no such object). While connecting the CONNECT waits here
+// until the exchange succeeds; once connected only the method is kept, for
+// re-authentication (AUTH Re-authenticate must name the same method, MQTT-4.12.1-1).
+struct EnhancedAuthentication {
   std::string method;
-  base::ByteBuffer connect_body;  // the CONNECT's body, decoded again on success
+  // While connecting: the client id given to the hook (an assigned one must not change
+  // between steps) and the CONNECT's body, decoded again on success. Emptied on CONNACK.
+  std::string client_id;
+  base::ByteBuffer connect_body;
   uint8_t connect_flags = 0;
+  // Connected: an AUTH Re-authenticate was answered with Continue authentication and the
+  // exchange has not ended yet.
+  bool reauthenticating = false;
 };
 
 struct Connection {
@@ -76,7 +84,7 @@ struct Connection {
 
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;
-  std::unique_ptr<PendingAuthentication> pending_authentication;
+  std::unique_ptr<EnhancedAuthentication> authentication;  // null unless CONNECT named a method
 
   int64_t accepted_at_ms = 0;
   int64_t last_packet_at_ms = 0;

@@ -117,25 +117,42 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
   }
 
   if (v5 && connect.properties.authentication_method) {
-    std::string_view method = *connect.properties.authentication_method;
-    std::string_view data = connect.properties.authentication_data.value_or(std::string_view());
-    AuthenticationHook::Step step = options_.authentication_hook->begin(client_id, method, data);
-    if (step.result == AuthenticationHook::Step::Result::kFailure) {
-      refuse_connect(connection, version, ReasonCode::kNotAuthorized, "enhanced authentication failed");
-      return Next::kStop;
-    }
-    if (step.result == AuthenticationHook::Step::Result::kContinue) {
-      auto pending = std::make_unique<PendingAuthentication>();
-      pending->method = std::string(method);
-      pending->connect_body.append(body);
-      pending->connect_flags = flags;
-      connection->pending_authentication = std::move(pending);
-      connection->state = ConnectionState::kAuthenticating;
-      return send_auth_continue(connection, method, step.data) ? Next::kContinue : Next::kStop;
-    }
-    return accept_connect(connection, connect, std::move(client_id), assigned, step.data);
+    return begin_authentication(connection, connect, body, flags, std::move(client_id), assigned);
   }
   return accept_connect(connection, connect, std::move(client_id), assigned, {});
+}
+
+// Enhanced authentication (MQTT 5.0 section 4.12) runs on the owner shard: handle_connect
+// hands the connection off before it gets here, so the exchange, and the session it ends
+// in, stay on one thread.
+ShardState::Next ShardState::begin_authentication(Connection* connection, const mqtt::ConnectPacket& connect,
+                                                  std::span<const uint8_t> body, uint8_t flags,
+                                                  std::string client_id, bool client_id_assigned) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kAwaitingConnect);
+  std::string_view method = *connect.properties.authentication_method;
+  std::string_view data = connect.properties.authentication_data.value_or(std::string_view());
+  // The client's limits hold for every packet the broker sends it, the AUTH packets of the
+  // exchange included (MQTT-3.1.2-24, MQTT-3.1.2-29), not only for those after CONNACK.
+  connection->client_maximum_packet_size = connect.properties.maximum_packet_size.value_or(0);
+  connection->request_problem_information = connect.properties.request_problem_information.value_or(1) == 1;
+  auto authentication = std::make_unique<EnhancedAuthentication>();
+  authentication->method = std::string(method);
+  AuthenticationHook::Step step = checked(options_.authentication_hook->begin(client_id, method, data));
+  switch (step.result) {
+    case AuthenticationHook::Step::Result::kFailure:
+      refuse_authentication(connection, step);
+      return Next::kStop;
+    case AuthenticationHook::Step::Result::kSuccess:
+      connection->authentication = std::move(authentication);
+      return accept_connect(connection, connect, std::move(client_id), client_id_assigned, step.data);
+    case AuthenticationHook::Step::Result::kContinue: break;
+  }
+  authentication->client_id = std::move(client_id);
+  authentication->connect_body.append(body);
+  authentication->connect_flags = flags;
+  connection->authentication = std::move(authentication);
+  connection->state = ConnectionState::kAuthenticating;
+  return send_auth(connection, ReasonCode::kContinueAuthentication, step.data) ? Next::kContinue : Next::kStop;
 }
 
 bool ShardState::handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags) {
@@ -150,50 +167,162 @@ bool ShardState::handle_auth(Connection* connection, std::span<const uint8_t> bo
                              absl::StrFormat("bad AUTH: %s", mqtt::decode_status_name(status)));
     return false;
   }
-  PendingAuthentication* pending = connection->pending_authentication.get();
-  if (connection->state != ConnectionState::kAuthenticating || pending == nullptr) {
-    // Re-authentication (0x19) needs a method agreed at CONNECT; none is kept once connected.
-    close_for_protocol_error(connection, ReasonCode::kProtocolError, "re-authentication is not supported");
+  EnhancedAuthentication* authentication = connection->authentication.get();
+  if (authentication == nullptr) {
+    // MQTT-4.12.0-7: a client that named no Authentication Method in CONNECT sends no AUTH.
+    close_for_protocol_error(connection, ReasonCode::kProtocolError,
+                             "AUTH from a client that named no authentication method in CONNECT");
     return false;
   }
-  if (auth.reason_code != static_cast<uint8_t>(ReasonCode::kContinueAuthentication) ||
-      auth.properties.authentication_method.value_or(std::string_view()) != pending->method) {
-    close_for_protocol_error(connection, ReasonCode::kProtocolError, "AUTH with a wrong reason or method");
+  // Section 3.15.2.2.2: every AUTH names the CONNECT's method. decode_auth lets only the
+  // short form (empty body: Success, which only a server sends) go without one.
+  if (!auth.properties.authentication_method) {
+    close_for_protocol_error(connection, ReasonCode::kProtocolError, "AUTH without an authentication method");
     return false;
   }
-  mqtt::ConnectPacket connect;
-  COREMQ_ASSERT(mqtt::decode_connect(pending->connect_body.span(), pending->connect_flags, &connect) ==
-                mqtt::DecodeStatus::kOk);
-  std::string client_id(connect.client_id);
-  bool assigned = false;
-  if (client_id.empty()) {
-    client_id = assign_client_id();
-    assigned = true;
+  std::string_view method = *auth.properties.authentication_method;
+  if (method != authentication->method) {
+    close_for_protocol_error(connection, ReasonCode::kProtocolError,
+                             absl::StrFormat("AUTH names authentication method '%s', not '%s' of CONNECT", method,
+                                             authentication->method));
+    return false;
   }
-  AuthenticationHook::Step step = options_.authentication_hook->next(
-      client_id, pending->method, auth.properties.authentication_data.value_or(std::string_view()));
+  std::string_view data = auth.properties.authentication_data.value_or(std::string_view());
+  if (connection->state == ConnectionState::kAuthenticating) return continue_authentication(connection, auth, data);
+  return handle_reauthentication(connection, auth, data);
+}
+
+// One client step of the exchange CONNECT began: AUTH Continue authentication only
+// (section 4.12: the client answers each AUTH 0x18 with an AUTH 0x18 until CONNACK).
+bool ShardState::continue_authentication(Connection* connection, const mqtt::AuthPacket& auth,
+                                         std::string_view data) {
+  EnhancedAuthentication* authentication = connection->authentication.get();
+  if (auth.reason_code != static_cast<uint8_t>(ReasonCode::kContinueAuthentication)) {
+    close_for_protocol_error(connection, ReasonCode::kProtocolError,
+                             absl::StrFormat("AUTH with reason 0x%02x while connecting", auth.reason_code));
+    return false;
+  }
+  AuthenticationHook::Step step =
+      checked(options_.authentication_hook->next(authentication->client_id, authentication->method, data));
   if (step.result == AuthenticationHook::Step::Result::kFailure) {
-    refuse_connect(connection, ProtocolVersion::kV5, ReasonCode::kNotAuthorized, "enhanced authentication failed");
+    refuse_authentication(connection, step);
     return false;
   }
   if (step.result == AuthenticationHook::Step::Result::kContinue) {
-    return send_auth_continue(connection, pending->method, step.data);
+    return send_auth(connection, ReasonCode::kContinueAuthentication, step.data);
   }
-  // The decoded CONNECT points into the pending body: keep it alive through accept_connect.
-  std::unique_ptr<PendingAuthentication> done = std::move(connection->pending_authentication);
+  // The decoded CONNECT points into connect_body: keep the body alive through accept_connect.
+  base::ByteBuffer connect_body = std::move(authentication->connect_body);
+  std::string client_id = std::move(authentication->client_id);
+  mqtt::ConnectPacket connect;
+  COREMQ_ASSERT(mqtt::decode_connect(connect_body.span(), authentication->connect_flags, &connect) ==
+                mqtt::DecodeStatus::kOk);
+  bool assigned = connect.client_id.empty();
   connection->state = ConnectionState::kAwaitingConnect;
   return accept_connect(connection, connect, std::move(client_id), assigned, step.data) == Next::kContinue;
 }
 
-bool ShardState::send_auth_continue(Connection* connection, std::string_view method, std::string_view data) {
+// AUTH from a connected client (section 4.12.1): Re-authenticate starts an exchange,
+// Continue authentication carries one on. Other packets keep flowing meanwhile, under the
+// previous authentication; a failure ends the connection (MQTT-4.12.1-2).
+bool ShardState::handle_reauthentication(Connection* connection, const mqtt::AuthPacket& auth,
+                                         std::string_view data) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kConnected && connection->session != nullptr);
+  EnhancedAuthentication* authentication = connection->authentication.get();
+  AuthenticationHook& hook = *options_.authentication_hook;
+  const std::string& client_id = connection->session->client_id;
+  AuthenticationHook::Step step;
+  if (auth.reason_code == static_cast<uint8_t>(ReasonCode::kReauthenticate) && !authentication->reauthenticating) {
+    step = checked(hook.begin_reauthentication(client_id, authentication->method, data));
+  } else if (auth.reason_code == static_cast<uint8_t>(ReasonCode::kContinueAuthentication) &&
+             authentication->reauthenticating) {
+    step = checked(hook.next(client_id, authentication->method, data));
+  } else {
+    const char* when =
+        authentication->reauthenticating ? "during a re-authentication" : "with no re-authentication under way";
+    close_for_protocol_error(connection, ReasonCode::kProtocolError,
+                             absl::StrFormat("AUTH with reason 0x%02x %s", auth.reason_code, when));
+    return false;
+  }
+  switch (step.result) {
+    case AuthenticationHook::Step::Result::kFailure:
+      refuse_authentication(connection, step);
+      return false;
+    case AuthenticationHook::Step::Result::kContinue:
+      authentication->reauthenticating = true;
+      return send_auth(connection, ReasonCode::kContinueAuthentication, step.data);
+    case AuthenticationHook::Step::Result::kSuccess:
+      authentication->reauthenticating = false;
+      LOG_DEBUG("client '%s' re-authenticated", client_id);
+      return send_auth(connection, ReasonCode::kSuccess, step.data);
+  }
+  return false;
+}
+
+AuthenticationHook::Step ShardState::checked(AuthenticationHook::Step step) {
+  // Authentication Data is Binary Data (MQTT 5.0 section 1.5.6): at most 65535 bytes. More
+  // cannot be sent; the exchange fails rather than the broker (the hook is the embedding
+  // program's code, not ours).
+  if (step.result != AuthenticationHook::Step::Result::kFailure && step.data.size() > mqtt::kStringLengthMax) {
+    LOG_WARNING("authentication hook answered with %u bytes of Authentication Data (at most %u): failing the exchange",
+                step.data.size(), mqtt::kStringLengthMax);
+    step.result = AuthenticationHook::Step::Result::kFailure;
+    step.data.clear();
+    step.failure_reason_code = static_cast<uint8_t>(ReasonCode::kImplementationSpecificError);
+  }
+  return step;
+}
+
+void ShardState::refuse_authentication(Connection* connection, const AuthenticationHook::Step& step) {
+  ++counters_.authentication_failures;
+  bool connected = connection->state == ConnectionState::kConnected;
+  // The hook's code if the packet that carries it allows it (table 2-6), else Not authorized.
+  auto reason = static_cast<ReasonCode>(step.failure_reason_code);
+  if (step.failure_reason_code < 0x80 ||
+      !mqtt::reason_code_allowed(connected ? mqtt::PacketType::kDisconnect : mqtt::PacketType::kConnack, reason)) {
+    reason = ReasonCode::kNotAuthorized;
+  }
+  end_authentication(connection, reason, connected ? "re-authentication failed" : "enhanced authentication failed");
+}
+
+void ShardState::end_authentication(Connection* connection, ReasonCode reason, std::string_view why) {
+  if (connection->state != ConnectionState::kConnected) {
+    // MQTT-4.12.0-4: a CONNACK with a failure code, then close; never a DISCONNECT before
+    // a successful CONNACK (MQTT-3.14.0-1).
+    refuse_connect(connection, ProtocolVersion::kV5, reason, why);
+    return;
+  }
+  // MQTT-4.12.1-2: DISCONNECT and close. The client did not ask to leave: its will goes out.
+  LOG_INFO("closing client '%s' with %s: %s", connection->session->client_id, mqtt::reason_code_name(reason), why);
+  send_disconnect(connection, reason, why);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+}
+
+bool ShardState::send_auth(Connection* connection, ReasonCode reason, std::string_view data) {
+  COREMQ_ASSERT(connection->authentication != nullptr);
+  // Only the method (MQTT-4.12.0-5) and the hook's data: AUTH never carries a Reason
+  // String or User Property here, so neither the client's Request Problem Information
+  // (MQTT-3.1.2-29) nor its Maximum Packet Size (MQTT-3.15.2-2, -3) needs them left out.
   mqtt::Properties properties;
-  properties.authentication_method = method;
-  properties.authentication_data = data;
+  properties.authentication_method = connection->authentication->method;
+  if (!data.empty()) properties.authentication_data = data;
   property_scratch_.clear();
   mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kAuth, properties);
-  return stage_packet(connection, mqtt::PacketType::kAuth, [&](base::ByteBuffer& out, bool) {
-    mqtt::encode_auth(out, static_cast<uint8_t>(ReasonCode::kContinueAuthentication), property_scratch_.span());
-  });
+  size_t property_block =
+      property_scratch_.size() + mqtt::remaining_length_size(static_cast<uint32_t>(property_scratch_.size()));
+  size_t remaining = 1 + property_block;
+  size_t packet_size = 1 + mqtt::remaining_length_size(static_cast<uint32_t>(remaining)) + remaining;
+  uint32_t limit = connection->client_maximum_packet_size;
+  if (limit != 0 && packet_size > limit) {
+    // The step cannot reach the client (MQTT-3.1.2-24), so the exchange cannot go on.
+    end_authentication(connection, ReasonCode::kPacketTooLarge,
+                       absl::StrFormat("an AUTH of %u bytes is over the client's Maximum Packet Size of %u",
+                                       packet_size, limit));
+    return false;
+  }
+  mqtt::encode_auth(connection->output, static_cast<uint8_t>(reason), property_scratch_.span());
+  io_.request_flush(connection);
+  return true;
 }
 
 ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::ConnectPacket& connect,

@@ -11,6 +11,7 @@ struct ShardCounters {
   uint64_t connections_refused_limit = 0;
   uint64_t connections_current = 0;
   uint64_t protocol_errors = 0;
+  uint64_t authentication_failures = 0;  // refused by the hook, connecting or re-authenticating
   uint64_t messages_received = 0;
   uint64_t messages_delivered = 0;
   uint64_t messages_forwarded_to_shards = 0;

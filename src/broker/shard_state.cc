@@ -244,10 +244,15 @@ bool ShardState::stage_packet_into(base::ByteBuffer& out, Connection* connection
 void ShardState::close_for_protocol_error(Connection* connection, ReasonCode reason, std::string_view why) {
   ++counters_.protocol_errors;
   const char* who = connection->session ? connection->session->client_id.c_str() : "";
+  if (connection->state == ConnectionState::kAuthenticating) {
+    // CONNECT is read but not yet answered: the reason goes in CONNACK (which logs it), since
+    // no DISCONNECT may come before a successful CONNACK (MQTT-3.14.0-1).
+    refuse_connect(connection, mqtt::ProtocolVersion::kV5, reason, why);
+    return;
+  }
   LOG_INFO_LIMITED("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
-  bool tell_client = connection->version == mqtt::ProtocolVersion::kV5 &&
-                     (connection->state == ConnectionState::kConnected ||
-                      connection->state == ConnectionState::kAuthenticating);
+  bool tell_client =
+      connection->version == mqtt::ProtocolVersion::kV5 && connection->state == ConnectionState::kConnected;
   if (tell_client) send_disconnect(connection, reason, why);
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client);
 }
@@ -335,8 +340,8 @@ void ShardState::on_tick(int64_t now_ms) {
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
     } else {
       ++counters_.connect_timeouts;
-      LOG_INFO_LIMITED("connection fd %d sent no CONNECT within %u s, closing", connection->fd,
-               options_.connect_timeout_seconds);
+      LOG_INFO_LIMITED("connection fd %d sent no CONNECT (or did not finish its authentication) within %u s, closing",
+               connection->fd, options_.connect_timeout_seconds);
       end_connection(connection, /*publish_will=*/false, /*flush_first=*/false);
     }
   }

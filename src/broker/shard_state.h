@@ -114,8 +114,21 @@ class ShardState {
   Next handle_connect(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   Next accept_connect(Connection* connection, const mqtt::ConnectPacket& connect, std::string client_id,
                       bool client_id_assigned, std::string_view authentication_data);
+  // Enhanced authentication (MQTT 5.0 section 4.12), connecting and re-authenticating.
+  Next begin_authentication(Connection* connection, const mqtt::ConnectPacket& connect, std::span<const uint8_t> body,
+                            uint8_t flags, std::string client_id, bool client_id_assigned);
   bool handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  [[nodiscard]] bool send_auth_continue(Connection* connection, std::string_view method, std::string_view data);
+  bool continue_authentication(Connection* connection, const mqtt::AuthPacket& auth, std::string_view data);
+  bool handle_reauthentication(Connection* connection, const mqtt::AuthPacket& auth, std::string_view data);
+  // The hook's answer, made a failure (0x83) when its data is over the Binary Data limit.
+  static AuthenticationHook::Step checked(AuthenticationHook::Step step);
+  // The hook said no: CONNACK (connecting) or DISCONNECT (re-authenticating) with its reason.
+  void refuse_authentication(Connection* connection, const AuthenticationHook::Step& step);
+  // Ends an exchange with `reason` in the packet the connection's state calls for, and closes.
+  void end_authentication(Connection* connection, mqtt::ReasonCode reason, std::string_view why);
+  // AUTH with the agreed method and `data`; false (and the connection closed) when it would
+  // pass the client's Maximum Packet Size.
+  [[nodiscard]] bool send_auth(Connection* connection, mqtt::ReasonCode reason, std::string_view data);
   void refuse_connect(Connection* connection, mqtt::ProtocolVersion version, mqtt::ReasonCode reason,
                       std::string_view why);
   std::string assign_client_id();

@@ -9,8 +9,13 @@
 // a time, so barrier requests and acks (SUBACK and retained PUBACK waiting for every peer)
 // arrive late, in batches, and interleaved with the clients' packets. A connection whose input
 // ShardState holds is served as the loop serves it: what arrives meanwhile (and its end of
-// stream) is parked and replayed on resume_input; kCloseHeld ends one at once instead. Built with ASan + UBSan; LeakSanitizer checks that every
-// Message reference and posted item is released.
+// stream) is parked and replayed on resume_input; kCloseHeld ends one at once instead.
+// MQTT 5 CONNECTs may name an Authentication Method and
+// AUTH packets (Continue authentication, Re-authenticate, any method) may follow, answered by
+// an AuthenticationHook whose every step (continue, success, failure and its reason code,
+// data of any size) the input decides, so exchanges while connecting and re-authentications
+// of connected clients are both explored. Built with ASan + UBSan; LeakSanitizer checks that
+// every Message reference and posted item is released.
 //
 // Oracles beyond "no crash, no leak, no failed COREMQ_ASSERT":
 //   - every byte the broker writes to a connection frames and decodes as a server-to-client
@@ -19,7 +24,10 @@
 //     connections the fuzzer holds on that shard that are neither closed nor handed off;
 //   - a connection the broker closed or handed off gets no new output;
 //   - no input reaches a held connection, and once everything posted has been delivered no
-//     connection is still held (every waiting answer was sent).
+//     connection is still held (every waiting answer was sent);
+//   - MQTT 5: before CONNACK only AUTH Continue authentication, never DISCONNECT
+//     (MQTT-3.14.0-1); every AUTH names the CONNECT's method and fits the client's Maximum
+//     Packet Size.
 //
 // Input format (tests/fuzz/make_corpus.py writes seeds in it):
 //   byte 0: bits 0-1 shard count - 1; bit 2 on_shutdown() at the end; bits 3-7 all set = debug logs
@@ -45,6 +53,7 @@
 #include "broker/cross_shard.h"
 #include "broker/message.h"
 #include "broker/shard_state.h"
+#include "coremq/authentication.h"
 #include "coremq/options.h"
 #include "fake_io.h"
 #include "mqtt/decoder.h"
@@ -72,6 +81,8 @@ constexpr std::string_view kFilters[] = {"a",     "a/b", "a/+",  "a/#",    "#", 
 constexpr std::string_view kClientIds[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "",
                                            "client-id-longer-than-twenty-three-bytes"};
 constexpr uint8_t kRawString = 0xFF;
+// Authentication Methods: the hook supports the first two; the last slot means "none".
+constexpr std::string_view kMethods[] = {"m1", "m2", "unsupported"};
 
 enum Operation : uint8_t {
   kOpenRaw,
@@ -86,6 +97,8 @@ enum Operation : uint8_t {
   kCrossShard,
   kDeliverSome,
   kCloseHeld,
+  kOpenConnectV5,
+  kFeedAuth,
   kOperationCount,
 };
 
@@ -119,6 +132,33 @@ class Script {
  private:
   std::span<const uint8_t> bytes_;
   size_t position_ = 0;
+};
+
+// Enhanced authentication answered by the script: each call reads a result byte (continue,
+// success, failure), the length and bytes of the data to send (up to 95 bytes, so some
+// steps pass a small Maximum Packet Size) and, for a failure, the reason code byte (any
+// value: the broker must map what a packet cannot carry to Not authorized).
+class ScriptedHook final : public AuthenticationHook {
+ public:
+  void set_script(Script* script) { script_ = script; }
+  bool supports_method(std::string_view method) const override {
+    return method == kMethods[0] || method == kMethods[1];
+  }
+  Step begin(std::string_view, std::string_view, std::string_view) override { return answer(); }
+  Step next(std::string_view, std::string_view, std::string_view) override { return answer(); }
+  Step begin_reauthentication(std::string_view, std::string_view, std::string_view) override { return answer(); }
+
+ private:
+  Step answer() {
+    COREMQ_ASSERT(script_ != nullptr);
+    Step step;
+    uint8_t result = script_->byte() % 3;
+    step.result = result == 0 ? Step::Result::kContinue : result == 1 ? Step::Result::kSuccess : Step::Result::kFailure;
+    step.data = std::string(script_->string(script_->byte() % 96));
+    if (step.result == Step::Result::kFailure) step.failure_reason_code = script_->byte();
+    return step;
+  }
+  Script* script_ = nullptr;
 };
 
 std::string payload_of_size(size_t size) {
@@ -163,6 +203,9 @@ struct Client {
   bool saw_connack = false;
   bool refused = false;  // got a CONNACK with a non-zero code
   bool mqtt5 = false;    // answered in MQTT 5 form
+  // MQTT 5 CONNECT built by kOpenConnectV5 (not raw bytes): its Authentication Method, if any.
+  bool built_v5 = false;
+  std::string method;
   // Output staged when the broker closed the connection: nothing may be added after that.
   bool closing_seen = false;
   size_t closing_output_size = 0;
@@ -199,6 +242,13 @@ class Cluster {
   int open(uint32_t shard, int64_t accepted_at_ms) {
     if (clients_.size() >= kConnectionsMax) return -1;
     return add_client(shard, accepted_at_ms);
+  }
+
+  // The method a client's CONNECT named, for the AUTH checks (an adopted successor inherits it).
+  void set_method(int index, std::string_view method) {
+    if (index < 0) return;
+    clients_[index].built_v5 = true;
+    clients_[index].method = std::string(method);
   }
 
   // The client the byte names (following hand-offs to the connection that now serves it).
@@ -450,6 +500,8 @@ class Cluster {
     // The cap does not apply: the client already exists.
     int adopted = add_client(handoff.target_shard, handoff.accepted_at_ms);
     clients_[from].successor = adopted;
+    clients_[adopted].built_v5 = clients_[from].built_v5;
+    clients_[adopted].method = clients_[from].method;
     shards_[handoff.target_shard]->on_bytes(clients_[adopted].connection.get(), handoff.input);
     after_event(adopted);
     std::vector<uint8_t> unread = std::exchange(clients_[from].unread, {});
@@ -489,7 +541,10 @@ class Cluster {
         COREMQ_ASSERT_MSG(client.connection->output.size() == client.closing_output_size,
                           "output written to a closed connection");
       }
-      if (state == ConnectionState::kAwaitingConnect || state == ConnectionState::kConnected) ++live[client.shard];
+      if (state == ConnectionState::kAwaitingConnect || state == ConnectionState::kAuthenticating ||
+          state == ConnectionState::kConnected) {
+        ++live[client.shard];
+      }
     }
     for (uint32_t shard = 0; shard < shard_count(); ++shard) {
       COREMQ_ASSERT_MSG(shards_[shard]->connection_count() == live[shard], "connection set out of step");
@@ -522,6 +577,27 @@ class Cluster {
     std::fprintf(stderr, "\n");
   }
 
+  // MQTT 5: only the framing, what may come before CONNACK, and AUTH are checked.
+  void check_packet_v5(Client& client, const mqtt::FixedHeader& header, std::span<const uint8_t> body) {
+    if (header.type == PacketType::kAuth) {
+      mqtt::AuthPacket auth;
+      COREMQ_ASSERT_MSG(mqtt::decode_auth(body, header.flags, &auth) == mqtt::DecodeStatus::kOk,
+                        "broker sent a bad AUTH");
+      COREMQ_ASSERT_MSG(auth.properties.authentication_method.has_value(), "AUTH without a method");
+      bool same_method = !client.method.empty() && auth.properties.authentication_method == client.method;
+      COREMQ_ASSERT_MSG(!client.built_v5 || same_method, "AUTH without the CONNECT's method (MQTT-4.12.0-5, -6)");
+      COREMQ_ASSERT_MSG(client.saw_connack || auth.reason_code == 0x18, "AUTH before CONNACK is not Continue");
+      COREMQ_ASSERT_MSG(auth.reason_code != 0x19, "the broker never asks to re-authenticate");
+      uint32_t limit = client.connection->client_maximum_packet_size;
+      COREMQ_ASSERT_MSG(limit == 0 || size_t{header.header_length} + header.remaining_length <= limit,
+                        "AUTH over the client's Maximum Packet Size (MQTT-3.1.2-24)");
+      return;
+    }
+    COREMQ_ASSERT_MSG(client.saw_connack || header.type == PacketType::kConnack,
+                      "first packet is neither CONNACK nor AUTH (no DISCONNECT before CONNACK: MQTT-3.14.0-1)");
+    client.saw_connack = true;
+  }
+
   void check_packet(Client& client, const mqtt::FixedHeader& header, std::span<const uint8_t> body) {
     using mqtt::DecodeStatus;
     constexpr auto kVersion = mqtt::ProtocolVersion::kV311;
@@ -529,8 +605,7 @@ class Cluster {
     // An MQTT 5 session (raw CONNECT bytes can ask for one) gets MQTT 5 packets: only their
     // framing and the CONNACK-first rule are checked here.
     if (client.mqtt5 || client.connection->version == mqtt::ProtocolVersion::kV5) {
-      COREMQ_ASSERT_MSG(client.saw_connack || header.type == PacketType::kConnack, "first packet is not CONNACK");
-      client.saw_connack = true;
+      check_packet_v5(client, header, body);
       return;
     }
     if (!client.saw_connack) {
@@ -672,6 +747,52 @@ void build_packet(Script& script, base::ByteBuffer& out) {
   }
 }
 
+// An MQTT 5 CONNECT, with or without an Authentication Method; returns the method.
+std::string_view build_connect_v5(Script& script, base::ByteBuffer& out) {
+  mqtt::ConnectPacket connect;
+  connect.protocol_level = 5;
+  connect.client_id = kClientIds[script.byte() % std::size(kClientIds)];
+  uint8_t flags = script.byte();
+  connect.clean_session = flags & 0x01;
+  size_t method_index = (flags >> 1) & 3;
+  std::string_view method = method_index < std::size(kMethods) ? kMethods[method_index] : std::string_view();
+  if (!method.empty()) connect.properties.authentication_method = method;
+  std::string_view data = script.string(script.byte() % 32);
+  if (!method.empty() && !data.empty()) connect.properties.authentication_data = data;
+  // 16 to 271 bytes: some AUTH steps (up to 95 bytes of data) pass it.
+  if (flags & 0x08) connect.properties.maximum_packet_size = 16 + script.byte();
+  if (flags & 0x10) connect.properties.request_problem_information = 0;
+  if (flags & 0x20) {
+    connect.has_will = true;
+    connect.will.topic = "will/c";
+    connect.will.payload = "gone";
+  }
+  if (flags & 0x40) connect.keep_alive_seconds = script.byte();
+  if (flags & 0x80) connect.properties.session_expiry_interval_seconds = script.byte();
+  mqtt::encode_connect(out, connect);
+  return method;
+}
+
+// AUTH as a client sends it: Continue authentication, Re-authenticate, or (wrongly) Success,
+// with a method of the table (the CONNECT's or another one), or the empty short form.
+void build_auth(Script& script, base::ByteBuffer& out) {
+  uint8_t reason_selector = script.byte();
+  constexpr uint8_t kReasons[] = {0x18, 0x19, 0x18, 0x19, 0x00, 0x00};
+  size_t reason_index = reason_selector % std::size(kReasons);
+  uint8_t reason = kReasons[reason_index];
+  if (reason_index == std::size(kReasons) - 1) {
+    mqtt::encode_auth(out, 0x00, {});  // Success, no properties: an empty body, no method
+    return;
+  }
+  mqtt::Properties properties;
+  properties.authentication_method = kMethods[script.byte() % std::size(kMethods)];
+  std::string_view data = script.string(script.byte() % 32);
+  if (!data.empty()) properties.authentication_data = data;
+  base::ByteBuffer property_bytes;
+  mqtt::encode_property_bytes(property_bytes, mqtt::PropertyContext::kAuth, properties);
+  mqtt::encode_auth(out, reason, property_bytes.span());
+}
+
 // Feeds `bytes` in one piece or split in two at a point the script picks.
 void feed_split(Cluster& cluster, int client, std::span<const uint8_t> bytes, uint8_t split) {
   if (split == 0 || bytes.size() < 2) {
@@ -691,7 +812,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint32_t shard_count = 1 + (shape & 3);
   const bool shutdown_at_end = shape & 0x04;
   base::set_log_level((shape >> 3) == 0x1F ? base::LogLevel::kDebug : base::LogLevel::kNone);
-  const Options options = options_from(script.byte());
+  Options options = options_from(script.byte());
+  auto hook = std::make_shared<ScriptedHook>();
+  hook->set_script(&script);
+  options.authentication_hook = hook;
 
   Cluster cluster(shard_count, options);
   int64_t now_ms = 1;  // the real clock is CLOCK_MONOTONIC: never zero
@@ -751,6 +875,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case kCloseHeld: cluster.close_held(cluster.pick(script.byte())); break;
+      case kOpenConnectV5: {
+        int client = cluster.open(script.byte() % shard_count, now_ms);
+        packet.clear();
+        std::string_view method = build_connect_v5(script, packet);
+        uint8_t split = script.byte();
+        if (client >= 0) {
+          cluster.set_method(client, method);
+          feed_split(cluster, client, packet.span(), split);
+        }
+        break;
+      }
+      case kFeedAuth: {
+        int client = cluster.pick(script.byte());
+        packet.clear();
+        build_auth(script, packet);
+        feed_split(cluster, client, packet.span(), script.byte());
+        break;
+      }
       case kOperationCount: break;
     }
   }

@@ -131,13 +131,31 @@ def decoder_seeds() -> dict:
 # ---- fuzz_connection scripts --------------------------------------------------------------
 
 OPEN_RAW, OPEN_CONNECT, FEED_RAW, FEED_PACKET, TICK, TRANSPORT_CLOSED, SEND_BEGIN, SEND_COMPLETE, END_OF_TURN, \
-    CROSS_SHARD, DELIVER_SOME, CLOSE_HELD = range(12)
+    CROSS_SHARD, DELIVER_SOME, CLOSE_HELD, OPEN_CONNECT_V5, FEED_AUTH = range(14)
 
 # Indices into the tables of fuzz_connection.cc.
 TOPICS = ["a", "a/b", "a/b/c", "b", "$SYS/x", "/", "a//b", "will/c", "x/y/z/w", "c0"]
 FILTERS = ["a", "a/b", "a/+", "a/#", "#", "+", "+/b", "$SYS/#", "/", "a//b", "will/#", "+/+/+", "a/#/b", "a+", "",
            "x/#"]
 CLIENT_IDS = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "", "client-id-longer-than-twenty-three-bytes"]
+# Authentication Methods (the hook supports the first two); index 3 in CONNECT means none.
+METHODS = ["m1", "m2", "unsupported"]
+# The fuzz hook's results, and the AUTH reason selectors of FEED_AUTH.
+CONTINUE, SUCCESS, FAILURE = range(3)
+AUTH_REASON_SELECTOR = {0x18: 0, 0x19: 1, 0x00: 4}
+
+
+def hook_answer(result, data=b"", reason=0x87):
+    """The bytes the fuzz hook reads for one step, right after the operation that calls it."""
+    return [result, len(data), *data] + ([reason] if result == FAILURE else [])
+
+
+def owner_shard(client_id: str, shards: int) -> int:
+    """broker::owner_shard_of: FNV-1a over the id, modulo the shard count."""
+    value = 2166136261
+    for byte in client_id.encode():
+        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
+    return value % shards
 
 
 RAW_STRING = 0xFF
@@ -174,6 +192,26 @@ class Script:
             flags |= 0x80
             tail.append(keep_alive)
         return self.op(OPEN_CONNECT, shard, *args, flags, *tail, split)
+
+    def connect_v5(self, shard=0, client="c0", method="m1", data=b"", clean=True, maximum_packet_size=None,
+                   no_problem_information=False, will=False, answers=(), split=0):
+        """An MQTT 5 CONNECT; `answers` are the hook's steps it triggers (hook_answer lists)."""
+        flags = (0x01 if clean else 0) | (METHODS.index(method) if method else 3) << 1
+        flags |= (0x08 if maximum_packet_size else 0) | (0x10 if no_problem_information else 0) | (0x20 if will else 0)
+        args = [CLIENT_IDS.index(client), flags, len(data), *data]
+        if maximum_packet_size:
+            args.append(maximum_packet_size - 16)
+        self.op(OPEN_CONNECT_V5, shard, *args, split)
+        return self.answers(answers)
+
+    def auth(self, client, reason, method="m1", data=b"", answers=(), split=0):
+        self.op(FEED_AUTH, client, AUTH_REASON_SELECTOR[reason], METHODS.index(method), len(data), *data, split)
+        return self.answers(answers)
+
+    def answers(self, answers):
+        for answer in answers:
+            self.out += bytes(answer)
+        return self
 
     def publish(self, client, topic, qos=0, retain=False, dup=False, packet_id=1, payload_size=5, split=0):
         flags = qos | (0x04 if retain else 0) | (0x08 if dup else 0)
@@ -299,6 +337,30 @@ def connection_seeds() -> dict:
     s.subscribe(0, [("x/#", 0)]).close_held(0).turn()
     seeds["barrier_held"] = s.bytes()
     seeds["shutdown"] = Script(shards=2, shutdown=True).connect(client="c0").connect(shard=1, client="c1").bytes()
+    # Enhanced authentication: two Continue steps then CONNACK, a ping, a re-authentication in
+    # two steps with a ping inside, then one that fails (DISCONNECT).
+    s = Script().connect_v5(client="c0", data=b"hi", answers=[hook_answer(CONTINUE, b"ch1")])
+    s.auth(0, 0x18, data=b"r1", answers=[hook_answer(CONTINUE, b"ch2")])
+    s.auth(0, 0x18, data=b"r2", answers=[hook_answer(SUCCESS, b"ok")]).ping(0)
+    s.auth(0, 0x19, data=b"re", answers=[hook_answer(CONTINUE, b"rc")]).ping(0)
+    s.auth(0, 0x18, data=b"rr", answers=[hook_answer(SUCCESS)])
+    s.auth(0, 0x19, answers=[hook_answer(FAILURE, reason=0x86)]).drain(0)
+    seeds["enhanced_auth"] = s.bytes()
+    # Refusals: an unsupported method, the hook's failure, another method mid-exchange, a step
+    # over the client's Maximum Packet Size, AUTH from a client that named no method, and an
+    # exchange that stalls until the connect timeout.
+    s = Script().connect_v5(client="c1", method="unsupported")
+    s.connect_v5(client="c2", method="m2", answers=[hook_answer(FAILURE, reason=0x8A)])
+    s.connect_v5(client="c3", answers=[hook_answer(CONTINUE)]).auth(2, 0x18, method="m2")
+    s.connect_v5(client="c4", maximum_packet_size=24, answers=[hook_answer(CONTINUE, b"x" * 40)])
+    s.connect_v5(client="c5", method=None).auth(4, 0x19)
+    s.connect_v5(client="c6", answers=[hook_answer(CONTINUE)]).tick(44)
+    seeds["enhanced_auth_refusals"] = s.bytes()
+    # The exchange runs on the owner shard, after the hand-off (the answer follows the turn).
+    client = next(c for c in CLIENT_IDS[:8] if owner_shard(c, 2) == 1)
+    s = Script(shards=2).connect_v5(shard=0, client=client).turn().answers([hook_answer(CONTINUE, b"ch")])
+    s.auth(0, 0x18, data=b"r", answers=[hook_answer(SUCCESS)]).ping(0).drain(1)
+    seeds["enhanced_auth_handoff"] = s.bytes()
     return seeds
 
 

@@ -1,6 +1,8 @@
-# 61 v5 enhanced authentication: the broker supports no Authentication Method, so a CONNECT
-# naming one is refused with CONNACK 0x8C and closed; without a method the CONNACK carries
-# none and an AUTH packet is a Protocol Error (MQTT 5.0 4.12, 3.15).
+# 61 v5 enhanced authentication: the coremq binary offers no Authentication Method (only an
+# embedding program can, through Options::authentication_hook: tests/embedded drives those
+# exchanges and re-authentication over sockets), so a CONNECT naming one is refused with
+# CONNACK 0x8C and closed; without a method the CONNACK carries none and an AUTH packet is a
+# Protocol Error (MQTT 5.0 4.12, 3.15).
 import pytest
 
 from helpers_v5 import module_broker, start_broker  # noqa: F401 (fixtures)
