@@ -23,6 +23,11 @@ struct ShardCounters {
   uint64_t connect_timeouts = 0;
   uint64_t retained_dropped_limit = 0;
   uint64_t sessions_refused_limit = 0;
+  // Closes that hit --close-linger (socket reset) or --close-linger-bytes (closed early).
+  uint64_t closes_forced_deadline = 0;
+  uint64_t closes_linger_bytes_exceeded = 0;
+  // Wake-ups of a peer shard whose MSG_RING failed and went through its eventfd instead.
+  uint64_t wakes_by_eventfd_fallback = 0;
 };
 
 }  // namespace coremq::broker

@@ -217,6 +217,8 @@ void Shard::handle_completion(const io_uring_cqe* cqe) {
     case Tag::kEventfd: on_eventfd(); break;
     case Tag::kWake: break;  // a peer's MSG_RING: its items are drained below
     case Tag::kIgnore: break;
+    case Tag::kDiscard: break;
+    case Tag::kWakeSent: break;
   }
 }
 
@@ -582,6 +584,10 @@ void Shard::on_eventfd() { arm_eventfd(); }
 void Shard::tick() {
   next_tick_ms_ = now_ms_ + kTickIntervalMs;
   state_->on_tick(now_ms_);
+  if (options_.stats_interval_seconds > 0 && now_ms_ >= next_stats_ms_) {
+    next_stats_ms_ = now_ms_ + int64_t{options_.stats_interval_seconds} * 1000;
+    log_stats();
+  }
   if (!accept_armed_) arm_accept();
   if (now_ms_ >= next_idle_sweep_ms_) {
     next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
@@ -619,6 +625,27 @@ void Shard::end_of_turn() {
     delete connection;
   }
   release_list_.clear();
+}
+
+void Shard::log_stats() const {
+  // The format is documented in README.md and read by the integration tests: "stats", then
+  // name=value pairs, ShardCounters in declaration order. A new counter must be appended
+  // here too; the size check below fails the build until it is.
+  const broker::ShardCounters& c = state_->counters();
+  static_assert(sizeof(broker::ShardCounters) == 19 * sizeof(uint64_t), "add the new counter to the stats line");
+  LOG_INFO(
+      "stats sockets=%u connections_accepted=%u connections_refused_limit=%u connections_current=%u "
+      "protocol_errors=%u messages_received=%u messages_delivered=%u messages_forwarded_to_shards=%u "
+      "qos0_dropped_slow_consumer=%u messages_dropped_queue_full=%u qos0_dropped_offline=%u "
+      "slow_consumers_disconnected=%u cross_shard_queue_full=%u keep_alive_expiries=%u connect_timeouts=%u "
+      "retained_dropped_limit=%u sessions_refused_limit=%u closes_forced_deadline=%u "
+      "closes_linger_bytes_exceeded=%u wakes_by_eventfd_fallback=%u",
+      connections_.size(), c.connections_accepted, c.connections_refused_limit, c.connections_current,
+      c.protocol_errors, c.messages_received, c.messages_delivered, c.messages_forwarded_to_shards,
+      c.qos0_dropped_slow_consumer, c.messages_dropped_queue_full, c.qos0_dropped_offline,
+      c.slow_consumers_disconnected, c.cross_shard_queue_full, c.keep_alive_expiries, c.connect_timeouts,
+      c.retained_dropped_limit, c.sessions_refused_limit, c.closes_forced_deadline, c.closes_linger_bytes_exceeded,
+      c.wakes_by_eventfd_fallback);
 }
 
 void Shard::begin_shutdown() {
