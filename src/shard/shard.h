@@ -201,6 +201,7 @@ class Shard final : public broker::IoPort {
   // leaves before the next submit they are woken through their eventfd instead.
   std::vector<Shard*> wakes_prepared_;
   int64_t next_stats_ms_ = 0;
+  int64_t next_wake_warning_ms_ = 0;
 };
 
 }  // namespace coremq::shard

@@ -155,6 +155,25 @@ class Broker:
     def log_tail(self, characters=4000) -> str:
         return self.log()[-characters:]
 
+    def stats(self) -> dict:
+        """{shard: {counter: value}} from each shard's latest `stats` line (coremq with
+        --stats-interval; the format is in README.md)."""
+        latest = {}
+        for match in re.finditer(r"\[shard (\d+)\] stats ((?:\w+=\d+ ?)+)", self.log()):
+            latest[int(match.group(1))] = {name: int(value) for name, value in
+                                           re.findall(r"(\w+)=(\d+)", match.group(2))}
+        return latest
+
+    def stats_total(self, counter: str) -> int:
+        """counter summed over the shards' latest stats lines."""
+        return sum(shard.get(counter, 0) for shard in self.stats().values())
+
+    def wait_for_stats(self, predicate, timeout=10.0, what="stats condition"):
+        """Waits (bounded) until predicate(self) holds on the stats lines logged so far."""
+        assert "stats_interval" in self.options, "start the broker with stats_interval=1"
+        if not helpers.wait_until(lambda: predicate(self), timeout=timeout, interval=0.1):
+            raise AssertionError(f"{what} not seen within {timeout} s; latest stats: {self.stats()}")
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

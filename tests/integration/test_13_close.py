@@ -1,0 +1,103 @@
+# 13 close: how the broker ends a connection it decided to end. A close that has something
+# to tell the client (a DISCONNECT with a reason) flushes it, shuts the write side and then
+# reads and discards what the client still sends until the client closes, so a client that
+# keeps writing reads the DISCONNECT instead of a reset. The whole close is bounded by
+# --close-linger: a client that never reads cannot hold its socket, the broker resets it.
+import select
+import time
+
+import pytest
+
+from helpers import PUBREL, ack_bytes
+from helpers_v5 import module_broker, start_broker  # noqa: F401 (fixtures)
+from helpers_v5 import (DISCONNECT, PROTOCOL_ERROR, PUBREC, RECEIVE_MAXIMUM_EXCEEDED, Ack,
+                        connect5, publish5, raw5)
+
+LINGER_SECONDS = 2
+# From the broker's decision to close to the stats line showing the socket gone: the
+# linger, a tick, a stats interval and room for a loaded machine.
+LET_GO_SECONDS_MAX = LINGER_SECONDS + 10
+
+
+@pytest.mark.coremq_only("--close-linger and the stats line are coremq's")
+def test_client_that_never_reads_is_let_go(start_broker, clients, names):
+    """A subscriber with a tiny receive buffer that never reads is flooded until the
+    broker's send to it stalls (its QoS 0 messages start being dropped), then makes the
+    broker close it with a DISCONNECT (a protocol error: a second CONNECT). The DISCONNECT
+    can never be sent; the broker must still let go of the socket within --close-linger."""
+    broker = start_broker(stats_interval=1, close_linger=LINGER_SECONDS,
+                          max_client_output_bytes=64 * 1024)
+    topic = names.topic("flood")
+    subscriber = raw5(clients, names.sub(), broker=broker, receive_buffer_bytes=4096)
+    subscriber.subscribe5([(topic, 0)])
+    publisher = raw5(clients, names.pub(), broker=broker)
+    batch = b"".join(publish5(topic, b"x" * 1024) for _ in range(64))   # 64 KiB
+    for _ in range(256):                                                # 16 MiB at most
+        publisher.send(batch)
+        if broker.stats_total("qos0_dropped_slow_consumer") > 0:
+            break
+    publisher.ping()
+    broker.wait_for_stats(lambda b: b.stats_total("qos0_dropped_slow_consumer") > 0,
+                          what="the subscriber's sends stalling (QoS 0 dropped)")
+    assert broker.stats_total("sockets") == 2
+
+    subscriber.send(connect5(names.sub()))                             # protocol error
+    broker.wait_for_stats(lambda b: b.stats_total("closes_forced_deadline") == 1
+                          and b.stats_total("sockets") == 1, timeout=LET_GO_SECONDS_MAX,
+                          what="the broker resetting the subscriber's socket")
+    # Seen from the client: once it reads, what was sent before the reset, then the end.
+    subscriber.expect_closed(timeout=30)
+    publisher.ping()
+
+
+@pytest.mark.coremq_only("mosquitto closes at once")
+def test_client_that_keeps_writing_reads_the_disconnect(start_broker, clients, names):
+    """With Receive Maximum 2, a third unacknowledged QoS 2 PUBLISH gets DISCONNECT 0x93.
+    The client does not read at once: like a client busy sending PUBRELs it keeps writing
+    for a while after the DISCONNECT arrived. Its writes must not fail (a reset would make
+    them fail with EPIPE/ECONNRESET) and it must then read the DISCONNECT and the end."""
+    broker = start_broker(receive_maximum=2)
+    client = raw5(clients, names.pub(), broker=broker)
+    topic = names.topic("qos2")
+    for packet_id in (1, 2):
+        client.send(publish5(topic, b"held", qos=2, packet_id=packet_id))
+        assert Ack(client.receive(packet_type=PUBREC)).packet_id == packet_id
+    client.send(publish5(topic, b"one too many", qos=2, packet_id=3))
+    # The DISCONNECT has arrived (readable), and is left unread.
+    readable, _, _ = select.select([client.sock], [], [], 10)
+    assert readable, "nothing from the broker after the third QoS 2 PUBLISH"
+    write_errors = []
+    for index in range(50):
+        try:
+            client.sock.sendall(ack_bytes(PUBREL, 1 + index % 2))
+        except OSError as error:                 # BrokenPipeError, ConnectionResetError
+            write_errors.append(repr(error))
+            break
+        time.sleep(0.01)                         # a client writing over half a second
+    packets = client.expect_closed(timeout=10)
+    disconnects = [Ack(item) for item in packets if item.type == DISCONNECT]
+    assert not write_errors, f"writes failed after the broker's DISCONNECT: {write_errors}; " \
+                             f"then read {packets!r}"
+    assert [item.reason_code for item in disconnects] == [RECEIVE_MAXIMUM_EXCEEDED], packets
+
+
+@pytest.mark.coremq_only("--close-linger-bytes is coremq's")
+def test_linger_reads_a_bounded_number_of_bytes(start_broker, clients, names):
+    """A client that keeps writing after the DISCONNECT cannot keep the socket: past
+    --close-linger-bytes the broker closes it (counted)."""
+    broker = start_broker(stats_interval=1, close_linger_bytes=4096, close_linger=60)
+    client = raw5(clients, names.pub(), broker=broker)
+    client.send(connect5(names.pub()))                                 # protocol error
+    readable, _, _ = select.select([client.sock], [], [], 10)
+    assert readable, "no DISCONNECT after a second CONNECT"
+    try:
+        for _ in range(64):                                            # 64 KiB at most
+            client.sock.sendall(b"\x00" * 1024)
+    except OSError:
+        pass                                       # the broker closed: what is checked below
+    broker.wait_for_stats(lambda b: b.stats_total("closes_linger_bytes_exceeded") == 1
+                          and b.stats_total("sockets") == 0,
+                          what="the lingering close ending on its byte bound")
+    packets = client.expect_closed(timeout=10)
+    assert [Ack(item).reason_code for item in packets if item.type == DISCONNECT] == \
+        [PROTOCOL_ERROR], packets
