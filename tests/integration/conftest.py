@@ -40,6 +40,10 @@ MOSQUITTO_OPTION_NAMES = {
     "max_queued_messages": "max_queued_messages",
     "connect_timeout": None,
     "max_client_output_bytes": None,
+    "stats_interval": None,
+    "close_linger": None,
+    "close_linger_bytes": None,
+    "cross_shard_queue_capacity": None,
 }
 
 assert BROKER_KIND in ("coremq", "mosquitto"), f"unknown COREMQ_TEST_BROKER={BROKER_KIND}"
@@ -56,10 +60,11 @@ def skip_on_mosquitto(reason: str):
 
 def keepalive_close_seconds_max(keepalive_seconds: int) -> float:
     """Latest time after the last packet at which a silent client must have been closed.
-    3.1.1 says 1.5x the keep-alive; mosquitto 2.0.11 checks them only every few seconds."""
+    3.1.1 says 1.5x the keep-alive; mosquitto 2.0.11 checks them only every few seconds.
+    coremq checks every 250 ms; the rest of the slack is for a loaded 2-CPU machine."""
     if is_mosquitto():
         return keepalive_seconds * 1.5 + 6.0
-    return keepalive_seconds * 1.5 + 1.0
+    return keepalive_seconds * 1.5 + 2.5
 
 
 def pytest_configure(config):
