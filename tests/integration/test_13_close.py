@@ -3,7 +3,10 @@
 # reads and discards what the client still sends until the client closes, so a client that
 # keeps writing reads the DISCONNECT instead of a reset. The whole close is bounded by
 # --close-linger: a client that never reads cannot hold its socket, the broker resets it.
+import ctypes
+import os
 import select
+import socket
 import time
 
 import pytest
@@ -17,6 +20,45 @@ LINGER_SECONDS = 2
 # From the broker's decision to close to the stats line showing the socket gone: the
 # linger, a tick, a stats interval and room for a loaded machine.
 LET_GO_SECONDS_MAX = LINGER_SECONDS + 10
+SYS_PIDFD_GETFD = 438          # x86-64, arm64 and most others
+
+
+def broker_side_tcp_user_timeout(broker, client):
+    """TCP_USER_TIMEOUT (ms) of the broker's socket for client's connection, read from a copy
+    of the broker's descriptor (pidfd_getfd: the test is the broker's parent)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    client_address = client.sock.getsockname()
+    pidfd = os.pidfd_open(broker.process.pid)
+    try:
+        for name in os.listdir(f"/proc/{broker.process.pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{broker.process.pid}/fd/{name}").startswith("socket:"):
+                    continue
+            except FileNotFoundError:
+                continue
+            fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
+            if fd < 0:
+                pytest.skip(f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
+            with socket.socket(fileno=fd) as copy:
+                try:
+                    if copy.getpeername() != client_address:
+                        continue
+                except OSError:
+                    continue                     # the listeners
+                return copy.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+    finally:
+        os.close(pidfd)
+    raise AssertionError(f"no broker socket connected to {client_address}")
+
+
+@pytest.mark.coremq_only("--tcp-user-timeout is coremq's")
+def test_client_sockets_get_tcp_user_timeout(start_broker, clients, names):
+    """A dead peer (no ACK for what the broker sends) is dropped by the kernel after
+    --tcp-user-timeout, not after the default ~15 minutes of retransmissions."""
+    for flag, expected_ms in ((None, 60000), (7, 7000), (0, 0)):
+        broker = start_broker() if flag is None else start_broker(tcp_user_timeout=flag)
+        client = raw5(clients, names.sub(), broker=broker)
+        assert broker_side_tcp_user_timeout(broker, client) == expected_ms, flag
 
 
 @pytest.mark.coremq_only("--close-linger and the stats line are coremq's")
