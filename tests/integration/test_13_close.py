@@ -102,7 +102,9 @@ def test_client_that_keeps_writing_reads_the_disconnect(start_broker, clients, n
     The client does not read at once: like a client busy sending PUBRELs it keeps writing
     for a while after the DISCONNECT arrived. Its writes must not fail (a reset would make
     them fail with EPIPE/ECONNRESET) and it must then read the DISCONNECT and the end."""
-    broker = start_broker(receive_maximum=2)
+    # A long --close-linger: this test is about the graceful close, not its deadline, and
+    # its writes must fit in the linger even on a loaded machine.
+    broker = start_broker(receive_maximum=2, close_linger=30)
     client = raw5(clients, names.pub(), broker=broker)
     topic = names.topic("qos2")
     for packet_id in (1, 2):
