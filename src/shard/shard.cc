@@ -280,8 +280,8 @@ void Shard::on_accept(int result, bool more) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
   if (options_.tcp_user_timeout_seconds > 0) {
     // Data the peer does not acknowledge for this long (a dead or unplugged peer) makes the
-    // kernel drop the connection, so its pending send fails instead of waiting for hours of
-    // retransmissions; the fd keeps the option across a hand-off to another shard.
+    // kernel drop the connection, so its pending send fails instead of retransmitting for about
+    // 15 minutes (tcp_retries2); the fd keeps the option across a hand-off to another shard.
     unsigned int timeout_ms = options_.tcp_user_timeout_seconds * 1000;
     ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
   }
@@ -651,7 +651,8 @@ void Shard::flush_cross_shard() {
     }
   }
   if (!pushed_any) return;
-  // Pairs with the fence implied by the peer's seq_cst store to sleeping_.
+  // Pairs with the fence between the peer's store to sleeping_ and its look at its rings
+  // (enter_kernel): either the peer sees these pushes, or this load sees it asleep.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (uint32_t target = 0; target < shard_count_; ++target) {
     if (!peer_needs_wake_[target]) continue;
