@@ -34,6 +34,16 @@ struct Options {
   uint32_t max_client_output_bytes = 8 * 1024 * 1024;
   // Seconds a new connection may take to send CONNECT.
   uint32_t connect_timeout_seconds = 10;
+  // Seconds a close that has something to tell the client (a CONNACK refusal, a DISCONNECT
+  // with a reason, queued messages at shutdown) may take: flushing it, then reading and
+  // discarding what the client still sends until it closes its side. Past it the socket is
+  // reset, so a client that stops reading cannot hold it.
+  uint32_t close_linger_seconds = 3;
+  // Bytes such a closing connection may still read and discard before it is closed anyway.
+  uint32_t close_linger_bytes = 64 * 1024;
+  // TCP_USER_TIMEOUT on client sockets: seconds sent data may stay unacknowledged before
+  // the kernel drops the connection (a dead peer); 0 keeps the kernel's default.
+  uint32_t tcp_user_timeout_seconds = 60;
   // Longest client id accepted (the spec allows 65535; most fleets use < 64).
   uint32_t max_client_id_length = 256;
   // Subscriptions one session may hold.
@@ -87,6 +97,8 @@ struct Options {
 
   // Log level name: debug, info, warning, error, none.
   std::string log_level = "info";
+  // Seconds between each shard's "stats" log line of its counters; 0 = never.
+  uint32_t stats_interval_seconds = 0;
 };
 
 }  // namespace coremq

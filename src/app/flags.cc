@@ -22,6 +22,14 @@ ABSL_FLAG(uint32_t, max_queued_messages, 1000,
 ABSL_FLAG(uint32_t, max_client_output_bytes, 8 * 1024 * 1024,
           "Bytes staged for one client's socket; past this QoS 0 messages to that client are dropped.");
 ABSL_FLAG(uint32_t, connect_timeout, 10, "Seconds a new connection may take to send CONNECT.");
+ABSL_FLAG(uint32_t, close_linger, 3,
+          "Seconds a broker-initiated close may take to deliver its last packet (DISCONNECT, CONNACK) and see "
+          "the client close; past it the socket is reset (1..3600).");
+ABSL_FLAG(uint32_t, close_linger_bytes, 64 * 1024,
+          "Bytes a closing connection may still read and discard while the client sees its DISCONNECT.");
+ABSL_FLAG(uint32_t, tcp_user_timeout, 60,
+          "TCP_USER_TIMEOUT on client sockets, in seconds: unacknowledged data past it drops the connection; "
+          "0 = the kernel's default.");
 ABSL_FLAG(uint32_t, max_client_id_length, 256, "Longest client id accepted, in bytes (up to 65535).");
 ABSL_FLAG(uint32_t, max_subscriptions_per_session, 1000, "Subscriptions one session may hold.");
 ABSL_FLAG(uint32_t, max_retained_messages, 100000, "Retained messages kept; new retained topics past it are not stored.");
@@ -57,6 +65,8 @@ ABSL_FLAG(uint32_t, max_session_expiry, 0xFFFFFFFF,
 ABSL_FLAG(std::string, response_information_prefix, "",
           "Answer MQTT 5 Request Response Information with this prefix followed by the client id; empty = never.");
 ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning, error, none.");
+ABSL_FLAG(uint32_t, stats_interval, 0,
+          "Seconds between each shard's 'stats' log line of its counters (name=value pairs); 0 = never.");
 
 namespace coremq::app {
 
@@ -89,6 +99,13 @@ bool options_from_flags(Options* options, std::string* error) {
     return false;
   options->connect_timeout_seconds = absl::GetFlag(FLAGS_connect_timeout);
   if (!in_range("connect-timeout", options->connect_timeout_seconds, 1, 3600, error)) return false;
+  options->close_linger_seconds = absl::GetFlag(FLAGS_close_linger);
+  if (!in_range("close-linger", options->close_linger_seconds, 1, 3600, error)) return false;
+  options->close_linger_bytes = absl::GetFlag(FLAGS_close_linger_bytes);
+  if (!in_range("close-linger-bytes", options->close_linger_bytes, 0, 1u << 30, error)) return false;
+  options->tcp_user_timeout_seconds = absl::GetFlag(FLAGS_tcp_user_timeout);
+  // The kernel takes milliseconds in an int.
+  if (!in_range("tcp-user-timeout", options->tcp_user_timeout_seconds, 0, 2'000'000, error)) return false;
   options->max_client_id_length = absl::GetFlag(FLAGS_max_client_id_length);
   if (!in_range("max-client-id-length", options->max_client_id_length, 23, 65535, error)) return false;
   options->max_subscriptions_per_session = absl::GetFlag(FLAGS_max_subscriptions_per_session);
@@ -135,6 +152,8 @@ bool options_from_flags(Options* options, std::string* error) {
   options->max_session_expiry_seconds = absl::GetFlag(FLAGS_max_session_expiry);
   options->response_information_prefix = absl::GetFlag(FLAGS_response_information_prefix);
   options->log_level = absl::GetFlag(FLAGS_log_level);
+  options->stats_interval_seconds = absl::GetFlag(FLAGS_stats_interval);
+  if (!in_range("stats-interval", options->stats_interval_seconds, 0, 86400, error)) return false;
   return true;
 }
 

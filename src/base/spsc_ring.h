@@ -137,7 +137,10 @@ class SpscRing {
   size_t capacity() const { return capacity_; }
 
   // Any thread; a snapshot that may be stale on return. From the consumer, "false" is exact
-  // in the sense that try_pop will then succeed.
+  // in the sense that try_pop will then succeed. Its loads are acquire only: a consumer that
+  // stores a "going to sleep" flag and then calls empty() must put a seq_cst fence between
+  // the two (a store followed by a load of another variable is not otherwise ordered), and
+  // the producer one between its push and its load of the flag (see Shard::enter_kernel).
   bool empty() const {
     return consumer_.head.load(std::memory_order_acquire) == producer_.tail.load(std::memory_order_acquire);
   }

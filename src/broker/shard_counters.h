@@ -42,6 +42,47 @@ struct ShardCounters {
   uint64_t packets_over_client_maximum = 0;
   // Acknowledgements of the wrong kind for a message in flight (a PUBREC for QoS 1 ...).
   uint64_t wrong_acknowledgements = 0;
+  // Closes that hit --close-linger (socket reset) or --close-linger-bytes (closed early).
+  uint64_t closes_forced_deadline = 0;
+  uint64_t closes_linger_bytes_exceeded = 0;
+  // Wake-ups of a peer shard whose MSG_RING failed and went through its eventfd instead.
+  uint64_t wakes_by_eventfd_fallback = 0;
 };
+
+// Every counter as (name, value), in declaration order: the stats line (README.md documents
+// its format) and anything else that lists them. A new counter must be added here too; the
+// size check fails the build until it is.
+template <typename Visit>
+void for_each_counter(const ShardCounters& counters, Visit&& visit) {
+  static_assert(sizeof(ShardCounters) == 28 * sizeof(uint64_t), "list the new counter below");
+  visit("connections_accepted", counters.connections_accepted);
+  visit("connections_refused_limit", counters.connections_refused_limit);
+  visit("connections_current", counters.connections_current);
+  visit("protocol_errors", counters.protocol_errors);
+  visit("authentication_failures", counters.authentication_failures);
+  visit("messages_received", counters.messages_received);
+  visit("messages_delivered", counters.messages_delivered);
+  visit("messages_forwarded_to_shards", counters.messages_forwarded_to_shards);
+  visit("qos0_dropped_slow_consumer", counters.qos0_dropped_slow_consumer);
+  visit("messages_dropped_queue_full", counters.messages_dropped_queue_full);
+  visit("qos0_dropped_offline", counters.qos0_dropped_offline);
+  visit("slow_consumers_disconnected", counters.slow_consumers_disconnected);
+  visit("cross_shard_queue_full", counters.cross_shard_queue_full);
+  visit("keep_alive_expiries", counters.keep_alive_expiries);
+  visit("connect_timeouts", counters.connect_timeouts);
+  visit("retained_dropped_limit", counters.retained_dropped_limit);
+  visit("retained_dropped_hard_limit", counters.retained_dropped_hard_limit);
+  visit("retained_tombstones_evicted", counters.retained_tombstones_evicted);
+  visit("answers_held_for_peers", counters.answers_held_for_peers);
+  visit("sessions_refused_limit", counters.sessions_refused_limit);
+  visit("keep_alive_refused", counters.keep_alive_refused);
+  visit("keep_alive_capped", counters.keep_alive_capped);
+  visit("topic_levels_refused", counters.topic_levels_refused);
+  visit("packets_over_client_maximum", counters.packets_over_client_maximum);
+  visit("wrong_acknowledgements", counters.wrong_acknowledgements);
+  visit("closes_forced_deadline", counters.closes_forced_deadline);
+  visit("closes_linger_bytes_exceeded", counters.closes_linger_bytes_exceeded);
+  visit("wakes_by_eventfd_fallback", counters.wakes_by_eventfd_fallback);
+}
 
 }  // namespace coremq::broker

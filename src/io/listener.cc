@@ -12,7 +12,7 @@
 
 namespace coremq::io {
 
-int open_listener(const std::string& address, uint16_t port, int backlog, uint16_t* bound_port,
+int open_listener(const std::string& address, uint16_t port, int backlog, bool join_group, uint16_t* bound_port,
                   std::string* error) {
   sockaddr_storage storage{};
   socklen_t length = 0;
@@ -38,11 +38,16 @@ int open_listener(const std::string& address, uint16_t port, int backlog, uint16
     *error = std::string("socket: ") + std::strerror(errno);
     return -1;
   }
+  // See listener.h for why the first listener sets SO_REUSEPORT only once it listens.
   int on = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
-      ::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0 || ::listen(fd, backlog) != 0) {
-    *error = "cannot listen on " + address + ":" + std::to_string(port) + ": " + std::strerror(errno);
+  bool ok = (!join_group || ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == 0) &&
+            ::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) == 0 && ::listen(fd, backlog) == 0 &&
+            (join_group || ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == 0);
+  if (!ok) {
+    int saved = errno;
+    *error = "cannot listen on " + address + ":" + std::to_string(port) + ": " + std::strerror(saved);
+    if (saved == EADDRINUSE) *error += " (is another broker running there?)";
     ::close(fd);
     return -1;
   }

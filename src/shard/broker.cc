@@ -81,11 +81,14 @@ bool BrokerImpl::start(std::string* error) {
   }
 
   // Listeners first: a bind error is reported before any thread starts. Shard 0 binds
-  // the asked port (0: any), the others bind the port it got.
+  // the asked port (0: any) alone, so that a port another process listens on fails here
+  // with "Address already in use" (see io/listener.h); the others join its SO_REUSEPORT
+  // group on the port it got.
   std::vector<int> listen_fds;
   for (uint32_t i = 0; i < count; ++i) {
     uint16_t bound = 0;
-    int fd = io::open_listener(options_.bind_address, i == 0 ? options_.port : port_, 4096, &bound, error);
+    int fd = io::open_listener(options_.bind_address, i == 0 ? options_.port : port_, 4096, /*join_group=*/i > 0,
+                               &bound, error);
     if (fd < 0) {
       for (int open_fd : listen_fds) ::close(open_fd);
       return false;

@@ -15,8 +15,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "base/assert.h"
 #include "base/log.h"
+#include "shard/wake.h"
 
 namespace coremq::shard {
 
@@ -151,9 +153,8 @@ bool Shard::turn() {
   enter_kernel();
   update_clock();
   // Items from other shards first: anything a peer pushed before this turn's socket data
-  // arrived is handled before that data. So a retained update that a publisher has had
-  // acknowledged (the peer pushes its items before it sends the PUBACK) is in this
-  // shard's store before a SUBSCRIBE sent after that PUBACK is read here.
+  // arrived is handled before that data, which bounds how stale this shard's view of its
+  // peers is (the SUBACK and retained PUBACK promises rest on barriers, not on this).
   drain_inbound();
   unsigned head = 0;
   unsigned count = 0;
@@ -171,8 +172,10 @@ bool Shard::turn() {
 }
 
 void Shard::finish_loop() {
+  submit_prepared_wakes_before_exit();
   // Leave nothing behind: sockets still open past the grace period are closed, and
   // whatever other shards sent is dropped (references released, handed-off fds closed).
+  closing_.clear();
   for (Connection* connection : connections_) {
     ::close(connection->fd);
     shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);
@@ -185,8 +188,18 @@ void Shard::finish_loop() {
 }
 
 void Shard::enter_kernel() {
-  // Blocking is safe only if no peer can have pushed without seeing sleeping_ set.
-  sleeping_.store(true, std::memory_order_seq_cst);
+  // Blocking is safe only if no peer can have pushed without seeing sleeping_ set. This
+  // is a store followed by loads of other variables (the rings' indices, read with acquire
+  // in inbound_empty): C++ orders that pair only through a seq_cst fence between them, which
+  // pairs with the fence a producer puts between its push and its load of sleeping_ (in
+  // flush_cross_shard). In the fences' single total order either the producer's fence comes
+  // first, and then the loads below see its push, or this one does, and then the producer
+  // sees sleeping_ set and wakes this shard. A seq_cst store alone would not do: a later
+  // acquire load may still be satisfied before it (store-load reordering).
+  sleeping_.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Everything prepared so far, wake-ups included, goes out with the submission below.
+  wakes_prepared_.clear();
   // Items that did not fit a peer's ring must not wait for a completion or the next tick:
   // the peer frees room as it drains (it stays awake while its ring holds items) and
   // nothing wakes this shard when it does, so it keeps turning until they are pushed.
@@ -233,6 +246,8 @@ void Shard::handle_completion(const io_uring_cqe* cqe) {
     case Tag::kEventfd: on_eventfd(); break;
     case Tag::kWake: break;  // a peer's MSG_RING: its items are drained below
     case Tag::kIgnore: break;
+    case Tag::kDiscard: on_discard(static_cast<Connection*>(pointer), cqe->res); break;
+    case Tag::kWakeSent: on_wake_sent(static_cast<Shard*>(pointer), cqe->res); break;
   }
 }
 
@@ -279,6 +294,14 @@ void Shard::on_accept(int result, bool more) {
   }
   int on = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+  if (options_.tcp_user_timeout_seconds > 0) {
+    // Data the peer does not acknowledge for this long (a dead or unplugged peer) makes the
+    // kernel drop the connection, so its pending send fails instead of retransmitting for about
+    // 15 minutes (tcp_retries2); the fd keeps the option across a hand-off to another shard.
+    unsigned int timeout_ms = options_.tcp_user_timeout_seconds * 1000;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
+  }
+  ++state_->counters().connections_accepted;
   Connection* connection = open_connection(fd, now_ms_);
   state_->on_connection_opened(connection);
   arm_receive(connection);
@@ -581,7 +604,7 @@ void Shard::flush_sends() {
     if (connection->socket_shut_down) continue;
     if (!connection->send_in_flight && !connection->output.empty()) start_send(connection);
     if (connection->close_after_flush && !connection->send_in_flight && connection->output.empty()) {
-      shut_down_socket(connection);
+      begin_linger(connection);
     }
   }
   flush_list_.clear();
@@ -640,9 +663,100 @@ void Shard::close_connection(Connection* connection, bool flush_first) {
   // list keeps a pointer to a connection that is about to be freed.
   forget_deferred_input(connection, nullptr);
   if (flush_first && (connection->send_in_flight || !connection->output.empty())) {
+    // The client is owed its last packets (a DISCONNECT with a reason, a CONNACK
+    // refusal): flush, then linger (begin_linger). Never for longer than --close-linger:
+    // a send that cannot complete (zero window, dead peer) must not hold the socket.
+    COREMQ_ASSERT(!closing_.contains(connection));
+    closing_[connection].deadline_ms = now_ms_ + int64_t{options_.close_linger_seconds} * 1000;
     connection->close_after_flush = true;
     request_flush(connection);
     return;
+  }
+  shut_down_socket(connection);
+}
+
+void Shard::begin_linger(Connection* connection) {
+  auto found = closing_.find(connection);
+  COREMQ_ASSERT(found != closing_.end());
+  Closing& closing = found->second;
+  if (closing.lingering || connection->socket_shut_down) return;
+  closing.lingering = true;
+  // Everything is sent: FIN goes after the last packet, so the client reads it, then the
+  // end of the stream. Closing the socket now instead would make the kernel answer any
+  // byte the client still writes (a PUBREL for a PUBREC it just read) with RST, and the
+  // client would get a broken pipe instead of the reason. So the read side stays open and
+  // what arrives is read and dropped until the client closes (or a bound is hit).
+  ::shutdown(connection->fd, SHUT_WR);
+  // Discarding goes through a plain receive into discard_buffer_, not the provided-buffer
+  // ring: a client writing hard while it lingers must not take receive buffers from the
+  // shard's live connections (nor be parked by an input pause). The receive still armed
+  // on the ring is cancelled; what it still brings is dropped (ShardState ignores input of
+  // a closing connection) and its buffers are recycled as usual.
+  if (connection->receive_armed) {
+    io_uring_sqe* sqe = ring_.next_sqe();
+    io_uring_prep_cancel64(sqe, user_data(connection, Tag::kReceive), 0);
+    io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
+  }
+  arm_discard(connection);
+}
+
+void Shard::arm_discard(Connection* connection) {
+  Closing& closing = closing_.at(connection);
+  COREMQ_ASSERT(closing.lingering && !closing.discard_armed && !connection->socket_shut_down);
+  io_uring_sqe* sqe = ring_.next_sqe();
+  io_uring_prep_recv(sqe, connection->fd, discard_buffer_.data(), discard_buffer_.size(), 0);
+  io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kDiscard));
+  closing.discard_armed = true;
+  ++connection->operations_in_flight;
+}
+
+void Shard::on_discard(Connection* connection, int result) {
+  Closing& closing = closing_.at(connection);
+  COREMQ_ASSERT(closing.discard_armed && connection->operations_in_flight > 0);
+  closing.discard_armed = false;
+  --connection->operations_in_flight;
+  if (result > 0 && !connection->socket_shut_down) {
+    closing.discarded_bytes += static_cast<uint64_t>(result);
+    if (closing.discarded_bytes <= options_.close_linger_bytes) {
+      arm_discard(connection);
+    } else {
+      ++state_->counters().closes_linger_bytes_exceeded;
+      LOG_INFO("closing fd %d: the client sent over --close-linger-bytes=%u after its DISCONNECT", connection->fd,
+               options_.close_linger_bytes);
+      shut_down_socket(connection);
+    }
+  } else if (!connection->socket_shut_down) {
+    // 0: the client closed its side, having read everything; < 0: reset, or cancelled.
+    shut_down_socket(connection);
+  }
+  maybe_release(connection);
+}
+
+void Shard::check_close_deadlines() {
+  std::vector<Connection*> expired;
+  for (const auto& [connection, closing] : closing_) {
+    if (now_ms_ >= closing.deadline_ms && !connection->socket_shut_down) expired.push_back(connection);
+  }
+  for (Connection* connection : expired) force_close(connection);
+}
+
+void Shard::force_close(Connection* connection) {
+  ++state_->counters().closes_forced_deadline;
+  LOG_INFO("closing fd %d: --close-linger=%u s passed %s; resetting the connection", connection->fd,
+           options_.close_linger_seconds,
+           connection->send_in_flight ? "with its last packets unsent (the client does not read)"
+                                      : "and the client has not closed its side");
+  // Linger 0 makes the close() at release reset the connection and free the socket with
+  // its unsent bytes at once. A plain close would hand them to an orphan socket that keeps
+  // probing a zero window for minutes.
+  linger abort_on_close{.l_onoff = 1, .l_linger = 0};
+  ::setsockopt(connection->fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
+  if (connection->send_in_flight) {
+    // The send waits for room in the socket buffer that will not come; it must end before
+    // the connection (whose buffer it points into) can be freed.
+    io_uring_sqe* sqe = ring_.next_sqe();
+    io_uring_prep_cancel64(sqe, user_data(connection, Tag::kSend), 0);
+    io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
   }
   shut_down_socket(connection);
 }
@@ -659,6 +773,12 @@ void Shard::shut_down_socket(Connection* connection) {
     io_uring_prep_cancel64(sqe, user_data(connection, Tag::kReceive), 0);
     io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
   }
+  auto closing = closing_.find(connection);
+  if (closing != closing_.end() && closing->second.discard_armed) {
+    io_uring_sqe* sqe = ring_.next_sqe();
+    io_uring_prep_cancel64(sqe, user_data(connection, Tag::kDiscard), 0);
+    io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
+  }
   maybe_release(connection);
 }
 
@@ -669,6 +789,7 @@ void Shard::maybe_release(Connection* connection) {
   if (!done && !handed_off) return;
   if (!connections_.contains(connection)) return;  // already on the release list
   connections_.erase(connection);
+  closing_.erase(connection);  // nothing may refer to a connection once it is freed
   release_list_.push_back(connection);
 }
 
@@ -751,7 +872,8 @@ void Shard::flush_cross_shard() {
   // Items pushed earlier in the turn (post) are woken for here too.
   if (!wake_pending_) return;
   wake_pending_ = false;
-  // Pairs with the fence implied by the peer's seq_cst store to sleeping_.
+  // Pairs with the fence between the peer's store to sleeping_ and its look at its rings
+  // (enter_kernel): either the peer sees these pushes, or this load sees it asleep.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (uint32_t target = 0; target < shard_count_; ++target) {
     if (!peer_needs_wake_[target]) continue;
@@ -785,15 +907,35 @@ void Shard::release_items_for_stopped_peer(uint32_t target) {
 void Shard::wake(Shard* peer) {
   if (ring_.features().msg_ring) {
     // A completion posted straight into the peer's ring wakes its wait, with no extra
-    // syscall: it goes out with this turn's submissions.
-    io_uring_sqe* sqe = ring_.next_sqe();
-    io_uring_prep_msg_ring(sqe, peer->ring_.fd(), 0, user_data(nullptr, Tag::kWake), 0);
-    io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
+    // syscall: it goes out with this turn's submissions. Its result comes back as a
+    // kWakeSent completion (on_wake_sent), which falls back to the eventfd on failure.
+    prepare_msg_ring_wake(ring_, peer->ring_.fd(), user_data(nullptr, Tag::kWake), user_data(peer, Tag::kWakeSent));
+    wakes_prepared_.push_back(peer);
     return;
   }
-  uint64_t one = 1;
-  ssize_t written = ::write(peer->event_fd_, &one, sizeof(one));
-  (void)written;
+  wake_by_eventfd(peer->event_fd_);
+}
+
+void Shard::on_wake_sent(Shard* peer, int result) {
+  if (!finish_msg_ring_wake(result, peer->event_fd_)) return;
+  uint64_t fallbacks = ++state_->counters().wakes_by_eventfd_fallback;
+  // One line a second at most: a peer whose ring keeps refusing would otherwise flood the log.
+  if (now_ms_ >= next_wake_warning_ms_) {
+    next_wake_warning_ms_ = now_ms_ + 1000;
+    LOG_WARNING("waking shard %u by MSG_RING failed (%s); woken through its eventfd (%u times so far)", peer->id(),
+                std::strerror(-result), fallbacks);
+  }
+}
+
+void Shard::submit_prepared_wakes_before_exit() {
+  // The loop is leaving, so the wake-ups prepared in its last turn would never be
+  // submitted, nor their results looked at: peers still running would sleep until their
+  // next tick with this shard's last items unseen. Submit what is prepared, and wake
+  // those peers through their eventfds too, as nothing will check the MSG_RING results.
+  int submitted = io_uring_submit(ring_.raw());
+  if (submitted < 0) LOG_DEBUG("io_uring submit at exit: %s", std::strerror(-submitted));
+  for (Shard* peer : wakes_prepared_) wake_by_eventfd(peer->event_fd_);
+  wakes_prepared_.clear();
 }
 
 void Shard::drain_inbound() {
@@ -824,6 +966,11 @@ void Shard::on_eventfd() { arm_eventfd(); }
 void Shard::tick() {
   next_tick_ms_ = now_ms_ + kTickIntervalMs;
   state_->on_tick(now_ms_);
+  check_close_deadlines();
+  if (options_.stats_interval_seconds > 0 && now_ms_ >= next_stats_ms_) {
+    next_stats_ms_ = now_ms_ + int64_t{options_.stats_interval_seconds} * 1000;
+    log_stats();
+  }
   if (!accept_armed_) arm_accept();
   if (now_ms_ >= next_idle_sweep_ms_) {
     next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
@@ -886,6 +1033,15 @@ void Shard::end_of_turn() {
     delete connection;
   }
   release_list_.clear();
+}
+
+void Shard::log_stats() const {
+  // The format is documented in README.md and read by the integration tests: "stats", the
+  // shard's open sockets, then every ShardCounters field as name=value in declaration order.
+  std::string line = absl::StrCat("stats sockets=", connections_.size());
+  broker::for_each_counter(state_->counters(),
+                           [&](const char* name, uint64_t value) { absl::StrAppend(&line, " ", name, "=", value); });
+  LOG_INFO("%s", line);
 }
 
 void Shard::begin_shutdown() {

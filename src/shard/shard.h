@@ -8,6 +8,7 @@
 // (tests/shard/ instead drives unstarted Shards turn by turn on its one thread).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "base/spsc_ring.h"
 #include "broker/connection.h"
@@ -74,7 +76,11 @@ class Shard final : public broker::IoPort {
   const std::string& startup_error() const { return startup_error_; }
 
  private:
-  enum class Tag : uint64_t { kAccept = 0, kReceive = 1, kSend = 2, kEventfd = 3, kWake = 4, kIgnore = 5 };
+  // kDiscard: a closing connection's receive into discard_buffer_ (see begin_linger);
+  // kWakeSent: this shard's MSG_RING to a peer (the pointer is the peer), whose result is checked.
+  enum class Tag : uint64_t {
+    kAccept = 0, kReceive = 1, kSend = 2, kEventfd = 3, kWake = 4, kIgnore = 5, kDiscard = 6, kWakeSent = 7
+  };
   static uint64_t user_data(void* pointer, Tag tag) { return reinterpret_cast<uint64_t>(pointer) | uint64_t(tag); }
 
   // tests/shard/ drives a Shard on its own thread, turn by turn, without start().
@@ -139,6 +145,16 @@ class Shard final : public broker::IoPort {
   bool inbound_empty() const;
   bool has_staged_items() const;
   void update_clock();
+
+  // Closing (see close_connection): the deadline, the linger after the flush, the stats line.
+  void begin_linger(broker::Connection* connection);
+  void arm_discard(broker::Connection* connection);
+  void on_discard(broker::Connection* connection, int result);
+  void force_close(broker::Connection* connection);
+  void check_close_deadlines();
+  void on_wake_sent(Shard* peer, int result);
+  void submit_prepared_wakes_before_exit();
+  void log_stats() const;
 
   const uint32_t shard_id_;
   const uint32_t shard_count_;
@@ -206,6 +222,30 @@ class Shard final : public broker::IoPort {
   int64_t next_refusal_log_ms_ = 0;
   int64_t shutdown_deadline_ms_ = 0;
   uint64_t eventfd_value_ = 0;
+
+  // ---- closing, wake-ups and stats (close path) ----
+  // A broker-initiated close that has something to tell the client (flush_first with
+  // output) flushes it, shuts the write side (the client reads the DISCONNECT, then EOF),
+  // then reads and discards what the client still sends until it closes its side, so the
+  // kernel never answers the client's late writes with RST before it read the DISCONNECT.
+  // The whole close is bounded by --close-linger (then the socket is reset, which frees it
+  // even when the client never reads) and the discarding by --close-linger-bytes. Entries
+  // live from close_connection until the connection is released (maybe_release).
+  struct Closing {
+    int64_t deadline_ms = 0;
+    uint64_t discarded_bytes = 0;
+    bool lingering = false;      // output flushed, write side shut, discarding input
+    bool discard_armed = false;  // a kDiscard receive is in the kernel
+  };
+  absl::flat_hash_map<broker::Connection*, Closing> closing_;
+  // Where lingering receives put what they discard: never read, so every lingering
+  // connection of the shard may share it (no provided buffer is taken from the ring).
+  std::array<uint8_t, 4096> discard_buffer_{};
+  // Peers woken by a MSG_RING prepared this turn and not yet submitted: when the loop
+  // leaves before the next submit they are woken through their eventfd instead.
+  std::vector<Shard*> wakes_prepared_;
+  int64_t next_stats_ms_ = 0;
+  int64_t next_wake_warning_ms_ = 0;
 };
 
 }  // namespace coremq::shard

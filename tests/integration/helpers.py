@@ -394,6 +394,24 @@ class RawClient:
         except OSError:
             pass
 
+    def close_and_wait(self, timeout=WAIT_SECONDS):
+        """Ends the connection without DISCONNECT (the broker sees end of stream) and waits
+        until the broker has handled that: it closes its side in answer, so once end of
+        stream comes back the loss is handled (will, session end). A round trip, not a sleep."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.expect_closed(timeout)
+        self.close()
+
+    def disconnect_and_wait(self, disconnect_bytes=DISCONNECT_BYTES, timeout=WAIT_SECONDS):
+        """Sends DISCONNECT and waits until the broker, having handled it, closes the
+        connection (it does so at once [MQTT-3.14.4-1])."""
+        self.send(disconnect_bytes)
+        self.expect_closed(timeout)
+        self.close()
+
 
 # ---------------------------------------------------------------- paho client
 

@@ -475,7 +475,12 @@ class RawClient5(helpers.RawClient):
         assert rest == [], f"packets after a refusing CONNACK: {rest!r}"
         return connack
 
-    def disconnect5(self, reason_code=SUCCESS, properties=None):
+    def disconnect5(self, reason_code=SUCCESS, properties=None, wait_closed=False):
+        """DISCONNECT; with wait_closed, waits until the broker has handled it (it closes
+        the connection in answer) instead of closing at once."""
+        if wait_closed:
+            self.disconnect_and_wait(disconnect5(reason_code, properties))
+            return
         try:
             self.send(disconnect5(reason_code, properties))
         except OSError:

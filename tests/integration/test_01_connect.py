@@ -188,9 +188,10 @@ def test_no_connect_within_timeout_closes(start_broker, clients):
     partial = clients.raw(broker=broker)
     partial.send(connect_packet("partial")[:5])
     started = time.monotonic()
-    assert silent.expect_closed(timeout=4) == []
-    assert partial.expect_closed(timeout=4) == []
-    assert time.monotonic() - started < 3.5
+    assert silent.expect_closed(timeout=6) == []
+    assert partial.expect_closed(timeout=6) == []
+    # 1 s plus a 250 ms tick; the rest is slack for a loaded machine.
+    assert time.monotonic() - started < 5.5
     # A client that does connect in time is unaffected, even past the timeout.
     client = clients.raw("in-time", broker=broker)
     time.sleep(1.5)

@@ -44,9 +44,10 @@ def test_wills_held_back_and_published(broker, clients, names):
     watcher.expect_no_packet(0.7)
     received = {}
     for _ in range(3):
-        will = watcher.receive_publish5(timeout=1 + TIMER_SLACK_SECONDS + 0.5)
+        will = watcher.receive_publish5(timeout=1 + TIMER_SLACK_SECONDS + 2.5)
         received[will.topic] = will
-    assert time.monotonic() - closed_at <= 1 + TIMER_SLACK_SECONDS + 0.2
+    # Slack beyond the timer's for a loaded 2-CPU machine.
+    assert time.monotonic() - closed_at <= 1 + TIMER_SLACK_SECONDS + 2.0
     assert received[names.topic("delayed")].payload == b"delayed"
     assert received[names.topic("ended")].payload == b"session ended"
     paho_will = received[names.topic("paho")]
@@ -59,14 +60,17 @@ def test_wills_not_published(broker, clients, names):
     the delay [MQTT-3.1.3-9] and one whose client sends DISCONNECT 0x00 [MQTT-3.1.2-10]."""
     watcher = watch(clients, names, names.topic("#"))
     reconnecting = names.pub("reconnecting")
-    will_client(clients, reconnecting, names.topic("cancelled"), b"cancelled", 2, 60).close()
-    will_client(clients, names.client("normal", 0), names.topic("normal"), b"discarded", 1,
-                1).disconnect5()
-    time.sleep(0.3)
+    lost = will_client(clients, reconnecting, names.topic("cancelled"), b"cancelled", 2, 60)
+    normal = will_client(clients, names.client("normal", 0), names.topic("normal"),
+                         b"discarded", 1, 1)
+    closed_at = time.monotonic()
+    # Both ends handled by the broker (each closed in answer) before the reconnection.
+    lost.close_and_wait()
+    normal.disconnect5(wait_closed=True)
     again = raw5(clients, reconnecting, clean_start=False,
                  properties=[(SESSION_EXPIRY_INTERVAL, 0)])
     assert again.connack.session_present == 1
-    watcher.expect_no_packet(2 + TIMER_SLACK_SECONDS - 0.3)
+    watcher.expect_no_packet(max(0.1, closed_at + 2 + TIMER_SLACK_SECONDS - time.monotonic()))
 
 
 def test_will_with_zero_delay_and_no_session_is_immediate(broker, clients, names):

@@ -106,7 +106,7 @@ class Cluster {
     for (uint32_t i = 0; i < count; ++i) {
       std::string error;
       uint16_t port = 0;
-      int fd = io::open_listener("127.0.0.1", 0, 64, &port, &error);
+      int fd = io::open_listener("127.0.0.1", 0, 64, /*join_group=*/false, &port, &error);
       EXPECT_GE(fd, 0) << error;
       ports_.push_back(port);
       shards_.push_back(std::make_unique<Shard>(i, count, options_, shared_, fd));
