@@ -76,6 +76,12 @@ class Shard final : public broker::IoPort {
   const std::string& startup_error() const { return startup_error_; }
 
  private:
+  // Parked "buffer ids" that are not buffers (ids stop at 32767): the end of the stream, and
+  // an adopted connection's first bytes, kept in its input while parked.
+  static constexpr uint16_t kFirstParkedMarker = 0xFFFE;
+  static constexpr uint16_t kParkedInput = 0xFFFE;
+  static constexpr uint16_t kParkedEndOfStream = 0xFFFF;
+
   // kDiscard: a closing connection's receive into discard_buffer_ (see begin_linger);
   // kWakeSent: this shard's MSG_RING to a peer (the pointer is the peer), whose result is checked.
   enum class Tag : uint64_t {
@@ -100,6 +106,7 @@ class Shard final : public broker::IoPort {
   void on_send(broker::Connection* connection, int result);
   void on_eventfd();
 
+  void cancel_operation(void* pointer, Tag tag);
   void arm_accept();
   void arm_eventfd();
   void arm_receive(broker::Connection* connection);

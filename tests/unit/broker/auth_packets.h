@@ -1,5 +1,5 @@
-// MQTT 5 packets of enhanced authentication for tests: a CONNECT that names an
-// Authentication Method, AUTH packets, and a decoded view of what a server sends (CONNACK,
+// MQTT 5 packets for tests: a CONNECT (with or without an Authentication Method, a will,
+// limits), AUTH packets, and a decoded view of what a server sends (CONNACK,
 // AUTH, DISCONNECT) with owned copies of the fields the tests look at. Built on the src/mqtt
 // encoders and decoders; shared by the ShardState unit tests (tests/unit/broker) and the
 // in-process broker tests over real sockets (tests/embedded). Header-only, no gtest.
@@ -22,10 +22,14 @@ namespace coremq::testing {
 struct Connect5Options {
   std::optional<std::string_view> method;  // Authentication Method
   std::optional<std::string_view> data;    // Authentication Data
+  bool clean_start = true;
+  uint16_t keep_alive_seconds = 0;
+  std::optional<uint32_t> session_expiry_seconds;
   std::optional<uint32_t> maximum_packet_size;
   std::optional<uint8_t> request_problem_information;
-  uint16_t keep_alive_seconds = 0;
-  bool clean_start = true;
+  std::optional<uint16_t> topic_alias_maximum;
+  std::optional<std::string> will_topic;  // a will with payload "gone" at will_qos
+  uint8_t will_qos = 0;
 };
 
 inline std::string connect5_bytes(std::string_view client_id, const Connect5Options& options = {}) {
@@ -36,8 +40,16 @@ inline std::string connect5_bytes(std::string_view client_id, const Connect5Opti
   connect.keep_alive_seconds = options.keep_alive_seconds;
   connect.properties.authentication_method = options.method;
   connect.properties.authentication_data = options.data;
+  connect.properties.session_expiry_interval_seconds = options.session_expiry_seconds;
   connect.properties.maximum_packet_size = options.maximum_packet_size;
   connect.properties.request_problem_information = options.request_problem_information;
+  connect.properties.topic_alias_maximum = options.topic_alias_maximum;
+  if (options.will_topic) {
+    connect.has_will = true;
+    connect.will.topic = *options.will_topic;
+    connect.will.payload = "gone";
+    connect.will.qos = options.will_qos;
+  }
   base::ByteBuffer out;
   mqtt::encode_connect(out, connect);
   return std::string(out.view());

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "mqtt/properties.h"
+#include "auth_packets.h"
 #include "shard_harness.h"
 
 namespace coremq::testing {
@@ -27,34 +28,6 @@ using mqtt::ProtocolVersion;
 
 std::span<const uint8_t> as_span(const std::string& bytes) {
   return std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-}
-
-struct Connect5 {
-  bool clean_start = true;
-  uint16_t keep_alive_seconds = 0;
-  std::optional<uint32_t> session_expiry_seconds;
-  std::optional<uint32_t> maximum_packet_size;
-  std::optional<uint16_t> topic_alias_maximum;
-  std::optional<std::string> will_topic;
-  uint8_t will_qos = 0;
-};
-
-std::string connect5_bytes(std::string_view client_id, const Connect5& options = {}) {
-  mqtt::ConnectPacket connect;
-  connect.protocol_level = 5;
-  connect.client_id = client_id;
-  connect.clean_session = options.clean_start;
-  connect.keep_alive_seconds = options.keep_alive_seconds;
-  connect.properties.session_expiry_interval_seconds = options.session_expiry_seconds;
-  connect.properties.maximum_packet_size = options.maximum_packet_size;
-  connect.properties.topic_alias_maximum = options.topic_alias_maximum;
-  if (options.will_topic) {
-    connect.has_will = true;
-    connect.will.topic = *options.will_topic;
-    connect.will.payload = "gone";
-    connect.will.qos = options.will_qos;
-  }
-  return encoded([&](base::ByteBuffer& out) { mqtt::encode_connect(out, connect); });
 }
 
 std::string disconnect5_bytes(uint8_t reason, std::optional<uint32_t> session_expiry_seconds = {}) {
@@ -104,7 +77,7 @@ mqtt::ConnackPacket decode_connack5(const OutputPacket& packet) {
 class ShardProtocol : public ShardHarness {
  protected:
   // Opens a connection and sends an MQTT 5 CONNECT; returns what the broker answered, split.
-  broker::Connection* connect5(std::string_view client_id, const Connect5& connect_options,
+  broker::Connection* connect5(std::string_view client_id, const Connect5Options& connect_options,
                                std::vector<OutputPacket>* answer) {
     broker::Connection* connection = open();
     feed(connection, connect5_bytes(client_id, connect_options));
@@ -114,7 +87,7 @@ class ShardProtocol : public ShardHarness {
   }
 
   // As connect5, for a connection expected to be accepted; `present` is its Session Present.
-  broker::Connection* accepted5(std::string_view client_id, const Connect5& connect_options = {},
+  broker::Connection* accepted5(std::string_view client_id, const Connect5Options& connect_options = {},
                                 bool* present = nullptr) {
     std::vector<OutputPacket> answer;
     broker::Connection* connection = connect5(client_id, connect_options, &answer);

@@ -1,0 +1,262 @@
+// Sending and closing on a shard: one send per connection per turn, short sends, and every
+// close (flush, linger, deadline, release). See docs/ARCHITECTURE.md ("Closing a
+// connection"). Shard thread only.
+#include "shard/shard.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/assert.h"
+#include "base/log.h"
+
+namespace coremq::shard {
+
+using broker::Connection;
+using broker::ConnectionState;
+using broker::CrossShardItem;
+
+namespace {
+// A connection whose send buffers are idle gives their memory back past this size at
+// once, and entirely at the next idle sweep.
+constexpr size_t kRetainedSendBufferMax = 64 * 1024;
+constexpr size_t kSmallSendBufferMax = 512;
+}  // namespace
+
+// ---- sending ---------------------------------------------------------------
+
+void Shard::request_flush(Connection* connection) {
+  if (connection->queued_for_flush) return;
+  connection->queued_for_flush = true;
+  flush_list_.push_back(connection);
+}
+
+void Shard::flush_sends() {
+  // Index loop: start_send never adds to the list, but on_output_drained callbacks elsewhere may.
+  for (size_t i = 0; i < flush_list_.size(); ++i) {
+    Connection* connection = flush_list_[i];
+    connection->queued_for_flush = false;
+    if (connection->socket_shut_down) continue;
+    if (!connection->send_in_flight && !connection->output.empty()) start_send(connection);
+    if (connection->close_after_flush && !connection->send_in_flight && connection->output.empty()) {
+      begin_linger(connection);
+    }
+  }
+  flush_list_.clear();
+}
+
+void Shard::start_send(Connection* connection) {
+  COREMQ_ASSERT(!connection->send_in_flight);
+  COREMQ_ASSERT(connection->sending.empty());
+  connection->sending.swap(connection->output);
+  io_uring_sqe* sqe = ring_.next_sqe();
+  io_uring_prep_send(sqe, connection->fd, connection->sending.data(), connection->sending.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kSend));
+  connection->send_in_flight = true;
+  ++connection->operations_in_flight;
+}
+
+void Shard::on_send(Connection* connection, int result) {
+  COREMQ_ASSERT(connection->send_in_flight && connection->operations_in_flight > 0);
+  connection->send_in_flight = false;
+  --connection->operations_in_flight;
+  if (result < 0) {
+    connection->sending.clear();
+    if (result != -EPIPE && result != -ECONNRESET) LOG_DEBUG("send on fd %d: %s", connection->fd, std::strerror(-result));
+    state_->on_transport_closed(connection);
+    if (connection->close_after_flush) shut_down_socket(connection);
+    maybe_release(connection);
+    return;
+  }
+  auto sent = static_cast<size_t>(result);
+  if (sent < connection->sending.size()) {
+    // A short send: the rest goes first, before anything gathered since.
+    connection->sending.consume_front(sent);
+    if (!connection->output.empty()) {
+      connection->sending.append(connection->output.span());
+      connection->output.clear();
+    }
+    connection->output.swap(connection->sending);
+    request_flush(connection);
+    return;
+  }
+  connection->sending.clear();
+  // A connection that sends little gives its buffer back at once (a fleet of quiet
+  // devices then holds no send memory); a busy one keeps a mid-sized buffer for reuse.
+  size_t capacity = connection->sending.capacity();
+  if (capacity <= kSmallSendBufferMax || capacity > kRetainedSendBufferMax) connection->sending.shrink();
+  if (connection->state == ConnectionState::kConnected) state_->on_output_drained(connection);
+  if (!connection->output.empty() || connection->close_after_flush) request_flush(connection);
+  maybe_release(connection);
+}
+
+// ---- closing and releasing ---------------------------------------------------
+
+void Shard::close_connection(Connection* connection, bool flush_first) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kClosing);
+  // Input parked or starved for it is never read now: its buffers go back, and no deferred
+  // list keeps a pointer to a connection that is about to be freed.
+  forget_deferred_input(connection, nullptr);
+  if (flush_first && (connection->send_in_flight || !connection->output.empty())) {
+    // The client is owed its last packets (a DISCONNECT with a reason, a CONNACK
+    // refusal): flush, then linger (begin_linger). Never for longer than --close-linger:
+    // a send that cannot complete (zero window, dead peer) must not hold the socket.
+    COREMQ_ASSERT(!closing_.contains(connection));
+    closing_[connection].deadline_ms = now_ms_ + int64_t{options_.close_linger_seconds} * 1000;
+    connection->close_after_flush = true;
+    request_flush(connection);
+    return;
+  }
+  shut_down_socket(connection);
+}
+
+void Shard::begin_linger(Connection* connection) {
+  auto found = closing_.find(connection);
+  COREMQ_ASSERT(found != closing_.end());
+  Closing& closing = found->second;
+  if (closing.lingering || connection->socket_shut_down) return;
+  closing.lingering = true;
+  // Everything is sent: FIN goes after the last packet, so the client reads it, then the
+  // end of the stream. Closing the socket now instead would make the kernel answer any
+  // byte the client still writes (a PUBREL for a PUBREC it just read) with RST, and the
+  // client would get a broken pipe instead of the reason. So the read side stays open and
+  // what arrives is read and dropped until the client closes (or a bound is hit).
+  ::shutdown(connection->fd, SHUT_WR);
+  // Discarding goes through a plain receive into discard_buffer_, not the provided-buffer
+  // ring: a client writing hard while it lingers must not take receive buffers from the
+  // shard's live connections (nor be parked by an input pause). The receive still armed
+  // on the ring is cancelled; what it still brings is dropped (ShardState ignores input of
+  // a closing connection) and its buffers are recycled as usual.
+  if (connection->receive_armed) {
+    cancel_operation(connection, Tag::kReceive);
+  }
+  arm_discard(connection);
+}
+
+void Shard::arm_discard(Connection* connection) {
+  Closing& closing = closing_.at(connection);
+  COREMQ_ASSERT(closing.lingering && !closing.discard_armed && !connection->socket_shut_down);
+  io_uring_sqe* sqe = ring_.next_sqe();
+  io_uring_prep_recv(sqe, connection->fd, discard_buffer_.data(), discard_buffer_.size(), 0);
+  io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kDiscard));
+  closing.discard_armed = true;
+  ++connection->operations_in_flight;
+}
+
+void Shard::on_discard(Connection* connection, int result) {
+  Closing& closing = closing_.at(connection);
+  COREMQ_ASSERT(closing.discard_armed && connection->operations_in_flight > 0);
+  closing.discard_armed = false;
+  --connection->operations_in_flight;
+  if (result > 0 && !connection->socket_shut_down) {
+    closing.discarded_bytes += static_cast<uint64_t>(result);
+    if (closing.discarded_bytes <= options_.close_linger_bytes) {
+      arm_discard(connection);
+    } else {
+      ++state_->counters().closes_linger_bytes_exceeded;
+      LOG_INFO("closing fd %d: the client sent over --close-linger-bytes=%u after its DISCONNECT", connection->fd,
+               options_.close_linger_bytes);
+      shut_down_socket(connection);
+    }
+  } else if (!connection->socket_shut_down) {
+    // 0: the client closed its side, having read everything; < 0: reset, or cancelled.
+    shut_down_socket(connection);
+  }
+  maybe_release(connection);
+}
+
+void Shard::check_close_deadlines() {
+  std::vector<Connection*> expired;
+  for (const auto& [connection, closing] : closing_) {
+    if (now_ms_ >= closing.deadline_ms && !connection->socket_shut_down) expired.push_back(connection);
+  }
+  for (Connection* connection : expired) force_close(connection);
+}
+
+void Shard::force_close(Connection* connection) {
+  ++state_->counters().closes_forced_deadline;
+  LOG_INFO("closing fd %d: --close-linger=%u s passed %s; resetting the connection", connection->fd,
+           options_.close_linger_seconds,
+           connection->send_in_flight ? "with its last packets unsent (the client does not read)"
+                                      : "and the client has not closed its side");
+  // Linger 0 makes the close() at release reset the connection and free the socket with
+  // its unsent bytes at once. A plain close would hand them to an orphan socket that keeps
+  // probing a zero window for minutes.
+  linger abort_on_close{.l_onoff = 1, .l_linger = 0};
+  ::setsockopt(connection->fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
+  if (connection->send_in_flight) {
+    // The send waits for room in the socket buffer that will not come; it must end before
+    // the connection (whose buffer it points into) can be freed.
+    cancel_operation(connection, Tag::kSend);
+  }
+  shut_down_socket(connection);
+}
+
+void Shard::shut_down_socket(Connection* connection) {
+  if (connection->socket_shut_down) return;
+  connection->socket_shut_down = true;
+  // shutdown() ends the pending receive (it completes with 0) and any send; the fd
+  // itself is closed only once no operation refers to it, so it cannot be reused
+  // under an operation still in the kernel.
+  ::shutdown(connection->fd, SHUT_RDWR);
+  if (connection->receive_armed) {
+    cancel_operation(connection, Tag::kReceive);
+  }
+  auto closing = closing_.find(connection);
+  if (closing != closing_.end() && closing->second.discard_armed) {
+    cancel_operation(connection, Tag::kDiscard);
+  }
+  maybe_release(connection);
+}
+
+void Shard::maybe_release(Connection* connection) {
+  bool done = connection->state == ConnectionState::kClosing && connection->socket_shut_down &&
+              connection->operations_in_flight == 0;
+  bool handed_off = connection->state == ConnectionState::kHandingOff && connection->fd < 0;
+  if (!done && !handed_off) return;
+  if (!connections_.contains(connection)) return;  // already on the release list
+  connections_.erase(connection);
+  closing_.erase(connection);  // nothing may refer to a connection once it is freed
+  release_list_.push_back(connection);
+}
+
+void Shard::hand_off_connection(Connection* connection, uint32_t target_shard) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kHandingOff);
+  COREMQ_ASSERT(!connection->receive_armed);  // one receive at a time before CONNECT, none while parked
+  auto* handoff = new broker::ConnectionHandoff();
+  handoff->fd = connection->fd;
+  handoff->accepted_at_ms = connection->accepted_at_ms;
+  handoff->input = std::move(connection->input);
+  // Bytes parked after the CONNECT go along, in order: a connection holds no parked data
+  // once it has moved. A parked end of stream is dropped: the socket reports it again there.
+  forget_deferred_input(connection, &handoff->input);
+  COREMQ_ASSERT(connection->operations_in_flight == 0);
+  connection->fd = -1;
+  // Never refused or delayed: post always stages (the bound pauses input instead).
+  post(target_shard, CrossShardItem{CrossShardItem::Kind::kAdoptConnection, shard_id_, handoff});
+  maybe_release(connection);
+}
+
+void Shard::adopt(broker::ConnectionHandoff* handoff) {
+  std::unique_ptr<broker::ConnectionHandoff> owned(handoff);
+  if (stopping_) {
+    ::close(handoff->fd);
+    shared_.connections_total.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  Connection* connection = open_connection(handoff->fd, handoff->accepted_at_ms);
+  state_->on_connection_opened(connection);
+  if (!handoff->input.empty() && should_park(connection)) {
+    // Its CONNECT may take over a session whose input is parked here: it waits its turn.
+    connection->input = std::move(handoff->input);
+    park(connection, kParkedInput, 0);
+  } else {
+    state_->on_bytes(connection, handoff->input.span());
+  }
+  if (wants_receive(connection)) arm_receive(connection);
+  maybe_release(connection);
+}
+
+}  // namespace coremq::shard
