@@ -1,4 +1,4 @@
-# 13 close: how the broker ends a connection it decided to end. A close that has something
+# 17 close: how the broker ends a connection it decided to end. A close that has something
 # to tell the client (a DISCONNECT with a reason) flushes it, shuts the write side and then
 # reads and discards what the client still sends until the client closes, so a client that
 # keeps writing reads the DISCONNECT instead of a reset. The whole close is bounded by
