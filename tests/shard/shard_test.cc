@@ -433,61 +433,74 @@ void connect_with_will(Client& client, std::string_view client_id, uint16_t keep
   client.connect_as(client_id, options);
 }
 
+// The scene of the parked-DISCONNECT tests: shard A (0) paused by a flood for B (1, not
+// driven), a client "leaving" with a will on A whose DISCONNECT is parked there, and a
+// watcher on A subscribed to the will's topic.
+struct ParkedDisconnect {
+  ParkedDisconnect(Cluster& the_cluster, uint32_t shards)
+      : cluster(the_cluster),
+        shard_count(shards),
+        subscriber(the_cluster, 1),
+        publisher(the_cluster, 0),
+        watcher(the_cluster, 0),
+        leaving(the_cluster, 0),
+        leaving_id(id_on(0, shards, "leaving")) {}
+
+  void set_up(uint16_t keep_alive_seconds) {
+    watcher.connect_as(id_on(0, shard_count, "watcher"));
+    watcher.subscribe("will");
+    connect_with_will(leaving, leaving_id, keep_alive_seconds);
+    sent = pause_shard_a(cluster, shard_count, subscriber, publisher, /*exhaust_buffers=*/false);
+    connection = ShardTestPeer::find(cluster.shard(0), leaving_id);
+    ASSERT_NE(connection, nullptr);
+    leaving.send(disconnect_bytes());
+    ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked_bytes(cluster.shard(0), connection) == 2; }));
+  }
+
+  // Lets B drain: every flooded message arrives in order, and the leaving client is closed.
+  void finish() {
+    cluster.set_driven(1, true);
+    expect_all_in_order(subscriber, sent);
+    EXPECT_TRUE(leaving.wait_closed());
+  }
+
+  Cluster& cluster;
+  uint32_t shard_count;
+  Client subscriber;
+  Client publisher;
+  Client watcher;
+  Client leaving;
+  std::string leaving_id;
+  int sent = 0;
+  broker::Connection* connection = nullptr;
+};
+
 TEST(ShardLoop, ParkedDisconnectIsNotLostToKeepAlive) {
   Cluster cluster(2, tiny_options());
-  Client subscriber(cluster, 1);
-  Client publisher(cluster, 0);
-  Client watcher(cluster, 0);
-  Client leaving(cluster, 0);
-  watcher.connect_as(id_on(0, 2, "watcher"));
-  watcher.subscribe("will");
-  std::string leaving_id = id_on(0, 2, "leaving");
-  connect_with_will(leaving, leaving_id, /*keep_alive_seconds=*/2);
-  int sent = pause_shard_a(cluster, 2, subscriber, publisher, /*exhaust_buffers=*/false);
-  Shard& a = cluster.shard(0);
-  broker::Connection* connection = ShardTestPeer::find(a, leaving_id);
-  ASSERT_NE(connection, nullptr);
-  leaving.send(disconnect_bytes());
-  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked_bytes(a, connection) == 2; }));
+  ParkedDisconnect scene(cluster, 2);
+  ASSERT_NO_FATAL_FAILURE(scene.set_up(/*keep_alive_seconds=*/2));
   // Twice the keep-alive passes while the DISCONNECT is parked: the client was not idle.
   cluster.advance_clock(0, 4'000);
   cluster.turn();
   cluster.turn();
-  cluster.set_driven(1, true);
-  expect_all_in_order(subscriber, sent);
-  EXPECT_TRUE(leaving.wait_closed());
-  std::vector<Packet> before_pingresp = watcher.ping();
-  EXPECT_TRUE(before_pingresp.empty()) << "the will was published: the parked DISCONNECT was lost";
-  EXPECT_EQ(ShardTestPeer::state(a).counters().keep_alive_expiries, 0u);
+  scene.finish();
+  EXPECT_TRUE(scene.watcher.ping().empty()) << "the will was published: the parked DISCONNECT was lost";
+  EXPECT_EQ(ShardTestPeer::state(cluster.shard(0)).counters().keep_alive_expiries, 0u);
 }
 
 TEST(ShardLoop, ParkedDisconnectIsReadBeforeATakeover) {
   Cluster cluster(2, tiny_options());
-  Client subscriber(cluster, 1);
-  Client publisher(cluster, 0);
-  Client watcher(cluster, 0);
-  Client leaving(cluster, 0);
-  watcher.connect_as(id_on(0, 2, "watcher"));
-  watcher.subscribe("will");
-  std::string leaving_id = id_on(0, 2, "leaving");
-  connect_with_will(leaving, leaving_id, 0);
-  int sent = pause_shard_a(cluster, 2, subscriber, publisher, /*exhaust_buffers=*/false);
-  Shard& a = cluster.shard(0);
-  broker::Connection* connection = ShardTestPeer::find(a, leaving_id);
-  ASSERT_NE(connection, nullptr);
-  leaving.send(disconnect_bytes());
-  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked_bytes(a, connection) == 2; }));
+  ParkedDisconnect scene(cluster, 2);
+  ASSERT_NO_FATAL_FAILURE(scene.set_up(/*keep_alive_seconds=*/0));
   // A new connection takes the session over: its CONNECT arrived after the DISCONNECT.
   Client taker(cluster, 0);
-  taker.send(connect_bytes(leaving_id));
+  taker.send(connect_bytes(scene.leaving_id));
   for (int i = 0; i < 4; ++i) cluster.turn();
-  cluster.set_driven(1, true);
-  expect_all_in_order(subscriber, sent);
+  scene.finish();
   auto connack = taker.read_packet();
   ASSERT_TRUE(connack.has_value());
   EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
-  EXPECT_TRUE(leaving.wait_closed());
-  EXPECT_TRUE(watcher.ping().empty()) << "the will was published: the takeover beat the parked DISCONNECT";
+  EXPECT_TRUE(scene.watcher.ping().empty()) << "the will was published: the takeover beat the parked DISCONNECT";
 }
 
 // The taker connects to another shard (C), which hands it to the session's owner (A) while A
@@ -496,33 +509,20 @@ TEST(ShardLoop, ParkedDisconnectIsReadBeforeATakeoverFromAnotherShard) {
   Options options = tiny_options();
   options.threads = 3;
   Cluster cluster(3, options);
-  Client subscriber(cluster, 1);
-  Client publisher(cluster, 0);
-  Client watcher(cluster, 0);
-  Client leaving(cluster, 0);
-  watcher.connect_as(id_on(0, 3, "watcher"));
-  watcher.subscribe("will");
-  std::string leaving_id = id_on(0, 3, "leaving");
-  connect_with_will(leaving, leaving_id, 0);
-  int sent = pause_shard_a(cluster, 3, subscriber, publisher, /*exhaust_buffers=*/false);
+  ParkedDisconnect scene(cluster, 3);
+  ASSERT_NO_FATAL_FAILURE(scene.set_up(/*keep_alive_seconds=*/0));
   Shard& a = cluster.shard(0);
-  broker::Connection* connection = ShardTestPeer::find(a, leaving_id);
-  ASSERT_NE(connection, nullptr);
-  leaving.send(disconnect_bytes());
-  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked_bytes(a, connection) == 2; }));
   Client taker(cluster, 2);
-  taker.send(connect_bytes(leaving_id));
+  taker.send(connect_bytes(scene.leaving_id));
   size_t connections_before = ShardTestPeer::connection_count(a);
   ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::connection_count(a) > connections_before; }));
   for (int i = 0; i < 4; ++i) cluster.turn();
   EXPECT_TRUE(ShardTestPeer::paused(a));
-  cluster.set_driven(1, true);
-  expect_all_in_order(subscriber, sent);
+  scene.finish();
   auto connack = taker.read_packet();
   ASSERT_TRUE(connack.has_value());
   EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
-  EXPECT_TRUE(leaving.wait_closed());
-  EXPECT_TRUE(watcher.ping().empty()) << "the will was published: the takeover beat the parked DISCONNECT";
+  EXPECT_TRUE(scene.watcher.ping().empty()) << "the will was published: the takeover beat the parked DISCONNECT";
 }
 
 // A CONNECT parked on A (it arrived while A was paused) names a client id owned by B: when it
