@@ -3,8 +3,8 @@
 // clients (devices) connect over TCP, runs until SIGINT or SIGTERM, then stops the broker
 // cleanly and exits 0. Built against the installed library (docs/EMBEDDING.md):
 //
-//   c++ -std=c++20 internal_broker.cc $(pkg-config --cflags --libs coremq) -o internal_broker
-//   c++ -std=c++20 -static internal_broker.cc $(pkg-config --static --cflags --libs coremq) -o internal_broker
+//   c++ -std=c++20 internal_broker.cc $(pkg-config --cflags --libs coremq)
+//   c++ -std=c++20 -static internal_broker.cc $(pkg-config --static --cflags --libs coremq)
 //
 // Usage: internal_broker PORT [ADDRESS]
 //   PORT     TCP port to listen on; 0 asks the kernel for a free one.
