@@ -10,11 +10,17 @@
 
 #include "coremq/options.h"
 
+// The library is built with hidden symbols (src/meson.build): what a host may call is
+// marked here, so the shared library exports this surface and none of its internals.
+#ifndef COREMQ_API
+#define COREMQ_API __attribute__((visibility("default")))
+#endif
+
 namespace coremq {
 
 class BrokerImpl;
 
-class Broker {
+class COREMQ_API Broker {
  public:
   explicit Broker(Options options);
   ~Broker();
