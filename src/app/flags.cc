@@ -87,10 +87,12 @@ constexpr FlagRange kFlagRanges[] = {
     {"max_connections", 1, 50'000'000},
     {"max_packet_size", 64, 268'435'460},
     {"max_inflight", 1, 65535},
+    // A connection's buffers hold at most twice this (then it is closed), under 2 GiB.
     {"max_client_output_bytes", 1024, 1u << 30},
     {"connect_timeout", 1, 3600},
     {"close_linger", 1, 3600},
     {"close_linger_bytes", 0, 1u << 30},
+    // The kernel takes milliseconds in an int.
     {"tcp_user_timeout", 0, 2'000'000},
     {"max_client_id_length", 23, 65535},
     {"max_sessions", 1, std::numeric_limits<uint32_t>::max()},
@@ -151,7 +153,6 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   if (!in_range("max_inflight", options->max_inflight, error)) return false;
   options->max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options->max_client_output_bytes = absl::GetFlag(FLAGS_max_client_output_bytes);
-  // A connection's buffers hold at most twice this (then it is closed), under 2 GiB.
   if (!in_range("max_client_output_bytes", options->max_client_output_bytes, error))
     return false;
   options->connect_timeout_seconds = absl::GetFlag(FLAGS_connect_timeout);
@@ -161,7 +162,6 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   options->close_linger_bytes = absl::GetFlag(FLAGS_close_linger_bytes);
   if (!in_range("close_linger_bytes", options->close_linger_bytes, error)) return false;
   options->tcp_user_timeout_seconds = absl::GetFlag(FLAGS_tcp_user_timeout);
-  // The kernel takes milliseconds in an int.
   if (!in_range("tcp_user_timeout", options->tcp_user_timeout_seconds, error)) return false;
   options->max_client_id_length = absl::GetFlag(FLAGS_max_client_id_length);
   if (!in_range("max_client_id_length", options->max_client_id_length, error)) return false;
