@@ -158,6 +158,13 @@ bool apply_config_and_environment(const std::vector<std::string>& arguments, Fla
       return false;
     }
     if (!apply_settings(result.settings, origins)) return false;
+    for (size_t i = 1; i < result.files.size(); ++i) {
+      std::fprintf(stderr, "coremq: read config file %s (include_dir)\n", result.files[i].c_str());
+    }
+    if (result.local_only) {
+      std::fprintf(stderr, "coremq: %s has no listener, port or bind_address: listening on 127.0.0.1 only, "
+                   "as Mosquitto 2 does (--bind overrides)\n", path.c_str());
+    }
   }
   std::vector<config::Diagnostic> diagnostics;
   std::vector<config::Setting> settings = config::settings_from_environment(catalog, std::getenv, &diagnostics);

@@ -174,6 +174,13 @@ def test_unsupported_mosquitto_option_warns_and_starts(start_config_broker, clie
     clients.raw(names.sub(), broker=broker).ping()
 
 
+def test_no_listener_listens_on_loopback_only_as_mosquitto_2(start_config_broker, clients, names):
+    # The harness waits for "listening on 127.0.0.1:PORT"; --port=0 picks a free port.
+    broker = start_config_broker("max_keepalive 30\n", arguments=["--port=0"])
+    assert "listening on 127.0.0.1 only" in broker.log()
+    clients.raw(names.sub(), broker=broker, keepalive=30).ping()
+
+
 def test_environment_overrides_file_and_flags_override_environment(start_config_broker, clients, names):
     config = f"listener {free_port()} 127.0.0.1\nmax_keepalive 30\n"
     from_file = start_config_broker(config)
