@@ -22,7 +22,8 @@ namespace {
 // The real file system, for include_dir.
 class DiskFiles final : public config::FileSource {
  public:
-  bool list_directory(const std::string& directory, std::vector<std::string>* names, std::string* error) override {
+  bool list_directory(const std::string& directory, std::vector<std::string>* names,
+                      std::string* error) override {
     DIR* handle = opendir(directory.c_str());
     if (handle == nullptr) {
       *error = std::strerror(errno);
@@ -162,12 +163,15 @@ bool apply_config_and_environment(const std::vector<std::string>& arguments, Fla
       std::fprintf(stderr, "coremq: read config file %s (include_dir)\n", result.files[i].c_str());
     }
     if (result.local_only) {
-      std::fprintf(stderr, "coremq: %s has no listener, port or bind_address: listening on 127.0.0.1 only, "
-                   "as Mosquitto 2 does (--bind overrides)\n", path.c_str());
+      std::fprintf(stderr,
+                   "coremq: %s has no listener, port or bind_address: listening on 127.0.0.1 only, "
+                   "as Mosquitto 2 does (--bind overrides)\n",
+                   path.c_str());
     }
   }
   std::vector<config::Diagnostic> diagnostics;
-  std::vector<config::Setting> settings = config::settings_from_environment(catalog, std::getenv, &diagnostics);
+  std::vector<config::Setting> settings =
+      config::settings_from_environment(catalog, std::getenv, &diagnostics);
   for (const config::Diagnostic& diagnostic : diagnostics) print(diagnostic);
   if (config::has_errors(diagnostics)) return false;
   return apply_settings(settings, origins);

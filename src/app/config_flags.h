@@ -22,7 +22,8 @@ void normalize_config_arguments(std::vector<std::string>* arguments);
 // COREMQ_<FLAG> variables, to the flags; the command line, parsed after this, overrides both.
 // Prints each warning and error to stderr; false when there was an error (nothing listens then).
 // *origins records where each value set here came from.
-[[nodiscard]] bool apply_config_and_environment(const std::vector<std::string>& arguments, FlagOrigins* origins);
+[[nodiscard]] bool apply_config_and_environment(const std::vector<std::string>& arguments,
+                                                FlagOrigins* origins);
 
 // Drops the origins of flags that arguments set, once the command line has overridden them.
 void forget_command_line_origins(const std::vector<std::string>& arguments, FlagOrigins* origins);

@@ -12,7 +12,9 @@ namespace coremq::config {
 
 namespace {
 
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view text) {
   while (!text.empty() && is_blank(text.front())) text.remove_prefix(1);
@@ -123,7 +125,8 @@ bool check_flag_value(const FlagCatalog& catalog, std::string_view flag, std::st
         return false;
       }
       if (parsed < spec.low || parsed > spec.high) {
-        *error = absl::StrFormat("--%s=%u is out of range [%u, %u]", dashed(flag), parsed, spec.low, spec.high);
+        *error =
+            absl::StrFormat("--%s=%u is out of range [%u, %u]", dashed(flag), parsed, spec.low, spec.high);
         return false;
       }
       *canonical = std::to_string(parsed);
@@ -139,7 +142,8 @@ bool check_flag_value(const FlagCatalog& catalog, std::string_view flag, std::st
 std::vector<std::string> included_files(const std::string& directory, std::vector<std::string> names) {
   const std::string_view suffix = ".conf";
   std::erase_if(names, [&](const std::string& name) {
-    return name.size() <= suffix.size() || std::string_view(name).substr(name.size() - suffix.size()) != suffix;
+    return name.size() <= suffix.size() ||
+           std::string_view(name).substr(name.size() - suffix.size()) != suffix;
   });
   // Mosquitto's order: compare case-insensitively; at the first character that differs only in
   // case, the upper-case one goes first.

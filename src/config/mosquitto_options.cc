@@ -26,13 +26,13 @@ enum class Kind {
   kLogType,
   kLogDest,
   kIncludeDir,
-  kConnection,      // `connection NAME`: a bridge section
-  kBridgeOption,    // valid only inside a bridge section
-  kTrueOnly,        // matches coremq when true; false is ignored with `why`
-  kFalseOnly,       // matches coremq when false; true is ignored with `why`
-  kAccepted,        // any value; coremq behaves the same (one listener)
-  kProtocol,        // mqtt matches coremq; websockets is ignored
-  kIgnored,         // ignored with `why`
+  kConnection,    // `connection NAME`: a bridge section
+  kBridgeOption,  // valid only inside a bridge section
+  kTrueOnly,      // matches coremq when true; false is ignored with `why`
+  kFalseOnly,     // matches coremq when false; true is ignored with `why`
+  kAccepted,      // any value; coremq behaves the same (one listener)
+  kProtocol,      // mqtt matches coremq; websockets is ignored
+  kIgnored,       // ignored with `why`
 };
 
 struct MosquittoOption {
@@ -43,8 +43,10 @@ struct MosquittoOption {
 };
 
 constexpr std::string_view kTls = "TLS is not supported yet: the listener serves plain MQTT over TCP";
-constexpr std::string_view kAuth = "authentication and access control are not supported yet: every client is accepted";
-constexpr std::string_view kPersistence = "persistence is not supported yet: sessions and retained messages live in memory";
+constexpr std::string_view kAuth =
+    "authentication and access control are not supported yet: every client is accepted";
+constexpr std::string_view kPersistence =
+    "persistence is not supported yet: sessions and retained messages live in memory";
 constexpr std::string_view kLog = "coremq logs to stderr in its own format";
 constexpr std::string_view kListenerFeature = "coremq's listener has no such setting";
 
@@ -71,7 +73,10 @@ constexpr MosquittoOption kOptions[] = {
     {"persistence", Kind::kFalseOnly, {}, kPersistence},
     {"retained_persistence", Kind::kFalseOnly, {}, kPersistence},
     {"per_listener_settings", Kind::kAccepted},
-    {"protocol", Kind::kProtocol, {}, "WebSockets are not supported yet: the listener serves plain MQTT over TCP"},
+    {"protocol",
+     Kind::kProtocol,
+     {},
+     "WebSockets are not supported yet: the listener serves plain MQTT over TCP"},
     // TLS.
     {"cafile", Kind::kIgnored, {}, kTls},
     {"capath", Kind::kIgnored, {}, kTls},
@@ -111,7 +116,9 @@ constexpr MosquittoOption kOptions[] = {
     {"persistence_location", Kind::kIgnored, {}, kPersistence},
     {"autosave_interval", Kind::kIgnored, {}, kPersistence},
     {"autosave_on_changes", Kind::kIgnored, {}, kPersistence},
-    {"persistent_client_expiration", Kind::kIgnored, {},
+    {"persistent_client_expiration",
+     Kind::kIgnored,
+     {},
      "offline MQTT 3.1.1 sessions are kept until --max-sessions is reached"},
     // Logging.
     {"log_facility", Kind::kIgnored, {}, kLog},
@@ -130,7 +137,10 @@ constexpr MosquittoOption kOptions[] = {
     {"max_inflight_bytes", Kind::kIgnored, {}, "use --max-inflight (messages) and --max-client-output-bytes"},
     {"max_queued_bytes", Kind::kIgnored, {}, "use --max-queued-messages and --max-client-output-bytes"},
     {"memory_limit", Kind::kIgnored, {}, "coremq bounds each queue and buffer instead (see its flags)"},
-    {"message_size_limit", Kind::kIgnored, {}, "coremq has no payload limit: max_packet_size bounds whole packets"},
+    {"message_size_limit",
+     Kind::kIgnored,
+     {},
+     "coremq has no payload limit: max_packet_size bounds whole packets"},
     {"pid_file", Kind::kIgnored, {}, "coremq writes no pid file (systemd tracks it)"},
     {"queue_qos0_messages", Kind::kIgnored, {}, "coremq has no such setting"},
     {"retry_interval", Kind::kIgnored, {}, "Mosquitto 2 dropped it too"},
@@ -141,13 +151,44 @@ constexpr MosquittoOption kOptions[] = {
 
 // Options that only mean something inside a bridge (`connection`) section.
 constexpr std::string_view kBridgeOptions[] = {
-    "address", "addresses", "bridge_alpn", "bridge_attempt_unsubscribe", "bridge_bind_address", "bridge_cafile",
-    "bridge_capath", "bridge_certfile", "bridge_identity", "bridge_insecure", "bridge_keyfile",
-    "bridge_max_packet_size", "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk",
-    "bridge_require_ocsp", "bridge_tls_version", "cleansession", "clientid", "idle_timeout", "keepalive_interval",
-    "local_cleansession", "local_clientid", "local_password", "local_username", "notifications",
-    "notifications_local_only", "notification_topic", "password", "remote_clientid", "remote_password",
-    "remote_username", "restart_timeout", "round_robin", "start_type", "threshold", "topic", "try_private",
+    "address",
+    "addresses",
+    "bridge_alpn",
+    "bridge_attempt_unsubscribe",
+    "bridge_bind_address",
+    "bridge_cafile",
+    "bridge_capath",
+    "bridge_certfile",
+    "bridge_identity",
+    "bridge_insecure",
+    "bridge_keyfile",
+    "bridge_max_packet_size",
+    "bridge_outgoing_retain",
+    "bridge_protocol_version",
+    "bridge_psk",
+    "bridge_require_ocsp",
+    "bridge_tls_version",
+    "cleansession",
+    "clientid",
+    "idle_timeout",
+    "keepalive_interval",
+    "local_cleansession",
+    "local_clientid",
+    "local_password",
+    "local_username",
+    "notifications",
+    "notifications_local_only",
+    "notification_topic",
+    "password",
+    "remote_clientid",
+    "remote_password",
+    "remote_username",
+    "restart_timeout",
+    "round_robin",
+    "start_type",
+    "threshold",
+    "topic",
+    "try_private",
     "username",
 };
 
@@ -176,7 +217,8 @@ bool parse_int64(std::string_view text, int64_t* value) {
 
 bool is_numeric_address(const std::string& address) {
   unsigned char buffer[16];
-  return inet_pton(AF_INET, address.c_str(), buffer) == 1 || inet_pton(AF_INET6, address.c_str(), buffer) == 1;
+  return inet_pton(AF_INET, address.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, address.c_str(), buffer) == 1;
 }
 
 // Mosquitto log types, as coremq's single threshold: the most verbose type given wins.
@@ -229,9 +271,9 @@ class Reader {
   // The one value of a numeric or boolean option; false (with an error) when there is not one.
   bool single_word(const Directive& directive) {
     if (directive.words.size() == 1) return true;
-    error(directive.where, directive.words.empty()
-                               ? absl::StrFormat("%s needs a value", directive.name)
-                               : absl::StrFormat("%s takes one value, not '%s'", directive.name, directive.value));
+    error(directive.where, directive.words.empty() ? absl::StrFormat("%s needs a value", directive.name)
+                                                   : absl::StrFormat("%s takes one value, not '%s'",
+                                                                     directive.name, directive.value));
     return false;
   }
 
@@ -286,7 +328,8 @@ class Reader {
         return;
       case Kind::kFlagIfPresent:
         if (!catalog_.contains(flag)) {
-          warn(where, absl::StrFormat("%s is not supported yet and is ignored: %s", directive.name, option.why));
+          warn(where,
+               absl::StrFormat("%s is not supported yet and is ignored: %s", directive.name, option.why));
         } else if (single_word(directive)) {
           set_checked(flag, directive.words[0], where, written);
         }
@@ -334,7 +377,8 @@ class Reader {
       case Kind::kBridgeOption:
         // Covered by the warning at its `connection` line.
         if (!in_bridge_) {
-          error(where, absl::StrFormat("%s is a bridge option: it belongs after a `connection` line", directive.name));
+          error(where, absl::StrFormat("%s is a bridge option: it belongs after a `connection` line",
+                                       directive.name));
         }
         return;
       case Kind::kTrueOnly:
@@ -351,7 +395,8 @@ class Reader {
         }
         return;
       case Kind::kIgnored:
-        warn(where, absl::StrFormat("%s is not supported yet and is ignored: %s", directive.name, option.why));
+        warn(where,
+             absl::StrFormat("%s is not supported yet and is ignored: %s", directive.name, option.why));
         return;
     }
   }
@@ -373,11 +418,13 @@ class Reader {
     if (words.size() >= 2 && words[1].starts_with("#")) words.resize(1);
     int64_t port = 0;
     if (words.size() > 2 || !parse_int64(words[0], &port) || port < 0 || port > 65535) {
-      error(directive.where, absl::StrFormat("%s: expected `listener PORT [ADDRESS]` with PORT in [1, 65535]", written));
+      error(directive.where,
+            absl::StrFormat("%s: expected `listener PORT [ADDRESS]` with PORT in [1, 65535]", written));
       return;
     }
     if (port == 0) {
-      error(directive.where, absl::StrFormat("%s: port 0 is a Unix socket listener in Mosquitto; coremq has none", written));
+      error(directive.where,
+            absl::StrFormat("%s: port 0 is a Unix socket listener in Mosquitto; coremq has none", written));
       return;
     }
     open_listener(directive.where, false);
@@ -386,14 +433,17 @@ class Reader {
     address("bind", words.size() == 2 ? words[1] : "0.0.0.0", directive.where, written);
   }
 
-  void unlimited_number(const Directive& directive, Kind kind, const std::string& flag, const std::string& written) {
+  void unlimited_number(const Directive& directive, Kind kind, const std::string& flag,
+                        const std::string& written) {
     if (!single_word(directive)) return;
     int64_t value = 0;
     if (!parse_int64(directive.words[0], &value)) {
       error(directive.where, absl::StrFormat("%s: '%s' is not a number", written, directive.words[0]));
       return;
     }
-    bool unlimited = kind == Kind::kMaxConnections ? value < 0 : value <= 0 || (kind == Kind::kMaxInflight && value == 65535);
+    bool unlimited = kind == Kind::kMaxConnections
+                         ? value < 0
+                         : value <= 0 || (kind == Kind::kMaxInflight && value == 65535);
     auto spec = catalog_.find(flag);
     if (unlimited && spec != catalog_.end()) {
       // Mosquitto's "no limit" is the largest value coremq accepts for the flag.
@@ -444,8 +494,10 @@ class Reader {
         return;
       }
       warn(directive.where, absl::StrFormat("log_dest file is not supported yet and is ignored: %s", kLog));
-    } else if (destination == "stdout" || destination == "syslog" || destination == "topic" || destination == "dlt") {
-      warn(directive.where, absl::StrFormat("log_dest %s is not supported yet and is ignored: %s", destination, kLog));
+    } else if (destination == "stdout" || destination == "syslog" || destination == "topic" ||
+               destination == "dlt") {
+      warn(directive.where,
+           absl::StrFormat("log_dest %s is not supported yet and is ignored: %s", destination, kLog));
     } else {
       error(directive.where, absl::StrFormat("%s: unknown log destination '%s'", written, destination));
     }
@@ -462,8 +514,8 @@ class Reader {
       return;
     }
     if ((option.kind == Kind::kTrueOnly && !value) || (option.kind == Kind::kFalseOnly && value)) {
-      warn(directive.where, absl::StrFormat("%s %s is not supported yet and is ignored: %s", directive.name, word,
-                                            option.why));
+      warn(directive.where, absl::StrFormat("%s %s is not supported yet and is ignored: %s", directive.name,
+                                            word, option.why));
     }
   }
 
@@ -480,8 +532,8 @@ class Reader {
     }
     std::vector<std::string> paths = included_files(directive.value, std::move(names));
     if (paths.size() > kIncludedFilesMax) {
-      error(directive.where, absl::StrFormat("include_dir %s: more than %u .conf files", directive.value,
-                                             kIncludedFilesMax));
+      error(directive.where,
+            absl::StrFormat("include_dir %s: more than %u .conf files", directive.value, kIncludedFilesMax));
       return;
     }
     for (const std::string& path : paths) {

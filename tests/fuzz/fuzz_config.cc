@@ -50,7 +50,8 @@ class MemoryFiles final : public coremq::config::FileSource {
  public:
   std::map<std::string, std::string> files;  // name in conf.d -> text
 
-  bool list_directory(const std::string& directory, std::vector<std::string>* names, std::string* error) override {
+  bool list_directory(const std::string& directory, std::vector<std::string>* names,
+                      std::string* error) override {
     if (directory != "conf.d") {
       *error = "No such file or directory";
       return false;

@@ -36,7 +36,8 @@ class MemoryFiles final : public FileSource {
   std::map<std::string, std::vector<std::string>> directories;
   std::map<std::string, std::string> files;
 
-  bool list_directory(const std::string& directory, std::vector<std::string>* names, std::string* error) override {
+  bool list_directory(const std::string& directory, std::vector<std::string>* names,
+                      std::string* error) override {
     auto it = directories.find(directory);
     if (it == directories.end()) {
       *error = "No such file or directory";
@@ -86,9 +87,10 @@ std::string value_of(const Read& r, const std::string& flag) {
 
 TEST(ConfigSyntax, CommentsBlankLinesAndWhitespace) {
   std::vector<Diagnostic> diagnostics;
-  auto directives = parse_lines("# comment\n\n   \t\n  max_connections   10  \r\n\t# indented comment\n"
-                                "response_information_prefix  a b  c \nlast 1",
-                                "f.conf", &diagnostics);
+  auto directives = parse_lines(
+      "# comment\n\n   \t\n  max_connections   10  \r\n\t# indented comment\n"
+      "response_information_prefix  a b  c \nlast 1",
+      "f.conf", &diagnostics);
   EXPECT_TRUE(diagnostics.empty());
   ASSERT_EQ(directives.size(), 3u);
   EXPECT_EQ(directives[0].where, "f.conf:4");
@@ -108,8 +110,9 @@ TEST(ConfigSyntax, NulByteIsAnErrorWithItsLine) {
 }
 
 TEST(ConfigMapping, MosquittoOptionsBecomeFlags) {
-  Read r = read("listener 1884 127.0.0.1\nmax_inflight_messages 5\nmax_queued_messages 7\nmax_packet_size 4096\n"
-                "max_keepalive 30\nretain_available false\nmax_connections 12\nmaximum_qos 1\nmax_topic_alias 3\n");
+  Read r = read(
+      "listener 1884 127.0.0.1\nmax_inflight_messages 5\nmax_queued_messages 7\nmax_packet_size 4096\n"
+      "max_keepalive 30\nretain_available false\nmax_connections 12\nmaximum_qos 1\nmax_topic_alias 3\n");
   EXPECT_TRUE(r.result.diagnostics.empty()) << r.messages(Severity::kError).size();
   EXPECT_EQ(value_of(r, "port"), "1884");
   EXPECT_EQ(value_of(r, "bind"), "127.0.0.1");
@@ -134,8 +137,9 @@ TEST(ConfigMapping, MosquittoNoLimitValuesAreTheLargestCoremqTakes) {
 }
 
 TEST(ConfigMapping, CoremqFlagsInEitherSpelling) {
-  Read r = read("port 1\nmax-topic-levels 100\nmax_topic_levels 90\npin-threads false\n"
-                "response_information_prefix reply/to me\n");
+  Read r = read(
+      "port 1\nmax-topic-levels 100\nmax_topic_levels 90\npin-threads false\n"
+      "response_information_prefix reply/to me\n");
   EXPECT_TRUE(r.result.diagnostics.empty());
   EXPECT_EQ(value_of(r, "max_topic_levels"), "90");  // the later line wins
   EXPECT_EQ(value_of(r, "pin_threads"), "false");
@@ -143,59 +147,62 @@ TEST(ConfigMapping, CoremqFlagsInEitherSpelling) {
 }
 
 TEST(ConfigErrors, EachNamesItsFileAndLine) {
-  Read r = read("port 1883\n"
-                "bogus_option 1\n"                 // 2: unknown
-                "max_connections many\n"           // 3: not a number
-                "max_inflight_messages 70000\n"    // 4: out of range
-                "max_keepalive\n"                  // 5: no value
-                "max_packet_size 10 20\n"          // 6: two values
-                "retain_available maybe\n"         // 7: not a bool
-                "max-topic-levels 0\n"             // 8: out of range, coremq flag
-                "topic a/b both 0\n"               // 9: bridge option outside a bridge
-                "log_type loud\n"                  // 10: unknown log type
-                "log_dest carrier-pigeon\n"        // 11: unknown destination
-                "allow_anonymous perhaps\n"        // 12: not a bool
-                "bind_address localhost\n"         // 13: not numeric
-                "config other.conf\n");            // 14: not settable from a file
-  EXPECT_EQ(r.messages(Severity::kError),
-            (std::vector<std::string>{
-                "main.conf:2: error: unknown option 'bogus_option'",
-                "main.conf:3: error: max_connections many: 'many' is not a number",
-                "main.conf:4: error: max_inflight_messages 70000: --max-inflight=70000 is out of range [1, 65535]",
-                "main.conf:5: error: max_keepalive needs a value",
-                "main.conf:6: error: max_packet_size takes one value, not '10 20'",
-                "main.conf:7: error: retain_available maybe: --retain-available: 'maybe' is not true or false",
-                "main.conf:8: error: max-topic-levels 0: --max-topic-levels=0 is out of range [1, 65536]",
-                "main.conf:9: error: topic is a bridge option: it belongs after a `connection` line",
-                "main.conf:10: error: log_type loud: unknown log type 'loud'",
-                "main.conf:11: error: log_dest carrier-pigeon: unknown log destination 'carrier-pigeon'",
-                "main.conf:12: error: allow_anonymous must be true or false, not 'perhaps'",
-                "main.conf:13: error: bind_address localhost: 'localhost' is not a numeric IPv4 or IPv6 address "
-                "(host names are not supported yet; write 127.0.0.1 for localhost)",
-                "main.conf:14: error: unknown option 'config'",
-            }));
+  Read r = read(
+      "port 1883\n"
+      "bogus_option 1\n"               // 2: unknown
+      "max_connections many\n"         // 3: not a number
+      "max_inflight_messages 70000\n"  // 4: out of range
+      "max_keepalive\n"                // 5: no value
+      "max_packet_size 10 20\n"        // 6: two values
+      "retain_available maybe\n"       // 7: not a bool
+      "max-topic-levels 0\n"           // 8: out of range, coremq flag
+      "topic a/b both 0\n"             // 9: bridge option outside a bridge
+      "log_type loud\n"                // 10: unknown log type
+      "log_dest carrier-pigeon\n"      // 11: unknown destination
+      "allow_anonymous perhaps\n"      // 12: not a bool
+      "bind_address localhost\n"       // 13: not numeric
+      "config other.conf\n");          // 14: not settable from a file
+  EXPECT_EQ(
+      r.messages(Severity::kError),
+      (std::vector<std::string>{
+          "main.conf:2: error: unknown option 'bogus_option'",
+          "main.conf:3: error: max_connections many: 'many' is not a number",
+          "main.conf:4: error: max_inflight_messages 70000: --max-inflight=70000 is out of range [1, 65535]",
+          "main.conf:5: error: max_keepalive needs a value",
+          "main.conf:6: error: max_packet_size takes one value, not '10 20'",
+          "main.conf:7: error: retain_available maybe: --retain-available: 'maybe' is not true or false",
+          "main.conf:8: error: max-topic-levels 0: --max-topic-levels=0 is out of range [1, 65536]",
+          "main.conf:9: error: topic is a bridge option: it belongs after a `connection` line",
+          "main.conf:10: error: log_type loud: unknown log type 'loud'",
+          "main.conf:11: error: log_dest carrier-pigeon: unknown log destination 'carrier-pigeon'",
+          "main.conf:12: error: allow_anonymous must be true or false, not 'perhaps'",
+          "main.conf:13: error: bind_address localhost: 'localhost' is not a numeric IPv4 or IPv6 address "
+          "(host names are not supported yet; write 127.0.0.1 for localhost)",
+          "main.conf:14: error: unknown option 'config'",
+      }));
 }
 
 TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
-  Read r = read("listener 1883\n"
-                "password_file /etc/mosquitto/passwd\n"  // 2
-                "acl_file /etc/mosquitto/acl\n"           // 3
-                "certfile /etc/tls/server.crt\n"          // 4
-                "persistence true\n"                      // 5
-                "persistence_location /var/lib/mosquitto/\n"  // 6
-                "log_dest file /var/log/mosquitto.log\n"  // 7
-                "allow_anonymous false\n"                 // 8
-                "sys_interval 10\n"                       // 9
-                "connection uplink\n"                     // 10
-                "address 10.0.0.1:1883\n"                 // bridge option: covered by line 10
-                "topic # both 0\n"
-                "log_type subscribe\n"                    // 13
-                "protocol websockets\n"                   // 14
-                "allow_anonymous true\n"                  // same as coremq: no warning
-                "persistence false\n"
-                "log_dest stderr\n"
-                "per_listener_settings true\n"
-                "protocol mqtt\n");
+  Read r = read(
+      "listener 1883\n"
+      "password_file /etc/mosquitto/passwd\n"       // 2
+      "acl_file /etc/mosquitto/acl\n"               // 3
+      "certfile /etc/tls/server.crt\n"              // 4
+      "persistence true\n"                          // 5
+      "persistence_location /var/lib/mosquitto/\n"  // 6
+      "log_dest file /var/log/mosquitto.log\n"      // 7
+      "allow_anonymous false\n"                     // 8
+      "sys_interval 10\n"                           // 9
+      "connection uplink\n"                         // 10
+      "address 10.0.0.1:1883\n"                     // bridge option: covered by line 10
+      "topic # both 0\n"
+      "log_type subscribe\n"    // 13
+      "protocol websockets\n"   // 14
+      "allow_anonymous true\n"  // same as coremq: no warning
+      "persistence false\n"
+      "log_dest stderr\n"
+      "per_listener_settings true\n"
+      "protocol mqtt\n");
   EXPECT_TRUE(r.messages(Severity::kError).empty()) << r.messages(Severity::kError)[0];
   std::vector<std::string> warnings = r.messages(Severity::kWarning);
   std::vector<std::string> expected_prefixes = {
@@ -236,9 +243,10 @@ TEST(ConfigListeners, ListenerOptionsInItsSectionApplyToIt) {
 }
 
 TEST(ConfigListeners, ASecondListenerIsAnError) {
-  EXPECT_EQ(read("listener 1883\nmax_connections 5\nlistener 8883\n").messages(Severity::kError),
-            (std::vector<std::string>{"main.conf:3: error: a second listener: only one listener is supported until "
-                                      "issue 9 lands (the first is at main.conf:1)"}));
+  EXPECT_EQ(
+      read("listener 1883\nmax_connections 5\nlistener 8883\n").messages(Severity::kError),
+      (std::vector<std::string>{"main.conf:3: error: a second listener: only one listener is supported until "
+                                "issue 9 lands (the first is at main.conf:1)"}));
   // port/bind_address make Mosquitto's default listener, and a `listener` line another one.
   EXPECT_EQ(read("port 1883\nlistener 8883\n").messages(Severity::kError).size(), 1u);
   EXPECT_EQ(read("listener 8883\nbind_address 127.0.0.1\n").messages(Severity::kError).size(), 1u);
@@ -254,9 +262,10 @@ TEST(ConfigListeners, ASecondListenerIsAnError) {
 TEST(ConfigListeners, BadListenerLines) {
   EXPECT_EQ(read("listener\n").messages(Severity::kError),
             (std::vector<std::string>{"main.conf:1: error: listener needs a value"}));
-  EXPECT_EQ(read("listener 0 /run/mqtt.sock\n").messages(Severity::kError),
-            (std::vector<std::string>{"main.conf:1: error: listener 0 /run/mqtt.sock: port 0 is a Unix socket "
-                                      "listener in Mosquitto; coremq has none"}));
+  EXPECT_EQ(
+      read("listener 0 /run/mqtt.sock\n").messages(Severity::kError),
+      (std::vector<std::string>{"main.conf:1: error: listener 0 /run/mqtt.sock: port 0 is a Unix socket "
+                                "listener in Mosquitto; coremq has none"}));
   EXPECT_EQ(read("listener 70000\n").messages(Severity::kError).size(), 1u);
   EXPECT_EQ(read("listener 1883 127.0.0.1 extra\n").messages(Severity::kError).size(), 1u);
 }
@@ -276,34 +285,38 @@ TEST(ConfigLogType, MostVerboseTypeIsTheLevel) {
 }
 
 TEST(ConfigIncludeDir, ConfFilesInMosquittoOrderAtThePointOfTheLine) {
-  std::vector<std::string> names = {"b.conf", "a.conf", "B.conf", ".conf", "notes.txt", "A.conf", "10.conf",
-                                    "2.conf", "a.conf.bak"};
-  EXPECT_EQ(included_files("d", names),
-            (std::vector<std::string>{"d/10.conf", "d/2.conf", "d/A.conf", "d/a.conf", "d/B.conf", "d/b.conf"}));
+  std::vector<std::string> names = {"b.conf", "a.conf",  "B.conf", ".conf",     "notes.txt",
+                                    "A.conf", "10.conf", "2.conf", "a.conf.bak"};
+  EXPECT_EQ(included_files("d", names), (std::vector<std::string>{"d/10.conf", "d/2.conf", "d/A.conf",
+                                                                  "d/a.conf", "d/B.conf", "d/b.conf"}));
 
   MemoryFiles files;
   files.directories["conf.d"] = {"20-late.conf", "10-early.conf", "README"};
   files.files["conf.d/10-early.conf"] = "max_connections 100\nmax_keepalive 40\n";
   files.files["conf.d/20-late.conf"] = "max_connections 200\n\nbogus 1\ninclude_dir /elsewhere\n";
   Read r = read("port 1883\nmax_connections 1\ninclude_dir conf.d\nmax_keepalive 50\n", &files);
-  EXPECT_EQ(r.result.files, (std::vector<std::string>{"main.conf", "conf.d/10-early.conf", "conf.d/20-late.conf"}));
+  EXPECT_EQ(r.result.files,
+            (std::vector<std::string>{"main.conf", "conf.d/10-early.conf", "conf.d/20-late.conf"}));
   EXPECT_EQ(value_of(r, "max_connections"), "200");
   EXPECT_EQ(r.final_values()["max_connections"].where, "conf.d/20-late.conf:1");
   EXPECT_EQ(value_of(r, "max_keepalive"), "50");  // the main file's line after include_dir
   EXPECT_EQ(r.messages(Severity::kError),
             (std::vector<std::string>{"conf.d/20-late.conf:3: error: unknown option 'bogus'"}));
-  EXPECT_EQ(r.messages(Severity::kWarning),
-            (std::vector<std::string>{"conf.d/20-late.conf:4: warning: include_dir is read only from the main "
-                                      "config file (as in Mosquitto); ignored"}));
+  EXPECT_EQ(
+      r.messages(Severity::kWarning),
+      (std::vector<std::string>{"conf.d/20-late.conf:4: warning: include_dir is read only from the main "
+                                "config file (as in Mosquitto); ignored"}));
 }
 
 TEST(ConfigIncludeDir, MissingDirectoryAndUnreadableFileAreErrorsAtTheLine) {
   MemoryFiles files;
   files.directories["d"] = {"x.conf"};
-  EXPECT_EQ(read("port 1\ninclude_dir /nowhere\n", &files).messages(Severity::kError),
-            (std::vector<std::string>{"main.conf:2: error: include_dir /nowhere: No such file or directory"}));
+  EXPECT_EQ(
+      read("port 1\ninclude_dir /nowhere\n", &files).messages(Severity::kError),
+      (std::vector<std::string>{"main.conf:2: error: include_dir /nowhere: No such file or directory"}));
   EXPECT_EQ(read("port 1\n\ninclude_dir d\n", &files).messages(Severity::kError),
-            (std::vector<std::string>{"main.conf:3: error: include_dir: cannot read d/x.conf: not a regular file"}));
+            (std::vector<std::string>{
+                "main.conf:3: error: include_dir: cannot read d/x.conf: not a regular file"}));
 }
 
 TEST(ConfigEnvironment, VariablesOverrideTheFileAndNameThemselvesInErrors) {
