@@ -1,12 +1,18 @@
 // Flag definitions (each with the help text `coremq --help` prints) and their checks.
 #include "app/flags.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <string_view>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
+#include "base/assert.h"
 
+ABSL_FLAG(std::string, config, "",
+          "Read options from this Mosquitto-style config file first (alias -c; see docs/CONFIG.md); "
+          "COREMQ_<FLAG> environment variables override it and flags override both.");
 ABSL_FLAG(std::string, bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6, numeric).");
 ABSL_FLAG(uint32_t, port, 1883, "TCP port for MQTT; 0 picks a free port (logged at start).");
 ABSL_FLAG(uint32_t, threads, 0, "Shards (event-loop threads); 0 = one per CPU this process may use.");
@@ -71,89 +77,141 @@ ABSL_FLAG(uint32_t, stats_interval, 0,
 namespace coremq::app {
 
 namespace {
-bool in_range(const char* name, uint32_t value, uint32_t low, uint32_t high, std::string* error) {
-  if (value >= low && value <= high) return true;
-  *error = absl::StrFormat("--%s=%u is out of range [%u, %u]", name, value, low, high);
-  return false;
+
+// The accepted range of every numeric flag that has one. options_from_flags checks the final
+// values against it, and the config file reader checks each value it reads (flag_catalog), so
+// an error there names its file and line.
+constexpr FlagRange kFlagRanges[] = {
+    {"port", 0, 65535},
+    {"threads", 0, 256},
+    {"max_connections", 1, 50'000'000},
+    {"max_packet_size", 64, 268'435'460},
+    {"max_inflight", 1, 65535},
+    // A connection's buffers hold at most twice this (then it is closed), under 2 GiB.
+    {"max_client_output_bytes", 1024, 1u << 30},
+    {"connect_timeout", 1, 3600},
+    {"close_linger", 1, 3600},
+    {"close_linger_bytes", 0, 1u << 30},
+    // The kernel takes milliseconds in an int.
+    {"tcp_user_timeout", 0, 2'000'000},
+    {"max_client_id_length", 23, 65535},
+    {"max_sessions", 1, std::numeric_limits<uint32_t>::max()},
+    {"max_topic_levels", 1, 65536},
+    {"ring_entries", 64, 32768},
+    {"receive_buffer_size", 512, 1 << 20},
+    {"receive_buffer_count", 16, 32768},
+    {"cross_shard_queue_capacity", 64, 1 << 24},
+    {"receive_maximum", 1, 65535},
+    {"max_qos", 0, 2},
+    {"topic_alias_maximum", 0, 65535},
+    {"server_keep_alive", 0, 65535},
+    {"max_keepalive", 1, 65535},
+    {"max_topic_alias_broker", 0, 65535},
+    {"stats_interval", 0, 86400},
+};
+
+const FlagRange& range_of(std::string_view flag) {
+  for (const FlagRange& range : kFlagRanges) {
+    if (range.flag == flag) return range;
+  }
+  COREMQ_ASSERT_MSG(false, "flag without a range");
+  return kFlagRanges[0];
 }
+
 }  // namespace
 
-bool options_from_flags(Options* options, std::string* error) {
+std::span<const FlagRange> flag_ranges() { return kFlagRanges; }
+
+bool options_from_flags(Options* options, std::string* error, const FlagOrigins* origins) {
+  // Where a flag's value came from, when not the command line or its default.
+  auto origin_prefix = [origins](std::string_view flag) -> std::string {
+    if (origins == nullptr) return "";
+    auto it = origins->find(std::string(flag));
+    return it == origins->end() ? "" : it->second + ": ";
+  };
+  auto in_range = [&](std::string_view flag, uint32_t value, std::string* message) {
+    const FlagRange& range = range_of(flag);
+    if (value >= range.low && value <= range.high) return true;
+    std::string dashed(flag);
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    *message = absl::StrFormat("%s--%s=%u is out of range [%u, %u]", origin_prefix(flag), dashed, value,
+                               range.low, range.high);
+    return false;
+  };
   options->bind_address = absl::GetFlag(FLAGS_bind);
   uint32_t port = absl::GetFlag(FLAGS_port);
-  if (!in_range("port", port, 0, 65535, error)) return false;
+  if (!in_range("port", port, error)) return false;
   options->port = static_cast<uint16_t>(port);
   options->threads = absl::GetFlag(FLAGS_threads);
-  if (!in_range("threads", options->threads, 0, 256, error)) return false;
+  if (!in_range("threads", options->threads, error)) return false;
   options->pin_threads = absl::GetFlag(FLAGS_pin_threads);
   options->max_connections = absl::GetFlag(FLAGS_max_connections);
-  if (!in_range("max-connections", options->max_connections, 1, 50'000'000, error)) return false;
+  if (!in_range("max_connections", options->max_connections, error)) return false;
   options->max_packet_size = absl::GetFlag(FLAGS_max_packet_size);
-  if (!in_range("max-packet-size", options->max_packet_size, 64, 268'435'460, error)) return false;
+  if (!in_range("max_packet_size", options->max_packet_size, error)) return false;
   options->max_inflight = absl::GetFlag(FLAGS_max_inflight);
-  if (!in_range("max-inflight", options->max_inflight, 1, 65535, error)) return false;
+  if (!in_range("max_inflight", options->max_inflight, error)) return false;
   options->max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options->max_client_output_bytes = absl::GetFlag(FLAGS_max_client_output_bytes);
-  // A connection's buffers hold at most twice this (then it is closed), under 2 GiB.
-  if (!in_range("max-client-output-bytes", options->max_client_output_bytes, 1024, 1u << 30, error))
+  if (!in_range("max_client_output_bytes", options->max_client_output_bytes, error))
     return false;
   options->connect_timeout_seconds = absl::GetFlag(FLAGS_connect_timeout);
-  if (!in_range("connect-timeout", options->connect_timeout_seconds, 1, 3600, error)) return false;
+  if (!in_range("connect_timeout", options->connect_timeout_seconds, error)) return false;
   options->close_linger_seconds = absl::GetFlag(FLAGS_close_linger);
-  if (!in_range("close-linger", options->close_linger_seconds, 1, 3600, error)) return false;
+  if (!in_range("close_linger", options->close_linger_seconds, error)) return false;
   options->close_linger_bytes = absl::GetFlag(FLAGS_close_linger_bytes);
-  if (!in_range("close-linger-bytes", options->close_linger_bytes, 0, 1u << 30, error)) return false;
+  if (!in_range("close_linger_bytes", options->close_linger_bytes, error)) return false;
   options->tcp_user_timeout_seconds = absl::GetFlag(FLAGS_tcp_user_timeout);
-  // The kernel takes milliseconds in an int.
-  if (!in_range("tcp-user-timeout", options->tcp_user_timeout_seconds, 0, 2'000'000, error)) return false;
+  if (!in_range("tcp_user_timeout", options->tcp_user_timeout_seconds, error)) return false;
   options->max_client_id_length = absl::GetFlag(FLAGS_max_client_id_length);
-  if (!in_range("max-client-id-length", options->max_client_id_length, 23, 65535, error)) return false;
+  if (!in_range("max_client_id_length", options->max_client_id_length, error)) return false;
   options->max_subscriptions_per_session = absl::GetFlag(FLAGS_max_subscriptions_per_session);
   options->max_retained_messages = absl::GetFlag(FLAGS_max_retained_messages);
   options->max_sessions = absl::GetFlag(FLAGS_max_sessions);
-  if (!in_range("max-sessions", options->max_sessions, 1, std::numeric_limits<uint32_t>::max(), error)) return false;
+  if (!in_range("max_sessions", options->max_sessions, error)) return false;
   options->max_topic_levels = absl::GetFlag(FLAGS_max_topic_levels);
-  if (!in_range("max-topic-levels", options->max_topic_levels, 1, 65536, error)) return false;
+  if (!in_range("max_topic_levels", options->max_topic_levels, error)) return false;
   options->ring_entries = absl::GetFlag(FLAGS_ring_entries);
-  if (!in_range("ring-entries", options->ring_entries, 64, 32768, error)) return false;
+  if (!in_range("ring_entries", options->ring_entries, error)) return false;
   options->receive_buffer_size = absl::GetFlag(FLAGS_receive_buffer_size);
-  if (!in_range("receive-buffer-size", options->receive_buffer_size, 512, 1 << 20, error)) return false;
+  if (!in_range("receive_buffer_size", options->receive_buffer_size, error)) return false;
   options->receive_buffer_count = absl::GetFlag(FLAGS_receive_buffer_count);
-  if (!in_range("receive-buffer-count", options->receive_buffer_count, 16, 32768, error)) return false;
+  if (!in_range("receive_buffer_count", options->receive_buffer_count, error)) return false;
   options->cross_shard_queue_capacity = absl::GetFlag(FLAGS_cross_shard_queue_capacity);
-  if (!in_range("cross-shard-queue-capacity", options->cross_shard_queue_capacity, 64, 1 << 24, error)) return false;
+  if (!in_range("cross_shard_queue_capacity", options->cross_shard_queue_capacity, error)) return false;
   uint32_t receive_maximum = absl::GetFlag(FLAGS_receive_maximum);
-  if (!in_range("receive-maximum", receive_maximum, 1, 65535, error)) return false;
+  if (!in_range("receive_maximum", receive_maximum, error)) return false;
   options->receive_maximum = static_cast<uint16_t>(receive_maximum);
   uint32_t max_qos = absl::GetFlag(FLAGS_max_qos);
-  if (!in_range("max-qos", max_qos, 0, 2, error)) return false;
+  if (!in_range("max_qos", max_qos, error)) return false;
   options->maximum_qos = static_cast<uint8_t>(max_qos);
   options->retain_available = absl::GetFlag(FLAGS_retain_available);
   uint32_t topic_alias_maximum = absl::GetFlag(FLAGS_topic_alias_maximum);
-  if (!in_range("topic-alias-maximum", topic_alias_maximum, 0, 65535, error)) return false;
+  if (!in_range("topic_alias_maximum", topic_alias_maximum, error)) return false;
   options->topic_alias_maximum = static_cast<uint16_t>(topic_alias_maximum);
   options->wildcard_subscriptions_available = absl::GetFlag(FLAGS_wildcard_subscriptions);
   options->subscription_identifiers_available = absl::GetFlag(FLAGS_subscription_identifiers);
   options->shared_subscriptions_available = absl::GetFlag(FLAGS_shared_subscriptions);
   uint32_t server_keep_alive = absl::GetFlag(FLAGS_server_keep_alive);
-  if (!in_range("server-keep-alive", server_keep_alive, 0, 65535, error)) return false;
+  if (!in_range("server_keep_alive", server_keep_alive, error)) return false;
   options->server_keep_alive_seconds = static_cast<uint16_t>(server_keep_alive);
   uint32_t max_keepalive = absl::GetFlag(FLAGS_max_keepalive);
-  if (!in_range("max-keepalive", max_keepalive, 1, 65535, error)) return false;
+  if (!in_range("max_keepalive", max_keepalive, error)) return false;
   options->max_keep_alive_seconds = static_cast<uint16_t>(max_keepalive);
   // The server's own keep-alive is not cut down behind the operator's back: say so at start.
   if (server_keep_alive > max_keepalive) {
-    *error = absl::StrFormat("--server-keep-alive=%u is over --max-keepalive=%u", server_keep_alive, max_keepalive);
+    *error = absl::StrFormat("%s--server-keep-alive=%u is over --max-keepalive=%u", origin_prefix("server_keep_alive"),
+                             server_keep_alive, max_keepalive);
     return false;
   }
   uint32_t max_topic_alias_broker = absl::GetFlag(FLAGS_max_topic_alias_broker);
-  if (!in_range("max-topic-alias-broker", max_topic_alias_broker, 0, 65535, error)) return false;
+  if (!in_range("max_topic_alias_broker", max_topic_alias_broker, error)) return false;
   options->max_topic_alias_broker = static_cast<uint16_t>(max_topic_alias_broker);
   options->max_session_expiry_seconds = absl::GetFlag(FLAGS_max_session_expiry);
   options->response_information_prefix = absl::GetFlag(FLAGS_response_information_prefix);
   options->log_level = absl::GetFlag(FLAGS_log_level);
   options->stats_interval_seconds = absl::GetFlag(FLAGS_stats_interval);
-  if (!in_range("stats-interval", options->stats_interval_seconds, 0, 86400, error)) return false;
+  if (!in_range("stats_interval", options->stats_interval_seconds, error)) return false;
   return true;
 }
 

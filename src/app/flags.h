@@ -2,6 +2,9 @@
 // Only the binary reads flags; the library takes Options.
 #pragma once
 
+#include <cstdint>
+#include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -9,7 +12,20 @@
 
 namespace coremq::app {
 
-// Reads the parsed flags into options. Returns false with *error for out-of-range values.
-[[nodiscard]] bool options_from_flags(Options* options, std::string* error);
+// The accepted values of a numeric flag (underscore name).
+struct FlagRange {
+  std::string_view flag;
+  uint32_t low;
+  uint32_t high;
+};
+std::span<const FlagRange> flag_ranges();
+
+// Where a flag's value came from when it was not the command line: "FILE:LINE" or
+// "COREMQ_NAME". Keyed by the underscore name.
+using FlagOrigins = std::map<std::string, std::string>;
+
+// Reads the parsed flags into options. Returns false with *error for out-of-range values; the
+// error starts with the value's origin when origins has one.
+[[nodiscard]] bool options_from_flags(Options* options, std::string* error, const FlagOrigins* origins = nullptr);
 
 }  // namespace coremq::app

@@ -1,4 +1,4 @@
-// The coremq binary: flags -> Options, start the broker, wait for SIGINT/SIGTERM,
+// The coremq binary: config file, environment and flags -> Options, start the broker, wait for SIGINT/SIGTERM,
 // stop gracefully. Everything else lives in the library.
 #include <mimalloc.h>
 #include <signal.h>
@@ -10,6 +10,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "app/config_flags.h"
 #include "app/flags.h"
 #include "base/flag_spelling.h"
 #include "base/log.h"
@@ -24,8 +25,12 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage_config);
   absl::SetProgramUsageMessage(
       "a thread-per-core MQTT broker.\n"
-      "Usage: coremq [--flag=value ...]   (flags may be written --max-connections or --max_connections)");
+      "Usage: coremq [-c FILE] [--flag=value ...]   (flags may be written --max-connections or --max_connections)");
   std::vector<std::string> arguments = coremq::base::normalize_flag_spelling(argc, argv);
+  coremq::app::normalize_config_arguments(&arguments);
+  // The file, then COREMQ_<FLAG> variables; the command line parsed below overrides both.
+  coremq::app::FlagOrigins origins;
+  if (!coremq::app::apply_config_and_environment(arguments, &origins)) return 2;
   std::vector<char*> pointers;
   for (std::string& argument : arguments) pointers.push_back(argument.data());
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(pointers.size()), pointers.data());
@@ -33,10 +38,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "coremq: unexpected argument '%s' (see --help)\n", positional[1]);
     return 2;
   }
+  coremq::app::forget_command_line_origins(arguments, &origins);
 
   coremq::Options options;
   std::string error;
-  if (!coremq::app::options_from_flags(&options, &error)) {
+  if (!coremq::app::options_from_flags(&options, &error, &origins)) {
     std::fprintf(stderr, "coremq: %s\n", error.c_str());
     return 2;
   }

@@ -100,6 +100,7 @@ class Broker:
         self.port = None
         self.process = None
         self.log_path = directory / "broker.log"
+        self.environment = None  # the process's environment; None: this one's
 
     def start(self):
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,7 @@ class Broker:
         # The broker writes straight into a file, so its output never fills a pipe.
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
+                                            stdin=subprocess.DEVNULL, env=self.environment)
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -235,6 +236,43 @@ def start_broker(threads, tmp_path):
 
     def start(**options):
         broker = Broker(tmp_path / f"broker{len(started)}", threads, options)
+        started.append(broker)
+        return broker.start()
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
+class ConfigFileBroker(Broker):
+    """coremq started from a config file (`-c FILE`) plus extra flags and environment variables,
+    instead of from flags alone; the file must listen on 127.0.0.1 (see free_port)."""
+
+    def __init__(self, directory: Path, threads: int, config_text: str, arguments=(), environment=None):
+        super().__init__(directory, threads, {})
+        self.config_path = directory / "coremq.conf"
+        self.config_text = config_text
+        self.arguments = list(arguments)
+        self.environment = {**os.environ, **(environment or {})}
+
+    def _coremq_command(self):
+        if is_mosquitto():
+            pytest.skip("a coremq config file test")
+        if not os.access(COREMQ_BINARY, os.X_OK):
+            pytest.skip(f"no coremq binary at {COREMQ_BINARY}")
+        self.config_path.write_text(self.config_text)
+        return [COREMQ_BINARY, "-c", str(self.config_path), f"--threads={self.threads}",
+                "--pin-threads=false", *self.arguments]
+
+
+@pytest.fixture
+def start_config_broker(threads, tmp_path):
+    """Factory: start_config_broker(text, arguments=(), environment=None) -> a started broker."""
+    started = []
+
+    def start(config_text, arguments=(), environment=None):
+        broker = ConfigFileBroker(tmp_path / f"config-broker{len(started)}", threads, config_text,
+                                  arguments, environment)
         started.append(broker)
         return broker.start()
 

@@ -1,0 +1,571 @@
+// Mosquitto's options (mosquitto.conf(5), Mosquitto 2.0) and what each becomes in coremq: a flag
+// setting, a warning that it is ignored, or an error. coremq's own flags are accepted in the same
+// `name value` form. See config_file.h.
+#include <algorithm>
+#include <charconv>
+#include <string_view>
+
+#include <arpa/inet.h>
+
+#include "absl/strings/str_format.h"
+#include "config/config_file.h"
+
+namespace coremq::config {
+
+namespace {
+
+enum class Kind {
+  kFlag,            // one value for the flag named in `flag`, checked against the catalog
+  kFlagIfPresent,   // as kFlag when the binary has that flag; otherwise ignored with `why`
+  kPort,            // the default listener's port
+  kBindAddress,     // the default listener's address
+  kListener,        // `listener PORT [ADDRESS]`: a listener section
+  kMaxConnections,  // -1 (any negative) = no limit
+  kMaxInflight,     // 0 (or negative, or 65535) = no limit
+  kMaxQueued,       // 0 (or negative) = no limit
+  kLogType,
+  kLogDest,
+  kIncludeDir,
+  kConnection,    // `connection NAME`: a bridge section
+  kBridgeOption,  // valid only inside a bridge section
+  kTrueOnly,      // matches coremq when true; false is ignored with `why`
+  kFalseOnly,     // matches coremq when false; true is ignored with `why`
+  kAccepted,      // any value; coremq behaves the same (one listener)
+  kProtocol,      // mqtt matches coremq; websockets is ignored
+  kIgnored,       // ignored with `why`
+};
+
+struct MosquittoOption {
+  std::string_view name;
+  Kind kind;
+  std::string_view flag = {};
+  std::string_view why = {};
+};
+
+constexpr std::string_view kTls = "TLS is not supported yet: the listener serves plain MQTT over TCP";
+constexpr std::string_view kAuth =
+    "authentication and access control are not supported yet: every client is accepted";
+constexpr std::string_view kPersistence =
+    "persistence is not supported yet: sessions and retained messages live in memory";
+constexpr std::string_view kLog = "coremq logs to stderr in its own format";
+constexpr std::string_view kListenerFeature = "coremq's listener has no such setting";
+
+constexpr MosquittoOption kOptions[] = {
+    {"port", Kind::kPort, "port"},
+    {"bind_address", Kind::kBindAddress, "bind"},
+    {"bind", Kind::kBindAddress, "bind"},  // coremq's own --bind opens the same one listener
+    {"listener", Kind::kListener},
+    {"max_connections", Kind::kMaxConnections, "max_connections"},
+    {"max_inflight_messages", Kind::kMaxInflight, "max_inflight"},
+    {"max_queued_messages", Kind::kMaxQueued, "max_queued_messages"},
+    {"max_packet_size", Kind::kFlag, "max_packet_size"},
+    {"max_keepalive", Kind::kFlag, "max_keepalive"},
+    {"retain_available", Kind::kFlag, "retain_available"},
+    {"max_qos", Kind::kFlag, "max_qos"},
+    {"maximum_qos", Kind::kFlag, "max_qos"},
+    {"max_topic_alias", Kind::kFlag, "topic_alias_maximum"},
+    {"sys_interval", Kind::kFlagIfPresent, "sys_interval", "there are no $SYS topics yet"},
+    {"log_type", Kind::kLogType, "log_level"},
+    {"log_dest", Kind::kLogDest, "log_level"},
+    {"include_dir", Kind::kIncludeDir},
+    {"connection", Kind::kConnection},
+    {"allow_anonymous", Kind::kTrueOnly, {}, kAuth},
+    {"persistence", Kind::kFalseOnly, {}, kPersistence},
+    {"retained_persistence", Kind::kFalseOnly, {}, kPersistence},
+    {"per_listener_settings", Kind::kAccepted},
+    {"protocol",
+     Kind::kProtocol,
+     {},
+     "WebSockets are not supported yet: the listener serves plain MQTT over TCP"},
+    // TLS.
+    {"cafile", Kind::kIgnored, {}, kTls},
+    {"capath", Kind::kIgnored, {}, kTls},
+    {"certfile", Kind::kIgnored, {}, kTls},
+    {"keyfile", Kind::kIgnored, {}, kTls},
+    {"ciphers", Kind::kIgnored, {}, kTls},
+    {"ciphers_tls1.3", Kind::kIgnored, {}, kTls},
+    {"crlfile", Kind::kIgnored, {}, kTls},
+    {"dhparamfile", Kind::kIgnored, {}, kTls},
+    {"require_certificate", Kind::kIgnored, {}, kTls},
+    {"tls_version", Kind::kIgnored, {}, kTls},
+    {"tls_engine", Kind::kIgnored, {}, kTls},
+    {"tls_engine_kpass_sha1", Kind::kIgnored, {}, kTls},
+    {"tls_keyform", Kind::kIgnored, {}, kTls},
+    {"use_identity_as_username", Kind::kIgnored, {}, kTls},
+    {"use_subject_as_username", Kind::kIgnored, {}, kTls},
+    {"psk_hint", Kind::kIgnored, {}, kTls},
+    {"psk_file", Kind::kIgnored, {}, kTls},
+    // Authentication and access control.
+    {"password_file", Kind::kIgnored, {}, kAuth},
+    {"acl_file", Kind::kIgnored, {}, kAuth},
+    {"plugin", Kind::kIgnored, {}, kAuth},
+    {"auth_plugin", Kind::kIgnored, {}, kAuth},
+    {"global_plugin", Kind::kIgnored, {}, kAuth},
+    {"plugin_load", Kind::kIgnored, {}, kAuth},
+    {"plugin_use", Kind::kIgnored, {}, kAuth},
+    {"auth_plugin_deny_special_chars", Kind::kIgnored, {}, kAuth},
+    {"listener_allow_anonymous", Kind::kIgnored, {}, kAuth},
+    {"listener_auto_id_prefix", Kind::kIgnored, {}, kAuth},
+    {"allow_zero_length_clientid", Kind::kIgnored, {}, kAuth},
+    {"auto_id_prefix", Kind::kIgnored, {}, kAuth},
+    {"clientid_prefixes", Kind::kIgnored, {}, kAuth},
+    {"check_retain_source", Kind::kIgnored, {}, kAuth},
+    {"use_username_as_clientid", Kind::kIgnored, {}, kAuth},
+    // Persistence.
+    {"persistence_file", Kind::kIgnored, {}, kPersistence},
+    {"persistence_location", Kind::kIgnored, {}, kPersistence},
+    {"autosave_interval", Kind::kIgnored, {}, kPersistence},
+    {"autosave_on_changes", Kind::kIgnored, {}, kPersistence},
+    {"persistent_client_expiration",
+     Kind::kIgnored,
+     {},
+     "offline MQTT 3.1.1 sessions are kept until --max-sessions is reached"},
+    // Logging.
+    {"log_facility", Kind::kIgnored, {}, kLog},
+    {"log_timestamp", Kind::kIgnored, {}, kLog},
+    {"log_timestamp_format", Kind::kIgnored, {}, kLog},
+    {"connection_messages", Kind::kIgnored, {}, kLog},
+    {"websockets_log_level", Kind::kIgnored, {}, kLog},
+    // Listener features.
+    {"bind_interface", Kind::kIgnored, {}, kListenerFeature},
+    {"http_dir", Kind::kIgnored, {}, kListenerFeature},
+    {"mount_point", Kind::kIgnored, {}, kListenerFeature},
+    {"socket_domain", Kind::kIgnored, {}, kListenerFeature},
+    {"websockets_headers_size", Kind::kIgnored, {}, kListenerFeature},
+    // Everything else Mosquitto has.
+    {"allow_duplicate_messages", Kind::kIgnored, {}, "coremq has no such setting"},
+    {"max_inflight_bytes", Kind::kIgnored, {}, "use --max-inflight (messages) and --max-client-output-bytes"},
+    {"max_queued_bytes", Kind::kIgnored, {}, "use --max-queued-messages and --max-client-output-bytes"},
+    {"memory_limit", Kind::kIgnored, {}, "coremq bounds each queue and buffer instead (see its flags)"},
+    {"message_size_limit",
+     Kind::kIgnored,
+     {},
+     "coremq has no payload limit: max_packet_size bounds whole packets"},
+    {"pid_file", Kind::kIgnored, {}, "coremq writes no pid file (systemd tracks it)"},
+    {"queue_qos0_messages", Kind::kIgnored, {}, "coremq has no such setting"},
+    {"retry_interval", Kind::kIgnored, {}, "Mosquitto 2 dropped it too"},
+    {"set_tcp_nodelay", Kind::kIgnored, {}, "coremq has no such setting"},
+    {"upgrade_outgoing_qos", Kind::kIgnored, {}, "coremq has no such setting"},
+    {"user", Kind::kIgnored, {}, "coremq does not change user; run it as the user it should be"},
+};
+
+// Options that only mean something inside a bridge (`connection`) section.
+constexpr std::string_view kBridgeOptions[] = {
+    "address",
+    "addresses",
+    "bridge_alpn",
+    "bridge_attempt_unsubscribe",
+    "bridge_bind_address",
+    "bridge_cafile",
+    "bridge_capath",
+    "bridge_certfile",
+    "bridge_identity",
+    "bridge_insecure",
+    "bridge_keyfile",
+    "bridge_max_packet_size",
+    "bridge_outgoing_retain",
+    "bridge_protocol_version",
+    "bridge_psk",
+    "bridge_require_ocsp",
+    "bridge_tls_version",
+    "cleansession",
+    "clientid",
+    "idle_timeout",
+    "keepalive_interval",
+    "local_cleansession",
+    "local_clientid",
+    "local_password",
+    "local_username",
+    "notifications",
+    "notifications_local_only",
+    "notification_topic",
+    "password",
+    "remote_clientid",
+    "remote_password",
+    "remote_username",
+    "restart_timeout",
+    "round_robin",
+    "start_type",
+    "threshold",
+    "topic",
+    "try_private",
+    "username",
+};
+
+const MosquittoOption* find_option(std::string_view name) {
+  for (const MosquittoOption& option : kOptions) {
+    if (option.name == name) return &option;
+  }
+  for (std::string_view bridge_option : kBridgeOptions) {
+    if (bridge_option == name) {
+      static constexpr MosquittoOption kBridge{"", Kind::kBridgeOption};
+      return &kBridge;
+    }
+  }
+  // Plugin options are named by the plugin.
+  if (name.starts_with("auth_opt_") || name.starts_with("plugin_opt_")) {
+    static constexpr MosquittoOption kPluginOption{"", Kind::kIgnored, {}, kAuth};
+    return &kPluginOption;
+  }
+  return nullptr;
+}
+
+bool parse_int64(std::string_view text, int64_t* value) {
+  auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  return !text.empty() && status == std::errc() && end == text.data() + text.size();
+}
+
+bool is_numeric_address(const std::string& address) {
+  unsigned char buffer[16];
+  return inet_pton(AF_INET, address.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, address.c_str(), buffer) == 1;
+}
+
+// Mosquitto log types, as coremq's single threshold: the most verbose type given wins.
+enum LogTypeBits : uint32_t { kLogDebug = 1, kLogInfo = 2, kLogWarning = 4, kLogError = 8 };
+
+class Reader {
+ public:
+  Reader(const FlagCatalog& catalog, FileSource* files, ConfigResult* result)
+      : catalog_(catalog), files_(files), result_(result) {}
+
+  void read(std::string_view text, const std::string& file_name, int level) {
+    result_->files.push_back(file_name);
+    if (text.size() > kFileBytesMax) {
+      error(file_name, absl::StrFormat("larger than %u bytes", kFileBytesMax));
+      return;
+    }
+    for (const Directive& directive : parse_lines(text, file_name, &result_->diagnostics)) {
+      handle(directive, level);
+    }
+  }
+
+  void finish(const std::string& main_file) {
+    if (listener_where_.empty()) {
+      // Mosquitto 2: a config without listener, port or bind_address listens on loopback only.
+      result_->local_only = true;
+      set_checked("bind", "127.0.0.1", main_file + " (no listener: loopback only, as Mosquitto 2)", "bind");
+    }
+  }
+
+ private:
+  void warn(const std::string& where, std::string message) {
+    result_->diagnostics.push_back({Severity::kWarning, where, std::move(message)});
+  }
+  void error(const std::string& where, std::string message) {
+    result_->diagnostics.push_back({Severity::kError, where, std::move(message)});
+  }
+
+  // Adds flag=value after checking it; `written` is the line as the user wrote it, for errors.
+  void set_checked(const std::string& flag, const std::string& value, const std::string& where,
+                   const std::string& written) {
+    std::string canonical;
+    std::string message;
+    if (!check_flag_value(catalog_, flag, value, &canonical, &message)) {
+      error(where, absl::StrFormat("%s: %s", written, message));
+      return;
+    }
+    result_->settings.push_back({flag, canonical, where});
+  }
+
+  // The one value of a numeric or boolean option; false (with an error) when there is not one.
+  bool single_word(const Directive& directive) {
+    if (directive.words.size() == 1) return true;
+    error(directive.where, directive.words.empty() ? absl::StrFormat("%s needs a value", directive.name)
+                                                   : absl::StrFormat("%s takes one value, not '%s'",
+                                                                     directive.name, directive.value));
+    return false;
+  }
+
+  // A listener was asked for at `where`; coremq has one.
+  void open_listener(const std::string& where, bool default_listener) {
+    if (default_listener && default_listener_open_) return;  // port + bind_address: the same one
+    if (!listener_where_.empty()) {
+      error(where, absl::StrFormat("a second listener: only one listener is supported until issue 9 lands "
+                                   "(the first is at %s)",
+                                   listener_where_));
+      return;
+    }
+    listener_where_ = where;
+    default_listener_open_ = default_listener;
+  }
+
+  void handle(const Directive& directive, int level) {
+    std::string name = directive.name;
+    std::replace(name.begin(), name.end(), '-', '_');
+    const MosquittoOption* option = find_option(name);
+    if (option == nullptr) {
+      if (name != "config" && catalog_.contains(name)) {
+        coremq_flag(directive, name);
+      } else {
+        error(directive.where, absl::StrFormat("unknown option '%s'", directive.name));
+      }
+      return;
+    }
+    if (option->kind != Kind::kBridgeOption && option->kind != Kind::kConnection && directive.value.empty()) {
+      error(directive.where, absl::StrFormat("%s needs a value", directive.name));
+      return;
+    }
+    mosquitto_option(directive, *option, level);
+  }
+
+  void coremq_flag(const Directive& directive, const std::string& flag) {
+    const FlagSpec& spec = catalog_.find(flag)->second;
+    if (spec.type == FlagType::kString) {
+      set_checked(flag, directive.value, directive.where, directive.name + " " + directive.value);
+    } else if (single_word(directive)) {
+      set_checked(flag, directive.words[0], directive.where, directive.name + " " + directive.value);
+    }
+  }
+
+  void mosquitto_option(const Directive& directive, const MosquittoOption& option, int level) {
+    const std::string& where = directive.where;
+    const std::string written = directive.name + (directive.value.empty() ? "" : " " + directive.value);
+    const std::string flag(option.flag);
+    switch (option.kind) {
+      case Kind::kFlag:
+        if (single_word(directive)) set_checked(flag, directive.words[0], where, written);
+        return;
+      case Kind::kFlagIfPresent:
+        if (!catalog_.contains(flag)) {
+          warn(where,
+               absl::StrFormat("%s is not supported yet and is ignored: %s", directive.name, option.why));
+        } else if (single_word(directive)) {
+          set_checked(flag, directive.words[0], where, written);
+        }
+        return;
+      case Kind::kPort:
+        if (!single_word(directive)) return;
+        if (default_listener_port_seen_) {
+          warn(where, "port given more than once: the last one is used (as in Mosquitto)");
+        }
+        default_listener_port_seen_ = true;
+        open_listener(where, true);
+        set_checked(flag, directive.words[0], where, written);
+        return;
+      case Kind::kBindAddress:
+        if (!single_word(directive)) return;
+        open_listener(where, true);
+        address(flag, directive.words[0], where, written);
+        return;
+      case Kind::kListener:
+        listener(directive, written);
+        return;
+      case Kind::kMaxConnections:
+      case Kind::kMaxInflight:
+      case Kind::kMaxQueued:
+        unlimited_number(directive, option.kind, flag, written);
+        return;
+      case Kind::kLogType:
+        log_type(directive, written);
+        return;
+      case Kind::kLogDest:
+        log_dest(directive, written);
+        return;
+      case Kind::kIncludeDir:
+        include_dir(directive, level);
+        return;
+      case Kind::kConnection:
+        if (directive.words.size() != 1) {
+          error(where, "connection needs one bridge name");
+          return;
+        }
+        in_bridge_ = true;
+        warn(where, absl::StrFormat("bridges are not supported yet: bridge '%s' and its options are ignored",
+                                    directive.words[0]));
+        return;
+      case Kind::kBridgeOption:
+        // Covered by the warning at its `connection` line.
+        if (!in_bridge_) {
+          error(where, absl::StrFormat("%s is a bridge option: it belongs after a `connection` line",
+                                       directive.name));
+        }
+        return;
+      case Kind::kTrueOnly:
+      case Kind::kFalseOnly:
+      case Kind::kAccepted:
+        boolean_option(directive, option);
+        return;
+      case Kind::kProtocol:
+        if (!single_word(directive)) return;
+        if (directive.words[0] == "websockets") {
+          warn(where, absl::StrFormat("protocol websockets is ignored: %s", option.why));
+        } else if (directive.words[0] != "mqtt") {
+          error(where, absl::StrFormat("protocol must be mqtt or websockets, not '%s'", directive.words[0]));
+        }
+        return;
+      case Kind::kIgnored:
+        warn(where,
+             absl::StrFormat("%s is not supported yet and is ignored: %s", directive.name, option.why));
+        return;
+    }
+  }
+
+  void address(const std::string& flag, const std::string& value, const std::string& where,
+               const std::string& written) {
+    if (!is_numeric_address(value)) {
+      error(where, absl::StrFormat("%s: '%s' is not a numeric IPv4 or IPv6 address (host names are not "
+                                   "supported yet; write 127.0.0.1 for localhost)",
+                                   written, value));
+      return;
+    }
+    set_checked(flag, value, where, written);
+  }
+
+  void listener(const Directive& directive, const std::string& written) {
+    std::vector<std::string> words = directive.words;
+    // As in Mosquitto, a '#' word after the port starts a comment.
+    if (words.size() >= 2 && words[1].starts_with("#")) words.resize(1);
+    int64_t port = 0;
+    if (words.size() > 2 || !parse_int64(words[0], &port) || port < 0 || port > 65535) {
+      error(directive.where,
+            absl::StrFormat("%s: expected `listener PORT [ADDRESS]` with PORT in [1, 65535]", written));
+      return;
+    }
+    if (port == 0) {
+      error(directive.where,
+            absl::StrFormat("%s: port 0 is a Unix socket listener in Mosquitto; coremq has none", written));
+      return;
+    }
+    open_listener(directive.where, false);
+    set_checked("port", words[0], directive.where, written);
+    // No address: every interface, as Mosquitto does.
+    address("bind", words.size() == 2 ? words[1] : "0.0.0.0", directive.where, written);
+  }
+
+  void unlimited_number(const Directive& directive, Kind kind, const std::string& flag,
+                        const std::string& written) {
+    if (!single_word(directive)) return;
+    int64_t value = 0;
+    if (!parse_int64(directive.words[0], &value)) {
+      error(directive.where, absl::StrFormat("%s: '%s' is not a number", written, directive.words[0]));
+      return;
+    }
+    bool unlimited = kind == Kind::kMaxConnections
+                         ? value < 0
+                         : value <= 0 || (kind == Kind::kMaxInflight && value == 65535);
+    auto spec = catalog_.find(flag);
+    if (unlimited && spec != catalog_.end()) {
+      // Mosquitto's "no limit" is the largest value coremq accepts for the flag.
+      set_checked(flag, std::to_string(spec->second.high), directive.where, written);
+    } else {
+      set_checked(flag, directive.words[0], directive.where, written);
+    }
+  }
+
+  void log_type(const Directive& directive, const std::string& written) {
+    for (const std::string& type : directive.words) {
+      if (type == "none") {
+        log_types_ = 0;
+        log_none_ = true;
+      } else if (type == "all" || type == "debug") {
+        log_types_ |= kLogDebug;
+      } else if (type == "information" || type == "notice") {
+        log_types_ |= kLogInfo;
+      } else if (type == "warning") {
+        log_types_ |= kLogWarning;
+      } else if (type == "error") {
+        log_types_ |= kLogError;
+      } else if (type == "subscribe" || type == "unsubscribe" || type == "websockets" || type == "internal") {
+        warn(directive.where, absl::StrFormat("log_type %s is ignored: coremq has no such log lines", type));
+        continue;
+      } else {
+        error(directive.where, absl::StrFormat("%s: unknown log type '%s'", written, type));
+        return;
+      }
+    }
+    const char* level = (log_types_ & kLogDebug)     ? "debug"
+                        : (log_types_ & kLogInfo)    ? "info"
+                        : (log_types_ & kLogWarning) ? "warning"
+                        : (log_types_ & kLogError)   ? "error"
+                        : log_none_                  ? "none"
+                                                     : nullptr;
+    if (level != nullptr) set_checked("log_level", level, directive.where, written);
+  }
+
+  void log_dest(const Directive& directive, const std::string& written) {
+    const std::string& destination = directive.words[0];
+    if (destination == "stderr") return;  // where coremq logs
+    if (destination == "none") {
+      set_checked("log_level", "none", directive.where, written);
+    } else if (destination == "file") {
+      if (directive.words.size() < 2) {
+        error(directive.where, "log_dest file needs a path");
+        return;
+      }
+      warn(directive.where, absl::StrFormat("log_dest file is not supported yet and is ignored: %s", kLog));
+    } else if (destination == "stdout" || destination == "syslog" || destination == "topic" ||
+               destination == "dlt") {
+      warn(directive.where,
+           absl::StrFormat("log_dest %s is not supported yet and is ignored: %s", destination, kLog));
+    } else {
+      error(directive.where, absl::StrFormat("%s: unknown log destination '%s'", written, destination));
+    }
+  }
+
+  void boolean_option(const Directive& directive, const MosquittoOption& option) {
+    if (!single_word(directive)) return;
+    bool value = false;
+    const std::string& word = directive.words[0];
+    if (word == "true" || word == "1") {
+      value = true;
+    } else if (word != "false" && word != "0") {
+      error(directive.where, absl::StrFormat("%s must be true or false, not '%s'", directive.name, word));
+      return;
+    }
+    if ((option.kind == Kind::kTrueOnly && !value) || (option.kind == Kind::kFalseOnly && value)) {
+      warn(directive.where, absl::StrFormat("%s %s is not supported yet and is ignored: %s", directive.name,
+                                            word, option.why));
+    }
+  }
+
+  void include_dir(const Directive& directive, int level) {
+    if (level > 0) {
+      warn(directive.where, "include_dir is read only from the main config file (as in Mosquitto); ignored");
+      return;
+    }
+    std::vector<std::string> names;
+    std::string message;
+    if (!files_->list_directory(directive.value, &names, &message)) {
+      error(directive.where, absl::StrFormat("include_dir %s: %s", directive.value, message));
+      return;
+    }
+    std::vector<std::string> paths = included_files(directive.value, std::move(names));
+    if (paths.size() > kIncludedFilesMax) {
+      error(directive.where,
+            absl::StrFormat("include_dir %s: more than %u .conf files", directive.value, kIncludedFilesMax));
+      return;
+    }
+    for (const std::string& path : paths) {
+      std::string text;
+      if (!files_->read_file(path, &text, &message)) {
+        error(directive.where, absl::StrFormat("include_dir: cannot read %s: %s", path, message));
+        continue;
+      }
+      read(text, path, level + 1);
+    }
+  }
+
+  const FlagCatalog& catalog_;
+  FileSource* files_;
+  ConfigResult* result_;
+  std::string listener_where_;  // where the one listener was opened; empty: none yet
+  bool default_listener_open_ = false;
+  bool default_listener_port_seen_ = false;
+  bool in_bridge_ = false;
+  uint32_t log_types_ = 0;
+  bool log_none_ = false;
+};
+
+}  // namespace
+
+ConfigResult read_config(std::string_view text, const std::string& file_name, const FlagCatalog& catalog,
+                         FileSource* files) {
+  ConfigResult result;
+  Reader reader(catalog, files, &result);
+  reader.read(text, file_name, 0);
+  reader.finish(file_name);
+  return result;
+}
+
+}  // namespace coremq::config

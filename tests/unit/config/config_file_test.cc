@@ -1,0 +1,351 @@
+// The config file reader: syntax, every error and warning with its FILE:LINE, listener sections,
+// include_dir order, Mosquitto's "no limit" values and the precedence of the environment over the
+// file. Files live in memory (MemoryFiles); the catalog mimics the binary's flags.
+#include "config/config_file.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace coremq::config {
+namespace {
+
+FlagCatalog test_catalog() {
+  return {
+      {"bind", {FlagType::kString}},
+      {"port", {FlagType::kUint32, 0, 65535}},
+      {"max_connections", {FlagType::kUint32, 1, 50'000'000}},
+      {"max_inflight", {FlagType::kUint32, 1, 65535}},
+      {"max_queued_messages", {FlagType::kUint32}},
+      {"max_packet_size", {FlagType::kUint32, 64, 268'435'460}},
+      {"max_keepalive", {FlagType::kUint32, 1, 65535}},
+      {"max_topic_levels", {FlagType::kUint32, 1, 65536}},
+      {"max_qos", {FlagType::kUint32, 0, 2}},
+      {"topic_alias_maximum", {FlagType::kUint32, 0, 65535}},
+      {"retain_available", {FlagType::kBool}},
+      {"pin_threads", {FlagType::kBool}},
+      {"log_level", {FlagType::kString}},
+      {"response_information_prefix", {FlagType::kString}},
+  };
+}
+
+class MemoryFiles final : public FileSource {
+ public:
+  std::map<std::string, std::vector<std::string>> directories;
+  std::map<std::string, std::string> files;
+
+  bool list_directory(const std::string& directory, std::vector<std::string>* names,
+                      std::string* error) override {
+    auto it = directories.find(directory);
+    if (it == directories.end()) {
+      *error = "No such file or directory";
+      return false;
+    }
+    *names = it->second;
+    return true;
+  }
+  bool read_file(const std::string& path, std::string* text, std::string* error) override {
+    auto it = files.find(path);
+    if (it == files.end()) {
+      *error = "not a regular file";
+      return false;
+    }
+    *text = it->second;
+    return true;
+  }
+};
+
+struct Read {
+  ConfigResult result;
+  // flag -> final value and where it came from (the last setting wins, as when applied in order).
+  std::map<std::string, Setting> final_values() const {
+    std::map<std::string, Setting> values;
+    for (const Setting& setting : result.settings) values[setting.flag] = setting;
+    return values;
+  }
+  std::vector<std::string> messages(Severity severity) const {
+    std::vector<std::string> out;
+    for (const Diagnostic& diagnostic : result.diagnostics) {
+      if (diagnostic.severity == severity) out.push_back(format_diagnostic(diagnostic));
+    }
+    return out;
+  }
+};
+
+Read read(const std::string& text, MemoryFiles* files = nullptr) {
+  MemoryFiles empty;
+  return Read{read_config(text, "main.conf", test_catalog(), files ? files : &empty)};
+}
+
+std::string value_of(const Read& r, const std::string& flag) {
+  auto values = r.final_values();
+  auto it = values.find(flag);
+  return it == values.end() ? "<unset>" : it->second.value;
+}
+
+TEST(ConfigSyntax, CommentsBlankLinesAndWhitespace) {
+  std::vector<Diagnostic> diagnostics;
+  auto directives = parse_lines(
+      "# comment\n\n   \t\n  max_connections   10  \r\n\t# indented comment\n"
+      "response_information_prefix  a b  c \nlast 1",
+      "f.conf", &diagnostics);
+  EXPECT_TRUE(diagnostics.empty());
+  ASSERT_EQ(directives.size(), 3u);
+  EXPECT_EQ(directives[0].where, "f.conf:4");
+  EXPECT_EQ(directives[0].name, "max_connections");
+  EXPECT_EQ(directives[0].value, "10");
+  EXPECT_EQ(directives[1].where, "f.conf:6");
+  EXPECT_EQ(directives[1].value, "a b  c");
+  EXPECT_EQ(directives[1].words, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(directives[2].where, "f.conf:7");
+}
+
+TEST(ConfigSyntax, NulByteIsAnErrorWithItsLine) {
+  std::vector<Diagnostic> diagnostics;
+  parse_lines(std::string("a 1\nb \0 2\n", 10), "f.conf", &diagnostics);
+  ASSERT_EQ(diagnostics.size(), 1u);
+  EXPECT_EQ(format_diagnostic(diagnostics[0]), "f.conf:2: error: NUL byte in line");
+}
+
+TEST(ConfigMapping, MosquittoOptionsBecomeFlags) {
+  Read r = read(
+      "listener 1884 127.0.0.1\nmax_inflight_messages 5\nmax_queued_messages 7\nmax_packet_size 4096\n"
+      "max_keepalive 30\nretain_available false\nmax_connections 12\nmaximum_qos 1\nmax_topic_alias 3\n");
+  EXPECT_TRUE(r.result.diagnostics.empty()) << r.messages(Severity::kError).size();
+  EXPECT_EQ(value_of(r, "port"), "1884");
+  EXPECT_EQ(value_of(r, "bind"), "127.0.0.1");
+  EXPECT_EQ(value_of(r, "max_inflight"), "5");
+  EXPECT_EQ(value_of(r, "max_queued_messages"), "7");
+  EXPECT_EQ(value_of(r, "max_packet_size"), "4096");
+  EXPECT_EQ(value_of(r, "max_keepalive"), "30");
+  EXPECT_EQ(value_of(r, "retain_available"), "false");
+  EXPECT_EQ(value_of(r, "max_connections"), "12");
+  EXPECT_EQ(value_of(r, "max_qos"), "1");
+  EXPECT_EQ(value_of(r, "topic_alias_maximum"), "3");
+  EXPECT_EQ(r.final_values()["max_keepalive"].where, "main.conf:5");
+  EXPECT_FALSE(r.result.local_only);
+}
+
+TEST(ConfigMapping, MosquittoNoLimitValuesAreTheLargestCoremqTakes) {
+  Read r = read("port 1883\nmax_connections -1\nmax_inflight_messages 0\nmax_queued_messages 0\n");
+  EXPECT_TRUE(r.result.diagnostics.empty());
+  EXPECT_EQ(value_of(r, "max_connections"), "50000000");
+  EXPECT_EQ(value_of(r, "max_inflight"), "65535");
+  EXPECT_EQ(value_of(r, "max_queued_messages"), "4294967295");
+}
+
+TEST(ConfigMapping, CoremqFlagsInEitherSpelling) {
+  Read r = read(
+      "port 1\nmax-topic-levels 100\nmax_topic_levels 90\npin-threads false\n"
+      "response_information_prefix reply/to me\n");
+  EXPECT_TRUE(r.result.diagnostics.empty());
+  EXPECT_EQ(value_of(r, "max_topic_levels"), "90");  // the later line wins
+  EXPECT_EQ(value_of(r, "pin_threads"), "false");
+  EXPECT_EQ(value_of(r, "response_information_prefix"), "reply/to me");
+}
+
+TEST(ConfigErrors, EachNamesItsFileAndLine) {
+  Read r = read(
+      "port 1883\n"
+      "bogus_option 1\n"               // 2: unknown
+      "max_connections many\n"         // 3: not a number
+      "max_inflight_messages 70000\n"  // 4: out of range
+      "max_keepalive\n"                // 5: no value
+      "max_packet_size 10 20\n"        // 6: two values
+      "retain_available maybe\n"       // 7: not a bool
+      "max-topic-levels 0\n"           // 8: out of range, coremq flag
+      "topic a/b both 0\n"             // 9: bridge option outside a bridge
+      "log_type loud\n"                // 10: unknown log type
+      "log_dest carrier-pigeon\n"      // 11: unknown destination
+      "allow_anonymous perhaps\n"      // 12: not a bool
+      "bind_address localhost\n"       // 13: not numeric
+      "config other.conf\n");          // 14: not settable from a file
+  EXPECT_EQ(
+      r.messages(Severity::kError),
+      (std::vector<std::string>{
+          "main.conf:2: error: unknown option 'bogus_option'",
+          "main.conf:3: error: max_connections many: 'many' is not a number",
+          "main.conf:4: error: max_inflight_messages 70000: --max-inflight=70000 is out of range [1, 65535]",
+          "main.conf:5: error: max_keepalive needs a value",
+          "main.conf:6: error: max_packet_size takes one value, not '10 20'",
+          "main.conf:7: error: retain_available maybe: --retain-available: 'maybe' is not true or false",
+          "main.conf:8: error: max-topic-levels 0: --max-topic-levels=0 is out of range [1, 65536]",
+          "main.conf:9: error: topic is a bridge option: it belongs after a `connection` line",
+          "main.conf:10: error: log_type loud: unknown log type 'loud'",
+          "main.conf:11: error: log_dest carrier-pigeon: unknown log destination 'carrier-pigeon'",
+          "main.conf:12: error: allow_anonymous must be true or false, not 'perhaps'",
+          "main.conf:13: error: bind_address localhost: 'localhost' is not a numeric IPv4 or IPv6 address "
+          "(host names are not supported yet; write 127.0.0.1 for localhost)",
+          "main.conf:14: error: unknown option 'config'",
+      }));
+}
+
+TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
+  Read r = read(
+      "listener 1883\n"
+      "password_file /etc/mosquitto/passwd\n"       // 2
+      "acl_file /etc/mosquitto/acl\n"               // 3
+      "certfile /etc/tls/server.crt\n"              // 4
+      "persistence true\n"                          // 5
+      "persistence_location /var/lib/mosquitto/\n"  // 6
+      "log_dest file /var/log/mosquitto.log\n"      // 7
+      "allow_anonymous false\n"                     // 8
+      "sys_interval 10\n"                           // 9
+      "connection uplink\n"                         // 10
+      "address 10.0.0.1:1883\n"                     // bridge option: covered by line 10
+      "topic # both 0\n"
+      "log_type subscribe\n"    // 13
+      "protocol websockets\n"   // 14
+      "allow_anonymous true\n"  // same as coremq: no warning
+      "persistence false\n"
+      "log_dest stderr\n"
+      "per_listener_settings true\n"
+      "protocol mqtt\n");
+  EXPECT_TRUE(r.messages(Severity::kError).empty()) << r.messages(Severity::kError)[0];
+  std::vector<std::string> warnings = r.messages(Severity::kWarning);
+  std::vector<std::string> expected_prefixes = {
+      "main.conf:2: warning: password_file is not supported yet and is ignored",
+      "main.conf:3: warning: acl_file is not supported yet and is ignored",
+      "main.conf:4: warning: certfile is not supported yet and is ignored: TLS",
+      "main.conf:5: warning: persistence true is not supported yet and is ignored",
+      "main.conf:6: warning: persistence_location is not supported yet and is ignored",
+      "main.conf:7: warning: log_dest file is not supported yet and is ignored",
+      "main.conf:8: warning: allow_anonymous false is not supported yet and is ignored",
+      "main.conf:9: warning: sys_interval is not supported yet and is ignored",
+      "main.conf:10: warning: bridges are not supported yet: bridge 'uplink'",
+      "main.conf:13: warning: log_type subscribe is ignored",
+      "main.conf:14: warning: protocol websockets is ignored",
+  };
+  ASSERT_EQ(warnings.size(), expected_prefixes.size());
+  for (size_t i = 0; i < warnings.size(); ++i) {
+    EXPECT_TRUE(warnings[i].starts_with(expected_prefixes[i])) << warnings[i];
+  }
+}
+
+TEST(ConfigListeners, OneListenerFromPortBindAddressOrListener) {
+  EXPECT_EQ(value_of(read("port 1999\nbind_address ::1\n"), "bind"), "::1");
+  EXPECT_EQ(value_of(read("port 1999\nbind_address ::1\n"), "port"), "1999");
+  Read all_interfaces = read("listener 1885\n");
+  EXPECT_EQ(value_of(all_interfaces, "bind"), "0.0.0.0");
+  EXPECT_EQ(value_of(all_interfaces, "port"), "1885");
+  // A '#' after the port starts a comment, as in Mosquitto.
+  EXPECT_TRUE(read("listener 1885 # the main one\n").result.diagnostics.empty());
+}
+
+TEST(ConfigListeners, ListenerOptionsInItsSectionApplyToIt) {
+  Read r = read("max_inflight_messages 3\nlistener 1886 127.0.0.1\nmax_connections 9\nmaximum_qos 1\n");
+  EXPECT_TRUE(r.result.diagnostics.empty());
+  EXPECT_EQ(value_of(r, "max_connections"), "9");
+  EXPECT_EQ(value_of(r, "max_qos"), "1");
+  EXPECT_EQ(value_of(r, "max_inflight"), "3");
+}
+
+TEST(ConfigListeners, ASecondListenerIsAnError) {
+  EXPECT_EQ(
+      read("listener 1883\nmax_connections 5\nlistener 8883\n").messages(Severity::kError),
+      (std::vector<std::string>{"main.conf:3: error: a second listener: only one listener is supported until "
+                                "issue 9 lands (the first is at main.conf:1)"}));
+  // port/bind_address make Mosquitto's default listener, and a `listener` line another one.
+  EXPECT_EQ(read("port 1883\nlistener 8883\n").messages(Severity::kError).size(), 1u);
+  EXPECT_EQ(read("listener 8883\nbind_address 127.0.0.1\n").messages(Severity::kError).size(), 1u);
+  // port and bind_address together are the one default listener; port twice warns as Mosquitto does.
+  Read twice = read("port 1883\nbind_address 127.0.0.1\nport 1884\n");
+  EXPECT_TRUE(twice.messages(Severity::kError).empty());
+  EXPECT_EQ(twice.messages(Severity::kWarning),
+            (std::vector<std::string>{
+                "main.conf:3: warning: port given more than once: the last one is used (as in Mosquitto)"}));
+  EXPECT_EQ(value_of(twice, "port"), "1884");
+}
+
+TEST(ConfigListeners, BadListenerLines) {
+  EXPECT_EQ(read("listener\n").messages(Severity::kError),
+            (std::vector<std::string>{"main.conf:1: error: listener needs a value"}));
+  EXPECT_EQ(
+      read("listener 0 /run/mqtt.sock\n").messages(Severity::kError),
+      (std::vector<std::string>{"main.conf:1: error: listener 0 /run/mqtt.sock: port 0 is a Unix socket "
+                                "listener in Mosquitto; coremq has none"}));
+  EXPECT_EQ(read("listener 70000\n").messages(Severity::kError).size(), 1u);
+  EXPECT_EQ(read("listener 1883 127.0.0.1 extra\n").messages(Severity::kError).size(), 1u);
+}
+
+TEST(ConfigListeners, NoListenerMeansLoopbackOnlyAsMosquitto2) {
+  Read r = read("max_connections 10\n");
+  EXPECT_TRUE(r.result.local_only);
+  EXPECT_EQ(value_of(r, "bind"), "127.0.0.1");
+}
+
+TEST(ConfigLogType, MostVerboseTypeIsTheLevel) {
+  EXPECT_EQ(value_of(read("port 1\nlog_type error\nlog_type warning\n"), "log_level"), "warning");
+  EXPECT_EQ(value_of(read("port 1\nlog_type error\nlog_type information\n"), "log_level"), "info");
+  EXPECT_EQ(value_of(read("port 1\nlog_type all\n"), "log_level"), "debug");
+  EXPECT_EQ(value_of(read("port 1\nlog_type debug\nlog_type none\n"), "log_level"), "none");
+  EXPECT_EQ(value_of(read("port 1\nlog_dest none\n"), "log_level"), "none");
+}
+
+TEST(ConfigIncludeDir, ConfFilesInMosquittoOrderAtThePointOfTheLine) {
+  std::vector<std::string> names = {"b.conf", "a.conf",  "B.conf", ".conf",     "notes.txt",
+                                    "A.conf", "10.conf", "2.conf", "a.conf.bak"};
+  EXPECT_EQ(included_files("d", names), (std::vector<std::string>{"d/10.conf", "d/2.conf", "d/A.conf",
+                                                                  "d/a.conf", "d/B.conf", "d/b.conf"}));
+
+  MemoryFiles files;
+  files.directories["conf.d"] = {"20-late.conf", "10-early.conf", "README"};
+  files.files["conf.d/10-early.conf"] = "max_connections 100\nmax_keepalive 40\n";
+  files.files["conf.d/20-late.conf"] = "max_connections 200\n\nbogus 1\ninclude_dir /elsewhere\n";
+  Read r = read("port 1883\nmax_connections 1\ninclude_dir conf.d\nmax_keepalive 50\n", &files);
+  EXPECT_EQ(r.result.files,
+            (std::vector<std::string>{"main.conf", "conf.d/10-early.conf", "conf.d/20-late.conf"}));
+  EXPECT_EQ(value_of(r, "max_connections"), "200");
+  EXPECT_EQ(r.final_values()["max_connections"].where, "conf.d/20-late.conf:1");
+  EXPECT_EQ(value_of(r, "max_keepalive"), "50");  // the main file's line after include_dir
+  EXPECT_EQ(r.messages(Severity::kError),
+            (std::vector<std::string>{"conf.d/20-late.conf:3: error: unknown option 'bogus'"}));
+  EXPECT_EQ(
+      r.messages(Severity::kWarning),
+      (std::vector<std::string>{"conf.d/20-late.conf:4: warning: include_dir is read only from the main "
+                                "config file (as in Mosquitto); ignored"}));
+}
+
+TEST(ConfigIncludeDir, MissingDirectoryAndUnreadableFileAreErrorsAtTheLine) {
+  MemoryFiles files;
+  files.directories["d"] = {"x.conf"};
+  EXPECT_EQ(
+      read("port 1\ninclude_dir /nowhere\n", &files).messages(Severity::kError),
+      (std::vector<std::string>{"main.conf:2: error: include_dir /nowhere: No such file or directory"}));
+  EXPECT_EQ(read("port 1\n\ninclude_dir d\n", &files).messages(Severity::kError),
+            (std::vector<std::string>{
+                "main.conf:3: error: include_dir: cannot read d/x.conf: not a regular file"}));
+}
+
+TEST(ConfigEnvironment, VariablesOverrideTheFileAndNameThemselvesInErrors) {
+  std::map<std::string, std::string> environment = {{"COREMQ_MAX_CONNECTIONS", "20"},
+                                                    {"COREMQ_MAX_KEEPALIVE", "0"},
+                                                    {"COREMQ_RETAIN_AVAILABLE", "no"},
+                                                    {"COREMQ_UNRELATED", "1"}};
+  auto getenv = [&](const char* name) -> const char* {
+    auto it = environment.find(name);
+    return it == environment.end() ? nullptr : it->second.c_str();
+  };
+  std::vector<Diagnostic> diagnostics;
+  std::vector<Setting> from_environment = settings_from_environment(test_catalog(), getenv, &diagnostics);
+  ASSERT_EQ(diagnostics.size(), 1u);
+  EXPECT_EQ(format_diagnostic(diagnostics[0]),
+            "COREMQ_MAX_KEEPALIVE: error: --max-keepalive=0 is out of range [1, 65535]");
+
+  // Applied after the file's settings, in that order: the environment wins.
+  Read file = read("port 1883\nmax_connections 10\nmax_packet_size 4096\n");
+  std::vector<Setting> all = file.result.settings;
+  all.insert(all.end(), from_environment.begin(), from_environment.end());
+  std::map<std::string, Setting> final_values;
+  for (const Setting& setting : all) final_values[setting.flag] = setting;
+  EXPECT_EQ(final_values["max_connections"].value, "20");
+  EXPECT_EQ(final_values["max_connections"].where, "COREMQ_MAX_CONNECTIONS");
+  EXPECT_EQ(final_values["retain_available"].value, "false");
+  EXPECT_EQ(final_values["max_packet_size"].where, "main.conf:3");
+  EXPECT_EQ(environment_name("max_client_output_bytes"), "COREMQ_MAX_CLIENT_OUTPUT_BYTES");
+}
+
+}  // namespace
+}  // namespace coremq::config
