@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "config/config_file.h"
 
@@ -29,10 +30,12 @@ enum class Kind {
   kConnection,    // `connection NAME`: a bridge section
   kBridgeOption,  // valid only inside a bridge section
   kTrueOnly,      // matches coremq when true; false is ignored with `why`
+  kTrueOrRefuse,  // matches coremq when true; false restricts access coremq cannot enforce: an error
   kFalseOnly,     // matches coremq when false; true is ignored with `why`
   kAccepted,      // any value; coremq behaves the same (one listener)
   kProtocol,      // mqtt matches coremq; websockets is ignored
   kIgnored,       // ignored with `why`
+  kNotEnforced,   // restricts who may connect, or how: coremq cannot enforce it yet, so an error
 };
 
 struct MosquittoOption {
@@ -42,9 +45,9 @@ struct MosquittoOption {
   std::string_view why = {};
 };
 
-constexpr std::string_view kTls = "TLS is not supported yet: the listener serves plain MQTT over TCP";
+constexpr std::string_view kTls = "TLS is not supported yet: the listener would serve plain MQTT over TCP";
 constexpr std::string_view kAuth =
-    "authentication and access control are not supported yet: every client is accepted";
+    "authentication and access control are not supported yet: every client would be accepted";
 constexpr std::string_view kPersistence =
     "persistence is not supported yet: sessions and retained messages live in memory";
 constexpr std::string_view kLog = "coremq logs to stderr in its own format";
@@ -69,7 +72,7 @@ constexpr MosquittoOption kOptions[] = {
     {"log_dest", Kind::kLogDest, "log_level"},
     {"include_dir", Kind::kIncludeDir},
     {"connection", Kind::kConnection},
-    {"allow_anonymous", Kind::kTrueOnly, {}, kAuth},
+    {"allow_anonymous", Kind::kTrueOrRefuse, {}, kAuth},
     {"persistence", Kind::kFalseOnly, {}, kPersistence},
     {"retained_persistence", Kind::kFalseOnly, {}, kPersistence},
     {"per_listener_settings", Kind::kAccepted},
@@ -78,37 +81,37 @@ constexpr MosquittoOption kOptions[] = {
      {},
      "WebSockets are not supported yet: the listener serves plain MQTT over TCP"},
     // TLS.
-    {"cafile", Kind::kIgnored, {}, kTls},
-    {"capath", Kind::kIgnored, {}, kTls},
-    {"certfile", Kind::kIgnored, {}, kTls},
-    {"keyfile", Kind::kIgnored, {}, kTls},
-    {"ciphers", Kind::kIgnored, {}, kTls},
-    {"ciphers_tls1.3", Kind::kIgnored, {}, kTls},
-    {"crlfile", Kind::kIgnored, {}, kTls},
-    {"dhparamfile", Kind::kIgnored, {}, kTls},
-    {"require_certificate", Kind::kIgnored, {}, kTls},
-    {"tls_version", Kind::kIgnored, {}, kTls},
-    {"tls_engine", Kind::kIgnored, {}, kTls},
-    {"tls_engine_kpass_sha1", Kind::kIgnored, {}, kTls},
-    {"tls_keyform", Kind::kIgnored, {}, kTls},
-    {"use_identity_as_username", Kind::kIgnored, {}, kTls},
-    {"use_subject_as_username", Kind::kIgnored, {}, kTls},
-    {"psk_hint", Kind::kIgnored, {}, kTls},
-    {"psk_file", Kind::kIgnored, {}, kTls},
+    {"cafile", Kind::kNotEnforced, {}, kTls},
+    {"capath", Kind::kNotEnforced, {}, kTls},
+    {"certfile", Kind::kNotEnforced, {}, kTls},
+    {"keyfile", Kind::kNotEnforced, {}, kTls},
+    {"ciphers", Kind::kNotEnforced, {}, kTls},
+    {"ciphers_tls1.3", Kind::kNotEnforced, {}, kTls},
+    {"crlfile", Kind::kNotEnforced, {}, kTls},
+    {"dhparamfile", Kind::kNotEnforced, {}, kTls},
+    {"require_certificate", Kind::kNotEnforced, {}, kTls},
+    {"tls_version", Kind::kNotEnforced, {}, kTls},
+    {"tls_engine", Kind::kNotEnforced, {}, kTls},
+    {"tls_engine_kpass_sha1", Kind::kNotEnforced, {}, kTls},
+    {"tls_keyform", Kind::kNotEnforced, {}, kTls},
+    {"use_identity_as_username", Kind::kNotEnforced, {}, kTls},
+    {"use_subject_as_username", Kind::kNotEnforced, {}, kTls},
+    {"psk_hint", Kind::kNotEnforced, {}, kTls},
+    {"psk_file", Kind::kNotEnforced, {}, kTls},
     // Authentication and access control.
-    {"password_file", Kind::kIgnored, {}, kAuth},
-    {"acl_file", Kind::kIgnored, {}, kAuth},
-    {"plugin", Kind::kIgnored, {}, kAuth},
-    {"auth_plugin", Kind::kIgnored, {}, kAuth},
-    {"global_plugin", Kind::kIgnored, {}, kAuth},
-    {"plugin_load", Kind::kIgnored, {}, kAuth},
-    {"plugin_use", Kind::kIgnored, {}, kAuth},
+    {"password_file", Kind::kNotEnforced, {}, kAuth},
+    {"acl_file", Kind::kNotEnforced, {}, kAuth},
+    {"plugin", Kind::kNotEnforced, {}, kAuth},
+    {"auth_plugin", Kind::kNotEnforced, {}, kAuth},
+    {"global_plugin", Kind::kNotEnforced, {}, kAuth},
+    {"plugin_load", Kind::kNotEnforced, {}, kAuth},
+    {"plugin_use", Kind::kNotEnforced, {}, kAuth},
     {"auth_plugin_deny_special_chars", Kind::kIgnored, {}, kAuth},
     {"listener_allow_anonymous", Kind::kIgnored, {}, kAuth},
     {"listener_auto_id_prefix", Kind::kIgnored, {}, kAuth},
     {"allow_zero_length_clientid", Kind::kIgnored, {}, kAuth},
     {"auto_id_prefix", Kind::kIgnored, {}, kAuth},
-    {"clientid_prefixes", Kind::kIgnored, {}, kAuth},
+    {"clientid_prefixes", Kind::kNotEnforced, {}, kAuth},
     {"check_retain_source", Kind::kIgnored, {}, kAuth},
     {"use_username_as_clientid", Kind::kIgnored, {}, kAuth},
     // Persistence.
@@ -255,6 +258,14 @@ class Reader {
   void error(const std::string& where, std::string message) {
     result_->diagnostics.push_back({Severity::kError, where, std::move(message)});
   }
+  // A setting that restricts who may connect, or how (TLS, passwords, ACLs, no anonymous
+  // clients): ignoring it would leave the broker more open than the file asks, which an
+  // operator may not notice in a log. So coremq refuses to start instead.
+  void refuse_unenforceable(const std::string& where, std::string_view setting, std::string_view why) {
+    error(where, absl::StrFormat("%s cannot be enforced: %s; refusing to start rather than run more open than "
+                                 "this file asks (remove the line to run without it)",
+                                 setting, why));
+  }
 
   // Adds flag=value after checking it; `written` is the line as the user wrote it, for errors.
   void set_checked(const std::string& flag, const std::string& value, const std::string& where,
@@ -382,6 +393,7 @@ class Reader {
         }
         return;
       case Kind::kTrueOnly:
+      case Kind::kTrueOrRefuse:
       case Kind::kFalseOnly:
       case Kind::kAccepted:
         boolean_option(directive, option);
@@ -397,6 +409,9 @@ class Reader {
       case Kind::kIgnored:
         warn(where,
              absl::StrFormat("%s is not supported yet and is ignored: %s", directive.name, option.why));
+        return;
+      case Kind::kNotEnforced:
+        refuse_unenforceable(where, directive.name, option.why);
         return;
     }
   }
@@ -511,6 +526,10 @@ class Reader {
       value = true;
     } else if (word != "false" && word != "0") {
       error(directive.where, absl::StrFormat("%s must be true or false, not '%s'", directive.name, word));
+      return;
+    }
+    if (option.kind == Kind::kTrueOrRefuse && !value) {
+      refuse_unenforceable(directive.where, absl::StrCat(directive.name, " ", word), option.why);
       return;
     }
     if ((option.kind == Kind::kTrueOnly && !value) || (option.kind == Kind::kFalseOnly && value)) {

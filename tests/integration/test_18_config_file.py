@@ -1,8 +1,9 @@
 # 18 config file: `coremq -c FILE` reads a mosquitto.conf. The options it maps must take effect
 # through the protocol (max_packet_size closes a bigger PUBLISH, max_keepalive refuses a 3.1.1
 # client asking for more, max_inflight_messages bounds the in-flight window); an unknown option or
-# a bad value stops coremq before it listens, naming FILE:LINE; a Mosquitto option coremq does not
-# support is a warning naming FILE:LINE and coremq still starts; COREMQ_<FLAG> environment
+# a bad value stops coremq before it listens, naming FILE:LINE; so does an access restriction it
+# cannot enforce yet (TLS, password or ACL files, allow_anonymous false); any other Mosquitto
+# option coremq does not support is a warning naming FILE:LINE and coremq still starts; COREMQ_<FLAG> environment
 # variables override the file and flags override both.
 import socket
 import subprocess
@@ -165,13 +166,24 @@ def test_second_listener_is_an_error(tmp_path):
 
 def test_unsupported_mosquitto_option_warns_and_starts(start_config_broker, clients, names):
     port = free_port()
-    config = (f"listener {port} 127.0.0.1\npassword_file /etc/mosquitto/passwd\n"
+    config = (f"listener {port} 127.0.0.1\nsys_interval 10\n"
               "persistence true\npersistence_location /var/lib/mosquitto/\n")
     broker = start_config_broker(config)
     log = broker.log()
-    assert f"{broker.config_path}:2: warning: password_file is not supported yet and is ignored" in log
+    assert f"{broker.config_path}:2: warning: sys_interval is not supported yet and is ignored" in log
     assert f"{broker.config_path}:3: warning: persistence true is not supported yet" in log
     clients.raw(names.sub(), broker=broker).ping()
+
+
+def test_access_restriction_it_cannot_enforce_stops_the_start(tmp_path):
+    """A password file, an ACL file or TLS that coremq would ignore leaves the broker more open
+    than the file asks: it refuses to start, naming the line, and listens nowhere."""
+    port = free_port()
+    code, output, path = run_to_exit(
+        tmp_path, f"listener {port} 127.0.0.1\npassword_file /etc/mosquitto/passwd\n")
+    assert code != 0, output
+    assert f"{path}:2: error: password_file cannot be enforced" in output
+    assert nothing_listens_on(port)
 
 
 def test_no_listener_listens_on_loopback_only_as_mosquitto_2(start_config_broker, clients, names):

@@ -185,19 +185,15 @@ TEST(ConfigErrors, EachNamesItsFileAndLine) {
 TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
   Read r = read(
       "listener 1883\n"
-      "password_file /etc/mosquitto/passwd\n"       // 2
-      "acl_file /etc/mosquitto/acl\n"               // 3
-      "certfile /etc/tls/server.crt\n"              // 4
-      "persistence true\n"                          // 5
-      "persistence_location /var/lib/mosquitto/\n"  // 6
-      "log_dest file /var/log/mosquitto.log\n"      // 7
-      "allow_anonymous false\n"                     // 8
-      "sys_interval 10\n"                           // 9
-      "connection uplink\n"                         // 10
-      "address 10.0.0.1:1883\n"                     // bridge option: covered by line 10
+      "persistence true\n"                          // 2
+      "persistence_location /var/lib/mosquitto/\n"  // 3
+      "log_dest file /var/log/mosquitto.log\n"      // 4
+      "sys_interval 10\n"                           // 5
+      "connection uplink\n"                         // 6
+      "address 10.0.0.1:1883\n"                     // bridge option: covered by line 6
       "topic # both 0\n"
-      "log_type subscribe\n"    // 13
-      "protocol websockets\n"   // 14
+      "log_type subscribe\n"    // 9
+      "protocol websockets\n"   // 10
       "allow_anonymous true\n"  // same as coremq: no warning
       "persistence false\n"
       "log_dest stderr\n"
@@ -206,21 +202,43 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
   EXPECT_TRUE(r.messages(Severity::kError).empty()) << r.messages(Severity::kError)[0];
   std::vector<std::string> warnings = r.messages(Severity::kWarning);
   std::vector<std::string> expected_prefixes = {
-      "main.conf:2: warning: password_file is not supported yet and is ignored",
-      "main.conf:3: warning: acl_file is not supported yet and is ignored",
-      "main.conf:4: warning: certfile is not supported yet and is ignored: TLS",
-      "main.conf:5: warning: persistence true is not supported yet and is ignored",
-      "main.conf:6: warning: persistence_location is not supported yet and is ignored",
-      "main.conf:7: warning: log_dest file is not supported yet and is ignored",
-      "main.conf:8: warning: allow_anonymous false is not supported yet and is ignored",
-      "main.conf:9: warning: sys_interval is not supported yet and is ignored",
-      "main.conf:10: warning: bridges are not supported yet: bridge 'uplink'",
-      "main.conf:13: warning: log_type subscribe is ignored",
-      "main.conf:14: warning: protocol websockets is ignored",
+      "main.conf:2: warning: persistence true is not supported yet and is ignored",
+      "main.conf:3: warning: persistence_location is not supported yet and is ignored",
+      "main.conf:4: warning: log_dest file is not supported yet and is ignored",
+      "main.conf:5: warning: sys_interval is not supported yet and is ignored",
+      "main.conf:6: warning: bridges are not supported yet: bridge 'uplink'",
+      "main.conf:9: warning: log_type subscribe is ignored",
+      "main.conf:10: warning: protocol websockets is ignored",
   };
   ASSERT_EQ(warnings.size(), expected_prefixes.size());
   for (size_t i = 0; i < warnings.size(); ++i) {
     EXPECT_TRUE(warnings[i].starts_with(expected_prefixes[i])) << warnings[i];
+  }
+}
+
+// Settings that restrict who may connect, or how, cannot be ignored with a warning: the broker
+// would run more open than the file asks. Each is an error naming its line.
+TEST(ConfigErrors, AccessRestrictionsThatCannotBeEnforcedAreErrors) {
+  Read r = read(
+      "listener 1883\n"
+      "password_file /etc/mosquitto/passwd\n"  // 2
+      "acl_file /etc/mosquitto/acl\n"          // 3
+      "certfile /etc/tls/server.crt\n"         // 4
+      "require_certificate true\n"             // 5
+      "allow_anonymous false\n"                // 6
+      "plugin /usr/lib/auth.so\n");            // 7
+  std::vector<std::string> errors = r.messages(Severity::kError);
+  std::vector<std::string> expected_prefixes = {
+      "main.conf:2: error: password_file cannot be enforced: authentication",
+      "main.conf:3: error: acl_file cannot be enforced: authentication",
+      "main.conf:4: error: certfile cannot be enforced: TLS",
+      "main.conf:5: error: require_certificate cannot be enforced: TLS",
+      "main.conf:6: error: allow_anonymous false cannot be enforced: authentication",
+      "main.conf:7: error: plugin cannot be enforced: authentication",
+  };
+  ASSERT_EQ(errors.size(), expected_prefixes.size());
+  for (size_t i = 0; i < errors.size(); ++i) {
+    EXPECT_TRUE(errors[i].starts_with(expected_prefixes[i])) << errors[i];
   }
 }
 
