@@ -2,9 +2,8 @@
 // with an in-memory include_dir "conf.d" whose files are cut from the same input.
 //
 // Input: the main file's text, then optionally "\n%%\n" and the text of conf.d/a.conf, then
-// "\n%%\n" and conf.d/b.conf ... (at most four included files). The catalog is a fixed copy of
-// the binary's kinds of flags (bool, number with a range, string), so every path of the mapping
-// is reachable without linking the binary's absl flags.
+// "\n%%\n" and conf.d/b.conf ... (at most four included files). The catalog is the unit tests'
+// fixed one (tests/unit/config/test_catalog.h).
 //
 // Checked on every input: no crash, sanitizer report or assertion; every diagnostic names a
 // place; every setting names a flag of the catalog with a value that passes the catalog's check
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "config/config_file.h"
+#include "test_catalog.h"
 
 namespace {
 
@@ -25,26 +25,7 @@ using coremq::config::FlagCatalog;
 using coremq::config::FlagSpec;
 using coremq::config::FlagType;
 
-const FlagCatalog& catalog() {
-  static const FlagCatalog kCatalog = {
-      {"bind", {FlagType::kString}},
-      {"port", {FlagType::kUint32, 0, 65535}},
-      {"threads", {FlagType::kUint32, 0, 256}},
-      {"max_connections", {FlagType::kUint32, 1, 50'000'000}},
-      {"max_inflight", {FlagType::kUint32, 1, 65535}},
-      {"max_queued_messages", {FlagType::kUint32}},
-      {"max_packet_size", {FlagType::kUint32, 64, 268'435'460}},
-      {"max_keepalive", {FlagType::kUint32, 1, 65535}},
-      {"max_topic_levels", {FlagType::kUint32, 1, 65536}},
-      {"max_qos", {FlagType::kUint32, 0, 2}},
-      {"topic_alias_maximum", {FlagType::kUint32, 0, 65535}},
-      {"retain_available", {FlagType::kBool}},
-      {"pin_threads", {FlagType::kBool}},
-      {"log_level", {FlagType::kString}},
-      {"response_information_prefix", {FlagType::kString}},
-  };
-  return kCatalog;
-}
+const FlagCatalog& catalog() { return coremq::testing::config_test_catalog(); }
 
 class MemoryFiles final : public coremq::config::FileSource {
  public:

@@ -9,27 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "test_catalog.h"
+
 namespace coremq::config {
 namespace {
 
-FlagCatalog test_catalog() {
-  return {
-      {"bind", {FlagType::kString}},
-      {"port", {FlagType::kUint32, 0, 65535}},
-      {"max_connections", {FlagType::kUint32, 1, 50'000'000}},
-      {"max_inflight", {FlagType::kUint32, 1, 65535}},
-      {"max_queued_messages", {FlagType::kUint32}},
-      {"max_packet_size", {FlagType::kUint32, 64, 268'435'460}},
-      {"max_keepalive", {FlagType::kUint32, 1, 65535}},
-      {"max_topic_levels", {FlagType::kUint32, 1, 65536}},
-      {"max_qos", {FlagType::kUint32, 0, 2}},
-      {"topic_alias_maximum", {FlagType::kUint32, 0, 65535}},
-      {"retain_available", {FlagType::kBool}},
-      {"pin_threads", {FlagType::kBool}},
-      {"log_level", {FlagType::kString}},
-      {"response_information_prefix", {FlagType::kString}},
-  };
-}
+const FlagCatalog& test_catalog() { return testing::config_test_catalog(); }
 
 class MemoryFiles final : public FileSource {
  public:
