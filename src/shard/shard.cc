@@ -64,9 +64,7 @@ void Shard::join() {
 
 void Shard::request_stop() {
   stop_requested_.store(true, std::memory_order_release);
-  uint64_t one = 1;
-  ssize_t written = ::write(event_fd_, &one, sizeof(one));
-  (void)written;  // a full eventfd counter already means "wake up"
+  wake_by_eventfd(event_fd_);
 }
 
 void Shard::release_leftovers() {

@@ -464,6 +464,16 @@ struct ParkedDisconnect {
     EXPECT_TRUE(leaving.wait_closed());
   }
 
+  // After finish(): the taker got its CONNACK, and no will went out (the DISCONNECT, parked
+  // before the taker's CONNECT arrived, was read first).
+  void finish_takeover(Client& taker) {
+    finish();
+    auto connack = taker.read_packet();
+    ASSERT_TRUE(connack.has_value());
+    EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
+    EXPECT_TRUE(watcher.ping().empty()) << "the will was published: the takeover beat the parked DISCONNECT";
+  }
+
   Cluster& cluster;
   uint32_t shard_count;
   Client subscriber;
@@ -496,11 +506,7 @@ TEST(ShardLoop, ParkedDisconnectIsReadBeforeATakeover) {
   Client taker(cluster, 0);
   taker.send(connect_bytes(scene.leaving_id));
   for (int i = 0; i < 4; ++i) cluster.turn();
-  scene.finish();
-  auto connack = taker.read_packet();
-  ASSERT_TRUE(connack.has_value());
-  EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
-  EXPECT_TRUE(scene.watcher.ping().empty()) << "the will was published: the takeover beat the parked DISCONNECT";
+  scene.finish_takeover(taker);
 }
 
 // The taker connects to another shard (C), which hands it to the session's owner (A) while A
@@ -518,11 +524,7 @@ TEST(ShardLoop, ParkedDisconnectIsReadBeforeATakeoverFromAnotherShard) {
   ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::connection_count(a) > connections_before; }));
   for (int i = 0; i < 4; ++i) cluster.turn();
   EXPECT_TRUE(ShardTestPeer::paused(a));
-  scene.finish();
-  auto connack = taker.read_packet();
-  ASSERT_TRUE(connack.has_value());
-  EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
-  EXPECT_TRUE(scene.watcher.ping().empty()) << "the will was published: the takeover beat the parked DISCONNECT";
+  scene.finish_takeover(taker);
 }
 
 // A CONNECT parked on A (it arrived while A was paused) names a client id owned by B: when it
