@@ -6,15 +6,62 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "coremq/authentication.h"
 
 namespace coremq {
 
-struct Options {
-  // Where to listen. port 0 asks the kernel for a free port (see Broker::port()).
-  std::string bind_address = "0.0.0.0";
+// TLS on one listener, as Mosquitto's listener options of the same names.
+struct TlsOptions {
+  std::string certfile;  // server certificate chain (PEM)
+  std::string keyfile;   // its private key (PEM)
+  std::string cafile;    // CAs that client certificates must chain to (PEM)
+  std::string capath;    // a directory of hashed CA certificates, the same use
+  std::string crlfile;   // revoked client certificates (PEM CRL); checked when set
+  std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default
+  std::string ciphersuites;  // TLS 1.3 cipher suites; empty: OpenSSL's default
+  // Oldest protocol accepted: "tlsv1.2" or "tlsv1.3" (Mosquitto's tls_version).
+  std::string min_version = "tlsv1.2";
+  // A client must present a certificate that chains to cafile/capath.
+  bool require_certificate = false;
+  // The client certificate's subject CN (identity) or whole subject (RFC 2253) becomes the
+  // MQTT username; the CONNECT's own username is ignored.
+  bool use_identity_as_username = false;
+  bool use_subject_as_username = false;
+};
+
+// One address and port the broker accepts clients on. Every shard serves every listener.
+struct ListenerOptions {
+  enum class Transport : uint8_t { kMqtt, kWebSockets };
+  // Whether clients without a username (and without a certificate that gives one) may connect.
+  // kDefault: only on a loopback address or with require_certificate, and never with a
+  // password_file (Mosquitto 2's rule, so a broker opened to the network is never open by
+  // accident).
+  enum class Anonymous : uint8_t { kDefault, kAllow, kDeny };
+
+  // Numeric IPv4 or IPv6 address; empty: loopback only (127.0.0.1 and ::1).
+  std::string address;
+  // 0 asks the kernel for a free port (see Broker::port()).
   uint16_t port = 1883;
+  Transport transport = Transport::kMqtt;
+  bool tls = false;
+  TlsOptions tls_options;
+  Anonymous allow_anonymous = Anonymous::kDefault;
+  // Mosquitto password file (mosquitto_passwd / coremq-passwd format); empty: none.
+  std::string password_file;
+  // Mosquitto ACL file; empty: every client may publish and subscribe to everything.
+  std::string acl_file;
+};
+
+struct Options {
+  // Where to listen when `listeners` is empty: one plain MQTT listener. An empty address
+  // means loopback only (127.0.0.1 and ::1); port 0 asks the kernel for a free port
+  // (see Broker::port()).
+  std::string bind_address;
+  uint16_t port = 1883;
+  // Every listener; when empty, bind_address and port above make the only one.
+  std::vector<ListenerOptions> listeners;
 
   // Number of shards (event-loop threads); 0 means one per online CPU.
   uint32_t threads = 0;

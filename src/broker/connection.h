@@ -13,6 +13,7 @@
 #include "base/byte_buffer.h"
 #include "base/string_map.h"
 #include "mqtt/packet.h"
+#include "transport/channel.h"
 
 namespace coremq::broker {
 
@@ -67,6 +68,9 @@ struct Connection {
   // idle: keep-alive spares it.
   uint16_t parked_count = 0;
   ConnectionState state = ConnectionState::kAwaitingConnect;
+  // Index in the broker's listeners of the one this client connected through (its
+  // transport and authentication settings).
+  uint8_t listener = 0;
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
   bool request_problem_information = true;
   // Set once DISCONNECT arrived: the will is discarded and the close is not an error.
@@ -85,6 +89,7 @@ struct Connection {
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;
   std::unique_ptr<EnhancedAuthentication> authentication;  // null unless CONNECT named a method
+  std::unique_ptr<transport::Channel> channel;             // null on plain TCP listeners
 
   int64_t accepted_at_ms = 0;
   int64_t last_packet_at_ms = 0;

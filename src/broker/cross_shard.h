@@ -10,6 +10,7 @@
 
 #include "base/byte_buffer.h"
 #include "broker/message.h"
+#include "transport/channel.h"
 
 namespace coremq::broker {
 
@@ -17,8 +18,11 @@ namespace coremq::broker {
 // every byte read from it so far (the CONNECT itself and whatever followed).
 struct ConnectionHandoff {
   int fd = -1;
+  uint8_t listener = 0;
   int64_t accepted_at_ms = 0;
+  // Already decoded by the channel's transport (if any), which moves along with it.
   base::ByteBuffer input;
+  std::unique_ptr<transport::Channel> channel;
 };
 
 // A filter that became (or stopped being) subscribed on the sending shard.

@@ -85,9 +85,10 @@ bool BrokerImpl::start(std::string* error) {
   // with "Address already in use" (see io/listener.h); the others join its SO_REUSEPORT
   // group on the port it got.
   std::vector<int> listen_fds;
+  const std::string address = options_.bind_address.empty() ? "127.0.0.1" : options_.bind_address;
   for (uint32_t i = 0; i < count; ++i) {
     uint16_t bound = 0;
-    int fd = io::open_listener(options_.bind_address, i == 0 ? options_.port : port_, 4096, /*join_group=*/i > 0,
+    int fd = io::open_listener(address, i == 0 ? options_.port : port_, 4096, /*join_group=*/i > 0,
                                &bound, error);
     if (fd < 0) {
       for (int open_fd : listen_fds) ::close(open_fd);
@@ -134,7 +135,7 @@ bool BrokerImpl::start(std::string* error) {
     shards_.clear();
     return false;
   }
-  LOG_INFO("coremq listening on %s:%u with %u shards", options_.bind_address, port_, count);
+  LOG_INFO("coremq listening on %s:%u with %u shards", address, port_, count);
   return true;
 }
 
