@@ -47,6 +47,10 @@ struct ShardCounters {
   uint64_t closes_linger_bytes_exceeded = 0;
   // Wake-ups of a peer shard whose MSG_RING failed and went through its eventfd instead.
   uint64_t wakes_by_eventfd_fallback = 0;
+  // TLS and WebSocket connections: handshakes completed, and connections closed because
+  // their transport refused what the client sent (a failed handshake, a bad frame).
+  uint64_t transport_handshakes = 0;
+  uint64_t transport_errors = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -54,7 +58,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 28 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 30 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -83,6 +87,8 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("closes_forced_deadline", counters.closes_forced_deadline);
   visit("closes_linger_bytes_exceeded", counters.closes_linger_bytes_exceeded);
   visit("wakes_by_eventfd_fallback", counters.wakes_by_eventfd_fallback);
+  visit("transport_handshakes", counters.transport_handshakes);
+  visit("transport_errors", counters.transport_errors);
 }
 
 }  // namespace coremq::broker

@@ -302,6 +302,16 @@ void ShardState::on_transport_closed(Connection* connection) {
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
 }
 
+void ShardState::on_transport_error(Connection* connection, std::string_view why) {
+  if (connection->state == ConnectionState::kClosing) return;
+  ++counters_.transport_errors;
+  LOG_INFO_LIMITED("closing %s: %s",
+                   connection->session != nullptr ? absl::StrFormat("client '%s'", connection->session->client_id)
+                                                  : absl::StrFormat("fd %d before CONNECT", connection->fd),
+                   why);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+}
+
 void ShardState::on_output_drained(Connection* connection) {
   if (connection->state != ConnectionState::kConnected) return;
   if (connection->session != nullptr && !connection->session->queue.empty()) pump_queue(connection->session);

@@ -66,6 +66,9 @@ class ShardState {
   void on_connection_opened(Connection* connection);
   void on_bytes(Connection* connection, std::span<const uint8_t> bytes);
   void on_transport_closed(Connection* connection);
+  // The connection's TLS or WebSocket transport refused what the client sent: the client
+  // goes (its will too), after the transport's alert or close frame is flushed.
+  void on_transport_error(Connection* connection, std::string_view why);
   void on_output_drained(Connection* connection);
   void on_cross_shard(CrossShardItem item);
   void on_tick(int64_t now_ms);

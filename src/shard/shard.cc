@@ -299,6 +299,7 @@ void Shard::on_accept(int result, bool more) {
   }
   ++state_->counters().connections_accepted;
   Connection* connection = open_connection(fd, now_ms_);
+  attach_channel(connection);
   state_->on_connection_opened(connection);
   arm_receive(connection);
 }
@@ -334,9 +335,10 @@ void Shard::tick() {
     next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
     // Idle connections hold no buffers: an idle fleet costs only its bookkeeping.
     for (Connection* connection : connections_) {
-      if (!connection->send_in_flight && connection->output.empty()) {
+      if (!connection->send_in_flight && !has_unsent_output(connection)) {
         connection->sending.shrink();
         connection->output.shrink();
+        if (connection->channel != nullptr) connection->channel->wire_pending.shrink();
       }
     }
   }

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "coremq/options.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
+#include "transport/factory.h"
 
 namespace coremq::shard {
 
@@ -52,6 +54,8 @@ class Shard final : public broker::IoPort {
 
   // Wiring, before start(): rings between every ordered pair of shards.
   void set_peers(std::vector<Peer> peers, std::vector<CrossShardRing*> inbound);
+  // Before start(): per listener index, what makes its connections' transports (null: plain TCP).
+  void set_transport_factories(std::vector<std::unique_ptr<transport::TransportFactory>> factories);
 
   // Starts the thread; it sets up its ring, then waits until every shard is ready.
   void start(int cpu);
@@ -163,6 +167,15 @@ class Shard final : public broker::IoPort {
   void submit_prepared_wakes_before_exit();
   void log_stats() const;
 
+  // TLS and WebSocket connections (shard_channel.cc).
+  void attach_channel(broker::Connection* connection);
+  static bool has_unsent_output(const broker::Connection* connection);
+  void deliver_through_channel(broker::Connection* connection, std::span<const uint8_t> wire);
+  void prepare_channel_send(broker::Connection* connection);
+  void keep_unsent_wire_bytes(broker::Connection* connection, size_t sent);
+  void encode_transport_close(broker::Connection* connection);
+  void complete_delayed_hand_off(broker::Connection* connection);
+
   const uint32_t shard_id_;
   const uint32_t shard_count_;
   const Options& options_;
@@ -253,6 +266,13 @@ class Shard final : public broker::IoPort {
   std::vector<Shard*> wakes_prepared_;
   int64_t next_stats_ms_ = 0;
   int64_t next_wake_warning_ms_ = 0;
+
+  // ---- transports (shard_channel.cc) ----
+  std::vector<std::unique_ptr<transport::TransportFactory>> transport_factories_;  // by listener
+  base::ByteBuffer decoded_;  // plain bytes of one decode, handed to ShardState at once
+  // Connections whose CONNECT moves them to another shard while a send of their handshake
+  // bytes is still in the kernel: they move once it completes (target shard by connection).
+  absl::flat_hash_map<broker::Connection*, uint32_t> delayed_hand_offs_;
 };
 
 }  // namespace coremq::shard

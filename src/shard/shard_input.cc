@@ -166,7 +166,11 @@ void Shard::deliver_received(Connection* connection, uint16_t buffer_id, uint32_
     state_->on_bytes(connection, {});
     return;
   }
-  state_->on_bytes(connection, {buffers_.buffer(buffer_id), length});
+  if (connection->channel != nullptr) {
+    deliver_through_channel(connection, {buffers_.buffer(buffer_id), length});
+  } else {
+    state_->on_bytes(connection, {buffers_.buffer(buffer_id), length});
+  }
   buffers_.recycle(buffer_id);
   buffers_returned_ = true;
 }

@@ -39,8 +39,8 @@ void Shard::flush_sends() {
     Connection* connection = flush_list_[i];
     connection->queued_for_flush = false;
     if (connection->socket_shut_down) continue;
-    if (!connection->send_in_flight && !connection->output.empty()) start_send(connection);
-    if (connection->close_after_flush && !connection->send_in_flight && connection->output.empty()) {
+    if (!connection->send_in_flight && has_unsent_output(connection)) start_send(connection);
+    if (connection->close_after_flush && !connection->send_in_flight && !has_unsent_output(connection)) {
       begin_linger(connection);
     }
   }
@@ -50,7 +50,12 @@ void Shard::flush_sends() {
 void Shard::start_send(Connection* connection) {
   COREMQ_ASSERT(!connection->send_in_flight);
   COREMQ_ASSERT(connection->sending.empty());
-  connection->sending.swap(connection->output);
+  if (connection->channel != nullptr) {
+    prepare_channel_send(connection);
+    if (connection->sending.empty()) return;
+  } else {
+    connection->sending.swap(connection->output);
+  }
   io_uring_sqe* sqe = ring_.next_sqe();
   io_uring_prep_send(sqe, connection->fd, connection->sending.data(), connection->sending.size(), MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kSend));
@@ -71,6 +76,15 @@ void Shard::on_send(Connection* connection, int result) {
     return;
   }
   auto sent = static_cast<size_t>(result);
+  if (sent < connection->sending.size() && connection->channel != nullptr) {
+    keep_unsent_wire_bytes(connection, sent);  // wire bytes: never encoded twice
+    if (connection->state == ConnectionState::kHandingOff && delayed_hand_offs_.contains(connection)) {
+      complete_delayed_hand_off(connection);
+      return;
+    }
+    request_flush(connection);
+    return;
+  }
   if (sent < connection->sending.size()) {
     // A short send: the rest goes first, before anything gathered since.
     connection->sending.consume_front(sent);
@@ -88,7 +102,11 @@ void Shard::on_send(Connection* connection, int result) {
   size_t capacity = connection->sending.capacity();
   if (capacity <= kSmallSendBufferMax || capacity > kRetainedSendBufferMax) connection->sending.shrink();
   if (connection->state == ConnectionState::kConnected) state_->on_output_drained(connection);
-  if (!connection->output.empty() || connection->close_after_flush) request_flush(connection);
+  if (has_unsent_output(connection) || connection->close_after_flush) request_flush(connection);
+  if (connection->state == ConnectionState::kHandingOff && delayed_hand_offs_.contains(connection)) {
+    complete_delayed_hand_off(connection);
+    return;
+  }
   maybe_release(connection);
 }
 
@@ -99,7 +117,8 @@ void Shard::close_connection(Connection* connection, bool flush_first) {
   // Input parked or starved for it is never read now: its buffers go back, and no deferred
   // list keeps a pointer to a connection that is about to be freed.
   forget_deferred_input(connection, nullptr);
-  if (flush_first && (connection->send_in_flight || !connection->output.empty())) {
+  if (flush_first && connection->channel != nullptr) encode_transport_close(connection);
+  if (flush_first && (connection->send_in_flight || has_unsent_output(connection))) {
     // The client is owed its last packets (a DISCONNECT with a reason, a CONNACK
     // refusal): flush, then linger (begin_linger). Never for longer than --close-linger:
     // a send that cannot complete (zero window, dead peer) must not hold the socket.
@@ -219,16 +238,26 @@ void Shard::maybe_release(Connection* connection) {
   if (!connections_.contains(connection)) return;  // already on the release list
   connections_.erase(connection);
   closing_.erase(connection);  // nothing may refer to a connection once it is freed
+  delayed_hand_offs_.erase(connection);
   release_list_.push_back(connection);
 }
 
 void Shard::hand_off_connection(Connection* connection, uint32_t target_shard) {
   COREMQ_ASSERT(connection->state == ConnectionState::kHandingOff);
   COREMQ_ASSERT(!connection->receive_armed);  // one receive at a time before CONNECT, none while parked
+  if (connection->send_in_flight) {
+    // Only a TLS or WebSocket connection sends before its CONNECT (its handshake): the send
+    // points into this connection's buffer, so the move waits for it (on_send).
+    COREMQ_ASSERT(connection->channel != nullptr);
+    delayed_hand_offs_[connection] = target_shard;
+    return;
+  }
   auto* handoff = new broker::ConnectionHandoff();
   handoff->fd = connection->fd;
+  handoff->listener = connection->listener;
   handoff->accepted_at_ms = connection->accepted_at_ms;
   handoff->input = std::move(connection->input);
+  handoff->channel = std::move(connection->channel);
   // Bytes parked after the CONNECT go along, in order: a connection holds no parked data
   // once it has moved. A parked end of stream is dropped: the socket reports it again there.
   forget_deferred_input(connection, &handoff->input);
@@ -247,6 +276,9 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
     return;
   }
   Connection* connection = open_connection(handoff->fd, handoff->accepted_at_ms);
+  connection->listener = handoff->listener;
+  connection->channel = std::move(handoff->channel);
+  if (has_unsent_output(connection)) request_flush(connection);  // handshake bytes not sent there yet
   state_->on_connection_opened(connection);
   if (!handoff->input.empty() && should_park(connection)) {
     // Its CONNECT may take over a session whose input is parked here: it waits its turn.
@@ -257,6 +289,17 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
   }
   if (wants_receive(connection)) arm_receive(connection);
   maybe_release(connection);
+}
+
+void Shard::complete_delayed_hand_off(Connection* connection) {
+  auto found = delayed_hand_offs_.find(connection);
+  COREMQ_ASSERT(found != delayed_hand_offs_.end());
+  uint32_t target = found->second;
+  delayed_hand_offs_.erase(found);
+  // A short send put its rest back in wire_pending, which moves along and goes out there.
+  connection->queued_for_flush = false;
+  std::erase(flush_list_, connection);
+  hand_off_connection(connection, target);
 }
 
 }  // namespace coremq::shard

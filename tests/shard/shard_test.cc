@@ -67,6 +67,13 @@ class ShardTestPeer {
     return nullptr;
   }
   static size_t connection_count(const Shard& shard) { return shard.connections_.size(); }
+  static size_t delayed_hand_offs(const Shard& shard) { return shard.delayed_hand_offs_.size(); }
+  static bool send_in_flight(const Shard& shard) {
+    for (const broker::Connection* connection : shard.connections_) {
+      if (connection->send_in_flight) return true;
+    }
+    return false;
+  }
 };
 
 namespace {
@@ -248,6 +255,13 @@ class Client {
     }
     return true;
   }
+  // What the socket brings goes through `transform` before packets are read out of it (a
+  // client of a test transport undoes its wire form).
+  void set_receive_transform(std::function<std::string(std::string_view)> transform) {
+    transform_ = std::move(transform);
+  }
+  // Bytes received and not read as packets yet.
+  const std::string& received() const { return buffer_; }
   // Bytes already here now, without turning: true if none.
   bool nothing_received() {
     fill();
@@ -287,7 +301,8 @@ class Client {
     if (::poll(&readable, 1, 0) <= 0) return false;
     ssize_t got = ::recv(fd_, chunk, sizeof(chunk), 0);
     if (got > 0) {
-      buffer_.append(chunk, static_cast<size_t>(got));
+      std::string_view bytes(chunk, static_cast<size_t>(got));
+      buffer_ += transform_ ? transform_(bytes) : std::string(bytes);
       return true;
     }
     if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) eof_ = true;
@@ -313,6 +328,7 @@ class Client {
   int fd_ = -1;
   std::string buffer_;
   bool eof_ = false;
+  std::function<std::string(std::string_view)> transform_;
 };
 
 // A client id whose session lives on `shard` of `count`.
@@ -764,6 +780,158 @@ TEST(ShardLoop, ItemsForAStoppedPeerAreReleased) {
   ASSERT_TRUE(suback.has_value());
   cluster.turn();
   EXPECT_FALSE(ShardTestPeer::has_staged(a)) << "items for a stopped peer keep the shard turning";
+}
+
+}  // namespace
+}  // namespace coremq::shard
+
+// ---- connections through a transport (TLS, WebSocket) --------------------------------------
+
+namespace coremq::shard {
+namespace {
+
+// A transport with the shape of TLS: the client opens with "HELLO", the server answers with
+// a handshake reply (kReplySize bytes of 'R'); after that every byte is XORed with 0x5A both
+// ways. Input that does not open with "HELLO" is refused with "NO"; the server's last words
+// are "BYE".
+class XorTransport final : public transport::Transport {
+ public:
+  explicit XorTransport(size_t reply_size) : reply_size_(reply_size) {}
+  Status decode(std::span<const uint8_t> wire, base::ByteBuffer& plain, base::ByteBuffer& wire_out) override {
+    while (!wire.empty() && hello_seen_ < kHello.size()) {
+      if (wire[0] != uint8_t(kHello[hello_seen_])) {
+        wire_out.append(std::span(reinterpret_cast<const uint8_t*>("NO"), 2));
+        return Status::kError;
+      }
+      ++hello_seen_;
+      wire = wire.subspan(1);
+      if (hello_seen_ == kHello.size()) {
+        std::string reply(reply_size_, 'R');
+        wire_out.append(std::span(reinterpret_cast<const uint8_t*>(reply.data()), reply.size()));
+      }
+    }
+    for (uint8_t byte : wire) plain.append(std::span<const uint8_t>(std::array<uint8_t, 1>{uint8_t(byte ^ 0x5A)}));
+    return Status::kOk;
+  }
+  Status encode(std::span<const uint8_t> plain, base::ByteBuffer& wire_out) override {
+    for (uint8_t byte : plain) wire_out.append(std::span<const uint8_t>(std::array<uint8_t, 1>{uint8_t(byte ^ 0x5A)}));
+    return Status::kOk;
+  }
+  void encode_close(uint16_t, base::ByteBuffer& wire_out) override {
+    wire_out.append(std::span(reinterpret_cast<const uint8_t*>("BYE"), 3));
+  }
+  bool established() const override { return hello_seen_ == kHello.size(); }
+  std::string_view error() const override { return "no HELLO"; }
+
+ private:
+  static constexpr std::string_view kHello = "HELLO";
+  size_t reply_size_;
+  size_t hello_seen_ = 0;
+};
+
+class XorFactory final : public transport::TransportFactory {
+ public:
+  explicit XorFactory(size_t reply_size) : reply_size_(reply_size) {}
+  std::unique_ptr<transport::Transport> make() override { return std::make_unique<XorTransport>(reply_size_); }
+
+ private:
+  size_t reply_size_;
+};
+
+void use_xor_transport(Cluster& cluster, uint32_t count, size_t reply_size) {
+  for (uint32_t i = 0; i < count; ++i) {
+    std::vector<std::unique_ptr<transport::TransportFactory>> factories;
+    factories.push_back(std::make_unique<XorFactory>(reply_size));
+    cluster.shard(i).set_transport_factories(std::move(factories));
+  }
+}
+
+std::string xored(std::string_view bytes) {
+  std::string out(bytes);
+  for (char& c : out) c = char(uint8_t(c) ^ 0x5A);
+  return out;
+}
+
+// The client side of XorTransport: the handshake reply is checked and dropped, the rest XORed.
+void undo_xor_after_reply(Client& client, size_t reply_size) {
+  auto reply_left = std::make_shared<size_t>(reply_size);
+  client.set_receive_transform([reply_left](std::string_view bytes) {
+    size_t raw = std::min(*reply_left, bytes.size());
+    *reply_left -= raw;
+    EXPECT_EQ(bytes.substr(0, raw).find_first_not_of('R'), std::string_view::npos);
+    return xored(bytes.substr(raw));
+  });
+}
+
+TEST(ShardChannel, ConnectionMovesToTheOwnerShardWithItsTransport) {
+  Cluster cluster(2, tiny_options());
+  use_xor_transport(cluster, 2, /*reply_size=*/2);
+  Client client(cluster, 0);
+  undo_xor_after_reply(client, 2);
+  // HELLO and the CONNECT in one write: the accepting shard decodes both, then hands the
+  // connection (and its transport, mid-stream) to the owner, which answers through it.
+  client.send("HELLO" + xored(connect_bytes(id_on(1, 2, "device"))));
+  auto connack = client.read_packet();
+  ASSERT_TRUE(connack.has_value());
+  EXPECT_EQ(client.received().size(), 0u);
+  EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
+  client.send(xored(subscribe_bytes(1, {{"t", 0}})));
+  auto suback = client.read_packet();
+  ASSERT_TRUE(suback.has_value());
+  EXPECT_EQ(suback->type, mqtt::PacketType::kSuback);
+  client.send(xored(publish_bytes("t", "through the transport")));
+  auto message = client.read_packet();
+  ASSERT_TRUE(message.has_value());
+  EXPECT_EQ(message->payload(), "through the transport");
+  EXPECT_EQ(ShardTestPeer::state(cluster.shard(0)).counters().transport_handshakes, 1u);
+}
+
+TEST(ShardChannel, HandOffWaitsForTheHandshakeSendStillInTheKernel) {
+  // A handshake reply far larger than the socket buffers: its send stays in the kernel while
+  // the client, not reading, sends its CONNECT for the other shard. The connection may move
+  // only once the send completes (it points into this connection's buffer).
+  constexpr size_t kReplySize = 32 << 20;
+  Cluster cluster(2, tiny_options());
+  use_xor_transport(cluster, 2, kReplySize);
+  Client client(cluster, 0);
+  undo_xor_after_reply(client, kReplySize);
+  client.send("HELLO");
+  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::state(cluster.shard(0)).counters().transport_handshakes == 1; }));
+  // Short sends fill the socket buffers; then one waits in the kernel for room.
+  for (int turns = 0; turns < 5; ++turns) cluster.turn();
+  ASSERT_TRUE(ShardTestPeer::send_in_flight(cluster.shard(0)));
+  client.send(xored(connect_bytes(id_on(1, 2, "device"))));
+  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::delayed_hand_offs(cluster.shard(0)) == 1; }));
+  auto connack = client.read_packet();  // reads the whole reply, then the CONNACK from shard 1
+  ASSERT_TRUE(connack.has_value());
+  EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
+  EXPECT_EQ(ShardTestPeer::delayed_hand_offs(cluster.shard(0)), 0u);
+  EXPECT_EQ(ShardTestPeer::connection_count(cluster.shard(0)), 0u);
+}
+
+TEST(ShardChannel, RefusedTransportInputGetsItsAnswerThenTheClose) {
+  Cluster cluster(1, tiny_options());
+  use_xor_transport(cluster, 1, 2);
+  Client client(cluster, 0);
+  client.send("GET / HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(client.wait_closed());
+  EXPECT_EQ(client.received(), "NO");
+  EXPECT_EQ(ShardTestPeer::state(cluster.shard(0)).counters().transport_errors, 1u);
+}
+
+TEST(ShardChannel, BrokerCloseEndsWithTheTransportsLastWords) {
+  Cluster cluster(1, tiny_options());
+  use_xor_transport(cluster, 1, 2);
+  Client client(cluster, 0);
+  undo_xor_after_reply(client, 2);
+  ConnectOptions options;
+  options.protocol_level = 9;  // refused with CONNACK 0x01, then closed after the flush
+  client.send("HELLO" + xored(connect_bytes("device", options)));
+  ASSERT_TRUE(client.wait_closed());
+  // The CONNACK, then the transport's close ("BYE", which the client's transform XORed).
+  ASSERT_EQ(client.received().size(), 4u + 3u);
+  EXPECT_EQ(uint8_t(client.received()[0]) >> 4, uint8_t(mqtt::PacketType::kConnack));
+  EXPECT_EQ(client.received().substr(4), xored("BYE"));
 }
 
 }  // namespace
