@@ -38,7 +38,7 @@ struct TopicAliases {
 };
 
 // MQTT 5 enhanced authentication of a connection whose CONNECT named an Authentication
-// Method (most name none and hold no such object). While connecting the CONNECT waits here
+// Method, or a CONNECT waiting for its password check (most connections hold no such object). While connecting the CONNECT waits here
 // until the exchange succeeds; once connected only the method is kept, for
 // re-authentication (AUTH Re-authenticate must name the same method, MQTT-4.12.1-1).
 struct EnhancedAuthentication {
@@ -51,6 +51,10 @@ struct EnhancedAuthentication {
   // Connected: an AUTH Re-authenticate was answered with Continue authentication and the
   // exchange has not ended yet.
   bool reauthenticating = false;
+  // A CONNECT waiting for the password checker's verdict (method empty then) holds its
+  // client id, body and flags above, and the token the verdict comes with; 0: none.
+  bool client_id_assigned = false;
+  uint64_t password_check = 0;
 };
 
 struct Connection {

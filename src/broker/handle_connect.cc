@@ -119,6 +119,9 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
   if (v5 && connect.properties.authentication_method) {
     return begin_authentication(connection, connect, body, flags, std::move(client_id), assigned);
   }
+  if (needs_password_check(connection, connect)) {
+    return begin_password_check(connection, connect, body, flags, std::move(client_id), assigned);
+  }
   return accept_connect(connection, connect, std::move(client_id), assigned, {});
 }
 

@@ -261,6 +261,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
   if (connection->state == ConnectionState::kClosing) return;
   bool was_handing_off = connection->state == ConnectionState::kHandingOff;
   connection->state = ConnectionState::kClosing;
+  forget_password_check(connection);
   if (connection->input_held) drop_waiting_answer(connection);
   connections_.erase(connection);
   COREMQ_ASSERT(counters_.connections_current > 0);

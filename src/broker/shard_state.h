@@ -49,6 +49,13 @@ class IoPort {
   // Queues an item for another shard (delivered in order, in a batch, at the end of the turn).
   virtual void post(uint32_t target_shard, CrossShardItem item) = 0;
   virtual int64_t now_ms() const = 0;
+  // Asks the password checker (a pool of threads: hashing never runs on a shard's thread)
+  // whether `password` (none: has_password false) is right for `username` in the password
+  // file of listener `listener`. The verdict comes back later, on this shard's thread, as
+  // ShardState::on_password_verdict(token, ...). False when the checker's queue from this
+  // shard is full: nothing was asked.
+  [[nodiscard]] virtual bool check_password(uint64_t token, uint8_t listener, std::string_view username,
+                                            bool has_password, std::string_view password) = 0;
 };
 
 // FNV-1a over the client id's bytes: which shard owns the id's session. Documented so
@@ -66,6 +73,9 @@ class ShardState {
   void on_connection_opened(Connection* connection);
   void on_bytes(Connection* connection, std::span<const uint8_t> bytes);
   void on_transport_closed(Connection* connection);
+  // The password checker's answer to IoPort::check_password(token, ...). A token whose
+  // connection went meanwhile is ignored.
+  void on_password_verdict(uint64_t token, bool accepted);
   // The connection's TLS or WebSocket transport refused what the client sent: the client
   // goes (its will too), after the transport's alert or close frame is flushed.
   void on_transport_error(Connection* connection, std::string_view why);
@@ -127,6 +137,11 @@ class ShardState {
   static AuthenticationHook::Step checked(AuthenticationHook::Step step);
   // The hook said no: CONNACK (connecting) or DISCONNECT (re-authenticating) with its reason.
   void refuse_authentication(Connection* connection, const AuthenticationHook::Step& step);
+  // Password files (password_check.cc): the CONNECT waits, held, for the checker's verdict.
+  bool needs_password_check(const Connection* connection, const mqtt::ConnectPacket& connect) const;
+  Next begin_password_check(Connection* connection, const mqtt::ConnectPacket& connect, std::span<const uint8_t> body,
+                            uint8_t flags, std::string client_id, bool client_id_assigned);
+  void forget_password_check(Connection* connection);
   // Ends an exchange with `reason` in the packet the connection's state calls for, and closes.
   void end_authentication(Connection* connection, mqtt::ReasonCode reason, std::string_view why);
   // AUTH with the agreed method and `data`; false (and the connection closed) when it would
@@ -287,6 +302,9 @@ class ShardState {
   std::vector<uint64_t> peer_applied_;
   // In sequence order (each is made with the sequence current then); one per held connection.
   std::deque<WaitingAnswer> waiting_answers_;
+  // CONNECTs waiting for the password checker, by the token it answers with.
+  absl::flat_hash_map<uint64_t, Connection*> password_checks_;
+  uint64_t password_check_last_ = 0;
   mqtt::PublishPacket publish_scratch_;
   std::vector<mqtt::SubscribeTopic> subscribe_scratch_;
   std::vector<std::string_view> unsubscribe_scratch_;

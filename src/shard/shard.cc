@@ -67,6 +67,21 @@ void Shard::request_stop() {
   wake_by_eventfd(event_fd_);
 }
 
+void Shard::wake_from_outside() { wake_by_eventfd(event_fd_); }
+
+bool Shard::check_password(uint64_t token, uint8_t listener, std::string_view username, bool has_password,
+                           std::string_view password) {
+  if (password_checker_ == nullptr) return false;
+  return password_checker_->submit(shard_id_, auth::PasswordCheckRequest{token, listener, has_password,
+                                                                         std::string(username), std::string(password)});
+}
+
+void Shard::drain_password_verdicts() {
+  if (password_checker_ == nullptr || !state_) return;
+  password_checker_->drain_verdicts(
+      shard_id_, [this](auth::PasswordVerdict&& verdict) { state_->on_password_verdict(verdict.token, verdict.accepted); });
+}
+
 void Shard::release_leftovers() {
   COREMQ_ASSERT(!thread_.joinable());
   for (auto& staged : staged_) {
@@ -154,6 +169,7 @@ bool Shard::turn() {
   }
   io_uring_cq_advance(ring_.raw(), count);
   drain_inbound();
+  drain_password_verdicts();
   if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
   if (now_ms_ >= next_tick_ms_) tick();
   end_of_turn();

@@ -19,6 +19,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "auth/password_checker.h"
 #include "base/spsc_ring.h"
 #include "broker/connection.h"
 #include "broker/cross_shard.h"
@@ -54,6 +55,10 @@ class Shard final : public broker::IoPort {
 
   // Wiring, before start(): rings between every ordered pair of shards.
   void set_peers(std::vector<Peer> peers, std::vector<CrossShardRing*> inbound);
+  // Before start(): the checker of password-file listeners (none: no listener has a file).
+  void set_password_checker(auth::PasswordChecker* checker) { password_checker_ = checker; }
+  // Any thread: makes the loop turn (the password checker's verdicts are waiting).
+  void wake_from_outside();
   // Before start(): per listener index, what makes its connections' transports (null: plain TCP).
   void set_transport_factories(std::vector<std::unique_ptr<transport::TransportFactory>> factories);
 
@@ -74,6 +79,8 @@ class Shard final : public broker::IoPort {
   void post(uint32_t target_shard, broker::CrossShardItem item) override;
   void resume_input(broker::Connection* connection) override;
   int64_t now_ms() const override { return now_ms_; }
+  [[nodiscard]] bool check_password(uint64_t token, uint8_t listener, std::string_view username, bool has_password,
+                                    std::string_view password) override;
 
   uint32_t id() const { return shard_id_; }
   // Set during start-up: an error message if the ring could not be made.
@@ -120,6 +127,7 @@ class Shard final : public broker::IoPort {
   broker::Connection* open_connection(int fd, int64_t accepted_at_ms);
 
   void drain_inbound();
+  void drain_password_verdicts();
   // Input pause: set where items are staged (post), lifted at the end of a turn.
   void pause_input(size_t staged);
   void update_input_pause();
@@ -273,6 +281,7 @@ class Shard final : public broker::IoPort {
   // Connections whose CONNECT moves them to another shard while a send of their handshake
   // bytes is still in the kernel: they move once it completes (target shard by connection).
   absl::flat_hash_map<broker::Connection*, uint32_t> delayed_hand_offs_;
+  auth::PasswordChecker* password_checker_ = nullptr;
 };
 
 }  // namespace coremq::shard

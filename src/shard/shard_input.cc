@@ -104,8 +104,9 @@ bool Shard::should_park(const Connection* connection) const {
     case ConnectionState::kAuthenticating:
       // A CONNECT may take a session over, ending the old connection: it must not be handled
       // before anything parked earlier (that connection's DISCONNECT, say), so while anything
-      // is parked it waits too, and the replay keeps arrival order.
-      return input_paused_ || parked_live_ > 0;
+      // is parked it waits too, and the replay keeps arrival order. A CONNECT waiting for its
+      // password check holds what follows it the same way (and then reads no more).
+      return input_paused_ || parked_live_ > 0 || connection->input_held;
     case ConnectionState::kHandingOff:
     case ConnectionState::kClosing: return false;
   }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -104,6 +105,22 @@ class FakeIo final : public broker::IoPort {
 
   int64_t now_ms() const override { return now; }
 
+  // A password check asked of the checker; the test answers with ShardState::on_password_verdict.
+  struct PasswordCheck {
+    uint64_t token;
+    uint8_t listener;
+    std::string username;
+    bool has_password;
+    std::string password;
+  };
+  bool check_password(uint64_t token, uint8_t listener, std::string_view username, bool has_password,
+                      std::string_view password) override {
+    if (password_checker_full) return false;
+    password_checks.push_back(
+        PasswordCheck{token, listener, std::string(username), has_password, std::string(password)});
+    return true;
+  }
+
   // Hands the recorded posts over to the caller, who now owns their pointees.
   std::vector<Post> take_posts() { return std::exchange(posts, {}); }
 
@@ -133,6 +150,8 @@ class FakeIo final : public broker::IoPort {
   std::vector<Post> posts;
   // Connections whose held input the protocol side asked the loop to replay, in order.
   std::vector<broker::Connection*> resumes;
+  std::vector<PasswordCheck> password_checks;
+  bool password_checker_full = false;
 
  private:
   const uint32_t shard_id_;

@@ -1,0 +1,102 @@
+// The password checker: a few threads that hash the passwords of CONNECTs against the
+// listeners' password files, so that no hash (PBKDF2, argon2id: microseconds to tens of
+// milliseconds each) ever runs on a shard's thread and a flood of wrong passwords costs the
+// shards nothing but a ring push per CONNECT.
+//
+// Threading: checker thread t serves the shards s with s % thread_count == t. Each shard has
+// one bounded SPSC request ring to its checker thread and one SPSC verdict ring back; a shard
+// pushes, then wakes its checker thread (eventfd); a checker thread pushes verdicts, then
+// wakes the shard (the shard's wake function, from the constructor). A full request ring is
+// refused at once (the shard answers Server busy), so nothing here grows without bound.
+// Verdicts are cached briefly per thread (kCacheSeconds, kCacheEntries) keyed by listener,
+// username and a SHA-256 of the password, so a reconnect storm of one fleet hashes each
+// password once; set_verifier (a reload) empties the caches.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/spsc_ring.h"
+
+namespace coremq::auth {
+
+// Decides one credential: slow (it hashes), thread-safe, called on checker threads only.
+class PasswordVerifier {
+ public:
+  virtual ~PasswordVerifier() = default;
+  virtual bool verify(std::string_view username, bool has_password, std::string_view password) const = 0;
+};
+
+struct PasswordCheckRequest {
+  uint64_t token = 0;
+  uint8_t listener = 0;
+  bool has_password = false;
+  std::string username;
+  std::string password;
+};
+
+struct PasswordVerdict {
+  uint64_t token = 0;
+  bool accepted = false;
+};
+
+class PasswordChecker {
+ public:
+  // verifiers: by listener index (null: that listener has no password file; asking for it
+  // is refused). wake_shard(s) wakes shard s from a checker thread.
+  PasswordChecker(uint32_t shard_count, uint32_t thread_count, uint32_t queue_capacity,
+                  std::vector<std::shared_ptr<const PasswordVerifier>> verifiers,
+                  std::function<void(uint32_t shard)> wake_shard);
+  ~PasswordChecker();
+  PasswordChecker(const PasswordChecker&) = delete;
+  PasswordChecker& operator=(const PasswordChecker&) = delete;
+
+  void start();
+  // Joins the threads; requests still queued are dropped (their shards are stopping).
+  void stop();
+
+  // Shard `shard`'s thread: queues a check and wakes the thread serving it; false when that
+  // shard's queue is full (the request is left untouched).
+  [[nodiscard]] bool submit(uint32_t shard, PasswordCheckRequest&& request);
+  // Shard `shard`'s thread: calls on_verdict(PasswordVerdict&&) for each verdict that came back.
+  template <typename F>
+  void drain_verdicts(uint32_t shard, F&& on_verdict) {
+    lanes_[shard]->verdicts.drain(std::forward<F>(on_verdict), kDrainMax);
+  }
+  bool has_verdicts(uint32_t shard) const { return !lanes_[shard]->verdicts.empty(); }
+
+  // Any thread (a reload): listener's new verifier for every check from now on.
+  void set_verifier(uint8_t listener, std::shared_ptr<const PasswordVerifier> verifier);
+
+  static constexpr int64_t kCacheSeconds = 10;
+  static constexpr size_t kCacheEntries = 4096;
+
+ private:
+  static constexpr size_t kDrainMax = 1024;
+  struct Lane {  // one shard's rings
+    explicit Lane(size_t capacity) : requests(capacity), verdicts(capacity) {}
+    base::SpscRing<PasswordCheckRequest> requests;
+    base::SpscRing<PasswordVerdict> verdicts;
+  };
+  struct Worker;
+  void run(Worker& worker);
+  std::shared_ptr<const PasswordVerifier> verifier(uint8_t listener) const;
+
+  const uint32_t shard_count_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  // Checker threads and set_verifier meet only through these atomic loads and stores.
+  const size_t verifier_count_;
+  std::unique_ptr<std::atomic<std::shared_ptr<const PasswordVerifier>>[]> verifiers_;
+  std::atomic<uint64_t> verifier_generation_{0};
+  std::function<void(uint32_t)> wake_shard_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace coremq::auth
