@@ -68,6 +68,10 @@ struct Options {
   // Pin shard i to the i-th CPU this process may run on.
   bool pin_threads = true;
 
+  // TLS and WebSocket handshake steps one shard runs per loop turn (a TLS handshake costs up
+  // to a millisecond of CPU); past it, handshake input waits for the next turn, so a storm of
+  // new connections cannot starve the shard's established clients.
+  uint32_t max_handshakes_per_turn = 32;
   // Connections the whole broker holds at once; more are accepted and closed at once.
   uint32_t max_connections = 100000;
   // Largest MQTT packet (fixed header included) accepted from a client.

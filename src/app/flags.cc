@@ -40,6 +40,8 @@ ABSL_FLAG(uint32_t, max_client_id_length, 256, "Longest client id accepted, in b
 ABSL_FLAG(uint32_t, max_subscriptions_per_session, 1000, "Subscriptions one session may hold.");
 ABSL_FLAG(uint32_t, max_retained_messages, 100000, "Retained messages kept; new retained topics past it are not stored.");
 ABSL_FLAG(uint32_t, max_sessions, 1000000, "Sessions one shard holds (online and offline).");
+ABSL_FLAG(uint32_t, max_handshakes_per_turn, 32,
+          "TLS/WebSocket handshake steps one shard runs per loop turn; more wait for the next turn.");
 ABSL_FLAG(uint32_t, max_topic_levels, 201,
           "Levels a topic name, filter or will topic may have (1..65536; 201 = Mosquitto's bound); deeper "
           "ones are refused (SUBACK failure, or the connection closed / DISCONNECT 0x90).");
@@ -97,6 +99,7 @@ constexpr FlagRange kFlagRanges[] = {
     {"max_client_id_length", 23, 65535},
     {"max_sessions", 1, std::numeric_limits<uint32_t>::max()},
     {"max_topic_levels", 1, 65536},
+    {"max_handshakes_per_turn", 1, 65536},
     {"ring_entries", 64, 32768},
     {"receive_buffer_size", 512, 1 << 20},
     {"receive_buffer_count", 16, 32768},
@@ -171,6 +174,8 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   if (!in_range("max_sessions", options->max_sessions, error)) return false;
   options->max_topic_levels = absl::GetFlag(FLAGS_max_topic_levels);
   if (!in_range("max_topic_levels", options->max_topic_levels, error)) return false;
+  options->max_handshakes_per_turn = absl::GetFlag(FLAGS_max_handshakes_per_turn);
+  if (!in_range("max_handshakes_per_turn", options->max_handshakes_per_turn, error)) return false;
   options->ring_entries = absl::GetFlag(FLAGS_ring_entries);
   if (!in_range("ring_entries", options->ring_entries, error)) return false;
   options->receive_buffer_size = absl::GetFlag(FLAGS_receive_buffer_size);

@@ -51,6 +51,8 @@ struct ShardCounters {
   // their transport refused what the client sent (a failed handshake, a bad frame).
   uint64_t transport_handshakes = 0;
   uint64_t transport_errors = 0;
+  // Turns that left handshake input for the next turn (--max-handshakes-per-turn reached).
+  uint64_t handshakes_deferred = 0;
   // CONNECTs checked against a password file, and those refused (Server busy) because the
   // checker's queue from this shard was full.
   uint64_t password_checks = 0;
@@ -62,7 +64,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 32 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 33 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -93,6 +95,7 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("wakes_by_eventfd_fallback", counters.wakes_by_eventfd_fallback);
   visit("transport_handshakes", counters.transport_handshakes);
   visit("transport_errors", counters.transport_errors);
+  visit("handshakes_deferred", counters.handshakes_deferred);
   visit("password_checks", counters.password_checks);
   visit("password_checks_refused_busy", counters.password_checks_refused_busy);
 }

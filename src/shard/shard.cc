@@ -156,6 +156,7 @@ void Shard::loop() {
 bool Shard::turn() {
   enter_kernel();
   update_clock();
+  start_turn_handshakes();
   // Items from other shards first: anything a peer pushed before this turn's socket data
   // arrived is handled before that data, which bounds how stale this shard's view of its
   // peers is (the SUBACK and retained PUBACK promises rest on barriers, not on this).
@@ -208,7 +209,7 @@ void Shard::enter_kernel() {
   // Items that did not fit a peer's ring must not wait for a completion or the next tick:
   // the peer frees room as it drains (it stays awake while its ring holds items) and
   // nothing wakes this shard when it does, so it keeps turning until they are pushed.
-  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items()) {
+  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items() || handshakes_deferred_) {
     sleeping_.store(false, std::memory_order_relaxed);
     int result = io_uring_submit_and_get_events(ring_.raw());
     if (result < 0 && result != -EINTR && result != -EBUSY) LOG_WARNING("io_uring submit: %s", std::strerror(-result));

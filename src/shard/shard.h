@@ -183,6 +183,8 @@ class Shard final : public broker::IoPort {
   void keep_unsent_wire_bytes(broker::Connection* connection, size_t sent);
   void encode_transport_close(broker::Connection* connection);
   void complete_delayed_hand_off(broker::Connection* connection);
+  bool handshake_waits(const broker::Connection* connection) const;
+  void start_turn_handshakes();
 
   const uint32_t shard_id_;
   const uint32_t shard_count_;
@@ -282,6 +284,10 @@ class Shard final : public broker::IoPort {
   // bytes is still in the kernel: they move once it completes (target shard by connection).
   absl::flat_hash_map<broker::Connection*, uint32_t> delayed_hand_offs_;
   auth::PasswordChecker* password_checker_ = nullptr;
+  // Handshake steps left this turn (--max-handshakes-per-turn); past it, a connection whose
+  // transport is still in its handshake parks its input until a later turn.
+  uint32_t handshake_budget_ = 0;
+  bool handshakes_deferred_ = false;  // such input is parked: replay it next turn
 };
 
 }  // namespace coremq::shard

@@ -35,9 +35,22 @@ bool Shard::has_unsent_output(const Connection* connection) {
   return connection->channel != nullptr && !connection->channel->wire_pending.empty();
 }
 
+bool Shard::handshake_waits(const Connection* connection) const {
+  return handshake_budget_ == 0 && connection->channel != nullptr && !connection->channel->transport->established();
+}
+
+void Shard::start_turn_handshakes() {
+  handshake_budget_ = options_.max_handshakes_per_turn;
+  if (handshakes_deferred_) {
+    handshakes_deferred_ = false;
+    replay_wanted_ = true;
+  }
+}
+
 void Shard::deliver_through_channel(Connection* connection, std::span<const uint8_t> wire) {
   transport::Channel& channel = *connection->channel;
   bool was_established = channel.transport->established();
+  if (!was_established && handshake_budget_ > 0) --handshake_budget_;
   decoded_.clear();
   Transport::Status status = channel.transport->decode(wire, decoded_, channel.wire_pending);
   if (!channel.wire_pending.empty()) request_flush(connection);

@@ -106,7 +106,7 @@ bool Shard::should_park(const Connection* connection) const {
       // before anything parked earlier (that connection's DISCONNECT, say), so while anything
       // is parked it waits too, and the replay keeps arrival order. A CONNECT waiting for its
       // password check holds what follows it the same way (and then reads no more).
-      return input_paused_ || parked_live_ > 0 || connection->input_held;
+      return input_paused_ || parked_live_ > 0 || connection->input_held || handshake_waits(connection);
     case ConnectionState::kHandingOff:
     case ConnectionState::kClosing: return false;
   }
@@ -191,10 +191,17 @@ void Shard::replay_parked() {
       continue;
     }
     if (connection->input_held) {
-      behind_held = true;
+      // Only a connected client's held input can hide a DISCONNECT that a later CONNECT's
+      // takeover must follow; a CONNECT held for its password check hides nothing.
+      if (connection->state == ConnectionState::kConnected) behind_held = true;
       continue;
     }
     if (behind_held && connection->state != ConnectionState::kConnected) continue;
+    if (handshake_waits(connection)) {
+      if (!handshakes_deferred_) ++state_->counters().handshakes_deferred;
+      handshakes_deferred_ = true;
+      continue;
+    }
     replay(take_parked(i));
   }
   --replay_depth_;

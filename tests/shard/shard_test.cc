@@ -15,7 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -932,6 +934,109 @@ TEST(ShardChannel, BrokerCloseEndsWithTheTransportsLastWords) {
   ASSERT_EQ(client.received().size(), 4u + 3u);
   EXPECT_EQ(uint8_t(client.received()[0]) >> 4, uint8_t(mqtt::PacketType::kConnack));
   EXPECT_EQ(client.received().substr(4), xored("BYE"));
+}
+
+}  // namespace
+}  // namespace coremq::shard
+
+namespace coremq::shard {
+namespace {
+
+TEST(ShardChannel, HandshakesPastTheTurnsBudgetWaitForLaterTurns) {
+  Options options = tiny_options();
+  options.max_handshakes_per_turn = 1;
+  Cluster cluster(1, options);
+  use_xor_transport(cluster, 1, 2);
+  // An established client first: its traffic never waits for the handshake budget.
+  Client established(cluster, 0);
+  undo_xor_after_reply(established, 2);
+  established.send("HELLO" + xored(connect_bytes("established")));
+  ASSERT_TRUE(established.read_packet().has_value());
+  const broker::ShardCounters& counters = ShardTestPeer::state(cluster.shard(0)).counters();
+  ASSERT_EQ(counters.transport_handshakes, 1u);
+
+  std::vector<std::unique_ptr<Client>> storm;
+  for (int i = 0; i < 4; ++i) {
+    storm.push_back(std::make_unique<Client>(cluster, 0));
+    storm.back()->send("HELLO");
+  }
+  uint64_t before = counters.transport_handshakes;
+  ASSERT_TRUE(cluster.turn_until([&] {
+    uint64_t now = counters.transport_handshakes;
+    EXPECT_LE(now - before, 1u) << "more handshakes in one turn than --max-handshakes-per-turn";
+    before = now;
+    return now == 5;
+  }));
+  EXPECT_GE(counters.handshakes_deferred, 1u);
+  // Meanwhile and after, the established client is served.
+  established.send(xored(pingreq_bytes()));
+  auto pong = established.read_packet();
+  ASSERT_TRUE(pong.has_value());
+  EXPECT_EQ(pong->type, mqtt::PacketType::kPingresp);
+}
+
+}  // namespace
+}  // namespace coremq::shard
+
+namespace coremq::shard {
+namespace {
+
+// A verifier that answers only once released (a slow hash, a busy checker).
+class GatedVerifier final : public auth::PasswordVerifier {
+ public:
+  bool verify(std::string_view, bool, std::string_view password) const override {
+    while (!open.load()) std::this_thread::yield();
+    return password == "right";
+  }
+  mutable std::atomic<bool> open{false};
+};
+
+std::string connect_as_user(std::string_view client_id, std::string_view username, std::string_view password) {
+  mqtt::ConnectPacket connect;
+  connect.protocol_level = 4;
+  connect.client_id = client_id;
+  connect.clean_session = true;
+  connect.has_username = true;
+  connect.username = username;
+  connect.has_password = true;
+  connect.password = password;
+  base::ByteBuffer out;
+  mqtt::encode_connect(out, connect);
+  return std::string(out.view());
+}
+
+TEST(ShardPasswordHold, ConnectWaitingForItsPasswordHoldsOnlyItself) {
+  Options options = tiny_options();
+  ListenerOptions listener;
+  listener.password_file = "passwords";
+  listener.allow_anonymous = ListenerOptions::Anonymous::kAllow;
+  options.listeners = {listener};
+  Cluster cluster(1, options);
+  auto verifier = std::make_shared<GatedVerifier>();
+  std::vector<Shard*> shards{&cluster.shard(0)};
+  auth::PasswordChecker checker(1, 1, 16, {verifier}, [&](uint32_t) { shards[0]->wake_from_outside(); });
+  cluster.shard(0).set_password_checker(&checker);
+  checker.start();
+  // A's CONNECT waits for its check; what A sends behind it is parked behind it.
+  Client a(cluster, 0);
+  a.send(connect_as_user("a", "alice", "right"));
+  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::state(cluster.shard(0)).counters().password_checks == 1; }));
+  a.send(pingreq_bytes());
+  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked(cluster.shard(0)) > 0; }));
+  // B (anonymous, no check) connects meanwhile: it must not wait behind A's verdict.
+  Client b(cluster, 0);
+  b.connect_as("b");
+  EXPECT_TRUE(a.nothing_received());
+  verifier->open = true;
+  auto connack = a.read_packet();
+  ASSERT_TRUE(connack.has_value());
+  EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
+  EXPECT_EQ(connack->body[1], 0);
+  auto pong = a.read_packet();  // the PINGREQ held behind the CONNECT, answered after it
+  ASSERT_TRUE(pong.has_value());
+  EXPECT_EQ(pong->type, mqtt::PacketType::kPingresp);
+  checker.stop();
+  cluster.shard(0).set_password_checker(nullptr);  // the checker goes before the cluster
 }
 
 }  // namespace
