@@ -227,6 +227,7 @@ void Shard::hand_off_connection(Connection* connection, uint32_t target_shard) {
   COREMQ_ASSERT(!connection->receive_armed);  // one receive at a time before CONNECT, none while parked
   auto* handoff = new broker::ConnectionHandoff();
   handoff->fd = connection->fd;
+  handoff->listener = connection->listener;
   handoff->accepted_at_ms = connection->accepted_at_ms;
   handoff->input = std::move(connection->input);
   // Bytes parked after the CONNECT go along, in order: a connection holds no parked data
@@ -247,6 +248,7 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
     return;
   }
   Connection* connection = open_connection(handoff->fd, handoff->accepted_at_ms);
+  connection->listener = handoff->listener;
   state_->on_connection_opened(connection);
   if (!handoff->input.empty() && should_park(connection)) {
     // Its CONNECT may take over a session whose input is parked here: it waits its turn.
