@@ -1,14 +1,13 @@
 // Mosquitto's options (mosquitto.conf(5), Mosquitto 2.0) and what each becomes in coremq: a flag
-// setting, a warning that it is ignored, or an error. coremq's own flags are accepted in the same
-// `name value` form. See config_file.h.
+// setting, a listener's setting (listener sections, TLS and security options, through
+// listener_spec.h's setter so the file and --listener take the same values), a warning that it is
+// ignored, or an error. coremq's own flags are accepted in the same `name value` form. See
+// config_file.h.
 #include <algorithm>
 #include <charconv>
 #include <optional>
 #include <string_view>
 
-#include <arpa/inet.h>
-
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "config/config_file.h"
 #include "config/listener_spec.h"
