@@ -70,7 +70,8 @@ bool listeners_from_flags(const std::vector<std::string>& command_line_specs, co
       if (allow_anonymous) listener.allow_anonymous = ListenerOptions::Anonymous::kAllow;
       options->listeners.push_back(std::move(listener));
     }
-    for (const config::ConfigListener& listener : file.listeners) options->listeners.push_back(listener.options);
+    for (const config::ConfigListener& listener : file.listeners)
+      options->listeners.push_back(listener.options);
   }
   if (allow_anonymous && !default_listener) {
     *error =

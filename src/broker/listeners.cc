@@ -45,9 +45,12 @@ bool is_loopback_address(const std::string& address) {
 
 bool anonymous_allowed(const ListenerOptions& listener) {
   switch (listener.allow_anonymous) {
-    case ListenerOptions::Anonymous::kAllow: return true;
-    case ListenerOptions::Anonymous::kDeny: return false;
-    case ListenerOptions::Anonymous::kDefault: break;
+    case ListenerOptions::Anonymous::kAllow:
+      return true;
+    case ListenerOptions::Anonymous::kDeny:
+      return false;
+    case ListenerOptions::Anonymous::kDefault:
+      break;
   }
   // A password file means clients are expected to log in: Mosquitto 2 then refuses anonymous
   // ones unless told otherwise, wherever the listener is.
@@ -63,8 +66,8 @@ const char* listener_scheme(const ListenerOptions& listener) {
 
 std::string listener_url(const ListenerOptions& listener, const std::string& numeric_address, uint16_t port) {
   bool v6 = numeric_address.find(':') != std::string::npos;
-  return absl::StrFormat("%s://%s%s%s:%u", listener_scheme(listener), v6 ? "[" : "", numeric_address, v6 ? "]" : "",
-                         port);
+  return absl::StrFormat("%s://%s%s%s:%u", listener_scheme(listener), v6 ? "[" : "", numeric_address,
+                         v6 ? "]" : "", port);
 }
 
 }  // namespace coremq::broker

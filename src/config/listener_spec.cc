@@ -52,7 +52,8 @@ std::string_view tls_option_set(const TlsOptions& tls) {
 
 }  // namespace
 
-bool parse_listener_address(std::string_view text, bool bracketed_ipv6, std::string* address, std::string* error) {
+bool parse_listener_address(std::string_view text, bool bracketed_ipv6, std::string* address,
+                            std::string* error) {
   if (text.empty() || text == "localhost") {
     address->clear();
     return true;
@@ -113,7 +114,8 @@ bool set_listener_option(std::string_view key, std::string_view value, ListenerO
   if (key == "allow_anonymous") {
     bool allow = false;
     if (!parse_bool(key, value, &allow, error)) return false;
-    listener->allow_anonymous = allow ? ListenerOptions::Anonymous::kAllow : ListenerOptions::Anonymous::kDeny;
+    listener->allow_anonymous =
+        allow ? ListenerOptions::Anonymous::kAllow : ListenerOptions::Anonymous::kDeny;
     return true;
   }
   if (key == "tls_version") {
@@ -134,9 +136,10 @@ bool check_listener(const ListenerOptions& listener, std::string* error) {
   if (!listener.tls) {
     std::string_view option = tls_option_set(tls);
     if (!option.empty()) {
-      *error = absl::StrFormat("%s is a TLS option: the listener needs TLS (mqtts:// or wss://, or certfile and "
-                               "keyfile in a config file)",
-                               option);
+      *error = absl::StrFormat(
+          "%s is a TLS option: the listener needs TLS (mqtts:// or wss://, or certfile and "
+          "keyfile in a config file)",
+          option);
       return false;
     }
     if (tls.min_version != TlsOptions{}.min_version) {
@@ -182,20 +185,22 @@ bool parse_listener_spec(std::string_view spec, ListenerOptions* listener, std::
   std::string_view host_port = rest.substr(0, options_start);
   // The port follows the last ':' (an IPv6 address is in brackets, so its colons come before).
   size_t colon = host_port.rfind(':');
-  if (colon == std::string_view::npos || (host_port.find(']') != std::string_view::npos &&
-                                          colon < host_port.find(']'))) {
+  if (colon == std::string_view::npos ||
+      (host_port.find(']') != std::string_view::npos && colon < host_port.find(']'))) {
     *error = absl::StrFormat("'%s' has no :PORT", host_port);
     return false;
   }
   std::string_view port_text = host_port.substr(colon + 1);
   uint32_t port = 0;
   auto [end, status] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || status != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+  if (port_text.empty() || status != std::errc() || end != port_text.data() + port_text.size() ||
+      port > 65535) {
     *error = absl::StrFormat("port '%s' is not a number in [0, 65535]", port_text);
     return false;
   }
   listener->port = static_cast<uint16_t>(port);
-  if (!parse_listener_address(host_port.substr(0, colon), /*bracketed_ipv6=*/true, &listener->address, error)) {
+  if (!parse_listener_address(host_port.substr(0, colon), /*bracketed_ipv6=*/true, &listener->address,
+                              error)) {
     return false;
   }
   std::vector<std::string_view> seen;

@@ -35,8 +35,8 @@ inline constexpr size_t kListenerSpecBytesMax = 16384;
 
 // One key=value of a spec, or one option line of a config file's listener section (the file's
 // `ciphers_tls1.3` is the key `ciphersuites`). On failure *error says why, naming the key.
-[[nodiscard]] bool set_listener_option(std::string_view key, std::string_view value, ListenerOptions* listener,
-                                       std::string* error);
+[[nodiscard]] bool set_listener_option(std::string_view key, std::string_view value,
+                                       ListenerOptions* listener, std::string* error);
 
 // Whether the settings make sense together: TLS options need a TLS listener, a TLS listener
 // needs certfile and keyfile, require_certificate needs cafile or capath.

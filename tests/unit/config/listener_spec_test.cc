@@ -73,7 +73,8 @@ TEST(ConfigListenerSpec, EveryKey) {
 }
 
 TEST(ConfigListenerSpec, ErrorsNameWhatIsWrong) {
-  EXPECT_EQ(error_of("127.0.0.1:1883"), "expected SCHEME://ADDRESS:PORT[,key=value...] with SCHEME mqtt, mqtts, ws or wss");
+  EXPECT_EQ(error_of("127.0.0.1:1883"),
+            "expected SCHEME://ADDRESS:PORT[,key=value...] with SCHEME mqtt, mqtts, ws or wss");
   EXPECT_EQ(error_of("tcp://127.0.0.1:1883"), "unknown scheme 'tcp' (mqtt, mqtts, ws or wss)");
   EXPECT_EQ(error_of("mqtt://127.0.0.1"), "'127.0.0.1' has no :PORT");
   EXPECT_EQ(error_of("mqtt://[::1]"), "'[::1]' has no :PORT");
@@ -81,7 +82,8 @@ TEST(ConfigListenerSpec, ErrorsNameWhatIsWrong) {
   EXPECT_EQ(error_of("mqtt://127.0.0.1:"), "port '' is not a number in [0, 65535]");
   EXPECT_EQ(error_of("mqtt://127.0.0.1:-1"), "port '-1' is not a number in [0, 65535]");
   // IPv6 goes in brackets: the last ':' ends the address.
-  EXPECT_TRUE(error_of("mqtt://::1:1883").starts_with("'::1' is not an address")) << error_of("mqtt://::1:1883");
+  EXPECT_TRUE(error_of("mqtt://::1:1883").starts_with("'::1' is not an address"))
+      << error_of("mqtt://::1:1883");
   EXPECT_TRUE(error_of("mqtt://broker.example:1883").starts_with("'broker.example' is not an address"));
   EXPECT_TRUE(error_of("mqtt://:1,bogus=1").starts_with("unknown key 'bogus' (keys: allow_anonymous"));
   EXPECT_EQ(error_of("mqtt://:1,allow_anonymous"), "'allow_anonymous' is not key=value");
@@ -91,8 +93,10 @@ TEST(ConfigListenerSpec, ErrorsNameWhatIsWrong) {
   EXPECT_EQ(error_of("mqtts://:1,certfile=/c,keyfile=/k,tls_version=tlsv1.1"),
             "tls_version: 'tlsv1.1' is not tlsv1.2 or tlsv1.3 (older versions are not offered)");
   EXPECT_TRUE(error_of("mqtt://:1,certfile=/c").starts_with("certfile is a TLS option"));
-  EXPECT_TRUE(error_of("ws://:1,require_certificate=true").starts_with("require_certificate is a TLS option"));
-  EXPECT_EQ(error_of("mqtts://:1,certfile=/c"), "a TLS listener needs certfile and keyfile (keyfile is missing)");
+  EXPECT_TRUE(
+      error_of("ws://:1,require_certificate=true").starts_with("require_certificate is a TLS option"));
+  EXPECT_EQ(error_of("mqtts://:1,certfile=/c"),
+            "a TLS listener needs certfile and keyfile (keyfile is missing)");
   EXPECT_EQ(error_of("mqtts://:1"), "a TLS listener needs certfile and keyfile (certfile is missing)");
   EXPECT_EQ(error_of("mqtts://:1,certfile=/c,keyfile=/k,require_certificate=true"),
             "require_certificate needs cafile or capath (the CAs client certificates must chain to)");
