@@ -4,6 +4,7 @@
 // from any one controlling thread; the broker's internals run only on shard threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,8 +36,11 @@ class COREMQ_API Broker {
   // Blocks until every shard thread has exited.
   void wait();
 
-  // The port actually bound (useful with Options::port == 0).
+  // The port actually bound (useful with Options::port == 0): the first listener's.
   uint16_t port() const;
+  // The port listener `index` (of Options::listeners, or 0 for bind_address/port) bound;
+  // 0 before start() or for an index past the last listener.
+  uint16_t listener_port(size_t index) const;
   uint32_t shard_count() const;
 
  private:

@@ -40,7 +40,8 @@ struct ListenerOptions {
   // accident).
   enum class Anonymous : uint8_t { kDefault, kAllow, kDeny };
 
-  // Numeric IPv4 or IPv6 address; empty: loopback only (127.0.0.1 and ::1).
+  // Numeric IPv4 or IPv6 address; empty (or "localhost"): loopback only (127.0.0.1 and ::1);
+  // "*": every interface, IPv4 and IPv6. A missing IPv6 half (no IPv6 on the machine) is logged.
   std::string address;
   // 0 asks the kernel for a free port (see Broker::port()).
   uint16_t port = 1883;
@@ -60,7 +61,7 @@ struct Options {
   // (see Broker::port()).
   std::string bind_address;
   uint16_t port = 1883;
-  // Every listener; when empty, bind_address and port above make the only one.
+  // Every listener (at most 255); when empty, bind_address and port above make the only one.
   std::vector<ListenerOptions> listeners;
 
   // Number of shards (event-loop threads); 0 means one per online CPU.

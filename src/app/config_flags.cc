@@ -137,7 +137,8 @@ void normalize_config_arguments(std::vector<std::string>* arguments) {
   }
 }
 
-bool apply_config_and_environment(const std::vector<std::string>& arguments, FlagOrigins* origins) {
+bool apply_config_and_environment(const std::vector<std::string>& arguments, FlagOrigins* origins,
+                                  FileListeners* listeners) {
   const config::FlagCatalog catalog = flag_catalog();
   std::string path = config_argument(arguments);
   if (path.empty()) {
@@ -159,13 +160,17 @@ bool apply_config_and_environment(const std::vector<std::string>& arguments, Fla
       return false;
     }
     if (!apply_settings(result.settings, origins)) return false;
+    listeners->read = true;
+    listeners->default_listener_opened = result.default_listener_opened;
+    listeners->default_listener = std::move(result.default_listener);
+    listeners->listeners = std::move(result.listeners);
     for (size_t i = 1; i < result.files.size(); ++i) {
       std::fprintf(stderr, "coremq: read config file %s (include_dir)\n", result.files[i].c_str());
     }
     if (result.local_only) {
       std::fprintf(stderr,
-                   "coremq: %s has no listener, port or bind_address: listening on 127.0.0.1 only, "
-                   "as Mosquitto 2 does (--bind overrides)\n",
+                   "coremq: %s has no listener, port or bind_address: listening on loopback only "
+                   "(127.0.0.1 and ::1), as Mosquitto 2 does (--bind or --listener override)\n",
                    path.c_str());
     }
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/flags.h"
+#include "app/listener_flags.h"
 #include "config/config_file.h"
 
 namespace coremq::app {
@@ -21,9 +22,9 @@ void normalize_config_arguments(std::vector<std::string>* arguments);
 // Applies the config file named by `--config` in arguments (or COREMQ_CONFIG), then the
 // COREMQ_<FLAG> variables, to the flags; the command line, parsed after this, overrides both.
 // Prints each warning and error to stderr; false when there was an error (nothing listens then).
-// *origins records where each value set here came from.
+// *origins records where each value set here came from; *listeners receives the file's listeners.
 [[nodiscard]] bool apply_config_and_environment(const std::vector<std::string>& arguments,
-                                                FlagOrigins* origins);
+                                                FlagOrigins* origins, FileListeners* listeners);
 
 // Drops the origins of flags that arguments set, once the command line has overridden them.
 void forget_command_line_origins(const std::vector<std::string>& arguments, FlagOrigins* origins);

@@ -13,8 +13,19 @@
 ABSL_FLAG(std::string, config, "",
           "Read options from this Mosquitto-style config file first (alias -c; see docs/CONFIG.md); "
           "COREMQ_<FLAG> environment variables override it and flags override both.");
-ABSL_FLAG(std::string, bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6, numeric).");
+ABSL_FLAG(std::string, bind, "",
+          "Address of the plain MQTT listener --bind/--port make when no --listener is given: empty = "
+          "loopback only (127.0.0.1 and ::1), `*` = every interface, or a numeric IPv4 or IPv6 address.");
 ABSL_FLAG(uint32_t, port, 1883, "TCP port for MQTT; 0 picks a free port (logged at start).");
+ABSL_FLAG(bool, allow_anonymous, false,
+          "Let clients without a username connect through the --bind/--port listener even when it is not on "
+          "loopback (by default such a listener refuses them, as Mosquitto 2 does).");
+ABSL_FLAG(std::string, listener, "",
+          "A listener, repeatable: SCHEME://ADDRESS:PORT[,key=value...] with SCHEME mqtt, mqtts, ws or wss, "
+          "ADDRESS a numeric IPv4 address, [IPv6], * (every interface) or empty (loopback), and keys "
+          "allow_anonymous, password_file, acl_file, certfile, keyfile, cafile, capath, crlfile, ciphers, "
+          "ciphersuites, tls_version, require_certificate, use_identity_as_username, use_subject_as_username "
+          "(see docs/CONFIG.md). Any --listener replaces --bind/--port.");
 ABSL_FLAG(uint32_t, threads, 0, "Shards (event-loop threads); 0 = one per CPU this process may use.");
 ABSL_FLAG(bool, pin_threads, true, "Pin shard i to the i-th allowed CPU.");
 ABSL_FLAG(uint32_t, max_connections, 100000, "Connections held at once; more are accepted and closed at once.");

@@ -116,6 +116,18 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
     return Next::kHandOff;
   }
 
+  // On the owner shard, so a refusal is counted once, where the session would have been.
+  COREMQ_ASSERT(connection->listener < listeners_.size());
+  if (!connect.has_username && !connect.properties.authentication_method &&
+      !anonymous_allowed_[connection->listener]) {
+    // An MQTT 5 client with an authentication method is not anonymous: the hook decides.
+    ++counters_.anonymous_refused;
+    refuse_connect(connection, version, ReasonCode::kNotAuthorized,
+                   absl::StrFormat("no username, and listener %u refuses anonymous clients (see the start-up log)",
+                                   connection->listener));
+    return Next::kStop;
+  }
+
   if (v5 && connect.properties.authentication_method) {
     return begin_authentication(connection, connect, body, flags, std::move(client_id), assigned);
   }

@@ -17,8 +17,7 @@ bool ShardState::needs_password_check(const Connection* connection, const mqtt::
   // Without a username the client is anonymous: the listener's anonymous rule decides. With an
   // Authentication Method the enhanced-authentication hook decides.
   if (!connect.has_username || connect.properties.authentication_method) return false;
-  return connection->listener < options_.listeners.size() &&
-         !options_.listeners[connection->listener].password_file.empty();
+  return connection->listener < listeners_.size() && !listeners_[connection->listener].password_file.empty();
 }
 
 ShardState::Next ShardState::begin_password_check(Connection* connection, const mqtt::ConnectPacket& connect,

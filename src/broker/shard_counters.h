@@ -12,6 +12,8 @@ struct ShardCounters {
   uint64_t connections_current = 0;
   uint64_t protocol_errors = 0;
   uint64_t authentication_failures = 0;  // refused by the hook, connecting or re-authenticating
+  // CONNECTs without a username refused by their listener's anonymous policy (CONNACK 0x05/0x87).
+  uint64_t anonymous_refused = 0;
   uint64_t messages_received = 0;
   uint64_t messages_delivered = 0;
   uint64_t messages_forwarded_to_shards = 0;
@@ -64,12 +66,13 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 33 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 34 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
   visit("protocol_errors", counters.protocol_errors);
   visit("authentication_failures", counters.authentication_failures);
+  visit("anonymous_refused", counters.anonymous_refused);
   visit("messages_received", counters.messages_received);
   visit("messages_delivered", counters.messages_delivered);
   visit("messages_forwarded_to_shards", counters.messages_forwarded_to_shards);

@@ -5,6 +5,7 @@
 
 #include "base/assert.h"
 #include "base/log.h"
+#include "broker/listeners.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
 #include "mqtt/properties.h"
@@ -28,10 +29,12 @@ ShardState::ShardState(uint32_t shard_id, uint32_t shard_count, const Options& o
       shard_count_(shard_count),
       options_(options),
       io_(io),
+      listeners_(effective_listeners(options)),
       retained_(options.max_retained_messages),
       shard_match_epoch_(shard_count, 0),
       peer_applied_(shard_count, 0) {
   COREMQ_ASSERT(shard_id < shard_count);
+  for (const ListenerOptions& listener : listeners_) anonymous_allowed_.push_back(anonymous_allowed(listener));
 }
 
 // The trees hold Session pointers; they are declared after sessions_ and so go first.

@@ -247,6 +247,10 @@ class ShardState {
   const Options& options_;
   IoPort& io_;
   ShardCounters counters_;
+  // effective_listeners(options_), indexed by Connection::listener, and whether each lets
+  // clients without a username in (anonymous_allowed, resolved once).
+  const std::vector<ListenerOptions> listeners_;
+  std::vector<bool> anonymous_allowed_;
 
   // Keyed by a view of the session's own client_id (a Session never moves), so an id is
   // stored once.

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "coremq/options.h"
+
 namespace coremq::config {
 
 // Files and included files: a config file larger than this, or an include_dir with more
@@ -85,13 +87,28 @@ class FileSource {
 // ("A.conf" < "a.conf" < "B.conf"); returned as "directory/name".
 std::vector<std::string> included_files(const std::string& directory, std::vector<std::string> names);
 
+// A `listener PORT [ADDRESS]` section: the listener with the options that followed the line.
+struct ConfigListener {
+  ListenerOptions options;
+  std::string where;  // the `listener` line
+};
+
 struct ConfigResult {
   std::vector<Setting> settings;  // in file order; a later one for the same flag wins
   std::vector<Diagnostic> diagnostics;
   std::vector<std::string> files;  // every file read, the main one first
   // No listener, port or bind_address anywhere: Mosquitto 2 then listens on loopback only,
-  // and so does coremq (a setting of bind to 127.0.0.1 is among the settings).
+  // and so does coremq (--bind's default, 127.0.0.1 and ::1).
   bool local_only = false;
+  // Mosquitto's default listener is opened (a `port` or `bind_address` line, or no listener at
+  // all): its address and port are the --bind and --port flags (set by those lines among the
+  // settings, so the environment and the command line override them), and its other options
+  // are default_listener's (the listener options before the first `listener` line, and the
+  // security options as per_listener_settings says).
+  bool default_listener_opened = true;
+  ListenerOptions default_listener;
+  // The `listener` sections in file order, complete and checked (check_listener).
+  std::vector<ConfigListener> listeners;
 };
 
 // Reads the main file's text (named file_name) and, through files, its include_dir files.

@@ -1,15 +1,16 @@
 // Mosquitto's options (mosquitto.conf(5), Mosquitto 2.0) and what each becomes in coremq: a flag
-// setting, a warning that it is ignored, or an error. coremq's own flags are accepted in the same
-// `name value` form. See config_file.h.
+// setting, a listener's setting (listener sections, TLS and security options, through
+// listener_spec.h's setter so the file and --listener take the same values), a warning that it is
+// ignored, or an error. coremq's own flags are accepted in the same `name value` form. See
+// config_file.h.
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <string_view>
 
-#include <arpa/inet.h>
-
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "config/config_file.h"
+#include "config/listener_spec.h"
 
 namespace coremq::config {
 
@@ -30,10 +31,11 @@ enum class Kind {
   kConnection,    // `connection NAME`: a bridge section
   kBridgeOption,  // valid only inside a bridge section
   kTrueOnly,      // matches coremq when true; false is ignored with `why`
-  kTrueOrRefuse,  // matches coremq when true; false restricts access coremq cannot enforce: an error
   kFalseOnly,     // matches coremq when false; true is ignored with `why`
-  kAccepted,      // any value; coremq behaves the same (one listener)
-  kProtocol,      // mqtt matches coremq; websockets is ignored
+  kProtocol,      // the listener's transport: mqtt or websockets
+  kListenerOption,       // a TLS option of the current listener section; `flag` is its spec key
+  kSecurityOption,       // allow_anonymous, password_file, acl_file: as per_listener_settings says
+  kPerListenerSettings,  // whether the security options are per listener or global
   kIgnored,       // ignored with `why`
   kNotEnforced,   // restricts who may connect, or how: coremq cannot enforce it yet, so an error
 };
@@ -45,7 +47,7 @@ struct MosquittoOption {
   std::string_view why = {};
 };
 
-constexpr std::string_view kTls = "TLS is not supported yet: the listener would serve plain MQTT over TCP";
+constexpr std::string_view kTls = "coremq does not support this TLS option";
 constexpr std::string_view kAuth =
     "authentication and access control are not supported yet: every client would be accepted";
 constexpr std::string_view kPersistence =
@@ -72,35 +74,32 @@ constexpr MosquittoOption kOptions[] = {
     {"log_dest", Kind::kLogDest, "log_level"},
     {"include_dir", Kind::kIncludeDir},
     {"connection", Kind::kConnection},
-    {"allow_anonymous", Kind::kTrueOrRefuse, {}, kAuth},
+    {"allow_anonymous", Kind::kSecurityOption, "allow_anonymous"},
+    {"password_file", Kind::kSecurityOption, "password_file"},
+    {"acl_file", Kind::kSecurityOption, "acl_file"},
     {"persistence", Kind::kFalseOnly, {}, kPersistence},
     {"retained_persistence", Kind::kFalseOnly, {}, kPersistence},
-    {"per_listener_settings", Kind::kAccepted},
-    {"protocol",
-     Kind::kProtocol,
-     {},
-     "WebSockets are not supported yet: the listener serves plain MQTT over TCP"},
-    // TLS.
-    {"cafile", Kind::kNotEnforced, {}, kTls},
-    {"capath", Kind::kNotEnforced, {}, kTls},
-    {"certfile", Kind::kNotEnforced, {}, kTls},
-    {"keyfile", Kind::kNotEnforced, {}, kTls},
-    {"ciphers", Kind::kNotEnforced, {}, kTls},
-    {"ciphers_tls1.3", Kind::kNotEnforced, {}, kTls},
-    {"crlfile", Kind::kNotEnforced, {}, kTls},
+    {"per_listener_settings", Kind::kPerListenerSettings},
+    {"protocol", Kind::kProtocol},
+    // TLS, per listener section (the listener has TLS once it has a certfile).
+    {"cafile", Kind::kListenerOption, "cafile"},
+    {"capath", Kind::kListenerOption, "capath"},
+    {"certfile", Kind::kListenerOption, "certfile"},
+    {"keyfile", Kind::kListenerOption, "keyfile"},
+    {"ciphers", Kind::kListenerOption, "ciphers"},
+    {"ciphers_tls1.3", Kind::kListenerOption, "ciphersuites"},
+    {"crlfile", Kind::kListenerOption, "crlfile"},
+    {"require_certificate", Kind::kListenerOption, "require_certificate"},
+    {"tls_version", Kind::kListenerOption, "tls_version"},
+    {"use_identity_as_username", Kind::kListenerOption, "use_identity_as_username"},
+    {"use_subject_as_username", Kind::kListenerOption, "use_subject_as_username"},
     {"dhparamfile", Kind::kNotEnforced, {}, kTls},
-    {"require_certificate", Kind::kNotEnforced, {}, kTls},
-    {"tls_version", Kind::kNotEnforced, {}, kTls},
     {"tls_engine", Kind::kNotEnforced, {}, kTls},
     {"tls_engine_kpass_sha1", Kind::kNotEnforced, {}, kTls},
     {"tls_keyform", Kind::kNotEnforced, {}, kTls},
-    {"use_identity_as_username", Kind::kNotEnforced, {}, kTls},
-    {"use_subject_as_username", Kind::kNotEnforced, {}, kTls},
     {"psk_hint", Kind::kNotEnforced, {}, kTls},
     {"psk_file", Kind::kNotEnforced, {}, kTls},
     // Authentication and access control.
-    {"password_file", Kind::kNotEnforced, {}, kAuth},
-    {"acl_file", Kind::kNotEnforced, {}, kAuth},
     {"plugin", Kind::kNotEnforced, {}, kAuth},
     {"auth_plugin", Kind::kNotEnforced, {}, kAuth},
     {"global_plugin", Kind::kNotEnforced, {}, kAuth},
@@ -218,12 +217,6 @@ bool parse_int64(std::string_view text, int64_t* value) {
   return !text.empty() && status == std::errc() && end == text.data() + text.size();
 }
 
-bool is_numeric_address(const std::string& address) {
-  unsigned char buffer[16];
-  return inet_pton(AF_INET, address.c_str(), buffer) == 1 ||
-         inet_pton(AF_INET6, address.c_str(), buffer) == 1;
-}
-
 // Mosquitto log types, as coremq's single threshold: the most verbose type given wins.
 enum LogTypeBits : uint32_t { kLogDebug = 1, kLogInfo = 2, kLogWarning = 4, kLogError = 8 };
 
@@ -243,12 +236,31 @@ class Reader {
     }
   }
 
-  void finish(const std::string& main_file) {
-    if (listener_where_.empty()) {
-      // Mosquitto 2: a config without listener, port or bind_address listens on loopback only.
+  void finish() {
+    if (default_listener_where_.empty() && result_->listeners.empty()) {
+      // Mosquitto 2: a config without listener, port or bind_address listens on loopback only,
+      // which is --bind's default.
       result_->local_only = true;
-      set_checked("bind", "127.0.0.1", main_file + " (no listener: loopback only, as Mosquitto 2)", "bind");
+    } else if (!bind_address_seen_ && !default_listener_where_.empty()) {
+      // `port` alone: Mosquitto's default listener takes every interface.
+      set_checked("bind", "*", default_listener_where_, "port (no bind_address: every interface)");
     }
+    result_->default_listener_opened = result_->local_only || !default_listener_where_.empty();
+    if (!per_listener_settings_) {
+      // Mosquitto's default: the security options apply to every listener, wherever written.
+      apply_security(global_security_, &result_->default_listener);
+      for (ConfigListener& listener : result_->listeners) apply_security(global_security_, &listener.options);
+    }
+    if (result_->default_listener_opened) {
+      finish_listener(&result_->default_listener,
+                      default_listener_where_.empty() ? first_default_option_where_ : default_listener_where_);
+    } else if (!first_default_option_where_.empty() ||
+               (per_listener_settings_ && !first_default_security_where_.empty())) {
+      warn(first_default_option_where_.empty() ? first_default_security_where_ : first_default_option_where_,
+           "listener options before the first `listener` line belong to the default listener, and there is none "
+           "(no port or bind_address): ignored");
+    }
+    for (ConfigListener& listener : result_->listeners) finish_listener(&listener.options, listener.where);
   }
 
  private:
@@ -288,17 +300,78 @@ class Reader {
     return false;
   }
 
-  // A listener was asked for at `where`; coremq has one.
-  void open_listener(const std::string& where, bool default_listener) {
-    if (default_listener && default_listener_open_) return;  // port + bind_address: the same one
-    if (!listener_where_.empty()) {
-      error(where, absl::StrFormat("a second listener: only one listener is supported until issue 9 lands "
-                                   "(the first is at %s)",
-                                   listener_where_));
+  // The security options as written: per listener section, and globally (the last of each).
+  struct Security {
+    std::optional<ListenerOptions::Anonymous> allow_anonymous;
+    std::optional<std::string> password_file;
+    std::optional<std::string> acl_file;
+  };
+  static void apply_security(const Security& security, ListenerOptions* listener) {
+    if (security.allow_anonymous) listener->allow_anonymous = *security.allow_anonymous;
+    if (security.password_file) listener->password_file = *security.password_file;
+    if (security.acl_file) listener->acl_file = *security.acl_file;
+  }
+
+  // A listener is TLS once it has a certificate or key, as in Mosquitto; then its options must
+  // make sense together.
+  void finish_listener(ListenerOptions* listener, const std::string& where) {
+    listener->tls = !listener->tls_options.certfile.empty() || !listener->tls_options.keyfile.empty();
+    std::string message;
+    if (!check_listener(*listener, &message)) error(where, absl::StrFormat("listener: %s", message));
+  }
+
+  // The listener section the options being read belong to: the default listener's before the
+  // first `listener` line.
+  ListenerOptions* section(const std::string& where) {
+    if (result_->listeners.empty()) {
+      if (first_default_option_where_.empty()) first_default_option_where_ = where;
+      return &result_->default_listener;
+    }
+    return &result_->listeners.back().options;
+  }
+
+  // `port` or `bind_address` (or coremq's `bind`): Mosquitto's default listener.
+  void open_default_listener(const std::string& where) {
+    if (default_listener_where_.empty()) default_listener_where_ = where;
+  }
+
+  void listener_option(const Directive& directive, const MosquittoOption& option) {
+    std::string_view key = option.flag;
+    // Paths take the rest of the line; booleans and versions one word.
+    bool is_path = key != "require_certificate" && key != "use_identity_as_username" &&
+                   key != "use_subject_as_username" && key != "tls_version" && key != "allow_anonymous";
+    if (!is_path && !single_word(directive)) return;
+    std::string value = is_path ? directive.value : directive.words[0];
+    std::string message;
+    if (!set_listener_option(key, value, section(directive.where), &message)) {
+      error(directive.where, absl::StrFormat("%s %s: %s", directive.name, directive.value, message));
+    }
+  }
+
+  void security_option(const Directive& directive, const MosquittoOption& option) {
+    std::string_view key = option.flag;
+    bool is_path = key != "allow_anonymous";
+    if (!is_path && !single_word(directive)) return;
+    std::string value = is_path ? directive.value : directive.words[0];
+    ListenerOptions parsed;
+    std::string message;
+    if (!set_listener_option(key, value, &parsed, &message)) {
+      error(directive.where, absl::StrFormat("%s %s: %s", directive.name, directive.value, message));
       return;
     }
-    listener_where_ = where;
-    default_listener_open_ = default_listener;
+    Security* own = result_->listeners.empty() ? &default_security_ : &section_security_;
+    if (result_->listeners.empty() && first_default_security_where_.empty()) {
+      first_default_security_where_ = directive.where;
+    }
+    for (Security* security : {own, &global_security_}) {
+      if (key == "allow_anonymous") security->allow_anonymous = parsed.allow_anonymous;
+      if (key == "password_file") security->password_file = parsed.password_file;
+      if (key == "acl_file") security->acl_file = parsed.acl_file;
+    }
+    // Per listener: in force at once in its section (global_security_ replaces it at finish
+    // when per_listener_settings is false).
+    apply_security(*own, result_->listeners.empty() ? &result_->default_listener
+                                                    : &result_->listeners.back().options);
   }
 
   void handle(const Directive& directive, int level) {
@@ -351,12 +424,13 @@ class Reader {
           warn(where, "port given more than once: the last one is used (as in Mosquitto)");
         }
         default_listener_port_seen_ = true;
-        open_listener(where, true);
+        open_default_listener(where);
         set_checked(flag, directive.words[0], where, written);
         return;
       case Kind::kBindAddress:
         if (!single_word(directive)) return;
-        open_listener(where, true);
+        open_default_listener(where);
+        bind_address_seen_ = true;
         address(flag, directive.words[0], where, written);
         return;
       case Kind::kListener:
@@ -393,16 +467,32 @@ class Reader {
         }
         return;
       case Kind::kTrueOnly:
-      case Kind::kTrueOrRefuse:
       case Kind::kFalseOnly:
-      case Kind::kAccepted:
         boolean_option(directive, option);
+        return;
+      case Kind::kPerListenerSettings: {
+        if (!single_word(directive)) return;
+        const std::string& word = directive.words[0];
+        if (word != "true" && word != "false" && word != "1" && word != "0") {
+          error(where, absl::StrFormat("%s must be true or false, not '%s'", directive.name, word));
+          return;
+        }
+        per_listener_settings_ = word == "true" || word == "1";
+        return;
+      }
+      case Kind::kListenerOption:
+        listener_option(directive, option);
+        return;
+      case Kind::kSecurityOption:
+        security_option(directive, option);
         return;
       case Kind::kProtocol:
         if (!single_word(directive)) return;
         if (directive.words[0] == "websockets") {
-          warn(where, absl::StrFormat("protocol websockets is ignored: %s", option.why));
-        } else if (directive.words[0] != "mqtt") {
+          section(where)->transport = ListenerOptions::Transport::kWebSockets;
+        } else if (directive.words[0] == "mqtt") {
+          section(where)->transport = ListenerOptions::Transport::kMqtt;
+        } else {
           error(where, absl::StrFormat("protocol must be mqtt or websockets, not '%s'", directive.words[0]));
         }
         return;
@@ -418,13 +508,13 @@ class Reader {
 
   void address(const std::string& flag, const std::string& value, const std::string& where,
                const std::string& written) {
-    if (!is_numeric_address(value)) {
-      error(where, absl::StrFormat("%s: '%s' is not a numeric IPv4 or IPv6 address (host names are not "
-                                   "supported yet; write 127.0.0.1 for localhost)",
-                                   written, value));
+    std::string normalized;
+    std::string message;
+    if (!parse_listener_address(value, /*bracketed_ipv6=*/false, &normalized, &message)) {
+      error(where, absl::StrFormat("%s: %s", written, message));
       return;
     }
-    set_checked(flag, value, where, written);
+    set_checked(flag, normalized, where, written);
   }
 
   void listener(const Directive& directive, const std::string& written) {
@@ -442,10 +532,19 @@ class Reader {
             absl::StrFormat("%s: port 0 is a Unix socket listener in Mosquitto; coremq has none", written));
       return;
     }
-    open_listener(directive.where, false);
-    set_checked("port", words[0], directive.where, written);
-    // No address: every interface, as Mosquitto does.
-    address("bind", words.size() == 2 ? words[1] : "0.0.0.0", directive.where, written);
+    ConfigListener listener;
+    listener.where = directive.where;
+    listener.options.port = static_cast<uint16_t>(port);
+    // No address: every interface (IPv4 and IPv6), as Mosquitto does.
+    std::string message;
+    if (words.size() == 2 &&
+        !parse_listener_address(words[1], /*bracketed_ipv6=*/false, &listener.options.address, &message)) {
+      error(directive.where, absl::StrFormat("%s: %s", written, message));
+      return;
+    }
+    if (words.size() == 1) listener.options.address.assign(1, '*');  // GCC 12 -Wrestrict misfires on = "*"
+    result_->listeners.push_back(std::move(listener));
+    section_security_ = Security{};
   }
 
   void unlimited_number(const Directive& directive, Kind kind, const std::string& flag,
@@ -528,10 +627,6 @@ class Reader {
       error(directive.where, absl::StrFormat("%s must be true or false, not '%s'", directive.name, word));
       return;
     }
-    if (option.kind == Kind::kTrueOrRefuse && !value) {
-      refuse_unenforceable(directive.where, absl::StrCat(directive.name, " ", word), option.why);
-      return;
-    }
     if ((option.kind == Kind::kTrueOnly && !value) || (option.kind == Kind::kFalseOnly && value)) {
       warn(directive.where, absl::StrFormat("%s %s is not supported yet and is ignored: %s", directive.name,
                                             word, option.why));
@@ -568,9 +663,15 @@ class Reader {
   const FlagCatalog& catalog_;
   FileSource* files_;
   ConfigResult* result_;
-  std::string listener_where_;  // where the one listener was opened; empty: none yet
-  bool default_listener_open_ = false;
+  std::string default_listener_where_;      // the first port/bind_address line; empty: none
+  std::string first_default_option_where_;  // the first listener option before any `listener` line
+  std::string first_default_security_where_;  // the first security option there
+  bool bind_address_seen_ = false;
   bool default_listener_port_seen_ = false;
+  bool per_listener_settings_ = false;  // Mosquitto's default
+  Security default_security_;  // written before the first `listener` line
+  Security section_security_;  // written in the current `listener` section
+  Security global_security_;   // the last of each, anywhere
   bool in_bridge_ = false;
   uint32_t log_types_ = 0;
   bool log_none_ = false;
@@ -583,7 +684,7 @@ ConfigResult read_config(std::string_view text, const std::string& file_name, co
   ConfigResult result;
   Reader reader(catalog, files, &result);
   reader.read(text, file_name, 0);
-  reader.finish(file_name);
+  reader.finish();
   return result;
 }
 

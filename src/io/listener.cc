@@ -13,7 +13,7 @@
 namespace coremq::io {
 
 int open_listener(const std::string& address, uint16_t port, int backlog, bool join_group, uint16_t* bound_port,
-                  std::string* error) {
+                  std::string* error, int* error_number) {
   sockaddr_storage storage{};
   socklen_t length = 0;
   int family = AF_INET;
@@ -35,18 +35,23 @@ int open_listener(const std::string& address, uint16_t port, int backlog, bool j
 
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
+    if (error_number != nullptr) *error_number = errno;
     *error = std::string("socket: ") + std::strerror(errno);
     return -1;
   }
   // See listener.h for why the first listener sets SO_REUSEPORT only once it listens.
   int on = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  // IPv6 only: an IPv4 listener on the same port (127.0.0.1 beside ::1) is its own socket.
+  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
   bool ok = (!join_group || ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == 0) &&
             ::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) == 0 && ::listen(fd, backlog) == 0 &&
             (join_group || ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == 0);
   if (!ok) {
     int saved = errno;
-    *error = "cannot listen on " + address + ":" + std::to_string(port) + ": " + std::strerror(saved);
+    if (error_number != nullptr) *error_number = saved;
+    std::string shown = family == AF_INET6 ? "[" + address + "]" : address;
+    *error = "cannot listen on " + shown + ":" + std::to_string(port) + ": " + std::strerror(saved);
     if (saved == EADDRINUSE) *error += " (is another broker running there?)";
     ::close(fd);
     return -1;

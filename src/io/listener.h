@@ -27,7 +27,11 @@ namespace coremq::io {
 //   first listener listens. No interleaving lets two processes share the port.
 // - A restart: connections of the previous run left in TIME_WAIT do not conflict with
 //   a socket that has SO_REUSEADDR, so a restart right after a stop succeeds.
+//
+// An IPv6 socket is IPV6_V6ONLY, so 127.0.0.1 and ::1 (or 0.0.0.0 and ::) on one port are two
+// sockets that do not clash, whatever net.ipv6.bindv6only says. *error_number (when given)
+// receives the errno of a failure (EADDRNOTAVAIL or EAFNOSUPPORT: no IPv6 on this machine).
 [[nodiscard]] int open_listener(const std::string& address, uint16_t port, int backlog, bool join_group,
-                                uint16_t* bound_port, std::string* error);
+                                uint16_t* bound_port, std::string* error, int* error_number = nullptr);
 
 }  // namespace coremq::io

@@ -1,10 +1,13 @@
-// Broker: builds the shards, the SPSC ring for every ordered pair of them and one
-// SO_REUSEPORT listener per shard, starts their threads and stops them. Runs on the
-// embedding program's controlling thread; after start() the shards run on their own.
+// Broker: builds the shards, the SPSC ring for every ordered pair of them and, for every
+// listener, one SO_REUSEPORT socket per shard and bound address, starts their threads and stops
+// them. Runs on the embedding program's controlling thread; after start() the shards run on
+// their own.
 #include "coremq/broker.h"
 
 #include <sched.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <memory>
 #include <thread>
@@ -12,6 +15,7 @@
 
 #include "base/assert.h"
 #include "base/log.h"
+#include "broker/listeners.h"
 #include "io/listener.h"
 #include "shard/shard.h"
 
@@ -35,8 +39,13 @@ class BrokerImpl {
     for (auto& shard : shards_) shard->release_leftovers();
   }
 
+  // Opens every listener's sockets (see start); *sockets gets each shard's.
+  [[nodiscard]] bool open_listeners(uint32_t count, std::vector<std::vector<shard::ListenSocket>>* sockets,
+                                    std::vector<std::string>* started, std::string* error);
+
   Options options_;
-  uint16_t port_ = 0;
+  std::vector<ListenerOptions> listeners_;  // effective_listeners(options_)
+  std::vector<uint16_t> listener_ports_;    // the port each one bound
   shard::SharedState shared_;
   std::vector<std::unique_ptr<shard::CrossShardRing>> rings_;  // [from * count + to]
   std::vector<std::unique_ptr<shard::Shard>> shards_;
@@ -80,23 +89,10 @@ bool BrokerImpl::start(std::string* error) {
     return false;
   }
 
-  // Listeners first: a bind error is reported before any thread starts. Shard 0 binds
-  // the asked port (0: any) alone, so that a port another process listens on fails here
-  // with "Address already in use" (see io/listener.h); the others join its SO_REUSEPORT
-  // group on the port it got.
-  std::vector<int> listen_fds;
-  const std::string address = options_.bind_address.empty() ? "127.0.0.1" : options_.bind_address;
-  for (uint32_t i = 0; i < count; ++i) {
-    uint16_t bound = 0;
-    int fd = io::open_listener(address, i == 0 ? options_.port : port_, 4096, /*join_group=*/i > 0,
-                               &bound, error);
-    if (fd < 0) {
-      for (int open_fd : listen_fds) ::close(open_fd);
-      return false;
-    }
-    if (i == 0) port_ = bound;
-    listen_fds.push_back(fd);
-  }
+  // Listeners first: a bind error is reported before any thread starts.
+  std::vector<std::vector<shard::ListenSocket>> listen_sockets(count);
+  std::vector<std::string> started;
+  if (!open_listeners(count, &listen_sockets, &started, error)) return false;
 
   rings_.resize(size_t{count} * count);
   for (uint32_t from = 0; from < count; ++from) {
@@ -107,7 +103,7 @@ bool BrokerImpl::start(std::string* error) {
     }
   }
   for (uint32_t i = 0; i < count; ++i) {
-    shards_.push_back(std::make_unique<shard::Shard>(i, count, options_, shared_, listen_fds[i]));
+    shards_.push_back(std::make_unique<shard::Shard>(i, count, options_, shared_, std::move(listen_sockets[i])));
   }
   for (uint32_t i = 0; i < count; ++i) {
     std::vector<shard::Peer> peers(count);
@@ -135,7 +131,76 @@ bool BrokerImpl::start(std::string* error) {
     shards_.clear();
     return false;
   }
-  LOG_INFO("coremq listening on %s:%u with %u shards", address, port_, count);
+  // Logged once every shard serves: whoever waits for these lines may connect at once.
+  for (const std::string& line : started) LOG_INFO("%s", line);
+  for (size_t index = 0; index < listeners_.size(); ++index) {
+    const ListenerOptions& listener = listeners_[index];
+    if (listener.allow_anonymous != ListenerOptions::Anonymous::kDefault || broker::anonymous_allowed(listener)) {
+      continue;
+    }
+    LOG_WARNING("listener %s refuses clients without a username (CONNACK 0x05 / 0x87): %s; "
+                "--allow-anonymous (for --bind/--port), allow_anonymous=true in its --listener spec or "
+                "`allow_anonymous true` in the config file lets them in",
+                broker::listener_url(listener, broker::bind_addresses(listener.address)[0].numeric,
+                                     listener_ports_[index]),
+                listener.password_file.empty() ? "it is not on loopback" : "it has a password file");
+  }
+  LOG_INFO("coremq started: %u listener%s, %u shard%s", listeners_.size(), listeners_.size() == 1 ? "" : "s", count,
+           count == 1 ? "" : "s");
+  return true;
+}
+
+// For each listener and each address it binds: shard 0 binds the asked port (0: any) alone, so
+// that a port another process listens on fails here with "Address already in use" (see
+// io/listener.h); the other shards join its SO_REUSEPORT group on the port it got. A listener's
+// second address (the ::1 of the loopback default) binds the port its first one got.
+bool BrokerImpl::open_listeners(uint32_t count, std::vector<std::vector<shard::ListenSocket>>* sockets,
+                                std::vector<std::string>* started, std::string* error) {
+  listeners_ = broker::effective_listeners(options_);
+  if (listeners_.size() > broker::kListenersMax) {
+    *error = "at most " + std::to_string(broker::kListenersMax) + " listeners";
+    return false;
+  }
+  auto close_all = [sockets] {
+    for (auto& shard_sockets : *sockets) {
+      for (const shard::ListenSocket& socket : shard_sockets) ::close(socket.fd);
+      shard_sockets.clear();
+    }
+  };
+  listener_ports_.assign(listeners_.size(), 0);
+  for (size_t index = 0; index < listeners_.size(); ++index) {
+    const ListenerOptions& listener = listeners_[index];
+    uint16_t port = listener.port;
+    for (const broker::BindAddress& address : broker::bind_addresses(listener.address)) {
+      std::vector<int> fds;
+      for (uint32_t i = 0; i < count; ++i) {
+        uint16_t bound = 0;
+        int error_number = 0;
+        int fd = io::open_listener(address.numeric, port, 4096, /*join_group=*/i > 0, &bound, error, &error_number);
+        if (fd < 0 && i == 0 && address.optional &&
+            (error_number == EADDRNOTAVAIL || error_number == EAFNOSUPPORT)) {
+          // A machine without IPv6 (or without ::1) still gets the listener's IPv4 half.
+          LOG_WARNING("%s; going on without it", *error);
+          error->clear();
+          break;
+        }
+        if (fd < 0) {
+          for (int open_fd : fds) ::close(open_fd);
+          close_all();
+          return false;
+        }
+        if (i == 0) port = bound;
+        fds.push_back(fd);
+      }
+      if (fds.empty()) continue;
+      for (uint32_t i = 0; i < count; ++i) {
+        (*sockets)[i].push_back(shard::ListenSocket{fds[i], static_cast<uint8_t>(index)});
+      }
+      started->push_back("listening on " + broker::listener_url(listener, address.numeric, port) +
+                         (broker::anonymous_allowed(listener) ? " (anonymous allowed)" : " (anonymous refused)"));
+    }
+    listener_ports_[index] = port;
+  }
   return true;
 }
 
@@ -144,7 +209,10 @@ Broker::~Broker() = default;
 bool Broker::start(std::string* error) { return impl_->start(error); }
 void Broker::stop() { impl_->stop(); }
 void Broker::wait() { impl_->wait(); }
-uint16_t Broker::port() const { return impl_->port_; }
+uint16_t Broker::port() const { return impl_->listener_ports_.empty() ? 0 : impl_->listener_ports_[0]; }
+uint16_t Broker::listener_port(size_t index) const {
+  return index < impl_->listener_ports_.size() ? impl_->listener_ports_[index] : 0;
+}
 uint32_t Broker::shard_count() const { return static_cast<uint32_t>(impl_->shards_.size()); }
 
 }  // namespace coremq

@@ -35,7 +35,16 @@ constexpr int64_t kShutdownGraceMs = 3000;
 }  // namespace
 
 Shard::Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, SharedState& shared, int listen_fd)
-    : shard_id_(shard_id), shard_count_(shard_count), options_(options), shared_(shared), listen_fd_(listen_fd) {
+    : Shard(shard_id, shard_count, options, shared,
+            listen_fd >= 0 ? std::vector<ListenSocket>{ListenSocket{listen_fd, 0}} : std::vector<ListenSocket>{}) {}
+
+Shard::Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, SharedState& shared,
+             std::vector<ListenSocket> listen_sockets)
+    : shard_id_(shard_id),
+      shard_count_(shard_count),
+      options_(options),
+      shared_(shared),
+      listen_sockets_(std::move(listen_sockets)) {
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   COREMQ_ASSERT_MSG(event_fd_ >= 0, "eventfd failed");
   staged_.resize(shard_count);
@@ -45,7 +54,7 @@ Shard::Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, Sh
 Shard::~Shard() {
   COREMQ_ASSERT(!thread_.joinable());
   if (event_fd_ >= 0) ::close(event_fd_);
-  if (listen_fd_ >= 0) ::close(listen_fd_);
+  for (const ListenSocket& socket : listen_sockets_) ::close(socket.fd);
 }
 
 void Shard::set_peers(std::vector<Peer> peers, std::vector<CrossShardRing*> inbound) {
@@ -130,7 +139,7 @@ bool Shard::set_up() {
   update_clock();
   next_tick_ms_ = now_ms_ + kTickIntervalMs;
   next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
-  arm_accept();
+  arm_idle_accepts();
   arm_eventfd();
   LOG_DEBUG("ring ready: defer_taskrun=%d msg_ring=%d multishot accept=%d recv=%d", ring_.features().defer_taskrun,
             ring_.features().msg_ring, ring_.features().multishot_accept, ring_.features().recv_multishot);
@@ -246,7 +255,9 @@ void Shard::handle_completion(const io_uring_cqe* cqe) {
   auto tag = static_cast<Tag>(data & 7);
   void* pointer = reinterpret_cast<void*>(data & ~uint64_t{7});
   switch (tag) {
-    case Tag::kAccept: on_accept(cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0); break;
+    case Tag::kAccept:
+      on_accept(static_cast<ListenSocket*>(pointer), cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0);
+      break;
     case Tag::kReceive: on_receive(static_cast<Connection*>(pointer), cqe); break;
     case Tag::kSend: on_send(static_cast<Connection*>(pointer), cqe->res); break;
     case Tag::kEventfd: on_eventfd(); break;
@@ -266,27 +277,34 @@ void Shard::cancel_operation(void* pointer, Tag tag) {
   io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
 }
 
-void Shard::arm_accept() {
-  if (listen_fd_ < 0 || stopping_) return;
+void Shard::arm_accept(ListenSocket& socket) {
+  if (socket.fd < 0 || stopping_) return;
   io_uring_sqe* sqe = ring_.next_sqe();
   if (ring_.features().multishot_accept) {
-    io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_prep_multishot_accept(sqe, socket.fd, nullptr, nullptr, SOCK_CLOEXEC);
   } else {
-    io_uring_prep_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_prep_accept(sqe, socket.fd, nullptr, nullptr, SOCK_CLOEXEC);
   }
-  io_uring_sqe_set_data64(sqe, user_data(this, Tag::kAccept));
-  accept_armed_ = true;
+  io_uring_sqe_set_data64(sqe, user_data(&socket, Tag::kAccept));
+  socket.accept_armed = true;
 }
 
-void Shard::on_accept(int result, bool more) {
-  if (!more) accept_armed_ = false;
+void Shard::arm_idle_accepts() {
+  for (ListenSocket& socket : listen_sockets_) {
+    if (!socket.accept_armed) arm_accept(socket);
+  }
+}
+
+void Shard::on_accept(ListenSocket* socket, int result, bool more) {
+  COREMQ_ASSERT(socket >= listen_sockets_.data() && socket < listen_sockets_.data() + listen_sockets_.size());
+  if (!more) socket->accept_armed = false;
   if (result < 0) {
     // EMFILE/ENFILE: out of descriptors; the multishot accept ends and is re-armed next tick.
     if (result != -ECANCELED && result != -EINVAL) LOG_WARNING("accept failed: %s", std::strerror(-result));
     return;
   }
   // A one-shot accept (older kernels) is re-armed for every connection, refused or not.
-  if (!more && !stopping_) arm_accept();
+  if (!more && !stopping_) arm_accept(*socket);
   int fd = result;
   if (stopping_) {
     ::close(fd);
@@ -316,6 +334,7 @@ void Shard::on_accept(int result, bool more) {
   }
   ++state_->counters().connections_accepted;
   Connection* connection = open_connection(fd, now_ms_);
+  connection->listener = socket->listener;
   attach_channel(connection);
   state_->on_connection_opened(connection);
   arm_receive(connection);
@@ -347,7 +366,7 @@ void Shard::tick() {
     next_stats_ms_ = now_ms_ + int64_t{options_.stats_interval_seconds} * 1000;
     log_stats();
   }
-  if (!accept_armed_) arm_accept();
+  arm_idle_accepts();
   if (now_ms_ >= next_idle_sweep_ms_) {
     next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
     // Idle connections hold no buffers: an idle fleet costs only its bookkeeping.
@@ -424,8 +443,8 @@ void Shard::log_stats() const {
 void Shard::begin_shutdown() {
   stopping_ = true;
   shutdown_deadline_ms_ = now_ms_ + kShutdownGraceMs;
-  if (accept_armed_) {
-    cancel_operation(this, Tag::kAccept);
+  for (ListenSocket& socket : listen_sockets_) {
+    if (socket.accept_armed) cancel_operation(&socket, Tag::kAccept);
   }
   state_->on_shutdown();
 }

@@ -39,6 +39,15 @@ struct Peer {
   class Shard* shard = nullptr;
 };
 
+// One listening socket of a shard: its fd and the index of its listener (Connection::listener
+// of what it accepts). Its multishot accept's user_data points at it, so it is 8-aligned (the
+// low bits carry the Tag); the Shard owns it and closes the fd.
+struct alignas(8) ListenSocket {
+  int fd = -1;
+  uint8_t listener = 0;
+  bool accept_armed = false;
+};
+
 // Shared by all shards, owned by BrokerImpl, outliving every shard thread.
 struct SharedState {
   std::atomic<uint32_t> connections_total{0};
@@ -48,6 +57,9 @@ struct SharedState {
 
 class Shard final : public broker::IoPort {
  public:
+  Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, SharedState& shared,
+        std::vector<ListenSocket> listen_sockets);
+  // One socket of listener 0 (tests/shard/).
   Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, SharedState& shared, int listen_fd);
   ~Shard() override;
   Shard(const Shard&) = delete;
@@ -112,13 +124,14 @@ class Shard final : public broker::IoPort {
   void finish_loop();
   void enter_kernel();
   void handle_completion(const io_uring_cqe* cqe);
-  void on_accept(int result, bool more);
+  void on_accept(ListenSocket* socket, int result, bool more);
   void on_receive(broker::Connection* connection, const io_uring_cqe* cqe);
   void on_send(broker::Connection* connection, int result);
   void on_eventfd();
 
   void cancel_operation(void* pointer, Tag tag);
-  void arm_accept();
+  void arm_accept(ListenSocket& socket);
+  void arm_idle_accepts();  // every socket whose accept is not in the kernel
   void arm_eventfd();
   void arm_receive(broker::Connection* connection);
   void start_send(broker::Connection* connection);
@@ -190,7 +203,8 @@ class Shard final : public broker::IoPort {
   const uint32_t shard_count_;
   const Options& options_;
   SharedState& shared_;
-  int listen_fd_;
+  // Never resized once built: each accept's user_data points into it.
+  std::vector<ListenSocket> listen_sockets_;
   int event_fd_ = -1;
   std::string startup_error_;
 
@@ -244,7 +258,6 @@ class Shard final : public broker::IoPort {
   // Set when this shard's loop has ended: peers then release what they staged for it.
   std::atomic<bool> loop_ended_{false};
   bool stopping_ = false;
-  bool accept_armed_ = false;
   int64_t now_ms_ = 0;
   int64_t manual_clock_ms_ = -1;  // tests only: >= 0 replaces CLOCK_MONOTONIC_COARSE
   int64_t next_tick_ms_ = 0;

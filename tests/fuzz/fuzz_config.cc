@@ -7,7 +7,12 @@
 //
 // Checked on every input: no crash, sanitizer report or assertion; every diagnostic names a
 // place; every setting names a flag of the catalog with a value that passes the catalog's check
-// (so the binary's flag parser always takes it) and a place.
+// (so the binary's flag parser always takes it) and a place; a file without errors gives only
+// listeners that pass check_listener.
+//
+// Each line of the main file is also a --listener spec (src/config/listener_spec.h), the other
+// parser of listener text: a spec it takes passes check_listener, has TLS exactly for mqtts://
+// and wss://, and an address the broker can bind ("", "*" or numeric).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -16,7 +21,10 @@
 #include <string_view>
 #include <vector>
 
+#include <arpa/inet.h>
+
 #include "config/config_file.h"
+#include "config/listener_spec.h"
 #include "test_catalog.h"
 
 namespace {
@@ -59,6 +67,24 @@ void check(bool condition, const char* what) {
   }
 }
 
+bool bindable(const std::string& address) {
+  unsigned char buffer[16];
+  return address.empty() || address == "*" || inet_pton(AF_INET, address.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, address.c_str(), buffer) == 1;
+}
+
+void check_spec(std::string_view spec) {
+  coremq::ListenerOptions listener;
+  std::string error;
+  if (!coremq::config::parse_listener_spec(spec, &listener, &error)) {
+    check(!error.empty(), "a refused spec says why");
+    return;
+  }
+  check(coremq::config::check_listener(listener, &error), "a spec taken passes check_listener");
+  check(listener.tls == (spec.starts_with("mqtts://") || spec.starts_with("wss://")), "TLS exactly for mqtts/wss");
+  check(bindable(listener.address), "a spec's address is bindable");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -77,7 +103,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const char* names[] = {"a.conf", "B.conf", "b.conf", "10.conf"};
   for (size_t i = 1; i < parts.size(); ++i) files.files[names[i - 1]] = std::string(parts[i]);
 
+  for (std::string_view rest = parts[0]; !rest.empty();) {
+    size_t end = rest.find('\n');
+    check_spec(rest.substr(0, end));
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+  }
+
   coremq::config::ConfigResult result = coremq::config::read_config(parts[0], "main.conf", catalog(), &files);
+  if (!coremq::config::has_errors(result.diagnostics)) {
+    std::string error;
+    for (const coremq::config::ConfigListener& listener : result.listeners) {
+      check(coremq::config::check_listener(listener.options, &error), "a file's listener passes check_listener");
+      check(bindable(listener.options.address), "a file's listener address is bindable");
+    }
+  }
   check(!result.files.empty() && result.files[0] == "main.conf", "main file first");
   for (const coremq::config::Diagnostic& diagnostic : result.diagnostics) {
     check(!diagnostic.where.empty() && !diagnostic.message.empty(), "diagnostic names a place");

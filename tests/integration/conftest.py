@@ -148,7 +148,8 @@ class Broker:
             # The log line, not a probe connection: mosquitto 2.0.11 would count a probe
             # that closes before CONNECT against max_connections wrongly.
             return re.search(r"mosquitto version \S+ running", self.log()) is not None
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.log())
+        # One line per listener address, once every shard serves ("listening on mqtt://...").
+        match = re.search(r"listening on (?:mqtt://)?127\.0\.0\.1:(\d+)", self.log())
         if match is None:
             return False
         self.port = int(match.group(1))

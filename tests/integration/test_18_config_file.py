@@ -2,7 +2,7 @@
 # through the protocol (max_packet_size closes a bigger PUBLISH, max_keepalive refuses a 3.1.1
 # client asking for more, max_inflight_messages bounds the in-flight window); an unknown option or
 # a bad value stops coremq before it listens, naming FILE:LINE; so does an access restriction it
-# cannot enforce yet (TLS, password or ACL files, allow_anonymous false); any other Mosquitto
+# has no equivalent for (PSK, auth plugins); any other Mosquitto
 # option coremq does not support is a warning naming FILE:LINE and coremq still starts; COREMQ_<FLAG> environment
 # variables override the file and flags override both.
 import socket
@@ -155,12 +155,13 @@ def test_malformed_values_exit_naming_each_line(tmp_path):
     assert nothing_listens_on(port)
 
 
-def test_second_listener_is_an_error(tmp_path):
+def test_bad_listener_section_is_an_error(tmp_path):
+    # Several listeners are fine (test_19); a TLS option on a listener without TLS is not.
     first, second = free_port(), free_port()
     code, output, path = run_to_exit(
-        tmp_path, f"listener {first} 127.0.0.1\nlistener {second} 127.0.0.1\n")
+        tmp_path, f"listener {first} 127.0.0.1\nlistener {second} 127.0.0.1\ncafile /etc/ca.pem\n")
     assert code != 0, output
-    assert f"{path}:2: error: a second listener: only one listener is supported until issue 9 lands" in output
+    assert f"{path}:2: error: listener: cafile is a TLS option" in output
     assert nothing_listens_on(first)
 
 
@@ -176,20 +177,20 @@ def test_unsupported_mosquitto_option_warns_and_starts(start_config_broker, clie
 
 
 def test_access_restriction_it_cannot_enforce_stops_the_start(tmp_path):
-    """A password file, an ACL file or TLS that coremq would ignore leaves the broker more open
+    """An authentication plugin or a PSK file that coremq would ignore leaves the broker more open
     than the file asks: it refuses to start, naming the line, and listens nowhere."""
     port = free_port()
     code, output, path = run_to_exit(
-        tmp_path, f"listener {port} 127.0.0.1\npassword_file /etc/mosquitto/passwd\n")
+        tmp_path, f"listener {port} 127.0.0.1\nplugin /usr/lib/mosquitto_dynamic_security.so\n")
     assert code != 0, output
-    assert f"{path}:2: error: password_file cannot be enforced" in output
+    assert f"{path}:2: error: plugin cannot be enforced" in output
     assert nothing_listens_on(port)
 
 
 def test_no_listener_listens_on_loopback_only_as_mosquitto_2(start_config_broker, clients, names):
-    # The harness waits for "listening on 127.0.0.1:PORT"; --port=0 picks a free port.
+    # The harness waits for "listening on mqtt://127.0.0.1:PORT"; --port=0 picks a free port.
     broker = start_config_broker("max_keepalive 30\n", arguments=["--port=0"])
-    assert "listening on 127.0.0.1 only" in broker.log()
+    assert "listening on loopback only (127.0.0.1 and ::1)" in broker.log()
     clients.raw(names.sub(), broker=broker, keepalive=30).ping()
 
 

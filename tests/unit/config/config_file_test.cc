@@ -99,8 +99,10 @@ TEST(ConfigMapping, MosquittoOptionsBecomeFlags) {
       "listener 1884 127.0.0.1\nmax_inflight_messages 5\nmax_queued_messages 7\nmax_packet_size 4096\n"
       "max_keepalive 30\nretain_available false\nmax_connections 12\nmaximum_qos 1\nmax_topic_alias 3\n");
   EXPECT_TRUE(r.result.diagnostics.empty()) << r.messages(Severity::kError).size();
-  EXPECT_EQ(value_of(r, "port"), "1884");
-  EXPECT_EQ(value_of(r, "bind"), "127.0.0.1");
+  ASSERT_EQ(r.result.listeners.size(), 1u);
+  EXPECT_EQ(r.result.listeners[0].options.port, 1884);
+  EXPECT_EQ(r.result.listeners[0].options.address, "127.0.0.1");
+  EXPECT_FALSE(r.result.default_listener_opened);  // a `listener` line and no port/bind_address
   EXPECT_EQ(value_of(r, "max_inflight"), "5");
   EXPECT_EQ(value_of(r, "max_queued_messages"), "7");
   EXPECT_EQ(value_of(r, "max_packet_size"), "4096");
@@ -145,7 +147,7 @@ TEST(ConfigErrors, EachNamesItsFileAndLine) {
       "log_type loud\n"                // 10: unknown log type
       "log_dest carrier-pigeon\n"      // 11: unknown destination
       "allow_anonymous perhaps\n"      // 12: not a bool
-      "bind_address localhost\n"       // 13: not numeric
+      "bind_address example.com\n"     // 13: not numeric
       "config other.conf\n");          // 14: not settable from a file
   EXPECT_EQ(
       r.messages(Severity::kError),
@@ -160,9 +162,10 @@ TEST(ConfigErrors, EachNamesItsFileAndLine) {
           "main.conf:9: error: topic is a bridge option: it belongs after a `connection` line",
           "main.conf:10: error: log_type loud: unknown log type 'loud'",
           "main.conf:11: error: log_dest carrier-pigeon: unknown log destination 'carrier-pigeon'",
-          "main.conf:12: error: allow_anonymous must be true or false, not 'perhaps'",
-          "main.conf:13: error: bind_address localhost: 'localhost' is not a numeric IPv4 or IPv6 address "
-          "(host names are not supported yet; write 127.0.0.1 for localhost)",
+          "main.conf:12: error: allow_anonymous perhaps: allow_anonymous: 'perhaps' is not true or false",
+          "main.conf:13: error: bind_address example.com: 'example.com' is not an address: write a numeric IPv4 "
+          "address, a numeric IPv6 address, `localhost` or nothing for loopback only (127.0.0.1 and ::1), or `*` "
+          "for every interface (host names are not supported)",
           "main.conf:14: error: unknown option 'config'",
       }));
 }
@@ -178,8 +181,8 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
       "address 10.0.0.1:1883\n"                     // bridge option: covered by line 6
       "topic # both 0\n"
       "log_type subscribe\n"    // 9
-      "protocol websockets\n"   // 10
-      "allow_anonymous true\n"  // same as coremq: no warning
+      "protocol websockets\n"   // 10: the listener's transport, no warning
+      "allow_anonymous true\n"  // no warning
       "persistence false\n"
       "log_dest stderr\n"
       "per_listener_settings true\n"
@@ -193,7 +196,6 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
       "main.conf:5: warning: sys_interval is not supported yet and is ignored",
       "main.conf:6: warning: bridges are not supported yet: bridge 'uplink'",
       "main.conf:9: warning: log_type subscribe is ignored",
-      "main.conf:10: warning: protocol websockets is ignored",
   };
   ASSERT_EQ(warnings.size(), expected_prefixes.size());
   for (size_t i = 0; i < warnings.size(); ++i) {
@@ -202,24 +204,23 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
 }
 
 // Settings that restrict who may connect, or how, cannot be ignored with a warning: the broker
-// would run more open than the file asks. Each is an error naming its line.
+// would run more open than the file asks. Each one coremq has no equivalent for is an error
+// naming its line (passwords, ACLs and TLS files are listener settings now).
 TEST(ConfigErrors, AccessRestrictionsThatCannotBeEnforcedAreErrors) {
   Read r = read(
       "listener 1883\n"
-      "password_file /etc/mosquitto/passwd\n"  // 2
-      "acl_file /etc/mosquitto/acl\n"          // 3
-      "certfile /etc/tls/server.crt\n"         // 4
-      "require_certificate true\n"             // 5
-      "allow_anonymous false\n"                // 6
-      "plugin /usr/lib/auth.so\n");            // 7
+      "psk_file /etc/mosquitto/psk\n"    // 2
+      "dhparamfile /etc/tls/dh.pem\n"    // 3
+      "tls_engine pkcs11\n"              // 4
+      "plugin /usr/lib/auth.so\n"        // 5
+      "clientid_prefixes sensor-\n");    // 6
   std::vector<std::string> errors = r.messages(Severity::kError);
   std::vector<std::string> expected_prefixes = {
-      "main.conf:2: error: password_file cannot be enforced: authentication",
-      "main.conf:3: error: acl_file cannot be enforced: authentication",
-      "main.conf:4: error: certfile cannot be enforced: TLS",
-      "main.conf:5: error: require_certificate cannot be enforced: TLS",
-      "main.conf:6: error: allow_anonymous false cannot be enforced: authentication",
-      "main.conf:7: error: plugin cannot be enforced: authentication",
+      "main.conf:2: error: psk_file cannot be enforced: coremq does not support this TLS option",
+      "main.conf:3: error: dhparamfile cannot be enforced: coremq does not support this TLS option",
+      "main.conf:4: error: tls_engine cannot be enforced: coremq does not support this TLS option",
+      "main.conf:5: error: plugin cannot be enforced: authentication",
+      "main.conf:6: error: clientid_prefixes cannot be enforced: authentication",
   };
   ASSERT_EQ(errors.size(), expected_prefixes.size());
   for (size_t i = 0; i < errors.size(); ++i) {
@@ -227,14 +228,125 @@ TEST(ConfigErrors, AccessRestrictionsThatCannotBeEnforcedAreErrors) {
   }
 }
 
-TEST(ConfigListeners, OneListenerFromPortBindAddressOrListener) {
-  EXPECT_EQ(value_of(read("port 1999\nbind_address ::1\n"), "bind"), "::1");
-  EXPECT_EQ(value_of(read("port 1999\nbind_address ::1\n"), "port"), "1999");
+TEST(ConfigListeners, DefaultListenerFromPortAndBindAddress) {
+  Read both = read("port 1999\nbind_address ::1\n");
+  EXPECT_EQ(value_of(both, "bind"), "::1");
+  EXPECT_EQ(value_of(both, "port"), "1999");
+  EXPECT_TRUE(both.result.default_listener_opened);
+  EXPECT_TRUE(both.result.listeners.empty());
+  // `port` alone: every interface, as Mosquitto's default listener.
+  Read port_only = read("port 1999\n");
+  EXPECT_EQ(value_of(port_only, "bind"), "*");
+  EXPECT_EQ(port_only.final_values()["bind"].where, "main.conf:1");
+  EXPECT_EQ(value_of(read("bind_address [::1]\n"), "bind"), "::1");
+  EXPECT_EQ(value_of(read("bind_address localhost\n"), "bind"), "");
+}
+
+TEST(ConfigListeners, ListenerSectionsBecomeListeners) {
   Read all_interfaces = read("listener 1885\n");
-  EXPECT_EQ(value_of(all_interfaces, "bind"), "0.0.0.0");
-  EXPECT_EQ(value_of(all_interfaces, "port"), "1885");
+  ASSERT_EQ(all_interfaces.result.listeners.size(), 1u);
+  EXPECT_EQ(all_interfaces.result.listeners[0].options.address, "*");
+  EXPECT_EQ(all_interfaces.result.listeners[0].options.port, 1885);
+  EXPECT_EQ(all_interfaces.result.listeners[0].where, "main.conf:1");
+  EXPECT_EQ(value_of(all_interfaces, "port"), "<unset>");
   // A '#' after the port starts a comment, as in Mosquitto.
   EXPECT_TRUE(read("listener 1885 # the main one\n").result.diagnostics.empty());
+}
+
+// Two listener sections plus Mosquitto's default listener (port): three listeners, each with the
+// options of its section; TLS once a section has a certificate.
+TEST(ConfigListeners, SeveralListenersWithTheirOwnOptions) {
+  Read r = read(
+      "port 1883\n"
+      "listener 8883 0.0.0.0\n"
+      "certfile /tls/server.crt\n"
+      "keyfile /tls/server key.pem\n"
+      "cafile /tls/ca.pem\n"
+      "require_certificate true\n"
+      "use_identity_as_username true\n"
+      "tls_version tlsv1.3\n"
+      "ciphers_tls1.3 TLS_AES_256_GCM_SHA384\n"
+      "listener 8080 ::1\n"
+      "protocol websockets\n");
+  EXPECT_TRUE(r.result.diagnostics.empty()) << r.messages(Severity::kError)[0];
+  EXPECT_TRUE(r.result.default_listener_opened);
+  EXPECT_EQ(value_of(r, "port"), "1883");
+  EXPECT_EQ(value_of(r, "bind"), "*");
+  EXPECT_FALSE(r.result.default_listener.tls);
+  ASSERT_EQ(r.result.listeners.size(), 2u);
+  const ListenerOptions& secure = r.result.listeners[0].options;
+  EXPECT_TRUE(secure.tls);
+  EXPECT_EQ(secure.address, "0.0.0.0");
+  EXPECT_EQ(secure.tls_options.keyfile, "/tls/server key.pem");  // paths take the rest of the line
+  EXPECT_EQ(secure.tls_options.cafile, "/tls/ca.pem");
+  EXPECT_TRUE(secure.tls_options.require_certificate);
+  EXPECT_TRUE(secure.tls_options.use_identity_as_username);
+  EXPECT_EQ(secure.tls_options.min_version, "tlsv1.3");
+  EXPECT_EQ(secure.tls_options.ciphersuites, "TLS_AES_256_GCM_SHA384");
+  const ListenerOptions& web = r.result.listeners[1].options;
+  EXPECT_EQ(web.transport, ListenerOptions::Transport::kWebSockets);
+  EXPECT_FALSE(web.tls);
+  EXPECT_EQ(web.address, "::1");
+}
+
+// per_listener_settings false (Mosquitto's default): allow_anonymous, password_file and acl_file
+// apply to every listener wherever they are written, the last one winning.
+TEST(ConfigListeners, SecurityOptionsAreGlobalWithoutPerListenerSettings) {
+  Read r = read(
+      "allow_anonymous false\n"
+      "port 1883\n"
+      "listener 1884\n"
+      "password_file /etc/passwd-a\n"
+      "listener 1885\n"
+      "acl_file /etc/acl\n"
+      "allow_anonymous true\n");
+  EXPECT_TRUE(r.result.diagnostics.empty());
+  ASSERT_EQ(r.result.listeners.size(), 2u);
+  for (const ListenerOptions* listener :
+       {&r.result.default_listener, &r.result.listeners[0].options, &r.result.listeners[1].options}) {
+    EXPECT_EQ(listener->allow_anonymous, ListenerOptions::Anonymous::kAllow);
+    EXPECT_EQ(listener->password_file, "/etc/passwd-a");
+    EXPECT_EQ(listener->acl_file, "/etc/acl");
+  }
+}
+
+TEST(ConfigListeners, SecurityOptionsPerListenerWithPerListenerSettings) {
+  Read r = read(
+      "per_listener_settings true\n"
+      "port 1883\n"
+      "allow_anonymous true\n"
+      "listener 1884\n"
+      "password_file /etc/passwd-a\n"
+      "listener 1885\n"
+      "allow_anonymous false\n"
+      "acl_file /etc/acl\n");
+  EXPECT_TRUE(r.result.diagnostics.empty());
+  ASSERT_EQ(r.result.listeners.size(), 2u);
+  EXPECT_EQ(r.result.default_listener.allow_anonymous, ListenerOptions::Anonymous::kAllow);
+  EXPECT_EQ(r.result.default_listener.password_file, "");
+  EXPECT_EQ(r.result.listeners[0].options.allow_anonymous, ListenerOptions::Anonymous::kDefault);
+  EXPECT_EQ(r.result.listeners[0].options.password_file, "/etc/passwd-a");
+  EXPECT_EQ(r.result.listeners[0].options.acl_file, "");
+  EXPECT_EQ(r.result.listeners[1].options.allow_anonymous, ListenerOptions::Anonymous::kDeny);
+  EXPECT_EQ(r.result.listeners[1].options.password_file, "");
+  EXPECT_EQ(r.result.listeners[1].options.acl_file, "/etc/acl");
+}
+
+TEST(ConfigListeners, BadListenerSettingsNameTheirLine) {
+  EXPECT_EQ(read("listener 8883\ncafile /ca.pem\n").messages(Severity::kError),
+            (std::vector<std::string>{"main.conf:1: error: listener: cafile is a TLS option: the listener needs TLS "
+                                      "(mqtts:// or wss://, or certfile and keyfile in a config file)"}));
+  EXPECT_EQ(read("listener 8883\ncertfile /c.pem\n").messages(Severity::kError),
+            (std::vector<std::string>{
+                "main.conf:1: error: listener: a TLS listener needs certfile and keyfile (keyfile is missing)"}));
+  EXPECT_EQ(read("listener 8883\ntls_version tlsv1\n").messages(Severity::kError),
+            (std::vector<std::string>{"main.conf:2: error: tls_version tlsv1: tls_version: 'tlsv1' is not tlsv1.2 "
+                                      "or tlsv1.3 (older versions are not offered)"}));
+  EXPECT_EQ(read("listener 8883\nprotocol http\n").messages(Severity::kError),
+            (std::vector<std::string>{"main.conf:2: error: protocol must be mqtt or websockets, not 'http'"}));
+  EXPECT_EQ(read("listener 8883\nallow_anonymous maybe\n").messages(Severity::kError).size(), 1u);
+  // TLS options before the first `listener` line belong to a default listener there is none of.
+  EXPECT_EQ(read("certfile /c.pem\nlistener 8883\n").messages(Severity::kWarning).size(), 1u);
 }
 
 TEST(ConfigListeners, ListenerOptionsInItsSectionApplyToIt) {
@@ -245,14 +357,7 @@ TEST(ConfigListeners, ListenerOptionsInItsSectionApplyToIt) {
   EXPECT_EQ(value_of(r, "max_inflight"), "3");
 }
 
-TEST(ConfigListeners, ASecondListenerIsAnError) {
-  EXPECT_EQ(
-      read("listener 1883\nmax_connections 5\nlistener 8883\n").messages(Severity::kError),
-      (std::vector<std::string>{"main.conf:3: error: a second listener: only one listener is supported until "
-                                "issue 9 lands (the first is at main.conf:1)"}));
-  // port/bind_address make Mosquitto's default listener, and a `listener` line another one.
-  EXPECT_EQ(read("port 1883\nlistener 8883\n").messages(Severity::kError).size(), 1u);
-  EXPECT_EQ(read("listener 8883\nbind_address 127.0.0.1\n").messages(Severity::kError).size(), 1u);
+TEST(ConfigListeners, PortTwiceWarnsAsMosquitto) {
   // port and bind_address together are the one default listener; port twice warns as Mosquitto does.
   Read twice = read("port 1883\nbind_address 127.0.0.1\nport 1884\n");
   EXPECT_TRUE(twice.messages(Severity::kError).empty());
@@ -276,7 +381,8 @@ TEST(ConfigListeners, BadListenerLines) {
 TEST(ConfigListeners, NoListenerMeansLoopbackOnlyAsMosquitto2) {
   Read r = read("max_connections 10\n");
   EXPECT_TRUE(r.result.local_only);
-  EXPECT_EQ(value_of(r, "bind"), "127.0.0.1");
+  EXPECT_TRUE(r.result.default_listener_opened);
+  EXPECT_EQ(value_of(r, "bind"), "<unset>");  // --bind's default is loopback only
 }
 
 TEST(ConfigLogType, MostVerboseTypeIsTheLevel) {
