@@ -99,7 +99,9 @@ std::string_view verdict_name(Verdict verdict);
 // Hashes password the way `hash` says and compares in constant time (CRYPTO_memcmp; libargon2
 // compares in constant time too). Slow: verifier pool only. The password is the bytes the
 // client sent, all of them: Mosquitto stops at a NUL byte (strlen), so a binary MQTT 5
-// password with a NUL that Mosquitto would accept on its prefix is refused here.
+// password with a NUL that Mosquitto would accept on its prefix is refused here. (One
+// exception is PBKDF2's own: HMAC pads the password to SHA-512's block with zero bytes, so
+// trailing NUL bytes do not change a $7$ hash.)
 [[nodiscard]] Verdict verify_password(const ParsedHash& hash, std::string_view password, const HashLimits& limits);
 // parse_hash + verify; *reason is set for kMalformedHash/kHashOverLimit/kPasswordTooLong/kInternalError.
 [[nodiscard]] Verdict verify_password(std::string_view hash_text, std::string_view password, const HashLimits& limits,
