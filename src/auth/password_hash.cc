@@ -66,6 +66,9 @@ bool decode_base64(std::string_view text, bool padded, std::string* bytes) {
       bytes->push_back(static_cast<char>((accumulator >> bits) & 0xff));
     }
   }
+  // libargon2 refuses unpadded text whose unused low bits are not zero; OpenSSL's decoder,
+  // which Mosquitto uses for the padded form, ignores them.
+  if (!padded && (accumulator & ((1u << bits) - 1)) != 0) return false;
   return true;
 }
 

@@ -181,6 +181,8 @@ TEST(PasswordHash, RefusesMalformedHashesWithAReason) {
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTF", HashParse::kMalformed},
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ=$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
+      // Non-zero unused bits in the last character: libargon2 refuses them, so parse_hash does.
+      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHR$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc$", HashParse::kMalformed},
   };
   for (const Case& c : cases) {
