@@ -95,9 +95,10 @@ std::string encode_base64(std::string_view bytes, bool padded) {
 }
 
 // A decimal uint32 of digits only (no sign, no blanks), as mosquitto_passwd and libargon2
-// write it.
-bool parse_decimal(std::string_view text, uint32_t* value) {
+// write it. libargon2 refuses a leading zero ("m=08"); Mosquitto's atoi takes it in "$7$0101$".
+bool parse_decimal(std::string_view text, uint32_t* value, bool leading_zero_allowed) {
   if (text.empty() || text.size() > 10) return false;
+  if (!leading_zero_allowed && text.size() > 1 && text.front() == '0') return false;
   for (char c : text) {
     if (c < '0' || c > '9') return false;
   }
@@ -169,7 +170,7 @@ HashParse parse_argon2id(std::string_view text, const HashLimits& limits, Parsed
     size_t end = costs.find(',');
     std::string_view field = i + 1 < expected.size() ? costs.substr(0, end) : costs;
     if ((i + 1 < expected.size() && end == std::string_view::npos) || field.substr(0, 2) != expected[i].first ||
-        !parse_decimal(field.substr(2), expected[i].second)) {
+        !parse_decimal(field.substr(2), expected[i].second, false)) {
       *reason = "an argon2id hash's costs must read m=M,t=T,p=P";
       return HashParse::kMalformed;
     }
@@ -307,7 +308,7 @@ HashParse parse_hash(std::string_view text, const HashLimits& limits, ParsedHash
       *reason = "a $7$ hash has 3 fields after $7$ (ITERATIONS$SALT$HASH)";
       return HashParse::kMalformed;
     }
-    if (!parse_decimal(fields[0], &hash->iterations) || hash->iterations == 0) {
+    if (!parse_decimal(fields[0], &hash->iterations, true) || hash->iterations == 0) {
       *reason = "a $7$ hash's iteration count must be a number from 1";
       return HashParse::kMalformed;
     }

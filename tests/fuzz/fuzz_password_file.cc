@@ -13,6 +13,7 @@
 // libargon2 agree on what is well formed); base64 round-trips the input's bytes.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -25,7 +26,7 @@ namespace {
 
 void check(bool condition, const char* what) {
   if (!condition) {
-    __builtin_printf("fuzz_password_file: invariant broken: %s\n", what);
+    std::fprintf(stderr, "fuzz_password_file: invariant broken: %s\n", what);
     std::abort();
   }
 }

@@ -128,6 +128,12 @@ TEST(PasswordHash, ParsesCostParameters) {
   EXPECT_EQ(hash.iterations, 101u);
   EXPECT_EQ(hash.salt.size(), 12u);
   EXPECT_EQ(hash.digest.size(), 64u);
+  // Mosquitto's atoi reads "0101" as 101; so does coremq (only libargon2 refuses leading zeros).
+  std::string padded_count(kMosquittoPbkdf2Other);
+  padded_count.replace(3, 3, "0101");
+  ASSERT_EQ(parse_hash(padded_count, {}, &hash, &reason), HashParse::kOk) << reason;
+  EXPECT_EQ(hash.iterations, 101u);
+  EXPECT_EQ(check(padded_count, "other"), Verdict::kMatch);
   ASSERT_EQ(parse_hash(kArgon2Reference, {}, &hash, &reason), HashParse::kOk) << reason;
   EXPECT_EQ(hash.scheme, HashScheme::kArgon2id);
   EXPECT_EQ(hash.memory_kib, 65536u);
@@ -181,6 +187,8 @@ TEST(PasswordHash, RefusesMalformedHashesWithAReason) {
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTF", HashParse::kMalformed},
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ=$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
+      // libargon2 refuses a leading zero (found by fuzz_password_file), so parse_hash does.
+      {"$argon2id$v=19$m=065536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
       // Non-zero unused bits in the last character: libargon2 refuses them, so parse_hash does.
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHR$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc$", HashParse::kMalformed},
