@@ -44,7 +44,8 @@ constexpr uint64_t kFileBytesMax = coremq::auth::PasswordFileLimits{}.file_bytes
 constexpr char kUsage[] =
     "coremq-passwd is a tool for managing password files for coremq and mosquitto.\n"
     "\n"
-    "Usage: coremq-passwd [-H sha512 | -H sha512-pbkdf2 | -H argon2id] [-I iterations] [-c | -D] passwordfile "
+    "Usage: coremq-passwd [-H sha512 | -H sha512-pbkdf2 | -H argon2id] [-I iterations] [-c | -D] "
+    "passwordfile "
     "username\n"
     "       coremq-passwd [-H sha512 | -H sha512-pbkdf2 | -H argon2id] [-I iterations] [-c] -b passwordfile "
     "username password\n"
@@ -115,7 +116,8 @@ int parse_arguments(int argc, char** argv, Arguments* arguments) {
         errno = 0;
         unsigned long long iterations = std::strtoull(argv[index], &end, 10);
         uint32_t iterations_max = coremq::auth::HashLimits{}.pbkdf2_iterations_max;
-        if (value.empty() || value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || iterations < 1) {
+        if (value.empty() || value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+            iterations < 1) {
           return usage_error("-I needs a number of iterations from 1.");
         }
         if (iterations > iterations_max) {
@@ -139,7 +141,8 @@ int parse_arguments(int argc, char** argv, Arguments* arguments) {
   }
   size_t expected = arguments->upgrade ? 1 : arguments->batch ? 3 : 2;
   if (static_cast<size_t>(argc - index) != expected) {
-    return usage_error(argc - index < static_cast<int>(expected) ? "Missing arguments." : "Too many arguments.");
+    return usage_error(argc - index < static_cast<int>(expected) ? "Missing arguments."
+                                                                 : "Too many arguments.");
   }
   arguments->file = argv[index];
   if (!arguments->upgrade) arguments->username = argv[index + 1];
@@ -153,8 +156,10 @@ std::optional<std::string> username_problem(std::string_view username) {
   if (username.empty()) return "Username must not be empty.";
   if (username.size() > kFieldBytesMax) return "Username must be less than 65536 characters long.";
   if (username.find(':') != std::string_view::npos) return "Username must not contain the ':' character.";
-  if (username.find_first_of("\r\n") != std::string_view::npos) return "Username must not contain a line break.";
-  if (username.front() == '#') return "Username must not start with '#' (the file would read it as a comment).";
+  if (username.find_first_of("\r\n") != std::string_view::npos)
+    return "Username must not contain a line break.";
+  if (username.front() == '#')
+    return "Username must not start with '#' (the file would read it as a comment).";
   auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f'; };
   if (blank(username.front()) || blank(username.back())) {
     return "Username must not start or end with a blank (the broker trims them).";
@@ -284,7 +289,8 @@ bool write_file_atomically(const std::string& path, const std::string& text, std
   size_t slash = target.rfind('/');
   std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : target.substr(0, slash);
   std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
-  std::string temporary = (slash == std::string::npos ? "" : target.substr(0, slash + 1)) + "." + base + ".XXXXXX";
+  std::string temporary =
+      (slash == std::string::npos ? "" : target.substr(0, slash + 1)) + "." + base + ".XXXXXX";
   int descriptor = mkstemp(temporary.data());  // mode 0600
   if (descriptor < 0) {
     *error = "Unable to create a temporary file in " + directory + ": " + std::strerror(errno) + ".";
@@ -297,7 +303,8 @@ bool write_file_atomically(const std::string& path, const std::string& text, std
     return false;
   };
   if (exists) {
-    if (fchmod(descriptor, existing.st_mode & 07777) != 0) return give_up("Unable to keep the mode of " + path);
+    if (fchmod(descriptor, existing.st_mode & 07777) != 0)
+      return give_up("Unable to keep the mode of " + path);
     // Only root may give the file to another owner; anyone else keeps their own.
     if ((existing.st_uid != geteuid() || existing.st_gid != getegid()) &&
         fchown(descriptor, existing.st_uid, existing.st_gid) != 0 && errno != EPERM) {
@@ -403,7 +410,8 @@ int set_password(const Arguments& arguments, const std::string& password) {
   if (!coremq::auth::create_hash(password, arguments.hash, &hash, &error)) return fail(error);
   std::string entry = arguments.username + ":" + hash + "\n";
   if (arguments.create) {
-    if (arguments.file == "-") return write_all(STDOUT_FILENO, entry) ? 0 : fail("Unable to write to stdout.");
+    if (arguments.file == "-")
+      return write_all(STDOUT_FILENO, entry) ? 0 : fail("Unable to write to stdout.");
     return write_file_atomically(arguments.file, entry, &error) ? 0 : fail(error);
   }
   std::string text;

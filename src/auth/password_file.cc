@@ -35,7 +35,8 @@ constexpr size_t kUsernameBytesMax = 65535;
 
 }  // namespace
 
-bool split_password_line(std::string_view line, std::string_view* username, std::string_view* hash, bool* extra) {
+bool split_password_line(std::string_view line, std::string_view* username, std::string_view* hash,
+                         bool* extra) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (line.empty() || line.front() == '#') return false;
   size_t colon = line.find(':');
@@ -95,9 +96,9 @@ std::shared_ptr<const PasswordFile> PasswordFile::parse(std::string_view text, s
       ++file->stats_.entries_dropped;
     };
     if (line.size() > limits.line_bytes_max) {
-      diagnostics->push_back({Severity::kError, where,
-                              absl::StrFormat("line of %u bytes is above the limit %u", line.size(),
-                                              limits.line_bytes_max)});
+      diagnostics->push_back(
+          {Severity::kError, where,
+           absl::StrFormat("line of %u bytes is above the limit %u", line.size(), limits.line_bytes_max)});
       return nullptr;  // the first error ends the parse: a binary file must not flood the log
     }
     if (line.find('\0') != std::string_view::npos) {
@@ -137,8 +138,8 @@ std::shared_ptr<const PasswordFile> PasswordFile::parse(std::string_view text, s
     auto [existing, inserted] = user_lines.try_emplace(name, line_number);
     if (!inserted) {
       diagnostics->push_back({Severity::kWarning, where,
-                              absl::StrFormat("user '%s' again (first on line %u): this later line wins", username,
-                                              existing->second)});
+                              absl::StrFormat("user '%s' again (first on line %u): this later line wins",
+                                              username, existing->second)});
       existing->second = line_number;
       ++file->stats_.duplicate_users;
     } else if (user_lines.size() > limits.users_max) {
@@ -180,11 +181,13 @@ PasswordFile::Result PasswordFile::verify(std::string_view username, std::string
   return Result::kInternalError;
 }
 
-std::shared_ptr<const PasswordFile> load_password_file(const std::string& path, const PasswordFileLimits& limits,
+std::shared_ptr<const PasswordFile> load_password_file(const std::string& path,
+                                                       const PasswordFileLimits& limits,
                                                        std::vector<Diagnostic>* diagnostics) {
   int descriptor = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (descriptor < 0) {
-    diagnostics->push_back({Severity::kError, path, absl::StrFormat("cannot open: %s", std::strerror(errno))});
+    diagnostics->push_back(
+        {Severity::kError, path, absl::StrFormat("cannot open: %s", std::strerror(errno))});
     return nullptr;
   }
   struct stat status {};
@@ -214,7 +217,8 @@ std::shared_ptr<const PasswordFile> load_password_file(const std::string& path, 
     if (got < 0) {
       int error = errno;
       close(descriptor);
-      diagnostics->push_back({Severity::kError, path, absl::StrFormat("cannot read: %s", std::strerror(error))});
+      diagnostics->push_back(
+          {Severity::kError, path, absl::StrFormat("cannot read: %s", std::strerror(error))});
       return nullptr;
     }
     text.resize(offset + static_cast<size_t>(got));

@@ -31,8 +31,8 @@
 #include <string_view>
 #include <vector>
 
-#include "base/string_map.h"
 #include "auth/password_hash.h"
+#include "base/string_map.h"
 #include "config/config_file.h"
 
 namespace coremq::auth {
@@ -49,10 +49,10 @@ struct PasswordFileLimits {
 // What parsing found, for counters and the start-up/reload log line.
 struct PasswordFileStats {
   uint32_t lines = 0;
-  uint32_t users = 0;                  // entries kept
-  uint32_t entries_dropped = 0;        // warnings: empty, unknown or malformed hash, bad username
-  uint32_t entries_over_limit = 0;     // of those, hashes whose cost is above HashLimits
-  uint32_t duplicate_users = 0;        // lines that replaced an earlier line of the same user
+  uint32_t users = 0;               // entries kept
+  uint32_t entries_dropped = 0;     // warnings: empty, unknown or malformed hash, bad username
+  uint32_t entries_over_limit = 0;  // of those, hashes whose cost is above HashLimits
+  uint32_t duplicate_users = 0;     // lines that replaced an earlier line of the same user
 };
 
 class PasswordFile {
@@ -99,12 +99,14 @@ class PasswordFile {
 // Reads path (bounded by limits.file_bytes_max, read in one go) and parses it. An unreadable
 // file is an error diagnostic naming the path and errno's text. Start-up and reload only (it
 // reads the disk and hashes nothing): never on a shard thread.
-std::shared_ptr<const PasswordFile> load_password_file(const std::string& path, const PasswordFileLimits& limits,
+std::shared_ptr<const PasswordFile> load_password_file(const std::string& path,
+                                                       const PasswordFileLimits& limits,
                                                        std::vector<config::Diagnostic>* diagnostics);
 
 // Splits one line of a password file the way the broker reads it: false if the line is a
 // comment or has no ':'; otherwise *username and *hash are the blank-trimmed fields and
 // *extra says a second ':' followed. Shared with coremq-passwd, which edits files line by line.
-bool split_password_line(std::string_view line, std::string_view* username, std::string_view* hash, bool* extra);
+bool split_password_line(std::string_view line, std::string_view* username, std::string_view* hash,
+                         bool* extra);
 
 }  // namespace coremq::auth

@@ -130,14 +130,15 @@ bool valid_salt_length(size_t bytes) {
   return bytes == kSaltBytesShort || bytes == kSaltBytesLong;
 }
 
-HashParse parse_salted(HashScheme scheme, std::string_view salt_text, std::string_view digest_text, ParsedHash* hash,
-                       std::string* reason) {
+HashParse parse_salted(HashScheme scheme, std::string_view salt_text, std::string_view digest_text,
+                       ParsedHash* hash, std::string* reason) {
   if (!decode_base64(salt_text, true, &hash->salt)) {
     *reason = "the salt is not base64";
     return HashParse::kMalformed;
   }
   if (!valid_salt_length(hash->salt.size())) {
-    *reason = absl::StrFormat("the salt is %u bytes, not %u or %u", hash->salt.size(), kSaltBytesShort, kSaltBytesLong);
+    *reason = absl::StrFormat("the salt is %u bytes, not %u or %u", hash->salt.size(), kSaltBytesShort,
+                              kSaltBytesLong);
     return HashParse::kMalformed;
   }
   if (!decode_base64(digest_text, true, &hash->digest)) {
@@ -153,7 +154,8 @@ HashParse parse_salted(HashScheme scheme, std::string_view salt_text, std::strin
 }
 
 // $argon2id$v=19$m=M,t=T,p=P$SALT$HASH, salt and hash in unpadded base64.
-HashParse parse_argon2id(std::string_view text, const HashLimits& limits, ParsedHash* hash, std::string* reason) {
+HashParse parse_argon2id(std::string_view text, const HashLimits& limits, ParsedHash* hash,
+                         std::string* reason) {
   std::array<std::string_view, 4> fields;
   if (!split_fields(text.substr(kPrefixArgon2id.size()), &fields)) {
     *reason = "an argon2id hash has 4 fields after $argon2id$ (v=19$m=M,t=T,p=P$SALT$HASH)";
@@ -169,7 +171,8 @@ HashParse parse_argon2id(std::string_view text, const HashLimits& limits, Parsed
   for (size_t i = 0; i < expected.size(); ++i) {
     size_t end = costs.find(',');
     std::string_view field = i + 1 < expected.size() ? costs.substr(0, end) : costs;
-    if ((i + 1 < expected.size() && end == std::string_view::npos) || field.substr(0, 2) != expected[i].first ||
+    if ((i + 1 < expected.size() && end == std::string_view::npos) ||
+        field.substr(0, 2) != expected[i].first ||
         !parse_decimal(field.substr(2), expected[i].second, false)) {
       *reason = "an argon2id hash's costs must read m=M,t=T,p=P";
       return HashParse::kMalformed;
@@ -184,8 +187,9 @@ HashParse parse_argon2id(std::string_view text, const HashLimits& limits, Parsed
   }
   if (salt.size() < kArgon2SaltBytesMin || salt.size() > kArgon2FieldBytesMax ||
       digest.size() < kArgon2DigestBytesMin || digest.size() > kArgon2FieldBytesMax) {
-    *reason = absl::StrFormat("an argon2id salt must be %u to %u bytes and its hash %u to %u", kArgon2SaltBytesMin,
-                              kArgon2FieldBytesMax, kArgon2DigestBytesMin, kArgon2FieldBytesMax);
+    *reason =
+        absl::StrFormat("an argon2id salt must be %u to %u bytes and its hash %u to %u", kArgon2SaltBytesMin,
+                        kArgon2FieldBytesMax, kArgon2DigestBytesMin, kArgon2FieldBytesMax);
     return HashParse::kMalformed;
   }
   if (hash->iterations < 1 || hash->parallelism < 1 || hash->memory_kib < 8 * hash->parallelism) {
@@ -226,14 +230,16 @@ bool sha512_salted(std::string_view password, std::string_view salt, unsigned ch
   return ok && length == kDigestBytes;
 }
 
-bool pbkdf2_sha512(std::string_view password, std::string_view salt, uint32_t iterations, unsigned char* digest) {
+bool pbkdf2_sha512(std::string_view password, std::string_view salt, uint32_t iterations,
+                   unsigned char* digest) {
   COREMQ_ASSERT(iterations >= 1 && iterations <= INT32_MAX);
   COREMQ_ASSERT(password.size() <= INT32_MAX && salt.size() <= INT32_MAX);
   // OpenSSL takes a NULL password only with length 0; an empty string_view may have no data.
   const char* password_bytes = password.empty() ? "" : password.data();
   return PKCS5_PBKDF2_HMAC(password_bytes, static_cast<int>(password.size()),
                            reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
-                           static_cast<int>(iterations), EVP_sha512(), static_cast<int>(kDigestBytes), digest) == 1;
+                           static_cast<int>(iterations), EVP_sha512(), static_cast<int>(kDigestBytes),
+                           digest) == 1;
 }
 
 Verdict compare_digest(const unsigned char* computed, const std::string& stored) {
@@ -321,7 +327,8 @@ HashParse parse_hash(std::string_view text, const HashLimits& limits, ParsedHash
     }
     return HashParse::kOk;
   }
-  if (text.substr(0, kPrefixArgon2id.size()) == kPrefixArgon2id) return parse_argon2id(text, limits, hash, reason);
+  if (text.substr(0, kPrefixArgon2id.size()) == kPrefixArgon2id)
+    return parse_argon2id(text, limits, hash, reason);
   *reason = text.empty() || text.front() != '$'
                 ? "not a password hash (plain text? run coremq-passwd -U on the file)"
                 : "unknown hash scheme (coremq reads $6$, $7$ and $argon2id$)";
@@ -339,7 +346,8 @@ Verdict verify_password(const ParsedHash& hash, std::string_view password, const
       // The limit is checked again here: a ParsedHash may come from parse_hash with other limits.
       if (hash.iterations == 0) return Verdict::kMalformedHash;
       if (hash.iterations > limits.pbkdf2_iterations_max) return Verdict::kHashOverLimit;
-      if (!pbkdf2_sha512(password, hash.salt, hash.iterations, computed.data())) return Verdict::kInternalError;
+      if (!pbkdf2_sha512(password, hash.salt, hash.iterations, computed.data()))
+        return Verdict::kInternalError;
       return compare_digest(computed.data(), hash.digest);
     case HashScheme::kArgon2id: {
       if (hash.encoded.empty()) return Verdict::kMalformedHash;
@@ -351,7 +359,8 @@ Verdict verify_password(const ParsedHash& hash, std::string_view password, const
       int result = argon2id_verify(hash.encoded.c_str(), password_bytes, password.size());
       if (result == ARGON2_OK) return Verdict::kMatch;
       if (result == ARGON2_VERIFY_MISMATCH) return Verdict::kMismatch;
-      if (result == ARGON2_MEMORY_ALLOCATION_ERROR || result == ARGON2_THREAD_FAIL) return Verdict::kInternalError;
+      if (result == ARGON2_MEMORY_ALLOCATION_ERROR || result == ARGON2_THREAD_FAIL)
+        return Verdict::kInternalError;
       // parse_hash checked what libargon2 checks; anything else is a shape it still refused.
       return Verdict::kMalformedHash;
     }
@@ -386,7 +395,8 @@ Verdict verify_password(std::string_view hash_text, std::string_view password, c
 bool create_hash_with_salt(std::string_view password, const HashParameters& parameters, std::string_view salt,
                            std::string* hash, std::string* error) {
   if (password.size() > HashLimits{}.password_bytes_max) {
-    *error = absl::StrFormat("Password must be less than %u characters long.", HashLimits{}.password_bytes_max + 1);
+    *error = absl::StrFormat("Password must be less than %u characters long.",
+                             HashLimits{}.password_bytes_max + 1);
     return false;
   }
   std::array<unsigned char, kDigestBytes> digest;
@@ -415,14 +425,14 @@ bool create_hash_with_salt(std::string_view password, const HashParameters& para
       return true;
     case HashScheme::kArgon2id: {
       COREMQ_ASSERT(salt.size() >= kArgon2SaltBytesMin && salt.size() <= kArgon2FieldBytesMax);
-      size_t encoded_bytes = argon2_encodedlen(kArgon2TimeCostDefault, kArgon2MemoryKibDefault,
-                                               kArgon2ParallelismDefault, static_cast<uint32_t>(salt.size()),
-                                               kDigestBytes, Argon2_id);
+      size_t encoded_bytes =
+          argon2_encodedlen(kArgon2TimeCostDefault, kArgon2MemoryKibDefault, kArgon2ParallelismDefault,
+                            static_cast<uint32_t>(salt.size()), kDigestBytes, Argon2_id);
       std::string encoded(encoded_bytes + 1, '\0');
       const char* password_bytes = password.empty() ? "" : password.data();
-      int result = argon2id_hash_encoded(kArgon2TimeCostDefault, kArgon2MemoryKibDefault, kArgon2ParallelismDefault,
-                                         password_bytes, password.size(), salt.data(), salt.size(), kDigestBytes,
-                                         encoded.data(), encoded.size());
+      int result = argon2id_hash_encoded(
+          kArgon2TimeCostDefault, kArgon2MemoryKibDefault, kArgon2ParallelismDefault, password_bytes,
+          password.size(), salt.data(), salt.size(), kDigestBytes, encoded.data(), encoded.size());
       if (result != ARGON2_OK) {
         *error = absl::StrFormat("libargon2 failed: %s", argon2_error_message(result));
         return false;
@@ -436,7 +446,8 @@ bool create_hash_with_salt(std::string_view password, const HashParameters& para
   return false;
 }
 
-bool create_hash(std::string_view password, const HashParameters& parameters, std::string* hash, std::string* error) {
+bool create_hash(std::string_view password, const HashParameters& parameters, std::string* hash,
+                 std::string* error) {
   std::array<unsigned char, kSaltBytesLong> salt;
   size_t salt_bytes = parameters.scheme == HashScheme::kArgon2id ? kSaltBytesLong : kSaltBytesShort;
   if (RAND_bytes(salt.data(), static_cast<int>(salt_bytes)) != 1) {
@@ -444,7 +455,8 @@ bool create_hash(std::string_view password, const HashParameters& parameters, st
     return false;
   }
   return create_hash_with_salt(password, parameters,
-                               std::string_view(reinterpret_cast<const char*>(salt.data()), salt_bytes), hash, error);
+                               std::string_view(reinterpret_cast<const char*>(salt.data()), salt_bytes), hash,
+                               error);
 }
 
 }  // namespace coremq::auth

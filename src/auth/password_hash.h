@@ -65,12 +65,12 @@ struct HashLimits {
 // for libargon2, with the cost parameters read out of it for the limits.
 struct ParsedHash {
   HashScheme scheme = HashScheme::kSha512;
-  uint32_t iterations = 0;  // $7$: PBKDF2 iterations; argon2id: passes (t)
-  uint32_t memory_kib = 0;  // argon2id only (m)
-  uint32_t parallelism = 0; // argon2id only (p)
-  std::string salt;         // $6$/$7$: decoded bytes
-  std::string digest;       // $6$/$7$: decoded bytes (kDigestBytes)
-  std::string encoded;      // argon2id: the whole string
+  uint32_t iterations = 0;   // $7$: PBKDF2 iterations; argon2id: passes (t)
+  uint32_t memory_kib = 0;   // argon2id only (m)
+  uint32_t parallelism = 0;  // argon2id only (p)
+  std::string salt;          // $6$/$7$: decoded bytes
+  std::string digest;        // $6$/$7$: decoded bytes (kDigestBytes)
+  std::string encoded;       // argon2id: the whole string
 };
 
 enum class HashParse : uint8_t {
@@ -102,10 +102,11 @@ std::string_view verdict_name(Verdict verdict);
 // password with a NUL that Mosquitto would accept on its prefix is refused here. (One
 // exception is PBKDF2's own: HMAC pads the password to SHA-512's block with zero bytes, so
 // trailing NUL bytes do not change a $7$ hash.)
-[[nodiscard]] Verdict verify_password(const ParsedHash& hash, std::string_view password, const HashLimits& limits);
+[[nodiscard]] Verdict verify_password(const ParsedHash& hash, std::string_view password,
+                                      const HashLimits& limits);
 // parse_hash + verify; *reason is set for kMalformedHash/kHashOverLimit/kPasswordTooLong/kInternalError.
-[[nodiscard]] Verdict verify_password(std::string_view hash_text, std::string_view password, const HashLimits& limits,
-                                      std::string* reason);
+[[nodiscard]] Verdict verify_password(std::string_view hash_text, std::string_view password,
+                                      const HashLimits& limits, std::string* reason);
 
 struct HashParameters {
   HashScheme scheme = kDefaultScheme;

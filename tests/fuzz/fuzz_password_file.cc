@@ -55,9 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<coremq::config::Diagnostic> diagnostics;
   auto file = coremq::auth::PasswordFile::parse(input, "fuzz.pw", limits, &diagnostics);
   for (const coremq::config::Diagnostic& diagnostic : diagnostics) {
-    check(diagnostic.where.rfind("fuzz.pw", 0) == 0 && !diagnostic.message.empty(), "diagnostic names a place");
+    check(diagnostic.where.rfind("fuzz.pw", 0) == 0 && !diagnostic.message.empty(),
+          "diagnostic names a place");
   }
-  check((file == nullptr) == coremq::config::has_errors(diagnostics), "nullptr exactly when there is an error");
+  check((file == nullptr) == coremq::config::has_errors(diagnostics),
+        "nullptr exactly when there is an error");
 
   // Usernames come from the lines themselves, split as the parser splits them.
   size_t verified = 0;
@@ -85,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view first = input.substr(0, input.find('\n'));
   std::string reason;
   coremq::auth::Verdict verdict = coremq::auth::verify_password(first, "pw", limits.hash, &reason);
-  check((verdict == coremq::auth::Verdict::kMatch || verdict == coremq::auth::Verdict::kMismatch) == reason.empty(),
+  check((verdict == coremq::auth::Verdict::kMatch || verdict == coremq::auth::Verdict::kMismatch) ==
+            reason.empty(),
         "a reason exactly when the hash is refused");
 
   std::string decoded;

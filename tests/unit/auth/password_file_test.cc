@@ -22,9 +22,11 @@ using config::format_diagnostic;
 
 // mosquitto_passwd 2.0.11: "other" (sha512-pbkdf2, 101 iterations) and "hunter2" (sha512).
 constexpr std::string_view kOther =
-    "$7$101$RgCqAUXb2UyNO1kB$fkJV/5jyvXmwsXL5FeKRPLtvIyblP2esMqekWw8XAyW1vrw6+zzUIfCKdiGIRamaDQrUNOCzhfEYXcmO+iGpEg==";
+    "$7$101$RgCqAUXb2UyNO1kB$fkJV/"
+    "5jyvXmwsXL5FeKRPLtvIyblP2esMqekWw8XAyW1vrw6+zzUIfCKdiGIRamaDQrUNOCzhfEYXcmO+iGpEg==";
 constexpr std::string_view kHunter2 =
-    "$6$E+NggzvX21QIy9oW$AyIuGz5L1DS+LoxrZSBJdiplGzn2x5vpv8KLampStzQunG4cDHcGVy+qRoH+nfhgAW2Dc/asB64FEUjdBTvy0g==";
+    "$6$E+NggzvX21QIy9oW$AyIuGz5L1DS+LoxrZSBJdiplGzn2x5vpv8KLampStzQunG4cDHcGVy+qRoH+nfhgAW2Dc/"
+    "asB64FEUjdBTvy0g==";
 constexpr std::string_view kArgon2Password =
     "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
 
@@ -41,14 +43,14 @@ std::shared_ptr<const PasswordFile> parse(const std::string& text, std::vector<D
 
 TEST(PasswordFile, ReadsLinesTheWayMosquittoDoes) {
   std::string text;
-  text += "# a comment:with colons\n";                 // 1
-  text += "\n";                                        // 2
-  text += "alice:" + std::string(kOther) + "\n";       // 3
-  text += "bob:" + std::string(kHunter2) + "\r\n";     // 4 CRLF
+  text += "# a comment:with colons\n";                     // 1
+  text += "\n";                                            // 2
+  text += "alice:" + std::string(kOther) + "\n";           // 3
+  text += "bob:" + std::string(kHunter2) + "\r\n";         // 4 CRLF
   text += "  carol \t:  " + std::string(kOther) + "  \n";  // 5 blanks trimmed
-  text += "no colon on this line\n";                   // 6 skipped silently, like Mosquitto
-  text += " #dave:" + std::string(kOther) + "\n";      // 7 not a comment: user "#dave"
-  text += "erin:" + std::string(kArgon2Password);      // 8 no final newline
+  text += "no colon on this line\n";                       // 6 skipped silently, like Mosquitto
+  text += " #dave:" + std::string(kOther) + "\n";          // 7 not a comment: user "#dave"
+  text += "erin:" + std::string(kArgon2Password);          // 8 no final newline
   std::vector<Diagnostic> diagnostics;
   auto file = parse(text, &diagnostics);
   ASSERT_NE(file, nullptr) << ::testing::PrintToString(formatted(diagnostics));
@@ -86,24 +88,28 @@ TEST(PasswordFile, LaterDuplicateWinsUnlessItIsBroken) {
   EXPECT_EQ(file->verify("bob", "other"), PasswordFile::Result::kAccepted);
   EXPECT_EQ(file->stats().duplicate_users, 2u);
   EXPECT_EQ(file->stats().entries_dropped, 1u);
-  EXPECT_EQ(formatted(diagnostics),
-            (std::vector<std::string>{
-                "pw:2: warning: user 'alice' again (first on line 1): this later line wins",
-                "pw:3: warning: user 'alice': not a password hash (plain text? run coremq-passwd -U on the file): "
-                "entry dropped",
-                "pw:5: warning: user 'bob' again (first on line 4): this later line wins",
-            }));
+  EXPECT_EQ(
+      formatted(diagnostics),
+      (std::vector<std::string>{
+          "pw:2: warning: user 'alice' again (first on line 1): this later line wins",
+          "pw:3: warning: user 'alice': not a password hash (plain text? run coremq-passwd -U on the file): "
+          "entry dropped",
+          "pw:5: warning: user 'bob' again (first on line 4): this later line wins",
+      }));
 }
 
 TEST(PasswordFile, DropsBadEntriesNamingTheirLines) {
-  std::string text = "carol:\n"                                      // 1 no hash
-                     "dave:plain\n"                                  // 2 plain text
-                     "eve:$7$0$AAAA$BBBB\n"                          // 3 malformed
-                     ":kim:" + std::string(kOther) + "\n" +          // 4 empty username
-                     "frank:$7$5000000$RgCqAUXb2UyNO1kB$fkJV/5jyvXmwsXL5FeKRPLtvIyblP2esMqekWw8XAyW1vrw6+"
-                     "zzUIfCKdiGIRamaDQrUNOCzhfEYXcmO+iGpEg==\n" +   // 5 over the limit
-                     "jo:" + std::string(kOther) + ":extra\n" +      // 6 kept, extra ignored
-                     "gina:$5$abc$def\n";                            // 7 unknown scheme
+  std::string text =
+      "carol:\n"              // 1 no hash
+      "dave:plain\n"          // 2 plain text
+      "eve:$7$0$AAAA$BBBB\n"  // 3 malformed
+      ":kim:" +
+      std::string(kOther) + "\n" +  // 4 empty username
+      "frank:$7$5000000$RgCqAUXb2UyNO1kB$fkJV/5jyvXmwsXL5FeKRPLtvIyblP2esMqekWw8XAyW1vrw6+"
+      "zzUIfCKdiGIRamaDQrUNOCzhfEYXcmO+iGpEg==\n" +  // 5 over the limit
+      "jo:" +
+      std::string(kOther) + ":extra\n" +  // 6 kept, extra ignored
+      "gina:$5$abc$def\n";                // 7 unknown scheme
   std::vector<Diagnostic> diagnostics;
   auto file = parse(text, &diagnostics);
   ASSERT_NE(file, nullptr);
@@ -114,25 +120,28 @@ TEST(PasswordFile, DropsBadEntriesNamingTheirLines) {
   }
   EXPECT_EQ(file->stats().entries_dropped, 6u);
   EXPECT_EQ(file->stats().entries_over_limit, 1u);
-  EXPECT_EQ(formatted(diagnostics),
-            (std::vector<std::string>{
-                "pw:1: warning: no password hash for user 'carol': entry dropped",
-                "pw:2: warning: user 'dave': not a password hash (plain text? run coremq-passwd -U on the file): "
-                "entry dropped",
-                "pw:3: warning: user 'eve': a $7$ hash's iteration count must be a number from 1: entry dropped",
-                "pw:4: warning: empty username before ':': entry dropped",
-                "pw:5: warning: user 'frank': PBKDF2 iteration count 5000000 is above the limit 1000000: entry dropped",
-                "pw:6: warning: user 'jo': text after a second ':' ignored",
-                "pw:7: warning: user 'gina': unknown hash scheme (coremq reads $6$, $7$ and $argon2id$): entry dropped",
-            }));
+  EXPECT_EQ(
+      formatted(diagnostics),
+      (std::vector<std::string>{
+          "pw:1: warning: no password hash for user 'carol': entry dropped",
+          "pw:2: warning: user 'dave': not a password hash (plain text? run coremq-passwd -U on the file): "
+          "entry dropped",
+          "pw:3: warning: user 'eve': a $7$ hash's iteration count must be a number from 1: entry dropped",
+          "pw:4: warning: empty username before ':': entry dropped",
+          "pw:5: warning: user 'frank': PBKDF2 iteration count 5000000 is above the limit 1000000: entry "
+          "dropped",
+          "pw:6: warning: user 'jo': text after a second ':' ignored",
+          "pw:7: warning: user 'gina': unknown hash scheme (coremq reads $6$, $7$ and $argon2id$): entry "
+          "dropped",
+      }));
 }
 
 TEST(PasswordFile, BoundsAreErrorsThatRefuseTheFile) {
   std::vector<Diagnostic> diagnostics;
   PasswordFileLimits limits;
   limits.users_max = 2;
-  std::string three = "a:" + std::string(kOther) + "\nb:" + std::string(kOther) + "\nb:" + std::string(kOther) +
-                      "\nc:" + std::string(kOther) + "\n";
+  std::string three = "a:" + std::string(kOther) + "\nb:" + std::string(kOther) +
+                      "\nb:" + std::string(kOther) + "\nc:" + std::string(kOther) + "\n";
   EXPECT_EQ(parse(three, &diagnostics, limits), nullptr);
   EXPECT_EQ(formatted(diagnostics).back(), "pw:4: error: more than 2 users in the password file");
 
@@ -200,7 +209,8 @@ TEST_F(PasswordFileOnDisk, LoadsAndNamesTheFileInErrors) {
 
   diagnostics.clear();
   EXPECT_EQ(load_password_file(directory_ + "/missing", {}, &diagnostics), nullptr);
-  EXPECT_EQ(formatted(diagnostics).back(), directory_ + "/missing: error: cannot open: No such file or directory");
+  EXPECT_EQ(formatted(diagnostics).back(),
+            directory_ + "/missing: error: cannot open: No such file or directory");
 
   diagnostics.clear();
   EXPECT_EQ(load_password_file(directory_, {}, &diagnostics), nullptr);
@@ -218,9 +228,9 @@ TEST_F(PasswordFileOnDisk, VerifiesAFileWrittenByMosquittoPasswd) {
   const char* tool = "/usr/bin/mosquitto_passwd";
   if (access(tool, X_OK) != 0) GTEST_SKIP() << tool << " is not installed (apt-get install mosquitto)";
   std::string path = directory_ + "/mosquitto.pw";
-  std::string commands = std::string(tool) + " -c -b " + path + " alice 'correct horse' && " + tool + " -H sha512 -b " +
-                         path + " bob 'b@ttery:staple' && " + tool + " -b " + path + " carol '' && " + tool +
-                         " -I 2000 -b " + path + " dave 'x y z'";
+  std::string commands = std::string(tool) + " -c -b " + path + " alice 'correct horse' && " + tool +
+                         " -H sha512 -b " + path + " bob 'b@ttery:staple' && " + tool + " -b " + path +
+                         " carol '' && " + tool + " -I 2000 -b " + path + " dave 'x y z'";
   ASSERT_EQ(std::system(commands.c_str()), 0) << commands;
   std::vector<Diagnostic> diagnostics;
   auto file = load_password_file(path, {}, &diagnostics);

@@ -16,18 +16,24 @@ namespace {
 // Written by `mosquitto_passwd` 2.0.11 (Debian bookworm): `-b f alice other` (default
 // sha512-pbkdf2, 101 iterations), `-H sha512 -b f bob hunter2`, `-I 5 -b f x y`, `-b f ab ''`.
 constexpr std::string_view kMosquittoPbkdf2Other =
-    "$7$101$RgCqAUXb2UyNO1kB$fkJV/5jyvXmwsXL5FeKRPLtvIyblP2esMqekWw8XAyW1vrw6+zzUIfCKdiGIRamaDQrUNOCzhfEYXcmO+iGpEg==";
+    "$7$101$RgCqAUXb2UyNO1kB$fkJV/"
+    "5jyvXmwsXL5FeKRPLtvIyblP2esMqekWw8XAyW1vrw6+zzUIfCKdiGIRamaDQrUNOCzhfEYXcmO+iGpEg==";
 constexpr std::string_view kMosquittoSha512Hunter2 =
-    "$6$E+NggzvX21QIy9oW$AyIuGz5L1DS+LoxrZSBJdiplGzn2x5vpv8KLampStzQunG4cDHcGVy+qRoH+nfhgAW2Dc/asB64FEUjdBTvy0g==";
+    "$6$E+NggzvX21QIy9oW$AyIuGz5L1DS+LoxrZSBJdiplGzn2x5vpv8KLampStzQunG4cDHcGVy+qRoH+nfhgAW2Dc/"
+    "asB64FEUjdBTvy0g==";
 constexpr std::string_view kMosquittoPbkdf2FiveIterationsY =
-    "$7$5$hdD5Ext3HJDQrv5z$TX+fxX1Frb7XVtZnEipMHB+CMV8uvbQvtgWpTcW2cNGAOfjxvuGrq30srDlCzuoCJFDLdi6wd2stQ3M0HsfonQ==";
+    "$7$5$hdD5Ext3HJDQrv5z$TX+fxX1Frb7XVtZnEipMHB+"
+    "CMV8uvbQvtgWpTcW2cNGAOfjxvuGrq30srDlCzuoCJFDLdi6wd2stQ3M0HsfonQ==";
 constexpr std::string_view kMosquittoPbkdf2Empty =
-    "$7$101$1NOx+uTDBuU/gIWy$HUGVYbfw8SyhuXxEyG/i5d+ix2n0XffsRywu4BsK0m3cxBmtmFBRgHjlUDmVDi/cGopXI+Qq0WjFt/mNEFd3DQ==";
+    "$7$101$1NOx+uTDBuU/gIWy$HUGVYbfw8SyhuXxEyG/i5d+ix2n0XffsRywu4BsK0m3cxBmtmFBRgHjlUDmVDi/cGopXI+Qq0WjFt/"
+    "mNEFd3DQ==";
 // Python: salt bytes 0..11 (or 0..63), password "coremq", hashlib.sha512 / hashlib.pbkdf2_hmac.
 constexpr std::string_view kPythonSha512 =
-    "$6$AAECAwQFBgcICQoL$WsvuUtoAxXfs0ynNKiK3zVRNv1WG5LE8/tCYOCEp2BTRMvFrqvHIQ0OmfY3m5alLin93LOQUifwNleKuNJWi3g==";
+    "$6$AAECAwQFBgcICQoL$WsvuUtoAxXfs0ynNKiK3zVRNv1WG5LE8/"
+    "tCYOCEp2BTRMvFrqvHIQ0OmfY3m5alLin93LOQUifwNleKuNJWi3g==";
 constexpr std::string_view kPythonPbkdf2 =
-    "$7$1000$AAECAwQFBgcICQoL$pnBVyum1UH+Q6imM9Jz6LnoAS8CBojP40tQB6hRHqgBNzTY8PVUvvzmhShgskyXPU0LADZkN77rQhwFepM88BA==";
+    "$7$1000$AAECAwQFBgcICQoL$pnBVyum1UH+"
+    "Q6imM9Jz6LnoAS8CBojP40tQB6hRHqgBNzTY8PVUvvzmhShgskyXPU0LADZkN77rQhwFepM88BA==";
 constexpr std::string_view kPythonPbkdf2LongSalt =
     "$7$3$AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==$"
     "3KfT5o+PgpeJ6ynIKLO/T4hoP6R2I2kWoTeT01FJWqaQMcELMr3L8k8vJh6DVVZD63n0u5PyUI0AW615p70Cgg==";
@@ -79,9 +85,11 @@ TEST(PasswordHash, VerifiesIndependentVectors) {
 TEST(PasswordHash, CreatesExactlyTheIndependentVectors) {
   std::string hash;
   std::string error;
-  ASSERT_TRUE(create_hash_with_salt("coremq", {HashScheme::kSha512, 0}, salt_bytes(12), &hash, &error)) << error;
+  ASSERT_TRUE(create_hash_with_salt("coremq", {HashScheme::kSha512, 0}, salt_bytes(12), &hash, &error))
+      << error;
   EXPECT_EQ(hash, kPythonSha512);
-  ASSERT_TRUE(create_hash_with_salt("coremq", {HashScheme::kSha512Pbkdf2, 1000}, salt_bytes(12), &hash, &error));
+  ASSERT_TRUE(
+      create_hash_with_salt("coremq", {HashScheme::kSha512Pbkdf2, 1000}, salt_bytes(12), &hash, &error));
   EXPECT_EQ(hash, kPythonPbkdf2);
   ASSERT_TRUE(create_hash_with_salt("coremq", {HashScheme::kSha512Pbkdf2, 3}, salt_bytes(64), &hash, &error));
   EXPECT_EQ(hash, kPythonPbkdf2LongSalt);
@@ -169,29 +177,40 @@ TEST(PasswordHash, RefusesMalformedHashesWithAReason) {
       {"$7$101$" + salt + "$" + digest.substr(4), HashParse::kMalformed},      // 61 bytes
       {"$7$101$" + salt + "=$" + digest, HashParse::kMalformed},
       {"$7$101$Rg*qAUXb2UyNO1kB$" + digest, HashParse::kMalformed},
-      {"$7$101$RgCqAUXb2UyNO1k=$" + digest, HashParse::kMalformed},  // 11 bytes
+      {"$7$101$RgCqAUXb2UyNO1k=$" + digest, HashParse::kMalformed},      // 11 bytes
       {"$7$101$RgCqAUXb2UyNO1kBRgCq$" + digest, HashParse::kMalformed},  // 15 bytes
       {"$7$101$ " + salt + "$" + digest, HashParse::kMalformed},
       {"$6$" + salt, HashParse::kMalformed},
       {"$6$" + salt + "$" + digest + "$", HashParse::kMalformed},
       {"$6$" + salt + "$AAAA", HashParse::kMalformed},
       {"$argon2id$", HashParse::kMalformed},
-      {"$argon2id$v=16$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
-      {"$argon2id$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
-      {"$argon2id$v=19$t=2,m=65536,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
-      {"$argon2id$v=19$m=65536,t=2$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
+      {"$argon2id$v=16$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
+      {"$argon2id$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
+      {"$argon2id$v=19$t=2,m=65536,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
+      {"$argon2id$v=19$m=65536,t=2$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
       {"$argon2id$v=19$m=65536,t=2,p=1,x=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
        HashParse::kMalformed},
-      {"$argon2id$v=19$m=65536,t=0,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
-      {"$argon2id$v=19$m=7,t=1,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
-      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
+      {"$argon2id$v=19$m=65536,t=0,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
+      {"$argon2id$v=19$m=7,t=1,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
+      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
       {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTF", HashParse::kMalformed},
-      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ=$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
+      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ=$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
       // libargon2 refuses a leading zero (found by fuzz_password_file), so parse_hash does.
-      {"$argon2id$v=19$m=065536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
+      {"$argon2id$v=19$m=065536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
       // Non-zero unused bits in the last character: libargon2 refuses them, so parse_hash does.
-      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHR$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", HashParse::kMalformed},
-      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc$", HashParse::kMalformed},
+      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHR$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+       HashParse::kMalformed},
+      {"$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc$",
+       HashParse::kMalformed},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.hash);
@@ -209,18 +228,22 @@ TEST(PasswordHash, RefusesCostsAboveTheLimitsBeforeHashing) {
   ParsedHash hash;
   std::string reason;
   // 2^31-1 PBKDF2 iterations would hold a verifier thread for about 15 minutes.
-  std::string huge = "$7$2147483647$RgCqAUXb2UyNO1kB$"
-                     "fkJV/5jyvXmwsXL5FeKRPLtvIyblP2esMqekWw8XAyW1vrw6+zzUIfCKdiGIRamaDQrUNOCzhfEYXcmO+iGpEg==";
+  std::string huge =
+      "$7$2147483647$RgCqAUXb2UyNO1kB$"
+      "fkJV/5jyvXmwsXL5FeKRPLtvIyblP2esMqekWw8XAyW1vrw6+zzUIfCKdiGIRamaDQrUNOCzhfEYXcmO+iGpEg==";
   EXPECT_EQ(parse_hash(huge, limits, &hash, &reason), HashParse::kOverLimit);
   EXPECT_EQ(reason, "PBKDF2 iteration count 2147483647 is above the limit 1000000");
   EXPECT_EQ(check(huge, "other"), Verdict::kHashOverLimit);
   // 64 GiB of argon2 memory, 1000 passes, 64 lanes.
-  EXPECT_EQ(check("$argon2id$v=19$m=67108864,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", "x"),
-            Verdict::kHashOverLimit);
-  EXPECT_EQ(check("$argon2id$v=19$m=65536,t=1000,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", "x"),
-            Verdict::kHashOverLimit);
-  EXPECT_EQ(check("$argon2id$v=19$m=65536,t=2,p=64$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", "x"),
-            Verdict::kHashOverLimit);
+  EXPECT_EQ(
+      check("$argon2id$v=19$m=67108864,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", "x"),
+      Verdict::kHashOverLimit);
+  EXPECT_EQ(
+      check("$argon2id$v=19$m=65536,t=1000,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", "x"),
+      Verdict::kHashOverLimit);
+  EXPECT_EQ(
+      check("$argon2id$v=19$m=65536,t=2,p=64$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc", "x"),
+      Verdict::kHashOverLimit);
   // Lower limits refuse what the defaults allow; the ParsedHash overload checks them again.
   limits.pbkdf2_iterations_max = 100;
   EXPECT_EQ(check(kMosquittoPbkdf2Other, "other", limits), Verdict::kHashOverLimit);
@@ -264,7 +287,8 @@ TEST(PasswordHash, Base64IsStrictAndRoundTrips) {
     EXPECT_EQ(bytes, input);
   }
   EXPECT_EQ(base64_encode("\xfb\xff"), "+/8=");
-  for (const char* bad : {"A", "AA", "AAA", "AA=", "A===", "AA=A", "=AAA", "AAAA=", "AA==AAAA", "AA A", "AA-_"}) {
+  for (const char* bad :
+       {"A", "AA", "AAA", "AA=", "A===", "AA=A", "=AAA", "AAAA=", "AA==AAAA", "AA A", "AA-_"}) {
     EXPECT_FALSE(base64_decode(bad, &bytes)) << bad;
   }
 }
