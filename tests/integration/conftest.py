@@ -6,6 +6,8 @@
 #
 # Environment:
 #   COREMQ_BINARY       broker binary (default: build/src/app/coremq under the repo root)
+#   COREMQ_PASSWD_BINARY  coremq-passwd (default: tools/coremq-passwd in COREMQ_BINARY's build
+#                       directory, e.g. build/tools/coremq-passwd)
 #   COREMQ_TEST_BROKER  "coremq" (default) or "mosquitto" to run the same tests against
 #                       Debian's /usr/sbin/mosquitto, which checks the tests themselves;
 #                       tests that need a coremq-only flag or behaviour skip there.
@@ -27,6 +29,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKER_KIND = os.environ.get("COREMQ_TEST_BROKER", "coremq")
 COREMQ_BINARY = os.environ.get("COREMQ_BINARY", str(REPO_ROOT / "build/src/app/coremq"))
 MOSQUITTO_BINARY = "/usr/sbin/mosquitto"
+# COREMQ_BINARY is <build>/src/app/coremq; the tools are built next to it in <build>/tools.
+COREMQ_PASSWD_BINARY = os.environ.get(
+    "COREMQ_PASSWD_BINARY", str(Path(COREMQ_BINARY).resolve().parents[2] / "tools/coremq-passwd"))
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
 TEST_SECONDS_MAX = 90
@@ -207,6 +212,14 @@ class Broker:
         text = self.log()
         for word in BAD_LOG_WORDS:
             assert word not in text, f"broker log contains {word!r}:\n{self.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def coremq_passwd() -> str:
+    """Path of the coremq-passwd tool built with the broker under test."""
+    if not os.access(COREMQ_PASSWD_BINARY, os.X_OK):
+        pytest.skip(f"no coremq-passwd at {COREMQ_PASSWD_BINARY} (build it, or set COREMQ_PASSWD_BINARY)")
+    return COREMQ_PASSWD_BINARY
 
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["t1", "t4"])
