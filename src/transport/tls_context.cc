@@ -1,0 +1,224 @@
+// TlsContext: builds a listener's per-shard OpenSSL library context and SSL_CTX from its
+// TlsOptions (main thread, start-up), and the counted Library that keeps them alive while any
+// SSL made from them lives (any shard). See tls_context.h.
+#include "transport/tls_context.h"
+
+#include <openssl/err.h>
+#include <openssl/provider.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "base/assert.h"
+#include "transport/tls_errors.h"
+
+namespace coremq::transport {
+
+TlsContext::Library::~Library() {
+  // The SSL_CTX first: freeing it releases keys and certificates whose methods live in
+  // the library context's providers.
+  SSL_CTX_free(ssl_context_);
+  OSSL_LIB_CTX_free(library_context_);
+}
+
+TlsContext::LibraryRef& TlsContext::LibraryRef::operator=(LibraryRef&& other) noexcept {
+  if (this != &other) {
+    reset();
+    library_ = other.library_;
+    other.library_ = nullptr;
+  }
+  return *this;
+}
+
+TlsContext::LibraryRef TlsContext::LibraryRef::share() const {
+  COREMQ_ASSERT(library_ != nullptr);
+  // Relaxed is enough to take a reference from one already held (as for shared_ptr).
+  library_->references_.fetch_add(1, std::memory_order_relaxed);
+  return LibraryRef(library_);
+}
+
+void TlsContext::LibraryRef::reset() {
+  if (library_ == nullptr) return;
+  // acq_rel: the thread that frees must see every other holder's use of the SSL_CTX
+  // (a connection closed on another shard) as done.
+  if (library_->references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete library_;
+  library_ = nullptr;
+}
+
+namespace {
+
+// Encrypted keys are not supported: without this OpenSSL would prompt on the terminal.
+int refuse_passphrase(char*, int, int, void*) { return -1; }
+
+// "certfile \"path\": <why>" when the file cannot be opened, so the common mistakes (wrong
+// path, wrong permissions) get the system's words rather than OpenSSL's "system lib".
+bool check_readable(const char* option, const std::string& path, std::string* error) {
+  std::FILE* file = std::fopen(path.c_str(), "r");
+  if (file == nullptr) {
+    *error = std::string(option) + " \"" + path + "\": " + std::strerror(errno);
+    return false;
+  }
+  std::fclose(file);
+  return true;
+}
+
+std::string file_error(const char* option, const std::string& path, const char* what) {
+  return std::string(option) + " \"" + path + "\": " + what + ": " + take_openssl_errors();
+}
+
+bool set_min_version(SSL_CTX* context, const std::string& min_version, std::string* error) {
+  int version = 0;
+  if (min_version == "tlsv1.2") {
+    version = TLS1_2_VERSION;
+  } else if (min_version == "tlsv1.3") {
+    version = TLS1_3_VERSION;
+  } else {
+    *error = "tls min_version \"" + min_version + "\": expected tlsv1.2 or tlsv1.3";
+    return false;
+  }
+  if (SSL_CTX_set_min_proto_version(context, version) != 1 ||
+      SSL_CTX_set_max_proto_version(context, TLS1_3_VERSION) != 1) {
+    *error = "tls min_version \"" + min_version + "\": " + take_openssl_errors();
+    return false;
+  }
+  return true;
+}
+
+bool load_server_identity(SSL_CTX* context, const TlsOptions& options, std::string* error) {
+  if (options.certfile.empty() || options.keyfile.empty()) {
+    *error = "a TLS listener needs both certfile and keyfile";
+    return false;
+  }
+  if (!check_readable("certfile", options.certfile, error)) return false;
+  if (!check_readable("keyfile", options.keyfile, error)) return false;
+  // Both calls read through the SSL_CTX's own library context in OpenSSL 3
+  // (X509_new_ex / PEM_read_bio_PrivateKey_ex with ctx->libctx), so the key's methods come
+  // from this shard's providers.
+  if (SSL_CTX_use_certificate_chain_file(context, options.certfile.c_str()) != 1) {
+    *error = file_error("certfile", options.certfile, "cannot load the certificate chain");
+    return false;
+  }
+  if (SSL_CTX_use_PrivateKey_file(context, options.keyfile.c_str(), SSL_FILETYPE_PEM) != 1) {
+    std::string why = take_openssl_errors();
+    if (why.find("key values mismatch") != std::string::npos) {
+      *error = "keyfile \"" + options.keyfile + "\" does not match certfile \"" + options.certfile + "\"";
+    } else {
+      *error = "keyfile \"" + options.keyfile + "\": cannot load the private key: " + why;
+    }
+    return false;
+  }
+  if (SSL_CTX_check_private_key(context) != 1) {
+    take_openssl_errors();
+    *error = "keyfile \"" + options.keyfile + "\" does not match certfile \"" + options.certfile + "\"";
+    return false;
+  }
+  return true;
+}
+
+bool load_client_verification(SSL_CTX* context, const TlsOptions& options, std::string* error) {
+  if (!options.cafile.empty()) {
+    if (!check_readable("cafile", options.cafile, error)) return false;
+    if (SSL_CTX_load_verify_file(context, options.cafile.c_str()) != 1) {
+      *error = file_error("cafile", options.cafile, "cannot load CA certificates");
+      return false;
+    }
+  }
+  if (!options.capath.empty()) {
+    if (SSL_CTX_load_verify_dir(context, options.capath.c_str()) != 1) {
+      *error = file_error("capath", options.capath, "cannot use the CA directory");
+      return false;
+    }
+  }
+  if (options.require_certificate && options.cafile.empty() && options.capath.empty()) {
+    *error = "require_certificate needs cafile or capath to check client certificates against";
+    return false;
+  }
+  // As Mosquitto: a certificate is asked for only with require_certificate; a cafile alone
+  // does not make the server send a CertificateRequest (mosquitto net__tls_load_verify sets
+  // SSL_VERIFY_NONE unless require_certificate).
+  SSL_CTX_set_verify(context,
+                     options.require_certificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                                                 : SSL_VERIFY_NONE,
+                     nullptr);
+  if (!options.crlfile.empty()) {
+    if (!check_readable("crlfile", options.crlfile, error)) return false;
+    X509_STORE* store = SSL_CTX_get_cert_store(context);
+    X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lookup == nullptr || X509_load_crl_file(lookup, options.crlfile.c_str(), X509_FILETYPE_PEM) < 1) {
+      *error = file_error("crlfile", options.crlfile, "cannot load the CRL");
+      return false;
+    }
+    // The client's own certificate is checked against the CRL (Mosquitto's flag); every
+    // client certificate's issuer then needs a CRL in the file, or verification fails with
+    // "unable to get certificate CRL".
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+  }
+  return true;
+}
+
+bool set_ciphers(SSL_CTX* context, const TlsOptions& options, std::string* error) {
+  if (!options.ciphers.empty() && SSL_CTX_set_cipher_list(context, options.ciphers.c_str()) != 1) {
+    *error = "tls ciphers \"" + options.ciphers + "\": " + take_openssl_errors();
+    return false;
+  }
+  if (!options.ciphersuites.empty() && SSL_CTX_set_ciphersuites(context, options.ciphersuites.c_str()) != 1) {
+    *error = "tls ciphersuites \"" + options.ciphersuites + "\": " + take_openssl_errors();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::string* error) {
+  COREMQ_ASSERT(error != nullptr);
+  ERR_clear_error();
+  // Owned by `reference` from here on, so every early return frees what was made.
+  auto* library = new Library();
+  LibraryRef reference(library);
+  library->options_ = options;
+  library->library_context_ = OSSL_LIB_CTX_new();
+  // A fresh library context reads no configuration file and would load the default provider
+  // on first use; load it now so a broken installation fails here, not on a handshake.
+  if (library->library_context_ == nullptr ||
+      OSSL_PROVIDER_load(library->library_context_, "default") == nullptr) {
+    *error = "cannot make an OpenSSL library context: " + take_openssl_errors();
+    return nullptr;
+  }
+  library->ssl_context_ = SSL_CTX_new_ex(library->library_context_, nullptr, TLS_server_method());
+  if (library->ssl_context_ == nullptr) {
+    *error = "cannot make an OpenSSL SSL_CTX: " + take_openssl_errors();
+    return nullptr;
+  }
+  SSL_CTX* context = library->ssl_context_;
+  SSL_CTX_set_default_passwd_cb(context, refuse_passphrase);
+  // RELEASE_BUFFERS: an idle connection gives its 16 KiB read and write record buffers back
+  // (the idle-memory goal). No renegotiation (a client-driven CPU sink) and the
+  // server's cipher order, as Mosquitto.
+  SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  // Needed for TLS 1.2 session resumption when client certificates are verified (OpenSSL
+  // refuses to resume a verified session without one); session tickets stay OpenSSL's
+  // defaults (two TLS 1.3 tickets, stateless, keys random per SSL_CTX).
+  static constexpr unsigned char kSessionContext[] = "coremq";
+  SSL_CTX_set_session_id_context(context, kSessionContext, sizeof(kSessionContext) - 1);
+
+  if (!set_min_version(context, options.min_version, error) || !set_ciphers(context, options, error) ||
+      !load_server_identity(context, options, error) || !load_client_verification(context, options, error)) {
+    ERR_clear_error();
+    return nullptr;
+  }
+  return std::unique_ptr<TlsContext>(new TlsContext(std::move(reference)));
+}
+
+SSL* TlsContext::new_ssl() const {
+  // SSL_new takes its own reference on the SSL_CTX; the library context is kept alive by the
+  // LibraryRef the transport holds (share()).
+  return SSL_new(library_->ssl_context());
+}
+
+}  // namespace coremq::transport
