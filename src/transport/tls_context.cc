@@ -22,6 +22,9 @@ TlsContext::Library::~Library() {
   // The SSL_CTX first: freeing it releases keys and certificates whose methods live in
   // the library context's providers.
   SSL_CTX_free(ssl_context_);
+  // The provider loaded explicitly holds a reference that freeing the library context alone
+  // does not drop (LeakSanitizer showed it in fuzz_tls_server).
+  if (default_provider_ != nullptr) OSSL_PROVIDER_unload(default_provider_);
   OSSL_LIB_CTX_free(library_context_);
 }
 
@@ -184,8 +187,10 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
   library->library_context_ = OSSL_LIB_CTX_new();
   // A fresh library context reads no configuration file and would load the default provider
   // on first use; load it now so a broken installation fails here, not on a handshake.
-  if (library->library_context_ == nullptr ||
-      OSSL_PROVIDER_load(library->library_context_, "default") == nullptr) {
+  if (library->library_context_ != nullptr) {
+    library->default_provider_ = OSSL_PROVIDER_load(library->library_context_, "default");
+  }
+  if (library->default_provider_ == nullptr) {
     *error = "cannot make an OpenSSL library context: " + take_openssl_errors();
     return nullptr;
   }

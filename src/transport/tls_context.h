@@ -28,6 +28,7 @@
 
 // OpenSSL's types, so this header does not pull in <openssl/ssl.h>.
 typedef struct ossl_lib_ctx_st OSSL_LIB_CTX;
+typedef struct ossl_provider_st OSSL_PROVIDER;
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 
@@ -49,6 +50,7 @@ class TlsContext {
     ~Library();
     std::atomic<uint32_t> references_{1};
     OSSL_LIB_CTX* library_context_ = nullptr;
+    OSSL_PROVIDER* default_provider_ = nullptr;
     SSL_CTX* ssl_context_ = nullptr;
     TlsOptions options_;  // the few fields transports read (usernames)
   };
