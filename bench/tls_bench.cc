@@ -8,7 +8,8 @@
 //     entry per full handshake). Expected: a few KiB (SSL_MODE_RELEASE_BUFFERS frees the
 //     16 KiB record buffers; what remains is the SSL object, cipher contexts and session).
 //     Also the bytes of a fresh SSL (before the first byte arrives), most of the total.
-//  2. Full TLS 1.3 handshakes per second of one core's CPU time with RSA-2048 and ECDSA P-256 server keys: the server
+//  2. Full TLS 1.3 handshakes per second of one core's CPU time with RSA-2048 and ECDSA P-256 server keys:
+//  the server
 //     side alone (time inside TlsTransport::decode) and the client+server pair. Expected: on
 //     the order of 1-2 thousand per second for RSA-2048 (one private-key signature each) and
 //     several thousand for P-256, per core.
@@ -120,7 +121,8 @@ void fresh_ssl(const TlsContext& context, int count) {
 
 // Establishes `count` connections, exchanges a CONNECT-sized message each way, frees the
 // clients and reports what the servers keep.
-void idle_memory(const char* label, const TlsContext& context, const TestClientOptions& client_options, int count) {
+void idle_memory(const char* label, const TlsContext& context, const TestClientOptions& client_options,
+                 int count) {
   std::vector<std::unique_ptr<TlsTransport>> servers;
   servers.reserve(static_cast<size_t>(count));
   int64_t bytes_before = live_bytes.load();
@@ -131,7 +133,8 @@ void idle_memory(const char* label, const TlsContext& context, const TestClientO
     auto server = TlsTransport::create(context, &error);
     if (server == nullptr) fail("TlsTransport::create", error);
     TestClient client(client_options);
-    if (client.handshake(*server) != Status::kOk || !server->established()) fail("handshake", server->error().data());
+    if (client.handshake(*server) != Status::kOk || !server->established())
+      fail("handshake", server->error().data());
     coremq::base::ByteBuffer plain;
     if (client.send(*server, message, plain) != Status::kOk) fail("client send", server->error().data());
     coremq::base::ByteBuffer wire;
@@ -164,7 +167,8 @@ void handshake_rate(const char* label, const TlsContext& context, double seconds
       coremq::base::ByteBuffer plain;
       coremq::base::ByteBuffer wire_out;
       Clock::time_point before = Clock::now();
-      status = server->decode({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, plain, wire_out);
+      status =
+          server->decode({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, plain, wire_out);
       server_time += Clock::now() - before;
       if (status != Status::kOk) fail("handshake", server->error().data());
       client.give(wire_out);
@@ -174,8 +178,9 @@ void handshake_rate(const char* label, const TlsContext& context, double seconds
   }
   double total = std::chrono::duration<double>(Clock::now() - start).count();
   double server_seconds = std::chrono::duration<double>(server_time).count();
-  std::printf("handshakes TLS 1.3 %-12s %6.0f/s server side alone, %6.0f/s client+server (%d in %.1f s of CPU)\n", label,
-              done / server_seconds, done / total, done, total);
+  std::printf(
+      "handshakes TLS 1.3 %-12s %6.0f/s server side alone, %6.0f/s client+server (%d in %.1f s of CPU)\n",
+      label, done / server_seconds, done / total, done, total);
 }
 
 }  // namespace

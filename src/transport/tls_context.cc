@@ -55,7 +55,9 @@ void TlsContext::LibraryRef::reset() {
 namespace {
 
 // Encrypted keys are not supported: without this OpenSSL would prompt on the terminal.
-int refuse_passphrase(char*, int, int, void*) { return -1; }
+int refuse_passphrase(char*, int, int, void*) {
+  return -1;
+}
 
 // "certfile \"path\": <why>" when the file cannot be opened, so the common mistakes (wrong
 // path, wrong permissions) get the system's words rather than OpenSSL's "system lib".
@@ -143,10 +145,10 @@ bool load_client_verification(SSL_CTX* context, const TlsOptions& options, std::
   // As Mosquitto: a certificate is asked for only with require_certificate; a cafile alone
   // does not make the server send a CertificateRequest (mosquitto net__tls_load_verify sets
   // SSL_VERIFY_NONE unless require_certificate).
-  SSL_CTX_set_verify(context,
-                     options.require_certificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                                 : SSL_VERIFY_NONE,
-                     nullptr);
+  SSL_CTX_set_verify(
+      context,
+      options.require_certificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE,
+      nullptr);
   if (!options.crlfile.empty()) {
     if (!check_readable("crlfile", options.crlfile, error)) return false;
     X509_STORE* store = SSL_CTX_get_cert_store(context);
@@ -205,10 +207,15 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
   // (the idle-memory goal). No renegotiation (a client-driven CPU sink) and the
   // server's cipher order, as Mosquitto.
   SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
-  // Needed for TLS 1.2 session resumption when client certificates are verified (OpenSSL
-  // refuses to resume a verified session without one); session tickets stay OpenSSL's
-  // defaults (two TLS 1.3 tickets, stateless, keys random per SSL_CTX).
+  SSL_CTX_set_options(context,
+                      SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  // Resumption is by session ticket only (OpenSSL's defaults: stateless tickets, two after a
+  // TLS 1.3 handshake, one in TLS 1.2), so the server keeps nothing per past session: the
+  // stateful cache is off, otherwise every cleanly closed TLS 1.2 connection would leave an
+  // entry (up to 20480 per SSL_CTX, that is per shard and listener). The session id context
+  // is still needed: OpenSSL refuses to resume a session whose client certificate was
+  // verified without one.
+  SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_OFF);
   static constexpr unsigned char kSessionContext[] = "coremq";
   SSL_CTX_set_session_id_context(context, kSessionContext, sizeof(kSessionContext) - 1);
 
@@ -218,6 +225,18 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
     return nullptr;
   }
   return std::unique_ptr<TlsContext>(new TlsContext(std::move(reference)));
+}
+
+bool TlsContext::use_ticket_keys_of(const TlsContext& other) {
+  // 80 bytes in OpenSSL 3: key name, HMAC secret, AES key. Copied once at start-up, on the
+  // main thread, before either context serves a connection.
+  unsigned char keys[80];
+  ERR_clear_error();
+  bool copied = SSL_CTX_ctrl(other.ssl_context(), SSL_CTRL_GET_TLSEXT_TICKET_KEYS, sizeof(keys), keys) == 1 &&
+                SSL_CTX_ctrl(ssl_context(), SSL_CTRL_SET_TLSEXT_TICKET_KEYS, sizeof(keys), keys) == 1;
+  OPENSSL_cleanse(keys, sizeof(keys));
+  ERR_clear_error();
+  return copied;
 }
 
 SSL* TlsContext::new_ssl() const {

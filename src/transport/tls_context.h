@@ -85,6 +85,13 @@ class TlsContext {
   TlsContext& operator=(const TlsContext&) = delete;
   ~TlsContext() = default;
 
+  // Makes this context accept the session tickets `other` issues and issue ones `other`
+  // accepts. Each SSL_CTX draws random ticket keys, and SO_REUSEPORT sends a reconnecting
+  // client to any shard, so without this a ticket resumes only on the shard that issued it.
+  // Call at start-up for every shard's context of a listener with the first shard's, before
+  // any connection; false only if OpenSSL refuses (then tickets stay per shard).
+  [[nodiscard]] bool use_ticket_keys_of(const TlsContext& other);
+
   // A new server-side SSL for an accepted connection, with the caller's BIO attached by the
   // caller; null only when OpenSSL is out of memory. The owning shard's thread only.
   [[nodiscard]] SSL* new_ssl() const;

@@ -91,7 +91,8 @@ std::unique_ptr<TlsTransport> TlsTransport::create(const TlsContext& context, st
   return transport;
 }
 
-TlsTransport::TlsTransport(SSL* ssl, TlsContext::LibraryRef library) : ssl_(ssl), library_(std::move(library)) {}
+TlsTransport::TlsTransport(SSL* ssl, TlsContext::LibraryRef library)
+    : ssl_(ssl), library_(std::move(library)) {}
 
 TlsTransport::~TlsTransport() {
   // Before library_ drops its reference: the SSL uses the SSL_CTX and library context.

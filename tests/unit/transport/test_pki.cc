@@ -129,11 +129,12 @@ TestPki::TestPki(ServerKey server_key) {
   directory_ = pattern;
 
   Key ca_key = make_key(ServerKey::kEcdsaP256);
-  Certificate ca = make_certificate({{{"CN", "coremq test CA"}}, 1, -3600, 86400, true}, ca_key.get(), nullptr, nullptr);
+  Certificate ca =
+      make_certificate({{{"CN", "coremq test CA"}}, 1, -3600, 86400, true}, ca_key.get(), nullptr, nullptr);
   write_certificate(path("ca.pem"), ca.get());
   Key other_ca_key = make_key(ServerKey::kEcdsaP256);
-  Certificate other_ca =
-      make_certificate({{{"CN", "coremq other CA"}}, 1, -3600, 86400, true}, other_ca_key.get(), nullptr, nullptr);
+  Certificate other_ca = make_certificate({{{"CN", "coremq other CA"}}, 1, -3600, 86400, true},
+                                          other_ca_key.get(), nullptr, nullptr);
   write_certificate(path("other_ca.pem"), other_ca.get());
 
   auto issue = [&](const std::string& name, const CertificateSpec& spec, X509* issuer, EVP_PKEY* issuer_key,
@@ -146,9 +147,11 @@ TestPki::TestPki(ServerKey server_key) {
   issue("server", {{{"CN", "localhost"}}, 10}, ca.get(), ca_key.get(), server_key);
   issue("client", {{{"C", "NL"}, {"O", "coremq test"}, {"CN", "client-1"}}, 100}, ca.get(), ca_key.get(),
         ServerKey::kEcdsaP256);
-  issue("expired", {{{"CN", "expired-1"}}, 101, -2 * 86400, -86400}, ca.get(), ca_key.get(), ServerKey::kEcdsaP256);
+  issue("expired", {{{"CN", "expired-1"}}, 101, -2 * 86400, -86400}, ca.get(), ca_key.get(),
+        ServerKey::kEcdsaP256);
   issue("revoked", {{{"CN", "revoked-1"}}, 102}, ca.get(), ca_key.get(), ServerKey::kEcdsaP256);
-  issue("nul_cn", {{{"CN", std::string("admin\0.evil", 11)}}, 103}, ca.get(), ca_key.get(), ServerKey::kEcdsaP256);
+  issue("nul_cn", {{{"CN", std::string("admin\0.evil", 11)}}, 103}, ca.get(), ca_key.get(),
+        ServerKey::kEcdsaP256);
   issue("stranger", {{{"CN", "stranger-1"}}, 200}, other_ca.get(), other_ca_key.get(), ServerKey::kEcdsaP256);
   write_crl(path("crl.pem"), ca.get(), ca_key.get(), 102);
 }
@@ -200,7 +203,8 @@ std::string TestClient::take_output() {
   std::string bytes;
   char buffer[16384];
   int count;
-  while ((count = BIO_read(to_server_, buffer, sizeof(buffer))) > 0) bytes.append(buffer, static_cast<size_t>(count));
+  while ((count = BIO_read(to_server_, buffer, sizeof(buffer))) > 0)
+    bytes.append(buffer, static_cast<size_t>(count));
   return bytes;
 }
 
@@ -208,14 +212,16 @@ void TestClient::give(const base::ByteBuffer& wire) {
   if (!wire.empty()) BIO_write(from_server_, wire.data(), static_cast<int>(wire.size()));
 }
 
-transport::Transport::Status TestClient::handshake(transport::TlsTransport& server, std::string* first_flight) {
+transport::Transport::Status TestClient::handshake(transport::TlsTransport& server,
+                                                   std::string* first_flight) {
   using Status = transport::Transport::Status;
   Status status = Status::kOk;
   for (int round = 0; round < 10; ++round) {
     ERR_clear_error();
     int result = SSL_do_handshake(ssl_);
     if (result != 1 && SSL_get_error(ssl_, result) != SSL_ERROR_WANT_READ) {
-      error_ = ERR_reason_error_string(ERR_peek_last_error()) ? ERR_reason_error_string(ERR_peek_last_error()) : "?";
+      error_ = ERR_reason_error_string(ERR_peek_last_error()) ? ERR_reason_error_string(ERR_peek_last_error())
+                                                              : "?";
       ERR_clear_error();
     }
     std::string bytes = take_output();
@@ -235,7 +241,8 @@ transport::Transport::Status TestClient::handshake(transport::TlsTransport& serv
       } else {
         SSL_do_handshake(ssl_);
       }
-      if (error_.empty() && ERR_peek_last_error() != 0) error_ = ERR_reason_error_string(ERR_peek_last_error());
+      if (error_.empty() && ERR_peek_last_error() != 0)
+        error_ = ERR_reason_error_string(ERR_peek_last_error());
       ERR_clear_error();
       break;
     }
@@ -257,7 +264,8 @@ transport::Transport::Status TestClient::send(transport::TlsTransport& server, c
   require(text.empty() || SSL_write_ex(ssl_, text.data(), text.size(), &written) == 1, "client SSL_write");
   std::string bytes = take_output();
   base::ByteBuffer wire_out;
-  auto status = server.decode({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, server_plain, wire_out);
+  auto status =
+      server.decode({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, server_plain, wire_out);
   give(wire_out);
   return status;
 }
@@ -279,7 +287,8 @@ bool TestClient::receive(const base::ByteBuffer& server_wire, std::string* text,
       if (closed != nullptr) *closed = true;
       return true;
     }
-    error_ = ERR_peek_last_error() != 0 ? ERR_reason_error_string(ERR_peek_last_error()) : "client read error";
+    error_ =
+        ERR_peek_last_error() != 0 ? ERR_reason_error_string(ERR_peek_last_error()) : "client read error";
     ERR_clear_error();
     return false;
   }

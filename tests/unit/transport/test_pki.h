@@ -61,7 +61,8 @@ class TestClient {
   // Runs the handshake against `server` until both sides are done or one fails (bounded
   // rounds). Returns the server's last status. `first_flight`, if given, receives the client's
   // first bytes (the ClientHello).
-  transport::Transport::Status handshake(transport::TlsTransport& server, std::string* first_flight = nullptr);
+  transport::Transport::Status handshake(transport::TlsTransport& server,
+                                         std::string* first_flight = nullptr);
   bool handshake_done() const { return SSL_is_init_finished(ssl_) != 0; }
 
   // Client -> server: encrypts `text`, feeds it to the server, returns the server's status;

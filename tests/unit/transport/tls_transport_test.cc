@@ -121,7 +121,8 @@ TEST_F(TlsTransportTest, RecordsSplitAcrossCallsAndSeveralInOneCall) {
   base::ByteBuffer wire_out;
   // One byte at a time: nothing comes out until a record is complete, nothing is lost.
   for (size_t i = 0; i < wire.size(); ++i) {
-    ASSERT_EQ(server->decode({reinterpret_cast<const uint8_t*>(wire.data()) + i, 1}, plain, wire_out), Status::kOk);
+    ASSERT_EQ(server->decode({reinterpret_cast<const uint8_t*>(wire.data()) + i, 1}, plain, wire_out),
+              Status::kOk);
     if (i + 1 < wire.size() / 2) {
       EXPECT_TRUE(plain.empty());
     }
@@ -145,7 +146,8 @@ TEST_F(TlsTransportTest, RequireCertificateRefusesAClientWithout) {
     TestClient client({.ca_file = pki_->path("ca.pem"), .max_version = version});
     ASSERT_EQ(client.handshake(*server), Status::kError);
     EXPECT_FALSE(server->established());
-    EXPECT_NE(server->error().find("peer did not return a certificate"), std::string::npos) << server->error();
+    EXPECT_NE(server->error().find("peer did not return a certificate"), std::string::npos)
+        << server->error();
     // The alert reached the client.
     EXPECT_NE(client.last_error().find("alert"), std::string::npos) << client.last_error();
     // Later calls keep answering kError and write nothing.
@@ -214,8 +216,9 @@ TEST_F(TlsTransportTest, CertificateUsernames) {
     const char* client;
     std::string expected;
   };
-  for (const Case& c : {Case{&identity, "client", "client-1"}, Case{&subject, "client", "CN=client-1,O=coremq test,C=NL"},
-                        Case{&identity, "nul_cn", ""}, Case{&neither, "client", ""}}) {
+  for (const Case& c :
+       {Case{&identity, "client", "client-1"}, Case{&subject, "client", "CN=client-1,O=coremq test,C=NL"},
+        Case{&identity, "nul_cn", ""}, Case{&neither, "client", ""}}) {
     SCOPED_TRACE(std::string(c.client) + " expects " + c.expected);
     auto context = make_context(*c.options);
     auto server = make_transport(*context);
@@ -309,8 +312,9 @@ TEST_F(TlsTransportTest, GarbageIsAnErrorWithAMessage) {
     auto server = make_transport(*context);
     base::ByteBuffer plain;
     base::ByteBuffer wire_out;
-    EXPECT_EQ(server->decode({reinterpret_cast<const uint8_t*>(garbage.data()), garbage.size()}, plain, wire_out),
-              Status::kError);
+    EXPECT_EQ(
+        server->decode({reinterpret_cast<const uint8_t*>(garbage.data()), garbage.size()}, plain, wire_out),
+        Status::kError);
     EXPECT_FALSE(server->error().empty());
     EXPECT_EQ(server->error().find("unknown"), std::string::npos) << server->error();
     EXPECT_TRUE(plain.empty());
@@ -363,6 +367,37 @@ TEST_F(TlsTransportTest, SessionResumptionKeepsTheCertificateUsername) {
     ASSERT_EQ(client.handshake(*server), Status::kOk) << server->error() << client.last_error();
     EXPECT_EQ(SSL_session_reused(client.ssl()), 1);
     EXPECT_EQ(server->certificate_username(), "client-1");
+  }
+}
+
+TEST_F(TlsTransportTest, TicketsResumeOnAnotherShardWithSharedKeys) {
+  auto first = make_context(pki_->server_options());
+  auto second = make_context(pki_->server_options());
+  auto third = make_context(pki_->server_options());
+  ASSERT_TRUE(second->use_ticket_keys_of(*first));
+  for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version);
+    TestClientOptions client_options{.ca_file = pki_->path("ca.pem"), .max_version = version};
+    SSL_SESSION* session = nullptr;
+    {
+      auto server = make_transport(*first);
+      TestClient client(client_options);
+      ASSERT_EQ(client.handshake(*server), Status::kOk) << server->error();
+      SSL_shutdown(client.ssl());
+      session = SSL_get1_session(client.ssl());
+    }
+    // The server keeps no session state: resumption is by ticket alone.
+    EXPECT_EQ(SSL_CTX_sess_number(first->ssl_context()), 0);
+    for (const TlsContext* shard : {second.get(), third.get()}) {
+      auto server = make_transport(*shard);
+      TestClient client(client_options);
+      ASSERT_EQ(SSL_set_session(client.ssl(), session), 1);
+      ASSERT_EQ(client.handshake(*server), Status::kOk) << server->error();
+      // Only the shard that shares the first one's ticket keys resumes; the other falls
+      // back to a full handshake.
+      EXPECT_EQ(SSL_session_reused(client.ssl()), shard == second.get() ? 1 : 0);
+    }
+    SSL_SESSION_free(session);
   }
 }
 
@@ -438,8 +473,7 @@ TEST(TlsContextTest, ErrorsNameTheFileOrOption) {
   std::string missing = pki.path("missing.pem");
   Case cases[] = {
       {"no certfile", with([](TlsOptions& o) { o.certfile.clear(); }), "needs both certfile and keyfile"},
-      {"missing certfile", with([&](TlsOptions& o) { o.certfile = missing; }),
-       "No such file or directory"},
+      {"missing certfile", with([&](TlsOptions& o) { o.certfile = missing; }), "No such file or directory"},
       {"certfile not a certificate", with([&](TlsOptions& o) { o.certfile = pki.path("server.key"); }),
        "cannot load the certificate chain"},
       {"key of another certificate", with([&](TlsOptions& o) { o.keyfile = pki.path("client.key"); }),
@@ -448,13 +482,15 @@ TEST(TlsContextTest, ErrorsNameTheFileOrOption) {
        "cannot load the private key"},
       {"missing cafile", with([&](TlsOptions& o) { o.cafile = missing; }), "No such file or directory"},
       {"missing crlfile", with([&](TlsOptions& o) { o.crlfile = missing; }), "No such file or directory"},
-      {"crlfile not a CRL", with([&](TlsOptions& o) { o.crlfile = pki.path("ca.pem"); }), "cannot load the CRL"},
+      {"crlfile not a CRL", with([&](TlsOptions& o) { o.crlfile = pki.path("ca.pem"); }),
+       "cannot load the CRL"},
       {"require_certificate without CA", with([](TlsOptions& o) { o.require_certificate = true; }),
        "require_certificate needs cafile or capath"},
       {"min_version", with([](TlsOptions& o) { o.min_version = "tlsv1.1"; }),
        "tls min_version \"tlsv1.1\": expected tlsv1.2 or tlsv1.3"},
       {"ciphers", with([](TlsOptions& o) { o.ciphers = "NOT-A-CIPHER"; }), "tls ciphers \"NOT-A-CIPHER\""},
-      {"ciphersuites", with([](TlsOptions& o) { o.ciphersuites = "TLS_NOPE"; }), "tls ciphersuites \"TLS_NOPE\""},
+      {"ciphersuites", with([](TlsOptions& o) { o.ciphersuites = "TLS_NOPE"; }),
+       "tls ciphersuites \"TLS_NOPE\""},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
