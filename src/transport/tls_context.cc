@@ -8,10 +8,15 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 #include <utility>
+#include <vector>
 
 #include "base/assert.h"
 #include "transport/tls_errors.h"
@@ -124,7 +129,59 @@ bool load_server_identity(SSL_CTX* context, const TlsOptions& options, std::stri
   return true;
 }
 
-bool load_client_verification(SSL_CTX* context, const TlsOptions& options, std::string* error) {
+// The hashed names OpenSSL's CA directory lookup reads: 8 hex digits of the subject hash, a
+// dot, an optional "r" (a CRL) and a sequence number, as `openssl rehash` makes them.
+bool is_hashed_name(const std::string& name) {
+  size_t dot = name.find('.');
+  if (dot != 8 || name.size() < 10) return false;
+  for (size_t i = 0; i < 8; ++i) {
+    if (!std::isxdigit(static_cast<unsigned char>(name[i]))) return false;
+  }
+  size_t digits = name[9] == 'r' ? 10 : 9;
+  if (digits >= name.size()) return false;
+  for (size_t i = digits; i < name.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return false;
+  }
+  return true;
+}
+
+// capath: every hashed certificate (and CRL) of the directory is read now, into the store.
+// OpenSSL's own directory lookup (SSL_CTX_load_verify_dir) would read the files lazily,
+// during a handshake, that is from disk on a shard thread; this reads them once, at start-up
+// or reload. A file added to the directory later is seen at the next reload.
+bool load_ca_directory(SSL_CTX* context, OSSL_LIB_CTX* library_context, const std::string& directory,
+                       std::string* error) {
+  std::error_code failure;
+  std::vector<std::string> names;
+  for (std::filesystem::directory_iterator it(directory, failure), end; !failure && it != end;
+       it.increment(failure)) {
+    std::string name = it->path().filename().string();
+    if (is_hashed_name(name)) names.push_back(name);
+  }
+  if (failure) {
+    *error = "capath \"" + directory + "\": " + failure.message();
+    return false;
+  }
+  if (names.empty()) {
+    *error = "capath \"" + directory +
+             "\": no hashed CA certificates (files named like 1a2b3c4d.0, as `openssl rehash` makes)";
+    return false;
+  }
+  std::sort(names.begin(), names.end());
+  X509_LOOKUP* lookup = X509_STORE_add_lookup(SSL_CTX_get_cert_store(context), X509_LOOKUP_file());
+  for (const std::string& name : names) {
+    std::string path = directory + "/" + name;
+    if (lookup == nullptr ||
+        X509_load_cert_crl_file_ex(lookup, path.c_str(), X509_FILETYPE_PEM, library_context, nullptr) < 1) {
+      *error = file_error("capath", path, "cannot load a CA certificate or CRL");
+      return false;
+    }
+  }
+  return true;
+}
+
+bool load_client_verification(SSL_CTX* context, OSSL_LIB_CTX* library_context, const TlsOptions& options,
+                              std::string* error) {
   if (!options.cafile.empty()) {
     if (!check_readable("cafile", options.cafile, error)) return false;
     if (SSL_CTX_load_verify_file(context, options.cafile.c_str()) != 1) {
@@ -132,12 +189,8 @@ bool load_client_verification(SSL_CTX* context, const TlsOptions& options, std::
       return false;
     }
   }
-  if (!options.capath.empty()) {
-    if (SSL_CTX_load_verify_dir(context, options.capath.c_str()) != 1) {
-      *error = file_error("capath", options.capath, "cannot use the CA directory");
-      return false;
-    }
-  }
+  if (!options.capath.empty() && !load_ca_directory(context, library_context, options.capath, error))
+    return false;
   if (options.require_certificate && options.cafile.empty() && options.capath.empty()) {
     *error = "require_certificate needs cafile or capath to check client certificates against";
     return false;
@@ -220,7 +273,8 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
   SSL_CTX_set_session_id_context(context, kSessionContext, sizeof(kSessionContext) - 1);
 
   if (!set_min_version(context, options.min_version, error) || !set_ciphers(context, options, error) ||
-      !load_server_identity(context, options, error) || !load_client_verification(context, options, error)) {
+      !load_server_identity(context, options, error) ||
+      !load_client_verification(context, library->library_context_, options, error)) {
     ERR_clear_error();
     return nullptr;
   }

@@ -5,8 +5,11 @@
 // Suites are named Tls* (--gtest_filter='Tls*').
 #include <gtest/gtest.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -504,9 +507,42 @@ TEST(TlsContextTest, ErrorsNameTheFileOrOption) {
   }
   std::string error;
   EXPECT_NE(TlsContext::create(good, &error), nullptr) << error;
-  TlsOptions with_path = good;
-  with_path.capath = pki.directory();
-  EXPECT_NE(TlsContext::create(with_path, &error), nullptr) << error;
+}
+
+TEST_F(TlsTransportTest, CapathIsReadAtStartUp) {
+  // A directory as `openssl rehash` leaves it: the CA under its subject hash.
+  std::string directory = pki_->path("capath");
+  std::filesystem::create_directory(directory);
+  TlsOptions options = pki_->server_options();
+  options.capath = directory;
+  options.require_certificate = true;
+  std::string error;
+  EXPECT_EQ(TlsContext::create(options, &error), nullptr);
+  EXPECT_NE(error.find("no hashed CA certificates"), std::string::npos) << error;
+
+  FILE* file = std::fopen(pki_->path("ca.pem").c_str(), "r");
+  ASSERT_NE(file, nullptr);
+  X509* ca = PEM_read_X509(file, nullptr, nullptr, nullptr);
+  std::fclose(file);
+  ASSERT_NE(ca, nullptr);
+  char name[32];
+  std::snprintf(name, sizeof(name), "/%08lx.0", X509_subject_name_hash(ca));
+  X509_free(ca);
+  std::filesystem::copy_file(pki_->path("ca.pem"), directory + name);
+  auto context = make_context(options);
+  // The files are in memory now: the directory can go, verification still works.
+  std::filesystem::remove_all(directory);
+  auto server = make_transport(*context);
+  TestClient client(client_with("client"));
+  EXPECT_EQ(client.handshake(*server), Status::kOk) << server->error();
+  auto refused = make_transport(*context);
+  TestClient stranger(client_with("stranger"));
+  EXPECT_EQ(stranger.handshake(*refused), Status::kError);
+  EXPECT_EQ(refused->error(), "certificate verify failed: unable to get local issuer certificate");
+
+  options.capath = pki_->path("no-such-directory");
+  EXPECT_EQ(TlsContext::create(options, &error), nullptr);
+  EXPECT_NE(error.find("No such file or directory"), std::string::npos) << error;
 }
 
 }  // namespace
