@@ -296,6 +296,16 @@ TEST_F(TlsTransportTest, CloseNotifyFromTheServer) {
   base::ByteBuffer again;
   server->encode_close(1000, again);  // only once
   EXPECT_TRUE(again.empty());
+  // The client's answering close_notify ends the stream; nothing more is sent back.
+  ASSERT_EQ(SSL_shutdown(client.ssl()), 1);
+  std::string answer = client.take_output();
+  ASSERT_FALSE(answer.empty());
+  base::ByteBuffer plain;
+  base::ByteBuffer wire_out;
+  EXPECT_EQ(server->decode({reinterpret_cast<const uint8_t*>(answer.data()), answer.size()}, plain, wire_out),
+            Status::kClosed);
+  EXPECT_TRUE(wire_out.empty());
+  EXPECT_TRUE(plain.empty());
 }
 
 TEST_F(TlsTransportTest, EncodeCloseDuringTheHandshakeWritesNothing) {
