@@ -196,8 +196,8 @@ bool load_client_verification(SSL_CTX* context, OSSL_LIB_CTX* library_context, c
     return false;
   }
   // As Mosquitto: a certificate is asked for only with require_certificate; a cafile alone
-  // does not make the server send a CertificateRequest (mosquitto net__tls_load_verify sets
-  // SSL_VERIFY_NONE unless require_certificate).
+  // does not make the server send a CertificateRequest (Mosquitto's listener set-up in
+  // src/net.c passes SSL_VERIFY_NONE unless require_certificate).
   SSL_CTX_set_verify(
       context,
       options.require_certificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE,
