@@ -29,7 +29,9 @@ bool equals_ignore_case(std::string_view text, std::string_view other) {
   return true;
 }
 
-bool is_optional_whitespace(char c) { return c == ' ' || c == '\t'; }
+bool is_optional_whitespace(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view text) {
   while (!text.empty() && is_optional_whitespace(text.front())) text.remove_prefix(1);
@@ -75,8 +77,7 @@ bool any_list_element(std::string_view value, Visit&& visit) {
 }
 
 bool is_base64_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-         c == '/';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
 // RFC 6455 section 4.1: the key is 16 random bytes, base64 encoded: 22 characters and "==".
@@ -90,10 +91,14 @@ bool is_valid_key(std::string_view key) {
 
 std::string_view status_text(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 405: return "Method Not Allowed";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
+    case 400:
+      return "Bad Request";
+    case 405:
+      return "Method Not Allowed";
+    case 426:
+      return "Upgrade Required";
+    case 431:
+      return "Request Header Fields Too Large";
   }
   COREMQ_ASSERT_MSG(false, "websocket handshake: unexpected HTTP status");
   return "";
@@ -227,7 +232,8 @@ WebSocketHandshake::Result WebSocketHandshake::evaluate(std::string_view request
       has_body = true;
     }
   }
-  if (!upgrade_websocket) return refuse(response, 400, "not a WebSocket upgrade (Upgrade: websocket missing)");
+  if (!upgrade_websocket)
+    return refuse(response, 400, "not a WebSocket upgrade (Upgrade: websocket missing)");
   if (!connection_upgrade) return refuse(response, 400, "Connection: Upgrade missing");
   if (!host_seen) return refuse(response, 400, "Host missing");
   if (has_body) return refuse(response, 400, "an upgrade request has no body");
@@ -253,9 +259,9 @@ WebSocketHandshake::Result WebSocketHandshake::evaluate(std::string_view request
 
   char accept[28];
   accept_key(key, accept);
-  response.append(std::string_view(
-      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Accept: "));
+  response.append(
+      std::string_view("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Accept: "));
   response.append(accept, sizeof accept);
   response.append(std::string_view("\r\n"));
   if (*subprotocol_ != '\0') {

@@ -19,7 +19,9 @@ constexpr uint8_t kOpcodePong = 0xA;
 
 constexpr std::string_view kSubprotocols[] = {"", "mqtt", "mqttv3.1"};
 
-bool is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
+bool is_control(uint8_t opcode) {
+  return (opcode & 0x8) != 0;
+}
 
 // Codes a peer may put in a close frame (RFC 6455 section 7.4, and 1012-1014 registered since
 // with IANA); 1004-1006 and 1015 are reserved for reports, never sent.
@@ -53,7 +55,9 @@ WebSocketTransport::WebSocketTransport(uint32_t frame_payload_bytes_max)
 
 WebSocketTransport::~WebSocketTransport() = default;
 
-std::string_view WebSocketTransport::subprotocol() const { return kSubprotocols[subprotocol_]; }
+std::string_view WebSocketTransport::subprotocol() const {
+  return kSubprotocols[subprotocol_];
+}
 
 size_t WebSocketTransport::encode_frame_header(uint8_t opcode, uint64_t payload_size, uint8_t (&header)[10]) {
   header[0] = static_cast<uint8_t>(0x80 | opcode);  // FIN: server frames are never fragmented
@@ -178,13 +182,15 @@ Transport::Status WebSocketTransport::begin_frame(base::ByteBuffer& wire_out) {
 
   switch (opcode) {
     case kOpcodeContinuation:
-      if (!in_fragmented_message_) return fail(kCloseProtocolError, "continuation frame outside a message", wire_out);
+      if (!in_fragmented_message_)
+        return fail(kCloseProtocolError, "continuation frame outside a message", wire_out);
       in_fragmented_message_ = !fin;
       break;
     case kOpcodeText:
       return fail(kCloseUnsupportedData, "text frame (MQTT travels in binary frames)", wire_out);
     case kOpcodeBinary:
-      if (in_fragmented_message_) return fail(kCloseProtocolError, "new message inside a fragmented one", wire_out);
+      if (in_fragmented_message_)
+        return fail(kCloseProtocolError, "new message inside a fragmented one", wire_out);
       in_fragmented_message_ = !fin;
       break;
     case kOpcodeClose:
@@ -192,15 +198,17 @@ Transport::Status WebSocketTransport::begin_frame(base::ByteBuffer& wire_out) {
     case kOpcodePong:
       // RFC 6455 section 5.5: control frames are never fragmented and carry at most 125 bytes.
       if (!fin) return fail(kCloseProtocolError, "fragmented control frame", wire_out);
-      if (length > kControlPayloadBytesMax) return fail(kCloseProtocolError, "control frame over 125 bytes", wire_out);
+      if (length > kControlPayloadBytesMax)
+        return fail(kCloseProtocolError, "control frame over 125 bytes", wire_out);
       break;
     default:
       return fail(kCloseProtocolError, "reserved opcode", wire_out);
   }
   if (length > frame_payload_bytes_max_) {
     limit_hit_ = LimitHit::kFrameTooLarge;
-    LOG_WARNING_LIMITED("websocket: a client frame of %llu bytes is over the %u-byte bound; closing with 1009",
-                        static_cast<unsigned long long>(length), frame_payload_bytes_max_);
+    LOG_WARNING_LIMITED(
+        "websocket: a client frame of %llu bytes is over the %u-byte bound; closing with 1009",
+        static_cast<unsigned long long>(length), frame_payload_bytes_max_);
     return fail(kCloseMessageTooBig, "frame larger than the maximum", wire_out);
   }
   opcode_ = opcode;
@@ -228,7 +236,8 @@ Transport::Status WebSocketTransport::finish_control_frame(base::ByteBuffer& wir
     case kOpcodePong:
       break;  // unsolicited, or an answer to a ping we never send: ignored (section 5.5.3)
     case kOpcodeClose: {
-      if (payload.size() == 1) return fail(kCloseProtocolError, "close frame with a 1-byte payload", wire_out);
+      if (payload.size() == 1)
+        return fail(kCloseProtocolError, "close frame with a 1-byte payload", wire_out);
       if (payload.size() >= 2) {
         auto code = static_cast<uint16_t>(read_big_endian(payload.data(), 2));
         if (!is_valid_close_code(code)) return fail(kCloseProtocolError, "invalid close code", wire_out);
@@ -251,7 +260,8 @@ Transport::Status WebSocketTransport::finish_control_frame(base::ByteBuffer& wir
   return Status::kOk;
 }
 
-Transport::Status WebSocketTransport::fail(uint16_t close_code, const char* reason, base::ByteBuffer& wire_out) {
+Transport::Status WebSocketTransport::fail(uint16_t close_code, const char* reason,
+                                           base::ByteBuffer& wire_out) {
   COREMQ_ASSERT(state_ == State::kOpen);
   error_ = reason;
   append_close_frame(close_code, wire_out);

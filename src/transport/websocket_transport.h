@@ -92,9 +92,9 @@ class WebSocketTransport final : public Transport {
   uint8_t header_[14] = {};
   uint8_t header_size_ = 0;
   uint8_t mask_[4] = {};
-  uint8_t mask_offset_ = 0;  // index into mask_ of the next payload byte
-  uint8_t opcode_ = 0;       // of the frame whose payload is being read
-  bool in_payload_ = false;  // the header is done, payload_remaining_ bytes follow
+  uint8_t mask_offset_ = 0;             // index into mask_ of the next payload byte
+  uint8_t opcode_ = 0;                  // of the frame whose payload is being read
+  bool in_payload_ = false;             // the header is done, payload_remaining_ bytes follow
   bool in_fragmented_message_ = false;  // a binary frame without FIN came: continuations follow
   State state_ = State::kHandshake;
   LimitHit limit_hit_ = LimitHit::kNone;

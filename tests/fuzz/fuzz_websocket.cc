@@ -85,7 +85,8 @@ void run(std::span<const uint8_t> wire, size_t read_size, uint32_t frame_max, Ou
     uint8_t payload[300];
     std::memset(payload, 0x5a, sizeof payload);
     ByteBuffer framed;
-    COREMQ_ASSERT(transport.encode(std::span<const uint8_t>(payload, sizeof payload), framed) == Transport::Status::kOk);
+    COREMQ_ASSERT(transport.encode(std::span<const uint8_t>(payload, sizeof payload), framed) ==
+                  Transport::Status::kOk);
     COREMQ_ASSERT(framed.size() == 4 + sizeof payload);
   }
 }

@@ -39,11 +39,17 @@ const std::string kResponse =
     "Sec-WebSocket-Protocol: mqtt\r\n"
     "\r\n";
 
-Bytes bytes_of(std::string_view text) { return Bytes(text.begin(), text.end()); }
+Bytes bytes_of(std::string_view text) {
+  return Bytes(text.begin(), text.end());
+}
 
-std::span<const uint8_t> span_of(const Bytes& bytes) { return {bytes.data(), bytes.size()}; }
+std::span<const uint8_t> span_of(const Bytes& bytes) {
+  return {bytes.data(), bytes.size()};
+}
 
-std::string text_of(const base::ByteBuffer& buffer) { return std::string(buffer.view()); }
+std::string text_of(const base::ByteBuffer& buffer) {
+  return std::string(buffer.view());
+}
 
 Bytes payload_of_size(size_t size) {
   Bytes payload(size);
@@ -56,8 +62,8 @@ struct FrameSpec {
   Bytes payload;
   bool fin = true;
   bool masked = true;
-  uint8_t rsv = 0;          // placed in bits 4-6 of the first byte
-  int length_bytes = -1;    // -1: the minimal form; 0, 2 or 8 to force one
+  uint8_t rsv = 0;        // placed in bits 4-6 of the first byte
+  int length_bytes = -1;  // -1: the minimal form; 0, 2 or 8 to force one
   uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
 };
 
@@ -81,8 +87,12 @@ Bytes client_frame(const FrameSpec& spec) {
   return frame;
 }
 
-Bytes binary(const Bytes& payload, bool fin = true) { return client_frame({.opcode = 0x2, .payload = payload, .fin = fin}); }
-Bytes control(uint8_t opcode, const Bytes& payload) { return client_frame({.opcode = opcode, .payload = payload}); }
+Bytes binary(const Bytes& payload, bool fin = true) {
+  return client_frame({.opcode = 0x2, .payload = payload, .fin = fin});
+}
+Bytes control(uint8_t opcode, const Bytes& payload) {
+  return client_frame({.opcode = opcode, .payload = payload});
+}
 Bytes close_with(uint16_t code) {
   return control(0x8, Bytes{static_cast<uint8_t>(code >> 8), static_cast<uint8_t>(code)});
 }
@@ -252,7 +262,8 @@ TEST(WebSocketHandshakeTest, OldMqttSubprotocolAndNoneAreAccepted) {
     if (c.chosen.empty()) {
       EXPECT_EQ(out.find("Sec-WebSocket-Protocol"), std::string::npos) << out;
     } else {
-      EXPECT_NE(out.find("Sec-WebSocket-Protocol: " + std::string(c.chosen) + "\r\n"), std::string::npos) << out;
+      EXPECT_NE(out.find("Sec-WebSocket-Protocol: " + std::string(c.chosen) + "\r\n"), std::string::npos)
+          << out;
     }
   }
 }
@@ -284,20 +295,23 @@ std::vector<BadRequest> bad_requests() {
       {"NoHost", replace_line("Host:", ""), 400, "Host missing"},
       {"NoUpgrade", replace_line("Upgrade:", ""), 400, "Upgrade: websocket missing"},
       {"UpgradeToOther", replace_line("Upgrade:", "Upgrade: h2c"), 400, "Upgrade: websocket missing"},
-      {"NoConnectionUpgrade", replace_line("Connection:", "Connection: keep-alive"), 400, "Connection: Upgrade"},
+      {"NoConnectionUpgrade", replace_line("Connection:", "Connection: keep-alive"), 400,
+       "Connection: Upgrade"},
       {"NoKey", replace_line("Sec-WebSocket-Key:", ""), 400, "Sec-WebSocket-Key"},
-      {"ShortKey", replace_line("Sec-WebSocket-Key:", "Sec-WebSocket-Key: dGhlIHNhbXBsZQ=="), 400, "Sec-WebSocket-Key"},
+      {"ShortKey", replace_line("Sec-WebSocket-Key:", "Sec-WebSocket-Key: dGhlIHNhbXBsZQ=="), 400,
+       "Sec-WebSocket-Key"},
       {"KeyNotBase64", replace_line("Sec-WebSocket-Key:", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j*Q=="), 400,
        "Sec-WebSocket-Key"},
       {"TwoKeys",
-       replace_line("Sec-WebSocket-Key:",
-                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="),
+       replace_line(
+           "Sec-WebSocket-Key:",
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="),
        400, "Sec-WebSocket-Key"},
       {"NoVersion", replace_line("Sec-WebSocket-Version:", ""), 400, "Sec-WebSocket-Version missing"},
-      {"Version8", replace_line("Sec-WebSocket-Version:", "Sec-WebSocket-Version: 8"), 426, "Sec-WebSocket-Version 13",
-       "Sec-WebSocket-Version: 13\r\n"},
-      {"OtherProtocolOnly", replace_line("Sec-WebSocket-Protocol:", "Sec-WebSocket-Protocol: chat, MQTT"), 400,
-       "Sec-WebSocket-Protocol"},
+      {"Version8", replace_line("Sec-WebSocket-Version:", "Sec-WebSocket-Version: 8"), 426,
+       "Sec-WebSocket-Version 13", "Sec-WebSocket-Version: 13\r\n"},
+      {"OtherProtocolOnly", replace_line("Sec-WebSocket-Protocol:", "Sec-WebSocket-Protocol: chat, MQTT"),
+       400, "Sec-WebSocket-Protocol"},
       {"HeaderWithoutColon", replace_line("Host:", "Host 127.0.0.1"), 400, "malformed header line"},
       {"SpaceBeforeColon", replace_line("Host:", "Host : 127.0.0.1"), 400, "malformed header line"},
       {"FoldedHeader", replace_line("Host:", "Host: a\r\n b"), 400, "malformed header line"},
@@ -305,8 +319,8 @@ std::vector<BadRequest> bad_requests() {
       {"Body", replace_line("Host:", "Host: h\r\nContent-Length: 5"), 400, "no body"},
       {"TooLarge", "GET /" + std::string(5000, 'a'), 431, "too large"},
       {"HeadersTooLarge",
-       replace_line("Host:", "Host: h\r\nCookie: " + std::string(WebSocketHandshake::kRequestBytesMax, 'c')), 431,
-       "too large"},
+       replace_line("Host:", "Host: h\r\nCookie: " + std::string(WebSocketHandshake::kRequestBytesMax, 'c')),
+       431, "too large"},
   };
 }
 
@@ -321,7 +335,8 @@ TEST(WebSocketHandshakeTest, EveryBadRequestGetsItsStatusAndReason) {
     EXPECT_FALSE(transport.established());
     EXPECT_TRUE(plain.empty());
     EXPECT_NE(transport.error().find(bad.reason_part), std::string_view::npos) << transport.error();
-    EXPECT_EQ(transport.limit_hit() == WebSocketTransport::LimitHit::kUpgradeRequestTooLarge, bad.status == 431);
+    EXPECT_EQ(transport.limit_hit() == WebSocketTransport::LimitHit::kUpgradeRequestTooLarge,
+              bad.status == 431);
     std::string out = text_of(wire_out);
     std::string status_line = "HTTP/1.1 " + std::to_string(bad.status) + " ";
     EXPECT_EQ(out.substr(0, status_line.size()), status_line) << out;
@@ -404,7 +419,7 @@ Bytes mixed_stream() {
       binary({0xa0}, false),         // a fragmented message ...
       control(0xA, {'x'}),           // ... with a pong ...
       client_frame({.opcode = 0x0, .payload = {0xa1, 0xa2}, .fin = false}),
-      control(0x9, {}),              // ... and an empty ping inside
+      control(0x9, {}),  // ... and an empty ping inside
       client_frame({.opcode = 0x0, .payload = {0xa3}, .fin = true}),
       binary({}),
       client_frame({.opcode = 0x2, .payload = {0x30, 0x31}, .length_bytes = 8}),
@@ -549,7 +564,8 @@ TEST(WebSocketFrameTest, ControlFrameRules) {
   }
   {
     Open open;
-    open.expect_closes_with(client_frame({.opcode = 0x9, .payload = {1}, .fin = false}), 1002, "fragmented control");
+    open.expect_closes_with(client_frame({.opcode = 0x9, .payload = {1}, .fin = false}), 1002,
+                            "fragmented control");
   }
   {
     Open open;
