@@ -6,7 +6,7 @@
 // into `plain`, without a per-frame allocation.
 // Single-threaded: owned by one connection's Channel on one shard; moves with the connection.
 //
-// State per established connection: sizeof(WebSocketTransport) (80 bytes, checked below) plus
+// State per established connection: sizeof(WebSocketTransport) (80 bytes; a static_assert in the .cc holds it) plus
 // the control-frame buffer, which holds memory only while a ping or close frame arrives split
 // across reads. The handshake's request buffer (up to 4 KiB) is freed once the handshake is over.
 //
@@ -41,8 +41,9 @@ class WebSocketTransport final : public Transport {
   enum class LimitHit : uint8_t { kNone, kUpgradeRequestTooLarge, kFrameTooLarge };
 
   // frame_payload_bytes_max: the largest frame payload a client may send (larger: close 1009).
-  // The broker passes its --max-packet-size plus the 5 bytes of a fixed header, so a client that
-  // sends each MQTT packet in its own frame (paho, MQTT.js, browsers) always fits.
+  // The broker passes its --max-packet-size (which counts the fixed header), so a client that
+  // sends each MQTT packet in its own frame (paho, MQTT.js, browsers) always fits; a larger
+  // frame could only carry a packet the broker refuses anyway, or several packets batched.
   explicit WebSocketTransport(uint32_t frame_payload_bytes_max);
   ~WebSocketTransport() override;
 
