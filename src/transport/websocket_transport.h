@@ -6,9 +6,10 @@
 // into `plain`, without a per-frame allocation.
 // Single-threaded: owned by one connection's Channel on one shard; moves with the connection.
 //
-// State per established connection: sizeof(WebSocketTransport) (80 bytes; a static_assert in the .cc holds it) plus
-// the control-frame buffer, which holds memory only while a ping or close frame arrives split
-// across reads. The handshake's request buffer (up to 4 KiB) is freed once the handshake is over.
+// State per established connection: sizeof(WebSocketTransport), 80 bytes (a static_assert in
+// the .cc holds it), plus the control-frame buffer, which holds memory only while a ping or
+// close frame arrives split across reads. The handshake's request buffer (up to 4 KiB) is freed
+// once the handshake is over.
 //
 // Close codes sent (RFC 6455 section 7.4.1): 1002 a protocol error (unmasked client frame,
 // reserved bits or opcodes, a fragmented or long control frame, a 64-bit length with its top
