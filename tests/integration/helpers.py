@@ -427,11 +427,15 @@ class PahoClient:
     """paho-mqtt 1.6 client on its own network thread, with bounded waits on top."""
 
     def __init__(self, port: int, client_id: str, clean_session=True, protocol=paho.MQTTv311,
-                 keepalive=60, will=None):
+                 keepalive=60, will=None, transport="tcp", websocket_path="/mqtt"):
         self.port = port
         self.keepalive = keepalive
+        # transport="websockets": MQTT over WebSocket to a ws:// listener (test_22_websocket).
         self.client = paho.Client(client_id=client_id, clean_session=clean_session,
-                                  protocol=protocol, reconnect_on_failure=False)
+                                  protocol=protocol, reconnect_on_failure=False,
+                                  transport=transport)
+        if transport == "websockets":
+            self.client.ws_set_options(path=websocket_path)
         if will is not None:
             topic, payload, qos, retain = will
             self.client.will_set(topic, payload, qos, retain)
