@@ -69,6 +69,11 @@ struct Options {
   // Pin shard i to the i-th CPU this process may run on.
   bool pin_threads = true;
 
+  // Threads that check passwords against password files (hashing never runs on a shard),
+  // and the CONNECTs each shard may have waiting for them; past that a CONNECT is refused
+  // with Server busy (3.1.1: Server unavailable).
+  uint32_t password_check_threads = 2;
+  uint32_t password_check_queue = 1024;
   // TLS and WebSocket handshake steps one shard runs per loop turn (a TLS handshake costs up
   // to a millisecond of CPU); past it, handshake input waits for the next turn, so a storm of
   // new connections cannot starve the shard's established clients.

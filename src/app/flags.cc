@@ -51,6 +51,9 @@ ABSL_FLAG(uint32_t, max_client_id_length, 256, "Longest client id accepted, in b
 ABSL_FLAG(uint32_t, max_subscriptions_per_session, 1000, "Subscriptions one session may hold.");
 ABSL_FLAG(uint32_t, max_retained_messages, 100000, "Retained messages kept; new retained topics past it are not stored.");
 ABSL_FLAG(uint32_t, max_sessions, 1000000, "Sessions one shard holds (online and offline).");
+ABSL_FLAG(uint32_t, password_check_threads, 2, "Threads that check passwords against password files.");
+ABSL_FLAG(uint32_t, password_check_queue, 1024,
+          "CONNECTs per shard waiting for a password check; more are refused with Server busy.");
 ABSL_FLAG(uint32_t, max_handshakes_per_turn, 32,
           "TLS/WebSocket handshake steps one shard runs per loop turn; more wait for the next turn.");
 ABSL_FLAG(uint32_t, max_topic_levels, 201,
@@ -111,6 +114,8 @@ constexpr FlagRange kFlagRanges[] = {
     {"max_sessions", 1, std::numeric_limits<uint32_t>::max()},
     {"max_topic_levels", 1, 65536},
     {"max_handshakes_per_turn", 1, 65536},
+    {"password_check_threads", 1, 64},
+    {"password_check_queue", 1, 1048576},
     {"ring_entries", 64, 32768},
     {"receive_buffer_size", 512, 1 << 20},
     {"receive_buffer_count", 16, 32768},
@@ -187,6 +192,10 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   if (!in_range("max_topic_levels", options->max_topic_levels, error)) return false;
   options->max_handshakes_per_turn = absl::GetFlag(FLAGS_max_handshakes_per_turn);
   if (!in_range("max_handshakes_per_turn", options->max_handshakes_per_turn, error)) return false;
+  options->password_check_threads = absl::GetFlag(FLAGS_password_check_threads);
+  if (!in_range("password_check_threads", options->password_check_threads, error)) return false;
+  options->password_check_queue = absl::GetFlag(FLAGS_password_check_queue);
+  if (!in_range("password_check_queue", options->password_check_queue, error)) return false;
   options->ring_entries = absl::GetFlag(FLAGS_ring_entries);
   if (!in_range("ring_entries", options->ring_entries, error)) return false;
   options->receive_buffer_size = absl::GetFlag(FLAGS_receive_buffer_size);

@@ -118,6 +118,7 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
 
   // On the owner shard, so a refusal is counted once, where the session would have been.
   COREMQ_ASSERT(connection->listener < listeners_.size());
+  if (!apply_certificate_username(connection, &connect)) return Next::kStop;
   if (!connect.has_username && !connect.properties.authentication_method &&
       !anonymous_allowed_[connection->listener]) {
     // An MQTT 5 client with an authentication method is not anonymous: the hook decides.

@@ -13,10 +13,35 @@ namespace coremq::broker {
 using mqtt::ProtocolVersion;
 using mqtt::ReasonCode;
 
+bool ShardState::username_from_certificate(const Connection* connection) const {
+  const ListenerOptions& listener = listeners_[connection->listener];
+  return listener.tls && (listener.tls_options.use_identity_as_username || listener.tls_options.use_subject_as_username);
+}
+
+bool ShardState::apply_certificate_username(Connection* connection, mqtt::ConnectPacket* connect) {
+  if (!username_from_certificate(connection)) return true;
+  std::string_view name;
+  if (connection->channel != nullptr) name = connection->channel->transport->certificate_username();
+  if (name.empty()) {
+    // Mosquitto refuses these too: the listener names its users by certificate, and this
+    // client's certificate names none (no certificate, or a CN it cannot use).
+    ++counters_.authentication_failures;
+    refuse_connect(connection, static_cast<ProtocolVersion>(connect->protocol_level), ReasonCode::kNotAuthorized,
+                   "the listener takes usernames from client certificates, and this client's certificate gives none");
+    return false;
+  }
+  // The name points into the transport, which outlives this CONNECT's handling.
+  connect->has_username = true;
+  connect->username = name;
+  return true;
+}
+
 bool ShardState::needs_password_check(const Connection* connection, const mqtt::ConnectPacket& connect) const {
   // Without a username the client is anonymous: the listener's anonymous rule decides. With an
-  // Authentication Method the enhanced-authentication hook decides.
+  // Authentication Method the enhanced-authentication hook decides. A username taken from a
+  // verified client certificate is already authenticated (as in Mosquitto).
   if (!connect.has_username || connect.properties.authentication_method) return false;
+  if (username_from_certificate(connection)) return false;
   return connection->listener < listeners_.size() && !listeners_[connection->listener].password_file.empty();
 }
 

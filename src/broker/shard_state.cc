@@ -298,12 +298,12 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
   if (!was_handing_off) io_.close_connection(connection, flush_first);
 }
 
-void ShardState::on_transport_closed(Connection* connection) {
+void ShardState::on_transport_closed(Connection* connection, bool flush_answer) {
   if (connection->state == ConnectionState::kClosing) return;
   if (connection->state == ConnectionState::kConnected) {
     LOG_DEBUG("client '%s' connection lost", connection->session->client_id);
   }
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/flush_answer);
 }
 
 void ShardState::on_transport_error(Connection* connection, std::string_view why) {

@@ -72,7 +72,9 @@ class ShardState {
   // Events from the shard loop.
   void on_connection_opened(Connection* connection);
   void on_bytes(Connection* connection, std::span<const uint8_t> bytes);
-  void on_transport_closed(Connection* connection);
+  // The client's side ended (EOF, reset, a TLS close_notify, a WebSocket close). With
+  // flush_answer the transport's answer (the echoed close frame) is sent before the close.
+  void on_transport_closed(Connection* connection, bool flush_answer = false);
   // The password checker's answer to IoPort::check_password(token, ...). A token whose
   // connection went meanwhile is ignored.
   void on_password_verdict(uint64_t token, bool accepted);
@@ -139,6 +141,10 @@ class ShardState {
   void refuse_authentication(Connection* connection, const AuthenticationHook::Step& step);
   // Password files (password_check.cc): the CONNECT waits, held, for the checker's verdict.
   bool needs_password_check(const Connection* connection, const mqtt::ConnectPacket& connect) const;
+  // use_identity_as_username / use_subject_as_username: the client certificate's name replaces
+  // the CONNECT's username (false, and the client refused, when the certificate gives none).
+  [[nodiscard]] bool apply_certificate_username(Connection* connection, mqtt::ConnectPacket* connect);
+  bool username_from_certificate(const Connection* connection) const;
   Next begin_password_check(Connection* connection, const mqtt::ConnectPacket& connect, std::span<const uint8_t> body,
                             uint8_t flags, std::string client_id, bool client_id_assigned);
   void forget_password_check(Connection* connection);

@@ -13,11 +13,16 @@
 #include <thread>
 #include <vector>
 
+#include "auth/password_checker.h"
+#include "auth/password_file.h"
+#include "auth/password_file_verifier.h"
 #include "base/assert.h"
 #include "base/log.h"
 #include "broker/listeners.h"
+#include "config/config_file.h"
 #include "io/listener.h"
 #include "shard/shard.h"
+#include "transport/listener_factory.h"
 
 namespace coremq {
 
@@ -35,10 +40,16 @@ class BrokerImpl {
   }
   void wait() {
     for (auto& shard : shards_) shard->join();
+    if (password_checker_ != nullptr) password_checker_->stop();
     // Only now, with every thread gone, can nothing more be posted.
     for (auto& shard : shards_) shard->release_leftovers();
   }
 
+  // Reads every listener's password file and makes the checker that verifies against them
+  // (none if no listener has one).
+  [[nodiscard]] bool load_password_files(uint32_t count, std::string* error);
+  // Each shard's transport factory for each TLS or WebSocket listener (reads certificates).
+  [[nodiscard]] bool make_transport_factories(uint32_t count, std::string* error);
   // Opens every listener's sockets (see start); *sockets gets each shard's.
   [[nodiscard]] bool open_listeners(uint32_t count, std::vector<std::vector<shard::ListenSocket>>* sockets,
                                     std::vector<std::string>* started, std::string* error);
@@ -49,6 +60,9 @@ class BrokerImpl {
   shard::SharedState shared_;
   std::vector<std::unique_ptr<shard::CrossShardRing>> rings_;  // [from * count + to]
   std::vector<std::unique_ptr<shard::Shard>> shards_;
+  std::unique_ptr<auth::PasswordChecker> password_checker_;
+  // [shard][listener]: null for plain MQTT listeners; moved into the shards at start.
+  std::vector<std::vector<std::unique_ptr<transport::TransportFactory>>> transport_factories_;
 };
 
 namespace {
@@ -93,6 +107,15 @@ bool BrokerImpl::start(std::string* error) {
   std::vector<std::vector<shard::ListenSocket>> listen_sockets(count);
   std::vector<std::string> started;
   if (!open_listeners(count, &listen_sockets, &started, error)) return false;
+  auto close_sockets = [&listen_sockets] {
+    for (auto& shard_sockets : listen_sockets) {
+      for (const shard::ListenSocket& socket : shard_sockets) ::close(socket.fd);
+    }
+  };
+  if (!load_password_files(count, error) || !make_transport_factories(count, error)) {
+    close_sockets();
+    return false;
+  }
 
   rings_.resize(size_t{count} * count);
   for (uint32_t from = 0; from < count; ++from) {
@@ -114,7 +137,10 @@ bool BrokerImpl::start(std::string* error) {
       inbound[j] = rings_[j * count + i].get();
     }
     shards_[i]->set_peers(std::move(peers), std::move(inbound));
+    shards_[i]->set_transport_factories(std::move(transport_factories_[i]));
+    shards_[i]->set_password_checker(password_checker_.get());
   }
+  if (password_checker_ != nullptr) password_checker_->start();
   for (uint32_t i = 0; i < count; ++i) {
     int cpu = options_.pin_threads && !cpus.empty() ? cpus[i % cpus.size()] : -1;
     shards_[i]->start(cpu);
@@ -147,6 +173,55 @@ bool BrokerImpl::start(std::string* error) {
   }
   LOG_INFO("coremq started: %u listener%s, %u shard%s", listeners_.size(), listeners_.size() == 1 ? "" : "s", count,
            count == 1 ? "" : "s");
+  return true;
+}
+
+bool BrokerImpl::load_password_files(uint32_t count, std::string* error) {
+  std::vector<std::shared_ptr<const auth::PasswordVerifier>> verifiers(listeners_.size());
+  bool any = false;
+  for (size_t index = 0; index < listeners_.size(); ++index) {
+    const std::string& path = listeners_[index].password_file;
+    if (path.empty()) continue;
+    std::vector<config::Diagnostic> diagnostics;
+    std::shared_ptr<const auth::PasswordFile> file = auth::load_password_file(path, {}, &diagnostics);
+    for (const config::Diagnostic& diagnostic : diagnostics) {
+      if (diagnostic.severity == config::Severity::kWarning) LOG_WARNING("%s", config::format_diagnostic(diagnostic));
+    }
+    if (file == nullptr) {
+      *error = "password file " + path + ": ";
+      for (const config::Diagnostic& diagnostic : diagnostics) {
+        if (diagnostic.severity == config::Severity::kError) *error += config::format_diagnostic(diagnostic);
+      }
+      return false;
+    }
+    LOG_INFO("password file %s: %u users", path, file->size());
+    verifiers[index] = std::make_shared<auth::PasswordFileVerifier>(std::move(file));
+    any = true;
+  }
+  if (!any) return true;
+  password_checker_ = std::make_unique<auth::PasswordChecker>(
+      count, options_.password_check_threads, options_.password_check_queue, std::move(verifiers),
+      [this](uint32_t shard) { shards_[shard]->wake_from_outside(); });
+  return true;
+}
+
+bool BrokerImpl::make_transport_factories(uint32_t count, std::string* error) {
+  transport_factories_.clear();
+  transport_factories_.resize(count);
+  for (uint32_t shard = 0; shard < count; ++shard) {
+    for (size_t index = 0; index < listeners_.size(); ++index) {
+      const transport::ListenerTransportFactory* first =
+          shard == 0 ? nullptr
+                     : static_cast<const transport::ListenerTransportFactory*>(transport_factories_[0][index].get());
+      auto factory = transport::ListenerTransportFactory::create(listeners_[index], options_.max_packet_size, first, error);
+      if (factory == nullptr && !error->empty()) {
+        *error = "listener " + std::to_string(index) + " (port " + std::to_string(listener_ports_[index]) + "): " + *error;
+        transport_factories_.clear();
+        return false;
+      }
+      transport_factories_[shard].push_back(std::move(factory));
+    }
+  }
   return true;
 }
 

@@ -335,8 +335,12 @@ void Shard::on_accept(ListenSocket* socket, int result, bool more) {
   ++state_->counters().connections_accepted;
   Connection* connection = open_connection(fd, now_ms_);
   connection->listener = socket->listener;
-  attach_channel(connection);
+  bool attached = attach_channel(connection);
   state_->on_connection_opened(connection);
+  if (!attached) {
+    state_->on_transport_error(connection, "no transport for a new connection (out of memory)");
+    return;
+  }
   arm_receive(connection);
 }
 

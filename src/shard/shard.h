@@ -189,7 +189,8 @@ class Shard final : public broker::IoPort {
   void log_stats() const;
 
   // TLS and WebSocket connections (shard_channel.cc).
-  void attach_channel(broker::Connection* connection);
+  // False when the listener's transport could not be made (OpenSSL out of memory).
+  [[nodiscard]] bool attach_channel(broker::Connection* connection);
   static bool has_unsent_output(const broker::Connection* connection);
   void deliver_through_channel(broker::Connection* connection, std::span<const uint8_t> wire);
   void prepare_channel_send(broker::Connection* connection);

@@ -22,12 +22,15 @@ void Shard::set_transport_factories(std::vector<std::unique_ptr<transport::Trans
   transport_factories_ = std::move(factories);
 }
 
-void Shard::attach_channel(Connection* connection) {
-  if (connection->listener >= transport_factories_.size()) return;
+bool Shard::attach_channel(Connection* connection) {
+  if (connection->listener >= transport_factories_.size()) return true;
   transport::TransportFactory* factory = transport_factories_[connection->listener].get();
-  if (factory == nullptr) return;
+  if (factory == nullptr) return true;
+  std::unique_ptr<transport::Transport> transport = factory->make();
+  if (transport == nullptr) return false;  // logged by the factory
   connection->channel = std::make_unique<transport::Channel>();
-  connection->channel->transport = factory->make();
+  connection->channel->transport = std::move(transport);
+  return true;
 }
 
 bool Shard::has_unsent_output(const Connection* connection) {
@@ -66,7 +69,7 @@ void Shard::deliver_through_channel(Connection* connection, std::span<const uint
     case Transport::Status::kOk:
       break;
     case Transport::Status::kClosed:
-      state_->on_transport_closed(connection);
+      state_->on_transport_closed(connection, /*flush_answer=*/true);  // the echoed close goes out first
       break;
     case Transport::Status::kError:
       state_->on_transport_error(connection, channel.transport->error());

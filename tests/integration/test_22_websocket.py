@@ -26,9 +26,6 @@ from conftest import COREMQ_BINARY, Broker, free_port, is_mosquitto
 
 # The lead removes these lines once the shard loop serves `--listener=ws://` (issue 9): until
 # then coremq has no WebSocket listener and every test here would fail at start-up.
-LISTENER_WIRED = False
-pytestmark = pytest.mark.skipif(not LISTENER_WIRED and not is_mosquitto(),
-                                reason="waits for listener wiring (--listener=ws://ADDRESS:PORT)")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MQTT_JS = REPO_ROOT / "tests/browser/node_modules/mqtt/dist/mqtt.min.js"
