@@ -43,6 +43,12 @@ class COREMQ_API Broker {
   uint16_t listener_port(size_t index) const;
   uint32_t shard_count() const;
 
+  // Reads every listener's password, ACL and TLS files again (what SIGHUP does to the coremq
+  // binary): new connections see the new files, connected clients keep theirs. A file that
+  // fails to load keeps the previous one. Returns false if any failed; *report has a line
+  // per file. Call from the controlling thread, while the broker runs.
+  bool reload(std::string* report);
+
  private:
   std::unique_ptr<BrokerImpl> impl_;
 };

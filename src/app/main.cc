@@ -1,5 +1,5 @@
 // The coremq binary: config file, environment and flags -> Options, start the broker, wait for SIGINT/SIGTERM,
-// stop gracefully. Everything else lives in the library.
+// stop gracefully; SIGHUP reloads the password, ACL and TLS files. Everything else lives in the library.
 #include <mimalloc.h>
 #include <signal.h>
 
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -68,7 +69,13 @@ int main(int argc, char** argv) {
   }
   LOG_DEBUG("allocator: mimalloc %d", mi_version());
   int received = 0;
-  sigwait(&signals, &received);
+  for (;;) {
+    sigwait(&signals, &received);
+    if (received != SIGHUP) break;
+    std::string report;
+    // Each file's outcome is logged by the broker; a file that fails keeps the previous one.
+    LOG_INFO("received SIGHUP: %s", broker.reload(&report) ? "reloaded" : "reloaded, except what the lines above say");
+  }
   LOG_INFO("received %s, shutting down", received == SIGINT ? "SIGINT" : "SIGTERM");
   broker.stop();
   broker.wait();

@@ -30,7 +30,8 @@ struct PasswordChecker::Worker {
 namespace {
 
 int64_t monotonic_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -41,7 +42,8 @@ std::string cache_key(const PasswordCheckRequest& request) {
   key.push_back(request.has_password ? 'p' : '-');
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_Digest(request.password.data(), request.password.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+  if (EVP_Digest(request.password.data(), request.password.size(), digest, &length, EVP_sha256(), nullptr) !=
+      1) {
     return {};  // no key: not cached
   }
   key.append(reinterpret_cast<const char*>(digest), length);
@@ -60,7 +62,8 @@ PasswordChecker::PasswordChecker(uint32_t shard_count, uint32_t thread_count, ui
       wake_shard_(std::move(wake_shard)) {
   COREMQ_ASSERT(shard_count > 0 && thread_count > 0 && queue_capacity > 0);
   for (size_t i = 0; i < verifiers.size(); ++i) verifiers_[i].store(std::move(verifiers[i]));
-  for (uint32_t shard = 0; shard < shard_count; ++shard) lanes_.push_back(std::make_unique<Lane>(queue_capacity));
+  for (uint32_t shard = 0; shard < shard_count; ++shard)
+    lanes_.push_back(std::make_unique<Lane>(queue_capacity));
   thread_count = std::min(thread_count, shard_count);
   for (uint32_t t = 0; t < thread_count; ++t) {
     auto worker = std::make_unique<Worker>();
@@ -136,7 +139,8 @@ void PasswordChecker::run(Worker& worker) {
           accepted = cached->second.accepted;
         } else {
           std::shared_ptr<const PasswordVerifier> decider = verifier(request.listener);
-          accepted = decider != nullptr && decider->verify(request.username, request.has_password, request.password);
+          accepted =
+              decider != nullptr && decider->verify(request.username, request.has_password, request.password);
           if (!key.empty()) {
             if (worker.cache.size() >= kCacheEntries) worker.cache.clear();  // bounded; refilled as asked
             worker.cache[key] = Worker::Cached{now + kCacheSeconds * 1000, accepted};

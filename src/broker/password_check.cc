@@ -15,7 +15,8 @@ using mqtt::ReasonCode;
 
 bool ShardState::username_from_certificate(const Connection* connection) const {
   const ListenerOptions& listener = listeners_[connection->listener];
-  return listener.tls && (listener.tls_options.use_identity_as_username || listener.tls_options.use_subject_as_username);
+  return listener.tls &&
+         (listener.tls_options.use_identity_as_username || listener.tls_options.use_subject_as_username);
 }
 
 bool ShardState::apply_certificate_username(Connection* connection, mqtt::ConnectPacket* connect) {
@@ -26,8 +27,9 @@ bool ShardState::apply_certificate_username(Connection* connection, mqtt::Connec
     // Mosquitto refuses these too: the listener names its users by certificate, and this
     // client's certificate names none (no certificate, or a CN it cannot use).
     ++counters_.authentication_failures;
-    refuse_connect(connection, static_cast<ProtocolVersion>(connect->protocol_level), ReasonCode::kNotAuthorized,
-                   "the listener takes usernames from client certificates, and this client's certificate gives none");
+    refuse_connect(
+        connection, static_cast<ProtocolVersion>(connect->protocol_level), ReasonCode::kNotAuthorized,
+        "the listener takes usernames from client certificates, and this client's certificate gives none");
     return false;
   }
   // The name points into the transport, which outlives this CONNECT's handling.
@@ -36,7 +38,8 @@ bool ShardState::apply_certificate_username(Connection* connection, mqtt::Connec
   return true;
 }
 
-bool ShardState::needs_password_check(const Connection* connection, const mqtt::ConnectPacket& connect) const {
+bool ShardState::needs_password_check(const Connection* connection,
+                                      const mqtt::ConnectPacket& connect) const {
   // Without a username the client is anonymous: the listener's anonymous rule decides. With an
   // Authentication Method the enhanced-authentication hook decides. A username taken from a
   // verified client certificate is already authenticated (as in Mosquitto).
@@ -51,7 +54,8 @@ ShardState::Next ShardState::begin_password_check(Connection* connection, const 
   COREMQ_ASSERT(connection->state == ConnectionState::kAwaitingConnect);
   auto version = static_cast<ProtocolVersion>(connect.protocol_level);
   uint64_t token = ++password_check_last_;
-  if (!io_.check_password(token, connection->listener, connect.username, connect.has_password, connect.password)) {
+  if (!io_.check_password(token, connection->listener, connect.username, connect.has_password,
+                          connect.password)) {
     ++counters_.password_checks_refused_busy;
     refuse_connect(connection, version, ReasonCode::kServerBusy,
                    "the password checker's queue from this shard is full (too many CONNECTs at once)");
@@ -96,8 +100,9 @@ void ShardState::on_password_verdict(uint64_t token, bool accepted) {
     ++counters_.authentication_failures;
     // Mosquitto 2's answer to a wrong password or unknown user: Not authorized (3.1.1 return
     // code 5, MQTT 5 0x87), the same for both so the answer does not tell which was wrong.
-    refuse_connect(connection, version, ReasonCode::kNotAuthorized,
-                   absl::StrFormat("user '%s' is not in the password file or gave a wrong password", connect.username));
+    refuse_connect(
+        connection, version, ReasonCode::kNotAuthorized,
+        absl::StrFormat("user '%s' is not in the password file or gave a wrong password", connect.username));
     return;
   }
   if (accept_connect(connection, connect, std::move(pending->client_id), pending->client_id_assigned, {}) !=

@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -45,6 +46,10 @@ class BrokerImpl {
     for (auto& shard : shards_) shard->release_leftovers();
   }
 
+  bool reload(std::string* report);
+  // Reads one password file: the checker's verifier for it, or null with *error set.
+  static std::shared_ptr<const auth::PasswordVerifier> load_password_verifier(const std::string& path,
+                                                                             std::string* error);
   // Reads every listener's password file and makes the checker that verifies against them
   // (none if no listener has one).
   [[nodiscard]] bool load_password_files(uint32_t count, std::string* error);
@@ -58,9 +63,14 @@ class BrokerImpl {
   std::vector<ListenerOptions> listeners_;  // effective_listeners(options_)
   std::vector<uint16_t> listener_ports_;    // the port each one bound
   shard::SharedState shared_;
+  // One OpenSSL library context per shard for its TLS listeners, for the whole run: declared
+  // before shards_, so it is freed after them (and after every thread that used it exited).
+  transport::ShardLibraryContexts tls_library_contexts_;
   std::vector<std::unique_ptr<shard::CrossShardRing>> rings_;  // [from * count + to]
   std::vector<std::unique_ptr<shard::Shard>> shards_;
   std::unique_ptr<auth::PasswordChecker> password_checker_;
+  // One controller at a time posts to the shards' control rings (their single producer).
+  std::mutex control_mutex_;
   // [shard][listener]: null for plain MQTT listeners; moved into the shards at start.
   std::vector<std::vector<std::unique_ptr<transport::TransportFactory>>> transport_factories_;
 };
@@ -176,26 +186,32 @@ bool BrokerImpl::start(std::string* error) {
   return true;
 }
 
+std::shared_ptr<const auth::PasswordVerifier> BrokerImpl::load_password_verifier(const std::string& path,
+                                                                                std::string* error) {
+  std::vector<config::Diagnostic> diagnostics;
+  std::shared_ptr<const auth::PasswordFile> file = auth::load_password_file(path, {}, &diagnostics);
+  for (const config::Diagnostic& diagnostic : diagnostics) {
+    if (diagnostic.severity == config::Severity::kWarning) LOG_WARNING("%s", config::format_diagnostic(diagnostic));
+  }
+  if (file == nullptr) {
+    *error = "password file " + path + ": ";
+    for (const config::Diagnostic& diagnostic : diagnostics) {
+      if (diagnostic.severity == config::Severity::kError) *error += config::format_diagnostic(diagnostic);
+    }
+    return nullptr;
+  }
+  LOG_INFO("password file %s: %u users", path, file->size());
+  return std::make_shared<auth::PasswordFileVerifier>(std::move(file));
+}
+
 bool BrokerImpl::load_password_files(uint32_t count, std::string* error) {
   std::vector<std::shared_ptr<const auth::PasswordVerifier>> verifiers(listeners_.size());
   bool any = false;
   for (size_t index = 0; index < listeners_.size(); ++index) {
     const std::string& path = listeners_[index].password_file;
     if (path.empty()) continue;
-    std::vector<config::Diagnostic> diagnostics;
-    std::shared_ptr<const auth::PasswordFile> file = auth::load_password_file(path, {}, &diagnostics);
-    for (const config::Diagnostic& diagnostic : diagnostics) {
-      if (diagnostic.severity == config::Severity::kWarning) LOG_WARNING("%s", config::format_diagnostic(diagnostic));
-    }
-    if (file == nullptr) {
-      *error = "password file " + path + ": ";
-      for (const config::Diagnostic& diagnostic : diagnostics) {
-        if (diagnostic.severity == config::Severity::kError) *error += config::format_diagnostic(diagnostic);
-      }
-      return false;
-    }
-    LOG_INFO("password file %s: %u users", path, file->size());
-    verifiers[index] = std::make_shared<auth::PasswordFileVerifier>(std::move(file));
+    verifiers[index] = load_password_verifier(path, error);
+    if (verifiers[index] == nullptr) return false;
     any = true;
   }
   if (!any) return true;
@@ -208,12 +224,16 @@ bool BrokerImpl::load_password_files(uint32_t count, std::string* error) {
 bool BrokerImpl::make_transport_factories(uint32_t count, std::string* error) {
   transport_factories_.clear();
   transport_factories_.resize(count);
+  bool any_tls = false;
+  for (const ListenerOptions& listener : listeners_) any_tls = any_tls || listener.tls;
+  if (any_tls && !tls_library_contexts_.make(count, error)) return false;
   for (uint32_t shard = 0; shard < count; ++shard) {
     for (size_t index = 0; index < listeners_.size(); ++index) {
       const transport::ListenerTransportFactory* first =
           shard == 0 ? nullptr
                      : static_cast<const transport::ListenerTransportFactory*>(transport_factories_[0][index].get());
-      auto factory = transport::ListenerTransportFactory::create(listeners_[index], options_.max_packet_size, first, error);
+      auto factory = transport::ListenerTransportFactory::create(listeners_[index], options_.max_packet_size, first,
+                                                                 tls_library_contexts_.get(shard), error);
       if (factory == nullptr && !error->empty()) {
         *error = "listener " + std::to_string(index) + " (port " + std::to_string(listener_ports_[index]) + "): " + *error;
         transport_factories_.clear();
@@ -223,6 +243,69 @@ bool BrokerImpl::make_transport_factories(uint32_t count, std::string* error) {
     }
   }
   return true;
+}
+
+// SIGHUP: every listener's password file and TLS files are read again; one that fails keeps
+// what was loaded before (and says why, with the file and line). Connected clients are not
+// touched: new connections see the new files.
+bool BrokerImpl::reload(std::string* report) {
+  std::lock_guard lock(control_mutex_);
+  report->clear();
+  if (shards_.empty()) {
+    *report = "the broker is not running";
+    return false;
+  }
+  bool all_reloaded = true;
+  auto note = [&](const std::string& line, bool ok) {
+    if (ok) {
+      LOG_INFO("reload: %s", line);
+    } else {
+      LOG_ERROR("reload: %s", line);
+      all_reloaded = false;
+    }
+    *report += line + "\n";
+  };
+  for (size_t index = 0; index < listeners_.size(); ++index) {
+    const ListenerOptions& listener = listeners_[index];
+    if (!listener.password_file.empty() && password_checker_ != nullptr) {
+      std::string error;
+      auto verifier = load_password_verifier(listener.password_file, &error);
+      if (verifier == nullptr) {
+        note(error + " (the previous file stays in use)", false);
+      } else {
+        password_checker_->set_verifier(static_cast<uint8_t>(index), std::move(verifier));
+        note("password file " + listener.password_file + " reloaded", true);
+      }
+    }
+    if (listener.tls) {
+      // Every shard's new context first: a certificate that fails changes nothing anywhere.
+      std::vector<std::unique_ptr<transport::ListenerTransportFactory>> factories;
+      std::string error;
+      for (size_t shard = 0; shard < shards_.size() && error.empty(); ++shard) {
+        factories.push_back(transport::ListenerTransportFactory::create(
+            listener, options_.max_packet_size, shard == 0 ? nullptr : factories[0].get(),
+            tls_library_contexts_.get(shard), &error));
+      }
+      std::string name = "TLS files of listener " + std::to_string(index) + " (port " +
+                         std::to_string(listener_ports_[index]) + ")";
+      if (!error.empty()) {
+        note(name + ": " + error + " (the previous certificates stay in use)", false);
+        continue;
+      }
+      for (size_t shard = 0; shard < shards_.size(); ++shard) {
+        shard::ControlItem item;
+        item.kind = shard::ControlItem::Kind::kReplaceTransportFactory;
+        item.listener = static_cast<uint8_t>(index);
+        item.factory = std::move(factories[shard]);
+        if (!shards_[shard]->post_control(std::move(item))) {
+          note(name + ": shard " + std::to_string(shard) + "'s control queue is full; it keeps the previous ones", false);
+        }
+      }
+      note(name + " reloaded", true);
+    }
+  }
+  if (report->empty()) *report = "nothing to reload (no password, ACL or TLS files)\n";
+  return all_reloaded;
 }
 
 // For each listener and each address it binds: shard 0 binds the asked port (0: any) alone, so
@@ -288,6 +371,7 @@ uint16_t Broker::port() const { return impl_->listener_ports_.empty() ? 0 : impl
 uint16_t Broker::listener_port(size_t index) const {
   return index < impl_->listener_ports_.size() ? impl_->listener_ports_[index] : 0;
 }
+bool Broker::reload(std::string* report) { return impl_->reload(report); }
 uint32_t Broker::shard_count() const { return static_cast<uint32_t>(impl_->shards_.size()); }
 
 }  // namespace coremq

@@ -78,6 +78,27 @@ void Shard::request_stop() {
 
 void Shard::wake_from_outside() { wake_by_eventfd(event_fd_); }
 
+bool Shard::post_control(ControlItem&& item) {
+  if (!control_.try_push(std::move(item))) return false;
+  wake_by_eventfd(event_fd_);
+  return true;
+}
+
+void Shard::drain_control() {
+  ControlItem item;
+  while (control_.try_pop(item)) {
+    switch (item.kind) {
+      case ControlItem::Kind::kReplaceTransportFactory:
+        if (item.listener < transport_factories_.size()) {
+          // The old factory's SSL_CTX lives on in the transports it made (reference counted);
+          // the library context is the shard's, kept by the broker until exit.
+          transport_factories_[item.listener] = std::move(item.factory);
+        }
+        break;
+    }
+  }
+}
+
 bool Shard::check_password(uint64_t token, uint8_t listener, std::string_view username, bool has_password,
                            std::string_view password) {
   if (password_checker_ == nullptr) return false;
@@ -180,6 +201,7 @@ bool Shard::turn() {
   io_uring_cq_advance(ring_.raw(), count);
   drain_inbound();
   drain_password_verdicts();
+  drain_control();
   if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
   if (now_ms_ >= next_tick_ms_) tick();
   end_of_turn();

@@ -27,6 +27,7 @@
 #include "coremq/options.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
+#include "shard/control.h"
 #include "transport/factory.h"
 
 namespace coremq::shard {
@@ -71,6 +72,9 @@ class Shard final : public broker::IoPort {
   void set_password_checker(auth::PasswordChecker* checker) { password_checker_ = checker; }
   // Any thread: makes the loop turn (the password checker's verdicts are waiting).
   void wake_from_outside();
+  // The controlling thread (one at a time): queues an item for the shard's next turn and
+  // wakes it; false when its control ring is full (nothing queued).
+  [[nodiscard]] bool post_control(ControlItem&& item);
   // Before start(): per listener index, what makes its connections' transports (null: plain TCP).
   void set_transport_factories(std::vector<std::unique_ptr<transport::TransportFactory>> factories);
 
@@ -141,6 +145,7 @@ class Shard final : public broker::IoPort {
 
   void drain_inbound();
   void drain_password_verdicts();
+  void drain_control();
   // Input pause: set where items are staged (post), lifted at the end of a turn.
   void pause_input(size_t staged);
   void update_input_pause();
@@ -298,6 +303,8 @@ class Shard final : public broker::IoPort {
   // bytes is still in the kernel: they move once it completes (target shard by connection).
   absl::flat_hash_map<broker::Connection*, uint32_t> delayed_hand_offs_;
   auth::PasswordChecker* password_checker_ = nullptr;
+  static constexpr size_t kControlRingCapacity = 256;
+  base::SpscRing<ControlItem> control_{kControlRingCapacity};
   // Handshake steps left this turn (--max-handshakes-per-turn); past it, a connection whose
   // transport is still in its handshake parks its input until a later turn.
   uint32_t handshake_budget_ = 0;

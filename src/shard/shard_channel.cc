@@ -39,7 +39,8 @@ bool Shard::has_unsent_output(const Connection* connection) {
 }
 
 bool Shard::handshake_waits(const Connection* connection) const {
-  return handshake_budget_ == 0 && connection->channel != nullptr && !connection->channel->transport->established();
+  return handshake_budget_ == 0 && connection->channel != nullptr &&
+         !connection->channel->transport->established();
 }
 
 void Shard::start_turn_handshakes() {

@@ -30,7 +30,7 @@ TlsContext::Library::~Library() {
   // The provider loaded explicitly holds a reference that freeing the library context alone
   // does not drop (LeakSanitizer showed it in fuzz_tls_server).
   if (default_provider_ != nullptr) OSSL_PROVIDER_unload(default_provider_);
-  OSSL_LIB_CTX_free(library_context_);
+  if (owns_library_context_) OSSL_LIB_CTX_free(library_context_);
 }
 
 TlsContext::LibraryRef& TlsContext::LibraryRef::operator=(LibraryRef&& other) noexcept {
@@ -232,14 +232,16 @@ bool set_ciphers(SSL_CTX* context, const TlsOptions& options, std::string* error
 
 }  // namespace
 
-std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::string* error) {
+std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::string* error,
+                                               OSSL_LIB_CTX* shard_library_context) {
   COREMQ_ASSERT(error != nullptr);
   ERR_clear_error();
   // Owned by `reference` from here on, so every early return frees what was made.
   auto* library = new Library();
   LibraryRef reference(library);
   library->options_ = options;
-  library->library_context_ = OSSL_LIB_CTX_new();
+  library->owns_library_context_ = shard_library_context == nullptr;
+  library->library_context_ = shard_library_context != nullptr ? shard_library_context : OSSL_LIB_CTX_new();
   // A fresh library context reads no configuration file and would load the default provider
   // on first use; load it now so a broken installation fails here, not on a handshake.
   if (library->library_context_ != nullptr) {

@@ -51,6 +51,7 @@ class TlsContext {
     std::atomic<uint32_t> references_{1};
     OSSL_LIB_CTX* library_context_ = nullptr;
     OSSL_PROVIDER* default_provider_ = nullptr;
+    bool owns_library_context_ = true;  // false: a shard's, which outlives every Library (see create)
     SSL_CTX* ssl_context_ = nullptr;
     TlsOptions options_;  // the few fields transports read (usernames)
   };
@@ -79,7 +80,14 @@ class TlsContext {
   // null and sets `error` to a sentence naming the option or file at fault, e.g.
   // `keyfile "/etc/coremq/server.key" does not match certfile "/etc/coremq/server.crt"`.
   // Reads files: main thread only (start-up, or later a reload off the shard threads).
-  [[nodiscard]] static std::unique_ptr<TlsContext> create(const TlsOptions& options, std::string* error);
+  // With `shard_library_context` the context is made in that library context, which the caller
+  // keeps alive until every TlsContext and transport made in it is gone and every thread that
+  // used it has exited (the broker keeps one per shard for its whole run, so reloads make only
+  // a new SSL_CTX: OpenSSL 3.0 keeps per-thread state for each library context a thread used,
+  // and freeing a library context while another thread still holds such state crashes that
+  // thread's exit). Without it the context makes and owns its own (tests, benchmarks).
+  [[nodiscard]] static std::unique_ptr<TlsContext> create(const TlsOptions& options, std::string* error,
+                                                          OSSL_LIB_CTX* shard_library_context = nullptr);
 
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;

@@ -1,0 +1,25 @@
+// What the controlling thread (Broker::reload, later the admin API) asks of a running shard.
+// Items travel on one bounded SPSC ring per shard (the controller is the single producer,
+// serialised by BrokerImpl's control mutex) and are applied on the shard's own thread at its
+// next turn, so no other thread ever touches a shard's structures.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "transport/factory.h"
+
+namespace coremq::shard {
+
+struct ControlItem {
+  enum class Kind : uint8_t {
+    // New connections on `listener` get transports from `factory` (new certificates, CRL);
+    // established ones keep theirs.
+    kReplaceTransportFactory,
+  };
+  Kind kind = Kind::kReplaceTransportFactory;
+  uint8_t listener = 0;
+  std::unique_ptr<transport::TransportFactory> factory;
+};
+
+}  // namespace coremq::shard
