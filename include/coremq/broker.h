@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "coremq/local_client.h"
 #include "coremq/options.h"
 
 // The library is built with hidden symbols (src/meson.build): what a host may call is
@@ -38,6 +39,12 @@ class COREMQ_API Broker {
   // The port actually bound (useful with Options::port == 0).
   uint16_t port() const;
   uint32_t shard_count() const;
+
+  // An in-process MQTT 5 client (include/coremq/local_client.h), connected on the shard that
+  // owns its client id; blocks until the broker answered its CONNECT. Any host thread, once
+  // start() has returned, but not inside a callback of another LocalClient (the answer comes
+  // through the delivery thread that runs them). On failure returns null and sets *error.
+  [[nodiscard]] std::unique_ptr<LocalClient> connect_local(const LocalClientOptions& options, std::string* error);
 
  private:
   std::unique_ptr<BrokerImpl> impl_;

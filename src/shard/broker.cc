@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "base/assert.h"
 #include "base/log.h"
 #include "io/listener.h"
+#include "shard/local_hub.h"
 #include "shard/shard.h"
 
 namespace coremq {
@@ -26,13 +28,18 @@ class BrokerImpl {
   }
 
   bool start(std::string* error);
+  std::unique_ptr<LocalClient> connect_local(const LocalClientOptions& options, std::string* error);
   void stop() {
+    running_.store(false, std::memory_order_release);
     for (auto& shard : shards_) shard->request_stop();
   }
   void wait() {
     for (auto& shard : shards_) shard->join();
     // Only now, with every thread gone, can nothing more be posted.
     for (auto& shard : shards_) shard->release_leftovers();
+    // The delivery thread handles what the shards sent their in-process clients, then ends;
+    // what is still pending fails with kBrokerStopped.
+    if (local_hub_) local_hub_->stop();
   }
 
   Options options_;
@@ -40,6 +47,9 @@ class BrokerImpl {
   shard::SharedState shared_;
   std::vector<std::unique_ptr<shard::CrossShardRing>> rings_;  // [from * count + to]
   std::vector<std::unique_ptr<shard::Shard>> shards_;
+  // In-process clients: shared with every LocalClient, which may outlive the Broker.
+  std::shared_ptr<shard::LocalHub> local_hub_;
+  std::atomic<bool> running_{false};
 };
 
 namespace {
@@ -119,6 +129,9 @@ bool BrokerImpl::start(std::string* error) {
     }
     shards_[i]->set_peers(std::move(peers), std::move(inbound));
   }
+  local_hub_ = std::make_shared<shard::LocalHub>(options_, count);
+  for (uint32_t i = 0; i < count; ++i) shards_[i]->attach_local(local_hub_.get(), &local_hub_->link(i));
+  local_hub_->start();
   for (uint32_t i = 0; i < count; ++i) {
     int cpu = options_.pin_threads && !cpus.empty() ? cpus[i % cpus.size()] : -1;
     shards_[i]->start(cpu);
@@ -135,6 +148,7 @@ bool BrokerImpl::start(std::string* error) {
     shards_.clear();
     return false;
   }
+  running_.store(true, std::memory_order_release);
   LOG_INFO("coremq listening on %s:%u with %u shards", address, port_, count);
   return true;
 }
@@ -146,5 +160,19 @@ void Broker::stop() { impl_->stop(); }
 void Broker::wait() { impl_->wait(); }
 uint16_t Broker::port() const { return impl_->port_; }
 uint32_t Broker::shard_count() const { return static_cast<uint32_t>(impl_->shards_.size()); }
+
+std::unique_ptr<LocalClient> Broker::connect_local(const LocalClientOptions& options, std::string* error) {
+  return impl_->connect_local(options, error);
+}
+
+std::unique_ptr<LocalClient> BrokerImpl::connect_local(const LocalClientOptions& options, std::string* error) {
+  if (!running_.load(std::memory_order_acquire) || local_hub_ == nullptr) {
+    *error = "the broker is not running (start() it first)";
+    return nullptr;
+  }
+  std::unique_ptr<LocalClientCore> core = local_hub_->connect(options, error);
+  if (core == nullptr) return nullptr;
+  return std::unique_ptr<LocalClient>(new LocalClient(std::move(core)));
+}
 
 }  // namespace coremq

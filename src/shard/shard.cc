@@ -77,6 +77,7 @@ void Shard::release_leftovers() {
     if (ring == nullptr) continue;
     ring->drain([](CrossShardItem&& item) { broker::release_cross_shard_item(item); }, ring->capacity());
   }
+  release_local_leftovers();
 }
 
 void Shard::run(int cpu) {
@@ -154,6 +155,7 @@ bool Shard::turn() {
   }
   io_uring_cq_advance(ring_.raw(), count);
   drain_inbound();
+  drain_local_intake();
   if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
   if (now_ms_ >= next_tick_ms_) tick();
   end_of_turn();
@@ -192,7 +194,7 @@ void Shard::enter_kernel() {
   // Items that did not fit a peer's ring must not wait for a completion or the next tick:
   // the peer frees room as it drains (it stays awake while its ring holds items) and
   // nothing wakes this shard when it does, so it keeps turning until they are pushed.
-  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items()) {
+  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items() || local_work_ready()) {
     sleeping_.store(false, std::memory_order_relaxed);
     int result = io_uring_submit_and_get_events(ring_.raw());
     if (result < 0 && result != -EINTR && result != -EBUSY) LOG_WARNING("io_uring submit: %s", std::strerror(-result));
@@ -324,6 +326,7 @@ void Shard::on_eventfd() { arm_eventfd(); }
 void Shard::tick() {
   next_tick_ms_ = now_ms_ + kTickIntervalMs;
   state_->on_tick(now_ms_);
+  tick_local();
   check_close_deadlines();
   if (options_.stats_interval_seconds > 0 && now_ms_ >= next_stats_ms_) {
     next_stats_ms_ = now_ms_ + int64_t{options_.stats_interval_seconds} * 1000;

@@ -25,6 +25,7 @@
 #include "coremq/options.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
+#include "shard/local_hub.h"
 
 namespace coremq::shard {
 
@@ -70,6 +71,12 @@ class Shard final : public broker::IoPort {
   void post(uint32_t target_shard, broker::CrossShardItem item) override;
   void resume_input(broker::Connection* connection) override;
   int64_t now_ms() const override { return now_ms_; }
+
+  // In-process clients (shard_local.cc). Wiring, before start(): the hub and this shard's link.
+  void attach_local(LocalHub* hub, LocalShardLink* link);
+  // Any thread: something was pushed into this shard's local intake; wakes the shard if it is
+  // (about to be) asleep.
+  void wake_from_outside();
 
   uint32_t id() const { return shard_id_; }
   // Set during start-up: an error message if the ring could not be made.
@@ -163,6 +170,22 @@ class Shard final : public broker::IoPort {
   void submit_prepared_wakes_before_exit();
   void log_stats() const;
 
+  // In-process clients (shard_local.cc): the intake is read once per turn; a local
+  // connection's output goes to the delivery thread instead of a socket, and its close
+  // releases it at once (there is no socket to linger on).
+  void drain_local_intake();
+  void handle_local_command(LocalCommand& command);
+  void open_local_connection(LocalClientCore* core, std::span<const uint8_t> connect);
+  bool local_work_ready() const;
+  void take_local_output(broker::Connection* connection);
+  void close_local_connection(broker::Connection* connection);
+  void resume_local_input(broker::Connection* connection);
+  // Sends what waits (items, blocked connections' output) first; false while anything still waits.
+  bool retry_local_output();
+  void emit_local(LocalOutput&& item);
+  void tick_local();
+  void release_local_leftovers();
+
   const uint32_t shard_id_;
   const uint32_t shard_count_;
   const Options& options_;
@@ -253,6 +276,9 @@ class Shard final : public broker::IoPort {
   std::vector<Shard*> wakes_prepared_;
   int64_t next_stats_ms_ = 0;
   int64_t next_wake_warning_ms_ = 0;
+
+  // In-process clients; see ShardLocalSide.
+  ShardLocalSide local_;
 };
 
 }  // namespace coremq::shard
