@@ -112,6 +112,10 @@ struct LocalClientOptions {
   // QoS 1/2 messages the broker may have unacknowledged towards this client (Receive
   // Maximum): callbacks of that many messages may be queued on the delivery thread at once.
   uint16_t receive_maximum = 64;
+  // Called (on the delivery thread) for a message that no subscription of this LocalClient
+  // takes: with clean_start false, what a resumed session had queued arrives before the host
+  // could subscribe again. Empty: such messages are acknowledged unseen.
+  std::function<void(const ReceivedMessage& message)> on_unmatched_message;
 };
 
 using MessageCallback = std::function<void(const ReceivedMessage& message)>;

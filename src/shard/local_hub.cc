@@ -126,7 +126,7 @@ std::unique_ptr<LocalClientCore> LocalHub::connect(const LocalClientOptions& opt
     return nullptr;
   }
   uint32_t shard = broker::owner_shard_of(client_id, shard_count_);
-  auto core = std::make_unique<LocalClientCore>(shared_from_this(), client_id, shard);
+  auto core = std::make_unique<LocalClientCore>(shared_from_this(), client_id, shard, options.on_unmatched_message);
   std::future<OperationResult> connack = core->connack.get_future();
   {
     std::lock_guard lock(mutex_);
@@ -394,12 +394,14 @@ void LocalHub::handle_publish(LocalClientCore& core, std::span<const uint8_t> bo
     // The subscriptions this message is for: by the identifiers the broker put on it (each
     // subscription has its own), or, when the broker is told not to use identifiers, by
     // matching its topic against every filter.
+    // Identifiers no subscription has (a resumed session's, or an unsubscribed one's) match
+    // nothing: such a message goes to on_unmatched_message.
     match_scratch_.clear();
     uint32_t identifiers[64];
     size_t identifier_count = mqtt::copy_subscription_identifiers(publish.properties, identifiers);
     {
       std::lock_guard lock(core.mutex);
-      if (identifier_count > 0) {
+      if (identifier_count > 0 || options_.subscription_identifiers_available) {
         for (size_t i = 0; i < identifier_count; ++i) {
           auto found = core.subscriptions.find(identifiers[i]);
           if (found != core.subscriptions.end()) match_scratch_.push_back(found->second);
@@ -432,18 +434,8 @@ void LocalHub::handle_publish(LocalClientCore& core, std::span<const uint8_t> bo
     for (const auto& subscription : match_scratch_) {
       if (subscription->host_identifier != 0) message.subscription_identifiers.push_back(subscription->host_identifier);
     }
-    for (const auto& subscription : match_scratch_) {
-      // A host callback that throws is contained here: logged, and the message counts as
-      // delivered (acknowledged below), as the session continues.
-      try {
-        subscription->callback(message);
-      } catch (const std::exception& exception) {
-        LOG_WARNING_LIMITED("in-process client '%s': a callback for '%s' threw: %s", core.client_id,
-                            subscription->filter, exception.what());
-      } catch (...) {
-        LOG_WARNING_LIMITED("in-process client '%s': a callback for '%s' threw", core.client_id, subscription->filter);
-      }
-    }
+    for (const auto& subscription : match_scratch_) run_callback(core, subscription->callback, message, subscription->filter);
+    if (match_scratch_.empty() && core.on_unmatched) run_callback(core, core.on_unmatched, message, "(unmatched)");
     match_scratch_.clear();
   }
   if (publish.qos == 0 || core.disconnect_requested) return;
@@ -451,6 +443,20 @@ void LocalHub::handle_publish(LocalClientCore& core, std::span<const uint8_t> bo
   if (publish.qos == 2) core.qos2_received.insert(publish.packet_id);
   mqtt::PacketType ack = publish.qos == 1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec;
   send_from_delivery(core, LocalCommand{&core, LocalCommand::Kind::kPackets, 0, encode_ack(ack, publish.packet_id)});
+}
+
+void LocalHub::run_callback(const LocalClientCore& core, const MessageCallback& callback,
+                            const ReceivedMessage& message, std::string_view filter) {
+  // A host callback that throws is contained here: logged, and the message counts as
+  // delivered (it is acknowledged all the same) and the session continues.
+  try {
+    callback(message);
+  } catch (const std::exception& exception) {
+    LOG_WARNING_LIMITED("in-process client '%s': a callback for '%s' threw: %s", core.client_id, filter,
+                        exception.what());
+  } catch (...) {
+    LOG_WARNING_LIMITED("in-process client '%s': a callback for '%s' threw", core.client_id, filter);
+  }
 }
 
 void LocalHub::handle_closed(LocalClientCore& core, uint8_t reason_code) {

@@ -25,7 +25,9 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -122,13 +124,15 @@ class LocalClientCore {
     ResultCallback callback;
   };
 
-  LocalClientCore(std::shared_ptr<shard::LocalHub> owner, std::string id, uint32_t owner_shard)
-      : hub(std::move(owner)), client_id(std::move(id)), shard(owner_shard) {}
+  LocalClientCore(std::shared_ptr<shard::LocalHub> owner, std::string id, uint32_t owner_shard,
+                  MessageCallback unmatched)
+      : hub(std::move(owner)), client_id(std::move(id)), shard(owner_shard), on_unmatched(std::move(unmatched)) {}
 
   // Any thread: immutable.
   const std::shared_ptr<shard::LocalHub> hub;
   const std::string client_id;
   const uint32_t shard;
+  const MessageCallback on_unmatched;  // LocalClientOptions::on_unmatched_message
 
   // Any thread.
   std::atomic<bool> connected{false};
@@ -198,6 +202,8 @@ class LocalHub : public std::enable_shared_from_this<LocalHub> {
   void handle_packets(LocalClientCore& core, std::span<const uint8_t> bytes);
   void handle_publish(LocalClientCore& core, std::span<const uint8_t> body, uint8_t flags);
   void handle_closed(LocalClientCore& core, uint8_t reason_code);
+  static void run_callback(const LocalClientCore& core, const MessageCallback& callback,
+                           const ReceivedMessage& message, std::string_view filter);
   void complete(LocalClientCore& core, uint16_t packet_id, OperationResult result);
   void fail_everything(LocalClientCore& core, LocalStatus status, uint8_t reason_code);
   // Delivery thread: queues a packet for the core's shard behind any it could not send yet.

@@ -175,6 +175,9 @@ void Shard::close_local_connection(Connection* connection) {
   if (!connection->clean_disconnect) reason = 0x8B;  // refused, taken over, shut down: not the host's doing
   emit_local(LocalOutput{core, LocalOutput::Kind::kClosed, reason, 0, {}});
   std::erase(local_.blocked, connection);
+  // It may have been the held connection that stopped the intake (a held answer is dropped
+  // when its connection ends, with no resume_input): the next drain looks again.
+  local_.intake_blocked = false;
   local_.connections.erase(found);
   core->connection = nullptr;
   // flush_sends skips it; it is freed at this turn's end, after the protocol side is done with it.

@@ -454,6 +454,38 @@ TEST_P(LocalClients, ClientsAndCallbacksOutliveAStoppedBroker) {
   publisher.reset();
 }
 
+TEST_P(LocalClients, AResumedSessionDeliversWhatWasQueuedToOnUnmatchedMessage) {
+  const std::string id = id_on_shard("persistent", shards() - 1);
+  LocalClientOptions options;
+  options.client_id = id;
+  options.session_expiry_interval_seconds = 60;
+  std::string error;
+  {
+    auto first = broker_->connect_local(options, &error);
+    ASSERT_NE(first, nullptr) << error;
+    ASSERT_TRUE(get(first->subscribe("persist/#", SubscribeOptions{1, false, false, 0, 0}, [](const ReceivedMessage&) {}))
+                    .ok());
+  }  // DISCONNECT 0x00: the session stays, with its subscription
+  auto publisher = network("persist-pub");
+  std::string why;
+  ASSERT_EQ(publisher->publish("persist/1", "kept", 1, false, &why), 0) << why;  // queued for the offline session
+  Inbox unmatched;
+  options.clean_start = false;
+  options.on_unmatched_message = unmatched.callback();
+  auto second = broker_->connect_local(options, &error);
+  ASSERT_NE(second, nullptr) << error;
+  ASSERT_TRUE(unmatched.wait_for(1));
+  EXPECT_EQ(unmatched.messages()[0].topic, "persist/1");
+  EXPECT_EQ(unmatched.messages()[0].payload, "kept");
+  // Subscribing again takes the filter's messages from then on.
+  Inbox inbox;
+  ASSERT_TRUE(get(second->subscribe("persist/#", SubscribeOptions{1, false, false, 0, 0}, inbox.callback())).ok());
+  ASSERT_EQ(publisher->publish("persist/2", "new", 1, false, &why), 0) << why;
+  ASSERT_TRUE(inbox.wait_for(1));
+  EXPECT_EQ(inbox.messages()[0].payload, "new");
+  EXPECT_EQ(unmatched.size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Threads, LocalClients, ::testing::Values(1u, 4u),
                          [](const ::testing::TestParamInfo<uint32_t>& param_info) {
                            return "t" + std::to_string(param_info.param);
