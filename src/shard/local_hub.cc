@@ -468,10 +468,8 @@ void LocalHub::handle_closed(LocalClientCore& core, uint8_t reason_code) {
       core.connack.set_value({LocalStatus::kRefused, reason_code});
     }
   }
+  // (The DISCONNECT that said why, if any, was logged as it went by.)
   fail_everything(core, LocalStatus::kDisconnected, reason_code);
-  if (!core.disconnect_requested && reason_code != 0) {
-    LOG_INFO("in-process client '%s': the broker ended its session", core.client_id);
-  }
 }
 
 void LocalHub::complete(LocalClientCore& core, uint16_t packet_id, OperationResult result) {
