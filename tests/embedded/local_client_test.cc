@@ -454,6 +454,38 @@ TEST_P(LocalClients, ClientsAndCallbacksOutliveAStoppedBroker) {
   publisher.reset();
 }
 
+TEST_P(LocalClients, StoppingTheBrokerWhileCallbacksAreQueuedRunsThemThenFailsWhatIsLeft) {
+  auto subscriber = local(id_on_shard("queued-sub", 0));
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> calls{0};
+  ASSERT_TRUE(get(subscriber->subscribe("queued/#", SubscribeOptions{1, false, false, 0, 0},
+                                        [&](const ReceivedMessage&) {
+                                          if (calls.fetch_add(1) == 0) {
+                                            entered.set_value();
+                                            released.wait_for(kWait);
+                                          }
+                                        }))
+                  .ok());
+  auto publisher = network("queued-pub");
+  std::string why;
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(publisher->publish("queued/" + std::to_string(i), "x", 1, false, &why), 0) << why;
+  ASSERT_EQ(entered.get_future().wait_for(kWait), std::future_status::ready);
+  // The delivery thread is inside the first callback, the others wait behind it.
+  std::future<OperationResult> never_acknowledged = subscriber->unsubscribe("queued/#");
+  broker_->stop();
+  std::thread waiter([&] { broker_->wait(); });
+  release.set_value();
+  waiter.join();
+  EXPECT_GE(calls.load(), 1);
+  OperationResult unsubscribed = get(std::move(never_acknowledged));
+  EXPECT_TRUE(unsubscribed.status == LocalStatus::kOk || unsubscribed.status == LocalStatus::kBrokerStopped ||
+              unsubscribed.status == LocalStatus::kDisconnected);
+  EXPECT_FALSE(subscriber->connected());
+  subscriber.reset();
+}
+
 TEST_P(LocalClients, AResumedSessionDeliversWhatWasQueuedToOnUnmatchedMessage) {
   const std::string id = id_on_shard("persistent", shards() - 1);
   LocalClientOptions options;
