@@ -8,8 +8,9 @@
 // - LocalPublishQos1/window: one host thread publishes QoS 1 with a completion callback,
 //   keeping at most `window` unacknowledged: PUBACKs travel shard -> delivery thread, so this
 //   is the full round trip.
-// - LocalDeliveryQos0: messages per second from an in-process publisher to an in-process
-//   subscriber's callback (intake, routing, output, delivery ring, decode, callback).
+// - LocalDeliveryQos0/inline: messages per second from an in-process publisher to an
+//   in-process subscriber's callback (intake, routing, output, delivery ring, decode,
+//   callback); with inline 1 the callback runs on the shard (no delivery ring, no wake-up).
 //
 // Expected magnitude on a 2-CPU VM (the shard, the delivery thread and the host threads share
 // two cores): QoS 0 publish 0.5-3 M msg/s, QoS 1 with a window of 256 0.2-1 M msg/s,
@@ -48,9 +49,10 @@ struct RunningBroker {
     broker = std::make_unique<Broker>(options);
     started = broker->start(&error);
   }
-  std::unique_ptr<LocalClient> client(const std::string& id) {
+  std::unique_ptr<LocalClient> client(const std::string& id, bool inline_callbacks = false) {
     LocalClientOptions options;
     options.client_id = id;
+    options.inline_callbacks = inline_callbacks;
     options.receive_maximum = 65535;
     std::string ignored;
     return broker->connect_local(options, &ignored);
@@ -154,7 +156,7 @@ void LocalDeliveryQos0(benchmark::State& state) {
     state.SkipWithError(running.error.c_str());
     return;
   }
-  auto subscriber = running.client("bench-sub");
+  auto subscriber = running.client("bench-sub", state.range(0) != 0);
   auto publisher = running.client("bench-pub");
   std::atomic<int64_t> delivered{0};
   SubscribeOptions options;
@@ -180,7 +182,7 @@ void LocalDeliveryQos0(benchmark::State& state) {
   if (delivered.load() < sent) state.SkipWithError("messages were lost");
   state.SetItemsProcessed(delivered.load());
 }
-BENCHMARK(LocalDeliveryQos0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(LocalDeliveryQos0)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace coremq

@@ -116,6 +116,14 @@ struct LocalClientOptions {
   // takes: with clean_start false, what a resumed session had queued arrives before the host
   // could subscribe again. Empty: such messages are acknowledged unseen.
   std::function<void(const ReceivedMessage& message)> on_unmatched_message;
+  // Run this client's message callbacks (and on_unmatched_message) on the broker shard that
+  // owns the session, as the message is sent, instead of on the delivery thread: no hand-off,
+  // no queue, and QoS 1/2 acknowledged in the same turn. For hosts that promise their
+  // callbacks never block, not even briefly: while one runs, every client of that shard waits.
+  // A callback over 1 ms is counted (local_inline_callbacks_slow) and logged. Completion
+  // callbacks and futures still complete on the delivery thread, and a callback must not wait
+  // for one (the shard it blocks is the one that would answer).
+  bool inline_callbacks = false;
 };
 
 using MessageCallback = std::function<void(const ReceivedMessage& message)>;

@@ -52,6 +52,9 @@ struct ShardCounters {
   // (Options::local_delivery_queue_capacity; the output waits on the connection).
   uint64_t local_intake_full = 0;
   uint64_t local_delivery_queue_full = 0;
+  // Inline in-process callbacks (LocalClientOptions::inline_callbacks) that ran over 1 ms on
+  // the shard thread.
+  uint64_t local_inline_callbacks_slow = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -59,7 +62,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 30 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 31 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -90,6 +93,7 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("wakes_by_eventfd_fallback", counters.wakes_by_eventfd_fallback);
   visit("local_intake_full", counters.local_intake_full);
   visit("local_delivery_queue_full", counters.local_delivery_queue_full);
+  visit("local_inline_callbacks_slow", counters.local_inline_callbacks_slow);
 }
 
 }  // namespace coremq::broker

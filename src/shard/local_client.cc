@@ -199,7 +199,7 @@ std::future<OperationResult> LocalClient::subscribe(std::string_view filter, con
       !on_message) {
     return ready({LocalStatus::kInvalidArgument, 0});
   }
-  auto subscription = std::make_shared<LocalClientCore::Subscription>();
+  auto subscription = std::make_shared<shard::LocalSubscription>();
   subscription->filter = std::string(filter);
   std::string_view match_filter = filter;
   std::string_view group_key;
@@ -250,6 +250,7 @@ std::future<OperationResult> LocalClient::subscribe(std::string_view filter, con
   base::ByteBuffer property_bytes;
   mqtt::encode_property_bytes(property_bytes, mqtt::PropertyContext::kSubscribe, properties);
   LocalCommand command{&core, LocalCommand::Kind::kPackets, packet_id, {}};
+  if (core.inline_callbacks) command.subscribe = subscription;
   mqtt::encode_subscribe(command.bytes, packet_id, std::span(&entry, 1), mqtt::ProtocolVersion::kV5,
                          property_bytes.span());
   LocalStatus status = core.hub->push(core, std::move(command));
@@ -288,6 +289,7 @@ std::future<OperationResult> LocalClient::unsubscribe(std::string_view filter) {
   }
   std::string_view filters[] = {filter};
   LocalCommand command{&core, LocalCommand::Kind::kPackets, packet_id, {}};
+  if (core.inline_callbacks) command.unsubscribe = std::string(filter);
   mqtt::encode_unsubscribe(command.bytes, packet_id, filters, mqtt::ProtocolVersion::kV5, {});
   LocalStatus status = core.hub->push(core, std::move(command));
   if (status == LocalStatus::kOk) return future;

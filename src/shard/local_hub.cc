@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 
 #include "base/assert.h"
@@ -25,7 +26,8 @@
 namespace coremq::shard {
 
 namespace {
-thread_local bool running_delivery = false;
+// Set on the delivery thread, and on a shard while it runs inline callbacks.
+thread_local bool running_callbacks = false;
 // Items taken from one shard's ring per pass, so one busy shard cannot starve the others.
 constexpr size_t kOutputsPerPassMax = 256;
 // While acknowledgements wait for room in an intake, the delivery thread looks again this often.
@@ -54,7 +56,9 @@ LocalHub::~LocalHub() {
   ::close(delivery_event_fd_);
 }
 
-bool LocalHub::on_delivery_thread() { return running_delivery; }
+bool LocalHub::on_delivery_thread() { return running_callbacks; }
+
+void LocalHub::set_running_callbacks(bool running) { running_callbacks = running; }
 
 void LocalHub::start() {
   delivery_thread_ = std::thread([this] { run_delivery(); });
@@ -126,7 +130,8 @@ std::unique_ptr<LocalClientCore> LocalHub::connect(const LocalClientOptions& opt
     return nullptr;
   }
   uint32_t shard = broker::owner_shard_of(client_id, shard_count_);
-  auto core = std::make_unique<LocalClientCore>(shared_from_this(), client_id, shard, options.on_unmatched_message);
+  auto core = std::make_unique<LocalClientCore>(shared_from_this(), client_id, shard, options.on_unmatched_message,
+                                                options.inline_callbacks);
   std::future<OperationResult> connack = core->connack.get_future();
   {
     std::lock_guard lock(mutex_);
@@ -167,6 +172,7 @@ std::unique_ptr<LocalClientCore> LocalHub::connect(const LocalClientOptions& opt
 
 void LocalHub::disconnect(std::unique_ptr<LocalClientCore> owned) {
   LocalClientCore* core = owned.get();
+  core->host_gone.store(true, std::memory_order_release);
   std::future<void> closed = core->closed.get_future();
   bool delivery = on_delivery_thread();
   {
@@ -186,7 +192,11 @@ void LocalHub::disconnect(std::unique_ptr<LocalClientCore> owned) {
       owned.release();
     }
   }
-  if (delivery) return;
+  if (delivery) {
+    // Inline callbacks run on a shard: the delivery thread may be asleep.
+    wake_delivery();
+    return;
+  }
   wake_by_eventfd(delivery_event_fd_);
   closed.wait();
   forget(core);
@@ -202,7 +212,7 @@ void LocalHub::wake_delivery() {
 }
 
 void LocalHub::run_delivery() {
-  running_delivery = true;
+  running_callbacks = true;
   pthread_setname_np(pthread_self(), "coremq-local");
   for (;;) {
     if (disconnect_requested_.load(std::memory_order_acquire)) take_disconnect_requests();
@@ -228,7 +238,7 @@ void LocalHub::run_delivery() {
     }
     delivery_sleeping_.store(false, std::memory_order_relaxed);
   }
-  running_delivery = false;
+  running_callbacks = false;
 }
 
 bool LocalHub::drain_outputs() {
@@ -391,58 +401,75 @@ void LocalHub::handle_publish(LocalClientCore& core, std::span<const uint8_t> bo
   // A QoS 2 message seen again (a resent PUBLISH after a resumed session): PUBREC only.
   bool repeated = publish.qos == 2 && core.qos2_received.contains(publish.packet_id);
   if (!repeated && !core.disconnect_requested) {
-    // The subscriptions this message is for: by the identifiers the broker put on it (each
-    // subscription has its own), or, when the broker is told not to use identifiers, by
-    // matching its topic against every filter.
-    // Identifiers no subscription has (a resumed session's, or an unsubscribed one's) match
-    // nothing: such a message goes to on_unmatched_message.
-    match_scratch_.clear();
-    uint32_t identifiers[64];
-    size_t identifier_count = mqtt::copy_subscription_identifiers(publish.properties, identifiers);
     {
       std::lock_guard lock(core.mutex);
-      if (identifier_count > 0 || options_.subscription_identifiers_available) {
-        for (size_t i = 0; i < identifier_count; ++i) {
-          auto found = core.subscriptions.find(identifiers[i]);
-          if (found != core.subscriptions.end()) match_scratch_.push_back(found->second);
-        }
-      } else {
-        for (auto& [identifier, subscription] : core.subscriptions) {
-          if (topic::topic_matches(subscription->match_filter, publish.topic)) match_scratch_.push_back(subscription);
-        }
-      }
+      match_publish(publish, core.subscriptions, options_.subscription_identifiers_available, scratch_);
     }
-    ReceivedMessage& message = message_scratch_;
-    message.topic = publish.topic;
-    message.payload = publish.payload;
-    message.qos = publish.qos;
-    message.retain = publish.retain;
-    message.duplicate = publish.dup;
-    const mqtt::Properties& properties = publish.properties;
-    message.payload_format_indicator = properties.payload_format_indicator;
-    message.message_expiry_interval_seconds = properties.message_expiry_interval_seconds;
-    message.content_type = properties.content_type;
-    message.response_topic = properties.response_topic;
-    message.correlation_data = properties.correlation_data;
-    message.user_properties.clear();
-    mqtt::PropertyCursor cursor(properties);
-    mqtt::PropertyCursor::Entry entry;
-    while (cursor.next(&entry)) {
-      if (entry.id == mqtt::PropertyId::kUserProperty) message.user_properties.emplace_back(entry.text, entry.pair_value);
-    }
-    message.subscription_identifiers.clear();
-    for (const auto& subscription : match_scratch_) {
-      if (subscription->host_identifier != 0) message.subscription_identifiers.push_back(subscription->host_identifier);
-    }
-    for (const auto& subscription : match_scratch_) run_callback(core, subscription->callback, message, subscription->filter);
-    if (match_scratch_.empty() && core.on_unmatched) run_callback(core, core.on_unmatched, message, "(unmatched)");
-    match_scratch_.clear();
+    run_callbacks(core, publish, scratch_);
   }
   if (publish.qos == 0 || core.disconnect_requested) return;
   // Acknowledged once the callbacks returned: QoS 1 done, QoS 2 waits for PUBREL.
   if (publish.qos == 2) core.qos2_received.insert(publish.packet_id);
   mqtt::PacketType ack = publish.qos == 1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec;
   send_from_delivery(core, LocalCommand{&core, LocalCommand::Kind::kPackets, 0, encode_ack(ack, publish.packet_id)});
+}
+
+void LocalHub::match_publish(const mqtt::PublishPacket& publish,
+                             const absl::flat_hash_map<uint32_t, std::shared_ptr<LocalSubscription>>& subscriptions,
+                             bool identifiers_available, DispatchScratch& scratch) {
+  // Identifiers no subscription has (a resumed session's, or an unsubscribed one's) match
+  // nothing: such a message goes to on_unmatched_message.
+  scratch.matches.clear();
+  uint32_t identifiers[64];
+  size_t identifier_count = mqtt::copy_subscription_identifiers(publish.properties, identifiers);
+  if (identifier_count > 0 || identifiers_available) {
+    for (size_t i = 0; i < identifier_count; ++i) {
+      auto found = subscriptions.find(identifiers[i]);
+      if (found != subscriptions.end()) scratch.matches.push_back(found->second);
+    }
+    return;
+  }
+  for (const auto& [identifier, subscription] : subscriptions) {
+    if (topic::topic_matches(subscription->match_filter, publish.topic)) scratch.matches.push_back(subscription);
+  }
+}
+
+int64_t LocalHub::run_callbacks(const LocalClientCore& core, const mqtt::PublishPacket& publish,
+                                DispatchScratch& scratch) {
+  ReceivedMessage& message = scratch.message;
+  message.topic = publish.topic;
+  message.payload = publish.payload;
+  message.qos = publish.qos;
+  message.retain = publish.retain;
+  message.duplicate = publish.dup;
+  const mqtt::Properties& properties = publish.properties;
+  message.payload_format_indicator = properties.payload_format_indicator;
+  message.message_expiry_interval_seconds = properties.message_expiry_interval_seconds;
+  message.content_type = properties.content_type;
+  message.response_topic = properties.response_topic;
+  message.correlation_data = properties.correlation_data;
+  message.user_properties.clear();
+  mqtt::PropertyCursor cursor(properties);
+  mqtt::PropertyCursor::Entry entry;
+  while (cursor.next(&entry)) {
+    if (entry.id == mqtt::PropertyId::kUserProperty) message.user_properties.emplace_back(entry.text, entry.pair_value);
+  }
+  message.subscription_identifiers.clear();
+  for (const auto& subscription : scratch.matches) {
+    if (subscription->host_identifier != 0) message.subscription_identifiers.push_back(subscription->host_identifier);
+  }
+  int64_t longest_us = 0;
+  auto timed = [&](const MessageCallback& callback, std::string_view filter) {
+    if (core.host_gone.load(std::memory_order_acquire)) return;  // destroyed by an earlier callback
+    auto started = std::chrono::steady_clock::now();
+    run_callback(core, callback, message, filter);
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+    longest_us = std::max<int64_t>(longest_us, took.count());
+  };
+  for (const auto& subscription : scratch.matches) timed(subscription->callback, subscription->filter);
+  if (scratch.matches.empty() && core.on_unmatched) timed(core.on_unmatched, "(unmatched)");
+  scratch.matches.clear();
+  return longest_us;
 }
 
 void LocalHub::run_callback(const LocalClientCore& core, const MessageCallback& callback,

@@ -37,6 +37,7 @@
 #include "base/spsc_ring.h"
 #include "coremq/local_client.h"
 #include "coremq/options.h"
+#include "mqtt/packet.h"
 #include "shard/local_intake.h"
 
 namespace coremq::broker {
@@ -45,6 +46,17 @@ struct Connection;
 
 namespace coremq::shard {
 class Shard;
+class LocalHub;
+
+// One subscription of an in-process client and its callback. Made by the host thread that
+// subscribes; shared (immutable) by the client's tables and a dispatch under way.
+struct LocalSubscription {
+  std::string filter;
+  std::string match_filter;  // without "$share/group/"
+  uint32_t internal_identifier = 0;
+  uint32_t host_identifier = 0;
+  MessageCallback callback;
+};
 
 // Host (or delivery thread) -> shard: whole MQTT packets of one in-process client.
 struct LocalCommand {
@@ -54,6 +66,11 @@ struct LocalCommand {
   // The pending operation a refusal fails (a packet for a session that has ended); 0: none.
   uint16_t packet_id = 0;
   base::ByteBuffer bytes;
+  // A client with inline callbacks: its shard's own table of subscriptions takes this one (a
+  // SUBSCRIBE) or drops `unsubscribe` (an UNSUBSCRIBE) before the packet is handled, so the
+  // shard thread dispatches without a lock.
+  std::shared_ptr<LocalSubscription> subscribe;
+  std::string unsubscribe;
 };
 using LocalIntake = MpscRing<LocalCommand>;
 
@@ -86,21 +103,6 @@ struct LocalShardLink {
   std::atomic<bool> output_full{false};
 };
 
-// A shard's own bookkeeping of its in-process connections (shard thread only).
-struct ShardLocalSide {
-  LocalShardLink* link = nullptr;
-  class LocalHub* hub = nullptr;
-  absl::flat_hash_map<broker::Connection*, LocalClientCore*> connections;
-  // Connections whose output did not fit `link->output`: flushed again once it has room.
-  std::vector<broker::Connection*> blocked;
-  // Items that must not be lost and did not fit (a close and the bytes before it, refusals):
-  // sent before anything else; while any wait the intake is not read (back-pressure).
-  std::deque<LocalOutput> waiting;
-  // The intake's oldest command is for a connection whose input is held (an answer waits for
-  // the peers): nothing more is read until resume_input.
-  bool intake_blocked = false;
-};
-
 }  // namespace coremq::shard
 
 namespace coremq {
@@ -108,13 +110,7 @@ namespace coremq {
 // One in-process client: the host's LocalClient owns it. See the file comment for lifetimes.
 class LocalClientCore {
  public:
-  struct Subscription {
-    std::string filter;
-    std::string match_filter;  // without "$share/group/"
-    uint32_t internal_identifier = 0;
-    uint32_t host_identifier = 0;
-    MessageCallback callback;
-  };
+  using Subscription = shard::LocalSubscription;
   struct Pending {
     bool is_publish_qos = false;  // counts against the broker's Receive Maximum
     bool has_promise = false;
@@ -125,17 +121,26 @@ class LocalClientCore {
   };
 
   LocalClientCore(std::shared_ptr<shard::LocalHub> owner, std::string id, uint32_t owner_shard,
-                  MessageCallback unmatched)
-      : hub(std::move(owner)), client_id(std::move(id)), shard(owner_shard), on_unmatched(std::move(unmatched)) {}
+                  MessageCallback unmatched, bool callbacks_inline)
+      : hub(std::move(owner)),
+        client_id(std::move(id)),
+        shard(owner_shard),
+        on_unmatched(std::move(unmatched)),
+        inline_callbacks(callbacks_inline) {}
 
   // Any thread: immutable.
   const std::shared_ptr<shard::LocalHub> hub;
   const std::string client_id;
   const uint32_t shard;
   const MessageCallback on_unmatched;  // LocalClientOptions::on_unmatched_message
+  // LocalClientOptions::inline_callbacks: PUBLISH and PUBREL are handled on the owner shard.
+  const bool inline_callbacks;
 
   // Any thread.
   std::atomic<bool> connected{false};
+  // Set when the host destroys its LocalClient: no callback of it runs from then on (not even
+  // the rest of a batch under way when it was destroyed inside one of its own callbacks).
+  std::atomic<bool> host_gone{false};
 
   // Host threads, the delivery thread and LocalHub::finish, under `mutex` (never on a shard).
   std::mutex mutex;
@@ -152,12 +157,19 @@ class LocalClientCore {
 
   // The owner shard only.
   broker::Connection* connection = nullptr;
+  // Inline callbacks: the subscriptions, by internal identifier and by filter.
+  absl::flat_hash_map<uint32_t, std::shared_ptr<Subscription>> inline_subscriptions;
+  absl::flat_hash_map<std::string, uint32_t> inline_filters;
+
+  // The delivery thread only (the owner shard for a client with inline callbacks).
+  absl::flat_hash_set<uint16_t> qos2_received;  // PUBREC sent, PUBREL not yet received
 
   // The delivery thread only.
-  absl::flat_hash_set<uint16_t> qos2_received;  // PUBREC sent, PUBREL not yet received
   std::deque<shard::LocalCommand> unsent;        // acknowledgements the intake had no room for
   bool disconnect_requested = false;
-  // Destroyed inside one of the delivery thread's callbacks: the hub frees it at kDisconnectDone.
+  // Destroyed inside one of its callbacks (delivery thread or inline): the hub frees it at
+  // kDisconnectDone. Set under the hub's mutex by disconnect(); the delivery thread reads it
+  // after it took the disconnect request under that mutex.
   bool orphaned = false;
 };
 
@@ -201,6 +213,27 @@ class LocalHub : public std::enable_shared_from_this<LocalHub> {
   void handle_output(LocalOutput& item);
   void handle_packets(LocalClientCore& core, std::span<const uint8_t> bytes);
   void handle_publish(LocalClientCore& core, std::span<const uint8_t> body, uint8_t flags);
+ public:
+  // What the thread that runs a client's callbacks reuses from message to message.
+  struct DispatchScratch {
+    std::vector<std::shared_ptr<LocalSubscription>> matches;
+    ReceivedMessage message;
+  };
+  // The subscriptions of `subscriptions` a PUBLISH sent to `core` is for, into
+  // scratch.matches: by the subscription identifiers the broker put on it, or by topic when
+  // the broker uses none. The caller holds what protects the table.
+  static void match_publish(const mqtt::PublishPacket& publish,
+                            const absl::flat_hash_map<uint32_t, std::shared_ptr<LocalSubscription>>& subscriptions,
+                            bool identifiers_available, DispatchScratch& scratch);
+  // Runs the callbacks of scratch.matches (or on_unmatched_message) for the PUBLISH, with no
+  // lock held. Returns the longest callback's duration in microseconds.
+  static int64_t run_callbacks(const LocalClientCore& core, const mqtt::PublishPacket& publish,
+                               DispatchScratch& scratch);
+  // Marks the calling thread as one that runs callbacks (the delivery thread, a shard while it
+  // runs inline callbacks): a LocalClient destroyed there does not wait for itself.
+  static void set_running_callbacks(bool running);
+
+ private:
   void handle_closed(LocalClientCore& core, uint8_t reason_code);
   static void run_callback(const LocalClientCore& core, const MessageCallback& callback,
                            const ReceivedMessage& message, std::string_view filter);
@@ -235,8 +268,25 @@ class LocalHub : public std::enable_shared_from_this<LocalHub> {
 
   // Delivery thread only.
   std::vector<LocalClientCore*> cores_with_unsent_;
-  std::vector<std::shared_ptr<LocalClientCore::Subscription>> match_scratch_;
-  ReceivedMessage message_scratch_;
+  DispatchScratch scratch_;
+};
+
+
+// A shard's own bookkeeping of its in-process connections (shard thread only).
+struct ShardLocalSide {
+  LocalShardLink* link = nullptr;
+  LocalHub* hub = nullptr;
+  absl::flat_hash_map<broker::Connection*, LocalClientCore*> connections;
+  // Connections whose output did not fit `link->output`: flushed again once it has room.
+  std::vector<broker::Connection*> blocked;
+  // Items that must not be lost and did not fit (a close and the bytes before it, refusals):
+  // sent before anything else; while any wait the intake is not read (back-pressure).
+  std::deque<LocalOutput> waiting;
+  // The intake's oldest command is for a connection whose input is held (an answer waits for
+  // the peers): nothing more is read until resume_input.
+  bool intake_blocked = false;
+  // Inline callbacks (LocalClientOptions::inline_callbacks): reused from message to message.
+  LocalHub::DispatchScratch scratch;
 };
 
 }  // namespace shard

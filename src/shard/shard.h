@@ -178,6 +178,10 @@ class Shard final : public broker::IoPort {
   void open_local_connection(LocalClientCore* core, std::span<const uint8_t> connect);
   bool local_work_ready() const;
   void take_local_output(broker::Connection* connection);
+  // A client with inline callbacks: PUBLISH and PUBREL are handled here, on the shard thread
+  // (callbacks, then PUBACK/PUBREC/PUBCOMP fed back at once); the rest goes to the delivery thread.
+  void deliver_inline(broker::Connection* connection, LocalClientCore* core, base::ByteBuffer bytes);
+  void update_inline_subscriptions(LocalCommand& command);
   void close_local_connection(broker::Connection* connection);
   void resume_local_input(broker::Connection* connection);
   // Sends what waits (items, blocked connections' output) first; false while anything still waits.

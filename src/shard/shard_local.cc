@@ -7,6 +7,8 @@
 
 #include "base/assert.h"
 #include "base/log.h"
+#include "mqtt/decoder.h"
+#include "mqtt/encoder.h"
 #include "shard/shard.h"
 #include "shard/wake.h"
 
@@ -79,6 +81,7 @@ void Shard::handle_local_command(LocalCommand& command) {
       break;
     case LocalCommand::Kind::kPackets:
       if (open) {
+        if (core->inline_callbacks) update_inline_subscriptions(command);
         state_->on_bytes(connection, command.bytes.span());
       } else {
         emit_local(LocalOutput{core, LocalOutput::Kind::kRejected, 0, command.packet_id, {}});
@@ -142,6 +145,10 @@ void Shard::take_local_output(Connection* connection) {
   COREMQ_ASSERT(connection->in_process && !connection->output.empty());
   auto found = local_.connections.find(connection);
   COREMQ_ASSERT(found != local_.connections.end());
+  if (found->second->inline_callbacks) {
+    deliver_inline(connection, found->second, std::move(connection->output));
+    return;
+  }
   LocalOutput item{found->second, LocalOutput::Kind::kBytes, 0, 0, std::move(connection->output)};
   if (!local_.waiting.empty() || !local_.link->output.try_push(std::move(item))) {
     // The delivery thread is behind: the output stays on the connection, as on a socket that
@@ -159,6 +166,85 @@ void Shard::take_local_output(Connection* connection) {
   }
   local_.hub->wake_delivery();
   // As a completed send: the session may send what it queued behind the output bound.
+  if (connection->state == ConnectionState::kConnected) state_->on_output_drained(connection);
+}
+
+void Shard::update_inline_subscriptions(LocalCommand& command) {
+  LocalClientCore& core = *command.core;
+  // Before the SUBSCRIBE is handled: its retained messages follow its SUBACK at once.
+  if (command.subscribe) {
+    uint32_t identifier = command.subscribe->internal_identifier;
+    auto [entry, inserted] = core.inline_filters.try_emplace(command.subscribe->filter, identifier);
+    if (!inserted) {
+      core.inline_subscriptions.erase(entry->second);
+      entry->second = identifier;
+    }
+    core.inline_subscriptions.insert_or_assign(identifier, std::move(command.subscribe));
+  }
+  if (!command.unsubscribe.empty()) {
+    auto entry = core.inline_filters.find(command.unsubscribe);
+    if (entry == core.inline_filters.end()) return;
+    // The identifier may already name a newer subscription (host threads racing): only this
+    // filter's own entry goes.
+    auto subscription = core.inline_subscriptions.find(entry->second);
+    if (subscription != core.inline_subscriptions.end() && subscription->second->filter == command.unsubscribe) {
+      core.inline_subscriptions.erase(subscription);
+    }
+    core.inline_filters.erase(entry);
+  }
+}
+
+void Shard::deliver_inline(Connection* connection, LocalClientCore* core, base::ByteBuffer bytes) {
+  base::ByteBuffer rest;   // for the delivery thread: CONNACK, acknowledgements of its own operations
+  base::ByteBuffer acks;   // PUBACK, PUBREC, PUBCOMP, handed to the protocol side below
+  int64_t longest_us = 0;
+  LocalHub::set_running_callbacks(true);
+  std::span<const uint8_t> input = bytes.span();
+  while (!input.empty()) {
+    mqtt::FixedHeader header{};
+    mqtt::FrameStatus frame = mqtt::parse_fixed_header(input, mqtt::kRemainingLengthMax + 5, &header);
+    COREMQ_ASSERT(frame == mqtt::FrameStatus::kComplete);
+    size_t size = size_t{header.header_length} + header.remaining_length;
+    COREMQ_ASSERT(input.size() >= size);
+    std::span<const uint8_t> body = input.subspan(header.header_length, header.remaining_length);
+    if (header.type == mqtt::PacketType::kPublish) {
+      mqtt::PublishPacket publish;
+      COREMQ_ASSERT(mqtt::decode_publish_from_server(body, header.flags, mqtt::ProtocolVersion::kV5, &publish) ==
+                    mqtt::DecodeStatus::kOk);
+      if (publish.qos < 2 || !core->qos2_received.contains(publish.packet_id)) {
+        LocalHub::match_publish(publish, core->inline_subscriptions, options_.subscription_identifiers_available,
+                                local_.scratch);
+        longest_us = std::max(longest_us, LocalHub::run_callbacks(*core, publish, local_.scratch));
+      }
+      if (publish.qos == 1) mqtt::encode_ack_v5(acks, mqtt::PacketType::kPuback, publish.packet_id, 0, {});
+      if (publish.qos == 2) {
+        core->qos2_received.insert(publish.packet_id);
+        mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubrec, publish.packet_id, 0, {});
+      }
+    } else if (header.type == mqtt::PacketType::kPubrel) {
+      mqtt::AckPacket pubrel;
+      COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrel, mqtt::ProtocolVersion::kV5,
+                                     &pubrel) == mqtt::DecodeStatus::kOk);
+      core->qos2_received.erase(pubrel.packet_id);
+      mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubcomp, pubrel.packet_id, 0, {});
+    } else {
+      rest.append(input.first(size));
+    }
+    input = input.subspan(size);
+  }
+  LocalHub::set_running_callbacks(false);
+  if (longest_us > 1000) {
+    uint64_t slow = ++state_->counters().local_inline_callbacks_slow;
+    LOG_WARNING_LIMITED("an inline callback of in-process client '%s' ran %d us on the shard thread (inline "
+                        "callbacks must not block; %u slow so far)",
+                        core->client_id, longest_us, slow);
+  }
+  // What the delivery thread completes (futures) must not be lost: it waits in order if its
+  // ring is full (bounded by the client's operations in flight).
+  if (!rest.empty()) emit_local(LocalOutput{core, LocalOutput::Kind::kBytes, 0, 0, std::move(rest)});
+  // A callback may not end the session (a LocalClient's destruction goes through the
+  // delivery thread), but a takeover handled meanwhile cannot happen either: same thread.
+  if (!acks.empty() && connection->state == ConnectionState::kConnected) state_->on_bytes(connection, acks.span());
   if (connection->state == ConnectionState::kConnected) state_->on_output_drained(connection);
 }
 

@@ -6,6 +6,7 @@
 // the lead). Every wait is on a protocol event (a SUBACK, a PUBACK, a message, a PINGRESP),
 // bounded by kWait; nothing sleeps.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <chrono>
@@ -474,6 +475,7 @@ TEST_P(LocalClients, StoppingTheBrokerWhileCallbacksAreQueuedRunsThemThenFailsWh
   ASSERT_EQ(entered.get_future().wait_for(kWait), std::future_status::ready);
   // The delivery thread is inside the first callback, the others wait behind it.
   std::future<OperationResult> never_acknowledged = subscriber->unsubscribe("queued/#");
+  publisher.reset();  // (an open socket would make the stop linger for its DISCONNECT to be read)
   broker_->stop();
   std::thread waiter([&] { broker_->wait(); });
   release.set_value();
@@ -484,6 +486,89 @@ TEST_P(LocalClients, StoppingTheBrokerWhileCallbacksAreQueuedRunsThemThenFailsWh
               unsubscribed.status == LocalStatus::kDisconnected);
   EXPECT_FALSE(subscriber->connected());
   subscriber.reset();
+}
+
+TEST_P(LocalClients, InlineCallbacksRunOnTheOwnerShardAndAcknowledgeAtEachQos) {
+  auto retainer = network("inline-retainer");
+  std::string why;
+  ASSERT_EQ(retainer->publish("inline/retained", "kept", 1, true, &why), 0) << why;
+  LocalClientOptions options;
+  options.client_id = id_on_shard("inline", shards() - 1);
+  options.inline_callbacks = true;
+  // One QoS 1/2 message at a time: the next is sent only once the inline callback's
+  // acknowledgement reached the broker.
+  options.receive_maximum = 1;
+  std::string error;
+  auto client = broker_->connect_local(options, &error);
+  ASSERT_NE(client, nullptr) << error;
+  Inbox inbox;
+  Inbox marks;
+  std::mutex names_mutex;
+  std::set<std::string> thread_names;
+  ASSERT_EQ(get(client->subscribe("inline/#", SubscribeOptions{2, false, false, 0, 0},
+                                  [&](const ReceivedMessage& message) {
+                                    char name[16] = {};
+                                    pthread_getname_np(pthread_self(), name, sizeof(name));
+                                    {
+                                      std::lock_guard lock(names_mutex);
+                                      thread_names.insert(name);
+                                    }
+                                    inbox.add(message);
+                                  }))
+                .reason_code,
+            2);
+  ASSERT_TRUE(inbox.wait_for(1));
+  EXPECT_EQ(inbox.messages()[0].payload, "kept");
+  EXPECT_TRUE(inbox.messages()[0].retain);
+  ASSERT_TRUE(get(client->subscribe("mark", SubscribeOptions{1, false, false, 0, 0}, marks.callback())).ok());
+  auto publisher = network("inline-pub");
+  for (int i = 0; i < 6; ++i) {
+    auto qos = static_cast<uint8_t>(i % 3);
+    ASSERT_EQ(publisher->publish("inline/" + std::to_string(i), std::to_string(qos), qos, false, &why), 0) << why;
+  }
+  ASSERT_TRUE(inbox.wait_for(7)) << "acknowledgements of inline callbacks let the window move: " << inbox.size();
+  {
+    std::lock_guard lock(names_mutex);
+    ASSERT_EQ(thread_names.size(), 1u);
+    EXPECT_EQ(thread_names.begin()->rfind("coremq-shard", 0), 0u) << *thread_names.begin();
+  }
+  // Its own operations still complete (through the delivery thread); unsubscribing stops it.
+  EXPECT_TRUE(get(client->publish("mark", "1", 1)).ok());
+  EXPECT_TRUE(get(client->unsubscribe("inline/#")).ok());
+  ASSERT_EQ(publisher->publish("inline/after", "x", 1, false, &why), 0) << why;
+  ASSERT_EQ(publisher->publish("mark", "2", 1, false, &why), 0) << why;
+  ASSERT_TRUE(marks.wait_for(2));
+  EXPECT_EQ(inbox.size(), 7u);
+}
+
+TEST_P(LocalClients, AClientDestroyedInsideItsOwnCallbackGetsNoMoreCallbacks) {
+  for (bool inline_callbacks : {false, true}) {
+    SCOPED_TRACE(inline_callbacks ? "inline" : "delivery thread");
+    LocalClientOptions options;
+    options.client_id = id_on_shard(inline_callbacks ? "suicide-inline" : "suicide", 0);
+    options.inline_callbacks = inline_callbacks;
+    std::string error;
+    std::unique_ptr<LocalClient> client = broker_->connect_local(options, &error);
+    ASSERT_NE(client, nullptr) << error;
+    std::atomic<int> calls{0};
+    std::promise<void> destroyed;
+    ASSERT_TRUE(get(client->subscribe("suicide/#", SubscribeOptions{1, false, false, 0, 0},
+                                      [&](const ReceivedMessage&) {
+                                        if (++calls > 1) return;
+                                        client.reset();  // inside its own callback: does not wait
+                                        destroyed.set_value();
+                                      }))
+                    .ok());
+    auto watcher = local(id_on_shard(inline_callbacks ? "suicide-watch-inline" : "suicide-watch", 0));
+    Inbox watched;
+    ASSERT_TRUE(get(watcher->subscribe("suicide/#", SubscribeOptions{1, false, false, 0, 0}, watched.callback())).ok());
+    auto publisher = network(inline_callbacks ? "suicide-pub-inline" : "suicide-pub");
+    std::string why;
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(publisher->publish("suicide/" + std::to_string(i), "x", 1, false, &why), 0) << why;
+    ASSERT_TRUE(watched.wait_for(5));
+    ASSERT_EQ(destroyed.get_future().wait_for(kWait), std::future_status::ready);
+    EXPECT_EQ(calls.load(), 1);
+  }
 }
 
 TEST_P(LocalClients, AResumedSessionDeliversWhatWasQueuedToOnUnmatchedMessage) {
