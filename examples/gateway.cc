@@ -106,13 +106,15 @@ int main(int argc, char** argv) {
     coremq::LocalStatus status =
         client->publish("alerts/" + room + "/temperature", alert, 1, false, alert_properties, nullptr);
     if (status != coremq::LocalStatus::kOk) {
-      std::fprintf(stderr, "gateway: alert for %s not sent: %s\n", room.c_str(), coremq::local_status_name(status));
+      std::fprintf(stderr, "gateway: alert for %s not sent: %s\n", room.c_str(),
+                   coremq::local_status_name(status));
       return;
     }
     std::printf("alert: %s %s\n", room.c_str(), std::string(message.payload).c_str());
     std::fflush(stdout);
   };
-  coremq::OperationResult subscribed = client->subscribe("sensors/+/temperature", subscribe_options, on_reading).get();
+  coremq::OperationResult subscribed =
+      client->subscribe("sensors/+/temperature", subscribe_options, on_reading).get();
   if (!subscribed.ok()) {
     std::fprintf(stderr, "gateway: subscribe refused: %s, reason 0x%02x\n",
                  coremq::local_status_name(subscribed.status), subscribed.reason_code);

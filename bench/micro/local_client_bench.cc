@@ -145,7 +145,8 @@ void LocalPublishQos1(benchmark::State& state) {
     }
     if (failed || completed.load() < sent) break;
   }
-  if (failed || completed.load() < sent) state.SkipWithError("a QoS 1 publish failed or was never acknowledged");
+  if (failed || completed.load() < sent)
+    state.SkipWithError("a QoS 1 publish failed or was never acknowledged");
   state.SetItemsProcessed(sent);
 }
 BENCHMARK(LocalPublishQos1)->Arg(16)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -160,9 +161,11 @@ void LocalDeliveryQos0(benchmark::State& state) {
   auto publisher = running.client("bench-pub");
   std::atomic<int64_t> delivered{0};
   SubscribeOptions options;
-  if (!subscriber->subscribe("bench/delivery", options, [&](const ReceivedMessage&) {
-        delivered.fetch_add(1, std::memory_order_relaxed);
-      }).get().ok()) {
+  if (!subscriber
+           ->subscribe("bench/delivery", options,
+                       [&](const ReceivedMessage&) { delivered.fetch_add(1, std::memory_order_relaxed); })
+           .get()
+           .ok()) {
     state.SkipWithError("subscribe failed");
     return;
   }
@@ -174,7 +177,8 @@ void LocalDeliveryQos0(benchmark::State& state) {
       if (!publish_qos0(*publisher, "bench/delivery", 1000, &retries)) break;
       sent += 1000;
       auto deadline = std::chrono::steady_clock::now() + kWaitMax;
-      while (delivered.load(std::memory_order_relaxed) < sent && std::chrono::steady_clock::now() < deadline) {
+      while (delivered.load(std::memory_order_relaxed) < sent &&
+             std::chrono::steady_clock::now() < deadline) {
         std::this_thread::yield();
       }
     }

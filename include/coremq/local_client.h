@@ -153,8 +153,9 @@ class COREMQ_API LocalClient {
   // `on_complete` (may be empty) runs later on the delivery thread for QoS 1/2; for QoS 0 the
   // return value is the whole answer and `on_complete` is not called. Any other status:
   // nothing was sent and `on_complete` is not called.
-  [[nodiscard]] LocalStatus publish(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
-                                    const MessageProperties& properties, ResultCallback on_complete);
+  [[nodiscard]] LocalStatus publish(std::string_view topic, std::string_view payload, uint8_t qos,
+                                    bool retain, const MessageProperties& properties,
+                                    ResultCallback on_complete);
 
   // Subscribes `filter` ("$share/group/filter" joins a shared subscription); `on_message` runs
   // on the delivery thread for each message of this subscription (QoS 1/2 ones are

@@ -25,7 +25,9 @@ constexpr size_t kPendingMax = 65535;
 thread_local base::ByteBuffer property_scratch;
 thread_local std::vector<mqtt::UserProperty> user_property_scratch;
 
-bool valid_text(std::string_view text) { return text.size() <= 65535 && mqtt::is_valid_utf8_string(text); }
+bool valid_text(std::string_view text) {
+  return text.size() <= 65535 && mqtt::is_valid_utf8_string(text);
+}
 
 // A packet id not in use by this client. Caller holds core.mutex and checked the bound.
 uint16_t allocate_packet_id(LocalClientCore& core) {
@@ -69,7 +71,8 @@ bool publish_acceptable(const Options& options, std::string_view topic, std::str
                         bool retain, const MessageProperties& properties) {
   uint32_t levels = 0;
   if (qos > 2 || qos > options.maximum_qos || (retain && !options.retain_available)) return false;
-  if (!valid_text(topic) || !topic::is_valid_topic_name(topic, &levels) || levels > options.max_topic_levels) {
+  if (!valid_text(topic) || !topic::is_valid_topic_name(topic, &levels) ||
+      levels > options.max_topic_levels) {
     return false;
   }
   if (properties.payload_format_indicator && *properties.payload_format_indicator > 1) return false;
@@ -87,7 +90,8 @@ bool publish_acceptable(const Options& options, std::string_view topic, std::str
 
 // Encodes the PUBLISH into command->bytes; false when it is over Options::max_packet_size.
 bool encode_publish(const Options& options, std::string_view topic, std::string_view payload, uint8_t qos,
-                    bool retain, const MessageProperties& properties, uint16_t packet_id, LocalCommand* command) {
+                    bool retain, const MessageProperties& properties, uint16_t packet_id,
+                    LocalCommand* command) {
   mqtt::Properties encoded;
   encoded.payload_format_indicator = properties.payload_format_indicator;
   encoded.message_expiry_interval_seconds = properties.message_expiry_interval_seconds;
@@ -99,7 +103,8 @@ bool encode_publish(const Options& options, std::string_view topic, std::string_
     user_property_scratch.push_back({property.name, property.value});
   }
   property_scratch.clear();
-  mqtt::encode_property_bytes(property_scratch, mqtt::PropertyContext::kPublish, encoded, user_property_scratch);
+  mqtt::encode_property_bytes(property_scratch, mqtt::PropertyContext::kPublish, encoded,
+                              user_property_scratch);
   size_t size = mqtt::publish_packet_size_v5(topic, qos, property_scratch.size(), payload.size());
   if (size > options.max_packet_size) return false;
   mqtt::PublishPacket publish;
@@ -113,15 +118,18 @@ bool encode_publish(const Options& options, std::string_view topic, std::string_
   return true;
 }
 
-LocalStatus start_publish(LocalClientCore& core, std::string_view topic, std::string_view payload, uint8_t qos,
-                          bool retain, const MessageProperties& properties, LocalClientCore::Pending&& pending) {
+LocalStatus start_publish(LocalClientCore& core, std::string_view topic, std::string_view payload,
+                          uint8_t qos, bool retain, const MessageProperties& properties,
+                          LocalClientCore::Pending&& pending) {
   if (LocalStatus status = usable(core); status != LocalStatus::kOk) return status;
   const Options& options = core.hub->options();
-  if (!publish_acceptable(options, topic, payload, qos, retain, properties)) return LocalStatus::kInvalidArgument;
+  if (!publish_acceptable(options, topic, payload, qos, retain, properties))
+    return LocalStatus::kInvalidArgument;
   uint16_t packet_id = 0;
   if (qos > 0) {
     pending.is_publish_qos = true;
-    if (LocalStatus status = register_pending(core, std::move(pending), &packet_id); status != LocalStatus::kOk) {
+    if (LocalStatus status = register_pending(core, std::move(pending), &packet_id);
+        status != LocalStatus::kOk) {
       return status;
     }
   }
@@ -144,13 +152,20 @@ std::future<OperationResult> ready(OperationResult result) {
 
 const char* local_status_name(LocalStatus status) {
   switch (status) {
-    case LocalStatus::kOk: return "ok";
-    case LocalStatus::kIntakeFull: return "intake full";
-    case LocalStatus::kTooManyInFlight: return "too many operations in flight";
-    case LocalStatus::kDisconnected: return "disconnected";
-    case LocalStatus::kBrokerStopped: return "broker stopped";
-    case LocalStatus::kInvalidArgument: return "invalid argument";
-    case LocalStatus::kRefused: return "refused by the broker";
+    case LocalStatus::kOk:
+      return "ok";
+    case LocalStatus::kIntakeFull:
+      return "intake full";
+    case LocalStatus::kTooManyInFlight:
+      return "too many operations in flight";
+    case LocalStatus::kDisconnected:
+      return "disconnected";
+    case LocalStatus::kBrokerStopped:
+      return "broker stopped";
+    case LocalStatus::kInvalidArgument:
+      return "invalid argument";
+    case LocalStatus::kRefused:
+      return "refused by the broker";
   }
   return "unknown";
 }
@@ -162,12 +177,17 @@ LocalClient::~LocalClient() {
   hub->disconnect(std::move(core_));
 }
 
-const std::string& LocalClient::client_id() const { return core_->client_id; }
+const std::string& LocalClient::client_id() const {
+  return core_->client_id;
+}
 
-bool LocalClient::connected() const { return usable(*core_) == LocalStatus::kOk; }
+bool LocalClient::connected() const {
+  return usable(*core_) == LocalStatus::kOk;
+}
 
-std::future<OperationResult> LocalClient::publish(std::string_view topic, std::string_view payload, uint8_t qos,
-                                                  bool retain, const MessageProperties& properties) {
+std::future<OperationResult> LocalClient::publish(std::string_view topic, std::string_view payload,
+                                                  uint8_t qos, bool retain,
+                                                  const MessageProperties& properties) {
   if (qos == 0) {
     // No promise to keep: the intake's answer is the whole answer.
     LocalStatus status = start_publish(*core_, topic, payload, 0, retain, properties, {});
@@ -219,14 +239,17 @@ std::future<OperationResult> LocalClient::subscribe(std::string_view filter, con
     // callback (the host's own identifier is reported back instead).
     if (broker_options.subscription_identifiers_available) {
       do {
-        core.last_subscription_identifier = core.last_subscription_identifier % kSubscriptionIdentifierMax + 1;
+        core.last_subscription_identifier =
+            core.last_subscription_identifier % kSubscriptionIdentifierMax + 1;
       } while (core.subscriptions.contains(core.last_subscription_identifier));
       subscription->internal_identifier = core.last_subscription_identifier;
     } else {
       // Without identifiers the broker matches nothing by them: messages are matched by topic.
-      subscription->internal_identifier = core.last_subscription_identifier = core.last_subscription_identifier + 1;
+      subscription->internal_identifier = core.last_subscription_identifier =
+          core.last_subscription_identifier + 1;
     }
-    auto [entry, inserted] = core.filter_identifiers.try_emplace(subscription->filter, subscription->internal_identifier);
+    auto [entry, inserted] =
+        core.filter_identifiers.try_emplace(subscription->filter, subscription->internal_identifier);
     if (!inserted) {
       core.subscriptions.erase(entry->second);  // subscribing again replaces it
       entry->second = subscription->internal_identifier;

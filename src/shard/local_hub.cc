@@ -41,10 +41,11 @@ base::ByteBuffer encode_ack(mqtt::PacketType type, uint16_t packet_id) {
 }
 }  // namespace
 
-LocalHub::LocalHub(const Options& options, uint32_t shard_count) : options_(options), shard_count_(shard_count) {
+LocalHub::LocalHub(const Options& options, uint32_t shard_count)
+    : options_(options), shard_count_(shard_count) {
   for (uint32_t i = 0; i < shard_count; ++i) {
-    links_.push_back(
-        std::make_unique<LocalShardLink>(options_.local_intake_capacity, options_.local_delivery_queue_capacity));
+    links_.push_back(std::make_unique<LocalShardLink>(options_.local_intake_capacity,
+                                                      options_.local_delivery_queue_capacity));
   }
   delivery_event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   COREMQ_ASSERT_MSG(delivery_event_fd_ >= 0, "eventfd failed");
@@ -56,9 +57,13 @@ LocalHub::~LocalHub() {
   ::close(delivery_event_fd_);
 }
 
-bool LocalHub::on_delivery_thread() { return running_callbacks; }
+bool LocalHub::on_delivery_thread() {
+  return running_callbacks;
+}
 
-void LocalHub::set_running_callbacks(bool running) { running_callbacks = running; }
+void LocalHub::set_running_callbacks(bool running) {
+  running_callbacks = running;
+}
 
 void LocalHub::start() {
   delivery_thread_ = std::thread([this] { run_delivery(); });
@@ -86,7 +91,8 @@ void LocalHub::stop() {
       if (core->orphaned) orphans.push_back(core);
     }
     for (LocalClientCore* core : disconnect_requests_) {
-      if (core->orphaned && std::find(orphans.begin(), orphans.end(), core) == orphans.end()) orphans.push_back(core);
+      if (core->orphaned && std::find(orphans.begin(), orphans.end(), core) == orphans.end())
+        orphans.push_back(core);
     }
     disconnect_requests_.clear();
   }
@@ -107,9 +113,10 @@ LocalStatus LocalHub::push(LocalClientCore& core, LocalCommand&& command) {
   LocalShardLink& link = *links_[core.shard];
   if (!link.intake.try_push(std::move(command))) {
     uint64_t full = link.intake_full.fetch_add(1, std::memory_order_relaxed) + 1;
-    LOG_WARNING_LIMITED("shard %u local intake full (Options::local_intake_capacity=%u): an in-process operation "
-                        "was refused (%u times so far)",
-                        core.shard, options_.local_intake_capacity, full);
+    LOG_WARNING_LIMITED(
+        "shard %u local intake full (Options::local_intake_capacity=%u): an in-process operation "
+        "was refused (%u times so far)",
+        core.shard, options_.local_intake_capacity, full);
     return LocalStatus::kIntakeFull;
   }
   link.shard->wake_from_outside();
@@ -130,8 +137,8 @@ std::unique_ptr<LocalClientCore> LocalHub::connect(const LocalClientOptions& opt
     return nullptr;
   }
   uint32_t shard = broker::owner_shard_of(client_id, shard_count_);
-  auto core = std::make_unique<LocalClientCore>(shared_from_this(), client_id, shard, options.on_unmatched_message,
-                                                options.inline_callbacks);
+  auto core = std::make_unique<LocalClientCore>(shared_from_this(), client_id, shard,
+                                                options.on_unmatched_message, options.inline_callbacks);
   std::future<OperationResult> connack = core->connack.get_future();
   {
     std::lock_guard lock(mutex_);
@@ -244,7 +251,8 @@ void LocalHub::run_delivery() {
 bool LocalHub::drain_outputs() {
   bool worked = false;
   for (auto& link : links_) {
-    size_t drained = link->output.drain([this](LocalOutput&& item) { handle_output(item); }, kOutputsPerPassMax);
+    size_t drained =
+        link->output.drain([this](LocalOutput&& item) { handle_output(item); }, kOutputsPerPassMax);
     worked = worked || drained > 0;
     // The shard found this ring full: its output waits until it is woken (see
     // Shard::retry_local_output; this fence pairs with the one there).
@@ -295,8 +303,12 @@ bool LocalHub::flush_unsent() {
 void LocalHub::handle_output(LocalOutput& item) {
   LocalClientCore& core = *item.core;
   switch (item.kind) {
-    case LocalOutput::Kind::kBytes: handle_packets(core, item.bytes.span()); break;
-    case LocalOutput::Kind::kClosed: handle_closed(core, item.reason_code); break;
+    case LocalOutput::Kind::kBytes:
+      handle_packets(core, item.bytes.span());
+      break;
+    case LocalOutput::Kind::kClosed:
+      handle_closed(core, item.reason_code);
+      break;
     case LocalOutput::Kind::kRejected:
       if (item.packet_id != 0) complete(core, item.packet_id, {LocalStatus::kDisconnected, 0});
       break;
@@ -314,7 +326,9 @@ void LocalHub::handle_output(LocalOutput& item) {
       if (orphaned) forget(&core);
       break;
     }
-    case LocalOutput::Kind::kNone: COREMQ_ASSERT_MSG(false, "an empty local output"); break;
+    case LocalOutput::Kind::kNone:
+      COREMQ_ASSERT_MSG(false, "an empty local output");
+      break;
   }
 }
 
@@ -336,17 +350,20 @@ void LocalHub::handle_packets(LocalClientCore& core, std::span<const uint8_t> by
         std::lock_guard lock(core.mutex);
         if (!core.connack_signalled) {
           core.connack_signalled = true;
-          core.connack.set_value({connack.reason_code < 0x80 ? LocalStatus::kOk : LocalStatus::kRefused,
-                                  connack.reason_code});
+          core.connack.set_value(
+              {connack.reason_code < 0x80 ? LocalStatus::kOk : LocalStatus::kRefused, connack.reason_code});
         }
         break;
       }
-      case mqtt::PacketType::kPublish: handle_publish(core, body, header.flags); break;
+      case mqtt::PacketType::kPublish:
+        handle_publish(core, body, header.flags);
+        break;
       case mqtt::PacketType::kPuback:
       case mqtt::PacketType::kPubrec:
       case mqtt::PacketType::kPubcomp: {
         mqtt::AckPacket ack;
-        COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, header.type, kV5, &ack) == mqtt::DecodeStatus::kOk);
+        COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, header.type, kV5, &ack) ==
+                      mqtt::DecodeStatus::kOk);
         if (header.type == mqtt::PacketType::kPubrec && ack.reason_code < 0x80) {
           // QoS 2, second step: release it; the operation completes on PUBCOMP.
           if (!core.disconnect_requested) {
@@ -360,7 +377,8 @@ void LocalHub::handle_packets(LocalClientCore& core, std::span<const uint8_t> by
       }
       case mqtt::PacketType::kPubrel: {
         mqtt::AckPacket ack;
-        COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, header.type, kV5, &ack) == mqtt::DecodeStatus::kOk);
+        COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, header.type, kV5, &ack) ==
+                      mqtt::DecodeStatus::kOk);
         core.qos2_received.erase(ack.packet_id);
         if (!core.disconnect_requested) {
           send_from_delivery(core, LocalCommand{&core, LocalCommand::Kind::kPackets, 0,
@@ -384,12 +402,15 @@ void LocalHub::handle_packets(LocalClientCore& core, std::span<const uint8_t> by
       }
       case mqtt::PacketType::kDisconnect: {
         mqtt::DisconnectPacket disconnect;
-        COREMQ_ASSERT(mqtt::decode_disconnect(body, header.flags, kV5, &disconnect) == mqtt::DecodeStatus::kOk);
+        COREMQ_ASSERT(mqtt::decode_disconnect(body, header.flags, kV5, &disconnect) ==
+                      mqtt::DecodeStatus::kOk);
         LOG_INFO("in-process client '%s' disconnected by the broker (reason 0x%02x)", core.client_id,
                  disconnect.reason_code);
         break;  // kClosed follows and fails what is pending
       }
-      default: COREMQ_ASSERT_MSG(false, "an unexpected packet to an in-process client"); break;
+      default:
+        COREMQ_ASSERT_MSG(false, "an unexpected packet to an in-process client");
+        break;
     }
   }
 }
@@ -411,12 +432,14 @@ void LocalHub::handle_publish(LocalClientCore& core, std::span<const uint8_t> bo
   // Acknowledged once the callbacks returned: QoS 1 done, QoS 2 waits for PUBREL.
   if (publish.qos == 2) core.qos2_received.insert(publish.packet_id);
   mqtt::PacketType ack = publish.qos == 1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec;
-  send_from_delivery(core, LocalCommand{&core, LocalCommand::Kind::kPackets, 0, encode_ack(ack, publish.packet_id)});
+  send_from_delivery(
+      core, LocalCommand{&core, LocalCommand::Kind::kPackets, 0, encode_ack(ack, publish.packet_id)});
 }
 
-void LocalHub::match_publish(const mqtt::PublishPacket& publish,
-                             const absl::flat_hash_map<uint32_t, std::shared_ptr<LocalSubscription>>& subscriptions,
-                             bool identifiers_available, DispatchScratch& scratch) {
+void LocalHub::match_publish(
+    const mqtt::PublishPacket& publish,
+    const absl::flat_hash_map<uint32_t, std::shared_ptr<LocalSubscription>>& subscriptions,
+    bool identifiers_available, DispatchScratch& scratch) {
   // Identifiers no subscription has (a resumed session's, or an unsubscribed one's) match
   // nothing: such a message goes to on_unmatched_message.
   scratch.matches.clear();
@@ -430,7 +453,8 @@ void LocalHub::match_publish(const mqtt::PublishPacket& publish,
     return;
   }
   for (const auto& [identifier, subscription] : subscriptions) {
-    if (topic::topic_matches(subscription->match_filter, publish.topic)) scratch.matches.push_back(subscription);
+    if (topic::topic_matches(subscription->match_filter, publish.topic))
+      scratch.matches.push_back(subscription);
   }
 }
 
@@ -452,18 +476,21 @@ int64_t LocalHub::run_callbacks(const LocalClientCore& core, const mqtt::Publish
   mqtt::PropertyCursor cursor(properties);
   mqtt::PropertyCursor::Entry entry;
   while (cursor.next(&entry)) {
-    if (entry.id == mqtt::PropertyId::kUserProperty) message.user_properties.emplace_back(entry.text, entry.pair_value);
+    if (entry.id == mqtt::PropertyId::kUserProperty)
+      message.user_properties.emplace_back(entry.text, entry.pair_value);
   }
   message.subscription_identifiers.clear();
   for (const auto& subscription : scratch.matches) {
-    if (subscription->host_identifier != 0) message.subscription_identifiers.push_back(subscription->host_identifier);
+    if (subscription->host_identifier != 0)
+      message.subscription_identifiers.push_back(subscription->host_identifier);
   }
   int64_t longest_us = 0;
   auto timed = [&](const MessageCallback& callback, std::string_view filter) {
     if (core.host_gone.load(std::memory_order_acquire)) return;  // destroyed by an earlier callback
     auto started = std::chrono::steady_clock::now();
     run_callback(core, callback, message, filter);
-    auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+    auto took =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
     longest_us = std::max<int64_t>(longest_us, took.count());
   };
   for (const auto& subscription : scratch.matches) timed(subscription->callback, subscription->filter);

@@ -93,9 +93,10 @@ using LocalOutputRing = base::SpscRing<LocalOutput>;
 
 // What one shard shares with the host threads and the delivery thread.
 struct LocalShardLink {
-  LocalShardLink(size_t intake_capacity, size_t output_capacity) : intake(intake_capacity), output(output_capacity) {}
-  LocalIntake intake;       // consumer: the shard
-  LocalOutputRing output;   // producer: the shard; consumer: the delivery thread
+  LocalShardLink(size_t intake_capacity, size_t output_capacity)
+      : intake(intake_capacity), output(output_capacity) {}
+  LocalIntake intake;      // consumer: the shard
+  LocalOutputRing output;  // producer: the shard; consumer: the delivery thread
   Shard* shard = nullptr;
   // Pushes the intake refused (host side; the shard folds it into its counters at each tick).
   std::atomic<uint64_t> intake_full{0};
@@ -165,7 +166,7 @@ class LocalClientCore {
   absl::flat_hash_set<uint16_t> qos2_received;  // PUBREC sent, PUBREL not yet received
 
   // The delivery thread only.
-  std::deque<shard::LocalCommand> unsent;        // acknowledgements the intake had no room for
+  std::deque<shard::LocalCommand> unsent;  // acknowledgements the intake had no room for
   bool disconnect_requested = false;
   // Destroyed inside one of its callbacks (delivery thread or inline): the hub frees it at
   // kDisconnectDone. Set under the hub's mutex by disconnect(); the delivery thread reads it
@@ -213,6 +214,7 @@ class LocalHub : public std::enable_shared_from_this<LocalHub> {
   void handle_output(LocalOutput& item);
   void handle_packets(LocalClientCore& core, std::span<const uint8_t> bytes);
   void handle_publish(LocalClientCore& core, std::span<const uint8_t> body, uint8_t flags);
+
  public:
   // What the thread that runs a client's callbacks reuses from message to message.
   struct DispatchScratch {
@@ -222,9 +224,10 @@ class LocalHub : public std::enable_shared_from_this<LocalHub> {
   // The subscriptions of `subscriptions` a PUBLISH sent to `core` is for, into
   // scratch.matches: by the subscription identifiers the broker put on it, or by topic when
   // the broker uses none. The caller holds what protects the table.
-  static void match_publish(const mqtt::PublishPacket& publish,
-                            const absl::flat_hash_map<uint32_t, std::shared_ptr<LocalSubscription>>& subscriptions,
-                            bool identifiers_available, DispatchScratch& scratch);
+  static void match_publish(
+      const mqtt::PublishPacket& publish,
+      const absl::flat_hash_map<uint32_t, std::shared_ptr<LocalSubscription>>& subscriptions,
+      bool identifiers_available, DispatchScratch& scratch);
   // Runs the callbacks of scratch.matches (or on_unmatched_message) for the PUBLISH, with no
   // lock held. Returns the longest callback's duration in microseconds.
   static int64_t run_callbacks(const LocalClientCore& core, const mqtt::PublishPacket& publish,
@@ -270,7 +273,6 @@ class LocalHub : public std::enable_shared_from_this<LocalHub> {
   std::vector<LocalClientCore*> cores_with_unsent_;
   DispatchScratch scratch_;
 };
-
 
 // A shard's own bookkeeping of its in-process connections (shard thread only).
 struct ShardLocalSide {

@@ -41,7 +41,8 @@ bool Shard::local_work_ready() const {
   // delivery thread wakes this shard when it drains (it sees output_full, or this look sees
   // the room: enter_kernel's fence pairs with the one after its drain).
   const LocalOutputRing& output = local_.link->output;
-  if ((!local_.waiting.empty() || !local_.blocked.empty()) && output.size_approx() < output.capacity()) return true;
+  if ((!local_.waiting.empty() || !local_.blocked.empty()) && output.size_approx() < output.capacity())
+    return true;
   return !local_.intake_blocked && !input_paused_ && local_.waiting.empty() && !local_.link->intake.empty();
 }
 
@@ -94,7 +95,9 @@ void Shard::handle_local_command(LocalCommand& command) {
       COREMQ_ASSERT(core->connection == nullptr || core->connection->state == ConnectionState::kClosing);
       emit_local(LocalOutput{core, LocalOutput::Kind::kDisconnectDone, 0, 0, {}});
       break;
-    case LocalCommand::Kind::kNone: COREMQ_ASSERT_MSG(false, "an empty local command"); break;
+    case LocalCommand::Kind::kNone:
+      COREMQ_ASSERT_MSG(false, "an empty local command");
+      break;
   }
 }
 
@@ -107,7 +110,8 @@ void Shard::open_local_connection(LocalClientCore* core, std::span<const uint8_t
   state_->on_connection_opened(connection);
   // The owner shard was chosen by the client id, so the CONNECT never hands it off.
   state_->on_bytes(connection, connect);
-  COREMQ_ASSERT(connection->state == ConnectionState::kConnected || connection->state == ConnectionState::kClosing);
+  COREMQ_ASSERT(connection->state == ConnectionState::kConnected ||
+                connection->state == ConnectionState::kClosing);
 }
 
 void Shard::emit_local(LocalOutput&& item) {
@@ -155,9 +159,10 @@ void Shard::take_local_output(Connection* connection) {
     // does not drain, so --max-client-output-bytes and the slow-consumer rule apply.
     connection->output = std::move(item.bytes);
     uint64_t full = ++state_->counters().local_delivery_queue_full;
-    LOG_WARNING_LIMITED("in-process client delivery queue full (Options::local_delivery_queue_capacity=%u): "
-                        "output waits on its connection (%u times so far)",
-                        options_.local_delivery_queue_capacity, full);
+    LOG_WARNING_LIMITED(
+        "in-process client delivery queue full (Options::local_delivery_queue_capacity=%u): "
+        "output waits on its connection (%u times so far)",
+        options_.local_delivery_queue_capacity, full);
     if (std::find(local_.blocked.begin(), local_.blocked.end(), connection) == local_.blocked.end()) {
       local_.blocked.push_back(connection);
     }
@@ -187,7 +192,8 @@ void Shard::update_inline_subscriptions(LocalCommand& command) {
     // The identifier may already name a newer subscription (host threads racing): only this
     // filter's own entry goes.
     auto subscription = core.inline_subscriptions.find(entry->second);
-    if (subscription != core.inline_subscriptions.end() && subscription->second->filter == command.unsubscribe) {
+    if (subscription != core.inline_subscriptions.end() &&
+        subscription->second->filter == command.unsubscribe) {
       core.inline_subscriptions.erase(subscription);
     }
     core.inline_filters.erase(entry);
@@ -195,8 +201,8 @@ void Shard::update_inline_subscriptions(LocalCommand& command) {
 }
 
 void Shard::deliver_inline(Connection* connection, LocalClientCore* core, base::ByteBuffer bytes) {
-  base::ByteBuffer rest;   // for the delivery thread: CONNACK, acknowledgements of its own operations
-  base::ByteBuffer acks;   // PUBACK, PUBREC, PUBCOMP, handed to the protocol side below
+  base::ByteBuffer rest;  // for the delivery thread: CONNACK, acknowledgements of its own operations
+  base::ByteBuffer acks;  // PUBACK, PUBREC, PUBCOMP, handed to the protocol side below
   int64_t longest_us = 0;
   LocalHub::set_running_callbacks(true);
   std::span<const uint8_t> input = bytes.span();
@@ -209,11 +215,11 @@ void Shard::deliver_inline(Connection* connection, LocalClientCore* core, base::
     std::span<const uint8_t> body = input.subspan(header.header_length, header.remaining_length);
     if (header.type == mqtt::PacketType::kPublish) {
       mqtt::PublishPacket publish;
-      COREMQ_ASSERT(mqtt::decode_publish_from_server(body, header.flags, mqtt::ProtocolVersion::kV5, &publish) ==
-                    mqtt::DecodeStatus::kOk);
+      COREMQ_ASSERT(mqtt::decode_publish_from_server(body, header.flags, mqtt::ProtocolVersion::kV5,
+                                                     &publish) == mqtt::DecodeStatus::kOk);
       if (publish.qos < 2 || !core->qos2_received.contains(publish.packet_id)) {
-        LocalHub::match_publish(publish, core->inline_subscriptions, options_.subscription_identifiers_available,
-                                local_.scratch);
+        LocalHub::match_publish(publish, core->inline_subscriptions,
+                                options_.subscription_identifiers_available, local_.scratch);
         longest_us = std::max(longest_us, LocalHub::run_callbacks(*core, publish, local_.scratch));
       }
       if (publish.qos == 1) mqtt::encode_ack_v5(acks, mqtt::PacketType::kPuback, publish.packet_id, 0, {});
@@ -223,8 +229,8 @@ void Shard::deliver_inline(Connection* connection, LocalClientCore* core, base::
       }
     } else if (header.type == mqtt::PacketType::kPubrel) {
       mqtt::AckPacket pubrel;
-      COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrel, mqtt::ProtocolVersion::kV5,
-                                     &pubrel) == mqtt::DecodeStatus::kOk);
+      COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrel,
+                                     mqtt::ProtocolVersion::kV5, &pubrel) == mqtt::DecodeStatus::kOk);
       core->qos2_received.erase(pubrel.packet_id);
       mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubcomp, pubrel.packet_id, 0, {});
     } else {
@@ -235,16 +241,18 @@ void Shard::deliver_inline(Connection* connection, LocalClientCore* core, base::
   LocalHub::set_running_callbacks(false);
   if (longest_us > 1000) {
     uint64_t slow = ++state_->counters().local_inline_callbacks_slow;
-    LOG_WARNING_LIMITED("an inline callback of in-process client '%s' ran %d us on the shard thread (inline "
-                        "callbacks must not block; %u slow so far)",
-                        core->client_id, longest_us, slow);
+    LOG_WARNING_LIMITED(
+        "an inline callback of in-process client '%s' ran %d us on the shard thread (inline "
+        "callbacks must not block; %u slow so far)",
+        core->client_id, longest_us, slow);
   }
   // What the delivery thread completes (futures) must not be lost: it waits in order if its
   // ring is full (bounded by the client's operations in flight).
   if (!rest.empty()) emit_local(LocalOutput{core, LocalOutput::Kind::kBytes, 0, 0, std::move(rest)});
   // A callback may not end the session (a LocalClient's destruction goes through the
   // delivery thread), but a takeover handled meanwhile cannot happen either: same thread.
-  if (!acks.empty() && connection->state == ConnectionState::kConnected) state_->on_bytes(connection, acks.span());
+  if (!acks.empty() && connection->state == ConnectionState::kConnected)
+    state_->on_bytes(connection, acks.span());
   if (connection->state == ConnectionState::kConnected) state_->on_output_drained(connection);
 }
 

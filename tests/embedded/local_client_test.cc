@@ -51,8 +51,15 @@ class Inbox {
     return [this](const ReceivedMessage& message) { add(message); };
   }
   void add(const ReceivedMessage& message) {
-    Received copy{std::string(message.topic), std::string(message.payload), message.qos, message.retain, {}, {}, {},
-                  {}, message.subscription_identifiers};
+    Received copy{std::string(message.topic),
+                  std::string(message.payload),
+                  message.qos,
+                  message.retain,
+                  {},
+                  {},
+                  {},
+                  {},
+                  message.subscription_identifiers};
     if (message.content_type) copy.content_type = std::string(*message.content_type);
     if (message.response_topic) copy.response_topic = std::string(*message.response_topic);
     if (message.correlation_data) copy.correlation_data = std::string(*message.correlation_data);
@@ -154,7 +161,8 @@ TEST_P(LocalClients, InProcessPublishReachesNetworkSubscribersOnEveryShardAtEach
     ASSERT_EQ(subscribers.back()->subscribe("sensors/#", 2, &why), 2) << why;
   }
   std::vector<std::unique_ptr<LocalClient>> publishers;
-  for (uint32_t shard = 0; shard < shards(); ++shard) publishers.push_back(local(id_on_shard("local-pub", shard)));
+  for (uint32_t shard = 0; shard < shards(); ++shard)
+    publishers.push_back(local(id_on_shard("local-pub", shard)));
   std::set<std::string> expected;
   for (size_t p = 0; p < publishers.size(); ++p) {
     for (uint8_t qos = 0; qos <= 2; ++qos) {
@@ -195,7 +203,9 @@ TEST_P(LocalClients, NetworkPublishReachesInProcessSubscribersWithProperties) {
   auto publisher = network("net-pub");
   for (uint8_t qos = 0; qos <= 2; ++qos) {
     std::string why;
-    ASSERT_EQ(publisher->publish("cmd/" + std::to_string(qos), "go", qos, false, &why, {{"origin", "net"}}), 0) << why;
+    ASSERT_EQ(publisher->publish("cmd/" + std::to_string(qos), "go", qos, false, &why, {{"origin", "net"}}),
+              0)
+        << why;
   }
   for (uint32_t shard = 0; shard < shards(); ++shard) {
     ASSERT_TRUE(inboxes[shard]->wait_for(3)) << "shard " << shard << " got " << inboxes[shard]->size();
@@ -217,7 +227,9 @@ TEST_P(LocalClients, InProcessToInProcessAtQos2CarriesEveryProperty) {
   auto subscriber = local(id_on_shard("q2-sub", 0));
   auto publisher = local(id_on_shard("q2-pub", shards() - 1));
   Inbox inbox;
-  ASSERT_EQ(get(subscriber->subscribe("q2/#", SubscribeOptions{2, false, false, 0, 0}, inbox.callback())).reason_code, 2);
+  ASSERT_EQ(get(subscriber->subscribe("q2/#", SubscribeOptions{2, false, false, 0, 0}, inbox.callback()))
+                .reason_code,
+            2);
   MessageProperties properties;
   properties.content_type = "text/plain";
   properties.response_topic = "q2/reply";
@@ -249,7 +261,9 @@ TEST_P(LocalClients, RetainedMessageIsDeliveredOnSubscribe) {
   for (uint32_t shard = 0; shard < shards(); ++shard) {
     auto subscriber = local(id_on_shard("retain-sub", shard));
     Inbox inbox;
-    ASSERT_TRUE(get(subscriber->subscribe("state/#", SubscribeOptions{1, false, false, 0, 0}, inbox.callback())).ok());
+    ASSERT_TRUE(
+        get(subscriber->subscribe("state/#", SubscribeOptions{1, false, false, 0, 0}, inbox.callback()))
+            .ok());
     ASSERT_TRUE(inbox.wait_for(1));
     Received message = inbox.messages()[0];
     EXPECT_EQ(message.topic, "state/lamp");
@@ -275,14 +289,17 @@ TEST_P(LocalClients, SharedSubscriptionSplitsBetweenInProcessAndNetworkMembers) 
   ASSERT_TRUE(get(local_member->subscribe("$share/workers/jobs/#", SubscribeOptions{1, false, false, 0, 0},
                                           local_jobs.callback()))
                   .ok());
-  ASSERT_TRUE(get(local_member->subscribe("done", SubscribeOptions{1, false, false, 0, 0}, local_done.callback())).ok());
+  ASSERT_TRUE(
+      get(local_member->subscribe("done", SubscribeOptions{1, false, false, 0, 0}, local_done.callback()))
+          .ok());
   auto network_member = network(id_on_shard("share-net", shards() - 1));
   std::string why;
   ASSERT_EQ(network_member->subscribe("$share/workers/jobs/#", 1, &why), 1) << why;
   ASSERT_EQ(network_member->subscribe("done", 1, &why), 1) << why;
 
   auto publisher = local(id_on_shard("share-pub", shards() > 1 ? 1 : 0));
-  for (int i = 0; i < kJobs; ++i) ASSERT_TRUE(get(publisher->publish("jobs/" + std::to_string(i), std::to_string(i), 1)).ok());
+  for (int i = 0; i < kJobs; ++i)
+    ASSERT_TRUE(get(publisher->publish("jobs/" + std::to_string(i), std::to_string(i), 1)).ok());
   ASSERT_TRUE(get(publisher->publish("done", "", 1)).ok());
 
   // The network member's jobs, up to "done" (one publisher's messages arrive in order).
@@ -309,7 +326,8 @@ TEST_P(LocalClients, NoLocalKeepsAClientsOwnMessagesFromIt) {
   Inbox own;
   Inbox other;
   ASSERT_TRUE(get(talker->subscribe("chat/#", SubscribeOptions{1, true, false, 0, 0}, own.callback())).ok());
-  ASSERT_TRUE(get(listener->subscribe("chat/#", SubscribeOptions{1, false, false, 0, 0}, other.callback())).ok());
+  ASSERT_TRUE(
+      get(listener->subscribe("chat/#", SubscribeOptions{1, false, false, 0, 0}, other.callback())).ok());
   ASSERT_TRUE(get(talker->publish("chat/1", "mine", 1)).ok());
   auto network_talker = network("nolocal-net");
   std::string why;
@@ -327,9 +345,11 @@ TEST_P(LocalClients, FourHostThreadsPublishAndSubscribeAtOnce) {
   constexpr int kPerThread = 200;
   auto subscriber = local(id_on_shard("load-sub", 0));
   Inbox inbox;
-  ASSERT_TRUE(get(subscriber->subscribe("load/#", SubscribeOptions{1, false, false, 0, 0}, inbox.callback())).ok());
+  ASSERT_TRUE(
+      get(subscriber->subscribe("load/#", SubscribeOptions{1, false, false, 0, 0}, inbox.callback())).ok());
   std::vector<std::unique_ptr<LocalClient>> publishers;
-  for (int t = 0; t < kThreads; ++t) publishers.push_back(local(id_on_shard("load-pub" + std::to_string(t), t % shards())));
+  for (int t = 0; t < kThreads; ++t)
+    publishers.push_back(local(id_on_shard("load-pub" + std::to_string(t), t % shards())));
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<Inbox>> owns;
@@ -337,7 +357,8 @@ TEST_P(LocalClients, FourHostThreadsPublishAndSubscribeAtOnce) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       LocalClient& client = *publishers[t];
-      if (!get(client.subscribe("own/" + std::to_string(t), SubscribeOptions{}, owns[t]->callback())).ok()) ++failures;
+      if (!get(client.subscribe("own/" + std::to_string(t), SubscribeOptions{}, owns[t]->callback())).ok())
+        ++failures;
       std::vector<std::future<OperationResult>> acks;
       for (int i = 0; i < kPerThread; ++i) {
         std::string topic = "load/" + std::to_string(t) + "/" + std::to_string(i);
@@ -353,8 +374,8 @@ TEST_P(LocalClients, FourHostThreadsPublishAndSubscribeAtOnce) {
             }
             if (!result.ok()) {
               ++failures;
-              std::fprintf(stderr, "thread %d publish %d: %s 0x%02x\n", t, i, local_status_name(result.status),
-                           result.reason_code);
+              std::fprintf(stderr, "thread %d publish %d: %s 0x%02x\n", t, i,
+                           local_status_name(result.status), result.reason_code);
             }
             break;
           }
@@ -387,13 +408,15 @@ TEST_P(LocalClients, UnsubscribeInsideACallbackAndACallbackThatThrows) {
                                       (void)self->unsubscribe("once/#");  // its future is not waited for
                                     }))
                   .ok());
-  ASSERT_TRUE(get(client->subscribe("boom/#", SubscribeOptions{1, false, false, 0, 0},
-                                    [](const ReceivedMessage&) { throw std::runtime_error("host bug"); }))
-                  .ok());
+  ASSERT_TRUE(
+      get(client->subscribe("boom/#", SubscribeOptions{1, false, false, 0, 0}, [](const ReceivedMessage&) {
+        throw std::runtime_error("host bug");
+      })).ok());
   ASSERT_TRUE(get(client->subscribe("mark", SubscribeOptions{1, false, false, 0, 0}, marks.callback())).ok());
   auto publisher = network("callbacks-pub");
   std::string why;
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(publisher->publish("once/" + std::to_string(i), "", 1, false, &why), 0) << why;
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(publisher->publish("once/" + std::to_string(i), "", 1, false, &why), 0) << why;
   ASSERT_EQ(publisher->publish("boom/1", "", 1, false, &why), 0) << why;
   ASSERT_EQ(publisher->publish("mark", "", 1, false, &why), 0) << why;
   ASSERT_TRUE(marks.wait_for(1));
@@ -408,7 +431,8 @@ TEST_P(LocalClients, InvalidArgumentsAreRefusedWithoutADisconnect) {
   EXPECT_EQ(get(client->publish("a/+", "x", 0)).status, LocalStatus::kInvalidArgument);
   EXPECT_EQ(get(client->publish("", "x", 1)).status, LocalStatus::kInvalidArgument);
   EXPECT_EQ(get(client->publish("a", "x", 3)).status, LocalStatus::kInvalidArgument);
-  EXPECT_EQ(get(client->subscribe("$share/g/a", SubscribeOptions{0, true, false, 0, 0}, [](const ReceivedMessage&) {}))
+  EXPECT_EQ(get(client->subscribe("$share/g/a", SubscribeOptions{0, true, false, 0, 0},
+                                  [](const ReceivedMessage&) {}))
                 .status,
             LocalStatus::kInvalidArgument);
   // A filter the broker refuses is a SUBACK reason code, not a disconnect.
@@ -435,8 +459,9 @@ TEST_P(LocalClients, ClientsAndCallbacksOutliveAStoppedBroker) {
   for (int i = 0; i < 300; ++i) acks.push_back(publisher->publish("flood/" + std::to_string(i), "x", 1));
   // A client destroyed while messages for it are in flight (its acknowledgements too).
   auto doomed = local(id_on_shard("outlive-doomed", 0));
-  ASSERT_TRUE(get(doomed->subscribe("flood/#", SubscribeOptions{1, false, false, 0, 0}, [](const ReceivedMessage&) {}))
-                  .ok());
+  ASSERT_TRUE(
+      get(doomed->subscribe("flood/#", SubscribeOptions{1, false, false, 0, 0}, [](const ReceivedMessage&) {
+      })).ok());
   for (int i = 0; i < 100; ++i) (void)publisher->publish("flood/late", "x", 1);
   doomed.reset();
   // Stop with messages still moving; every future completes one way or the other.
@@ -471,7 +496,8 @@ TEST_P(LocalClients, StoppingTheBrokerWhileCallbacksAreQueuedRunsThemThenFailsWh
                   .ok());
   auto publisher = network("queued-pub");
   std::string why;
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(publisher->publish("queued/" + std::to_string(i), "x", 1, false, &why), 0) << why;
+  for (int i = 0; i < 20; ++i)
+    ASSERT_EQ(publisher->publish("queued/" + std::to_string(i), "x", 1, false, &why), 0) << why;
   ASSERT_EQ(entered.get_future().wait_for(kWait), std::future_status::ready);
   // The delivery thread is inside the first callback, the others wait behind it.
   std::future<OperationResult> never_acknowledged = subscriber->unsubscribe("queued/#");
@@ -524,9 +550,11 @@ TEST_P(LocalClients, InlineCallbacksRunOnTheOwnerShardAndAcknowledgeAtEachQos) {
   auto publisher = network("inline-pub");
   for (int i = 0; i < 6; ++i) {
     auto qos = static_cast<uint8_t>(i % 3);
-    ASSERT_EQ(publisher->publish("inline/" + std::to_string(i), std::to_string(qos), qos, false, &why), 0) << why;
+    ASSERT_EQ(publisher->publish("inline/" + std::to_string(i), std::to_string(qos), qos, false, &why), 0)
+        << why;
   }
-  ASSERT_TRUE(inbox.wait_for(7)) << "acknowledgements of inline callbacks let the window move: " << inbox.size();
+  ASSERT_TRUE(inbox.wait_for(7)) << "acknowledgements of inline callbacks let the window move: "
+                                 << inbox.size();
   {
     std::lock_guard lock(names_mutex);
     ASSERT_EQ(thread_names.size(), 1u);
@@ -561,10 +589,13 @@ TEST_P(LocalClients, AClientDestroyedInsideItsOwnCallbackGetsNoMoreCallbacks) {
                     .ok());
     auto watcher = local(id_on_shard(inline_callbacks ? "suicide-watch-inline" : "suicide-watch", 0));
     Inbox watched;
-    ASSERT_TRUE(get(watcher->subscribe("suicide/#", SubscribeOptions{1, false, false, 0, 0}, watched.callback())).ok());
+    ASSERT_TRUE(
+        get(watcher->subscribe("suicide/#", SubscribeOptions{1, false, false, 0, 0}, watched.callback()))
+            .ok());
     auto publisher = network(inline_callbacks ? "suicide-pub-inline" : "suicide-pub");
     std::string why;
-    for (int i = 0; i < 5; ++i) ASSERT_EQ(publisher->publish("suicide/" + std::to_string(i), "x", 1, false, &why), 0) << why;
+    for (int i = 0; i < 5; ++i)
+      ASSERT_EQ(publisher->publish("suicide/" + std::to_string(i), "x", 1, false, &why), 0) << why;
     ASSERT_TRUE(watched.wait_for(5));
     ASSERT_EQ(destroyed.get_future().wait_for(kWait), std::future_status::ready);
     EXPECT_EQ(calls.load(), 1);
@@ -580,12 +611,14 @@ TEST_P(LocalClients, AResumedSessionDeliversWhatWasQueuedToOnUnmatchedMessage) {
   {
     auto first = broker_->connect_local(options, &error);
     ASSERT_NE(first, nullptr) << error;
-    ASSERT_TRUE(get(first->subscribe("persist/#", SubscribeOptions{1, false, false, 0, 0}, [](const ReceivedMessage&) {}))
+    ASSERT_TRUE(get(first->subscribe("persist/#", SubscribeOptions{1, false, false, 0, 0},
+                                     [](const ReceivedMessage&) {}))
                     .ok());
   }  // DISCONNECT 0x00: the session stays, with its subscription
   auto publisher = network("persist-pub");
   std::string why;
-  ASSERT_EQ(publisher->publish("persist/1", "kept", 1, false, &why), 0) << why;  // queued for the offline session
+  ASSERT_EQ(publisher->publish("persist/1", "kept", 1, false, &why), 0)
+      << why;  // queued for the offline session
   Inbox unmatched;
   options.clean_start = false;
   options.on_unmatched_message = unmatched.callback();
@@ -596,7 +629,8 @@ TEST_P(LocalClients, AResumedSessionDeliversWhatWasQueuedToOnUnmatchedMessage) {
   EXPECT_EQ(unmatched.messages()[0].payload, "kept");
   // Subscribing again takes the filter's messages from then on.
   Inbox inbox;
-  ASSERT_TRUE(get(second->subscribe("persist/#", SubscribeOptions{1, false, false, 0, 0}, inbox.callback())).ok());
+  ASSERT_TRUE(
+      get(second->subscribe("persist/#", SubscribeOptions{1, false, false, 0, 0}, inbox.callback())).ok());
   ASSERT_EQ(publisher->publish("persist/2", "new", 1, false, &why), 0) << why;
   ASSERT_TRUE(inbox.wait_for(1));
   EXPECT_EQ(inbox.messages()[0].payload, "new");

@@ -33,7 +33,9 @@ struct NetPacket {
   mqtt::PacketType type{};
   uint8_t flags = 0;
   std::string body;
-  std::span<const uint8_t> span() const { return {reinterpret_cast<const uint8_t*>(body.data()), body.size()}; }
+  std::span<const uint8_t> span() const {
+    return {reinterpret_cast<const uint8_t*>(body.data()), body.size()};
+  }
 };
 
 // A PUBLISH as received, with owned copies.
@@ -82,7 +84,8 @@ class NetClient {
       mqtt::FrameStatus status = mqtt::parse_fixed_header(span, 1u << 24, &header);
       if (status == mqtt::FrameStatus::kComplete &&
           buffer_.size() >= size_t{header.header_length} + header.remaining_length) {
-        NetPacket packet{header.type, header.flags, buffer_.substr(header.header_length, header.remaining_length)};
+        NetPacket packet{header.type, header.flags,
+                         buffer_.substr(header.header_length, header.remaining_length)};
         buffer_.erase(0, size_t{header.header_length} + header.remaining_length);
         return packet;
       }
@@ -168,7 +171,8 @@ class NetClient {
     std::vector<mqtt::UserProperty> properties;
     for (const auto& [name, value] : user_properties) properties.push_back({name, value});
     base::ByteBuffer property_bytes;
-    mqtt::encode_property_bytes(property_bytes, mqtt::PropertyContext::kPublish, mqtt::Properties{}, properties);
+    mqtt::encode_property_bytes(property_bytes, mqtt::PropertyContext::kPublish, mqtt::Properties{},
+                                properties);
     base::ByteBuffer out;
     mqtt::encode_publish(out, publish, mqtt::ProtocolVersion::kV5, property_bytes.span());
     if (!send(out)) return -1;
@@ -193,8 +197,8 @@ class NetClient {
       if (!packet) return std::nullopt;
       if (packet->type != mqtt::PacketType::kPubrel) break;
       mqtt::AckPacket pubrel;
-      if (mqtt::decode_ack(packet->span(), packet->flags, mqtt::PacketType::kPubrel, mqtt::ProtocolVersion::kV5,
-                           &pubrel) != mqtt::DecodeStatus::kOk) {
+      if (mqtt::decode_ack(packet->span(), packet->flags, mqtt::PacketType::kPubrel,
+                           mqtt::ProtocolVersion::kV5, &pubrel) != mqtt::DecodeStatus::kOk) {
         *why = "a PUBREL that does not decode";
         return std::nullopt;
       }
@@ -204,13 +208,17 @@ class NetClient {
     }
     mqtt::PublishPacket publish;
     if (packet->type != mqtt::PacketType::kPublish ||
-        mqtt::decode_publish_from_server(packet->span(), packet->flags, mqtt::ProtocolVersion::kV5, &publish) !=
-            mqtt::DecodeStatus::kOk) {
+        mqtt::decode_publish_from_server(packet->span(), packet->flags, mqtt::ProtocolVersion::kV5,
+                                         &publish) != mqtt::DecodeStatus::kOk) {
       *why = "expected a PUBLISH, got packet type " + std::to_string(static_cast<int>(packet->type));
       return std::nullopt;
     }
-    NetPublish result{std::string(publish.topic), std::string(publish.payload), publish.qos, publish.retain,
-                      publish.packet_id, {}};
+    NetPublish result{std::string(publish.topic),
+                      std::string(publish.payload),
+                      publish.qos,
+                      publish.retain,
+                      publish.packet_id,
+                      {}};
     mqtt::PropertyCursor cursor(publish.properties);
     mqtt::PropertyCursor::Entry entry;
     while (cursor.next(&entry)) {
