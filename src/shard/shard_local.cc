@@ -110,8 +110,7 @@ void Shard::open_local_connection(LocalClientCore* core, std::span<const uint8_t
   state_->on_connection_opened(connection);
   // The owner shard was chosen by the client id, so the CONNECT never hands it off.
   state_->on_bytes(connection, connect);
-  COREMQ_ASSERT(connection->state == ConnectionState::kConnected ||
-                connection->state == ConnectionState::kClosing);
+  COREMQ_ASSERT(connection->state != ConnectionState::kHandingOff);
 }
 
 void Shard::emit_local(LocalOutput&& item) {
@@ -262,8 +261,12 @@ void Shard::close_local_connection(Connection* connection) {
   COREMQ_ASSERT(found != local_.connections.end());
   LocalClientCore* core = found->second;
   // Its last packets (a DISCONNECT with a reason, a CONNACK refusal) go before the close.
+  // An inline client's messages among them run its callbacks here, as the others did (no
+  // acknowledgement goes back: the session is over).
   uint8_t reason = 0;
-  if (!connection->output.empty()) {
+  if (!connection->output.empty() && core->inline_callbacks) {
+    deliver_inline(connection, core, std::move(connection->output));
+  } else if (!connection->output.empty()) {
     emit_local(LocalOutput{core, LocalOutput::Kind::kBytes, 0, 0, std::move(connection->output)});
   }
   if (!connection->clean_disconnect) reason = 0x8B;  // refused, taken over, shut down: not the host's doing
