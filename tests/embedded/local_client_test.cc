@@ -602,6 +602,28 @@ TEST_P(LocalClients, AClientDestroyedInsideItsOwnCallbackGetsNoMoreCallbacks) {
   }
 }
 
+TEST_P(LocalClients, WithoutSubscriptionIdentifiersMessagesAreMatchedByTopic) {
+  restart([](Options& options) { options.subscription_identifiers_available = false; });
+  auto client = local(id_on_shard("no-identifiers", 0));
+  Inbox doors;
+  Inbox lights;
+  ASSERT_TRUE(
+      get(client->subscribe("room/+/door", SubscribeOptions{1, false, false, 0, 0}, doors.callback())).ok());
+  ASSERT_TRUE(get(client->subscribe("$share/g/room/+/light", SubscribeOptions{1, false, false, 0, 0},
+                                    lights.callback()))
+                  .ok());
+  auto publisher = network("no-identifiers-pub");
+  std::string why;
+  ASSERT_EQ(publisher->publish("room/1/light", "on", 1, false, &why), 0) << why;
+  ASSERT_EQ(publisher->publish("room/1/door", "open", 1, false, &why), 0) << why;
+  ASSERT_EQ(publisher->publish("room/2/light", "off", 1, false, &why), 0) << why;
+  ASSERT_TRUE(lights.wait_for(2));
+  ASSERT_TRUE(doors.wait_for(1));
+  for (const Received& message : lights.messages()) EXPECT_TRUE(message.topic.ends_with("/light"));
+  EXPECT_EQ(doors.messages()[0].topic, "room/1/door");
+  EXPECT_EQ(doors.size(), 1u);
+}
+
 TEST_P(LocalClients, AResumedSessionDeliversWhatWasQueuedToOnUnmatchedMessage) {
   const std::string id = id_on_shard("persistent", shards() - 1);
   LocalClientOptions options;
