@@ -34,6 +34,7 @@ namespace {
 
 constexpr int64_t kMessagesPerIteration = 20000;
 constexpr auto kWaitMax = std::chrono::seconds(30);
+constexpr int64_t kRetriesMax = 100'000'000;
 
 // A started broker for one benchmark function; stopped and waited for at the end.
 struct RunningBroker {
@@ -69,8 +70,8 @@ bool publish_qos0(LocalClient& client, const std::string& topic, int64_t count, 
     for (;;) {
       LocalStatus status = client.publish(topic, "21.5", 0, false, kNoProperties, nullptr);
       if (status == LocalStatus::kOk) break;
-      if (status != LocalStatus::kIntakeFull) return false;
-      ++*retries;
+      // A shard that stopped draining would make this spin: bounded, then a failure.
+      if (status != LocalStatus::kIntakeFull || ++*retries > kRetriesMax) return false;
       std::this_thread::yield();
     }
   }
@@ -124,7 +125,8 @@ void LocalPublishQos1(benchmark::State& state) {
   int64_t sent = 0;
   for (auto _ : state) {
     int64_t target = sent + kMessagesPerIteration;
-    while (sent < target) {
+    auto give_up = std::chrono::steady_clock::now() + kWaitMax;
+    while (sent < target && std::chrono::steady_clock::now() < give_up) {
       if (sent - completed.load(std::memory_order_acquire) >= window) {
         std::this_thread::yield();
         continue;
@@ -139,6 +141,7 @@ void LocalPublishQos1(benchmark::State& state) {
         break;
       }
     }
+    if (sent < target) failed = true;  // kWaitMax passed
     auto deadline = std::chrono::steady_clock::now() + kWaitMax;
     while (completed.load(std::memory_order_acquire) < sent && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::yield();
