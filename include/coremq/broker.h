@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "coremq/local_client.h"
 #include "coremq/options.h"
 
 // The library is built with hidden symbols (src/meson.build): what a host may call is
@@ -48,6 +49,12 @@ class COREMQ_API Broker {
   // fails to load keeps the previous one. Returns false if any failed; *report has a line
   // per file. Call from the controlling thread, while the broker runs.
   bool reload(std::string* report);
+
+  // An in-process MQTT 5 client (include/coremq/local_client.h), connected on the shard that
+  // owns its client id; blocks until the broker answered its CONNECT. Any host thread, once
+  // start() has returned, but not inside a callback of another LocalClient (the answer comes
+  // through the delivery thread that runs them). On failure returns null and sets *error.
+  [[nodiscard]] std::unique_ptr<LocalClient> connect_local(const LocalClientOptions& options, std::string* error);
 
  private:
   std::unique_ptr<BrokerImpl> impl_;

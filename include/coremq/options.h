@@ -123,6 +123,15 @@ struct Options {
   // Items one shard may have waiting for each other shard; past it the shard stops
   // reading its sockets until the peer catches up.
   uint32_t cross_shard_queue_capacity = 65536;
+  // In-process clients (Broker::connect_local): packets host threads may have waiting for
+  // one shard (a publish, a subscribe, an acknowledgement each); past it an operation fails
+  // with LocalStatus::kIntakeFull (counter local_intake_full).
+  uint32_t local_intake_capacity = 16384;
+  // Batches of output one shard may have waiting for the delivery thread that runs the
+  // in-process callbacks; past it the shard keeps the output on the client's connection, as
+  // for a socket that does not drain (--max-client-output-bytes then applies; counter
+  // local_delivery_queue_full).
+  uint32_t local_delivery_queue_capacity = 4096;
 
   // MQTT 5: what CONNACK announces and the broker then enforces.
   // QoS 1/2 PUBLISH a client may have unacknowledged towards the broker (QoS 2 until PUBREL).

@@ -89,6 +89,9 @@ struct Connection {
   // Set by ShardState while an answer to this client waits for other shards (a SUBACK until
   // every peer has applied the new filter): the loop parks what arrives meanwhile, unread.
   bool input_held = false;
+  // An in-process client (coremq::LocalClient): no socket (fd -1); the shard loop hands its
+  // output to the delivery thread and feeds it packets from its local intake (src/shard/local_hub.h).
+  bool in_process = false;
 
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;

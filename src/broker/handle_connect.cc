@@ -118,8 +118,10 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
 
   // On the owner shard, so a refusal is counted once, where the session would have been.
   COREMQ_ASSERT(connection->listener < listeners_.size());
-  if (!apply_certificate_username(connection, &connect)) return Next::kStop;
-  if (!connect.has_username && !connect.properties.authentication_method &&
+  // An in-process client (Broker::connect_local) is the host program itself, not a client of
+  // any listener: no listener's certificate, anonymous or password rule applies to it.
+  if (!connection->in_process && !apply_certificate_username(connection, &connect)) return Next::kStop;
+  if (!connection->in_process && !connect.has_username && !connect.properties.authentication_method &&
       !anonymous_allowed_[connection->listener]) {
     // An MQTT 5 client with an authentication method is not anonymous: the hook decides.
     ++counters_.anonymous_refused;

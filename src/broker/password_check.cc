@@ -43,7 +43,7 @@ bool ShardState::needs_password_check(const Connection* connection,
   // Without a username the client is anonymous: the listener's anonymous rule decides. With an
   // Authentication Method the enhanced-authentication hook decides. A username taken from a
   // verified client certificate is already authenticated (as in Mosquitto).
-  if (!connect.has_username || connect.properties.authentication_method) return false;
+  if (!connect.has_username || connect.properties.authentication_method || connection->in_process) return false;
   if (username_from_certificate(connection)) return false;
   return connection->listener < listeners_.size() && !listeners_[connection->listener].password_file.empty();
 }

@@ -59,6 +59,14 @@ struct ShardCounters {
   // checker's queue from this shard was full.
   uint64_t password_checks = 0;
   uint64_t password_checks_refused_busy = 0;
+  // In-process clients: operations refused because this shard's local intake was full
+  // (Options::local_intake_capacity), and flushes that found the delivery queue full
+  // (Options::local_delivery_queue_capacity; the output waits on the connection).
+  uint64_t local_intake_full = 0;
+  uint64_t local_delivery_queue_full = 0;
+  // Inline in-process callbacks (LocalClientOptions::inline_callbacks) that ran over 1 ms on
+  // the shard thread.
+  uint64_t local_inline_callbacks_slow = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -66,7 +74,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 34 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 37 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -101,6 +109,9 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("handshakes_deferred", counters.handshakes_deferred);
   visit("password_checks", counters.password_checks);
   visit("password_checks_refused_busy", counters.password_checks_refused_busy);
+  visit("local_intake_full", counters.local_intake_full);
+  visit("local_delivery_queue_full", counters.local_delivery_queue_full);
+  visit("local_inline_callbacks_slow", counters.local_inline_callbacks_slow);
 }
 
 }  // namespace coremq::broker

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include <memory>
@@ -22,6 +23,7 @@
 #include "broker/listeners.h"
 #include "config/config_file.h"
 #include "io/listener.h"
+#include "shard/local_hub.h"
 #include "shard/shard.h"
 #include "transport/listener_factory.h"
 
@@ -36,7 +38,9 @@ class BrokerImpl {
   }
 
   bool start(std::string* error);
+  std::unique_ptr<LocalClient> connect_local(const LocalClientOptions& options, std::string* error);
   void stop() {
+    running_.store(false, std::memory_order_release);
     for (auto& shard : shards_) shard->request_stop();
   }
   void wait() {
@@ -44,6 +48,9 @@ class BrokerImpl {
     if (password_checker_ != nullptr) password_checker_->stop();
     // Only now, with every thread gone, can nothing more be posted.
     for (auto& shard : shards_) shard->release_leftovers();
+    // The delivery thread handles what the shards sent their in-process clients, then ends;
+    // what is still pending fails with kBrokerStopped.
+    if (local_hub_) local_hub_->stop();
   }
 
   bool reload(std::string* report);
@@ -73,6 +80,9 @@ class BrokerImpl {
   std::mutex control_mutex_;
   // [shard][listener]: null for plain MQTT listeners; moved into the shards at start.
   std::vector<std::vector<std::unique_ptr<transport::TransportFactory>>> transport_factories_;
+  // In-process clients: shared with every LocalClient, which may outlive the Broker.
+  std::shared_ptr<shard::LocalHub> local_hub_;
+  std::atomic<bool> running_{false};
 };
 
 namespace {
@@ -151,6 +161,9 @@ bool BrokerImpl::start(std::string* error) {
     shards_[i]->set_password_checker(password_checker_.get());
   }
   if (password_checker_ != nullptr) password_checker_->start();
+  local_hub_ = std::make_shared<shard::LocalHub>(options_, count);
+  for (uint32_t i = 0; i < count; ++i) shards_[i]->attach_local(local_hub_.get(), &local_hub_->link(i));
+  local_hub_->start();
   for (uint32_t i = 0; i < count; ++i) {
     int cpu = options_.pin_threads && !cpus.empty() ? cpus[i % cpus.size()] : -1;
     shards_[i]->start(cpu);
@@ -181,6 +194,7 @@ bool BrokerImpl::start(std::string* error) {
                                      listener_ports_[index]),
                 listener.password_file.empty() ? "it is not on loopback" : "it has a password file");
   }
+  running_.store(true, std::memory_order_release);
   LOG_INFO("coremq started: %u listener%s, %u shard%s", listeners_.size(), listeners_.size() == 1 ? "" : "s", count,
            count == 1 ? "" : "s");
   return true;
@@ -373,5 +387,19 @@ uint16_t Broker::listener_port(size_t index) const {
 }
 bool Broker::reload(std::string* report) { return impl_->reload(report); }
 uint32_t Broker::shard_count() const { return static_cast<uint32_t>(impl_->shards_.size()); }
+
+std::unique_ptr<LocalClient> Broker::connect_local(const LocalClientOptions& options, std::string* error) {
+  return impl_->connect_local(options, error);
+}
+
+std::unique_ptr<LocalClient> BrokerImpl::connect_local(const LocalClientOptions& options, std::string* error) {
+  if (!running_.load(std::memory_order_acquire) || local_hub_ == nullptr) {
+    *error = "the broker is not running (start() it first)";
+    return nullptr;
+  }
+  std::unique_ptr<LocalClientCore> core = local_hub_->connect(options, error);
+  if (core == nullptr) return nullptr;
+  return std::unique_ptr<LocalClient>(new LocalClient(std::move(core)));
+}
 
 }  // namespace coremq

@@ -76,8 +76,6 @@ void Shard::request_stop() {
   wake_by_eventfd(event_fd_);
 }
 
-void Shard::wake_from_outside() { wake_by_eventfd(event_fd_); }
-
 bool Shard::post_control(ControlItem&& item) {
   if (!control_.try_push(std::move(item))) return false;
   wake_by_eventfd(event_fd_);
@@ -106,6 +104,10 @@ bool Shard::check_password(uint64_t token, uint8_t listener, std::string_view us
                                                                          std::string(username), std::string(password)});
 }
 
+bool Shard::password_verdicts_ready() const {
+  return password_checker_ != nullptr && password_checker_->has_verdicts(shard_id_);
+}
+
 void Shard::drain_password_verdicts() {
   if (password_checker_ == nullptr || !state_) return;
   password_checker_->drain_verdicts(
@@ -122,6 +124,7 @@ void Shard::release_leftovers() {
     if (ring == nullptr) continue;
     ring->drain([](CrossShardItem&& item) { broker::release_cross_shard_item(item); }, ring->capacity());
   }
+  release_local_leftovers();
 }
 
 void Shard::run(int cpu) {
@@ -202,6 +205,7 @@ bool Shard::turn() {
   drain_inbound();
   drain_password_verdicts();
   drain_control();
+  drain_local_intake();
   if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
   if (now_ms_ >= next_tick_ms_) tick();
   end_of_turn();
@@ -240,7 +244,8 @@ void Shard::enter_kernel() {
   // Items that did not fit a peer's ring must not wait for a completion or the next tick:
   // the peer frees room as it drains (it stays awake while its ring holds items) and
   // nothing wakes this shard when it does, so it keeps turning until they are pushed.
-  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items() || handshakes_deferred_) {
+  if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items() || handshakes_deferred_ ||
+      local_work_ready() || password_verdicts_ready()) {
     sleeping_.store(false, std::memory_order_relaxed);
     int result = io_uring_submit_and_get_events(ring_.raw());
     if (result < 0 && result != -EINTR && result != -EBUSY) LOG_WARNING("io_uring submit: %s", std::strerror(-result));
@@ -387,6 +392,7 @@ void Shard::on_eventfd() { arm_eventfd(); }
 void Shard::tick() {
   next_tick_ms_ = now_ms_ + kTickIntervalMs;
   state_->on_tick(now_ms_);
+  tick_local();
   check_close_deadlines();
   if (options_.stats_interval_seconds > 0 && now_ms_ >= next_stats_ms_) {
     next_stats_ms_ = now_ms_ + int64_t{options_.stats_interval_seconds} * 1000;

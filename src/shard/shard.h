@@ -29,6 +29,7 @@
 #include "io/ring.h"
 #include "shard/control.h"
 #include "transport/factory.h"
+#include "shard/local_hub.h"
 
 namespace coremq::shard {
 
@@ -70,8 +71,6 @@ class Shard final : public broker::IoPort {
   void set_peers(std::vector<Peer> peers, std::vector<CrossShardRing*> inbound);
   // Before start(): the checker of password-file listeners (none: no listener has a file).
   void set_password_checker(auth::PasswordChecker* checker) { password_checker_ = checker; }
-  // Any thread: makes the loop turn (the password checker's verdicts are waiting).
-  void wake_from_outside();
   // The controlling thread (one at a time): queues an item for the shard's next turn and
   // wakes it; false when its control ring is full (nothing queued).
   [[nodiscard]] bool post_control(ControlItem&& item);
@@ -97,6 +96,12 @@ class Shard final : public broker::IoPort {
   int64_t now_ms() const override { return now_ms_; }
   [[nodiscard]] bool check_password(uint64_t token, uint8_t listener, std::string_view username, bool has_password,
                                     std::string_view password) override;
+
+  // In-process clients (shard_local.cc). Wiring, before start(): the hub and this shard's link.
+  void attach_local(LocalHub* hub, LocalShardLink* link);
+  // Any thread: something was pushed into this shard's local intake; wakes the shard if it is
+  // (about to be) asleep.
+  void wake_from_outside();
 
   uint32_t id() const { return shard_id_; }
   // Set during start-up: an error message if the ring could not be made.
@@ -145,6 +150,7 @@ class Shard final : public broker::IoPort {
 
   void drain_inbound();
   void drain_password_verdicts();
+  bool password_verdicts_ready() const;
   void drain_control();
   // Input pause: set where items are staged (post), lifted at the end of a turn.
   void pause_input(size_t staged);
@@ -204,6 +210,25 @@ class Shard final : public broker::IoPort {
   void complete_delayed_hand_off(broker::Connection* connection);
   bool handshake_waits(const broker::Connection* connection) const;
   void start_turn_handshakes();
+  // In-process clients (shard_local.cc): the intake is read once per turn; a local
+  // connection's output goes to the delivery thread instead of a socket, and its close
+  // releases it at once (there is no socket to linger on).
+  void drain_local_intake();
+  void handle_local_command(LocalCommand& command);
+  void open_local_connection(LocalClientCore* core, std::span<const uint8_t> connect);
+  bool local_work_ready() const;
+  void take_local_output(broker::Connection* connection);
+  // A client with inline callbacks: PUBLISH and PUBREL are handled here, on the shard thread
+  // (callbacks, then PUBACK/PUBREC/PUBCOMP fed back at once); the rest goes to the delivery thread.
+  void deliver_inline(broker::Connection* connection, LocalClientCore* core, base::ByteBuffer bytes);
+  void update_inline_subscriptions(LocalCommand& command);
+  void close_local_connection(broker::Connection* connection);
+  void resume_local_input(broker::Connection* connection);
+  // Sends what waits (items, blocked connections' output) first; false while anything still waits.
+  bool retry_local_output();
+  void emit_local(LocalOutput&& item);
+  void tick_local();
+  void release_local_leftovers();
 
   const uint32_t shard_id_;
   const uint32_t shard_count_;
@@ -309,6 +334,8 @@ class Shard final : public broker::IoPort {
   // transport is still in its handshake parks its input until a later turn.
   uint32_t handshake_budget_ = 0;
   bool handshakes_deferred_ = false;  // such input is parked: replay it next turn
+  // In-process clients; see ShardLocalSide.
+  ShardLocalSide local_;
 };
 
 }  // namespace coremq::shard

@@ -210,6 +210,10 @@ void Shard::replay_parked() {
 
 void Shard::resume_input(Connection* connection) {
   COREMQ_ASSERT(!connection->input_held);
+  if (connection->in_process) {
+    resume_local_input(connection);  // its input waits in the local intake (shard_local.cc)
+    return;
+  }
   if (connection->state == ConnectionState::kClosing) return;  // its entries are purged
   // Whatever waited behind this connection's input may go too, at the end of the turn.
   if (parked_live_ > 0) replay_wanted_ = true;

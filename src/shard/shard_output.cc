@@ -48,6 +48,10 @@ void Shard::flush_sends() {
 }
 
 void Shard::start_send(Connection* connection) {
+  if (connection->in_process) {
+    take_local_output(connection);  // to the delivery thread (shard_local.cc)
+    return;
+  }
   COREMQ_ASSERT(!connection->send_in_flight);
   COREMQ_ASSERT(connection->sending.empty());
   if (connection->channel != nullptr) {
@@ -114,6 +118,10 @@ void Shard::on_send(Connection* connection, int result) {
 
 void Shard::close_connection(Connection* connection, bool flush_first) {
   COREMQ_ASSERT(connection->state == ConnectionState::kClosing);
+  if (connection->in_process) {
+    close_local_connection(connection);  // no socket: released at this turn's end (shard_local.cc)
+    return;
+  }
   // Input parked or starved for it is never read now: its buffers go back, and no deferred
   // list keeps a pointer to a connection that is about to be freed.
   forget_deferred_input(connection, nullptr);
