@@ -15,6 +15,9 @@ ABSL_FLAG(std::string, config, "",
           "COREMQ_<FLAG> environment variables override it and flags override both.");
 ABSL_FLAG(std::string, bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6, numeric).");
 ABSL_FLAG(uint32_t, port, 1883, "TCP port for MQTT; 0 picks a free port (logged at start).");
+ABSL_FLAG(std::string, acl_file, "",
+          "Mosquitto ACL file for the listener of --bind/--port (topic/pattern/user lines, as mosquitto.conf(5) "
+          "acl_file); empty = no access control.");
 ABSL_FLAG(uint32_t, threads, 0, "Shards (event-loop threads); 0 = one per CPU this process may use.");
 ABSL_FLAG(bool, pin_threads, true, "Pin shard i to the i-th allowed CPU.");
 ABSL_FLAG(uint32_t, max_connections, 100000, "Connections held at once; more are accepted and closed at once.");
@@ -142,6 +145,7 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   uint32_t port = absl::GetFlag(FLAGS_port);
   if (!in_range("port", port, error)) return false;
   options->port = static_cast<uint16_t>(port);
+  options->acl_file = absl::GetFlag(FLAGS_acl_file);
   options->threads = absl::GetFlag(FLAGS_threads);
   if (!in_range("threads", options->threads, error)) return false;
   options->pin_threads = absl::GetFlag(FLAGS_pin_threads);

@@ -325,6 +325,17 @@ bool ShardState::send_auth(Connection* connection, ReasonCode reason, std::strin
   return true;
 }
 
+std::optional<std::string_view> ShardState::client_username(const Connection* /*connection*/,
+                                                            const mqtt::ConnectPacket& connect) const {
+  if (!connect.has_username) return std::nullopt;
+  return connect.username;
+}
+
+const auth::AclFile* ShardState::listener_acl(const Connection* connection) const {
+  if (connection->listener >= listener_security_.size()) return nullptr;
+  return listener_security_[connection->listener].acl.get();
+}
+
 ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::ConnectPacket& connect,
                                             std::string client_id, bool client_id_assigned,
                                             std::string_view authentication_data) {
@@ -381,6 +392,12 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
       will.message_expiry_seconds = connect.will_properties.message_expiry_interval_seconds.value_or(0);
       will.property_bytes = std::string(encode_forwarded_properties(connect.will_properties));
     }
+  }
+  // The ACL rules for this client, compiled once here so that each check on the publish path
+  // walks a short list of its own (Mosquitto also picks a client's ACL list at CONNECT).
+  session->acl.reset();
+  if (const auth::AclFile* acl = listener_acl(connection); acl != nullptr) {
+    session->acl = std::make_unique<auth::CompiledAcl>(acl->compile(client_username(connection, connect), client_id));
   }
   connection->session = session;
   connection->state = ConnectionState::kConnected;

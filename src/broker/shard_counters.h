@@ -47,6 +47,11 @@ struct ShardCounters {
   uint64_t closes_linger_bytes_exceeded = 0;
   // Wake-ups of a peer shard whose MSG_RING failed and went through its eventfd instead.
   uint64_t wakes_by_eventfd_fallback = 0;
+  // ACL file refusals: PUBLISHes and wills dropped, SUBSCRIBE filters refused, and messages
+  // not delivered to a subscriber that may not read their topic.
+  uint64_t acl_publishes_denied = 0;
+  uint64_t acl_subscriptions_denied = 0;
+  uint64_t acl_deliveries_denied = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -54,7 +59,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 28 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 31 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -83,6 +88,9 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("closes_forced_deadline", counters.closes_forced_deadline);
   visit("closes_linger_bytes_exceeded", counters.closes_linger_bytes_exceeded);
   visit("wakes_by_eventfd_fallback", counters.wakes_by_eventfd_fallback);
+  visit("acl_publishes_denied", counters.acl_publishes_denied);
+  visit("acl_subscriptions_denied", counters.acl_subscriptions_denied);
+  visit("acl_deliveries_denied", counters.acl_deliveries_denied);
 }
 
 }  // namespace coremq::broker

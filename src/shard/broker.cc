@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/assert.h"
+#include "auth/acl_file.h"
 #include "base/log.h"
 #include "io/listener.h"
 #include "shard/shard.h"
@@ -26,6 +27,9 @@ class BrokerImpl {
   }
 
   bool start(std::string* error);
+  // One entry per listener (Options::listeners, or the single one bind_address/port make),
+  // with its ACL file loaded; false with *error naming the file and line.
+  bool load_listener_security(broker::ListenerSecurityList* list, std::string* error) const;
   void stop() {
     for (auto& shard : shards_) shard->request_stop();
   }
@@ -56,6 +60,29 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 }  // namespace
+
+bool BrokerImpl::load_listener_security(broker::ListenerSecurityList* list, std::string* error) const {
+  std::vector<std::string> acl_paths;
+  if (options_.listeners.empty()) {
+    acl_paths.push_back(options_.acl_file);
+  } else {
+    for (const ListenerOptions& listener : options_.listeners) acl_paths.push_back(listener.acl_file);
+  }
+  list->resize(acl_paths.size());
+  for (size_t i = 0; i < acl_paths.size(); ++i) {
+    if (acl_paths[i].empty()) continue;
+    std::string why;
+    (*list)[i].acl = auth::load_acl_file(acl_paths[i], &why);
+    if ((*list)[i].acl == nullptr) {
+      *error = "ACL file " + why;
+      return false;
+    }
+    for (const std::string& warning : (*list)[i].acl->warnings()) LOG_WARNING("ACL file %s", warning);
+    LOG_INFO("listener %u: ACL file %s: %u rules, %u users", static_cast<unsigned>(i), acl_paths[i],
+             (*list)[i].acl->rule_count(), (*list)[i].acl->user_count());
+  }
+  return true;
+}
 
 bool BrokerImpl::start(std::string* error) {
   COREMQ_ASSERT(shards_.empty());
@@ -98,6 +125,14 @@ bool BrokerImpl::start(std::string* error) {
     listen_fds.push_back(fd);
   }
 
+  // Each listener's ACL file, read and parsed here, once, before any shard runs (file reads
+  // never happen on a shard thread); every shard shares the same immutable AclFile.
+  broker::ListenerSecurityList listener_security;
+  if (!load_listener_security(&listener_security, error)) {
+    for (int open_fd : listen_fds) ::close(open_fd);
+    return false;
+  }
+
   rings_.resize(size_t{count} * count);
   for (uint32_t from = 0; from < count; ++from) {
     for (uint32_t to = 0; to < count; ++to) {
@@ -108,6 +143,7 @@ bool BrokerImpl::start(std::string* error) {
   }
   for (uint32_t i = 0; i < count; ++i) {
     shards_.push_back(std::make_unique<shard::Shard>(i, count, options_, shared_, listen_fds[i]));
+    shards_.back()->set_listener_security(listener_security);
   }
   for (uint32_t i = 0; i < count; ++i) {
     std::vector<shard::Peer> peers(count);

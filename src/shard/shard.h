@@ -52,6 +52,9 @@ class Shard final : public broker::IoPort {
 
   // Wiring, before start(): rings between every ordered pair of shards.
   void set_peers(std::vector<Peer> peers, std::vector<CrossShardRing*> inbound);
+  // Wiring, before start(): each listener's security settings (ACL file ...), given to the
+  // ShardState the thread makes.
+  void set_listener_security(broker::ListenerSecurityList listeners) { listener_security_ = std::move(listeners); }
 
   // Starts the thread; it sets up its ring, then waits until every shard is ready.
   void start(int cpu);
@@ -177,6 +180,7 @@ class Shard final : public broker::IoPort {
   io::Ring ring_;
   io::BufferRing buffers_;
   std::unique_ptr<broker::ShardState> state_;
+  broker::ListenerSecurityList listener_security_;
   std::thread thread_;
 
   std::vector<Peer> peers_;                        // indexed by shard id (own slot unused)
