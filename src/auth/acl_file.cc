@@ -328,7 +328,6 @@ std::shared_ptr<const AclFile> load_acl_file(const std::string& path, std::strin
 CompiledAcl AclFile::compile(std::optional<std::string_view> username, std::string_view client_id) const {
   CompiledAcl compiled;
   compiled.file_ = shared_from_this();
-  compiled.client_id_ = std::string(client_id);
   // A zero-length username is no username to Mosquitto: the anonymous rules apply. (Plain
   // bool and view from here: GCC 12 sees optional<string_view> as maybe-uninitialized.)
   const bool has_name = username.has_value() && !username->empty();

@@ -121,8 +121,6 @@ class CompiledAcl {
   bool can_subscribe(std::string_view filter) const;
 
   size_t rule_count() const { return rules_.size(); }
-  // The identity the rules were compiled for, for log lines.
-  const std::string& client_id() const { return client_id_; }
 
  private:
   friend class AclFile;
@@ -133,7 +131,6 @@ class CompiledAcl {
   bool check(std::string_view topic, uint8_t access) const;
 
   std::shared_ptr<const AclFile> file_;
-  std::string client_id_;
   // Substituted pattern filters, each a std::string so views into them stay put.
   std::vector<std::string> substituted_;
   // In the order they are checked: user denies, user grants, pattern denies, pattern grants.
