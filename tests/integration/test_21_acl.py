@@ -13,8 +13,10 @@
 # topic mosquitto let the client read, and a granted one... is any filter that matches one.
 # test_the_comparison_sees_a_wrong_rule gives coremq a file with one rule changed and checks that
 # the comparison then fails, so it can fail.
+import itertools
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -121,6 +123,7 @@ class Prober:
     def __init__(self, port, tag):
         self.port = port
         self.tag = tag
+        self.fences = itertools.count()
         self.spy = self.connect(5, "spy", f"spy-{tag}")
         for topic_filter in ("#", "$foo/#"):
             assert self.spy.subscribe5([(topic_filter, 0)]).reason_codes == [0]
@@ -134,9 +137,21 @@ class Prober:
             client.connect(client_id, username=username, will=will)
         return client
 
-    def spy_saw(self, marker):
-        sync(self.spy)
-        got = take_publishes(self.spy)
+    def spy_saw(self, marker, client_id):
+        """Topics the spy received with `marker`. A fence first: a message published under the
+        subject's own client id, so on coremq it enters on the same shard as the subject's
+        messages and wills, and reaches the spy's shard behind them (rings are FIFO). Waiting
+        for it (bounded) is what makes "not received" an answer even across shards."""
+        fence = f"fence-{self.tag}-{next(self.fences)}".encode()
+        client = self.connect(5, "god", client_id)
+        client.publish5("fence/x", fence, qos=1)
+        client.disconnect_and_wait()
+        got = []
+        deadline = time.monotonic() + RECEIVE_WAIT
+        while not any(payload == fence for _, payload, _ in got):
+            assert time.monotonic() < deadline, "the fence message never reached the spy"
+            sync(self.spy)
+            got += take_publishes(self.spy)
         return sorted(topic for topic, payload, _ in got if payload == marker)
 
     def publish_all(self, client, protocol, topics, marker, retain=False):
@@ -170,10 +185,10 @@ class Prober:
         # write
         client = self.connect(protocol, username, client_id)
         refused = self.publish_all(client, protocol, TOPICS, marker)
-        answers["write"] = self.spy_saw(marker)
+        client.disconnect_and_wait()
+        answers["write"] = self.spy_saw(marker, client_id)
         if protocol == 5:
             answers["write_refused_0x87"] = sorted(refused)
-        client.disconnect_and_wait()
         # retained, then live, through '#' and '$foo/#'
         god = self.god()
         marker = f"r-{self.tag}-{protocol}-{client_id}".encode()
@@ -205,7 +220,7 @@ class Prober:
             will = (will_topic, marker, 0, False)
             client = self.connect(protocol, username, client_id, will=will)
             client.close_and_wait()
-        answers["will"] = self.spy_saw(marker)
+        answers["will"] = self.spy_saw(marker, client_id)
         # SUBSCRIBE codes (compared separately: mosquitto 2.0 grants everything)
         client = self.connect(protocol, username, client_id)
         # A client id with '+' makes no valid filter: those are left out.
