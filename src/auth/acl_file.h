@@ -119,6 +119,8 @@ class CompiledAcl {
   // topic the filter matches could ever be read, so the subscription would be useless.
   // Conservative: true whenever some readable topic may match; delivery checks decide the rest.
   bool can_subscribe(std::string_view filter) const;
+  // Filter comparisons can_subscribe makes at most for one filter; past them it grants.
+  static constexpr uint32_t kSubscribeCheckBudget = 4096;
 
   size_t rule_count() const { return rules_.size(); }
 

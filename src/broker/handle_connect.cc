@@ -332,7 +332,11 @@ std::optional<std::string_view> ShardState::client_username(const Connection* /*
 }
 
 const auth::AclFile* ShardState::listener_acl(const Connection* connection) const {
-  if (connection->listener >= listener_security_.size()) return nullptr;
+  // No list at all: a ShardState driven without listener settings (tests, fuzzers). With one,
+  // a connection naming a listener it does not have is a bug: answering "no ACL" would let it
+  // past its listener's rules.
+  if (listener_security_.empty()) return nullptr;
+  COREMQ_ASSERT_MSG(connection->listener < listener_security_.size(), "connection of an unknown listener");
   return listener_security_[connection->listener].acl.get();
 }
 

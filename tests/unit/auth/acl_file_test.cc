@@ -253,6 +253,19 @@ TEST(AclSubscribe, RefusesOnlyFiltersNothingReadableMatches) {
   EXPECT_FALSE(client.can_subscribe("dev/c2/x"));
 }
 
+TEST(AclSubscribe, PastItsBudgetTheCheckGrants) {
+  // 100 grants x 100 denies is over the budget of comparisons: the filter is granted even
+  // though every grant is covered by a deny (delivery checks still refuse each message).
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "topic deny x" + std::to_string(i) + "/#\n";
+  for (int i = 0; i < 100; ++i) text += "topic read x" + std::to_string(i) + "/a\n";
+  auto file = parse_ok(text);
+  CompiledAcl client = file->compile(std::nullopt, "c");
+  EXPECT_FALSE(client.can_receive("x5/a"));
+  EXPECT_TRUE(client.can_subscribe("#"));
+  EXPECT_FALSE(client.can_subscribe("x5/a"));  // few comparisons: refused
+}
+
 TEST(AclSubscribe, DollarFiltersNeedADollarRule) {
   auto file = parse_ok("topic read #\n");
   CompiledAcl client = file->compile(std::nullopt, "c");
