@@ -418,7 +418,7 @@ bool CompiledAcl::check(std::string_view topic, uint8_t access) const {
   return false;
 }
 
-bool CompiledAcl::can_subscribe(std::string_view filter) const {
+bool CompiledAcl::can_subscribe(std::string_view filter, bool* over_budget) const {
   if (file_ == nullptr) return true;
   if (filter.empty()) return false;
   std::vector<std::string_view> wanted = split_levels(filter);
@@ -435,7 +435,10 @@ bool CompiledAcl::can_subscribe(std::string_view filter) const {
                               bool include_pattern_denies) {
     for (uint32_t g = grants_begin; g < grants_end; ++g) {
       if ((rules_[g].access & kAccessRead) == 0) continue;
-      if (budget == 0) return true;
+      if (budget == 0) {
+        if (over_budget != nullptr) *over_budget = true;
+        return true;
+      }
       --budget;
       if (!intersect(wanted, split_levels(rules_[g].filter), &meet)) continue;
       // $SYS and $share topics follow their own rules (check()); let delivery decide.
@@ -447,7 +450,11 @@ bool CompiledAcl::can_subscribe(std::string_view filter) const {
       };
       covered_by(0, denies_end);
       if (include_pattern_denies) covered_by(user_end_, pattern_denies_end_);
-      if (!covered) return true;  // also when the budget ran out before a covering deny was found
+      if (!covered) {
+        // Also when the budget ran out before a covering deny was found.
+        if (budget == 0 && over_budget != nullptr) *over_budget = true;
+        return true;
+      }
     }
     return false;
   };

@@ -118,7 +118,9 @@ class CompiledAcl {
   // A SUBSCRIBE filter (for `$share/{group}/{filter}`, give the filter part): false when no
   // topic the filter matches could ever be read, so the subscription would be useless.
   // Conservative: true whenever some readable topic may match; delivery checks decide the rest.
-  bool can_subscribe(std::string_view filter) const;
+  // *over_budget (if given) is set when the answer is true only because the check stopped at
+  // kSubscribeCheckBudget comparisons.
+  bool can_subscribe(std::string_view filter, bool* over_budget = nullptr) const;
   // Filter comparisons can_subscribe makes at most for one filter; past them it grants.
   static constexpr uint32_t kSubscribeCheckBudget = 4096;
 

@@ -52,6 +52,8 @@ struct ShardCounters {
   uint64_t acl_publishes_denied = 0;
   uint64_t acl_subscriptions_denied = 0;
   uint64_t acl_deliveries_denied = 0;
+  // SUBSCRIBE filters granted because the ACL check reached its bound of comparisons.
+  uint64_t acl_subscribe_checks_over_budget = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -59,7 +61,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 31 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 32 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -91,6 +93,7 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("acl_publishes_denied", counters.acl_publishes_denied);
   visit("acl_subscriptions_denied", counters.acl_subscriptions_denied);
   visit("acl_deliveries_denied", counters.acl_deliveries_denied);
+  visit("acl_subscribe_checks_over_budget", counters.acl_subscribe_checks_over_budget);
 }
 
 }  // namespace coremq::broker

@@ -262,8 +262,14 @@ TEST(AclSubscribe, PastItsBudgetTheCheckGrants) {
   auto file = parse_ok(text);
   CompiledAcl client = file->compile(std::nullopt, "c");
   EXPECT_FALSE(client.can_receive("x5/a"));
-  EXPECT_TRUE(client.can_subscribe("#"));
-  EXPECT_FALSE(client.can_subscribe("x5/a"));  // few comparisons: refused
+  bool over_budget = false;
+  EXPECT_TRUE(client.can_subscribe("#", &over_budget));
+  EXPECT_TRUE(over_budget);
+  over_budget = false;
+  EXPECT_FALSE(client.can_subscribe("x5/a", &over_budget));  // few comparisons: refused
+  EXPECT_FALSE(over_budget);
+  EXPECT_FALSE(client.can_subscribe("x5/+", &over_budget));  // x5/# covers x5/a
+  EXPECT_FALSE(over_budget);
 }
 
 TEST(AclSubscribe, DollarFiltersNeedADollarRule) {
