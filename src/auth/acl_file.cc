@@ -147,29 +147,35 @@ bool contained(const std::vector<std::string_view>& inner, const std::vector<std
 }  // namespace
 
 bool acl_filter_matches(std::string_view filter, std::string_view topic) {
-  if (filter.empty() || topic.empty()) return false;
-  if (topic.front() == '$' && (filter.front() == '+' || filter.front() == '#')) return false;
-  size_t filter_at = 0, topic_at = 0;
-  bool topic_done = false;
-  for (;;) {
-    size_t filter_slash = filter.find('/', filter_at);
-    if (filter_slash == std::string_view::npos) filter_slash = filter.size();
-    std::string_view level = filter.substr(filter_at, filter_slash - filter_at);
-    if (level == "#") return true;  // the rest, none included ("a/#" matches "a")
-    if (topic_done) return false;
-    size_t topic_slash = topic.find('/', topic_at);
-    if (topic_slash == std::string_view::npos) topic_slash = topic.size();
-    if (level != "+" && level != topic.substr(topic_at, topic_slash - topic_at)) return false;
-    bool filter_last = filter_slash == filter.size();
-    bool topic_last = topic_slash == topic.size();
-    if (filter_last) return topic_last;
-    filter_at = filter_slash + 1;
-    if (topic_last) {
-      topic_done = true;
-    } else {
-      topic_at = topic_slash + 1;
+  // One pass over both strings, character by character (as mosquitto_topic_matches_sub): no
+  // level splitting, and most rules fail on their first character. `filter` is valid, so a
+  // '+' or '#' always starts a level and '#' is the last one.
+  const size_t filter_size = filter.size();
+  const size_t topic_size = topic.size();
+  if (filter_size == 0 || topic_size == 0) return false;
+  if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#')) return false;
+  size_t f = 0, t = 0;
+  while (f < filter_size) {
+    char c = filter[f];
+    if (c == '#') return true;  // the rest of the topic, none included ("a/#" matches "a/")
+    if (c != '+') {
+      if (t < topic_size && topic[t] == c) {
+        ++f;
+        ++t;
+        continue;
+      }
+      // The topic ended where the filter goes on with "/#": '#' also matches the parent level.
+      return t == topic_size && c == '/' && f + 2 == filter_size && filter[f + 1] == '#';
     }
+    while (t < topic_size && topic[t] != '/') ++t;  // '+': one level, possibly empty
+    ++f;
+    if (f == filter_size) return t == topic_size;
+    // filter[f] is '/': the topic must go on to another level too, unless only "/#" is left.
+    if (t == topic_size) return f + 2 == filter_size && filter[f + 1] == '#';
+    ++f;
+    ++t;
   }
+  return t == topic_size;
 }
 
 void AclFile::add_rule(RuleList* list, Rule rule) {

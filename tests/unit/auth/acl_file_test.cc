@@ -320,7 +320,7 @@ TEST(AclSubscribe, NeverRefusesAFilterWithAReadableTopic) {
 }
 
 TEST(AclMatch, AgreesWithTheReferenceMatcher) {
-  std::vector<std::string> levels = {"a", "b", "", "$s", "+", "#"};
+  std::vector<std::string> levels = {"a", "b", "ab", "ba", "", "$s", "$", "+", "#"};
   std::mt19937 random(11);
   auto make = [&](bool filter) {
     std::string text;
@@ -334,7 +334,7 @@ TEST(AclMatch, AgreesWithTheReferenceMatcher) {
     }
     return text;
   };
-  for (int i = 0; i < 100000; ++i) {
+  for (int i = 0; i < 300000; ++i) {
     std::string filter = make(true);
     std::string topic = make(false);
     if (topic.empty()) continue;
