@@ -162,9 +162,9 @@ class ShardState {
   [[nodiscard]] bool send_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
   // A PUBACK, PUBREC or PUBCOMP that does not fit the message's QoS flow: a protocol error.
   bool close_for_wrong_ack(Connection* connection, mqtt::PacketType type, const OutgoingInflight& inflight);
-  // PUBACK/PUBREC of a client's PUBLISH: a retained one waits for every peer (barrier.cc).
   // A PUBLISH the client's ACL does not let it make: dropped, and acknowledged as Mosquitto does.
   bool refuse_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
+  // PUBACK/PUBREC of a client's PUBLISH: a retained one waits for every peer (barrier.cc).
   [[nodiscard]] bool acknowledge_publish(Connection* connection, mqtt::PacketType type, uint16_t packet_id,
                                          bool retain);
 

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "base/assert.h"
 #include "auth/acl_file.h"
+#include "base/assert.h"
 #include "base/log.h"
 #include "io/listener.h"
 #include "shard/shard.h"
