@@ -343,58 +343,69 @@ CompiledAcl AclFile::compile(std::optional<std::string_view> username, std::stri
     auto found = users_.find(name);
     own = found == users_.end() ? nullptr : &found->second;
   }
+  // CVE-2017-7650: a '+' or '#' in a name substituted into a pattern would widen it, so
+  // Mosquitto refuses at the pattern stage outright (the user's own topic rules still apply).
+  compiled.patterns_refused_ =
+      has_patterns_ && ((has_name && has_wildcard_character(name)) || has_wildcard_character(client_id));
+  auto applies = [&](const Rule& rule) { return !compiled.patterns_refused_ && (!rule.has_username || has_name); };
+  size_t pattern_count = 0;
+  for (const Rule& rule : patterns_.rules) pattern_count += applies(rule);
+  // Exact sizes: a fleet holds one of these per session.
   auto& rules = compiled.rules_;
+  rules.reserve((own != nullptr ? own->rules.size() : 0) + pattern_count);
   if (own != nullptr) {
     for (const Rule& rule : own->rules) rules.push_back(CompiledAcl::Rule{rule.filter, rule.access});
     compiled.user_denies_end_ = static_cast<uint32_t>(own->deny_count);
   }
   compiled.user_end_ = static_cast<uint32_t>(rules.size());
   compiled.pattern_denies_end_ = compiled.user_end_;
-  // CVE-2017-7650: a '+' or '#' in a name substituted into a pattern would widen it, so
-  // Mosquitto refuses at the pattern stage outright (the user's own topic rules still apply).
-  compiled.patterns_refused_ =
-      has_patterns_ && ((has_name && has_wildcard_character(name)) ||
-                        has_wildcard_character(client_id));
-  if (compiled.patterns_refused_) return compiled;
 
-  // Substituted strings first (views into them must not move), then the rule list.
-  for (size_t k = 0; k < patterns_.rules.size(); ++k) {
-    const Rule& rule = patterns_.rules[k];
-    if (rule.has_username && !has_name) continue;  // %u without a username
-    if (!rule.has_username && !rule.has_client_id) continue;   // added as is below
+  // Substituted filters go into one heap block (one allocation per session), which the views
+  // point into: made once it is complete, and kept by a unique_ptr, so moving the CompiledAcl
+  // moves no character (a std::string would, for short texts). Patterns are already deny-first.
+  std::string buffer;
+  std::vector<std::pair<size_t, size_t>> spans;  // (offset, size) in buffer; offset npos: as written
+  for (const Rule& rule : patterns_.rules) {
+    if (!applies(rule)) continue;
+    if (!rule.has_username && !rule.has_client_id) {
+      spans.emplace_back(std::string::npos, 0);
+      continue;
+    }
     // Mosquitto substitutes "%c" and "%u" wherever they are, not only as a whole level.
-    std::string text;
+    size_t offset = buffer.size();
     const std::string& filter = rule.filter;
     for (size_t i = 0; i < filter.size(); ++i) {
       if (i + 1 < filter.size() && filter[i] == '%') {
         if (filter[i + 1] == 'c') {
-          text.append(client_id);
+          buffer.append(client_id);
           ++i;
           continue;
         }
         if (filter[i + 1] == 'u' && has_name) {
-          text.append(name);
+          buffer.append(name);
           ++i;
           continue;
         }
       }
-      text.push_back(filter[i]);
+      buffer.push_back(filter[i]);
     }
-    compiled.substituted_.push_back(std::move(text));
+    spans.emplace_back(offset, buffer.size() - offset);
   }
-  size_t substituted_index = 0;
-  for (size_t pass = 0; pass < 2; ++pass) {  // denies first, then grants
-    substituted_index = 0;
-    for (const Rule& rule : patterns_.rules) {
-      if (rule.has_username && !has_name) continue;
-      std::string_view filter = rule.filter;
-      if (rule.has_username || rule.has_client_id) filter = compiled.substituted_[substituted_index++];
-      bool deny = rule.access == 0;
-      if (deny == (pass == 0)) rules.push_back(CompiledAcl::Rule{filter, rule.access});
-    }
-    if (pass == 0) compiled.pattern_denies_end_ = static_cast<uint32_t>(rules.size());
+  if (!buffer.empty()) {
+    compiled.substituted_ = std::make_unique<char[]>(buffer.size());
+    std::memcpy(compiled.substituted_.get(), buffer.data(), buffer.size());
   }
-  COREMQ_ASSERT(substituted_index == compiled.substituted_.size());
+  const std::string_view block(compiled.substituted_.get(), buffer.size());
+  size_t next = 0;
+  for (const Rule& rule : patterns_.rules) {
+    if (!applies(rule)) continue;
+    auto [offset, size] = spans[next++];
+    std::string_view filter = offset == std::string::npos ? std::string_view(rule.filter)
+                                                          : block.substr(offset, size);
+    rules.push_back(CompiledAcl::Rule{filter, rule.access});
+    if (rule.access == 0) compiled.pattern_denies_end_ = static_cast<uint32_t>(rules.size());
+  }
+  COREMQ_ASSERT(next == spans.size() && rules.size() == (own != nullptr ? own->rules.size() : 0) + pattern_count);
   return compiled;
 }
 

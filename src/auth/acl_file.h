@@ -135,8 +135,9 @@ class CompiledAcl {
   bool check(std::string_view topic, uint8_t access) const;
 
   std::shared_ptr<const AclFile> file_;
-  // Substituted pattern filters, each a std::string so views into them stay put.
-  std::vector<std::string> substituted_;
+  // The substituted pattern filters, one after the other (rules_ holds views into it; a heap
+  // block so that moving this object leaves them in place).
+  std::unique_ptr<char[]> substituted_;
   // In the order they are checked: user denies, user grants, pattern denies, pattern grants.
   std::vector<Rule> rules_;
   uint32_t user_denies_end_ = 0;

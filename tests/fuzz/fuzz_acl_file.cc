@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,7 +68,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   asked.push_back("$SYS/x");
 
   coremq::auth::CompiledAcl acl = file->compile(username, client_id);
-  coremq::auth::CompiledAcl again = file->compile(username, client_id);
+  // Moved, as the broker moves it into the session: its rules must not point into the old one.
+  auto first = std::make_unique<coremq::auth::CompiledAcl>(file->compile(username, client_id));
+  coremq::auth::CompiledAcl again = std::move(*first);
+  first.reset();
   std::vector<std::string_view> readable;
   for (std::string_view text : asked) {
     if (coremq::topic::is_valid_topic_name(text)) {

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -185,6 +186,20 @@ TEST(AclDecision, SubstitutionAsMosquittoDoesIt) {
   CompiledAcl anonymous = file->compile(std::nullopt, "k");
   EXPECT_TRUE(anonymous.can_receive("x_k_y"));
   EXPECT_FALSE(anonymous.can_receive("both/%u/k"));  // a %u pattern is skipped, not kept literally
+}
+
+TEST(AclDecision, AMovedCompiledAclKeepsItsSubstitutedRules) {
+  // Short substituted texts: a std::string would keep them inline and a move would leave the
+  // rules' views behind.
+  auto file = parse_ok("pattern read d/%c\npattern deny d/%c/x\npattern write u/%u\n");
+  auto compiled = std::make_unique<CompiledAcl>(file->compile("u1", "c1"));
+  CompiledAcl moved = std::move(*compiled);
+  compiled.reset();
+  EXPECT_TRUE(moved.can_receive("d/c1"));
+  EXPECT_FALSE(moved.can_receive("d/c1/x"));
+  EXPECT_FALSE(moved.can_receive("d/c2"));
+  EXPECT_TRUE(moved.can_publish("u/u1"));
+  EXPECT_EQ(moved.rule_count(), 3u);
 }
 
 TEST(AclDecision, WildcardInANameRefusesThePatternStage) {
