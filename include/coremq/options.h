@@ -61,6 +61,9 @@ struct Options {
   // (see Broker::port()).
   std::string bind_address;
   uint16_t port = 1883;
+  // That listener's Mosquitto ACL file (only when `listeners` is empty; a listener in
+  // `listeners` has its own); empty: every client may publish and subscribe to everything.
+  std::string acl_file;
   // Every listener (at most 255); when empty, bind_address and port above make the only one.
   std::vector<ListenerOptions> listeners;
 

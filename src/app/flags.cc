@@ -26,6 +26,12 @@ ABSL_FLAG(std::string, listener, "",
           "allow_anonymous, password_file, acl_file, certfile, keyfile, cafile, capath, crlfile, ciphers, "
           "ciphersuites, tls_version, require_certificate, use_identity_as_username, use_subject_as_username "
           "(see docs/CONFIG.md). Any --listener replaces --bind/--port.");
+ABSL_FLAG(std::string, password_file, "",
+          "Mosquitto password file for the listener of --bind/--port (mosquitto_passwd or coremq-passwd format); "
+          "clients with a username must give its password; empty = none.");
+ABSL_FLAG(std::string, acl_file, "",
+          "Mosquitto ACL file for the listener of --bind/--port (topic/pattern/user lines, as mosquitto.conf(5) "
+          "acl_file); empty = no access control.");
 ABSL_FLAG(uint32_t, threads, 0, "Shards (event-loop threads); 0 = one per CPU this process may use.");
 ABSL_FLAG(bool, pin_threads, true, "Pin shard i to the i-th allowed CPU.");
 ABSL_FLAG(uint32_t, max_connections, 100000, "Connections held at once; more are accepted and closed at once.");
@@ -161,6 +167,7 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   uint32_t port = absl::GetFlag(FLAGS_port);
   if (!in_range("port", port, error)) return false;
   options->port = static_cast<uint16_t>(port);
+  options->acl_file = absl::GetFlag(FLAGS_acl_file);
   options->threads = absl::GetFlag(FLAGS_threads);
   if (!in_range("threads", options->threads, error)) return false;
   options->pin_threads = absl::GetFlag(FLAGS_pin_threads);

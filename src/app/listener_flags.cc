@@ -9,6 +9,7 @@
 ABSL_DECLARE_FLAG(std::string, listener);
 ABSL_DECLARE_FLAG(std::string, bind);
 ABSL_DECLARE_FLAG(bool, allow_anonymous);
+ABSL_DECLARE_FLAG(std::string, password_file);
 
 namespace coremq::app {
 
@@ -49,6 +50,7 @@ bool listeners_from_flags(const std::vector<std::string>& command_line_specs, co
                           Options* options, std::string* error) {
   options->listeners.clear();
   bool allow_anonymous = absl::GetFlag(FLAGS_allow_anonymous);
+  std::string password_file = absl::GetFlag(FLAGS_password_file);
   std::string from_environment = absl::GetFlag(FLAGS_listener);
   bool default_listener = false;
   if (!command_line_specs.empty()) {
@@ -68,10 +70,19 @@ bool listeners_from_flags(const std::vector<std::string>& command_line_specs, co
       }
       listener.port = options->port;
       if (allow_anonymous) listener.allow_anonymous = ListenerOptions::Anonymous::kAllow;
+      if (!options->acl_file.empty()) listener.acl_file = options->acl_file;
+      if (!password_file.empty()) listener.password_file = password_file;
       options->listeners.push_back(std::move(listener));
     }
     for (const config::ConfigListener& listener : file.listeners)
       options->listeners.push_back(listener.options);
+  }
+  if ((!options->acl_file.empty() || !password_file.empty()) && !default_listener) {
+    *error =
+        "--acl-file and --password-file are for the listener --bind/--port make, and there is none here "
+        "(--listener or the config file's listener sections give them): write acl_file=/password_file= in the "
+        "--listener spec, or acl_file/password_file in the file";
+    return false;
   }
   if (allow_anonymous && !default_listener) {
     *error =

@@ -122,6 +122,12 @@ void ShardState::dispatch_shared(const MessageRef& message, SharedSubscriptions:
 void ShardState::deliver_shared_locally(const MessageRef& message, SharedSubscriptions::Group& group,
                                         uint32_t hops) {
   const SharedSubscriptions::Member* member = shared_.pick_local_member(group);
+  // A member whose ACL may not read the topic is passed over for the next one (Mosquitto
+  // drops the message when its round robin lands on such a member).
+  for (size_t tries = group.local_members.size(); member != nullptr && tries > 1; --tries) {
+    if (member->session->acl == nullptr || member->session->acl->can_receive(message->topic())) break;
+    member = shared_.pick_local_member(group);
+  }
   if (member == nullptr) {
     // The members here left since the publishing shard chose us: try another shard.
     if (hops < kSharedHopsMax && !group.remote_shards.empty()) dispatch_shared(message, group, hops);
@@ -160,6 +166,13 @@ bool ShardState::exceeds_client_packet_limit(const Connection* connection, const
 
 void ShardState::deliver_to_session(Session* session, const MessageRef& message, Delivery delivery) {
   Connection* connection = session->connection;
+  // Read access, checked for every delivery (live, shared or retained) as Mosquitto does: a
+  // subscription to '#' receives only what the ACL lets the client read.
+  if (session->acl != nullptr && !session->acl->can_receive(message->topic())) {
+    ++counters_.acl_deliveries_denied;
+    LOG_DEBUG("client '%s' may not read '%s' (ACL file): not delivered", session->client_id, message->topic());
+    return;
+  }
   if (message->expired(io_.now_ms())) return;
   if (connection != nullptr && exceeds_client_packet_limit(connection, *message, delivery)) {
     // MQTT-3.1.2-25: larger than the client's Maximum Packet Size: dropped for this client.

@@ -343,6 +343,24 @@ bool ShardState::send_auth(Connection* connection, ReasonCode reason, std::strin
   return true;
 }
 
+std::optional<std::string_view> ShardState::client_username(const Connection* /*connection*/,
+                                                            const mqtt::ConnectPacket& connect) const {
+  if (!connect.has_username) return std::nullopt;
+  return connect.username;
+}
+
+const auth::AclFile* ShardState::listener_acl(const Connection* connection) const {
+  // No list at all: a ShardState driven without listener settings (tests, fuzzers). With one,
+  // a connection naming a listener it does not have is a bug: answering "no ACL" would let it
+  // past its listener's rules.
+  if (listener_security_.empty()) return nullptr;
+  // The host program's own in-process clients answer to no listener's ACL (an authorization
+  // hook will decide for them).
+  if (connection->in_process) return nullptr;
+  COREMQ_ASSERT_MSG(connection->listener < listener_security_.size(), "connection of an unknown listener");
+  return listener_security_[connection->listener].acl.get();
+}
+
 ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::ConnectPacket& connect,
                                             std::string client_id, bool client_id_assigned,
                                             std::string_view authentication_data) {
@@ -399,6 +417,12 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
       will.message_expiry_seconds = connect.will_properties.message_expiry_interval_seconds.value_or(0);
       will.property_bytes = std::string(encode_forwarded_properties(connect.will_properties));
     }
+  }
+  // The ACL rules for this client, compiled once here so that each check on the publish path
+  // walks a short list of its own (Mosquitto also picks a client's ACL list at CONNECT).
+  session->acl.reset();
+  if (const auth::AclFile* acl = listener_acl(connection); acl != nullptr) {
+    session->acl = std::make_unique<auth::CompiledAcl>(acl->compile(client_username(connection, connect), client_id));
   }
   connection->session = session;
   connection->state = ConnectionState::kConnected;

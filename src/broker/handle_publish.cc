@@ -73,6 +73,7 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
     }
   }
   ++counters_.messages_received;
+  if (session->acl != nullptr && !session->acl->can_publish(topic)) return refuse_publish(connection, publish, topic);
 
   if (publish.qos == 2) {
     // Delivered on the first PUBLISH of a packet id; a resend (before PUBREL) is only
@@ -94,6 +95,18 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
   publish_from_here(make_message(connection, publish, topic));
   if (publish.qos == 1) return acknowledge_publish(connection, PacketType::kPuback, publish.packet_id, publish.retain);
   return true;
+}
+
+bool ShardState::refuse_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic) {
+  // As Mosquitto 2.0: the message is dropped and its QoS flow still ends normally for the
+  // client. MQTT 5 gets Not authorized in the PUBACK/PUBREC (which ends a QoS 2 exchange);
+  // 3.1.1 has no reason code, so a QoS 2 client goes on with PUBREL and gets its PUBCOMP.
+  ++counters_.acl_publishes_denied;
+  LOG_INFO_LIMITED("client '%s' may not publish to '%s' (ACL file): message dropped", connection->session->client_id,
+                   topic);
+  if (publish.qos == 0) return true;
+  uint8_t reason = connection->version == ProtocolVersion::kV5 ? static_cast<uint8_t>(ReasonCode::kNotAuthorized) : 0;
+  return send_ack(connection, publish.qos == 1 ? PacketType::kPuback : PacketType::kPubrec, publish.packet_id, reason);
 }
 
 bool ShardState::acknowledge_publish(Connection* connection, PacketType type, uint16_t packet_id, bool retain) {

@@ -121,6 +121,20 @@ uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& 
   if (!options_.wildcard_subscriptions_available && has_wildcard(shared ? shared_filter : filter)) {
     return code(ReasonCode::kWildcardSubscriptionsNotSupported);
   }
+  if (session->acl != nullptr) {
+    bool over_budget = false;
+    if (!session->acl->can_subscribe(shared ? shared_filter : filter, &over_budget)) {
+      // Mosquitto 2.0 grants it and then delivers nothing through it; saying so is kinder.
+      ++counters_.acl_subscriptions_denied;
+      LOG_INFO_LIMITED("client '%s' may read nothing through '%s' (ACL file): refused", session->client_id, filter);
+      return code(ReasonCode::kNotAuthorized);
+    }
+    if (over_budget) {
+      ++counters_.acl_subscribe_checks_over_budget;
+      LOG_INFO_LIMITED("client '%s': ACL check of '%s' stopped after %u comparisons: granted, deliveries checked",
+                       session->client_id, filter, auth::CompiledAcl::kSubscribeCheckBudget);
+    }
+  }
   auto existing = session->subscriptions.find(filter);
   *existed = existing != session->subscriptions.end();
   if (!*existed && session->subscriptions.size() >= options_.max_subscriptions_per_session) {

@@ -14,6 +14,7 @@ std::vector<ListenerOptions> effective_listeners(const Options& options) {
   ListenerOptions only;
   only.address = options.bind_address;
   only.port = options.port;
+  only.acl_file = options.acl_file;
   return {only};
 }
 

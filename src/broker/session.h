@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
+#include "auth/acl_file.h"
 #include "base/ring_deque.h"
 #include "base/string_map.h"
 #include "broker/message.h"
@@ -76,6 +77,10 @@ struct Session {
   // QoS 2 packet ids received from the client whose PUBREL has not come yet; made on the
   // first QoS 2 PUBLISH, since most devices never send one.
   std::unique_ptr<absl::flat_hash_set<uint16_t>> incoming_qos2;
+  // The ACL rules of the client's last CONNECT (its listener's ACL file compiled for its
+  // username and client id); null when that listener has no ACL file. Kept while the session
+  // is offline: messages queued for it meanwhile are checked with it, as Mosquitto does.
+  std::unique_ptr<auth::CompiledAcl> acl;
   // Renewed from the shard-wide count (ShardState::timer_generation_last_) whenever the
   // session's timers change meaning (reconnect, new disconnect), so stale timer entries,
   // including those of an earlier session of the same client id, are recognised and ignored.

@@ -32,6 +32,13 @@ void ShardState::publish_will_message(Session* session) {
   std::unique_ptr<WillMessage> taken = std::move(session->will);
   session->will_pending = false;
   WillMessage& will = *taken;
+  // Mosquitto checks the will against the ACL when it is published, not at CONNECT.
+  if (session->acl != nullptr && !session->acl->can_publish(will.topic)) {
+    ++counters_.acl_publishes_denied;
+    LOG_INFO_LIMITED("client '%s' may not publish its will on '%s' (ACL file): dropped", session->client_id,
+                     will.topic);
+    return;
+  }
   Message::Extras extras;
   extras.property_bytes = will.property_bytes;
   if (will.retain) extras.retain_stamp = next_retain_stamp();

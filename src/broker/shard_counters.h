@@ -67,6 +67,13 @@ struct ShardCounters {
   // Inline in-process callbacks (LocalClientOptions::inline_callbacks) that ran over 1 ms on
   // the shard thread.
   uint64_t local_inline_callbacks_slow = 0;
+  // ACL file refusals: PUBLISHes and wills dropped, SUBSCRIBE filters refused, and messages
+  // not delivered to a subscriber that may not read their topic.
+  uint64_t acl_publishes_denied = 0;
+  uint64_t acl_subscriptions_denied = 0;
+  uint64_t acl_deliveries_denied = 0;
+  // SUBSCRIBE filters granted because the ACL check reached its bound of comparisons.
+  uint64_t acl_subscribe_checks_over_budget = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -74,7 +81,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 37 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 41 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -112,6 +119,10 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("local_intake_full", counters.local_intake_full);
   visit("local_delivery_queue_full", counters.local_delivery_queue_full);
   visit("local_inline_callbacks_slow", counters.local_inline_callbacks_slow);
+  visit("acl_publishes_denied", counters.acl_publishes_denied);
+  visit("acl_subscriptions_denied", counters.acl_subscriptions_denied);
+  visit("acl_deliveries_denied", counters.acl_deliveries_denied);
+  visit("acl_subscribe_checks_over_budget", counters.acl_subscribe_checks_over_budget);
 }
 
 }  // namespace coremq::broker

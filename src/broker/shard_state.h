@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "base/string_map.h"
 #include "broker/connection.h"
 #include "broker/cross_shard.h"
+#include "broker/listener_security.h"
 #include "broker/message.h"
 #include "broker/retained_store.h"
 #include "broker/session.h"
@@ -88,6 +90,15 @@ class ShardState {
   // wills are not published.
   void on_shutdown();
 
+  // Each listener's security settings, indexed by Connection::listener; set before the first
+  // connection (and swapped by a reload: connections made after it get the new files).
+  void set_listener_security(ListenerSecurityList listeners) { listener_security_ = std::move(listeners); }
+  // A reloaded ACL file for `listener`: sessions that connect from now on compile it; connected
+  // ones keep the rules they compiled (their AclFile stays alive with them).
+  void replace_listener_acl(uint8_t listener, std::shared_ptr<const auth::AclFile> acl) {
+    if (listener < listener_security_.size()) listener_security_[listener].acl = std::move(acl);
+  }
+
   uint32_t shard_id() const { return shard_id_; }
   const ShardCounters& counters() const { return counters_; }
   ShardCounters& counters() { return counters_; }
@@ -155,6 +166,13 @@ class ShardState {
   [[nodiscard]] bool send_auth(Connection* connection, mqtt::ReasonCode reason, std::string_view data);
   void refuse_connect(Connection* connection, mqtt::ProtocolVersion version, mqtt::ReasonCode reason,
                       std::string_view why);
+  // The identity ACL rules (and later the password file) are checked against: the CONNECT's
+  // username for now; the one place a certificate's identity (use_identity_as_username)
+  // will take its place. nullopt: anonymous.
+  std::optional<std::string_view> client_username(const Connection* connection,
+                                                  const mqtt::ConnectPacket& connect) const;
+  // The ACL file of the listener the connection came through; null when it has none.
+  const auth::AclFile* listener_acl(const Connection* connection) const;
   std::string assign_client_id();
   // Whether a keep-alive is over --max-keepalive (see the definition for keep-alive 0).
   bool over_max_keep_alive(uint16_t keep_alive_seconds) const;
@@ -173,6 +191,8 @@ class ShardState {
   [[nodiscard]] bool send_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
   // A PUBACK, PUBREC or PUBCOMP that does not fit the message's QoS flow: a protocol error.
   bool close_for_wrong_ack(Connection* connection, mqtt::PacketType type, const OutgoingInflight& inflight);
+  // A PUBLISH the client's ACL does not let it make: dropped, and acknowledged as Mosquitto does.
+  bool refuse_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
   // PUBACK/PUBREC of a client's PUBLISH: a retained one waits for every peer (barrier.cc).
   [[nodiscard]] bool acknowledge_publish(Connection* connection, mqtt::PacketType type, uint16_t packet_id,
                                          bool retain);
@@ -257,6 +277,7 @@ class ShardState {
   // clients without a username in (anonymous_allowed, resolved once).
   const std::vector<ListenerOptions> listeners_;
   std::vector<bool> anonymous_allowed_;
+  ListenerSecurityList listener_security_;
 
   // Keyed by a view of the session's own client_id (a Session never moves), so an id is
   // stored once.

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/acl_file.h"
 #include "auth/password_checker.h"
 #include "auth/password_file.h"
 #include "auth/password_file_verifier.h"
@@ -39,6 +40,9 @@ class BrokerImpl {
 
   bool start(std::string* error);
   std::unique_ptr<LocalClient> connect_local(const LocalClientOptions& options, std::string* error);
+  // One entry per listener (Options::listeners, or the single one bind_address/port make),
+  // with its ACL file loaded; false with *error naming the file and line.
+  bool load_listener_security(broker::ListenerSecurityList* list, std::string* error) const;
   void stop() {
     running_.store(false, std::memory_order_release);
     for (auto& shard : shards_) shard->request_stop();
@@ -100,6 +104,25 @@ std::vector<int> allowed_cpus() {
 }
 }  // namespace
 
+bool BrokerImpl::load_listener_security(broker::ListenerSecurityList* list, std::string* error) const {
+  std::vector<std::string> acl_paths;
+  for (const ListenerOptions& listener : listeners_) acl_paths.push_back(listener.acl_file);
+  list->resize(acl_paths.size());
+  for (size_t i = 0; i < acl_paths.size(); ++i) {
+    if (acl_paths[i].empty()) continue;
+    std::string why;
+    (*list)[i].acl = auth::load_acl_file(acl_paths[i], &why);
+    if ((*list)[i].acl == nullptr) {
+      *error = "ACL file " + why;
+      return false;
+    }
+    for (const std::string& warning : (*list)[i].acl->warnings()) LOG_WARNING("ACL file %s", warning);
+    LOG_INFO("listener %u: ACL file %s: %u rules, %u users", static_cast<unsigned>(i), acl_paths[i],
+             (*list)[i].acl->rule_count(), (*list)[i].acl->user_count());
+  }
+  return true;
+}
+
 bool BrokerImpl::start(std::string* error) {
   COREMQ_ASSERT(shards_.empty());
   base::LogLevel level;
@@ -137,6 +160,14 @@ bool BrokerImpl::start(std::string* error) {
     return false;
   }
 
+  // Each listener's ACL file, read and parsed here, once, before any shard runs (file reads
+  // never happen on a shard thread); every shard shares the same immutable AclFile.
+  broker::ListenerSecurityList listener_security;
+  if (!load_listener_security(&listener_security, error)) {
+    close_sockets();
+    return false;
+  }
+
   rings_.resize(size_t{count} * count);
   for (uint32_t from = 0; from < count; ++from) {
     for (uint32_t to = 0; to < count; ++to) {
@@ -147,6 +178,7 @@ bool BrokerImpl::start(std::string* error) {
   }
   for (uint32_t i = 0; i < count; ++i) {
     shards_.push_back(std::make_unique<shard::Shard>(i, count, options_, shared_, std::move(listen_sockets[i])));
+    shards_.back()->set_listener_security(listener_security);
   }
   for (uint32_t i = 0; i < count; ++i) {
     std::vector<shard::Peer> peers(count);
@@ -289,6 +321,29 @@ bool BrokerImpl::reload(std::string* report) {
       } else {
         password_checker_->set_verifier(static_cast<uint8_t>(index), std::move(verifier));
         note("password file " + listener.password_file + " reloaded", true);
+      }
+    }
+    if (!listener.acl_file.empty()) {
+      std::string why;
+      std::shared_ptr<const auth::AclFile> acl = auth::load_acl_file(listener.acl_file, &why);
+      if (acl == nullptr) {
+        note("ACL file " + why + " (the previous file stays in use)", false);
+      } else {
+        for (const std::string& warning : acl->warnings()) LOG_WARNING("ACL file %s", warning);
+        bool all_posted = true;
+        for (size_t shard = 0; shard < shards_.size(); ++shard) {
+          shard::ControlItem item;
+          item.kind = shard::ControlItem::Kind::kReplaceAcl;
+          item.listener = static_cast<uint8_t>(index);
+          item.acl = acl;
+          if (!shards_[shard]->post_control(std::move(item))) {
+            note("ACL file " + listener.acl_file + ": shard " + std::to_string(shard) +
+                     "'s control queue is full; it keeps the previous one",
+                 false);
+            all_posted = false;
+          }
+        }
+        if (all_posted) note("ACL file " + listener.acl_file + " reloaded", true);
       }
     }
     if (listener.tls) {

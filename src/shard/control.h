@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "auth/acl_file.h"
 #include "transport/factory.h"
 
 namespace coremq::shard {
@@ -16,10 +17,13 @@ struct ControlItem {
     // New connections on `listener` get transports from `factory` (new certificates, CRL);
     // established ones keep theirs.
     kReplaceTransportFactory,
+    // New sessions on `listener` compile `acl` (a reloaded ACL file).
+    kReplaceAcl,
   };
   Kind kind = Kind::kReplaceTransportFactory;
   uint8_t listener = 0;
   std::unique_ptr<transport::TransportFactory> factory;
+  std::shared_ptr<const auth::AclFile> acl;
 };
 
 }  // namespace coremq::shard

@@ -93,6 +93,9 @@ void Shard::drain_control() {
           transport_factories_[item.listener] = std::move(item.factory);
         }
         break;
+      case ControlItem::Kind::kReplaceAcl:
+        if (state_) state_->replace_listener_acl(item.listener, std::move(item.acl));
+        break;
     }
   }
 }
@@ -160,6 +163,7 @@ bool Shard::set_up() {
     return false;
   }
   state_ = std::make_unique<broker::ShardState>(shard_id_, shard_count_, options_, *this);
+  state_->set_listener_security(listener_security_);
   update_clock();
   next_tick_ms_ = now_ms_ + kTickIntervalMs;
   next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;

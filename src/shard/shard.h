@@ -76,6 +76,9 @@ class Shard final : public broker::IoPort {
   [[nodiscard]] bool post_control(ControlItem&& item);
   // Before start(): per listener index, what makes its connections' transports (null: plain TCP).
   void set_transport_factories(std::vector<std::unique_ptr<transport::TransportFactory>> factories);
+  // Wiring, before start(): each listener's security settings (ACL file ...), given to the
+  // ShardState the thread makes.
+  void set_listener_security(broker::ListenerSecurityList listeners) { listener_security_ = std::move(listeners); }
 
   // Starts the thread; it sets up its ring, then waits until every shard is ready.
   void start(int cpu);
@@ -245,6 +248,7 @@ class Shard final : public broker::IoPort {
   io::Ring ring_;
   io::BufferRing buffers_;
   std::unique_ptr<broker::ShardState> state_;
+  broker::ListenerSecurityList listener_security_;
   std::thread thread_;
 
   std::vector<Peer> peers_;                        // indexed by shard id (own slot unused)

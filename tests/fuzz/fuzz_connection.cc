@@ -14,7 +14,9 @@
 // AUTH packets (Continue authentication, Re-authenticate, any method) may follow, answered by
 // an AuthenticationHook whose every step (continue, success, failure and its reason code,
 // data of any size) the input decides, so exchanges while connecting and re-authentications
-// of connected clients are both explored. Built with ASan + UBSan; LeakSanitizer checks that
+// of connected clients are both explored. With bit 0x20 of the first byte every shard's listener
+// has an ACL file (kFuzzAcl) refusing some publishes, subscriptions, deliveries and wills, so
+// the refusal paths run among everything else. Built with ASan + UBSan; LeakSanitizer checks that
 // every Message reference and posted item is released.
 //
 // Oracles beyond "no crash, no leak, no failed COREMQ_ASSERT":
@@ -46,6 +48,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/acl_file.h"
 #include "base/assert.h"
 #include "base/byte_buffer.h"
 #include "base/log.h"
@@ -171,6 +174,17 @@ std::string payload_of_size(size_t size) {
   return payload;
 }
 
+// Grants and denies over kTopics/kFilters for anonymous clients and the CONNECTs' "user".
+constexpr std::string_view kFuzzAcl =
+    "topic read a/#\n"
+    "topic deny a/b/c\n"
+    "topic write will/#\n"
+    "user user\n"
+    "topic readwrite #\n"
+    "topic deny x/#\n"
+    "pattern readwrite c0/%c/#\n"
+    "pattern read %u/#\n";
+
 Options options_from(uint8_t presets) {
   Options options;
   constexpr uint32_t kInflight[] = {64, 1, 2, 5};
@@ -221,10 +235,12 @@ struct Client {
 
 class Cluster {
  public:
-  Cluster(uint32_t shard_count, const Options& options) : options_(options) {
+  Cluster(uint32_t shard_count, const Options& options, std::shared_ptr<const auth::AclFile> acl = nullptr)
+      : options_(options) {
     for (uint32_t shard = 0; shard < shard_count; ++shard) {
       ios_.push_back(std::make_unique<FakeIo>(shard, shard_count));
       shards_.push_back(std::make_unique<broker::ShardState>(shard, shard_count, options_, *ios_[shard]));
+      if (acl != nullptr) shards_.back()->set_listener_security({broker::ListenerSecurity{acl}});
     }
     in_rings_.resize(size_t{shard_count} * shard_count);
   }
@@ -823,7 +839,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   hook->set_script(&script);
   options.authentication_hook = hook;
 
-  Cluster cluster(shard_count, options);
+  std::shared_ptr<const auth::AclFile> acl;
+  if (shape & 0x20) {
+    static const std::shared_ptr<const auth::AclFile> fuzz_acl = [] {
+      std::string error;
+      auto file = auth::AclFile::parse(kFuzzAcl, "fuzz", &error);
+      COREMQ_ASSERT_MSG(file != nullptr, "kFuzzAcl must parse");
+      return file;
+    }();
+    acl = fuzz_acl;
+  }
+  Cluster cluster(shard_count, options, acl);
   int64_t now_ms = 1;  // the real clock is CLOCK_MONOTONIC: never zero
   cluster.set_clock(now_ms);
   base::ByteBuffer packet;
