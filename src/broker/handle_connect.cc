@@ -119,6 +119,9 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
   // On the owner shard, so a refusal is counted once, where the session would have been.
   COREMQ_ASSERT(connection->listener < listeners_.size());
   if (!apply_certificate_username(connection, &connect)) return Next::kStop;
+  // Mosquitto reads a zero-length username as none: such a client is anonymous (the listener's
+  // anonymous rule decides, no password check), so the same files give the same answers.
+  if (connect.has_username && connect.username.empty()) connect.has_username = false;
   if (!connect.has_username && !connect.properties.authentication_method &&
       !anonymous_allowed_[connection->listener]) {
     // An MQTT 5 client with an authentication method is not anonymous: the hook decides.
