@@ -126,8 +126,9 @@ void PasswordChecker::run(Worker& worker) {
       Lane& lane = *lanes_[shard];
       size_t answered = 0;
       PasswordCheckRequest request;
-      // A bounded batch per shard, so one shard's flood does not starve another's checks.
-      while (answered < kDrainMax && lane.requests.try_pop(request)) {
+      // A bounded batch per shard, so one shard's flood does not starve another's checks. A stop
+      // ends the batch: the queue may hold a flood of slow hashes nobody waits for any more.
+      while (answered < kDrainMax && !stopping_.load(std::memory_order_acquire) && lane.requests.try_pop(request)) {
         int64_t now = monotonic_ms();
         std::string key = cache_key(request);
         bool accepted = false;
