@@ -128,7 +128,8 @@ void PasswordChecker::run(Worker& worker) {
       PasswordCheckRequest request;
       // A bounded batch per shard, so one shard's flood does not starve another's checks. A stop
       // ends the batch: the queue may hold a flood of slow hashes nobody waits for any more.
-      while (answered < kDrainMax && !stopping_.load(std::memory_order_acquire) && lane.requests.try_pop(request)) {
+      while (answered < kDrainMax && !stopping_.load(std::memory_order_acquire) &&
+             lane.requests.try_pop(request)) {
         int64_t now = monotonic_ms();
         std::string key = cache_key(request);
         bool accepted = false;

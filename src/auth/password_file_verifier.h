@@ -17,7 +17,8 @@ class PasswordFileVerifier final : public PasswordVerifier {
  public:
   explicit PasswordFileVerifier(std::shared_ptr<const PasswordFile> file) : file_(std::move(file)) {}
   bool verify(std::string_view username, bool has_password, std::string_view password) const override {
-    return has_password && !password.empty() && file_->verify(username, password) == PasswordFile::Result::kAccepted;
+    return has_password && !password.empty() &&
+           file_->verify(username, password) == PasswordFile::Result::kAccepted;
   }
 
  private:
