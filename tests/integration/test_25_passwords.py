@@ -427,29 +427,34 @@ class Flood(threading.Thread):
 
 @pytest.fixture
 def slow_password_file(tmp_path, coremq_passwd):
-    """`slow` has an expensive $7$ hash (100,000 PBKDF2 rounds: tens of ms per check here),
-    `fast` a cheap $6$ one for the clients whose traffic must go on."""
+    """`slow` has an expensive $7$ hash (100,000 PBKDF2 rounds: 40-80 ms per check on 2 loaded
+    CPUs), `medium` a cheaper one (20,000 rounds), `fast` a $6$ one for the clients whose
+    traffic must go on."""
     path = tmp_path / "slow"
     run_tool([coremq_passwd, "-c", "-I", "100000", "-b", str(path), "slow", "slow pw"])
+    run_tool([coremq_passwd, "-I", "20000", "-b", str(path), "medium", "medium pw"])
     add_user(coremq_passwd, path, "fast", "fast pw", "sha512")
-    assert path.read_text().startswith("slow:$7$100000$")
+    assert re.search(r"^slow:\$7\$100000\$.*^medium:\$7\$20000\$.*^fast:\$6\$", path.read_text(),
+                     re.MULTILINE | re.DOTALL), path.read_text()
     return path
 
 
 FLOOD_CONNECTIONS = 200
-FLOOD_SECONDS_MAX = 40
+FLOOD_SECONDS_MAX = 60
 ROUND_TRIP_SECONDS_MAX = 2.0  # liveness, not a benchmark: a loaded 2-CPU machine meets it
+ROUND_TRIP_PACE_SECONDS = 0.02  # pacing, not synchronisation: leave the CPUs to the flood
 
 
-def round_trips_during(flood, publisher, subscriber, topic, seconds):
-    """QoS 1 publisher -> broker -> subscriber round trips for `seconds` while the flood runs;
-    returns their durations. Each must finish within ROUND_TRIP_SECONDS_MAX."""
+def round_trips_during(flood, publisher, subscriber, topic, seconds=None, until=None):
+    """QoS 1 publisher -> broker -> subscriber round trips while the flood runs, for `seconds` or
+    until until() holds (bounded by FLOOD_SECONDS_MAX); returns their durations. Each must
+    finish within ROUND_TRIP_SECONDS_MAX."""
     durations = []
-    end = time.monotonic() + seconds
-    packet_id = 0
-    while time.monotonic() < end:
+    end = time.monotonic() + (seconds if seconds is not None else FLOOD_SECONDS_MAX)
+    while time.monotonic() < end and not (until is not None and until()):
         assert flood.is_alive(), "the flood ended early"
-        packet_id = packet_id % 65535 + 1
+        round_trips_during.packet_id = round_trips_during.packet_id % 65535 + 1
+        packet_id = round_trips_during.packet_id
         payload = f"round trip {packet_id}".encode()
         start = time.monotonic()
         publisher.publish(topic, payload, qos=1, packet_id=packet_id)
@@ -458,7 +463,11 @@ def round_trips_during(flood, publisher, subscriber, topic, seconds):
         assert received.payload == payload
         assert duration < ROUND_TRIP_SECONDS_MAX, f"round trip {packet_id} took {duration:.2f} s during the flood"
         durations.append(duration)
+        time.sleep(ROUND_TRIP_PACE_SECONDS)
     return durations
+
+
+round_trips_during.packet_id = 0
 
 
 def pair(port, names, topic):
@@ -475,19 +484,19 @@ def report(what, **figures):
 
 
 def test_wrong_password_flood_waiting_in_the_queue(start_coremq, slow_password_file, names, threads):
-    """The queue holds every flood CONNECT (default --password-check-queue): the checker works
-    flat out, the flood clients wait, connected clients' round trips stay fast, and a correct
-    login issued during the flood waits its turn and is accepted (FIFO: at most the queue's
-    depth in checks)."""
+    """200 connections send wrong passwords for `medium` without pause; the queue (the default
+    --password-check-queue, 1024 per shard) holds them all, so the checker works flat out while
+    most flood clients wait. Connected clients' round trips stay fast, and a correct login
+    issued during the flood waits its turn (FIFO, behind at most the 200 queued checks, well
+    inside the connect timeout) and is accepted."""
     coremq = start_coremq(listener(slow_password_file), "--password-check-threads=2")
     topic = names.topic("flood")
     publisher, subscriber = pair(coremq.port, names, topic)
-    checks_before = coremq.stats_total("password_checks")
-    flood = Flood(coremq.port, b"slow", FLOOD_CONNECTIONS, FLOOD_SECONDS_MAX)
+    flood = Flood(coremq.port, b"medium", FLOOD_CONNECTIONS, FLOOD_SECONDS_MAX)
     started = time.monotonic()
     flood.start()
     try:
-        # Saturated: refusals come back, and far more CONNECTs wait than the checker can serve.
+        # Saturated: refusals come back, and far more CONNECTs wait than the checker serves.
         assert helpers.wait_until(lambda: flood.answers.get(NOT_AUTHORIZED_311, 0) >= 10 and
                                   flood.waiting >= FLOOD_CONNECTIONS // 2, timeout=20), \
             f"flood not saturating: answers {flood.answers}, waiting {flood.waiting}, errors {flood.errors[:3]}"
@@ -496,25 +505,30 @@ def test_wrong_password_flood_waiting_in_the_queue(start_coremq, slow_password_f
 
         def correct_login():
             login_start = time.monotonic()
-            login_result["outcome"] = login(coremq.port, 4, b"slow", b"slow pw", names.client("good", 0),
-                                            timeout=30)
+            try:
+                login_result["outcome"] = login(coremq.port, 4, b"medium", b"medium pw",
+                                                names.client("good", 0), timeout=30)
+            except AssertionError as error:
+                login_result["outcome"] = str(error)
             login_result["seconds"] = time.monotonic() - login_start
 
         login_thread = threading.Thread(target=correct_login, daemon=True)
         login_thread.start()
-        durations = round_trips_during(flood, publisher, subscriber, topic, seconds=5)
-        login_thread.join(35)
+        durations = round_trips_during(flood, publisher, subscriber, topic,
+                                       until=lambda: not login_thread.is_alive())
+        login_thread.join(1)
         assert login_result.get("outcome") == (0, ACCEPTED), f"correct login during the flood: {login_result}"
-        durations += round_trips_during(flood, publisher, subscriber, topic, seconds=1)
-        assert flood.waiting >= FLOOD_CONNECTIONS // 2, "the flood stopped saturating the checker"
+        waiting_after = flood.waiting
         answered = flood.answers.get(NOT_AUTHORIZED_311, 0)
         flood_seconds = time.monotonic() - started
     finally:
         flood.stop()
+    assert waiting_after >= FLOOD_CONNECTIONS // 2, f"the flood stopped saturating the checker ({waiting_after})"
     assert set(flood.answers) == {NOT_AUTHORIZED_311}, f"a wrong password got {flood.answers}"
     assert not flood.errors, f"flood connections failed: {flood.errors[:5]}"
-    coremq.wait_for_stats(lambda b: b.stats_total("password_checks") - checks_before >= answered + 1,
-                          what="password_checks counted the flood")
+    coremq.wait_for_stats(lambda b: b.stats_total("authentication_failures") >= answered,
+                          what="authentication_failures counted the flood")
+    assert coremq.stats_total("password_checks") >= answered + 3
     assert coremq.stats_total("password_checks_refused_busy") == 0
     report(f"flood queued t{threads}", wrong_checks_per_second=f"{answered / flood_seconds:.1f}",
            waiting=waiting_seen, round_trips=len(durations), round_trip_max=f"{max(durations) * 1000:.0f}ms",
@@ -524,11 +538,14 @@ def test_wrong_password_flood_waiting_in_the_queue(start_coremq, slow_password_f
 
 
 def test_wrong_password_flood_over_a_small_queue(start_coremq, slow_password_file, names, threads):
-    """--password-check-queue=4: the flood fills it and the rest is refused Server busy at once.
-    A correct login during the flood gets an answer at once too, either accepted or Server busy
-    (never Not authorized, never held): the bound is the back-pressure, and a client retries.
-    Once the flood stops the same login is accepted."""
-    coremq = start_coremq(listener(slow_password_file), "--password-check-threads=2", "--password-check-queue=4")
+    """200 connections send wrong passwords for `slow` (100,000 rounds) without pause, over
+    --password-check-queue=4: the queue stays full and the rest is refused Server busy at once.
+    Connected clients' round trips stay fast. A correct login during the flood gets an answer
+    at once, accepted or Server busy, never Not authorized and never held: the bound is the
+    back-pressure, and a client retries (as the spec means 0x89/0x03). Once the flood stops,
+    the same login, retried on Server busy while the queue drains, is accepted."""
+    coremq = start_coremq(listener(slow_password_file), "--password-check-threads=2",
+                          "--password-check-queue=4")
     topic = names.topic("flood")
     publisher, subscriber = pair(coremq.port, names, topic)
     flood = Flood(coremq.port, b"slow", FLOOD_CONNECTIONS, FLOOD_SECONDS_MAX)
@@ -543,24 +560,33 @@ def test_wrong_password_flood_over_a_small_queue(start_coremq, slow_password_fil
         for attempt in range(10):
             login_start = time.monotonic()
             outcome = login(coremq.port, 4, b"slow", b"slow pw", names.client(f"good{attempt}", 0))
-            correct.append((outcome, round(time.monotonic() - login_start, 2)))
+            correct.append((outcome[1], round(time.monotonic() - login_start, 2)))
             assert outcome in ((0, ACCEPTED), (0, SERVER_BUSY_311, "closed")), correct
-            # Answered at once when busy; an accepted one waited at most the queue's 4 checks.
+            # Busy is answered at once; an accepted login waited at most its shard's 4 checks.
             assert correct[-1][1] < ROUND_TRIP_SECONDS_MAX + 1, correct
         durations += round_trips_during(flood, publisher, subscriber, topic, seconds=1)
         answered = flood.answers.get(NOT_AUTHORIZED_311, 0)
+        busy = flood.answers.get(SERVER_BUSY_311, 0)
         flood_seconds = time.monotonic() - started
     finally:
         flood.stop()
     assert set(flood.answers) <= {NOT_AUTHORIZED_311, SERVER_BUSY_311}, flood.answers
     assert not flood.errors, f"flood connections failed: {flood.errors[:5]}"
-    coremq.wait_for_stats(lambda b: b.stats_total("password_checks_refused_busy") >= flood.answers[SERVER_BUSY_311],
+    coremq.wait_for_stats(lambda b: b.stats_total("password_checks_refused_busy") >= busy,
                           what="password_checks_refused_busy counted the busy refusals")
-    # The flood is over: the checker drains its queue and the correct login gets in.
-    assert login(coremq.port, 4, b"slow", b"slow pw", names.client("after", 0), timeout=10) == (0, ACCEPTED)
+    # The flood is over: the queue drains (at most 4 checks per shard) and the login gets in.
+    after = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        outcome = login(coremq.port, 4, b"slow", b"slow pw", names.client(f"after{len(after)}", 0))
+        after.append(outcome[1])
+        assert outcome in ((0, ACCEPTED), (0, SERVER_BUSY_311, "closed")), after
+        if outcome == (0, ACCEPTED):
+            break
+    assert after and after[-1] == ACCEPTED, f"no correct login within 15 s of the flood's end: {after}"
     report(f"flood small queue t{threads}", wrong_checks_per_second=f"{answered / flood_seconds:.1f}",
-           busy_refusals=flood.answers[SERVER_BUSY_311], round_trips=len(durations),
-           round_trip_max=f"{max(durations) * 1000:.0f}ms", correct_logins=correct)
+           busy_refusals=busy, round_trips=len(durations), round_trip_max=f"{max(durations) * 1000:.0f}ms",
+           correct_logins_during=correct, logins_after=after)
     publisher.close()
     subscriber.close()
 

@@ -162,6 +162,25 @@ TEST(PasswordChecker, StopDropsTheQueuedChecks) {
   EXPECT_LE(verifier->calls.load(), 10);
 }
 
+// One checker thread serves two shards; shard 0 is flooded with slow checks (the flood refills
+// its lane as it is served). Shard 1's check must not wait for shard 0's whole backlog.
+TEST(PasswordChecker, AFloodedShardDoesNotStarveAnother) {
+  auto verifier = std::make_shared<SlowVerifier>();
+  PasswordChecker checker(2, 1, 128, {verifier}, [](uint32_t) {});
+  checker.start();
+  for (uint64_t token = 1; token <= 50; ++token) {
+    ASSERT_TRUE(checker.submit(0, request(token, "flood " + std::to_string(token))));
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (verifier->calls.load() == 0 && Clock::now() < deadline) std::this_thread::yield();
+  ASSERT_TRUE(checker.submit(1, request(1000, "other shard")));
+  auto verdicts = wait_verdicts(checker, 1, 1);
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].token, 1000u);
+  EXPECT_LE(verifier->calls.load(), 5) << "shard 1 waited behind shard 0's backlog";
+  checker.stop();
+}
+
 TEST(PasswordChecker, ListenerWithoutAVerifierRefuses) {
   PasswordChecker checker(1, 1, 4, {nullptr}, [](uint32_t) {});
   checker.start();
