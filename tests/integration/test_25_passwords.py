@@ -243,6 +243,7 @@ def test_same_connack_as_mosquitto(start_coremq, start_mosquitto, shared_passwor
                           listener(shared_password_file, allow_anonymous="true"))
     assert coremq.anonymous == [False, True], coremq.log()
     not_authorized = NOT_AUTHORIZED_5 if version == 5 else NOT_AUTHORIZED_311
+    checked_refusals = 0
     for port, allow_anonymous in zip(coremq.ports, (False, True)):
         mosquitto = start_mosquitto(shared_password_file, allow_anonymous)
         expected = outcomes(mosquitto.port, version, cases)
@@ -260,24 +261,30 @@ def test_same_connack_as_mosquitto(start_coremq, start_mosquitto, shared_passwor
                        if expected[label] != got[label]}
         assert not differences, (f"allow_anonymous={allow_anonymous}: (mosquitto, coremq) differ:\n" +
                                  "\n".join(f"  {label}: {pair}" for label, pair in differences.items()))
+        checked_refusals += sum(1 for label, username, _ in cases if username and got[label][1] == not_authorized)
     # Every case with a username went through the checker (an empty one is none, as in
-    # Mosquitto); the refusals were counted.
+    # Mosquitto), on both listeners; each refusal was counted as an authentication failure or,
+    # for the two anonymous ones on the allow_anonymous=false listener, as anonymous_refused.
     with_username = sum(1 for _, username, _ in cases if username)
-    coremq.wait_for_stats(lambda b: b.stats_total("password_checks") == 2 * with_username,
-                          what=f"password_checks == {2 * with_username}")
-    refused = sum(1 for outcome in got.values() if outcome[1] == not_authorized)
-    assert coremq.stats_total("authentication_failures") >= refused - 1
+    coremq.wait_for_stats(lambda b: b.stats_total("password_checks") == 2 * with_username and
+                          b.stats_total("authentication_failures") == checked_refusals and
+                          b.stats_total("anonymous_refused") == 2,
+                          what=f"password_checks == {2 * with_username}, authentication_failures == "
+                               f"{checked_refusals}, anonymous_refused == 2")
 
 
 def test_v5_password_without_username_as_mosquitto(start_coremq, start_mosquitto, shared_password_file):
-    """MQTT 5 lets a client send a password without a username [MQTT-3.1.2-19 was dropped]:
-    it is anonymous to both brokers."""
+    """MQTT 5 lets a client send a password without a username (3.1.1 did not): it is anonymous
+    to both brokers, so allow_anonymous decides."""
     coremq = start_coremq(listener(shared_password_file, allow_anonymous="false"),
                           listener(shared_password_file, allow_anonymous="true"))
     cases = [("password, no username", None, "m0squitto pw"), ("empty password, no username", None, "")]
     for port, allow_anonymous in zip(coremq.ports, (False, True)):
         mosquitto = start_mosquitto(shared_password_file, allow_anonymous)
-        assert outcomes(port, 5, cases) == outcomes(mosquitto.port, 5, cases), f"allow_anonymous={allow_anonymous}"
+        expected = outcomes(mosquitto.port, 5, cases)
+        assert set(expected.values()) == {(0, ACCEPTED) if allow_anonymous else (0, NOT_AUTHORIZED_5, "closed")}, \
+            expected
+        assert outcomes(port, 5, cases) == expected, f"allow_anonymous={allow_anonymous}"
 
 
 # ---------------------------------------------------------------- 2. argon2id
@@ -487,8 +494,11 @@ def test_wrong_password_flood_waiting_in_the_queue(start_coremq, slow_password_f
     """200 connections send wrong passwords for `medium` without pause; the queue (the default
     --password-check-queue, 1024 per shard) holds them all, so the checker works flat out while
     most flood clients wait. Connected clients' round trips stay fast, and a correct login
-    issued during the flood waits its turn (FIFO, behind at most the 200 queued checks, well
-    inside the connect timeout) and is accepted."""
+    issued during the flood waits its turn (FIFO, behind at most the 200 queued checks) and is
+    accepted. The contract holds while the queued checks take less than the connect timeout
+    (--connect-timeout, 10 s): 200 checks of 20,000 rounds do here; 200 of 100,000 rounds
+    (`slow`) do not, and then every waiting client, the correct one too, is closed by the
+    connect timeout instead (the small-queue test below is the setting for expensive hashes)."""
     coremq = start_coremq(listener(slow_password_file), "--password-check-threads=2")
     topic = names.topic("flood")
     publisher, subscriber = pair(coremq.port, names, topic)
