@@ -19,8 +19,7 @@ import pytest
 import conftest
 import helpers
 from conftest import MOSQUITTO_BINARY, free_port
-from helpers import (CONNACK, PUBLISH, SUBACK, connack_bytes, connect_packet, publish_packet,
-                     subscribe_packet, suback_bytes)
+from helpers import CONNACK, PUBLISH, SUBACK, connect_packet, publish_packet, subscribe_packet
 from helpers_v5 import Connack, Publish, connect5, publish5, subscribe5
 
 pytestmark = pytest.mark.coremq_only("runs coremq and mosquitto side by side itself")
