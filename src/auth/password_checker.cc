@@ -129,8 +129,14 @@ void PasswordChecker::run(Worker& worker) {
       Lane& lane = *lanes_[shard];
       size_t answered = 0;
       PasswordCheckRequest request;
-      // A bounded batch per shard, so one shard's flood does not starve another's checks.
-      while (answered < kDrainMax && lane.requests.try_pop(request)) {
+      // A bounded batch per shard, so one shard's flood does not starve another's checks: bounded
+      // in time too, as a flooded lane refills while it is served and slow hashes (tens of ms
+      // each) would otherwise hold the thread on it for kDrainMax checks. A stop ends the batch:
+      // the queue may hold a flood of slow hashes nobody waits for any more.
+      const int64_t batch_start = monotonic_ms();
+      while (answered < kDrainMax && !stopping_.load(std::memory_order_acquire) &&
+             (answered == 0 || monotonic_ms() - batch_start < kBatchMillis) &&
+             lane.requests.try_pop(request)) {
         int64_t now = monotonic_ms();
         std::string key = cache_key(request);
         bool accepted = false;
@@ -148,11 +154,16 @@ void PasswordChecker::run(Worker& worker) {
         }
         // The password is not kept past its check.
         OPENSSL_cleanse(request.password.data(), request.password.size());
-        // The verdict ring is as large as the request ring, and a shard drains it every turn;
-        // it can only be full if the shard stopped, and then nobody waits for the verdict.
-        while (!lane.verdicts.try_push(PasswordVerdict{request.token, accepted})) {
-          if (stopping_.load(std::memory_order_acquire)) return;
-          std::this_thread::yield();
+        // The verdict ring is as large as the request ring, and a shard drains it every turn.
+        // A batch can answer more than that while the shard sleeps (the lane refills as it is
+        // served), so a full ring wakes the shard before waiting for it; if the shard stopped,
+        // nobody waits for the verdict.
+        if (!lane.verdicts.try_push(PasswordVerdict{request.token, accepted})) {
+          wake_shard_(shard);
+          while (!lane.verdicts.try_push(PasswordVerdict{request.token, accepted})) {
+            if (stopping_.load(std::memory_order_acquire)) return;
+            std::this_thread::yield();
+          }
         }
         ++answered;
       }

@@ -79,6 +79,7 @@ class PasswordChecker {
 
  private:
   static constexpr size_t kDrainMax = 1024;
+  static constexpr int64_t kBatchMillis = 5;  // a lane's turn: this long, or one slow check
   struct Lane {  // one shard's rings
     explicit Lane(size_t capacity) : requests(capacity), verdicts(capacity) {}
     base::SpscRing<PasswordCheckRequest> requests;

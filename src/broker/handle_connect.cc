@@ -121,6 +121,9 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
   // An in-process client (Broker::connect_local) is the host program itself, not a client of
   // any listener: no listener's certificate, anonymous or password rule applies to it.
   if (!connection->in_process && !apply_certificate_username(connection, &connect)) return Next::kStop;
+  // Mosquitto reads a zero-length username as none: such a client is anonymous (the listener's
+  // anonymous rule decides, no password check), so the same files give the same answers.
+  if (connect.has_username && connect.username.empty()) connect.has_username = false;
   if (!connection->in_process && !connect.has_username && !connect.properties.authentication_method &&
       !anonymous_allowed_[connection->listener]) {
     // An MQTT 5 client with an authentication method is not anonymous: the hook decides.

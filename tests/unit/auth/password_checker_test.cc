@@ -133,6 +133,54 @@ TEST(PasswordChecker, FullQueueRefusesAtOnce) {
   checker.stop();
 }
 
+// Each check takes 20 ms, like a $7$ hash of 50,000 rounds.
+class SlowVerifier final : public PasswordVerifier {
+ public:
+  bool verify(std::string_view, bool, std::string_view) const override {
+    calls.fetch_add(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return false;
+  }
+  mutable std::atomic<int> calls{0};
+};
+
+// stop() must not hash the queued backlog first: a flood of wrong passwords (here 2 s of
+// checks) would hold the broker's shutdown past any deadline.
+TEST(PasswordChecker, StopDropsTheQueuedChecks) {
+  auto verifier = std::make_shared<SlowVerifier>();
+  PasswordChecker checker(1, 1, 128, {verifier}, [](uint32_t) {});
+  checker.start();
+  // Each password differs: the checker would answer a repeated one from its cache.
+  for (uint64_t token = 1; token <= 100; ++token) {
+    ASSERT_TRUE(checker.submit(0, request(token, "wrong " + std::to_string(token))));
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (verifier->calls.load() == 0 && Clock::now() < deadline) std::this_thread::yield();
+  auto stop_start = Clock::now();
+  checker.stop();
+  EXPECT_LT(Clock::now() - stop_start, std::chrono::milliseconds(1000));
+  EXPECT_LE(verifier->calls.load(), 10);
+}
+
+// One checker thread serves two shards; shard 0 is flooded with slow checks (the flood refills
+// its lane as it is served). Shard 1's check must not wait for shard 0's whole backlog.
+TEST(PasswordChecker, AFloodedShardDoesNotStarveAnother) {
+  auto verifier = std::make_shared<SlowVerifier>();
+  PasswordChecker checker(2, 1, 128, {verifier}, [](uint32_t) {});
+  checker.start();
+  for (uint64_t token = 1; token <= 50; ++token) {
+    ASSERT_TRUE(checker.submit(0, request(token, "flood " + std::to_string(token))));
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (verifier->calls.load() == 0 && Clock::now() < deadline) std::this_thread::yield();
+  ASSERT_TRUE(checker.submit(1, request(1000, "other shard")));
+  auto verdicts = wait_verdicts(checker, 1, 1);
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].token, 1000u);
+  EXPECT_LE(verifier->calls.load(), 5) << "shard 1 waited behind shard 0's backlog";
+  checker.stop();
+}
+
 TEST(PasswordChecker, ListenerWithoutAVerifierRefuses) {
   PasswordChecker checker(1, 1, 4, {nullptr}, [](uint32_t) {});
   checker.start();

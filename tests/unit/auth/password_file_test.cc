@@ -3,6 +3,7 @@
 // error with its FILE:LINE, the bounds, reading from disk, and interop: a file written by the real
 // mosquitto_passwd (skipped when it is not installed) verifies here.
 #include "auth/password_file.h"
+#include "auth/password_file_verifier.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -179,6 +180,25 @@ TEST(PasswordFile, PasswordBoundFromTheLimits) {
   ASSERT_NE(file, nullptr);
   EXPECT_EQ(file->verify("bob", "hunter2"), PasswordFile::Result::kPasswordTooLong);
   EXPECT_EQ(file->verify("bob", "hunt"), PasswordFile::Result::kWrongPassword);
+}
+
+// A user whose password is "" (mosquitto_passwd 2.0.11 -b FILE empty ""): the file matches it,
+// but the broker's verifier refuses it, as Debian's mosquitto does (test_25 compares the two).
+TEST(PasswordFileVerifier, EmptyPasswordIsNoPasswordAsInMosquitto) {
+  constexpr std::string_view kEmpty =
+      "$7$101$RzZGlroSuOTma8vd$DQgHWGX0MekACdtWjK+ZSCFZrTf5+pg/RBOUm219cLvF0kvLJZD5Pe/X/eLyZhKqdsIEQr8v6p+"
+      "QUPrcxcIZtg==";
+  std::vector<Diagnostic> diagnostics;
+  auto file = parse("empty:" + std::string(kEmpty) + "\nbob:" + std::string(kHunter2) + "\n", &diagnostics);
+  ASSERT_NE(file, nullptr);
+  EXPECT_EQ(file->verify("empty", ""), PasswordFile::Result::kAccepted);
+  PasswordFileVerifier verifier(file);
+  EXPECT_FALSE(verifier.verify("empty", true, ""));
+  EXPECT_FALSE(verifier.verify("empty", false, ""));
+  EXPECT_FALSE(verifier.verify("empty", true, "x"));
+  EXPECT_FALSE(verifier.verify("bob", true, ""));
+  EXPECT_FALSE(verifier.verify("bob", false, ""));
+  EXPECT_TRUE(verifier.verify("bob", true, "hunter2"));
 }
 
 class PasswordFileOnDisk : public ::testing::Test {

@@ -150,6 +150,21 @@ TEST_F(ShardAnonymousPolicy, UsernamePassesTheAnonymousCheck) {
   EXPECT_EQ(shard().counters().anonymous_refused, 0u);
 }
 
+// Mosquitto reads a zero-length username as none (test_25 compares the two brokers).
+TEST_F(ShardAnonymousPolicy, EmptyUsernameIsAnonymous) {
+  mqtt::ConnectPacket connect;
+  connect.client_id = "empty-name";
+  connect.clean_session = true;
+  connect.protocol_level = 4;
+  connect.has_username = true;
+  connect.username = "";
+  broker::Connection* connection = open_on(1);
+  feed(connection, encoded([&](base::ByteBuffer& out) { mqtt::encode_connect(out, connect); }));
+  EXPECT_EQ(connection->state, broker::ConnectionState::kClosing);
+  EXPECT_EQ(take_output(connection), connack_bytes(false, mqtt::ConnectReturnCode::kNotAuthorized));
+  EXPECT_EQ(shard().counters().anonymous_refused, 1u);
+}
+
 TEST_F(ShardAnonymousPolicy, AllowAnonymousOpensTheNetworkListener) {
   options.listeners[1].allow_anonymous = Anonymous::kAllow;
   broker::Connection* connection = open_on(1);
