@@ -149,13 +149,12 @@ transport::Transport::Status WsClientTransport::decode_response(std::span<const 
   response_.append(wire);
   std::string_view text = response_.view();
   size_t end = text.find("\r\n\r\n", searched_from);
-  if (end == std::string_view::npos) {
-    if (response_.size() > kWebSocketResponseBytesMax) {
-      return fail(absl::StrFormat("the WebSocket upgrade response is longer than %u bytes without ending",
-                                  kWebSocketResponseBytesMax));
-    }
-    return Status::kOk;
+  // The bound is on the response's head however it arrives: whole in one read or in pieces.
+  if ((end == std::string_view::npos && response_.size() > kWebSocketResponseBytesMax) ||
+      (end != std::string_view::npos && end + 4 > kWebSocketResponseBytesMax)) {
+    return fail(absl::StrFormat("the WebSocket upgrade response is longer than %u bytes", kWebSocketResponseBytesMax));
   }
+  if (end == std::string_view::npos) return Status::kOk;
   Status status = check_response(text.substr(0, end));
   if (status != Status::kOk) return status;
   state_ = State::kOpen;

@@ -203,6 +203,11 @@ TEST_F(WsClientTest, EndlessResponseHitsTheBound) {
   std::string line = "HTTP/1.1 101 OK\r\nX-Padding: " + std::string(kWebSocketResponseBytesMax, 'a');
   EXPECT_EQ(transport.decode(bytes_of(line), plain, wire_out), Status::kError);
   EXPECT_NE(transport.error().find("longer than 4096 bytes"), std::string::npos) << transport.error();
+  // Also when the whole over-long head arrives in one read, terminator included.
+  WsClientHarness whole;
+  ASSERT_EQ(whole.transport.decode({}, whole.plain, whole.wire_out), Status::kOk);
+  std::string response = response_for(whole.wire_out.view(), "X-Padding: " + std::string(4096, 'a') + "\r\n");
+  EXPECT_EQ(whole.transport.decode(bytes_of(response), whole.plain, whole.wire_out), Status::kError);
 }
 
 TEST_F(WsClientTest, EveryLengthFormSplitAtEveryByte) {
