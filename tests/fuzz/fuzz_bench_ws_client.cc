@@ -21,9 +21,9 @@
 #include <string>
 #include <string_view>
 
+#include "../../tools/mqtt-bench/ws_client_transport.h"
 #include "base/assert.h"
 #include "base/byte_buffer.h"
-#include "../../tools/mqtt-bench/ws_client_transport.h"
 
 namespace {
 
@@ -52,7 +52,8 @@ std::string broker_bytes(std::string_view input, std::string_view request, bool 
   std::string accept = WsClientTransport::accept_for_key(key);
   if (!response_mode) {
     return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Accept: " + accept + "\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n" + std::string(input);
+           "Sec-WebSocket-Accept: " +
+           accept + "\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n" + std::string(input);
   }
   // Only in the head: frame payloads behind it stay the same bytes in both runs.
   size_t head_end = input.find("\r\n\r\n");

@@ -154,7 +154,11 @@ class MosquittoTarget(Target):
                f"keyfile {self.pki / 'server.key'}"]
         # A plain listener comes first: mosquitto 2.0.11 refuses to start with websockets
         # listeners only ("Unable to start any listening sockets").
+        # max_queued_messages as scripts/bench-compare sets it: with the default (1000)
+        # mosquitto drops QoS 1 messages for a subscriber whose queue fills ("Outgoing messages
+        # are being dropped"), which wss runs under load reach.
         lines = ["per_listener_settings false", "allow_anonymous true", "persistence false",
+                 "max_queued_messages 1000000",
                  "log_dest stderr", "log_type error", "log_type warning", "log_type notice", "log_type information",
                  f"listener {self.ports['mqtt']} 127.0.0.1",
                  f"listener {self.ports['mqtts']} 127.0.0.1", *tls,

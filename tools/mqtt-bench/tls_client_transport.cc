@@ -135,7 +135,8 @@ std::unique_ptr<TlsClientContext> TlsClientContext::create(const Options& option
     SSL_CTX_set_verify(ssl_context, SSL_VERIFY_PEER, nullptr);
     if (!options.tls_ca_file.empty()) {
       if (SSL_CTX_load_verify_file(ssl_context, options.tls_ca_file.c_str()) != 1) {
-        *error = absl::StrFormat("--cafile %s: cannot load it: %s", options.tls_ca_file, take_openssl_errors());
+        *error =
+            absl::StrFormat("--cafile %s: cannot load it: %s", options.tls_ca_file, take_openssl_errors());
         return nullptr;
       }
     } else if (SSL_CTX_set_default_verify_paths(ssl_context) != 1) {
@@ -200,7 +201,8 @@ SSL* TlsClientContext::new_ssl() {
   return ssl;
 }
 
-std::unique_ptr<TlsClientTransport> TlsClientTransport::create(TlsClientContext& context, std::string* error) {
+std::unique_ptr<TlsClientTransport> TlsClientTransport::create(TlsClientContext& context,
+                                                               std::string* error) {
   ERR_clear_error();
   SSL* ssl = context.new_ssl();
   BIO* bio = ssl != nullptr ? BIO_new(ClientBio::method()) : nullptr;
@@ -216,10 +218,12 @@ std::unique_ptr<TlsClientTransport> TlsClientTransport::create(TlsClientContext&
   return transport;
 }
 
-TlsClientTransport::~TlsClientTransport() { SSL_free(ssl_); }
+TlsClientTransport::~TlsClientTransport() {
+  SSL_free(ssl_);
+}
 
-transport::Transport::Status TlsClientTransport::decode(std::span<const uint8_t> wire, base::ByteBuffer& plain,
-                                                        base::ByteBuffer& wire_out) {
+transport::Transport::Status TlsClientTransport::decode(std::span<const uint8_t> wire,
+                                                        base::ByteBuffer& plain, base::ByteBuffer& wire_out) {
   if (state_ == State::kError) return Status::kError;
   if (state_ == State::kClosed) return Status::kClosed;
   input_ = wire.data();
@@ -328,6 +332,8 @@ std::string TlsClientTransport::protocol_and_cipher() const {
   return absl::StrFormat("%s %s", SSL_get_version(ssl_), SSL_get_cipher_name(ssl_));
 }
 
-bool TlsClientTransport::resumed() const { return handshake_done_ && SSL_session_reused(ssl_) == 1; }
+bool TlsClientTransport::resumed() const {
+  return handshake_done_ && SSL_session_reused(ssl_) == 1;
+}
 
 }  // namespace coremq::bench

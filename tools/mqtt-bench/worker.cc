@@ -318,7 +318,8 @@ bool Worker::start_transport(uint32_t slot) {
   }
   if (options_.ws) {
     std::string host = absl::StrFormat("%s:%u", options_.host_name, options_.port);
-    auto ws = std::make_unique<WsClientTransport>(host, options_.ws_path, mask_seed_ ^ (uint64_t{slot} * 0x9E3779B97F4A7C15ull));
+    uint64_t seed = mask_seed_ ^ (uint64_t{slot} * 0x9E3779B97F4A7C15ull);  // distinct per connection
+    auto ws = std::make_unique<WsClientTransport>(host, options_.ws_path, seed);
     made = made != nullptr ? std::make_unique<StackedTransport>(std::move(made), std::move(ws))
                            : std::unique_ptr<transport::Transport>(std::move(ws));
   }
@@ -395,8 +396,9 @@ void Worker::broker_closed(uint32_t slot, std::string_view how) {
     close_client(client);
     return;
   }
-  std::string what = client.state() == ClientState::kAwaitingConnack ? "broker closed the connection before CONNACK"
-                                                                      : "broker closed the connection";
+  std::string what = client.state() == ClientState::kAwaitingConnack
+                         ? "broker closed the connection before CONNACK"
+                         : "broker closed the connection";
   fail_client(slot, !how.empty() ? absl::StrFormat("%s (%s)", what, how) : what);
 }
 

@@ -3,8 +3,10 @@
 // completions in a batch, lets publishers encode into their staging buffers, and flushes with
 // at most one send in flight per socket (bytes gathered meanwhile go out in the next send).
 // Receives are multishot from a provided-buffer ring when the kernel has them, one plain recv
-// per socket otherwise. Created and joined by the main thread; between start() and join() only
-// the worker thread touches it, except through SharedState.
+// per socket otherwise. With --tls or --ws each client has a transport (TLS, WebSocket or
+// both) that received bytes pass through before the client reads them, and staged bytes before
+// they are sent; plain TCP clients have none. Created and joined by the main thread; between
+// start() and join() only the worker thread touches it, except through SharedState.
 #pragma once
 
 #include <netinet/in.h>

@@ -27,7 +27,8 @@ constexpr uint8_t kOpPong = 0xA;
 
 std::string base64(const uint8_t* bytes, size_t count) {
   std::string text(4 * ((count + 2) / 3), '\0');
-  int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(text.data()), bytes, static_cast<int>(count));
+  int written =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(text.data()), bytes, static_cast<int>(count));
   COREMQ_ASSERT(written == static_cast<int>(text.size()));
   return text;
 }
@@ -123,10 +124,14 @@ transport::Transport::Status WsClientTransport::decode(std::span<const uint8_t> 
       write_request(wire_out);
       state_ = State::kAwaitingResponse;
       return Status::kOk;
-    case State::kAwaitingResponse: return decode_response(wire, plain, wire_out);
-    case State::kOpen: return decode_frames(wire, plain, wire_out);
-    case State::kClosed: return Status::kClosed;
-    case State::kError: return Status::kError;
+    case State::kAwaitingResponse:
+      return decode_response(wire, plain, wire_out);
+    case State::kOpen:
+      return decode_frames(wire, plain, wire_out);
+    case State::kClosed:
+      return Status::kClosed;
+    case State::kError:
+      return Status::kError;
   }
   return Status::kError;
 }
@@ -152,7 +157,8 @@ transport::Transport::Status WsClientTransport::decode_response(std::span<const 
   // The bound is on the response's head however it arrives: whole in one read or in pieces.
   if ((end == std::string_view::npos && response_.size() > kWebSocketResponseBytesMax) ||
       (end != std::string_view::npos && end + 4 > kWebSocketResponseBytesMax)) {
-    return fail(absl::StrFormat("the WebSocket upgrade response is longer than %u bytes", kWebSocketResponseBytesMax));
+    return fail(absl::StrFormat("the WebSocket upgrade response is longer than %u bytes",
+                                kWebSocketResponseBytesMax));
   }
   if (end == std::string_view::npos) return Status::kOk;
   Status status = check_response(text.substr(0, end));
@@ -178,13 +184,15 @@ transport::Transport::Status WsClientTransport::check_response(std::string_view 
   bool upgrade = false;
   bool connection = false;
   bool accept = false;
-  std::string_view headers = line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
+  std::string_view headers =
+      line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
   while (!headers.empty()) {
     size_t next = headers.find("\r\n");
     std::string_view line = headers.substr(0, next);
     headers = next == std::string_view::npos ? std::string_view() : headers.substr(next + 2);
     size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return fail("a malformed header line in the WebSocket upgrade response");
+    if (colon == std::string_view::npos)
+      return fail("a malformed header line in the WebSocket upgrade response");
     std::string_view name = trim(line.substr(0, colon));
     std::string_view value = trim(line.substr(colon + 1));
     if (equals_ignore_case(name, "Upgrade")) {
@@ -193,8 +201,8 @@ transport::Transport::Status WsClientTransport::check_response(std::string_view 
       connection = has_token(value, "upgrade");
     } else if (equals_ignore_case(name, "Sec-WebSocket-Accept")) {
       if (value != accept_for_key(key_)) {
-        return fail(absl::StrFormat("wrong Sec-WebSocket-Accept '%s' in the upgrade response",
-                                    printable(value, 64)));
+        return fail(
+            absl::StrFormat("wrong Sec-WebSocket-Accept '%s' in the upgrade response", printable(value, 64)));
       }
       accept = true;
     } else if (equals_ignore_case(name, "Sec-WebSocket-Protocol")) {
@@ -207,9 +215,10 @@ transport::Transport::Status WsClientTransport::check_response(std::string_view 
     }
   }
   if (!upgrade || !connection || !accept) {
-    return fail(absl::StrFormat("the WebSocket upgrade response lacks %s",
-                                !upgrade ? "Upgrade: websocket" : !connection ? "Connection: Upgrade"
-                                                                              : "Sec-WebSocket-Accept"));
+    return fail(absl::StrFormat("the WebSocket upgrade response lacks %s", !upgrade ? "Upgrade: websocket"
+                                                                           : !connection
+                                                                               ? "Connection: Upgrade"
+                                                                               : "Sec-WebSocket-Accept"));
   }
   return Status::kOk;
 }
@@ -256,7 +265,8 @@ transport::Transport::Status WsClientTransport::decode_frames(std::span<const ui
 transport::Transport::Status WsClientTransport::begin_frame() {
   bool fin = (header_[0] & 0x80) != 0;
   uint8_t opcode = header_[0] & 0x0F;
-  if ((header_[0] & 0x70) != 0) return fail("a server frame with reserved bits set (no extension was agreed)");
+  if ((header_[0] & 0x70) != 0)
+    return fail("a server frame with reserved bits set (no extension was agreed)");
   // RFC 6455 section 5.1: a client closes the connection on a masked server frame.
   if ((header_[1] & 0x80) != 0) return fail("a masked server frame");
   uint64_t length = header_[1] & 0x7F;
@@ -276,14 +286,16 @@ transport::Transport::Status WsClientTransport::begin_frame() {
       if (!in_fragmented_message_) return fail("a continuation frame outside a fragmented message");
       in_fragmented_message_ = !fin;
       break;
-    case kOpText: return fail("a text frame (MQTT over WebSocket is binary)");
+    case kOpText:
+      return fail("a text frame (MQTT over WebSocket is binary)");
     case kOpClose:
     case kOpPing:
     case kOpPong:
       if (!fin || length > kControlPayloadBytesMax) return fail("a fragmented or long control frame");
       control_payload_.clear();
       break;
-    default: return fail(absl::StrFormat("a frame with reserved opcode %u", opcode));
+    default:
+      return fail(absl::StrFormat("a frame with reserved opcode %u", opcode));
   }
   opcode_ = opcode;
   payload_remaining_ = length;
@@ -301,7 +313,8 @@ transport::Transport::Status WsClientTransport::finish_control_frame(base::ByteB
     uint16_t code = control_payload_.size() >= 2
                         ? static_cast<uint16_t>(control_payload_.data()[0] << 8 | control_payload_.data()[1])
                         : 0;
-    std::string_view reason = control_payload_.size() > 2 ? control_payload_.view().substr(2) : std::string_view();
+    std::string_view reason =
+        control_payload_.size() > 2 ? control_payload_.view().substr(2) : std::string_view();
     error_ = code == 0 ? std::string("the broker closed the WebSocket")
                        : absl::StrFormat("the broker closed the WebSocket with code %u%s%s", code,
                                          reason.empty() ? "" : ": ", printable(reason, 125));
@@ -319,7 +332,8 @@ transport::Transport::Status WsClientTransport::finish_control_frame(base::ByteB
   return Status::kOk;
 }
 
-void WsClientTransport::write_frame(uint8_t opcode, std::span<const uint8_t> payload, base::ByteBuffer& wire_out) {
+void WsClientTransport::write_frame(uint8_t opcode, std::span<const uint8_t> payload,
+                                    base::ByteBuffer& wire_out) {
   // Section 5.3: a fresh mask per frame. xorshift64* is enough to keep a proxy from
   // predicting it; the tool needs speed, not secrecy.
   random_state_ ^= random_state_ >> 12;
@@ -346,7 +360,8 @@ void WsClientTransport::write_frame(uint8_t opcode, std::span<const uint8_t> pay
   mask_copy(payload.data(), size, at + header_size, mask);
 }
 
-transport::Transport::Status WsClientTransport::encode(std::span<const uint8_t> plain, base::ByteBuffer& wire_out) {
+transport::Transport::Status WsClientTransport::encode(std::span<const uint8_t> plain,
+                                                       base::ByteBuffer& wire_out) {
   COREMQ_ASSERT(state_ != State::kStart && state_ != State::kAwaitingResponse);
   if (state_ == State::kError) return Status::kError;
   if (state_ == State::kClosed || close_sent_) return Status::kClosed;
@@ -363,7 +378,8 @@ transport::Transport::Status WsClientTransport::encode(std::span<const uint8_t> 
 
 void WsClientTransport::encode_close(uint16_t websocket_close_code, base::ByteBuffer& wire_out) {
   if (state_ != State::kOpen || close_sent_) return;
-  uint8_t code[2] = {static_cast<uint8_t>(websocket_close_code >> 8), static_cast<uint8_t>(websocket_close_code)};
+  uint8_t code[2] = {static_cast<uint8_t>(websocket_close_code >> 8),
+                     static_cast<uint8_t>(websocket_close_code)};
   write_frame(kOpClose, code, wire_out);
   close_sent_ = true;
 }

@@ -61,8 +61,8 @@ class WsClientTransport final : public transport::Transport {
   base::ByteBuffer control_payload_;  // a ping's or close's payload while it arrives
   std::string error_;
   uint64_t random_state_;
-  uint64_t payload_remaining_ = 0;    // of the current frame
-  uint8_t header_[10] = {};           // a server frame's header while it arrives (no mask)
+  uint64_t payload_remaining_ = 0;  // of the current frame
+  uint8_t header_[10] = {};         // a server frame's header while it arrives (no mask)
   uint8_t header_size_ = 0;
   uint8_t opcode_ = 0;
   bool in_payload_ = false;

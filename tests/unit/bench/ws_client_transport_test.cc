@@ -33,7 +33,8 @@ std::string key_of(std::string_view request) {
   return std::string(request.substr(at + 19, end - at - 19));
 }
 
-std::string response_for(std::string_view request, std::string_view extra = "Sec-WebSocket-Protocol: mqtt\r\n") {
+std::string response_for(std::string_view request,
+                         std::string_view extra = "Sec-WebSocket-Protocol: mqtt\r\n") {
   return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n"
          "Sec-WebSocket-Accept: " +
          WsClientTransport::accept_for_key(key_of(request)) + "\r\n" + std::string(extra) + "\r\n";
@@ -157,7 +158,8 @@ TEST_F(WsClientTest, ResponseSplitAtEveryByteWithAFrameBehindIt) {
   std::vector<uint8_t> frame = server_frame(0x82, {0x20, 0x02, 0x00, 0x00});  // a CONNACK
   response.append(frame.begin(), frame.end());
   for (size_t i = 0; i < response.size(); ++i) {
-    ASSERT_EQ(transport.decode(bytes_of(std::string_view(response).substr(i, 1)), plain, wire_out), Status::kOk)
+    ASSERT_EQ(transport.decode(bytes_of(std::string_view(response).substr(i, 1)), plain, wire_out),
+              Status::kOk)
         << transport.error();
     EXPECT_EQ(transport.established(), i >= response.size() - frame.size() - 1) << i;
   }
@@ -175,7 +177,8 @@ TEST_F(WsClientTest, RefusedOrWrongUpgradesFail) {
     const char* error;
   };
   const Case cases[] = {
-      {"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "refused the WebSocket upgrade of /mqtt: 'HTTP/1.1 404"},
+      {"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+       "refused the WebSocket upgrade of /mqtt: 'HTTP/1.1 404"},
       {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n",
        "wrong Sec-WebSocket-Accept"},
       {"HTTP/1.1 101 OK\r\nConnection: Upgrade\r\n\r\n", "lacks Upgrade: websocket"},
@@ -212,7 +215,8 @@ TEST_F(WsClientTest, EndlessResponseHitsTheBound) {
 
 TEST_F(WsClientTest, EveryLengthFormSplitAtEveryByte) {
   ASSERT_EQ(open(), Status::kOk);
-  for (size_t size : {size_t{0}, size_t{1}, size_t{125}, size_t{126}, size_t{65535}, size_t{65536}, size_t{70000}}) {
+  for (size_t size :
+       {size_t{0}, size_t{1}, size_t{125}, size_t{126}, size_t{65535}, size_t{65536}, size_t{70000}}) {
     std::vector<uint8_t> payload = pattern(size);
     std::vector<uint8_t> frame = server_frame(0x82, payload);
     plain.clear();
@@ -240,7 +244,8 @@ TEST_F(WsClientTest, FragmentedMessageAndPacketsAcrossFrames) {
     wire.insert(wire.end(), frame.begin(), frame.end());
   }
   ASSERT_EQ(transport.decode(wire, plain, wire_out), Status::kOk) << transport.error();
-  EXPECT_EQ(std::vector<uint8_t>(plain.data(), plain.data() + plain.size()), (std::vector<uint8_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(std::vector<uint8_t>(plain.data(), plain.data() + plain.size()),
+            (std::vector<uint8_t>{1, 2, 3, 4, 5}));
   // The ping in the middle was answered with a masked pong carrying its payload.
   std::vector<ClientFrame> frames = client_frames(wire_out.span());
   ASSERT_EQ(frames.size(), 1u);
@@ -263,14 +268,14 @@ TEST_F(WsClientTest, CloseIsEchoedAndEndsTheStream) {
 
 TEST_F(WsClientTest, FramesAClientMustRefuse) {
   const std::vector<std::vector<uint8_t>> bad = {
-      {0x82, 0x81, 0, 0, 0, 0, 7},               // masked server frame
-      server_frame(0x81, {'a'}),                 // text
-      server_frame(0xC2, {1}),                   // RSV1 without an extension
-      server_frame(0x00, {1}),                   // continuation outside a message
-      server_frame(0x09, {1}),                   // fragmented ping
+      {0x82, 0x81, 0, 0, 0, 0, 7},                       // masked server frame
+      server_frame(0x81, {'a'}),                         // text
+      server_frame(0xC2, {1}),                           // RSV1 without an extension
+      server_frame(0x00, {1}),                           // continuation outside a message
+      server_frame(0x09, {1}),                           // fragmented ping
       server_frame(0x89, std::vector<uint8_t>(126, 0)),  // long control frame
-      server_frame(0x83, {1}),                   // reserved opcode
-      {0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0},    // 64-bit length with its top bit set
+      server_frame(0x83, {1}),                           // reserved opcode
+      {0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0},            // 64-bit length with its top bit set
   };
   for (const std::vector<uint8_t>& frame : bad) {
     WsClientHarness fresh;
@@ -380,7 +385,8 @@ TEST(StackedTransportTest, InnerStartsOnceOuterIsEstablished) {
 }
 
 TEST(StackedTransportTest, InnerErrorIsReported) {
-  StackedTransport stacked(std::make_unique<PassThrough>(0), std::make_unique<WsClientTransport>("h:1", "/", 7));
+  StackedTransport stacked(std::make_unique<PassThrough>(0),
+                           std::make_unique<WsClientTransport>("h:1", "/", 7));
   base::ByteBuffer plain;
   base::ByteBuffer wire_out;
   ASSERT_EQ(stacked.decode({}, plain, wire_out), Status::kOk);
