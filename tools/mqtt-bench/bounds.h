@@ -31,6 +31,11 @@ inline constexpr uint32_t kReceiveBufferBytes = 16 * 1024;
 // The largest packet accepted from the broker: a full-size PUBLISH with a long topic.
 inline constexpr uint32_t kIncomingPacketBytesMax = kPayloadBytesMax + 70 * 1024;
 
+// The longest WebSocket upgrade response (status line and headers) a client reads before it
+// gives up on the connection (an error, counted and reported like any other); mosquitto's
+// is about 150 bytes.
+inline constexpr uint32_t kWebSocketResponseBytesMax = 4096;
+
 inline constexpr size_t kErrorMessagesMax = 16;  // kept per thread; the rest are only counted
 
 }  // namespace coremq::bench

@@ -18,6 +18,7 @@
 #include "plan.h"
 #include "sequence_tracker.h"
 #include "shared_state.h"
+#include "transport/transport.h"
 #include "worker_result.h"
 
 namespace coremq::bench {
@@ -48,6 +49,8 @@ enum class ClientState : uint8_t {
   kFailed,
 };
 
+class TlsClientTransport;
+
 // The worker's I/O bookkeeping for a client: one send in flight, bytes gathered in the
 // client's staging buffer meanwhile, one (multishot) receive armed.
 struct ClientIo {
@@ -55,6 +58,14 @@ struct ClientIo {
   bool send_in_flight = false;
   bool receive_armed = false;
   bool flush_queued = false;
+  // --tls/--ws only: received bytes go through transport->decode() before the Client sees
+  // them, and staged bytes through encode() into wire_staging, the next send. Plain TCP has
+  // no transport and sends `staging` itself.
+  bool transport_established = false;  // seen established once (counted in the report)
+  bool close_after_staging = false;    // the transport's close follows the DISCONNECT
+  std::unique_ptr<transport::Transport> transport;
+  TlsClientTransport* tls = nullptr;  // the TLS layer inside `transport`, if any
+  base::ByteBuffer wire_staging;
   base::ByteBuffer sending;
   size_t sending_offset = 0;
   std::unique_ptr<uint8_t[]> receive_buffer;  // only without provided buffers

@@ -16,6 +16,7 @@
 #include "plan.h"
 #include "report.h"
 #include "runner.h"
+#include "tls_client_transport.h"
 
 namespace {
 
@@ -24,7 +25,7 @@ using coremq::bench::Command;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "mqtt-bench: load and verify an MQTT broker (MQTT 3.1.1) over io_uring.\n"
+    "mqtt-bench: load and verify an MQTT broker (MQTT 3.1.1 over TCP, TLS, WebSocket) over io_uring.\n"
     "\n"
     "Usage: mqtt-bench <conn|pub|sub|run> [--flag=value ...]\n"
     "  conn  open --connections at --connect-rate and hold them for --duration\n"
@@ -36,6 +37,8 @@ constexpr const char* kUsage =
     "  mqtt-bench run --scenario pairs --pairs 100 --qos 1 --duration 10s --warmup 2s\n"
     "  mqtt-bench run --scenario fan-out --subscribers 100 --rate 1000 --duration 10s\n"
     "  mqtt-bench conn --connections 10000 --connect-rate 2000 --duration 30s --broker-pid $(pidof coremq)\n"
+    "  mqtt-bench run --scenario pairs --qos 1 --count 10000 --tls --cafile ca.pem --port 8883\n"
+    "  mqtt-bench run --scenario pairs --qos 1 --count 10000 --ws --port 8080 --ws-path /mqtt\n"
     "\n"
     "Every run needs a bound: --duration or --count. Exit status: 0 clean, 1 loss or errors, 2 usage error.\n";
 
@@ -145,6 +148,9 @@ int main(int argc, char** argv) {
   if (!coremq::bench::options_from_flags(command, &options, &error)) return usage_error(error);
   coremq::bench::Plan plan;
   if (!coremq::bench::build_plan(options, &plan, &error)) return usage_error(error);
+  // The CA, certificate and key are loaded once here so that a bad file is a usage error
+  // before any connection; each worker then loads its own context.
+  if (options.tls && coremq::bench::TlsClientContext::create(options, &error) == nullptr) return usage_error(error);
 
   signal(SIGPIPE, SIG_IGN);  // sends use MSG_NOSIGNAL; this covers anything else
   coremq::bench::Report report;

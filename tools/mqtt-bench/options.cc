@@ -3,11 +3,14 @@
 #include "options.h"
 
 #include <arpa/inet.h>
+#include <openssl/tls1.h>
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
@@ -15,7 +18,22 @@
 #include "payload.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Broker address (numeric IPv4; 'localhost' means 127.0.0.1).");
-ABSL_FLAG(uint32_t, port, 1883, "Broker TCP port.");
+ABSL_FLAG(uint32_t, port, 0, "Broker TCP port; 0 = 1883, or 8883 with --tls (--ws needs it given).");
+ABSL_FLAG(bool, tls, false, "MQTT over TLS (mqtts://; with --ws: wss://). The broker's certificate is checked "
+          "against --cafile (or the system's CAs) and --tls-server-name unless --tls-insecure.");
+ABSL_FLAG(std::string, cafile, "", "--tls: PEM file of the CA certificates to trust (default: the system's).");
+ABSL_FLAG(std::string, cert, "", "--tls: client certificate chain (PEM), for brokers that require one; needs --key.");
+ABSL_FLAG(std::string, key, "", "--tls: private key (PEM) of --cert.");
+ABSL_FLAG(bool, tls_insecure, false, "--tls: do not check the broker's certificate or its name.");
+ABSL_FLAG(std::string, tls_version, "",
+          "--tls: 1.2 or 1.3 (only that version; tlsv1.2 and tlsv1.3 also read), or 1.2-1.3 (the default).");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "--tls: the name sent as SNI (when not an address) and checked in the certificate (default: --host).");
+ABSL_FLAG(bool, tls_resume, false,
+          "--tls: resume the latest TLS session of the thread on every new connection (measures resumed "
+          "handshakes; the report counts them).");
+ABSL_FLAG(bool, ws, false, "MQTT over WebSocket (ws://; with --tls: wss://), subprotocol mqtt, one frame per packet.");
+ABSL_FLAG(std::string, ws_path, "/mqtt", "--ws: the path of the upgrade request.");
 ABSL_FLAG(int64_t, connections, -1, "conn: connections to open and hold (default 100).");
 ABSL_FLAG(int64_t, publishers, -1, "pub/run: publishing clients (default 1; fan-in 10; fan-out 1).");
 ABSL_FLAG(int64_t, subscribers, -1, "sub/run: subscribing clients (default 1; fan-out 100; fan-in 1).");
@@ -76,6 +94,16 @@ const char* scenario_name(Scenario scenario) {
     case Scenario::kShared: return "shared";
   }
   return "?";
+}
+
+const char* transport_scheme(const Options& options) {
+  if (options.ws) return options.tls ? "wss" : "ws";
+  return options.tls ? "mqtts" : "mqtt";
+}
+
+std::string broker_url(const Options& options) {
+  return absl::StrFormat("%s://%s:%u%s", transport_scheme(options), options.host, options.port,
+                         options.ws ? options.ws_path : "");
 }
 
 namespace {
@@ -264,16 +292,96 @@ bool time_flags(Options* options, std::string* error) {
   return true;
 }
 
+// "1.2", "1.3", "tlsv1.2", "tlsv1.3" -> one version; "1.2-1.3" -> both.
+bool parse_tls_version(std::string text, Options* options) {
+  if (text.empty()) text = "1.2-1.3";
+  auto one = [](std::string_view name) {
+    if (name.rfind("tlsv", 0) == 0) name.remove_prefix(4);
+    if (name == "1.2") return TLS1_2_VERSION;
+    if (name == "1.3") return TLS1_3_VERSION;
+    return 0;
+  };
+  size_t dash = text.find('-');
+  std::string_view view(text);
+  options->tls_version_min = one(view.substr(0, dash));
+  options->tls_version_max = dash == std::string::npos ? options->tls_version_min : one(view.substr(dash + 1));
+  return options->tls_version_min != 0 && options->tls_version_max != 0 &&
+         options->tls_version_min <= options->tls_version_max;
+}
+
+// --tls, --ws and their companions; a companion without its transport is an error rather
+// than ignored, so a run never measures plain TCP while the user believes it measured TLS.
+bool transport_flags(Options* options, std::string* error) {
+  options->tls = absl::GetFlag(FLAGS_tls);
+  options->ws = absl::GetFlag(FLAGS_ws);
+  options->tls_ca_file = absl::GetFlag(FLAGS_cafile);
+  options->tls_cert_file = absl::GetFlag(FLAGS_cert);
+  options->tls_key_file = absl::GetFlag(FLAGS_key);
+  options->tls_insecure = absl::GetFlag(FLAGS_tls_insecure);
+  options->tls_resume = absl::GetFlag(FLAGS_tls_resume);
+  options->ws_path = absl::GetFlag(FLAGS_ws_path);
+  std::string tls_version = absl::GetFlag(FLAGS_tls_version);
+  std::string server_name = absl::GetFlag(FLAGS_tls_server_name);
+  if (!options->tls) {
+    const char* needs_tls = !options->tls_ca_file.empty()     ? "--cafile"
+                            : !options->tls_cert_file.empty() ? "--cert"
+                            : !options->tls_key_file.empty()  ? "--key"
+                            : options->tls_insecure           ? "--tls-insecure"
+                            : options->tls_resume             ? "--tls-resume"
+                            : !tls_version.empty()            ? "--tls-version"
+                            : !server_name.empty()            ? "--tls-server-name"
+                                                              : nullptr;
+    if (needs_tls != nullptr) {
+      *error = absl::StrFormat("%s needs --tls", needs_tls);
+      return false;
+    }
+  }
+  if (options->tls_cert_file.empty() != options->tls_key_file.empty()) {
+    *error = "--cert and --key go together: a client certificate needs its private key";
+    return false;
+  }
+  if (options->tls_insecure && !options->tls_ca_file.empty()) {
+    *error = "--tls-insecure checks no certificate, so --cafile would be ignored: give one or the other";
+    return false;
+  }
+  if (options->tls && !parse_tls_version(tls_version, options)) {
+    *error = absl::StrFormat("--tls-version=%s: expected 1.2, 1.3 or 1.2-1.3", tls_version);
+    return false;
+  }
+  options->tls_server_name = server_name.empty() ? options->host_name : server_name;
+  if (!options->ws && options->ws_path != "/mqtt") {
+    *error = "--ws-path needs --ws";
+    return false;
+  }
+  // The request target goes into the request line as it is: no spaces or control bytes.
+  bool path_ok = !options->ws_path.empty() && options->ws_path[0] == '/' &&
+                 std::all_of(options->ws_path.begin(), options->ws_path.end(),
+                             [](char c) { return c > ' ' && c < 0x7F; }) &&
+                 options->ws_path.size() <= 1024;
+  if (options->ws && !path_ok) {
+    *error = absl::StrFormat("--ws-path=%s: expected an absolute path such as /mqtt (printable ASCII, no spaces)",
+                             options->ws_path);
+    return false;
+  }
+  return true;
+}
+
 bool connection_flags(Options* options, std::string* error) {
-  options->host = absl::GetFlag(FLAGS_host);
-  if (options->host == "localhost") options->host = "127.0.0.1";
+  options->host_name = absl::GetFlag(FLAGS_host);
+  options->host = options->host_name == "localhost" ? "127.0.0.1" : options->host_name;
   in_addr address{};
   if (inet_pton(AF_INET, options->host.c_str(), &address) != 1) {
     *error = absl::StrFormat("--host=%s is not a numeric IPv4 address", options->host);
     return false;
   }
+  if (!transport_flags(options, error)) return false;
   uint32_t port = absl::GetFlag(FLAGS_port);
-  if (port == 0 || port > 65535) {
+  if (port == 0 && options->ws) {
+    *error = "--ws needs --port: the broker's WebSocket listener (MQTT has no standard WebSocket port)";
+    return false;
+  }
+  if (port == 0) port = options->tls ? 8883 : 1883;
+  if (port > 65535) {
     *error = absl::StrFormat("--port=%u is out of range [1, 65535]", port);
     return false;
   }

@@ -13,13 +13,32 @@ enum class Command { kConn, kPub, kSub, kRun };
 enum class Scenario { kNone, kFanIn, kFanOut, kPairs, kShared };
 
 const char* command_name(Command command);
+struct Options;
+// "mqtt", "mqtts", "ws" or "wss", and the broker as a URL of that scheme
+// ("wss://127.0.0.1:8081/mqtt"): how the report names the transport.
+const char* transport_scheme(const Options& options);
+std::string broker_url(const Options& options);
 const char* scenario_name(Scenario scenario);
 
 struct Options {
   Command command = Command::kRun;
   Scenario scenario = Scenario::kNone;
   std::string host = "127.0.0.1";
+  std::string host_name = "127.0.0.1";  // --host as given: WebSocket Host header, TLS name
   uint16_t port = 1883;
+
+  // The transport: plain TCP when both tls and ws are off (no transport object at all then).
+  bool tls = false;
+  std::string tls_ca_file;       // empty: the system's default CA paths
+  std::string tls_cert_file;     // client certificate chain (PEM), with tls_key_file
+  std::string tls_key_file;
+  bool tls_insecure = false;     // no certificate chain or name check
+  int tls_version_min = 0;       // OpenSSL's TLS1_2_VERSION, TLS1_3_VERSION; 0 = no bound
+  int tls_version_max = 0;
+  std::string tls_server_name;   // SNI (a DNS name) and the name the certificate must carry
+  bool tls_resume = false;       // resume the worker's latest session on each new connection
+  bool ws = false;
+  std::string ws_path = "/mqtt";
 
   uint32_t idle_connections = 0;  // `conn`
   uint32_t publishers = 0;

@@ -63,6 +63,24 @@ void row(std::FILE* out, const char* name, const std::string& value) {
   std::fprintf(out, "  %-26s %s\n", name, value.c_str());
 }
 
+const char* transport_name(const Options& options) {
+  if (options.ws) return options.tls ? "WebSocket over TLS" : "WebSocket";
+  return options.tls ? "TLS" : "TCP";
+}
+
+// "TLSv1.3 TLS_AES_256_GCM_SHA384, certificate checked (name 127.0.0.1), 100 handshakes, 0 resumed"
+std::string tls_summary(const Report& report) {
+  const Options& options = *report.options;
+  std::string check = options.tls_insecure
+                          ? std::string("certificate not checked (--tls-insecure)")
+                          : absl::StrFormat("certificate checked against %s for %s",
+                                            options.tls_ca_file.empty() ? "the system's CAs" : options.tls_ca_file,
+                                            options.tls_server_name);
+  return absl::StrFormat("%s, %s, %u handshakes, %u resumed",
+                         report.tls_protocol.empty() ? "no handshake completed" : report.tls_protocol, check,
+                         report.tls_handshakes, report.tls_resumed);
+}
+
 bool publishes(const Options& options) { return options.command == Command::kPub || options.command == Command::kRun; }
 bool subscribes(const Options& options) { return options.command == Command::kSub || options.command == Command::kRun; }
 
@@ -88,11 +106,12 @@ void print_report(const Report& report, std::FILE* out) {
   const Options& options = *report.options;
   absl::FPrintF(out, "\nmqtt-bench %s", command_name(options.command));
   if (options.scenario != Scenario::kNone) absl::FPrintF(out, " --scenario %s", scenario_name(options.scenario));
-  absl::FPrintF(out, " against %s:%u (MQTT %s, QoS %u, %u-byte payload): %s\n", options.host, options.port,
-               options.protocol_level == 3 ? "3.1" : "3.1.1", options.qos, options.payload_bytes,
-               report.outcome.c_str());
+  absl::FPrintF(out, " against %s (%s, MQTT %s, QoS %u, %u-byte payload): %s\n", broker_url(options),
+               transport_name(options), options.protocol_level == 3 ? "3.1" : "3.1.1", options.qos,
+               options.payload_bytes, report.outcome.c_str());
   row(out, "connections", absl::StrFormat("%u of %u up, %u errors", report.connections_up,
                                           report.connections_target, report.errors));
+  if (options.tls) row(out, "TLS", tls_summary(report));
   if (report.connect_elapsed_s > 0) {
     row(out, "connect rate", absl::StrFormat("%s connects/s (%.2f s for all)", format_count(report.connects_per_s),
                                              report.connect_elapsed_s));
@@ -175,6 +194,11 @@ bool write_json(const Report& report, const std::string& path, std::string* erro
   field("scenario", absl::StrFormat("\"%s\"", scenario_name(options.scenario)));
   field("host", absl::StrFormat("\"%s\"", json_escape(options.host)));
   field("port", integer(options.port));
+  field("transport", absl::StrFormat("\"%s\"", transport_scheme(options)));
+  field("url", absl::StrFormat("\"%s\"", json_escape(broker_url(options))));
+  field("tls_protocol", options.tls ? absl::StrFormat("\"%s\"", json_escape(report.tls_protocol)) : "null");
+  field("tls_handshakes", integer(report.tls_handshakes));
+  field("tls_resumed", integer(report.tls_resumed));
   field("qos", integer(options.qos));
   field("payload_bytes", integer(options.payload_bytes));
   field("publishers", integer(options.publishers));

@@ -53,6 +53,9 @@ struct Report {
   uint64_t receive_buffers_exhausted = 0;
   uint64_t publish_paused_staged_full = 0;
   uint64_t pings = 0;
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_resumed = 0;
+  std::string tls_protocol;  // what the first handshake negotiated
 
   double sent_per_s() const { return window_s > 0 ? sent_in_window / window_s : 0; }
   double delivered_per_s() const { return window_s > 0 ? received_in_window / window_s : 0; }

@@ -322,6 +322,9 @@ void Controller::merge_results() {
     report_->receive_buffers_exhausted += result.receive_buffers_exhausted;
     report_->publish_paused_staged_full += result.publish_paused_staged_full;
     report_->pings += result.pings;
+    report_->tls_handshakes += result.tls_handshakes;
+    report_->tls_resumed += result.tls_resumed;
+    if (report_->tls_protocol.empty()) report_->tls_protocol = result.tls_protocol;
     if (result.first_connect_ns > 0 && (first_connect_ns == 0 || result.first_connect_ns < first_connect_ns)) {
       first_connect_ns = result.first_connect_ns;
     }

@@ -12,11 +12,14 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <random>
 
 #include "absl/strings/str_format.h"
 #include "base/assert.h"
 #include "bounds.h"
 #include "clock.h"
+#include "stacked_transport.h"
+#include "ws_client_transport.h"
 
 namespace coremq::bench {
 
@@ -75,6 +78,11 @@ void Worker::run() {
 
 bool Worker::setup(std::string* error) {
   if (!ring_.init(kRingEntries, error)) return false;
+  if (options_.tls) {
+    tls_context_ = TlsClientContext::create(options_, error);
+    if (tls_context_ == nullptr) return false;
+  }
+  if (options_.ws) mask_seed_ = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}() ^ id_;
   if (ring_.features().recv_multishot) {
     std::string buffer_error;
     provided_buffers_ = buffers_.init(ring_, 0, kReceiveBufferCount, kReceiveBufferBytes, &buffer_error);
@@ -199,9 +207,17 @@ void Worker::flush_sends(int64_t now_ns) {
   for (uint32_t slot : flush_queue_) {
     Client& client = *clients_[slot];
     client.io.flush_queued = false;
-    if (client.io.send_in_flight || client.staging.empty() || !alive(client)) continue;
+    if (client.io.send_in_flight || !alive(client)) continue;
     COREMQ_ASSERT(client.io.sending.empty());
-    client.io.sending.swap(client.staging);
+    if (client.io.transport != nullptr) {
+      // Encoded only while no send is in flight, so `staging` keeps holding what waits and
+      // the publisher's kStagedBytesMax bound still applies.
+      if (!encode_staged(slot) || client.io.wire_staging.empty()) continue;
+      client.io.sending.swap(client.io.wire_staging);
+    } else {
+      if (client.staging.empty()) continue;
+      client.io.sending.swap(client.staging);
+    }
     client.io.sending_offset = 0;
     client.io.last_send_ns = now_ns;
     submit_send(slot);
@@ -281,9 +297,109 @@ void Worker::on_connect_done(uint32_t slot, int result) {
                                       std::strerror(-result)));
     return;
   }
+  if ((options_.tls || options_.ws) && !start_transport(slot)) return;
   client.on_connected();
   arm_receive(slot);
   queue_flush(slot);
+}
+
+bool Worker::start_transport(uint32_t slot) {
+  Client& client = *clients_[slot];
+  std::unique_ptr<transport::Transport> made;
+  if (options_.tls) {
+    std::string error;
+    std::unique_ptr<TlsClientTransport> tls = TlsClientTransport::create(*tls_context_, &error);
+    if (tls == nullptr) {
+      fail_client(slot, error);
+      return false;
+    }
+    client.io.tls = tls.get();
+    made = std::move(tls);
+  }
+  if (options_.ws) {
+    std::string host = absl::StrFormat("%s:%u", options_.host_name, options_.port);
+    uint64_t seed = mask_seed_ ^ (uint64_t{slot} * 0x9E3779B97F4A7C15ull);  // distinct per connection
+    auto ws = std::make_unique<WsClientTransport>(host, options_.ws_path, seed);
+    made = made != nullptr ? std::make_unique<StackedTransport>(std::move(made), std::move(ws))
+                           : std::unique_ptr<transport::Transport>(std::move(ws));
+  }
+  client.io.transport = std::move(made);
+  // A client speaks first: an empty decode writes the ClientHello or the upgrade request.
+  decoded_.clear();
+  transport::Transport::Status status = client.io.transport->decode({}, decoded_, client.io.wire_staging);
+  if (status != transport::Transport::Status::kOk) {
+    fail_client(slot, absl::StrFormat("%s: %s", transport_scheme(options_), client.io.transport->error()));
+    return false;
+  }
+  COREMQ_ASSERT(!client.io.wire_staging.empty());
+  return true;
+}
+
+bool Worker::encode_staged(uint32_t slot) {
+  Client& client = *clients_[slot];
+  transport::Transport& transport = *client.io.transport;
+  if (!transport.established()) return true;  // staged bytes wait for the handshake's end
+  if (!client.staging.empty()) {
+    transport::Transport::Status status = transport.encode(client.staging.span(), client.io.wire_staging);
+    client.staging.clear();
+    if (status == transport::Transport::Status::kError) {
+      fail_client(slot, absl::StrFormat("%s: %s", transport_scheme(options_), transport.error()));
+      return false;
+    }
+  }
+  if (client.io.close_after_staging) {
+    transport.encode_close(WsClientTransport::kCloseNormal, client.io.wire_staging);
+    client.io.close_after_staging = false;
+  }
+  return true;
+}
+
+void Worker::note_established(Client& client) {
+  client.io.transport_established = true;
+  if (client.io.tls == nullptr) return;
+  result_.tls_handshakes++;
+  if (client.io.tls->resumed()) result_.tls_resumed++;
+  if (result_.tls_protocol.empty()) result_.tls_protocol = client.io.tls->protocol_and_cipher();
+}
+
+bool Worker::receive_through_transport(uint32_t slot, std::span<const uint8_t> wire, int64_t now_ns) {
+  Client& client = *clients_[slot];
+  transport::Transport& transport = *client.io.transport;
+  decoded_.clear();
+  transport::Transport::Status status = transport.decode(wire, decoded_, client.io.wire_staging);
+  if (status == transport::Transport::Status::kError) {
+    fail_client(slot, absl::StrFormat("%s: %s", transport_scheme(options_), transport.error()));
+    return false;
+  }
+  if (!client.io.transport_established && transport.established()) note_established(client);
+  if (!decoded_.empty()) {
+    bool ok = client.on_bytes(decoded_.span(), now_ns);
+    if (client.state() != ClientState::kAwaitingConnack) end_handshake(slot);
+    if (!ok) {
+      fail_client(slot, client.error());
+      return false;
+    }
+  }
+  if (status == transport::Transport::Status::kClosed) {
+    broker_closed(slot, transport.error());
+    return false;
+  }
+  if (!client.staging.empty() || !client.io.wire_staging.empty()) queue_flush(slot);
+  return true;
+}
+
+// The broker ended the connection (end of stream, a TLS close_notify or a WebSocket close):
+// expected after our DISCONNECT, a failure otherwise.
+void Worker::broker_closed(uint32_t slot, std::string_view how) {
+  Client& client = *clients_[slot];
+  if (client.state() == ClientState::kDisconnecting) {
+    close_client(client);
+    return;
+  }
+  std::string what = client.state() == ClientState::kAwaitingConnack
+                         ? "broker closed the connection before CONNACK"
+                         : "broker closed the connection";
+  fail_client(slot, !how.empty() ? absl::StrFormat("%s (%s)", what, how) : what);
 }
 
 void Worker::on_receive(uint32_t slot, const io_uring_cqe* cqe) {
@@ -298,21 +414,20 @@ void Worker::on_receive(uint32_t slot, const io_uring_cqe* cqe) {
   }
   int result = cqe->res;
   if (result > 0 && alive(client)) {
-    bool ok = client.on_bytes(std::span<const uint8_t>(bytes, static_cast<size_t>(result)), monotonic_ns());
-    if (client.state() != ClientState::kAwaitingConnack) end_handshake(slot);
-    if (!ok) fail_client(slot, client.error());
-    else if (!client.staging.empty()) queue_flush(slot);
+    std::span<const uint8_t> received(bytes, static_cast<size_t>(result));
+    if (client.io.transport != nullptr) {
+      (void)receive_through_transport(slot, received, monotonic_ns());  // failures close the client
+    } else {
+      bool ok = client.on_bytes(received, monotonic_ns());
+      if (client.state() != ClientState::kAwaitingConnack) end_handshake(slot);
+      if (!ok) fail_client(slot, client.error());
+      else if (!client.staging.empty()) queue_flush(slot);
+    }
   }
   if (buffer_id >= 0) buffers_.recycle(static_cast<uint16_t>(buffer_id));
   if (!alive(client)) return;
   if (result == 0) {
-    if (client.state() == ClientState::kDisconnecting) {
-      close_client(client);
-      return;
-    }
-    fail_client(slot, client.state() == ClientState::kAwaitingConnack
-                          ? "broker closed the connection before CONNACK"
-                          : "broker closed the connection");
+    broker_closed(slot, "");
     return;
   }
   if (result < 0 && result != -ENOBUFS) {
@@ -347,7 +462,7 @@ void Worker::on_send_done(uint32_t slot, int result) {
   }
   client.io.sending.clear();
   client.io.sending_offset = 0;
-  if (!client.staging.empty()) queue_flush(slot);
+  if (!client.staging.empty() || !client.io.wire_staging.empty()) queue_flush(slot);
 }
 
 void Worker::end_handshake(uint32_t slot) {
@@ -408,6 +523,7 @@ void Worker::disconnect_all() {
     Client& client = *clients_[slot];
     if (!alive(client) || client.state() == ClientState::kConnecting) continue;
     client.stage_disconnect();
+    client.io.close_after_staging = client.io.transport != nullptr;
     queue_flush(slot);
   }
   int64_t now_ns = monotonic_ns();

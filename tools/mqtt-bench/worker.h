@@ -3,15 +3,19 @@
 // completions in a batch, lets publishers encode into their staging buffers, and flushes with
 // at most one send in flight per socket (bytes gathered meanwhile go out in the next send).
 // Receives are multishot from a provided-buffer ring when the kernel has them, one plain recv
-// per socket otherwise. Created and joined by the main thread; between start() and join() only
-// the worker thread touches it, except through SharedState.
+// per socket otherwise. With --tls or --ws each client has a transport (TLS, WebSocket or
+// both) that received bytes pass through before the client reads them, and staged bytes before
+// they are sent; plain TCP clients have none. Created and joined by the main thread; between
+// start() and join() only the worker thread touches it, except through SharedState.
 #pragma once
 
 #include <netinet/in.h>
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -21,6 +25,7 @@
 #include "options.h"
 #include "plan.h"
 #include "shared_state.h"
+#include "tls_client_transport.h"
 #include "worker_result.h"
 
 struct io_uring_cqe;
@@ -59,6 +64,16 @@ class Worker {
   void on_connect_done(uint32_t slot, int result);
   void on_receive(uint32_t slot, const io_uring_cqe* cqe);
   void on_send_done(uint32_t slot, int result);
+  // --tls/--ws: the client's transport, made when TCP is up; its opening bytes (ClientHello
+  // or the upgrade request) go to wire_staging. False when it cannot be made.
+  [[nodiscard]] bool start_transport(uint32_t slot);
+  // Received bytes through the transport into the Client. False when the client failed or
+  // the broker closed (the client is then closed or failed).
+  [[nodiscard]] bool receive_through_transport(uint32_t slot, std::span<const uint8_t> wire, int64_t now_ns);
+  // What Client staged through encode() into wire_staging (once the handshake is over).
+  [[nodiscard]] bool encode_staged(uint32_t slot);
+  void note_established(Client& client);
+  void broker_closed(uint32_t slot, std::string_view how);
   void fail_client(uint32_t slot, std::string message);
   void close_client(Client& client);
   void end_handshake(uint32_t slot);
@@ -80,6 +95,9 @@ class Worker {
   io::BufferRing buffers_;
   bool provided_buffers_ = false;
   sockaddr_in address_{};
+  std::unique_ptr<TlsClientContext> tls_context_;  // --tls: this thread's own SSL_CTX
+  base::ByteBuffer decoded_;  // a transport's decoded bytes, handed to Client at once
+  uint64_t mask_seed_ = 0;     // --ws: seeds each connection's frame masks
 
   std::vector<std::unique_ptr<Client>> clients_;
   std::vector<bool> handshaking_;
