@@ -3,8 +3,7 @@
 # free loopback ports with a TLS listener (a CA, server and client certificates made by the
 # test with the `openssl` command), a websockets listener and a wss one. Each run must lose
 # nothing and its report must name the transport. The brokers are a parametrized table:
-# Debian's mosquitto today; coremq's entries wait for its TLS/WebSocket listeners (remove the
-# and coremq at t1 and t4). Also the flag checks (exit 2) and
+# Debian's mosquitto, and coremq at t1 and t4. Also the flag checks (exit 2) and
 # the refusals a user meets first: a certificate from the wrong CA, a listener that wants a
 # client certificate.
 import json
