@@ -236,3 +236,58 @@ def test_messages_flow_through_reloads(setup, names):
     assert received == [str(number).encode() for number in range(count)]
     subscriber.close()
     publisher.close()
+
+
+class AclBroker:
+    """coremq with one listener whose ACL file the test rewrites and reloads."""
+
+    def __init__(self, directory, threads, acl_file):
+        self.log_path = directory / "acl-broker.log"
+        command = [conftest.COREMQ_BINARY, f"--threads={threads}", "--pin-threads=false",
+                   f"--listener=mqtt://127.0.0.1:0,acl_file={acl_file}"]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        ready = helpers.wait_until(lambda: "coremq started" in self.log() or self.process.poll() is not None,
+                                   timeout=conftest.START_SECONDS)
+        assert ready and self.process.poll() is None, f"broker did not start:\n{self.log()}"
+        self.port = int(re.search(r"listening on mqtt://127\.0\.0\.1:(\d+)", self.log()).group(1))
+
+    log = ReloadBroker.log
+    reload = ReloadBroker.reload
+    stop = ReloadBroker.stop
+
+
+def test_acl_reload_applies_to_sessions_that_connect_after_it(threads, tmp_path, names):
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite open/#\n")
+    broker = AclBroker(tmp_path, threads, acl)
+    try:
+        before = helpers.RawClient(broker.port)  # compiles the first file
+        before.connect(names.client("before", 0))
+        acl.write_text("topic readwrite open/#\ntopic readwrite closed/#\n")
+        broker.reload(r"reload: ACL file \S+ reloaded")
+        subscriber = helpers.RawClient(broker.port)
+        subscriber.connect(names.client("sub", 1))
+        assert subscriber.subscribe([("closed/#", 1), ("open/#", 1)]) == [1, 1]
+        after = helpers.RawClient(broker.port)
+        after.connect(names.client("after", 0))
+        after.publish("closed/new", b"allowed now", qos=1)
+        assert subscriber.receive_publish().topic == b"closed/new"
+        # The connection made before the reload keeps the rules it compiled: its closed/ message
+        # is dropped, so its next one (allowed by both files) is what arrives.
+        before.publish("closed/old", b"still refused", qos=1)
+        before.publish("open/fence", b"fence", qos=1)
+        assert subscriber.receive_publish().topic == b"open/fence"
+        before.ping()
+        # A file that fails keeps the one in use.
+        acl.write_text("topic readwrite closed/#\nbogus line\n")
+        broker.reload(r"reload: ACL file .*the previous file stays in use")
+        assert re.search(rf"{re.escape(str(acl))}:2", broker.log()), broker.log()
+        late = helpers.RawClient(broker.port)
+        late.connect(names.client("late", 0))
+        late.publish("closed/late", b"allowed by the file still in use", qos=1)
+        assert subscriber.receive_publish().topic == b"closed/late"
+        for client in (before, subscriber, after, late):
+            client.close()
+    finally:
+        broker.stop()
