@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "coremq/authentication.h"
+#include "coremq/authorization.h"
 
 namespace coremq {
 
@@ -163,6 +164,9 @@ struct Options {
   std::string response_information_prefix;
   // Enhanced authentication methods (MQTT 5); none by default.
   std::shared_ptr<AuthenticationHook> authentication_hook;
+  // What each client may publish, subscribe to and receive, decided in process next to the
+  // listeners' ACL files (include/coremq/authorization.h); none by default.
+  std::shared_ptr<AuthorizationHook> authorization_hook;
 
   // Log level name: debug, info, warning, error, none.
   std::string log_level = "info";

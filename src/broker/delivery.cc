@@ -125,7 +125,7 @@ void ShardState::deliver_shared_locally(const MessageRef& message, SharedSubscri
   // A member whose ACL may not read the topic is passed over for the next one (Mosquitto
   // drops the message when its round robin lands on such a member).
   for (size_t tries = group.local_members.size(); member != nullptr && tries > 1; --tries) {
-    if (member->session->acl == nullptr || member->session->acl->can_receive(message->topic())) break;
+    if (may_receive(member->session, message->topic())) break;
     member = shared_.pick_local_member(group);
   }
   if (member == nullptr) {
@@ -168,9 +168,10 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
   Connection* connection = session->connection;
   // Read access, checked for every delivery (live, shared or retained) as Mosquitto does: a
   // subscription to '#' receives only what the ACL lets the client read.
-  if (session->acl != nullptr && !session->acl->can_receive(message->topic())) {
+  if (!may_receive(session, message->topic())) {
     ++counters_.acl_deliveries_denied;
-    LOG_DEBUG("client '%s' may not read '%s' (ACL file): not delivered", session->client_id, message->topic());
+    LOG_DEBUG("client '%s' may not read '%s' (ACL file or authorization hook): not delivered", session->client_id,
+              message->topic());
     return;
   }
   if (message->expired(io_.now_ms())) return;

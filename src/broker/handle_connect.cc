@@ -427,6 +427,15 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
   if (const auth::AclFile* acl = listener_acl(connection); acl != nullptr) {
     session->acl = std::make_unique<auth::CompiledAcl>(acl->compile(client_username(connection, connect), client_id));
   }
+  session->hook_identity.reset();
+  if (options_.authorization_hook != nullptr) {
+    session->hook_identity = std::make_unique<Session::HookIdentity>();
+    if (std::optional<std::string_view> username = client_username(connection, connect)) {
+      session->hook_identity->username = std::string(*username);
+    }
+    session->hook_identity->listener = connection->listener;
+    session->hook_identity->in_process = connection->in_process;
+  }
   connection->session = session;
   connection->state = ConnectionState::kConnected;
   // MQTT 5: --server-keep-alive replaces the client's value, and whatever results is held

@@ -73,7 +73,7 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
     }
   }
   ++counters_.messages_received;
-  if (session->acl != nullptr && !session->acl->can_publish(topic)) return refuse_publish(connection, publish, topic);
+  if (!may_publish(session, topic, publish.qos, publish.retain)) return refuse_publish(connection, publish, topic);
 
   if (publish.qos == 2) {
     // Delivered on the first PUBLISH of a packet id; a resend (before PUBREL) is only

@@ -135,6 +135,12 @@ uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& 
                        session->client_id, filter, auth::CompiledAcl::kSubscribeCheckBudget);
     }
   }
+  if (const auto& hook = options_.authorization_hook;
+      hook != nullptr && !hook->allow_subscribe(hook_identity(session), shared ? shared_filter : filter, entry.qos)) {
+    ++counters_.acl_subscriptions_denied;
+    LOG_INFO_LIMITED("client '%s' may not subscribe to '%s' (authorization hook): refused", session->client_id, filter);
+    return code(ReasonCode::kNotAuthorized);
+  }
   auto existing = session->subscriptions.find(filter);
   *existed = existing != session->subscriptions.end();
   if (!*existed && session->subscriptions.size() >= options_.max_subscriptions_per_session) {

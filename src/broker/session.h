@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -81,6 +82,13 @@ struct Session {
   // username and client id); null when that listener has no ACL file. Kept while the session
   // is offline: messages queued for it meanwhile are checked with it, as Mosquitto does.
   std::unique_ptr<auth::CompiledAcl> acl;
+  // With Options::authorization_hook: who the hook is told this client is (set at CONNECT).
+  struct HookIdentity {
+    std::optional<std::string> username;
+    uint8_t listener = 0;
+    bool in_process = false;
+  };
+  std::unique_ptr<HookIdentity> hook_identity;
   // Renewed from the shard-wide count (ShardState::timer_generation_last_) whenever the
   // session's timers change meaning (reconnect, new disconnect), so stale timer entries,
   // including those of an earlier session of the same client id, are recognised and ignored.

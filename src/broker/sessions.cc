@@ -33,10 +33,10 @@ void ShardState::publish_will_message(Session* session) {
   session->will_pending = false;
   WillMessage& will = *taken;
   // Mosquitto checks the will against the ACL when it is published, not at CONNECT.
-  if (session->acl != nullptr && !session->acl->can_publish(will.topic)) {
+  if (!may_publish(session, will.topic, will.qos, will.retain)) {
     ++counters_.acl_publishes_denied;
-    LOG_INFO_LIMITED("client '%s' may not publish its will on '%s' (ACL file): dropped", session->client_id,
-                     will.topic);
+    LOG_INFO_LIMITED("client '%s' may not publish its will on '%s' (ACL file or authorization hook): dropped",
+                     session->client_id, will.topic);
     return;
   }
   Message::Extras extras;

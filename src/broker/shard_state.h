@@ -173,6 +173,11 @@ class ShardState {
                                                   const mqtt::ConnectPacket& connect) const;
   // The ACL file of the listener the connection came through; null when it has none.
   const auth::AclFile* listener_acl(const Connection* connection) const;
+  // The ACL file's rules and the authorization hook together (authorization.cc): true only if
+  // both allow (either may be absent). Counted and logged by the callers.
+  bool may_publish(Session* session, std::string_view topic, uint8_t qos, bool retain);
+  bool may_receive(Session* session, std::string_view topic);
+  ClientIdentity hook_identity(const Session* session) const;
   std::string assign_client_id();
   // Whether a keep-alive is over --max-keepalive (see the definition for keep-alive 0).
   bool over_max_keep_alive(uint16_t keep_alive_seconds) const;

@@ -232,5 +232,49 @@ TEST_F(ShardAcl, ListenerWithoutAnAclAllowsEverything) {
   EXPECT_EQ(counters().acl_publishes_denied + counters().acl_deliveries_denied, 0u);
 }
 
+// The embedding program's AuthorizationHook (include/coremq/authorization.h) decides next to the
+// ACL file: both must allow. Here without an ACL file: the hook alone.
+class DenyingHook final : public AuthorizationHook {
+ public:
+  bool allow_publish(const ClientIdentity& client, std::string_view topic, uint8_t, bool) override {
+    seen_username = client.username ? std::string(*client.username) : "(none)";
+    return !topic.starts_with("secret/");
+  }
+  bool allow_subscribe(const ClientIdentity&, std::string_view filter, uint8_t) override {
+    return !filter.starts_with("private/");
+  }
+  bool allow_receive(const ClientIdentity& client, std::string_view topic) override {
+    return !(client.client_id == "guest" && topic.starts_with("hidden/"));
+  }
+  std::string seen_username;
+};
+
+class ShardAuthorizationHook : public ShardAcl {
+ protected:
+  void SetUp() override {
+    ShardAcl::SetUp();
+    hook = std::make_shared<DenyingHook>();
+    options.authorization_hook = hook;
+  }
+  std::shared_ptr<DenyingHook> hook;
+};
+
+TEST_F(ShardAuthorizationHook, DecidesPublishSubscribeAndDelivery) {
+  broker::Connection* guest = login("guest");
+  broker::Connection* member = login("member", {.username = "mia"});
+  EXPECT_EQ(suback_codes(guest, {"#", "private/x"}), (std::vector<uint8_t>{1, 0x80}));
+  EXPECT_EQ(suback_codes(member, {"#"}), std::vector<uint8_t>{1});
+  feed(member, publish_bytes("secret/1", "x", 1, 7));  // dropped, acknowledged (3.1.1)
+  EXPECT_EQ(take_output(member), ack_bytes(PacketType::kPuback, 7));
+  EXPECT_EQ(hook->seen_username, "mia");
+  feed(member, publish_bytes("hidden/1", "x", 0));
+  feed(member, publish_bytes("open/1", "x", 0));
+  EXPECT_EQ(received_topics(guest), std::vector<std::string>{"open/1"});
+  EXPECT_EQ(received_topics(member), (std::vector<std::string>{"hidden/1", "open/1"}));
+  EXPECT_EQ(counters().acl_publishes_denied, 1u);
+  EXPECT_EQ(counters().acl_subscriptions_denied, 1u);
+  EXPECT_EQ(counters().acl_deliveries_denied, 1u);
+}
+
 }  // namespace
 }  // namespace coremq::testing
