@@ -10,6 +10,8 @@
 # client keeps working; a broker whose certificate or key is missing or mismatched failing its
 # start naming the file; and Debian's mosquitto given the same files accepting and refusing the
 # same client certificates as coremq.
+import base64
+import hashlib
 import os
 import random
 import signal
@@ -130,6 +132,11 @@ class Pki:
                 "-CAkey", "other_ca.key", "-set_serial", "4660", "-days", "30", "-extfile", "openssl.cnf",
                 "-extensions", "client_ext")
         openssl(directory, "ca", *config, "-revoke", "revoked.crt")
+        # A Mosquitto $7$ password file (PBKDF2-SHA512, as mosquitto_passwd writes it): alice/secret.
+        salt = bytes(range(12))
+        digest = hashlib.pbkdf2_hmac("sha512", b"secret", salt, 101, 64)
+        (directory / "passwords").write_text(
+            f"alice:$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}\n")
         # lastUpdate an hour back, so no clock step makes the CRL "not yet valid".
         openssl(directory, "ca", *config, "-gencrl", "-out", "crl.pem", "-crldays", "30",
                 "-crl_lastupdate", openssl_time(datetime.now(timezone.utc) - timedelta(hours=1)))
@@ -181,6 +188,7 @@ def listener_specs(pki: Pki) -> dict:
         "tls13": ("mqtts", f"{pki.server_keys()},tls_version=tlsv1.3"),
         "ciphers": ("mqtts", f"{pki.server_keys()},ciphers=ECDHE-ECDSA-AES256-GCM-SHA384,"
                              "ciphersuites=TLS_CHACHA20_POLY1305_SHA256"),
+        "password": ("mqtts", f"{pki.server_keys()},password_file={pki.path('passwords')},allow_anonymous=false"),
         "wss": ("wss", pki.server_keys()),
         "wss_identity": ("wss", f"{pki.server_keys()},{verify},require_certificate=true,"
                                 f"crlfile={pki.path('crl.pem')},use_identity_as_username=true,allow_anonymous=false"),
@@ -322,6 +330,9 @@ class CoalescingTlsClient(helpers.RawClient):
         self.sock.sendall(self.outgoing.read())
 
     def _fill(self, deadline: float) -> bool:
+        # The broker's close_notify ends the stream, after the packets decrypted before it.
+        if self.closed_by_peer:
+            raise helpers.ConnectionClosed()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
@@ -338,12 +349,15 @@ class CoalescingTlsClient(helpers.RawClient):
         self.incoming.write(data)
         while True:
             try:
-                self.buffer += self.tls.read(65536)
+                plain = self.tls.read(65536)
             except ssl.SSLWantReadError:
                 return True
             except ssl.SSLZeroReturnError:
+                plain = b""
+            if not plain:  # close_notify (SSLObject.read answers b"" once it has come)
                 self.closed_by_peer = True
-                raise helpers.ConnectionClosed() from None
+                return True
+            self.buffer += plain
 
     def version(self) -> str:
         return self.tls.version()
@@ -668,6 +682,36 @@ def test_handshake_end_and_packets_in_one_write(broker, names, pki, version):
             assert client.version() == ("TLSv1.3" if version == ssl.TLSVersion.TLSv1_3 else "TLSv1.2")
         finally:
             client.close()
+
+
+def test_packets_behind_a_connect_waiting_for_its_password(broker, names, pki):
+    # The CONNECT waits for the password checker's verdict; what follows it in the same write
+    # (a PUBLISH of 64 KiB: several reads) waits behind it and is handled after the CONNACK.
+    # Before the fix in Shard::replay the connection was not read again once the input parked
+    # behind the CONNECT had been replayed, and the large PUBLISH never got its PUBACK.
+    large = bytes(range(256)) * 256
+    for shard in range(2 * names.threads):
+        client_id = names.client("password", shard)
+        topic = names.topic(client_id)
+        client = CoalescingTlsClient(broker.ports["password"], client_context(pki))
+        try:
+            client.send(connect_packet(client_id, username="alice", password="secret") +
+                        helpers.subscribe_packet(1, [(topic, 1)]) +
+                        helpers.publish_packet(topic, large, qos=1, packet_id=5) + helpers.PINGREQ_BYTES)
+            client.expect(connack_bytes(0, 0))
+            client.expect(helpers.suback_bytes(1, [1]))
+            client.expect(helpers.puback_bytes(5), timeout=10)
+            assert client.receive_publish(timeout=10).payload == large
+            client.expect(helpers.PINGRESP_BYTES)
+        finally:
+            client.close()
+    wrong = CoalescingTlsClient(broker.ports["password"], client_context(pki))
+    try:
+        wrong.send(connect_packet(names.client("wrong", 0), username="alice", password="guess"))
+        wrong.expect(connack_bytes(0, NOT_AUTHORIZED_311))
+        wrong.expect_closed()
+    finally:
+        wrong.close()
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls12", "tls13"])
