@@ -763,7 +763,7 @@ def test_malformed_handshake_is_closed(broker, tls_clients, names, pki, junk):
     expect_delivery(established, topic, b"still served")
 
 
-@pytest.mark.parametrize("sent", ["nothing", "half-client-hello"])
+@pytest.mark.parametrize("sent", ["nothing", "half-client-hello", "client-hello-only", "handshake-no-connect"])
 def test_stalled_handshake_is_closed_by_the_connect_timeout(start_tls_broker, tls_clients, names, pki, sent):
     timeout_seconds = 2
     broker = start_tls_broker(["tls"], connect_timeout=timeout_seconds)
@@ -771,12 +771,20 @@ def test_stalled_handshake_is_closed_by_the_connect_timeout(start_tls_broker, tl
     topic = names.topic("stall")
     established = tls_subscriber(tls_clients, pki, port, names.sub(), topic, certificate=None)
     hello = client_hello(pki)
-    with socket.create_connection((helpers.HOST, port), timeout=helpers.WAIT_SECONDS) as stalled:
-        started = time.monotonic()
-        if sent == "half-client-hello":
-            stalled.sendall(hello[:len(hello) // 2])
-        assert read_until_eof(stalled, timeout=10) == b""
-        elapsed = time.monotonic() - started
+    started = time.monotonic()
+    if sent == "handshake-no-connect":
+        # The TLS handshake completes; then no CONNECT.
+        finished = tls_clients(port, client_context(pki))
+        assert finished.expect_closed(timeout=10) == []
+    else:
+        with socket.create_connection((helpers.HOST, port), timeout=helpers.WAIT_SECONDS) as stalled:
+            if sent == "half-client-hello":
+                stalled.sendall(hello[:len(hello) // 2])
+            elif sent == "client-hello-only":
+                stalled.sendall(hello)  # the broker answers with its flight; the client's never comes
+            answer = read_until_eof(stalled, timeout=10)
+        assert answer[:1] == (b"\x16" if sent == "client-hello-only" else b""), answer[:16]
+    elapsed = time.monotonic() - started
     # Not before the timeout (a lower bound, which a slow machine only makes safer).
     assert elapsed >= timeout_seconds - 0.5, f"closed after {elapsed:.2f} s, before the connect timeout"
     broker.wait_for_log(f"sent no CONNECT (or did not finish its authentication) within {timeout_seconds} s")
@@ -786,6 +794,24 @@ def test_stalled_handshake_is_closed_by_the_connect_timeout(start_tls_broker, tl
     publisher.connect(names.pub())
     publisher.publish(topic, b"after the stall", qos=1)
     expect_delivery(established, topic, b"after the stall")
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls12", "tls13"])
+def test_close_notify_without_disconnect(broker, tls_clients, names, pki, version):
+    # A client's close_notify without DISCONNECT: the broker answers with its own close_notify
+    # (a clean TLS close both ways) and, the MQTT session having ended without DISCONNECT,
+    # publishes the will.
+    port = broker.ports["tls"]
+    topic = names.topic("will")
+    subscriber = tls_subscriber(tls_clients, pki, port, names.sub(), topic, certificate=None)
+    leaving = tls_clients(port, client_context(pki, maximum=version))
+    leaving.connect(names.pub(), will=(topic, b"gone without DISCONNECT", 1, False))
+    leaving.ping()
+    plain = leaving.sock.unwrap()  # sends close_notify, returns once the broker's has come
+    plain.settimeout(helpers.WAIT_SECONDS)
+    assert plain.recv(16) == b"", "the broker did not close the connection after its close_notify"
+    plain.close()
+    expect_delivery(subscriber, topic, b"gone without DISCONNECT")
 
 
 # ------------------------------------------------------------------ start-up errors
