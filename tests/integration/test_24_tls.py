@@ -1,15 +1,20 @@
 # 24 TLS: mqtts:// and wss:// listeners with real clients. The test makes its own certificates
 # with the `openssl` command in a temporary directory (a CA, a server certificate for 127.0.0.1
 # and localhost, client certificates that are valid, expired, revoked by a CRL, without a CN, or
-# issued by a second CA), so nothing committed can expire. It checks mosquitto_pub/mosquitto_sub
-# with --cafile and with client certificates at QoS 0/1/2 across shards; the refusals of
-# require_certificate (no certificate, wrong CA, expired, revoked) with the reason in the broker
-# log; use_identity_as_username and use_subject_as_username under allow_anonymous=false;
-# paho-mqtt over TLS and over wss; tls_version=tlsv1.3 refusing a TLS 1.2 client; malformed and
-# stalled handshakes closed (by the TLS error, or by --connect-timeout) while an established
-# client keeps working; a broker whose certificate or key is missing or mismatched failing its
-# start naming the file; and Debian's mosquitto given the same files accepting and refusing the
-# same client certificates as coremq.
+# issued by a second CA; and a $7$ password file), so nothing committed can expire. It checks
+# mosquitto_pub/mosquitto_sub with --cafile and with client certificates at QoS 0/1/2 across
+# shards; the refusals of require_certificate (no certificate, wrong CA, expired, revoked) with
+# the reason in the broker log; use_identity_as_username and use_subject_as_username under
+# allow_anonymous=false; paho-mqtt over TLS and over wss (with a client certificate too);
+# tls_version=tlsv1.3 refusing a TLS 1.2 client; ciphers and ciphersuites; the end of the
+# handshake and the first packets in one write (handed to the owner shard together); packets
+# behind a CONNECT waiting for its password check; ticket resumption on any shard keeping the
+# certificate username; malformed handshakes closed with their reason and stalled ones closed by
+# --connect-timeout, while an established client keeps working; close_notify both ways (a
+# client's, and the broker's at SIGTERM); a broker whose certificate, key, CA file or CRL is
+# missing or mismatched failing its start naming the file; and Debian's mosquitto given the same
+# files accepting and refusing the same client certificates as coremq. Every test runs at
+# --threads=1 and --threads=4 (t1/t4).
 import base64
 import hashlib
 import os
@@ -741,13 +746,14 @@ def garbage_handshake_record() -> bytes:
     return bytes([0x16, 0x03, 0x01]) + struct.pack("!H", len(message)) + message
 
 
-@pytest.mark.parametrize("junk", [
-    bytes([0]) + random.Random(9).randbytes(511),
-    garbage_handshake_record(),
-    b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\r\n",
-    connect_packet("plain-mqtt-on-tls"),
+@pytest.mark.parametrize("junk, reason", [
+    (bytes([0]) + random.Random(9).randbytes(511), "wrong version number"),
+    (garbage_handshake_record(), "length mismatch"),
+    (b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\r\n", "http request"),
+    (connect_packet("plain-mqtt-on-tls"), "wrong version number"),
 ], ids=["random-bytes", "random-client-hello", "http-request", "plain-mqtt-connect"])
-def test_malformed_handshake_is_closed(broker, tls_clients, names, pki, junk):
+def test_malformed_handshake_is_closed(start_tls_broker, tls_clients, names, pki, junk, reason):
+    broker = start_tls_broker(["tls"])
     port = broker.ports["tls"]
     topic = names.topic("established")
     established = tls_subscriber(tls_clients, pki, port, names.sub(), topic, certificate=None)
@@ -756,6 +762,7 @@ def test_malformed_handshake_is_closed(broker, tls_clients, names, pki, junk):
         # Well before --connect-timeout (10 s): the TLS error closes it, not the timer.
         answer = read_until_eof(bad, timeout=5)
     assert not answer or answer[0] == 0x15, f"expected nothing or a TLS alert, got {answer[:16]!r}"
+    broker.wait_for_log(f"before CONNECT: {reason}")
     established.ping()
     publisher = tls_clients(port, client_context(pki))
     publisher.connect(names.pub())
@@ -812,6 +819,26 @@ def test_close_notify_without_disconnect(broker, tls_clients, names, pki, versio
     assert plain.recv(16) == b"", "the broker did not close the connection after its close_notify"
     plain.close()
     expect_delivery(subscriber, topic, b"gone without DISCONNECT")
+
+
+def test_sigterm_closes_tls_clients_with_close_notify(start_tls_broker, names, pki):
+    broker = start_tls_broker(["tls"])
+    context = client_context(pki)
+    connected = []
+    try:
+        for shard in range(2 * names.threads):
+            plain = socket.create_connection((helpers.HOST, broker.ports["tls"]), timeout=helpers.WAIT_SECONDS)
+            # suppress_ragged_eofs=False: an end of stream without close_notify raises.
+            client = context.wrap_socket(plain, server_hostname=helpers.HOST, suppress_ragged_eofs=False)
+            connected.append(client)
+            client.sendall(connect_packet(names.client("sigterm", shard)))
+            assert client.recv(4) == connack_bytes(0, 0)
+        broker.stop()  # SIGTERM; exit 0 within its bound, with a clean log
+        for client in connected:
+            assert client.recv(16) == b"", "expected the broker's close_notify"
+    finally:
+        for client in connected:
+            client.close()
 
 
 # ------------------------------------------------------------------ start-up errors
