@@ -152,8 +152,11 @@ void Shard::replay(const ParkedReceive& entry) {
   Connection* connection = entry.connection;
   bool one_shot = connection->state != ConnectionState::kConnected;
   deliver_received(connection, entry.buffer_id, entry.length);
-  // A connection before CONNECT was not read while it had input parked (wants_receive).
-  if (one_shot) rearm_list_.push_back(connection);
+  // A connection before CONNECT was not read while it had input parked (wants_receive). One
+  // connected since its input was parked (a CONNECT held for its password check, accepted)
+  // was not either, though its state no longer says so: without a receive it is armed too
+  // (the re-arm asks wants_receive, so an armed multishot receive is left alone).
+  if (one_shot || !connection->receive_armed) rearm_list_.push_back(connection);
   maybe_release(connection);
 }
 

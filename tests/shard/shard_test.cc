@@ -1039,5 +1039,39 @@ TEST(ShardPasswordHold, ConnectWaitingForItsPasswordHoldsOnlyItself) {
   cluster.shard(0).set_password_checker(nullptr);  // the checker goes before the cluster
 }
 
+// The bytes parked behind a held CONNECT are replayed once the connection is connected; it
+// had no receive armed while they were parked (one receive at a time before CONNECT), so the
+// replay must arm one, or the client is never read again (a PUBLISH larger than one read,
+// pipelined behind a CONNECT with a password, never got its PUBACK).
+TEST(ShardPasswordHold, ReadsOnAfterTheInputParkedBehindItsConnect) {
+  Options options = tiny_options();
+  ListenerOptions listener;
+  listener.password_file = "passwords";
+  options.listeners = {listener};
+  Cluster cluster(1, options);
+  auto verifier = std::make_shared<GatedVerifier>();
+  std::vector<Shard*> shards{&cluster.shard(0)};
+  auth::PasswordChecker checker(1, 1, 16, {verifier}, [&](uint32_t) { shards[0]->wake_from_outside(); });
+  cluster.shard(0).set_password_checker(&checker);
+  checker.start();
+  Client a(cluster, 0);
+  a.send(connect_as_user("a", "alice", "right"));
+  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::state(cluster.shard(0)).counters().password_checks == 1; }));
+  a.send(pingreq_bytes());
+  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked(cluster.shard(0)) > 0; }));
+  verifier->open = true;
+  for (const char* what : {"CONNACK", "the parked PINGREQ's PINGRESP"}) {
+    auto answer = a.read_packet();
+    ASSERT_TRUE(answer.has_value()) << what;
+  }
+  // Sent after the replay: read only if a receive was armed again.
+  a.send(pingreq_bytes());
+  auto pong = a.read_packet();
+  EXPECT_TRUE(pong.has_value()) << "the connection is not read after its parked input was replayed";
+  EXPECT_EQ(pong.has_value() ? pong->type : mqtt::PacketType::kConnect, mqtt::PacketType::kPingresp);
+  checker.stop();
+  cluster.shard(0).set_password_checker(nullptr);  // the checker goes before the cluster
+}
+
 }  // namespace
 }  // namespace coremq::shard
