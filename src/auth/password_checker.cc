@@ -55,8 +55,9 @@ std::string cache_key(const PasswordCheckRequest& request) {
 
 PasswordChecker::PasswordChecker(uint32_t shard_count, uint32_t thread_count, uint32_t queue_capacity,
                                  std::vector<std::shared_ptr<const PasswordVerifier>> verifiers,
-                                 std::function<void(uint32_t shard)> wake_shard)
+                                 std::function<void(uint32_t shard)> wake_shard, int64_t stale_after_ms)
     : shard_count_(shard_count),
+      stale_after_ms_(stale_after_ms),
       verifier_count_(verifiers.size()),
       verifiers_(std::make_unique<std::atomic<std::shared_ptr<const PasswordVerifier>>[]>(verifiers.size())),
       wake_shard_(std::move(wake_shard)) {
@@ -99,6 +100,7 @@ void PasswordChecker::stop() {
 
 bool PasswordChecker::submit(uint32_t shard, PasswordCheckRequest&& request) {
   COREMQ_ASSERT(shard < shard_count_);
+  request.queued_ms = monotonic_ms();
   if (!lanes_[shard]->requests.try_push(std::move(request))) return false;
   uint64_t one = 1;
   // A full counter (EAGAIN) already means "wake up".
@@ -138,10 +140,15 @@ void PasswordChecker::run(Worker& worker) {
              (answered == 0 || monotonic_ms() - batch_start < kBatchMillis) &&
              lane.requests.try_pop(request)) {
         int64_t now = monotonic_ms();
-        std::string key = cache_key(request);
+        // Hashing for a client that waited past the bound would be work for nobody, and it is
+        // what lets a flood of slow hashes outlast every waiting client's connect timeout.
+        bool expired = stale_after_ms_ > 0 && now - request.queued_ms > stale_after_ms_;
+        std::string key = expired ? std::string() : cache_key(request);
         bool accepted = false;
         auto cached = key.empty() ? worker.cache.end() : worker.cache.find(key);
-        if (cached != worker.cache.end() && cached->second.expires_ms > now) {
+        if (expired) {
+          expired_checks_.fetch_add(1, std::memory_order_relaxed);
+        } else if (cached != worker.cache.end() && cached->second.expires_ms > now) {
           accepted = cached->second.accepted;
         } else {
           std::shared_ptr<const PasswordVerifier> decider = verifier(request.listener);
@@ -158,9 +165,9 @@ void PasswordChecker::run(Worker& worker) {
         // A batch can answer more than that while the shard sleeps (the lane refills as it is
         // served), so a full ring wakes the shard before waiting for it; if the shard stopped,
         // nobody waits for the verdict.
-        if (!lane.verdicts.try_push(PasswordVerdict{request.token, accepted})) {
+        if (!lane.verdicts.try_push(PasswordVerdict{request.token, accepted, expired})) {
           wake_shard_(shard);
-          while (!lane.verdicts.try_push(PasswordVerdict{request.token, accepted})) {
+          while (!lane.verdicts.try_push(PasswordVerdict{request.token, accepted, expired})) {
             if (stopping_.load(std::memory_order_acquire)) return;
             std::this_thread::yield();
           }

@@ -39,20 +39,26 @@ struct PasswordCheckRequest {
   bool has_password = false;
   std::string username;
   std::string password;
+  int64_t queued_ms = 0;  // set by submit(): a check that waited past the stale bound is not run
 };
 
 struct PasswordVerdict {
   uint64_t token = 0;
   bool accepted = false;
+  // Not checked: it waited in the queue longer than the stale bound (its client has most likely
+  // been closed by the connect timeout already; one still there is told Server busy).
+  bool expired = false;
 };
 
 class PasswordChecker {
  public:
   // verifiers: by listener index (null: that listener has no password file; asking for it
   // is refused). wake_shard(s) wakes shard s from a checker thread.
+  // stale_after_ms: a check that waited this long in the queue is answered `expired` without
+  // hashing (the broker passes its connect timeout: nobody waits longer); 0: never.
   PasswordChecker(uint32_t shard_count, uint32_t thread_count, uint32_t queue_capacity,
                   std::vector<std::shared_ptr<const PasswordVerifier>> verifiers,
-                  std::function<void(uint32_t shard)> wake_shard);
+                  std::function<void(uint32_t shard)> wake_shard, int64_t stale_after_ms = 0);
   ~PasswordChecker();
   PasswordChecker(const PasswordChecker&) = delete;
   PasswordChecker& operator=(const PasswordChecker&) = delete;
@@ -70,6 +76,8 @@ class PasswordChecker {
     lanes_[shard]->verdicts.drain(std::forward<F>(on_verdict), kDrainMax);
   }
   bool has_verdicts(uint32_t shard) const { return !lanes_[shard]->verdicts.empty(); }
+  // Checks answered `expired`, over the whole run (any thread; for tests and the stats).
+  uint64_t expired_checks() const { return expired_checks_.load(std::memory_order_relaxed); }
 
   // Any thread (a reload): listener's new verifier for every check from now on.
   void set_verifier(uint8_t listener, std::shared_ptr<const PasswordVerifier> verifier);
@@ -90,6 +98,7 @@ class PasswordChecker {
   std::shared_ptr<const PasswordVerifier> verifier(uint8_t listener) const;
 
   const uint32_t shard_count_;
+  const int64_t stale_after_ms_;
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // Checker threads and set_verifier meet only through these atomic loads and stores.
@@ -98,6 +107,7 @@ class PasswordChecker {
   std::atomic<uint64_t> verifier_generation_{0};
   std::function<void(uint32_t)> wake_shard_;
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> expired_checks_{0};
 };
 
 }  // namespace coremq::auth

@@ -81,7 +81,7 @@ ShardState::Next ShardState::begin_password_check(Connection* connection, const 
   return Next::kContinue;
 }
 
-void ShardState::on_password_verdict(uint64_t token, bool accepted) {
+void ShardState::on_password_verdict(uint64_t token, bool accepted, bool expired) {
   auto found = password_checks_.find(token);
   if (found == password_checks_.end()) return;  // the client left meanwhile
   Connection* connection = found->second;
@@ -96,6 +96,12 @@ void ShardState::on_password_verdict(uint64_t token, bool accepted) {
   COREMQ_ASSERT(mqtt::decode_connect(pending->connect_body.span(), pending->connect_flags, &connect) ==
                 mqtt::DecodeStatus::kOk);
   auto version = static_cast<ProtocolVersion>(connect.protocol_level);
+  if (expired) {
+    ++counters_.password_checks_refused_busy;
+    refuse_connect(connection, version, ReasonCode::kServerBusy,
+                   "the password check waited past --connect-timeout in the checker's queue (too many CONNECTs at once)");
+    return;
+  }
   if (!accepted) {
     ++counters_.authentication_failures;
     // Mosquitto 2's answer to a wrong password or unknown user: Not authorized (3.1.1 return

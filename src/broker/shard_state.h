@@ -79,7 +79,8 @@ class ShardState {
   void on_transport_closed(Connection* connection, bool flush_answer = false);
   // The password checker's answer to IoPort::check_password(token, ...). A token whose
   // connection went meanwhile is ignored.
-  void on_password_verdict(uint64_t token, bool accepted);
+  // `expired`: the checker did not run it, as it waited past the connect timeout in its queue.
+  void on_password_verdict(uint64_t token, bool accepted, bool expired = false);
   // The connection's TLS or WebSocket transport refused what the client sent: the client
   // goes (its will too), after the transport's alert or close frame is flushed.
   void on_transport_error(Connection* connection, std::string_view why);

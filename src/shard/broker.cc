@@ -263,7 +263,8 @@ bool BrokerImpl::load_password_files(uint32_t count, std::string* error) {
   if (!any) return true;
   password_checker_ = std::make_unique<auth::PasswordChecker>(
       count, options_.password_check_threads, options_.password_check_queue, std::move(verifiers),
-      [this](uint32_t shard) { shards_[shard]->wake_from_outside(); });
+      [this](uint32_t shard) { shards_[shard]->wake_from_outside(); },
+      /*stale_after_ms=*/int64_t{options_.connect_timeout_seconds} * 1000);
   return true;
 }
 

@@ -114,7 +114,7 @@ bool Shard::password_verdicts_ready() const {
 void Shard::drain_password_verdicts() {
   if (password_checker_ == nullptr || !state_) return;
   password_checker_->drain_verdicts(
-      shard_id_, [this](auth::PasswordVerdict&& verdict) { state_->on_password_verdict(verdict.token, verdict.accepted); });
+      shard_id_, [this](auth::PasswordVerdict&& verdict) { state_->on_password_verdict(verdict.token, verdict.accepted, verdict.expired); });
 }
 
 void Shard::release_leftovers() {

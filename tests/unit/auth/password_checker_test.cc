@@ -193,3 +193,36 @@ TEST(PasswordChecker, ListenerWithoutAVerifierRefuses) {
 
 }  // namespace
 }  // namespace coremq::auth
+
+namespace coremq::auth {
+namespace {
+
+TEST(PasswordChecker, ChecksThatWaitedPastTheStaleBoundAreNotRun) {
+  // The worker is held in a slow check while three more wait behind it past the bound: they
+  // come back `expired` without being hashed, so a backlog of slow hashes for clients the
+  // connect timeout already closed costs nothing.
+  auto verifier = std::make_shared<TestVerifier>();
+  verifier->block();
+  PasswordChecker checker(1, 1, 16, {verifier}, [](uint32_t) {}, /*stale_after_ms=*/50);
+  checker.start();
+  ASSERT_TRUE(checker.submit(0, request(1, "right")));
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (verifier->calls.load() == 0 && Clock::now() < deadline) std::this_thread::yield();
+  for (uint64_t token = 2; token <= 4; ++token) ASSERT_TRUE(checker.submit(0, request(token, "right")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the wait being measured, not a sync
+  verifier->release();
+  auto verdicts = wait_verdicts(checker, 0, 4);
+  ASSERT_EQ(verdicts.size(), 4u);
+  EXPECT_TRUE(verdicts[0].accepted);
+  EXPECT_FALSE(verdicts[0].expired);
+  for (size_t i = 1; i < 4; ++i) {
+    EXPECT_TRUE(verdicts[i].expired) << i;
+    EXPECT_FALSE(verdicts[i].accepted) << i;
+  }
+  EXPECT_EQ(verifier->calls.load(), 1);
+  EXPECT_EQ(checker.expired_checks(), 3u);
+  checker.stop();
+}
+
+}  // namespace
+}  // namespace coremq::auth

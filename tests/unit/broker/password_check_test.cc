@@ -124,3 +124,21 @@ TEST_F(ShardPasswordCheck, UsernameWithoutPasswordIsCheckedAsHavingNone) {
 
 }  // namespace
 }  // namespace coremq::testing
+
+namespace coremq::testing {
+namespace {
+
+TEST_F(ShardPasswordCheck, ExpiredCheckIsServerBusy) {
+  broker::Connection* connection = open();
+  feed(connection, connect_with_credentials(5, "device", "alice", "secret"));
+  ASSERT_EQ(io().password_checks.size(), 1u);
+  shard().on_password_verdict(io().password_checks[0].token, /*accepted=*/false, /*expired=*/true);
+  std::string refusal = take_output(connection);
+  ASSERT_GE(refusal.size(), 4u);
+  EXPECT_EQ(uint8_t(refusal[3]), 0x89);
+  EXPECT_EQ(shard().counters().password_checks_refused_busy, 1u);
+  EXPECT_EQ(shard().counters().authentication_failures, 0u);
+}
+
+}  // namespace
+}  // namespace coremq::testing
