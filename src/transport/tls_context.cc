@@ -4,6 +4,7 @@
 #include "transport/tls_context.h"
 
 #include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/provider.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -30,7 +31,12 @@ TlsContext::Library::~Library() {
   // The provider loaded explicitly holds a reference that freeing the library context alone
   // does not drop (LeakSanitizer showed it in fuzz_tls_server).
   if (default_provider_ != nullptr) OSSL_PROVIDER_unload(default_provider_);
-  if (owns_library_context_) OSSL_LIB_CTX_free(library_context_);
+  if (owns_library_context_) {
+    // This thread's OpenSSL state for the context goes with it (OpenSSL 3.0 would otherwise
+    // clean it up at this thread's exit, after the context is gone).
+    OPENSSL_thread_stop_ex(library_context_);
+    OSSL_LIB_CTX_free(library_context_);
+  }
 }
 
 TlsContext::LibraryRef& TlsContext::LibraryRef::operator=(LibraryRef&& other) noexcept {
@@ -280,6 +286,10 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsOptions& options, std::s
     ERR_clear_error();
     return nullptr;
   }
+  // The creating thread (the controlling one) is done with the library context: its per-thread
+  // OpenSSL state for it goes now, so that whichever thread frees the context last (a shard,
+  // after a hand-off) leaves nothing dangling in this thread's exit handlers (OpenSSL 3.0).
+  OPENSSL_thread_stop_ex(library->library_context_);
   return std::unique_ptr<TlsContext>(new TlsContext(std::move(reference)));
 }
 
