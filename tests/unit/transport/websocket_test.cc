@@ -487,8 +487,8 @@ TEST(WebSocketFrameTest, FrameOverTheBoundClosesWith1009BeforeItsPayloadArrives)
     Open open(100);
     EXPECT_EQ(open.feed(binary(payload_of_size(100))), Status::kOk);
     EXPECT_EQ(open.transport.limit_hit(), WebSocketTransport::LimitHit::kNone);
-    Bytes frame = binary(payload_of_size(101));
-    frame.resize(frame.size() - 101);  // the header alone decides
+    Bytes whole = binary(payload_of_size(101));
+    Bytes frame(whole.begin(), whole.end() - 101);  // the header alone decides
     open.expect_closes_with(frame, 1009, "larger than the maximum");
     EXPECT_EQ(open.transport.limit_hit(), WebSocketTransport::LimitHit::kFrameTooLarge);
   }
