@@ -58,11 +58,9 @@ PasswordChecker::PasswordChecker(uint32_t shard_count, uint32_t thread_count, ui
                                  std::function<void(uint32_t shard)> wake_shard, int64_t stale_after_ms)
     : shard_count_(shard_count),
       stale_after_ms_(stale_after_ms),
-      verifier_count_(verifiers.size()),
-      verifiers_(std::make_unique<std::atomic<std::shared_ptr<const PasswordVerifier>>[]>(verifiers.size())),
+      verifiers_(std::move(verifiers)),
       wake_shard_(std::move(wake_shard)) {
   COREMQ_ASSERT(shard_count > 0 && thread_count > 0 && queue_capacity > 0);
-  for (size_t i = 0; i < verifiers.size(); ++i) verifiers_[i].store(std::move(verifiers[i]));
   for (uint32_t shard = 0; shard < shard_count; ++shard)
     lanes_.push_back(std::make_unique<Lane>(queue_capacity));
   thread_count = std::min(thread_count, shard_count);
@@ -109,14 +107,18 @@ bool PasswordChecker::submit(uint32_t shard, PasswordCheckRequest&& request) {
 }
 
 void PasswordChecker::set_verifier(uint8_t listener, std::shared_ptr<const PasswordVerifier> verifier) {
-  COREMQ_ASSERT(listener < verifier_count_);
-  verifiers_[listener].store(std::move(verifier));
+  {
+    std::lock_guard lock(verifiers_mutex_);
+    COREMQ_ASSERT(listener < verifiers_.size());
+    verifiers_[listener] = std::move(verifier);
+  }
   verifier_generation_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 std::shared_ptr<const PasswordVerifier> PasswordChecker::verifier(uint8_t listener) const {
-  if (listener >= verifier_count_) return nullptr;
-  return verifiers_[listener].load();
+  std::lock_guard lock(verifiers_mutex_);
+  if (listener >= verifiers_.size()) return nullptr;
+  return verifiers_[listener];
 }
 
 void PasswordChecker::run(Worker& worker) {

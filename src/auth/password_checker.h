@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -101,9 +102,11 @@ class PasswordChecker {
   const int64_t stale_after_ms_;
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  // Checker threads and set_verifier meet only through these atomic loads and stores.
-  const size_t verifier_count_;
-  std::unique_ptr<std::atomic<std::shared_ptr<const PasswordVerifier>>[]> verifiers_;
+  // Checker threads and set_verifier meet only here. A mutex rather than atomic<shared_ptr>:
+  // taken once per check (microseconds to milliseconds of hashing) by checker threads only,
+  // never by a shard; and libstdc++ 12's atomic<shared_ptr> hides its lock from TSan.
+  mutable std::mutex verifiers_mutex_;
+  std::vector<std::shared_ptr<const PasswordVerifier>> verifiers_;
   std::atomic<uint64_t> verifier_generation_{0};
   std::function<void(uint32_t)> wake_shard_;
   std::atomic<bool> stopping_{false};
