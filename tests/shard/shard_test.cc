@@ -1005,29 +1005,56 @@ std::string connect_as_user(std::string_view client_id, std::string_view usernam
   return std::string(out.view());
 }
 
+// One shard whose listener has a password file (anonymous clients allowed) and a password checker
+// whose verdicts wait for the test (GatedVerifier), with client A connected to it.
+struct PasswordHoldScene {
+  static Options options_with_password_file() {
+    Options options = tiny_options();
+    ListenerOptions listener;
+    listener.password_file = "passwords";
+    listener.allow_anonymous = ListenerOptions::Anonymous::kAllow;
+    options.listeners = {listener};
+    return options;
+  }
+  PasswordHoldScene()
+      : cluster(1, options_with_password_file()),
+        verifier(std::make_shared<GatedVerifier>()),
+        checker(1, 1, 16, {verifier}, [this](uint32_t) { cluster.shard(0).wake_from_outside(); }),
+        a(cluster, 0) {
+    cluster.shard(0).set_password_checker(&checker);
+    checker.start();
+  }
+  ~PasswordHoldScene() {
+    verifier->open = true;
+    checker.stop();
+    cluster.shard(0).set_password_checker(nullptr);  // the checker goes before the cluster
+  }
+  // A sends its CONNECT (held for its check), then a PINGREQ, parked behind it.
+  bool park_a_pingreq_behind_its_connect() {
+    a.send(connect_as_user("a", "alice", "right"));
+    if (!cluster.turn_until([&] { return ShardTestPeer::state(cluster.shard(0)).counters().password_checks == 1; })) {
+      return false;
+    }
+    a.send(pingreq_bytes());
+    return cluster.turn_until([&] { return ShardTestPeer::parked(cluster.shard(0)) > 0; });
+  }
+
+  Cluster cluster;
+  std::shared_ptr<GatedVerifier> verifier;
+  auth::PasswordChecker checker;
+  Client a;
+};
+
 TEST(ShardPasswordHold, ConnectWaitingForItsPasswordHoldsOnlyItself) {
-  Options options = tiny_options();
-  ListenerOptions listener;
-  listener.password_file = "passwords";
-  listener.allow_anonymous = ListenerOptions::Anonymous::kAllow;
-  options.listeners = {listener};
-  Cluster cluster(1, options);
-  auto verifier = std::make_shared<GatedVerifier>();
-  std::vector<Shard*> shards{&cluster.shard(0)};
-  auth::PasswordChecker checker(1, 1, 16, {verifier}, [&](uint32_t) { shards[0]->wake_from_outside(); });
-  cluster.shard(0).set_password_checker(&checker);
-  checker.start();
-  // A's CONNECT waits for its check; what A sends behind it is parked behind it.
-  Client a(cluster, 0);
-  a.send(connect_as_user("a", "alice", "right"));
-  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::state(cluster.shard(0)).counters().password_checks == 1; }));
-  a.send(pingreq_bytes());
-  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked(cluster.shard(0)) > 0; }));
+  PasswordHoldScene scene;
+  Cluster& cluster = scene.cluster;
+  Client& a = scene.a;
+  ASSERT_TRUE(scene.park_a_pingreq_behind_its_connect());
   // B (anonymous, no check) connects meanwhile: it must not wait behind A's verdict.
   Client b(cluster, 0);
   b.connect_as("b");
   EXPECT_TRUE(a.nothing_received());
-  verifier->open = true;
+  scene.verifier->open = true;
   auto connack = a.read_packet();
   ASSERT_TRUE(connack.has_value());
   EXPECT_EQ(connack->type, mqtt::PacketType::kConnack);
@@ -1035,8 +1062,6 @@ TEST(ShardPasswordHold, ConnectWaitingForItsPasswordHoldsOnlyItself) {
   auto pong = a.read_packet();  // the PINGREQ held behind the CONNECT, answered after it
   ASSERT_TRUE(pong.has_value());
   EXPECT_EQ(pong->type, mqtt::PacketType::kPingresp);
-  checker.stop();
-  cluster.shard(0).set_password_checker(nullptr);  // the checker goes before the cluster
 }
 
 // The bytes parked behind a held CONNECT are replayed once the connection is connected; it
@@ -1044,22 +1069,10 @@ TEST(ShardPasswordHold, ConnectWaitingForItsPasswordHoldsOnlyItself) {
 // replay must arm one, or the client is never read again (a PUBLISH larger than one read,
 // pipelined behind a CONNECT with a password, never got its PUBACK).
 TEST(ShardPasswordHold, ReadsOnAfterTheInputParkedBehindItsConnect) {
-  Options options = tiny_options();
-  ListenerOptions listener;
-  listener.password_file = "passwords";
-  options.listeners = {listener};
-  Cluster cluster(1, options);
-  auto verifier = std::make_shared<GatedVerifier>();
-  std::vector<Shard*> shards{&cluster.shard(0)};
-  auth::PasswordChecker checker(1, 1, 16, {verifier}, [&](uint32_t) { shards[0]->wake_from_outside(); });
-  cluster.shard(0).set_password_checker(&checker);
-  checker.start();
-  Client a(cluster, 0);
-  a.send(connect_as_user("a", "alice", "right"));
-  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::state(cluster.shard(0)).counters().password_checks == 1; }));
-  a.send(pingreq_bytes());
-  ASSERT_TRUE(cluster.turn_until([&] { return ShardTestPeer::parked(cluster.shard(0)) > 0; }));
-  verifier->open = true;
+  PasswordHoldScene scene;
+  Client& a = scene.a;
+  ASSERT_TRUE(scene.park_a_pingreq_behind_its_connect());
+  scene.verifier->open = true;
   for (const char* what : {"CONNACK", "the parked PINGREQ's PINGRESP"}) {
     auto answer = a.read_packet();
     ASSERT_TRUE(answer.has_value()) << what;
@@ -1069,8 +1082,6 @@ TEST(ShardPasswordHold, ReadsOnAfterTheInputParkedBehindItsConnect) {
   auto pong = a.read_packet();
   EXPECT_TRUE(pong.has_value()) << "the connection is not read after its parked input was replayed";
   EXPECT_EQ(pong.has_value() ? pong->type : mqtt::PacketType::kConnect, mqtt::PacketType::kPingresp);
-  checker.stop();
-  cluster.shard(0).set_password_checker(nullptr);  // the checker goes before the cluster
 }
 
 }  // namespace
