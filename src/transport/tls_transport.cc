@@ -16,76 +16,21 @@
 
 namespace coremq::transport {
 
-// The BIO between OpenSSL and the transport's current call. Reading with no input left
-// asks OpenSSL to retry (it answers SSL_ERROR_WANT_READ, never end-of-file); writing appends
-// to the output buffer and never blocks.
-struct TransportBio {
-  static TlsTransport* owner(BIO* bio) { return static_cast<TlsTransport*>(BIO_get_data(bio)); }
-
-  static int read(BIO* bio, char* out, size_t size, size_t* read_bytes) {
-    TlsTransport* transport = owner(bio);
-    BIO_clear_retry_flags(bio);
-    if (transport->input_size_ == 0) {
-      BIO_set_retry_read(bio);
-      *read_bytes = 0;
-      return 0;
-    }
-    size_t count = std::min(size, transport->input_size_);
-    std::memcpy(out, transport->input_, count);
-    transport->input_ += count;
-    transport->input_size_ -= count;
-    *read_bytes = count;
-    return 1;
-  }
-
-  static int write(BIO* bio, const char* data, size_t size, size_t* written) {
-    TlsTransport* transport = owner(bio);
-    BIO_clear_retry_flags(bio);
-    // OpenSSL writes only inside decode, encode and encode_close, which all set the output.
-    if (transport->output_ == nullptr) return 0;
-    transport->output_->append(data, size);
-    *written = size;
-    return 1;
-  }
-
-  static long control(BIO*, int command, long, void*) {
-    // Flush is a no-op (output is already in the caller's buffer); everything else
-    // (pending counts, kTLS queries, push/pop) is "not supported" for OpenSSL.
-    return command == BIO_CTRL_FLUSH ? 1 : 0;
-  }
-
-  static int create(BIO* bio) {
-    BIO_set_init(bio, 1);
-    return 1;
-  }
-
-  // One method for the process, made on first use (thread-safe static) and never freed.
-  static BIO_METHOD* method() {
-    static BIO_METHOD* const made = [] {
-      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coremq transport");
-      COREMQ_ASSERT_MSG(m != nullptr, "out of memory");
-      BIO_meth_set_read_ex(m, read);
-      BIO_meth_set_write_ex(m, write);
-      BIO_meth_set_ctrl(m, control);
-      BIO_meth_set_create(m, create);
-      return m;
-    }();
-    return made;
-  }
-};
 
 std::unique_ptr<TlsTransport> TlsTransport::create(const TlsContext& context, std::string* error) {
   SSL* ssl = context.new_ssl();
-  BIO* bio = ssl != nullptr ? BIO_new_ex(context.library_context(), TransportBio::method()) : nullptr;
-  if (bio == nullptr) {
-    SSL_free(ssl);
+  if (ssl == nullptr) {
     *error = "cannot make a TLS connection: " + take_openssl_errors();
     return nullptr;
   }
   std::unique_ptr<TlsTransport> transport(new TlsTransport(ssl, context.share()));
-  // The transport's address is stable (heap), so the BIO may point at it while it moves
-  // between shards inside its unique_ptr.
-  BIO_set_data(bio, transport.get());
+  // The window lives in the transport, on the heap: its address stays put while the
+  // connection moves between shards inside its unique_ptr.
+  BIO* bio = new_call_bio(context.library_context(), &transport->window_);
+  if (bio == nullptr) {
+    *error = "cannot make a TLS connection: " + take_openssl_errors();
+    return nullptr;  // the transport frees the SSL
+  }
   SSL_set_bio(ssl, bio, bio);  // one BIO both ways: SSL takes the one reference
   SSL_set_accept_state(ssl);
   return transport;
@@ -103,16 +48,16 @@ Transport::Status TlsTransport::decode(std::span<const uint8_t> wire, base::Byte
                                        base::ByteBuffer& wire_out) {
   if (state_ == State::kError) return Status::kError;
   if (state_ == State::kClosed) return Status::kClosed;
-  input_ = wire.data();
-  input_size_ = wire.size();
-  output_ = &wire_out;
+  window_.input = wire.data();
+  window_.input_size = wire.size();
+  window_.output = &wire_out;
   Status status = drive(plain);
   // kOk means OpenSSL asked for more input, which it does only once the BIO has none left:
   // no byte waits outside OpenSSL between calls.
-  COREMQ_ASSERT(status != Status::kOk || input_size_ == 0);
-  input_ = nullptr;
-  input_size_ = 0;
-  output_ = nullptr;
+  COREMQ_ASSERT(status != Status::kOk || window_.input_size == 0);
+  window_.input = nullptr;
+  window_.input_size = 0;
+  window_.output = nullptr;
   return status;
 }
 
@@ -183,7 +128,7 @@ Transport::Status TlsTransport::encode(std::span<const uint8_t> plain, base::Byt
   if (state_ == State::kError) return Status::kError;
   if (state_ == State::kClosed || close_sent_) return Status::kClosed;
   if (plain.empty()) return Status::kOk;
-  output_ = &wire_out;
+  window_.output = &wire_out;
   ERR_clear_error();
   Status status = Status::kOk;
   // The BIO never blocks, so each SSL_write_ex takes all it is given (no partial writes).
@@ -197,7 +142,7 @@ Transport::Status TlsTransport::encode(std::span<const uint8_t> plain, base::Byt
     }
     plain = plain.subspan(written);
   }
-  output_ = nullptr;
+  window_.output = nullptr;
   return status;
 }
 
@@ -205,11 +150,11 @@ void TlsTransport::encode_close(uint16_t, base::ByteBuffer& wire_out) {
   // No close_notify during the handshake or after a fatal error (OpenSSL forbids
   // SSL_shutdown then; the alert already said it).
   if (!handshake_done_ || state_ != State::kOpen || close_sent_) return;
-  output_ = &wire_out;
+  window_.output = &wire_out;
   ERR_clear_error();
   SSL_shutdown(ssl_);  // 0: ours sent, the peer's not yet seen; that is all a server waits for
   ERR_clear_error();
-  output_ = nullptr;
+  window_.output = nullptr;
   close_sent_ = true;
 }
 

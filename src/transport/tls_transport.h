@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "transport/tls_context.h"
+#include "transport/call_bio.h"
 #include "transport/transport.h"
 
 namespace coremq::transport {
@@ -75,10 +76,7 @@ class TlsTransport final : public Transport {
   void compute_username();
 
   // The BIO's side: the current call's input not yet given to OpenSSL, and where its output goes.
-  friend struct TransportBio;
-  const uint8_t* input_ = nullptr;
-  size_t input_size_ = 0;
-  base::ByteBuffer* output_ = nullptr;
+  CallWindow window_;  // what the BIO reads and writes during the current call
 
   SSL* ssl_;
   TlsContext::LibraryRef library_;  // outlives ssl_ (freed after it in the destructor)

@@ -42,61 +42,6 @@ int on_new_session(SSL* ssl, SSL_SESSION* session);
 
 }  // namespace
 
-// The BIO between OpenSSL and the transport's current call: reading takes from the bytes the
-// worker received (none left: retry, which OpenSSL reports as SSL_ERROR_WANT_READ); writing
-// appends to the caller's output buffer and never blocks. Against a pair of memory BIOs this
-// saves one copy of every record each way, which matters at 64 KiB payloads.
-struct ClientBio {
-  static TlsClientTransport* owner(BIO* bio) { return static_cast<TlsClientTransport*>(BIO_get_data(bio)); }
-
-  static int read(BIO* bio, char* out, size_t size, size_t* read_bytes) {
-    TlsClientTransport* transport = owner(bio);
-    BIO_clear_retry_flags(bio);
-    *read_bytes = 0;
-    if (transport->input_size_ == 0) {
-      BIO_set_retry_read(bio);
-      return 0;
-    }
-    size_t count = std::min(size, transport->input_size_);
-    std::memcpy(out, transport->input_, count);
-    transport->input_ += count;
-    transport->input_size_ -= count;
-    *read_bytes = count;
-    return 1;
-  }
-
-  static int write(BIO* bio, const char* data, size_t size, size_t* written) {
-    TlsClientTransport* transport = owner(bio);
-    BIO_clear_retry_flags(bio);
-    *written = 0;
-    // OpenSSL writes only inside decode, encode and encode_close, which all set the output.
-    if (transport->output_ == nullptr) return 0;
-    transport->output_->append(data, size);
-    *written = size;
-    return 1;
-  }
-
-  static long control(BIO*, int command, long, void*) { return command == BIO_CTRL_FLUSH ? 1 : 0; }
-
-  static int create(BIO* bio) {
-    BIO_set_init(bio, 1);
-    return 1;
-  }
-
-  // One method for the process, made on first use (a thread-safe static) and never freed.
-  static BIO_METHOD* method() {
-    static BIO_METHOD* const made = [] {
-      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mqtt-bench tls");
-      COREMQ_ASSERT_MSG(m != nullptr, "out of memory");
-      BIO_meth_set_read_ex(m, read);
-      BIO_meth_set_write_ex(m, write);
-      BIO_meth_set_ctrl(m, control);
-      BIO_meth_set_create(m, create);
-      return m;
-    }();
-    return made;
-  }
-};
 
 namespace {
 
@@ -205,15 +150,17 @@ std::unique_ptr<TlsClientTransport> TlsClientTransport::create(TlsClientContext&
                                                                std::string* error) {
   ERR_clear_error();
   SSL* ssl = context.new_ssl();
-  BIO* bio = ssl != nullptr ? BIO_new(ClientBio::method()) : nullptr;
-  if (bio == nullptr) {
-    SSL_free(ssl);
+  if (ssl == nullptr) {
     *error = "cannot make a TLS connection: " + take_openssl_errors();
     return nullptr;
   }
   std::unique_ptr<TlsClientTransport> transport(new TlsClientTransport(ssl));
-  // The transport lives on the heap and never moves, so the BIO may point at it.
-  BIO_set_data(bio, transport.get());
+  // The transport lives on the heap and never moves, so the BIO may point at its window.
+  BIO* bio = transport::new_call_bio(nullptr, &transport->window_);
+  if (bio == nullptr) {
+    *error = "cannot make a TLS connection: " + take_openssl_errors();
+    return nullptr;  // the transport frees the SSL
+  }
   SSL_set_bio(ssl, bio, bio);  // one BIO both ways: the SSL takes its one reference
   return transport;
 }
@@ -226,15 +173,15 @@ transport::Transport::Status TlsClientTransport::decode(std::span<const uint8_t>
                                                         base::ByteBuffer& plain, base::ByteBuffer& wire_out) {
   if (state_ == State::kError) return Status::kError;
   if (state_ == State::kClosed) return Status::kClosed;
-  input_ = wire.data();
-  input_size_ = wire.size();
-  output_ = &wire_out;
+  window_.input = wire.data();
+  window_.input_size = wire.size();
+  window_.output = &wire_out;
   Status status = drive(plain);
   // kOk means OpenSSL asked for more input, which it does only once the BIO has none left.
-  COREMQ_ASSERT(status != Status::kOk || input_size_ == 0);
-  input_ = nullptr;
-  input_size_ = 0;
-  output_ = nullptr;
+  COREMQ_ASSERT(status != Status::kOk || window_.input_size == 0);
+  window_.input = nullptr;
+  window_.input_size = 0;
+  window_.output = nullptr;
   return status;
 }
 
@@ -299,7 +246,7 @@ transport::Transport::Status TlsClientTransport::encode(std::span<const uint8_t>
   COREMQ_ASSERT(handshake_done_);
   if (state_ == State::kError) return Status::kError;
   if (state_ == State::kClosed || close_sent_) return Status::kClosed;
-  output_ = &wire_out;
+  window_.output = &wire_out;
   ERR_clear_error();
   Status status = Status::kOk;
   // The BIO never blocks, so each SSL_write_ex takes everything it is given.
@@ -312,18 +259,18 @@ transport::Transport::Status TlsClientTransport::encode(std::span<const uint8_t>
     }
     plain = plain.subspan(written);
   }
-  output_ = nullptr;
+  window_.output = nullptr;
   return status;
 }
 
 void TlsClientTransport::encode_close(uint16_t, base::ByteBuffer& wire_out) {
   // OpenSSL forbids SSL_shutdown during the handshake or after a fatal error.
   if (!handshake_done_ || state_ != State::kOpen || close_sent_) return;
-  output_ = &wire_out;
+  window_.output = &wire_out;
   ERR_clear_error();
   SSL_shutdown(ssl_);
   ERR_clear_error();
-  output_ = nullptr;
+  window_.output = nullptr;
   close_sent_ = true;
 }
 

@@ -17,6 +17,7 @@
 
 #include "base/byte_buffer.h"
 #include "options.h"
+#include "transport/call_bio.h"
 #include "transport/transport.h"
 
 typedef struct ossl_lib_ctx_st OSSL_LIB_CTX;
@@ -72,7 +73,6 @@ class TlsClientTransport final : public transport::Transport {
   bool resumed() const;
 
  private:
-  friend struct ClientBio;
   enum class State : uint8_t { kOpen, kClosed, kError };
 
   explicit TlsClientTransport(SSL* ssl) : ssl_(ssl) {}
@@ -82,9 +82,7 @@ class TlsClientTransport final : public transport::Transport {
 
   SSL* ssl_;
   // What the BIO reads from and writes to, set only for the length of one call.
-  const uint8_t* input_ = nullptr;
-  size_t input_size_ = 0;
-  base::ByteBuffer* output_ = nullptr;
+  transport::CallWindow window_;  // what the BIO reads and writes during the current call
   std::string error_;
   State state_ = State::kOpen;
   bool handshake_done_ = false;
