@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 
 #include <memory>
 #include <mutex>
@@ -26,17 +27,37 @@
 #include "io/listener.h"
 #include "shard/local_hub.h"
 #include "shard/shard.h"
+#include "shard/shard_access.h"
 #include "transport/listener_factory.h"
 
 namespace coremq {
 
-class BrokerImpl {
+namespace {
+// What the shards that ran a ShardAccess callback count down; shared with the callbacks, which
+// may outlive the wait.
+struct ShardCallbacksDone {
+  std::mutex mutex;
+  std::condition_variable changed;
+  uint32_t ran = 0;
+};
+}  // namespace
+
+class BrokerImpl final : public shard::ShardAccess {
  public:
   explicit BrokerImpl(Options options) : options_(std::move(options)) {}
-  ~BrokerImpl() {
+  ~BrokerImpl() override {
     stop();
     wait();
   }
+
+  // ShardAccess (any thread but a shard's).
+  uint32_t shard_count() const override { return static_cast<uint32_t>(shards_.size()); }
+  uint32_t run_on_each_shard(const std::function<void(shard::Shard&)>& visit,
+                             std::chrono::milliseconds timeout) override;
+  bool run_on_shard(uint32_t shard, const std::function<void(shard::Shard&)>& visit,
+                    std::chrono::milliseconds timeout) override;
+  bool post_run(uint32_t shard, const std::function<void(shard::Shard&)>& visit,
+                const std::shared_ptr<ShardCallbacksDone>& done);
 
   bool start(std::string* error);
   std::unique_ptr<LocalClient> connect_local(const LocalClientOptions& options, std::string* error);
@@ -290,6 +311,46 @@ bool BrokerImpl::make_transport_factories(uint32_t count, std::string* error) {
     }
   }
   return true;
+}
+
+// Control mutex held: queues visit for `shard`, counted in *done once it ran.
+bool BrokerImpl::post_run(uint32_t shard, const std::function<void(shard::Shard&)>& visit,
+                          const std::shared_ptr<ShardCallbacksDone>& done) {
+  shard::ControlItem item;
+  item.kind = shard::ControlItem::Kind::kRun;
+  item.run = [visit, done](shard::Shard& on) {
+    visit(on);
+    std::lock_guard done_lock(done->mutex);
+    ++done->ran;
+    done->changed.notify_all();
+  };
+  return shards_[shard]->post_control(std::move(item));
+}
+
+uint32_t BrokerImpl::run_on_each_shard(const std::function<void(shard::Shard&)>& visit,
+                                       std::chrono::milliseconds timeout) {
+  auto done = std::make_shared<ShardCallbacksDone>();
+  uint32_t posted = 0;
+  {
+    std::lock_guard lock(control_mutex_);
+    if (!running_.load(std::memory_order_acquire)) return 0;
+    for (uint32_t shard = 0; shard < shards_.size(); ++shard) posted += post_run(shard, visit, done) ? 1 : 0;
+  }
+  std::unique_lock lock(done->mutex);
+  done->changed.wait_for(lock, timeout, [&] { return done->ran == posted; });
+  return done->ran;
+}
+
+bool BrokerImpl::run_on_shard(uint32_t shard, const std::function<void(shard::Shard&)>& visit,
+                              std::chrono::milliseconds timeout) {
+  auto done = std::make_shared<ShardCallbacksDone>();
+  {
+    std::lock_guard lock(control_mutex_);
+    if (!running_.load(std::memory_order_acquire) || shard >= shards_.size()) return false;
+    if (!post_run(shard, visit, done)) return false;
+  }
+  std::unique_lock lock(done->mutex);
+  return done->changed.wait_for(lock, timeout, [&] { return done->ran == 1; });
 }
 
 // SIGHUP: every listener's password file and TLS files are read again; one that fails keeps

@@ -5,12 +5,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "auth/acl_file.h"
 #include "transport/factory.h"
 
 namespace coremq::shard {
+
+class Shard;
 
 struct ControlItem {
   enum class Kind : uint8_t {
@@ -19,11 +22,16 @@ struct ControlItem {
     kReplaceTransportFactory,
     // New sessions on `listener` compile `acl` (a reloaded ACL file).
     kReplaceAcl,
+    // Runs `run` on the shard's thread at its next turn: how another thread reads shard state
+    // (counters, sessions, subscriptions) or acts on it (the admin API, $SYS, metrics). `run`
+    // must not block the loop.
+    kRun,
   };
   Kind kind = Kind::kReplaceTransportFactory;
   uint8_t listener = 0;
   std::unique_ptr<transport::TransportFactory> factory;
   std::shared_ptr<const auth::AclFile> acl;
+  std::function<void(Shard&)> run;
 };
 
 }  // namespace coremq::shard

@@ -96,6 +96,9 @@ void Shard::drain_control() {
       case ControlItem::Kind::kReplaceAcl:
         if (state_) state_->replace_listener_acl(item.listener, std::move(item.acl));
         break;
+      case ControlItem::Kind::kRun:
+        if (state_ && item.run) item.run(*this);
+        break;
     }
   }
 }

@@ -107,6 +107,8 @@ class Shard final : public broker::IoPort {
   void wake_from_outside();
 
   uint32_t id() const { return shard_id_; }
+  // Shard thread only (a ControlItem::Kind::kRun callback): the broker state it owns.
+  broker::ShardState& state() { return *state_; }
   // Set during start-up: an error message if the ring could not be made.
   const std::string& startup_error() const { return startup_error_; }
 
