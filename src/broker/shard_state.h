@@ -106,6 +106,10 @@ class ShardState {
   size_t session_count() const { return sessions_.size(); }
   // Connections this shard's protocol side knows (attached or awaiting CONNECT).
   size_t connection_count() const { return connections_.size(); }
+  // Subscriptions of this shard's sessions (one per session and filter).
+  size_t subscription_count() const { return subscriptions_.subscription_count(); }
+  // Live retained messages in this shard's copy of the retained store.
+  size_t retained_count() const { return retained_.size(); }
 
  private:
   // What the packet loop does after one packet.

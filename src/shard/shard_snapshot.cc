@@ -1,0 +1,42 @@
+// Counters and gauges read on each shard's thread (see shard_snapshot.h).
+#include "shard/shard_snapshot.h"
+
+#include <memory>
+#include <mutex>
+
+#include "broker/shard_state.h"
+#include "shard/shard.h"
+
+namespace coremq::shard {
+
+std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chrono::milliseconds timeout) {
+  // Shared with the callbacks: a shard that answers after the timeout still has somewhere to
+  // write. Each shard writes only its own slot; the mutex orders those writes before the copy
+  // this thread makes (a late shard would otherwise race with it).
+  struct Slots {
+    std::mutex mutex;
+    std::vector<ShardSnapshot> snapshots;
+  };
+  auto slots = std::make_shared<Slots>();
+  slots->snapshots.resize(access.shard_count());
+  for (uint32_t i = 0; i < slots->snapshots.size(); ++i) slots->snapshots[i].shard = i;
+  access.run_on_each_shard(
+      [slots](Shard& shard) {
+        const broker::ShardState& state = shard.state();
+        ShardSnapshot taken;
+        taken.shard = shard.id();
+        taken.answered = true;
+        taken.counters = state.counters();
+        taken.connections = state.connection_count();
+        taken.sessions = state.session_count();
+        taken.subscriptions = state.subscription_count();
+        taken.retained = state.retained_count();
+        std::lock_guard lock(slots->mutex);
+        if (taken.shard < slots->snapshots.size()) slots->snapshots[taken.shard] = taken;
+      },
+      timeout);
+  std::lock_guard lock(slots->mutex);
+  return slots->snapshots;
+}
+
+}  // namespace coremq::shard

@@ -1,0 +1,29 @@
+// A copy of each shard's counters and gauges, taken on the shard's own thread through
+// ShardAccess: what $SYS, /metrics and the admin API's stats read. Any thread but a shard's.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "broker/shard_counters.h"
+#include "shard/shard_access.h"
+
+namespace coremq::shard {
+
+struct ShardSnapshot {
+  uint32_t shard = 0;
+  // False when the shard did not answer in time (stopping, or its control ring full): the
+  // other fields are zero then.
+  bool answered = false;
+  broker::ShardCounters counters;
+  uint64_t connections = 0;    // known to the protocol side (attached or awaiting CONNECT)
+  uint64_t sessions = 0;       // sessions this shard owns, online or not
+  uint64_t subscriptions = 0;  // one per session and filter
+  uint64_t retained = 0;       // live messages in this shard's retained copy
+};
+
+// One snapshot per shard, in shard order; waits at most `timeout` for all of them.
+std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chrono::milliseconds timeout);
+
+}  // namespace coremq::shard
