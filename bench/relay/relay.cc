@@ -7,14 +7,20 @@
 // bytes as they arrived. What it spends per message is what a perfect broker still spends in the
 // kernel and in one copy into the subscriber's send buffer.
 //
-// Usage: coremq-relay [--port=N] [--cpu=N]   (prints "listening on 127.0.0.1:PORT"; stops on
-// SIGINT/SIGTERM). Loopback only.
+// --direct: sockets are accepted as registered (direct) descriptors into a table of
+// RLIMIT_NOFILE entries, and receives and sends name them by index (IOSQE_FIXED_FILE): the
+// experiment docs/SCALING.md reports (what a fixed file saves per operation, and that each
+// ring's table is bounded by RLIMIT_NOFILE on its own, not by the process's descriptors).
+//
+// Usage: coremq-relay [--port=N] [--cpu=N] [--direct]   (prints "listening on 127.0.0.1:PORT";
+// stops on SIGINT/SIGTERM). Loopback only.
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,7 +46,7 @@ constexpr size_t kMaxOutputBytes = 16u << 20;
 // A single packet larger than this closes the connection (the fleet runs use 64 B to 64 KiB).
 constexpr size_t kMaxPacketBytes = 1u << 20;
 
-enum class Tag : uint64_t { kAccept = 0, kReceive = 1, kSend = 2 };
+enum class Tag : uint64_t { kAccept = 0, kReceive = 1, kSend = 2, kIgnore = 3 };
 
 struct Connection {
   int fd = -1;
@@ -63,12 +69,29 @@ uint64_t user_data(void* pointer, Tag tag) { return reinterpret_cast<uint64_t>(p
 
 class Relay {
  public:
+  explicit Relay(bool direct) : direct_(direct) {}
+
   bool set_up(uint16_t port, std::string* error) {
     if (!ring_.init(4096, error)) return false;
     if (!buffers_.init(ring_, 0, 1024, 2048, error)) return false;
     uint16_t bound = 0;
     listen_fd_ = coremq::io::open_listener("127.0.0.1", port, 4096, false, &bound, error);
     if (listen_fd_ < 0) return false;
+    // Accepted sockets inherit TCP_NODELAY from the listener: a direct descriptor has no fd
+    // to call setsockopt on.
+    int one = 1;
+    setsockopt(listen_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (direct_) {
+      rlimit limit{};
+      getrlimit(RLIMIT_NOFILE, &limit);
+      int result = io_uring_register_files_sparse(ring_.raw(), static_cast<unsigned>(limit.rlim_cur));
+      if (result < 0) {
+        *error = std::string("registering a table of ") + std::to_string(limit.rlim_cur) +
+                 " direct descriptors: " + std::strerror(-result);
+        return false;
+      }
+      std::printf("direct descriptors: a table of %llu\n", static_cast<unsigned long long>(limit.rlim_cur));
+    }
     std::printf("listening on 127.0.0.1:%u\n", bound);
     std::fflush(stdout);
     arm_accept();
@@ -97,14 +120,18 @@ class Relay {
  private:
   void arm_accept() {
     io_uring_sqe* sqe = ring_.next_sqe();
-    io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (direct_) {
+      io_uring_prep_multishot_accept_direct(sqe, listen_fd_, nullptr, nullptr, 0);
+    } else {
+      io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
     io_uring_sqe_set_data64(sqe, user_data(&listen_fd_, Tag::kAccept));
   }
 
   void arm_receive(Connection* connection) {
     io_uring_sqe* sqe = ring_.next_sqe();
     io_uring_prep_recv_multishot(sqe, connection->fd, nullptr, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->flags |= IOSQE_BUFFER_SELECT | (direct_ ? IOSQE_FIXED_FILE : 0);
     sqe->buf_group = buffers_.group_id();
     io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kReceive));
     connection->receive_armed = true;
@@ -117,8 +144,6 @@ class Relay {
     switch (tag) {
       case Tag::kAccept:
         if (cqe->res >= 0) {
-          int one = 1;
-          setsockopt(cqe->res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
           auto connection = std::make_unique<Connection>();
           connection->fd = cqe->res;
           arm_receive(connection.get());
@@ -132,6 +157,8 @@ class Relay {
         break;
       case Tag::kSend:
         on_send(static_cast<Connection*>(pointer), cqe->res);
+        break;
+      case Tag::kIgnore:
         break;
     }
   }
@@ -286,6 +313,7 @@ class Relay {
     io_uring_sqe* sqe = ring_.next_sqe();
     io_uring_prep_send(sqe, connection->fd, connection->sending.data() + connection->sent,
                        connection->sending.size() - connection->sent, MSG_NOSIGNAL);
+    if (direct_) sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kSend));
     connection->send_in_flight = true;
     ++connection->operations;
@@ -320,7 +348,14 @@ class Relay {
       if (found->second.empty()) subscribers_.erase(found);
     }
     // The fd goes once the kernel holds no operation on it (shutdown ends the receive).
-    ::shutdown(connection->fd, SHUT_RDWR);
+    if (direct_) {
+      io_uring_sqe* sqe = ring_.next_sqe();
+      io_uring_prep_shutdown(sqe, connection->fd, SHUT_RDWR);
+      sqe->flags |= IOSQE_FIXED_FILE;
+      io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
+    } else {
+      ::shutdown(connection->fd, SHUT_RDWR);
+    }
     closed_.push_back(connection);
   }
 
@@ -338,12 +373,19 @@ class Relay {
     if (closed_.empty()) return;
     std::erase_if(closed_, [this](Connection* connection) {
       if (connection->operations > 0) return false;
-      ::close(connection->fd);
+      if (direct_) {
+        io_uring_sqe* sqe = ring_.next_sqe();
+        io_uring_prep_close_direct(sqe, static_cast<unsigned>(connection->fd));
+        io_uring_sqe_set_data64(sqe, user_data(nullptr, Tag::kIgnore));
+      } else {
+        ::close(connection->fd);
+      }
       connections_.erase(connection);
       return true;
     });
   }
 
+  const bool direct_;
   coremq::io::Ring ring_;
   coremq::io::BufferRing buffers_;
   int listen_fd_ = -1;
@@ -361,14 +403,17 @@ class Relay {
 int main(int argc, char** argv) {
   uint16_t port = 0;
   int cpu = -1;
+  bool direct = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (arg.starts_with("--port=")) {
+    if (arg == "--direct") {
+      direct = true;
+    } else if (arg.starts_with("--port=")) {
       port = static_cast<uint16_t>(std::strtoul(argv[i] + 7, nullptr, 10));
     } else if (arg.starts_with("--cpu=")) {
       cpu = static_cast<int>(std::strtol(argv[i] + 6, nullptr, 10));
     } else {
-      std::fprintf(stderr, "coremq-relay: unknown argument %s (usage: coremq-relay [--port=N] [--cpu=N])\n", argv[i]);
+      std::fprintf(stderr, "coremq-relay: unknown argument %s (usage: coremq-relay [--port=N] [--cpu=N] [--direct])\n", argv[i]);
       return 2;
     }
   }
@@ -381,7 +426,7 @@ int main(int argc, char** argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
-  Relay relay;
+  Relay relay(direct);
   std::string error;
   if (!relay.set_up(port, &error)) {
     std::fprintf(stderr, "coremq-relay: %s\n", error.c_str());
