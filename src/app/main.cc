@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
   }
   LOG_DEBUG("allocator: mimalloc %d", mi_version());
   // Every listener accepts connections now (start() returned): a Type=notify unit is started.
-  std::string status = "serving on " + std::to_string(broker.shard_count()) + " shards";
+  std::string status = "serving on " + std::to_string(broker.shard_count()) +
+                       (broker.shard_count() == 1 ? " shard" : " shards");
   coremq::app::notify_ready(status);
   int received = 0;
   for (;;) {
