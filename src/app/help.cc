@@ -22,7 +22,7 @@ constexpr std::string_view kObservability = "Observability";
 constexpr std::string_view kPerformance = "Performance and threads";
 constexpr std::string_view kOther = "Other";
 // Print order; kOther, last, also takes every flag the table below does not name.
-constexpr std::string_view kGroupTitles[] = {kListeners,    kLimits,      kMqtt5, kPersistence,
+constexpr std::string_view kGroupTitles[] = {kListeners,     kLimits,      kMqtt5, kPersistence,
                                              kObservability, kPerformance, kOther};
 
 // One line per flag: its group and, when the type's "N"/"VALUE" says too little, what its
@@ -76,23 +76,27 @@ constexpr base::FlagPlacement kPlacements[] = {
 
 constexpr base::FlagGroups kGroups = {kGroupTitles, kPlacements};
 
-constexpr char kUsage[] =
-    "coremq " COREMQ_VERSION ", a thread-per-core MQTT 3.1, 3.1.1 and 5.0 broker.\n"
-    "\n"
-    "Usage: coremq [-c FILE] [--flag=VALUE ...]\n"
-    "\n"
-    "Options come from the config file (-c FILE, in mosquitto.conf syntax: see\n"
-    "coremq.conf(5)), then COREMQ_<FLAG> environment variables\n"
-    "(COREMQ_MAX_CONNECTIONS=N), then the command line, each overriding the one\n"
-    "before. Flags may be written with dashes or underscores (--max-connections,\n"
-    "--max_connections); a boolean flag alone means true. --version prints the\n"
-    "version, --helpfull Abseil's flags as well.\n";
+constexpr char kUsage[] = "coremq " COREMQ_VERSION
+                          ", a thread-per-core MQTT 3.1, 3.1.1 and 5.0 broker.\n"
+                          "\n"
+                          "Usage: coremq [-c FILE] [--flag=VALUE ...]\n"
+                          "\n"
+                          "Options come from the config file (-c FILE, in mosquitto.conf syntax: see\n"
+                          "coremq.conf(5)), then COREMQ_<FLAG> environment variables\n"
+                          "(COREMQ_MAX_CONNECTIONS=N), then the command line, each overriding the one\n"
+                          "before. Flags may be written with dashes or underscores (--max-connections,\n"
+                          "--max_connections); a boolean flag alone means true. --version prints the\n"
+                          "version, --helpfull Abseil's flags as well.\n";
 
 }  // namespace
 
-const char* version() { return COREMQ_VERSION; }
+const char* version() {
+  return COREMQ_VERSION;
+}
 
-const base::FlagGroups& flag_groups() { return kGroups; }
+const base::FlagGroups& flag_groups() {
+  return kGroups;
+}
 
 std::string help_text() {
   std::vector<base::FlagHelp> flags = base::registered_flags("src/app/");

@@ -27,17 +27,24 @@ void send(const std::string& message) {
 
 }  // namespace
 
-bool service_notify_supported() { return COREMQ_HAVE_LIBSYSTEMD != 0; }
+bool service_notify_supported() {
+  return COREMQ_HAVE_LIBSYSTEMD != 0;
+}
 
-void notify_ready(const std::string& status) { send("READY=1\nSTATUS=" + status); }
+void notify_ready(const std::string& status) {
+  send("READY=1\nSTATUS=" + status);
+}
 
 void notify_reloading() {
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
-  uint64_t microseconds = static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+  uint64_t microseconds =
+      static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
   send(absl::StrFormat("RELOADING=1\nMONOTONIC_USEC=%u\nSTATUS=reloading", microseconds));
 }
 
-void notify_stopping() { send("STOPPING=1\nSTATUS=stopping"); }
+void notify_stopping() {
+  send("STOPPING=1\nSTATUS=stopping");
+}
 
 }  // namespace coremq::app

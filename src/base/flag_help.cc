@@ -9,7 +9,9 @@ namespace coremq::base {
 
 namespace {
 
-std::string default_shown(const FlagHelp& flag) { return flag.default_value.empty() ? "empty" : flag.default_value; }
+std::string default_shown(const FlagHelp& flag) {
+  return flag.default_value.empty() ? "empty" : flag.default_value;
+}
 
 std::string usage_form(const FlagHelp& flag) {
   std::string form = "--" + dashed_flag_name(flag.name);
@@ -63,7 +65,8 @@ std::vector<FlagSection> group_flags(std::span<const FlagHelp> flags, const Flag
   std::vector<bool> placed(flags.size(), false);
   for (const FlagPlacement& placement : groups.placements) {
     auto title = std::find(groups.titles.begin(), groups.titles.end(), placement.group);
-    COREMQ_ASSERT_MSG(title != groups.titles.end(), "a flag placement names a group that is not in the titles");
+    COREMQ_ASSERT_MSG(title != groups.titles.end(),
+                      "a flag placement names a group that is not in the titles");
     for (size_t i = 0; i < flags.size(); ++i) {
       if (placed[i] || flags[i].name != placement.flag) continue;
       FlagHelp flag = flags[i];

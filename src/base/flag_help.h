@@ -31,7 +31,7 @@ struct FlagPlacement {
 };
 
 struct FlagGroups {
-  std::span<const std::string_view> titles;  // in print order; the last takes unplaced flags
+  std::span<const std::string_view> titles;   // in print order; the last takes unplaced flags
   std::span<const FlagPlacement> placements;  // in print order within a group
 };
 

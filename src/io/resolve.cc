@@ -37,7 +37,8 @@ std::string resolve_error_message(const std::string& host, int status) {
   return "cannot resolve host name '" + host + "': " + gai_strerror(status);
 }
 
-bool resolve_host_addresses(const std::string& host, std::vector<std::string>* addresses, std::string* error) {
+bool resolve_host_addresses(const std::string& host, std::vector<std::string>* addresses,
+                            std::string* error) {
   COREMQ_ASSERT(addresses->empty());
   // AI_PASSIVE as Mosquitto asks; no AI_ADDRCONFIG, which would drop ::1 (and so "localhost"'s
   // IPv6 half) on a machine whose only IPv6 address is loopback.

@@ -48,7 +48,8 @@ TEST(BaseFlagHelp, GroupsFollowTheTableAndUnplacedFlagsGoLast) {
 
 TEST(BaseFlagHelp, HelpTextUsesDashesDefaultsAndEightyColumns) {
   std::string text = render_flag_help(flags(), kGroups);
-  EXPECT_NE(text.find("\nNetwork:\n  --port=N  (default: 1883)\n      TCP port.\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nNetwork:\n  --port=N  (default: 1883)\n      TCP port.\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("  --bind=ADDRESS  (default: empty)\n"), std::string::npos) << text;
   EXPECT_NE(text.find("  --alpha-flag=true|false  (default: true)\n"), std::string::npos) << text;
   EXPECT_NE(text.find("--zeta-flag=N"), std::string::npos);
@@ -67,7 +68,8 @@ TEST(BaseFlagHelp, HelpTextUsesDashesDefaultsAndEightyColumns) {
 TEST(BaseFlagHelp, DefaultThatDoesNotFitOpensTheParagraph) {
   std::vector<FlagHelp> one = {{"listener", std::string(70, 'X'), "mqtt://127.0.0.1:1883", "A listener."}};
   std::string text = render_flag_help(one, kGroups);
-  EXPECT_NE(text.find("  --listener=" + std::string(70, 'X') + "\n      (default: mqtt://127.0.0.1:1883) A listener.\n"),
+  EXPECT_NE(text.find("  --listener=" + std::string(70, 'X') +
+                      "\n      (default: mqtt://127.0.0.1:1883) A listener.\n"),
             std::string::npos)
       << text;
 }
@@ -75,7 +77,8 @@ TEST(BaseFlagHelp, DefaultThatDoesNotFitOpensTheParagraph) {
 TEST(BaseFlagHelp, WrapKeepsWordsWholeAndIndents) {
   EXPECT_EQ(wrap_paragraph("one two three", 2, 10), "  one two\n  three\n");
   EXPECT_EQ(wrap_paragraph("  spaced   out\n words ", 0, 80), "spaced out words\n");
-  EXPECT_EQ(wrap_paragraph("a " + std::string(20, 'w') + " b", 4, 12), "    a\n    " + std::string(20, 'w') + "\n    b\n");
+  EXPECT_EQ(wrap_paragraph("a " + std::string(20, 'w') + " b", 4, 12),
+            "    a\n    " + std::string(20, 'w') + "\n    b\n");
   EXPECT_EQ(wrap_paragraph("", 4, 80), "");
 }
 
@@ -86,7 +89,8 @@ TEST(BaseFlagHelp, RoffEscapesOptionsBackslashesAndControlLines) {
   EXPECT_EQ(roff_escape(".starts with a dot"), "\\&.starts with a dot");
   EXPECT_EQ(roff_escape("'quoted"), "\\&'quoted");
   std::string roff = render_flag_roff(flags(), kGroups);
-  EXPECT_TRUE(roff.starts_with(".SS Network\n.TP\n\\fB\\-\\-port\\fR=\\fIN\\fR (default: 1883)\nTCP port.\n")) << roff;
+  EXPECT_TRUE(roff.starts_with(".SS Network\n.TP\n\\fB\\-\\-port\\fR=\\fIN\\fR (default: 1883)\nTCP port.\n"))
+      << roff;
   EXPECT_NE(roff.find("\\fB\\-\\-alpha\\-flag\\fR=\\fItrue|false\\fR (default: true)\n"), std::string::npos);
   EXPECT_NE(roff.find(".SS Other\n"), std::string::npos);
 }

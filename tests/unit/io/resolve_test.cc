@@ -6,8 +6,8 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
-#include <algorithm>
 #include <gtest/gtest.h>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -15,7 +15,8 @@ namespace coremq::io {
 namespace {
 
 TEST(IoResolve, HostNameSyntax) {
-  for (const char* name : {"localhost", "broker", "mqtt-1.example.org", "MQTT.Example.", "a", "x1.y2", "1a.b"}) {
+  for (const char* name :
+       {"localhost", "broker", "mqtt-1.example.org", "MQTT.Example.", "a", "x1.y2", "1a.b"}) {
     EXPECT_TRUE(is_host_name(name)) << name;
   }
   for (const char* text : {"", ".", "127.0.0.1", "1.2.3", "10", "::1", "[::1]", "*", "-a", "a-", "a..b", ".a",
@@ -24,7 +25,7 @@ TEST(IoResolve, HostNameSyntax) {
   }
   EXPECT_TRUE(is_host_name(std::string(63, 'a')));
   EXPECT_FALSE(is_host_name(std::string(64, 'a')));
-  std::string longest;  // 253 characters
+  std::string longest;                             // 253 characters
   while (longest.size() < 248) longest += "abc.";  // 62 labels: 248 characters
   longest += "abcde";
   ASSERT_EQ(longest.size(), kHostNameBytesMax);
@@ -44,7 +45,8 @@ TEST(IoResolve, LocalhostGivesNumericAddressesEachOnce) {
   EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end());
   for (const std::string& address : addresses) {
     unsigned char buffer[16];
-    EXPECT_TRUE(inet_pton(AF_INET, address.c_str(), buffer) == 1 || inet_pton(AF_INET6, address.c_str(), buffer) == 1)
+    EXPECT_TRUE(inet_pton(AF_INET, address.c_str(), buffer) == 1 ||
+                inet_pton(AF_INET6, address.c_str(), buffer) == 1)
         << address;
   }
 }
