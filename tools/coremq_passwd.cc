@@ -42,26 +42,27 @@ constexpr size_t kFieldBytesMax = 65535;  // MQTT's bound on a username and a pa
 constexpr uint64_t kFileBytesMax = coremq::auth::PasswordFileLimits{}.file_bytes_max;
 
 constexpr char kUsage[] =
-    "coremq-passwd is a tool for managing password files for coremq and mosquitto.\n"
+    "coremq-passwd " COREMQ_VERSION " manages password files for coremq and mosquitto.\n"
     "\n"
-    "Usage: coremq-passwd [-H sha512 | -H sha512-pbkdf2 | -H argon2id] [-I iterations] [-c | -D] "
-    "passwordfile "
-    "username\n"
-    "       coremq-passwd [-H sha512 | -H sha512-pbkdf2 | -H argon2id] [-I iterations] [-c] -b passwordfile "
-    "username password\n"
+    "Usage: coremq-passwd [-H HASH] [-I iterations] [-c | -D] passwordfile username\n"
+    "       coremq-passwd [-H HASH] [-I iterations] [-c] -b passwordfile username\n"
+    "                     password\n"
     "       coremq-passwd -U passwordfile\n"
+    "       coremq-passwd --help | --version\n"
+    "\n"
     " -b : run in batch mode to allow passing passwords on the command line.\n"
     " -c : create a new password file. This will overwrite existing files.\n"
     "      With -b, a passwordfile of - writes the line to standard output.\n"
     " -D : delete the username rather than adding/updating its password.\n"
-    " -H : specify the hashing algorithm. Defaults to sha512-pbkdf2 (read by every mosquitto 2.x\n"
-    "      and coremq). sha512 is for mosquitto 1.6 and earlier; argon2id for mosquitto 2.1 and coremq.\n"
+    " -H : the hashing algorithm: sha512-pbkdf2 (the default; read by every mosquitto\n"
+    "      2.x and coremq), sha512 (for mosquitto 1.6 and earlier) or argon2id (for\n"
+    "      mosquitto 2.1 and coremq).\n"
     " -I : PBKDF2 iterations for sha512-pbkdf2 (default 1000, at most 1000000).\n"
-    " -U : update a plain text password file to use hashed passwords (lines that already\n"
-    "      hold a hash are left as they are).\n"
+    " -U : update a plain text password file to use hashed passwords (lines that\n"
+    "      already hold a hash are left as they are).\n"
     "\n"
-    "New files are created with mode 0600; an existing file keeps its mode and is replaced\n"
-    "atomically.\n";
+    "New files are created with mode 0600; an existing file keeps its mode and is\n"
+    "replaced atomically. See coremq-passwd(1).\n";
 
 struct Arguments {
   bool batch = false;
@@ -93,6 +94,10 @@ int parse_arguments(int argc, char** argv, Arguments* arguments) {
     if (argument.size() < 2 || argument[0] != '-') break;
     if (argument == "--help" || argument == "-h") {
       std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (argument == "--version") {
+      std::printf("coremq-passwd %s\n", COREMQ_VERSION);
       return 0;
     }
     if (argument == "-b") {

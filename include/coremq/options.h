@@ -43,6 +43,8 @@ struct ListenerOptions {
 
   // Numeric IPv4 or IPv6 address; empty (or "localhost"): loopback only (127.0.0.1 and ::1);
   // "*": every interface, IPv4 and IPv6. A missing IPv6 half (no IPv6 on the machine) is logged.
+  // A host name is resolved once by Broker::start (getaddrinfo; every address it yields is
+  // bound), and start fails when it does not resolve.
   std::string address;
   // 0 asks the kernel for a free port (see Broker::port()).
   uint16_t port = 1883;

@@ -15,14 +15,15 @@ ABSL_FLAG(std::string, config, "",
           "COREMQ_<FLAG> environment variables override it and flags override both.");
 ABSL_FLAG(std::string, bind, "",
           "Address of the plain MQTT listener --bind/--port make when no --listener is given: empty = "
-          "loopback only (127.0.0.1 and ::1), `*` = every interface, or a numeric IPv4 or IPv6 address.");
+          "loopback only (127.0.0.1 and ::1), `*` = every interface, a numeric IPv4 or IPv6 address, or a host "
+          "name (resolved once at start; every address it has is listened on).");
 ABSL_FLAG(uint32_t, port, 1883, "TCP port for MQTT; 0 picks a free port (logged at start).");
 ABSL_FLAG(bool, allow_anonymous, false,
           "Let clients without a username connect through the --bind/--port listener even when it is not on "
           "loopback (by default such a listener refuses them, as Mosquitto 2 does).");
 ABSL_FLAG(std::string, listener, "",
           "A listener, repeatable: SCHEME://ADDRESS:PORT[,key=value...] with SCHEME mqtt, mqtts, ws or wss, "
-          "ADDRESS a numeric IPv4 address, [IPv6], * (every interface) or empty (loopback), and keys "
+          "ADDRESS a numeric IPv4 address, [IPv6], a host name, * (every interface) or empty (loopback), and keys "
           "allow_anonymous, password_file, acl_file, certfile, keyfile, cafile, capath, crlfile, ciphers, "
           "ciphersuites, tls_version, require_certificate, use_identity_as_username, use_subject_as_username "
           "(see docs/CONFIG.md). Any --listener replaces --bind/--port.");

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,23 +13,26 @@
 #include "absl/flags/usage_config.h"
 #include "app/config_flags.h"
 #include "app/flags.h"
+#include "app/help.h"
 #include "app/listener_flags.h"
+#include "app/service_notify.h"
 #include "base/flag_spelling.h"
 #include "base/log.h"
 #include "coremq/broker.h"
 
 int main(int argc, char** argv) {
-  // --help lists the broker's own flags (those defined under src/app/), not Abseil's.
+  // --help, -h and --version are answered by app/help.h below; --helpfull stays Abseil's.
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) { return path.find("app/flags") != absl::string_view::npos; };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
-  usage_config.version_string = [] { return std::string("coremq 0.1.0\n"); };
+  usage_config.version_string = [] { return std::string("coremq ") + coremq::app::version() + "\n"; };
   absl::SetFlagsUsageConfig(usage_config);
   absl::SetProgramUsageMessage(
       "a thread-per-core MQTT broker.\n"
       "Usage: coremq [-c FILE] [--flag=value ...]   (flags may be written --max-connections or --max_connections)");
   std::vector<std::string> arguments = coremq::base::normalize_flag_spelling(argc, argv);
   coremq::app::normalize_config_arguments(&arguments);
+  if (std::optional<int> status = coremq::app::print_requested_help(arguments)) return *status;
   // The file, then COREMQ_<FLAG> variables; the command line parsed below overrides both.
   coremq::app::FlagOrigins origins;
   coremq::app::FileListeners file_listeners;
@@ -68,14 +72,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG_DEBUG("allocator: mimalloc %d", mi_version());
+  // Every listener accepts connections now (start() returned): a Type=notify unit is started.
+  std::string status = "serving on " + std::to_string(broker.shard_count()) +
+                       (broker.shard_count() == 1 ? " shard" : " shards");
+  coremq::app::notify_ready(status);
   int received = 0;
   for (;;) {
     sigwait(&signals, &received);
     if (received != SIGHUP) break;
+    coremq::app::notify_reloading();
     std::string report;
     // Each file's outcome is logged by the broker; a file that fails keeps the previous one.
     LOG_INFO("received SIGHUP: %s", broker.reload(&report) ? "reloaded" : "reloaded, except what the lines above say");
+    coremq::app::notify_ready(status);
   }
+  coremq::app::notify_stopping();
   LOG_INFO("received %s, shutting down", received == SIGINT ? "SIGINT" : "SIGTERM");
   broker.stop();
   broker.wait();

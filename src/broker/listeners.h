@@ -27,10 +27,13 @@ struct BindAddress {
   bool optional = false;
 };
 // ""/"localhost": 127.0.0.1 and ::1 (optional); "*": 0.0.0.0 and :: (optional); "[::1]": ::1;
-// anything else as it is (io::open_listener rejects what is not numeric).
+// anything else as it is: a host name (io::is_host_name) is resolved by BrokerImpl::open_listeners,
+// and io::open_listener rejects what is not numeric.
 std::vector<BindAddress> bind_addresses(const std::string& address);
 
-// 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104, and ""/"localhost" (the loopback default).
+// 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104, and ""/"localhost" (the loopback default). Never a
+// host name, even one that resolves to loopback: its addresses may change under the broker, so
+// the anonymous default is not widened for it (allow_anonymous says so explicitly).
 bool is_loopback_address(const std::string& address);
 
 // Whether a client without a username may connect through this listener (Mosquitto 2's rule):

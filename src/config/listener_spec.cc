@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "io/resolve.h"
 
 namespace coremq::config {
 
@@ -72,10 +73,15 @@ bool parse_listener_address(std::string_view text, bool bracketed_ipv6, std::str
   } else if (is_numeric(candidate, AF_INET) || (!bracketed_ipv6 && is_numeric(candidate, AF_INET6))) {
     *address = candidate;
     return true;
+  } else if (io::is_host_name(candidate)) {
+    // Kept as written: Broker::start resolves it once (io/resolve.h), and a name that does not
+    // resolve is its start-up error.
+    *address = candidate;
+    return true;
   }
   *error = absl::StrFormat(
-      "'%s' is not an address: write a numeric IPv4 address, %s, `localhost` or nothing for loopback only "
-      "(127.0.0.1 and ::1), or `*` for every interface (host names are not supported)",
+      "'%s' is not an address: write a numeric IPv4 address, %s, a host name, `localhost` or nothing for "
+      "loopback only (127.0.0.1 and ::1), or `*` for every interface",
       text, bracketed_ipv6 ? "an IPv6 address in brackets ([::1])" : "a numeric IPv6 address");
   return false;
 }

@@ -8,6 +8,7 @@
 //   ADDRESS  empty or `localhost`               loopback only: 127.0.0.1 and ::1
 //            `*`                                 every interface, IPv4 and IPv6
 //            a numeric IPv4 address, or a numeric IPv6 address in brackets ([::1], [::])
+//            a host name (RFC 1123), resolved once when the broker starts: every address it has
 //   PORT     0..65535 (0: the kernel picks one; Broker::listener_port tells which)
 //   keys     allow_anonymous=true|false, password_file=, acl_file=, certfile=, keyfile=,
 //            cafile=, capath=, crlfile=, ciphers=, ciphersuites=, tls_version=tlsv1.2|tlsv1.3,
@@ -27,7 +28,8 @@ namespace coremq::config {
 inline constexpr size_t kListenerSpecBytesMax = 16384;
 
 // An address as a listener spec, --bind or bind_address write it, into ListenerOptions::address
-// form: "" for loopback (also from "localhost"), "*", or a numeric address without brackets.
+// form: "" for loopback (also from "localhost"), "*", a numeric address without brackets, or a
+// host name as written (io::is_host_name; resolved by Broker::start).
 // `bracketed_ipv6`: IPv6 must be written in brackets (the spec, where a ':' ends the address);
 // --bind and bind_address take it bare.
 [[nodiscard]] bool parse_listener_address(std::string_view text, bool bracketed_ipv6, std::string* address,

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "auth/acl_file.h"
 #include "auth/password_checker.h"
 #include "auth/password_file.h"
@@ -25,6 +26,7 @@
 #include "broker/listeners.h"
 #include "config/config_file.h"
 #include "io/listener.h"
+#include "io/resolve.h"
 #include "shard/local_hub.h"
 #include "shard/shard.h"
 #include "shard/shard_access.h"
@@ -460,7 +462,21 @@ bool BrokerImpl::open_listeners(uint32_t count, std::vector<std::vector<shard::L
   for (size_t index = 0; index < listeners_.size(); ++index) {
     const ListenerOptions& listener = listeners_[index];
     uint16_t port = listener.port;
-    for (const broker::BindAddress& address : broker::bind_addresses(listener.address)) {
+    std::vector<broker::BindAddress> addresses = broker::bind_addresses(listener.address);
+    // A host name is resolved here, once, before any shard runs (it may block on DNS): every
+    // address it has is bound, as Mosquitto does; one that does not resolve fails the start.
+    if (listener.address != "localhost" && io::is_host_name(listener.address)) {
+      std::vector<std::string> numeric;
+      if (!io::resolve_host_addresses(listener.address, &numeric, error)) {
+        *error = "listener " + broker::listener_url(listener, listener.address, listener.port) + ": " + *error;
+        close_all();
+        return false;
+      }
+      addresses.clear();
+      for (const std::string& address : numeric) addresses.push_back({address, /*optional=*/false});
+      LOG_INFO("host name %s resolved to %s", listener.address, absl::StrJoin(numeric, ", "));
+    }
+    for (const broker::BindAddress& address : addresses) {
       std::vector<int> fds;
       for (uint32_t i = 0; i < count; ++i) {
         uint16_t bound = 0;

@@ -12,7 +12,7 @@
 //
 // Each line of the main file is also a --listener spec (src/config/listener_spec.h), the other
 // parser of listener text: a spec it takes passes check_listener, has TLS exactly for mqtts://
-// and wss://, and an address the broker can bind ("", "*" or numeric).
+// and wss://, and an address the broker can bind ("", "*", numeric, or a host name).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -25,6 +25,7 @@
 
 #include "config/config_file.h"
 #include "config/listener_spec.h"
+#include "io/resolve.h"
 #include "test_catalog.h"
 
 namespace {
@@ -67,10 +68,11 @@ void check(bool condition, const char* what) {
   }
 }
 
+// An address the broker can bind: "", "*", numeric, or a host name Broker::start resolves.
 bool bindable(const std::string& address) {
   unsigned char buffer[16];
   return address.empty() || address == "*" || inet_pton(AF_INET, address.c_str(), buffer) == 1 ||
-         inet_pton(AF_INET6, address.c_str(), buffer) == 1;
+         inet_pton(AF_INET6, address.c_str(), buffer) == 1 || coremq::io::is_host_name(address);
 }
 
 void check_spec(std::string_view spec) {

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/flag_help_absl.h"
 #include "base/flag_spelling.h"
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
@@ -25,9 +27,10 @@ using coremq::bench::Command;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "mqtt-bench: load and verify an MQTT broker (MQTT 3.1.1 over TCP, TLS, WebSocket) over io_uring.\n"
+    "mqtt-bench " COREMQ_VERSION ": load and verify an MQTT broker (MQTT 3.1.1 over TCP, TLS,\n"
+    "WebSocket) over io_uring.\n"
     "\n"
-    "Usage: mqtt-bench <conn|pub|sub|run> [--flag=value ...]\n"
+    "Usage: mqtt-bench <conn|pub|sub|run> [--flag=VALUE ...]\n"
     "  conn  open --connections at --connect-rate and hold them for --duration\n"
     "  pub   --publishers publish to --topic\n"
     "  sub   --subscribers subscribe to --sub-topic and verify what arrives\n"
@@ -36,28 +39,75 @@ constexpr const char* kUsage =
     "Examples:\n"
     "  mqtt-bench run --scenario pairs --pairs 100 --qos 1 --duration 10s --warmup 2s\n"
     "  mqtt-bench run --scenario fan-out --subscribers 100 --rate 1000 --duration 10s\n"
-    "  mqtt-bench conn --connections 10000 --connect-rate 2000 --duration 30s --broker-pid $(pidof coremq)\n"
-    "  mqtt-bench run --scenario pairs --qos 1 --count 10000 --tls --cafile ca.pem --port 8883\n"
-    "  mqtt-bench run --scenario pairs --qos 1 --count 10000 --ws --port 8080 --ws-path /mqtt\n"
+    "  mqtt-bench conn --connections 10000 --connect-rate 2000 --duration 30s \\\n"
+    "      --broker-pid $(pidof coremq)\n"
+    "  mqtt-bench run --scenario pairs --qos 1 --count 10000 --tls --cafile ca.pem \\\n"
+    "      --port 8883\n"
+    "  mqtt-bench run --scenario pairs --qos 1 --count 10000 --ws --port 8080 \\\n"
+    "      --ws-path /mqtt\n"
     "\n"
-    "Every run needs a bound: --duration or --count. Exit status: 0 clean, 1 loss or errors, 2 usage error.\n";
+    "Every run needs a bound: --duration or --count. Exit status: 0 clean, 1 loss or\n"
+    "errors, 2 usage error. Flags may be written with dashes or underscores and take\n"
+    "their value after '=' or as the next argument; --version prints the version.\n";
 
 bool is_ours(const absl::CommandLineFlag& flag) { return flag.Filename().find("mqtt-bench") != std::string::npos; }
 
+// The --help groups (and the OPTIONS of mqtt-bench(1), generated from the same table): a new
+// flag joins a group with one line here; one not named lands in "Other".
+constexpr std::string_view kBroker = "Broker and connection";
+constexpr std::string_view kWorkload = "Workload";
+constexpr std::string_view kTiming = "Duration and timeouts";
+constexpr std::string_view kOutput = "Output";
+constexpr std::string_view kOther = "Other";
+constexpr std::string_view kGroupTitles[] = {kBroker, kWorkload, kTiming, kOutput, kOther};
+constexpr coremq::base::FlagPlacement kPlacements[] = {
+    {"host", kBroker, "ADDRESS"},
+    {"port", kBroker},
+    {"mqtt", kBroker, "3.1.1|3.1"},
+    {"username", kBroker, "NAME"},
+    {"password", kBroker, "PASSWORD"},
+    {"client_id_prefix", kBroker, "PREFIX"},
+    {"clean", kBroker},
+    {"keepalive", kBroker, "SECONDS"},
+    {"tls", kBroker},
+    {"cafile", kBroker, "FILE"},
+    {"cert", kBroker, "FILE"},
+    {"key", kBroker, "FILE"},
+    {"tls_insecure", kBroker},
+    {"tls_version", kBroker, "VERSION"},
+    {"tls_server_name", kBroker, "NAME"},
+    {"tls_resume", kBroker},
+    {"ws", kBroker},
+    {"ws_path", kBroker, "PATH"},
+    {"scenario", kWorkload, "NAME"},
+    {"connections", kWorkload},
+    {"connect_rate", kWorkload, "PER_SECOND"},
+    {"publishers", kWorkload},
+    {"subscribers", kWorkload},
+    {"pairs", kWorkload},
+    {"topic", kWorkload, "TEMPLATE"},
+    {"sub_topic", kWorkload, "TEMPLATE"},
+    {"qos", kWorkload, "0|1|2"},
+    {"size", kWorkload, "BYTES"},
+    {"rate", kWorkload, "PER_SECOND"},
+    {"window", kWorkload},
+    {"threads", kWorkload},
+    {"duration", kTiming, "DURATION"},
+    {"count", kTiming},
+    {"warmup", kTiming, "DURATION"},
+    {"connect_timeout", kTiming, "DURATION"},
+    {"drain_timeout", kTiming, "DURATION"},
+    {"stall_timeout", kTiming, "DURATION"},
+    {"json", kOutput, "FILE"},
+    {"broker_pid", kOutput, "PID"},
+    {"quiet", kOutput},
+};
+constexpr coremq::base::FlagGroups kGroups = {kGroupTitles, kPlacements};
+
 void print_usage(std::FILE* out) {
   std::fputs(kUsage, out);
-  std::fputs("\nFlags (dashes or underscores):\n", out);
-  std::vector<const absl::CommandLineFlag*> flags;
-  for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (is_ours(*flag)) flags.push_back(flag);
-  }
-  std::sort(flags.begin(), flags.end(), [](auto* left, auto* right) { return left->Name() < right->Name(); });
-  for (const absl::CommandLineFlag* flag : flags) {
-    std::string name(flag->Name());
-    std::replace(name.begin(), name.end(), '_', '-');
-    std::fprintf(out, "  --%s (default: %s)\n      %s\n", name.c_str(), flag->DefaultValue().c_str(),
-                 flag->Help().c_str());
-  }
+  std::vector<coremq::base::FlagHelp> flags = coremq::base::registered_flags("mqtt-bench");
+  std::fputs(coremq::base::render_flag_help(flags, kGroups).c_str(), out);
 }
 
 int usage_error(const std::string& message) {
@@ -132,6 +182,16 @@ int main(int argc, char** argv) {
   const std::string& word = arguments[1];
   if (word == "--help" || word == "-h" || word == "help" || word == "-help") {
     print_usage(stdout);
+    return 0;
+  }
+  if (word == "--version" || word == "-version") {
+    std::printf("mqtt-bench %s\n", COREMQ_VERSION);
+    return 0;
+  }
+  // The OPTIONS section of mqtt-bench(1), generated at build time (dist/man/meson.build).
+  if (word == "--help_roff") {
+    std::vector<coremq::base::FlagHelp> flags = coremq::base::registered_flags("mqtt-bench");
+    std::fputs(coremq::base::render_flag_roff(flags, kGroups).c_str(), stdout);
     return 0;
   }
   Command command = Command::kRun;

@@ -147,7 +147,7 @@ TEST(ConfigErrors, EachNamesItsFileAndLine) {
       "log_type loud\n"                // 10: unknown log type
       "log_dest carrier-pigeon\n"      // 11: unknown destination
       "allow_anonymous perhaps\n"      // 12: not a bool
-      "bind_address example.com\n"     // 13: not numeric
+      "bind_address example_com\n"     // 13: neither numeric nor a host name
       "config other.conf\n");          // 14: not settable from a file
   EXPECT_EQ(
       r.messages(Severity::kError),
@@ -163,9 +163,9 @@ TEST(ConfigErrors, EachNamesItsFileAndLine) {
           "main.conf:10: error: log_type loud: unknown log type 'loud'",
           "main.conf:11: error: log_dest carrier-pigeon: unknown log destination 'carrier-pigeon'",
           "main.conf:12: error: allow_anonymous perhaps: allow_anonymous: 'perhaps' is not true or false",
-          "main.conf:13: error: bind_address example.com: 'example.com' is not an address: write a numeric IPv4 "
-          "address, a numeric IPv6 address, `localhost` or nothing for loopback only (127.0.0.1 and ::1), or `*` "
-          "for every interface (host names are not supported)",
+          "main.conf:13: error: bind_address example_com: 'example_com' is not an address: write a numeric IPv4 "
+          "address, a numeric IPv6 address, a host name, `localhost` or nothing for loopback only (127.0.0.1 and "
+          "::1), or `*` for every interface",
           "main.conf:14: error: unknown option 'config'",
       }));
 }

@@ -84,7 +84,7 @@ TEST(ConfigListenerSpec, ErrorsNameWhatIsWrong) {
   // IPv6 goes in brackets: the last ':' ends the address.
   EXPECT_TRUE(error_of("mqtt://::1:1883").starts_with("'::1' is not an address"))
       << error_of("mqtt://::1:1883");
-  EXPECT_TRUE(error_of("mqtt://broker.example:1883").starts_with("'broker.example' is not an address"));
+  EXPECT_TRUE(error_of("mqtt://broker_1.example:1883").starts_with("'broker_1.example' is not an address"));
   EXPECT_TRUE(error_of("mqtt://:1,bogus=1").starts_with("unknown key 'bogus' (keys: allow_anonymous"));
   EXPECT_EQ(error_of("mqtt://:1,allow_anonymous"), "'allow_anonymous' is not key=value");
   EXPECT_EQ(error_of("mqtt://:1,allow_anonymous=maybe"), "allow_anonymous: 'maybe' is not true or false");
@@ -115,6 +115,28 @@ TEST(ConfigListenerSpec, AddressesOfBindAndBindAddressTakeBareIpv6) {
   EXPECT_FALSE(parse_listener_address("[127.0.0.1]", false, &address, &error));
   EXPECT_TRUE(parse_listener_address("localhost", false, &address, &error));
   EXPECT_EQ(address, "");
+}
+
+// Host names are kept as written (Broker::start resolves them); what cannot be one is refused
+// here with the same error as any other bad address.
+TEST(ConfigListenerSpec, HostNamesAreKeptForStartUpToResolve) {
+  EXPECT_EQ(parsed("mqtt://broker.example:1883").address, "broker.example");
+  EXPECT_EQ(parsed("wss://Broker-1.example.org.:8884,certfile=/c,keyfile=/k").address, "Broker-1.example.org.");
+  std::string address;
+  std::string error;
+  EXPECT_TRUE(parse_listener_address("mqtt-host", /*bracketed_ipv6=*/false, &address, &error));
+  EXPECT_EQ(address, "mqtt-host");
+  std::string too_long;  // 255 characters, over the 253 of RFC 1035
+  for (int i = 0; i < 127; ++i) too_long += "a.";
+  too_long += "a";
+  for (const std::string& bad : {std::string("-host"), std::string("host-"), std::string("a..b"),
+                                 std::string("bad_name"), std::string("host name"), std::string("1.2.3"),
+                                 std::string("999"), std::string("[host]"), too_long}) {
+    error.clear();
+    EXPECT_FALSE(parse_listener_address(bad, false, &address, &error)) << bad;
+    EXPECT_NE(error.find("is not an address"), std::string::npos) << bad << ": " << error;
+  }
+  EXPECT_FALSE(parse_listener_address(std::string(64, 'a') + ".example", false, &address, &error));
 }
 
 }  // namespace
