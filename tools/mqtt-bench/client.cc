@@ -2,6 +2,7 @@
 #include "client.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "absl/strings/str_format.h"
@@ -287,6 +288,52 @@ uint16_t Client::take_packet_id() {
   }
 }
 
+uint64_t Client::next_random() {
+  // splitmix64: eight bytes of state per client, so 100k publishers cost nothing.
+  uint64_t z = (random_state_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void Client::start_schedule(int64_t publish_start_ns) {
+  const Options& options = *context_.options;
+  COREMQ_ASSERT(is_publisher() && options.period_ns > 0);
+  random_state_ = (uint64_t{context_.shared->run_id} << 32) ^ spec_.number;
+  double phase_ns = 0;
+  if (options.arrival == Arrival::kUniform) {
+    // Publisher n of N starts n/N of a period in: every message of the run evenly spaced.
+    phase_ns = options.period_ns * spec_.number / options.publishers_total;
+  }
+  schedule_origin_ns_ = static_cast<double>(publish_start_ns) + phase_ns;
+  next_due_ns_ = static_cast<int64_t>(schedule_origin_ns_);
+  if (options.arrival == Arrival::kPoisson) {
+    next_due_ns_ = publish_start_ns;
+    advance_schedule();
+  }
+}
+
+void Client::advance_schedule() {
+  const Options& options = *context_.options;
+  if (options.arrival != Arrival::kPoisson) {
+    // From the origin, not from the previous time, so rounding never accumulates.
+    next_due_ns_ = static_cast<int64_t>(schedule_origin_ns_ + options.period_ns * static_cast<double>(next_sequence_));
+    return;
+  }
+  double uniform = static_cast<double>((next_random() >> 11) + 1) * 0x1.0p-53;  // (0, 1]
+  next_due_ns_ += static_cast<int64_t>(-std::log(uniform) * options.period_ns);
+}
+
+uint64_t Client::due_unsent(int64_t until_ns) const {
+  const Options& options = *context_.options;
+  if (options.period_ns <= 0 || publishing_done_ || next_due_ns_ >= until_ns) return 0;
+  until_ns = std::min(until_ns, context_.measure_end_ns);
+  if (next_due_ns_ >= until_ns) return 0;
+  auto due = static_cast<uint64_t>(static_cast<double>(until_ns - next_due_ns_) / options.period_ns) + 1;
+  if (options.count > 0) due = std::min(due, options.count - next_sequence_);
+  return due;
+}
+
 uint32_t Client::publish(uint32_t budget) {
   COREMQ_ASSERT(is_publisher());
   if (state_ != ClientState::kReady || publishing_done_) return 0;
@@ -295,6 +342,7 @@ uint32_t Client::publish(uint32_t budget) {
   if (options.count > 0) allowed = static_cast<uint32_t>(std::min<uint64_t>(allowed, options.count - next_sequence_));
   WorkerResult& result = *context_.result;
   uint64_t fanout = context_.plan->in_process ? context_.plan->fanout[spec_.index] : 0;
+  bool open_loop = options.period_ns > 0;
   uint32_t encoded = 0;
   for (; encoded < allowed; ++encoded) {
     if (staging.size() >= kStagedBytesMax) {
@@ -302,7 +350,20 @@ uint32_t Client::publish(uint32_t budget) {
       break;
     }
     int64_t now_ns = monotonic_ns();
-    if (now_ns >= context_.measure_end_ns) break;
+    int64_t stamp_ns = now_ns;
+    if (open_loop) {
+      if (next_due_ns_ >= context_.measure_end_ns) {
+        schedule_finished_ = true;
+        break;
+      }
+      if (next_due_ns_ > now_ns) break;
+      stamp_ns = next_due_ns_;
+      int64_t lag_ns = now_ns - stamp_ns;
+      result.schedule_lag_max_ns = std::max(result.schedule_lag_max_ns, lag_ns);
+      if (lag_ns > options.lag_threshold_ns) result.schedule_late++;
+    } else if (now_ns >= context_.measure_end_ns) {
+      break;
+    }
     uint16_t packet_id = 0;
     if (options.qos > 0) {
       packet_id = take_packet_id();
@@ -310,13 +371,14 @@ uint32_t Client::publish(uint32_t budget) {
       inflight_++;
     }
     mqtt::encode_publish_header(staging, spec_.topic, options.qos, false, false, packet_id, options.payload_bytes);
-    PayloadHeader payload{context_.shared->run_id, spec_.index, next_sequence_, now_ns};
+    PayloadHeader payload{context_.shared->run_id, spec_.index, next_sequence_, stamp_ns};
     write_payload(staging.grow(options.payload_bytes), options.payload_bytes, payload);
     next_sequence_++;
+    if (open_loop) advance_schedule();
     result.sent++;
     result.expected_deliveries += fanout;
     result.last_send_ns = now_ns;
-    if (now_ns >= context_.measure_start_ns) result.sent_in_window++;
+    if (stamp_ns >= context_.measure_start_ns) result.sent_in_window++;
   }
   if (options.count > 0 && next_sequence_ == options.count) {
     publishing_done_ = true;

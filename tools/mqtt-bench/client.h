@@ -93,10 +93,23 @@ class Client {
   void fail(std::string message);
   void mark_closed() { state_ = ClientState::kClosed; }
 
-  // Publisher: encodes up to `budget` messages, each stamped with the current time. Returns how
-  // many were encoded (0 when the window, the staging bound, --count or the end of the
-  // measurement window stops it).
+  // Publisher: encodes up to `budget` messages. Closed loop each is stamped with the current
+  // time; open loop (--rate, --interval) only messages whose scheduled time has come are
+  // written, each stamped with that time, not the moment it was written, so time spent waiting
+  // for the window or a full socket counts as latency (no coordinated omission). Returns how
+  // many were encoded (0 when the window, the staging bound, --count, the schedule or the end
+  // of the measurement window stops it).
   uint32_t publish(uint32_t budget);
+  // Open loop: sets the first scheduled time from the run's publishing start and this
+  // publisher's number (its phase); called once when publishing starts.
+  void start_schedule(int64_t publish_start_ns);
+  int64_t next_due_ns() const { return next_due_ns_; }
+  // Open loop: the schedule reached the end of the measurement window (nothing more is due).
+  bool schedule_finished() const { return schedule_finished_; }
+  // Open loop: messages scheduled before `until_ns` (the end of publishing) that were never
+  // written because the tool was behind (exact for burst and uniform, the expectation for
+  // Poisson).
+  uint64_t due_unsent(int64_t until_ns) const;
   void stage_pingreq();
   void stage_disconnect();
 
@@ -118,6 +131,8 @@ class Client {
   int64_t parse_packets(std::span<const uint8_t> bytes, int64_t now_ns);
   void record_delivery(uint32_t publisher, int64_t send_ns, int64_t now_ns);
   uint32_t window_room() const;
+  void advance_schedule();
+  uint64_t next_random();
   uint16_t take_packet_id();
   bool protocol_error(std::string message);
 
@@ -133,6 +148,12 @@ class Client {
   uint32_t inflight_ = 0;
   uint16_t last_packet_id_ = 0;
   bool publishing_done_ = false;
+  // Open loop: when the next message is due (CLOCK_MONOTONIC ns); the schedule's origin and
+  // this publisher's phase; splitmix64 state for Poisson gaps.
+  int64_t next_due_ns_ = 0;
+  bool schedule_finished_ = false;
+  double schedule_origin_ns_ = 0;
+  uint64_t random_state_ = 0;
   // QoS 1/2: bit per packet identifier awaiting PUBACK/PUBREC, and (QoS 2) awaiting PUBCOMP.
   std::vector<uint64_t> awaiting_ack_;
   std::vector<uint64_t> awaiting_complete_;

@@ -5,16 +5,20 @@
 #include <arpa/inet.h>
 #include <openssl/tls1.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <string_view>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "bounds.h"
+#include "clock.h"
 #include "payload.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Broker address (numeric IPv4; 'localhost' means 127.0.0.1).");
@@ -48,7 +52,23 @@ ABSL_FLAG(std::string, scenario, "",
           "(not yet supported).");
 ABSL_FLAG(uint32_t, qos, 0, "QoS of publishes and subscriptions: 0, 1 or 2.");
 ABSL_FLAG(uint32_t, size, 64, "Payload bytes per message (at least 32: publisher, sequence, send time).");
-ABSL_FLAG(uint64_t, rate, 0, "Messages per second over all publishers; 0 = as fast as --window allows.");
+ABSL_FLAG(uint64_t, rate, 0,
+          "Open loop: messages per second over all publishers (of all --process-count processes), each "
+          "stamped with its scheduled send time so a slow broker shows as latency; 0 = as fast as --window "
+          "allows.");
+ABSL_FLAG(std::string, arrival, "",
+          "Open loop schedule: burst (every publisher on the same beat; the default with --rate), uniform "
+          "(every message evenly spaced across all publishers; the default with --interval) or poisson "
+          "(exponential gaps per publisher).");
+ABSL_FLAG(std::string, interval, "",
+          "Fleet simulation: every publisher sends one message per interval (e.g. 30s), phases spread "
+          "evenly over it; the same as --rate publishers/interval. Not with --rate.");
+ABSL_FLAG(std::string, lag_threshold, "10ms",
+          "Open loop: a message written later than this after its scheduled time counts as behind schedule.");
+ABSL_FLAG(uint32_t, process_index, 0, "With --process-count: which share of the clients this process runs (0-based).");
+ABSL_FLAG(uint32_t, process_count, 1,
+          "Split one run over N processes (or machines): process I runs the clients numbered n with "
+          "n % N == I and every Ith source address; counts and --rate are totals over all N.");
 ABSL_FLAG(uint32_t, window, 100,
           "Closed loop: most messages per publisher not yet acknowledged (QoS 1/2: PUBACK/PUBCOMP) and, in "
           "`run`, not yet delivered to every matching subscriber of this process. 0 = no window (open loop "
@@ -96,6 +116,15 @@ const char* scenario_name(Scenario scenario) {
   return "?";
 }
 
+const char* arrival_name(Arrival arrival) {
+  switch (arrival) {
+    case Arrival::kBurst: return "burst";
+    case Arrival::kUniform: return "uniform";
+    case Arrival::kPoisson: return "poisson";
+  }
+  return "?";
+}
+
 const char* transport_scheme(const Options& options) {
   if (options.ws) return options.tls ? "wss" : "ws";
   return options.tls ? "mqtts" : "mqtt";
@@ -138,8 +167,8 @@ bool time_flag(const char* name, const std::string& text, double* seconds, std::
 
 bool count_flag(const char* name, int64_t value, int64_t fallback, uint32_t* out, std::string* error) {
   if (value < 0) value = fallback;
-  if (value > kClientsMax) {
-    *error = absl::StrFormat("--%s=%d is more than the %u clients one process may run", name, value, kClientsMax);
+  if (value > kClientsTotalMax) {
+    *error = absl::StrFormat("--%s=%d is more than the %u clients one run may have", name, value, kClientsTotalMax);
     return false;
   }
   *out = static_cast<uint32_t>(value);
@@ -237,9 +266,82 @@ bool counts_from_flags(Options* options, std::string* error) {
     *error = "nothing to run: no publishers and no subscribers";
     return false;
   }
-  if (uint64_t{options->publishers} + options->subscribers > kClientsMax) {
-    *error = absl::StrFormat("more than %u clients in one process", kClientsMax);
+  return true;
+}
+
+// This process's share of `total` clients numbered 0..total-1: those with n % count == index.
+uint32_t process_share(uint32_t total, uint32_t index, uint32_t count) {
+  return total > index ? (total - index + count - 1) / count : 0;
+}
+
+bool partition_flags(Options* options, std::string* error) {
+  options->process_index = absl::GetFlag(FLAGS_process_index);
+  options->process_count = absl::GetFlag(FLAGS_process_count);
+  if (options->process_count == 0 || options->process_index >= options->process_count) {
+    *error = absl::StrFormat("--process-index=%u --process-count=%u: the index must be below the count",
+                             options->process_index, options->process_count);
     return false;
+  }
+  options->idle_connections_total = options->idle_connections;
+  options->publishers_total = options->publishers;
+  options->subscribers_total = options->subscribers;
+  uint32_t index = options->process_index;
+  uint32_t count = options->process_count;
+  options->idle_connections = process_share(options->idle_connections, index, count);
+  options->publishers = process_share(options->publishers, index, count);
+  options->subscribers = process_share(options->subscribers, index, count);
+  if (uint64_t{options->idle_connections} + options->publishers + options->subscribers > kClientsMax) {
+    *error = absl::StrFormat("more than %u clients in one process: split the run with --process-count", kClientsMax);
+    return false;
+  }
+  if (options->idle_connections + options->publishers + options->subscribers == 0) {
+    *error = absl::StrFormat("--process-index=%u of %u has no clients: fewer clients than processes", index, count);
+    return false;
+  }
+  return true;
+}
+
+// --rate, --interval and --arrival into the open-loop period; after partition_flags.
+bool schedule_flags(Options* options, std::string* error) {
+  std::string interval = absl::GetFlag(FLAGS_interval);
+  std::string arrival = absl::GetFlag(FLAGS_arrival);
+  double lag_threshold_s = 0;
+  if (!time_flag("interval", interval, &options->interval_s, error) ||
+      !time_flag("lag-threshold", absl::GetFlag(FLAGS_lag_threshold), &lag_threshold_s, error)) {
+    return false;
+  }
+  options->lag_threshold_ns = static_cast<int64_t>(lag_threshold_s * kNanosPerSecond);
+  bool open_loop = options->rate_total > 0 || options->interval_s > 0;
+  if (options->rate_total > 0 && options->interval_s > 0) {
+    *error = "--rate and --interval both set the schedule: give one (--interval T is --rate publishers/T)";
+    return false;
+  }
+  if (!interval.empty() && options->interval_s <= 0) {
+    *error = "--interval must be more than 0";
+    return false;
+  }
+  if (arrival.empty()) {
+    options->arrival = options->interval_s > 0 ? Arrival::kUniform : Arrival::kBurst;
+  } else if (arrival == "burst") {
+    options->arrival = Arrival::kBurst;
+  } else if (arrival == "uniform") {
+    options->arrival = Arrival::kUniform;
+  } else if (arrival == "poisson") {
+    options->arrival = Arrival::kPoisson;
+  } else {
+    *error = absl::StrFormat("--arrival=%s: expected burst, uniform or poisson", arrival);
+    return false;
+  }
+  if (!arrival.empty() && !open_loop) {
+    *error = "--arrival needs --rate or --interval (without them publishing is closed loop)";
+    return false;
+  }
+  if (!open_loop || options->publishers_total == 0) return true;
+  options->period_ns = options->interval_s > 0
+                           ? options->interval_s * kNanosPerSecond
+                           : static_cast<double>(options->publishers_total) * kNanosPerSecond / options->rate_total;
+  if (options->interval_s > 0) {
+    options->rate_total = static_cast<uint64_t>(std::llround(options->publishers_total / options->interval_s));
   }
   return true;
 }
@@ -425,10 +527,32 @@ bool connection_flags(Options* options, std::string* error) {
 
 }  // namespace
 
+bool fit_descriptor_limit(const Options& options, std::string* error) {
+  uint64_t clients = uint64_t{options.idle_connections} + options.publishers + options.subscribers;
+  uint64_t needed = clients + kDescriptorsReserved;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return true;  // unknown: socket() reports EMFILE itself
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur >= needed) return true;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed) {
+    *error = absl::StrFormat(
+        "%u connections need %u open files, but this process may open at most %u (the hard RLIMIT_NOFILE): "
+        "raise it (ulimit -Hn, systemd LimitNOFILE=, sysctl fs.nr_open) or split the run over processes with "
+        "--process-count and --process-index",
+        clients, needed, static_cast<uint64_t>(limit.rlim_max));
+    return false;
+  }
+  limit.rlim_cur = needed;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    *error = absl::StrFormat("setrlimit(RLIMIT_NOFILE, %u) failed: %s", needed, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 bool options_from_flags(Command command, Options* options, std::string* error) {
   options->command = command;
-  if (!connection_flags(options, error) || !counts_from_flags(options, error) || !message_flags(options, error) ||
-      !time_flags(options, error)) {
+  if (!connection_flags(options, error) || !counts_from_flags(options, error) || !partition_flags(options, error) ||
+      !message_flags(options, error) || !schedule_flags(options, error) || !time_flags(options, error)) {
     return false;
   }
   uint32_t clients = options->idle_connections + options->publishers + options->subscribers;

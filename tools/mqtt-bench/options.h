@@ -11,6 +11,12 @@ namespace coremq::bench {
 
 enum class Command { kConn, kPub, kSub, kRun };
 enum class Scenario { kNone, kFanIn, kFanOut, kPairs, kShared };
+// How open-loop messages (--rate, --interval) are spread in time. kBurst: every publisher on the
+// same beat (all send at once, then all wait: easy to batch). kUniform: every message of the run
+// evenly spaced, publisher after publisher (the fleet pattern, the hardest to batch). kPoisson:
+// each publisher with exponential gaps (independent devices).
+enum class Arrival { kBurst, kUniform, kPoisson };
+const char* arrival_name(Arrival arrival);
 
 const char* command_name(Command command);
 struct Options;
@@ -40,15 +46,29 @@ struct Options {
   bool ws = false;
   std::string ws_path = "/mqtt";
 
+  // Clients of this process. With --process-count N every count flag means all N processes
+  // together and this process runs the clients whose number n has n % N == process_index
+  // (the *_total fields keep the totals: topics, client ids and schedule phases use n).
   uint32_t idle_connections = 0;  // `conn`
   uint32_t publishers = 0;
   uint32_t subscribers = 0;
+  uint32_t idle_connections_total = 0;
+  uint32_t publishers_total = 0;
+  uint32_t subscribers_total = 0;
+  uint32_t process_index = 0;
+  uint32_t process_count = 1;
   std::string publish_topic;    // template: %i client index, %c client id
   std::string subscribe_filter; // template, as above
 
   uint8_t qos = 0;
   uint32_t payload_bytes = 64;
   uint64_t rate_total = 0;      // messages/s over all publishers; 0 = as fast as the window allows
+  // Open loop: the gap between two messages of one publisher, and each message's scheduled time
+  // (what its payload carries). rate_total > 0 or --interval set it; 0 = closed loop.
+  double period_ns = 0;
+  double interval_s = 0;        // --interval as given (0 when --rate set the period)
+  Arrival arrival = Arrival::kBurst;
+  int64_t lag_threshold_ns = 10'000'000;  // a message written later than this after its time is late
   uint32_t window = 0;          // unacknowledged (QoS 1/2) or undelivered (QoS 0, `run`) per publisher
   double duration_s = 0;        // publishing time after warm-up (`conn`: hold time); 0 = bounded by count
   uint64_t count = 0;           // messages per publisher (`sub`: per subscriber); 0 = bounded by duration
@@ -76,6 +96,10 @@ struct Options {
 // Turns argv (after the subcommand was taken off and flags were parsed) into Options.
 // Returns false with a message on any usage error (the caller exits 2).
 [[nodiscard]] bool options_from_flags(Command command, Options* options, std::string* error);
+
+// Every client is a socket: raises the soft RLIMIT_NOFILE to what this process's clients need
+// (up to the hard limit). False with a message when even the hard limit is too low.
+[[nodiscard]] bool fit_descriptor_limit(const Options& options, std::string* error);
 
 
 }  // namespace coremq::bench

@@ -40,13 +40,14 @@ bool add_clients(const Options& options, Role role, uint32_t count, const char* 
     ClientSpec spec;
     spec.role = role;
     spec.index = index;
-    spec.client_id = absl::StrFormat("%s%s-%u", options.client_id_prefix, role_name, index);
+    spec.number = options.process_index + index * options.process_count;
+    spec.client_id = absl::StrFormat("%s%s-%u", options.client_id_prefix, role_name, spec.number);
     if (spec.client_id.size() > 65535) {
       *error = "--client-id-prefix is too long";
       return false;
     }
     if (role != Role::kIdle) {
-      spec.topic = expand_topic(pattern, index, spec.client_id);
+      spec.topic = expand_topic(pattern, spec.number, spec.client_id);
       bool valid = role == Role::kPublisher ? topic::is_valid_topic_name(spec.topic)
                                             : topic::is_valid_topic_filter(spec.topic);
       if (!valid) {

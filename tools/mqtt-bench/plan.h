@@ -15,7 +15,8 @@ enum class Role : uint8_t { kIdle, kPublisher, kSubscriber };
 
 struct ClientSpec {
   Role role = Role::kIdle;
-  uint32_t index = 0;       // within its role
+  uint32_t index = 0;       // within its role in this process (indexes the Plan's tables)
+  uint32_t number = 0;      // within its role over all --process-count processes: names and phases
   std::string client_id;
   std::string topic;        // publisher: topic name; subscriber: filter; idle: empty
 };

@@ -81,6 +81,25 @@ std::string tls_summary(const Report& report) {
                          report.tls_handshakes, report.tls_resumed);
 }
 
+// "uniform, 1,000 msgs/s (each publisher every 10.0 ms); fell behind: 12 msgs late by more
+// than 10.0 ms, max lag 1.52 s, 0 due but never sent"
+std::string schedule_summary(const Report& report) {
+  const Options& options = *report.options;
+  std::string pace = options.interval_s > 0
+                         ? absl::StrFormat("each publisher every %s", format_latency(static_cast<uint64_t>(options.period_ns)))
+                         : absl::StrFormat("%s msgs/s (each publisher every %s)", format_count(options.rate_total),
+                                           format_latency(static_cast<uint64_t>(options.period_ns)));
+  std::string behind = report.fell_behind()
+                           ? absl::StrFormat("FELL BEHIND: %s msgs late by more than %s, max lag %s, %s due but "
+                                             "never sent",
+                                             format_count(report.schedule_late),
+                                             format_latency(static_cast<uint64_t>(options.lag_threshold_ns)),
+                                             format_latency(static_cast<uint64_t>(report.schedule_lag_max_ns)),
+                                             format_count(report.schedule_unsent))
+                           : absl::StrFormat("kept up (max lag %s)", format_latency(static_cast<uint64_t>(report.schedule_lag_max_ns)));
+  return absl::StrFormat("%s, %s; %s", arrival_name(options.arrival), pace, behind);
+}
+
 bool publishes(const Options& options) { return options.command == Command::kPub || options.command == Command::kRun; }
 bool subscribes(const Options& options) { return options.command == Command::kSub || options.command == Command::kRun; }
 
@@ -121,6 +140,7 @@ void print_report(const Report& report, std::FILE* out) {
     row(out, "sent", absl::StrFormat("%s msgs (%s msgs/s measured)", format_count(report.sent),
                                      format_count(report.sent_per_s())));
   }
+  if (publishes(options) && options.period_ns > 0) row(out, "schedule", schedule_summary(report));
   if (subscribes(options)) {
     row(out, "delivered", absl::StrFormat("%s msgs (%s msgs/s measured)", format_count(report.received),
                                           format_count(report.delivered_per_s())));
@@ -206,6 +226,15 @@ bool write_json(const Report& report, const std::string& path, std::string* erro
   field("threads", integer(options.threads));
   field("rate", integer(options.rate_total));
   field("window", integer(options.window));
+  field("arrival", options.period_ns > 0 ? absl::StrFormat("\"%s\"", arrival_name(options.arrival)) : "null");
+  field("interval_seconds", number(options.interval_s));
+  field("schedule_period_us", number(options.period_ns / 1e3));
+  field("schedule_late", integer(report.schedule_late));
+  field("schedule_lag_max_us", number(static_cast<double>(report.schedule_lag_max_ns) / 1e3));
+  field("schedule_unsent", integer(report.schedule_unsent));
+  field("fell_behind", report.fell_behind() ? "true" : "false");
+  field("process_index", integer(options.process_index));
+  field("process_count", integer(options.process_count));
   field("outcome", absl::StrFormat("\"%s\"", json_escape(report.outcome)));
   field("connections_target", integer(report.connections_target));
   field("connections_up", integer(report.connections_up));
@@ -262,6 +291,7 @@ void print_progress(const Progress& progress, bool terminal) {
                                      progress.connections_target, format_count(progress.sent_per_s),
                                      format_count(progress.received_per_s),
                                      progress.p99_ns > 0 ? format_latency(progress.p99_ns) : "-", progress.errors);
+  if (progress.open_loop) line += absl::StrFormat("  behind %s", format_count(progress.behind));
   if (terminal) {
     std::printf("\r%s\x1b[K", line.c_str());
   } else {

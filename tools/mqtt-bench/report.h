@@ -53,6 +53,11 @@ struct Report {
   uint64_t receive_buffers_exhausted = 0;
   uint64_t publish_paused_staged_full = 0;
   uint64_t pings = 0;
+  // Open loop (--rate, --interval): see WorkerResult.
+  uint64_t schedule_late = 0;
+  int64_t schedule_lag_max_ns = 0;
+  uint64_t schedule_unsent = 0;
+  bool fell_behind() const { return schedule_late > 0 || schedule_unsent > 0; }
   uint64_t tls_handshakes = 0;
   uint64_t tls_resumed = 0;
   std::string tls_protocol;  // what the first handshake negotiated
@@ -77,6 +82,8 @@ struct Progress {
   double received_per_s = 0;
   uint64_t p99_ns = 0;
   uint64_t errors = 0;
+  bool open_loop = false;
+  uint64_t behind = 0;  // messages written late so far
   const char* phase = "";
 };
 void print_progress(const Progress& progress, bool terminal);

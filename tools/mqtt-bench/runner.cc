@@ -27,7 +27,7 @@ constexpr int64_t kDrainQuietNs = kNanosPerSecond;   // drain ends after this lo
 
 struct Totals {
   uint64_t connections_up = 0, subscribed = 0, errors = 0, sent = 0, expected_deliveries = 0, acknowledged = 0,
-           received = 0, publishers_done = 0, subscribers_done = 0;
+           received = 0, publishers_done = 0, subscribers_done = 0, schedule_late = 0;
   int64_t last_send_ns = 0;
 };
 
@@ -88,6 +88,7 @@ Totals Controller::totals() const {
     sum.received += counters.received.load(relaxed);
     sum.publishers_done += counters.publishers_done.load(relaxed);
     sum.subscribers_done += counters.subscribers_done.load(relaxed);
+    sum.schedule_late += counters.schedule_late.load(relaxed);
     sum.last_send_ns = std::max(sum.last_send_ns, counters.last_send_ns.load(relaxed));
   }
   return sum;
@@ -129,6 +130,8 @@ void Controller::progress(const char* phase, bool force) {
     line.received_per_s = interval_s > 0 ? (now.received - last_progress_totals_.received) / interval_s : 0;
     line.p99_ns = histogram_percentile(interval.data(), interval_total, 99);
     line.errors = now.errors;
+    line.open_loop = options_.period_ns > 0;
+    line.behind = now.schedule_late;
     print_progress(line, terminal_);
   }
   last_progress_ns_ = now_ns;
@@ -322,6 +325,9 @@ void Controller::merge_results() {
     report_->receive_buffers_exhausted += result.receive_buffers_exhausted;
     report_->publish_paused_staged_full += result.publish_paused_staged_full;
     report_->pings += result.pings;
+    report_->schedule_late += result.schedule_late;
+    report_->schedule_lag_max_ns = std::max(report_->schedule_lag_max_ns, result.schedule_lag_max_ns);
+    report_->schedule_unsent += result.schedule_unsent;
     report_->tls_handshakes += result.tls_handshakes;
     report_->tls_resumed += result.tls_resumed;
     if (report_->tls_protocol.empty()) report_->tls_protocol = result.tls_protocol;

@@ -36,6 +36,7 @@ struct alignas(base::kCacheLineBytes) WorkerCounters {
   std::atomic<uint64_t> publishers_done{0};    // publishers that reached --count
   std::atomic<uint64_t> subscribers_done{0};   // `sub --count`: subscribers that received --count
   std::atomic<int64_t> last_send_ns{0};
+  std::atomic<uint64_t> schedule_late{0};      // open loop: messages written behind schedule
   LiveHistogram latency;
 
   static void add(std::atomic<uint64_t>& counter, uint64_t amount) {

@@ -50,9 +50,6 @@ Worker::Worker(uint32_t id, const Options& options, const Plan& plan, SharedStat
   address_.sin_port = htons(options_.port);
   COREMQ_ASSERT(inet_pton(AF_INET, options_.host.c_str(), &address_.sin_addr) == 1);  // checked with the flags
   if (options_.connect_rate > 0) connect_rate_ = options_.connect_rate / options_.threads;
-  if (options_.rate_total > 0 && plan_.publishers > 0) {
-    publish_rate_ = static_cast<double>(options_.rate_total) / plan_.publishers;
-  }
 }
 
 Worker::~Worker() { COREMQ_ASSERT(!thread_.joinable()); }
@@ -116,14 +113,22 @@ void Worker::loop() {
       window_known_ = true;
     }
     start_connects(now_ns);
-    bool more_work = phase == Phase::kPublishing && publish_turn(now_ns);
+    bool open_loop = options_.period_ns > 0 && phase == Phase::kPublishing;
+    if (phase != Phase::kPublishing && phase != Phase::kConnecting && publishing_stopped_ns_ == 0) {
+      publishing_stopped_ns_ = now_ns;
+    }
+    if (open_loop && !schedules_started_) start_schedules();
+    int64_t schedule_wait_ns = open_loop ? scheduled_publish_turn(now_ns) : kIdleWaitNs;
+    bool more_work = phase == Phase::kPublishing && !open_loop && publish_turn(now_ns);
     if (now_ns - last_keepalive_ns >= kKeepaliveCheckIntervalNs) {
       keepalive_turn(now_ns);
       last_keepalive_ns = now_ns;
     }
     flush_sends(now_ns);
-    bool paced = next_to_connect_ < clients_.size() || (phase == Phase::kPublishing && !publisher_slots_.empty());
-    wait_and_reap(more_work ? 0 : paced ? kPacedWaitNs : kIdleWaitNs);
+    bool paced = next_to_connect_ < clients_.size() ||
+                 (phase == Phase::kPublishing && !open_loop && !publisher_slots_.empty());
+    int64_t wait_ns = more_work ? 0 : paced ? kPacedWaitNs : kIdleWaitNs;
+    wait_and_reap(std::min(wait_ns, schedule_wait_ns));
     flush_deliveries();
     publish_counters();
   }
@@ -165,22 +170,70 @@ void Worker::start_connect(Client& client, uint32_t slot) {
 }
 
 bool Worker::publish_turn(int64_t now_ns) {
+  (void)now_ns;
   bool more_work = false;
-  double elapsed_s = static_cast<double>(now_ns - publish_start_ns_) / kNanosPerSecond;
   for (uint32_t slot : publisher_slots_) {
     Client& client = *clients_[slot];
     if (!alive(client)) continue;
-    uint32_t budget = kPublishesPerTurnMax;
-    if (publish_rate_ > 0) {
-      // Open loop: what the schedule says is due by now, so a late turn catches up.
-      auto due = static_cast<uint64_t>(elapsed_s * publish_rate_) + 1;
-      budget = due > client.sent() ? static_cast<uint32_t>(std::min<uint64_t>(budget, due - client.sent())) : 0;
-    }
-    uint32_t encoded = budget > 0 ? client.publish(budget) : 0;
+    uint32_t encoded = client.publish(kPublishesPerTurnMax);
     if (encoded == kPublishesPerTurnMax) more_work = true;
     if (!client.staging.empty()) queue_flush(slot);
   }
   return more_work;
+}
+
+namespace {
+// std::push_heap and pop_heap build a max-heap; this makes the earliest due time the top.
+bool later_due(const std::pair<int64_t, uint32_t>& left, const std::pair<int64_t, uint32_t>& right) {
+  return left.first > right.first;
+}
+}  // namespace
+
+void Worker::start_schedules() {
+  COREMQ_ASSERT(!schedules_started_ && window_known_);
+  schedules_started_ = true;
+  due_heap_.reserve(publisher_slots_.size());
+  for (uint32_t slot : publisher_slots_) {
+    clients_[slot]->start_schedule(publish_start_ns_);
+    due_heap_.emplace_back(clients_[slot]->next_due_ns(), slot);
+  }
+  std::make_heap(due_heap_.begin(), due_heap_.end(), later_due);
+}
+
+bool Worker::publish_due(uint32_t slot, int64_t now_ns) {
+  Client& client = *clients_[slot];
+  if (!alive(client)) return true;  // failed: its schedule ends with it
+  if (client.publish(kPublishesPerTurnMax) == kPublishesPerTurnMax) catching_up_ = true;
+  if (!client.staging.empty()) queue_flush(slot);
+  if (client.publishing_done() || client.schedule_finished()) return true;
+  if (client.next_due_ns() > now_ns) {
+    due_heap_.emplace_back(client.next_due_ns(), slot);
+    std::push_heap(due_heap_.begin(), due_heap_.end(), later_due);
+    return true;
+  }
+  return false;
+}
+
+int64_t Worker::scheduled_publish_turn(int64_t now_ns) {
+  // Those behind first: their messages were due earliest.
+  catching_up_ = false;
+  size_t kept = 0;
+  for (uint32_t slot : behind_slots_) {
+    if (!publish_due(slot, now_ns)) behind_slots_[kept++] = slot;
+  }
+  behind_slots_.resize(kept);
+  while (!due_heap_.empty() && due_heap_.front().first <= now_ns) {
+    uint32_t slot = due_heap_.front().second;
+    std::pop_heap(due_heap_.begin(), due_heap_.end(), later_due);
+    due_heap_.pop_back();
+    if (!publish_due(slot, now_ns)) behind_slots_.push_back(slot);
+  }
+  // Behind: an acknowledgement or a finished send wakes the loop anyway; the tick bounds the
+  // wait for a publisher held by kPublishesPerTurnMax.
+  if (catching_up_) return 0;
+  if (!behind_slots_.empty()) return kPacedWaitNs;
+  if (due_heap_.empty()) return kIdleWaitNs;
+  return std::clamp<int64_t>(due_heap_.front().first - monotonic_ns(), 0, kIdleWaitNs);
 }
 
 void Worker::keepalive_turn(int64_t now_ns) {
@@ -516,6 +569,7 @@ void Worker::publish_counters() {
   counters.publishers_done.store(result_.publishers_done, relaxed);
   counters.subscribers_done.store(result_.subscribers_done, relaxed);
   counters.last_send_ns.store(result_.last_send_ns, relaxed);
+  counters.schedule_late.store(result_.schedule_late, relaxed);
 }
 
 void Worker::disconnect_all() {
@@ -542,7 +596,9 @@ void Worker::disconnect_all() {
 }
 
 void Worker::collect_results() {
+  int64_t stopped_ns = publishing_stopped_ns_ > 0 ? publishing_stopped_ns_ : monotonic_ns();
   for (auto& client : clients_) {
+    if (schedules_started_ && client->is_publisher()) result_.schedule_unsent += client->due_unsent(stopped_ns);
     if (client->spec().role == Role::kPublisher) result_.publishers.push_back(client->publisher_result());
     if (client->spec().role == Role::kSubscriber) result_.subscribers.push_back(client->subscriber_result());
   }

@@ -54,6 +54,12 @@ class Worker {
   void start_connects(int64_t now_ns);
   void start_connect(Client& client, uint32_t slot);
   bool publish_turn(int64_t now_ns);
+  // Open loop: starts every publisher's schedule, then per turn writes what is due, earliest
+  // first. Returns how long the loop may wait before the next message is due.
+  void start_schedules();
+  int64_t scheduled_publish_turn(int64_t now_ns);
+  // Writes what is due for one publisher; true when it caught up (or is finished).
+  bool publish_due(uint32_t slot, int64_t now_ns);
   void keepalive_turn(int64_t now_ns);
   void queue_flush(uint32_t slot);
   void flush_sends(int64_t now_ns);
@@ -108,7 +114,13 @@ class Worker {
   int64_t connect_start_ns_ = 0;
   int64_t publish_start_ns_ = 0;
   double connect_rate_ = 0;     // this worker's share, per second
-  double publish_rate_ = 0;     // per publisher, per second
+  // Open loop: publishers by next due time (a min-heap of {due_ns, slot}), and those whose due
+  // messages the window or a full output holds back (retried every turn until caught up).
+  std::vector<std::pair<int64_t, uint32_t>> due_heap_;
+  std::vector<uint32_t> behind_slots_;
+  bool schedules_started_ = false;
+  bool catching_up_ = false;  // a publisher wrote kPublishesPerTurnMax this turn: no wait
+  int64_t publishing_stopped_ns_ = 0;
   bool window_known_ = false;
   std::thread thread_;
 };

@@ -50,6 +50,11 @@ struct WorkerResult {
   uint64_t receive_buffers_exhausted = 0;  // multishot recv stopped on -ENOBUFS and was re-armed
   uint64_t publish_paused_staged_full = 0; // a publisher paused because kStagedBytesMax was staged
   uint64_t pings = 0;
+  // Open loop: messages written more than --lag-threshold after their scheduled time, the
+  // largest such lag, and messages still due when publishing ended (never written).
+  uint64_t schedule_late = 0;
+  int64_t schedule_lag_max_ns = 0;
+  uint64_t schedule_unsent = 0;
   // --tls: handshakes completed, how many resumed a kept session, and what the first one
   // negotiated ("TLSv1.3 TLS_AES_256_GCM_SHA384").
   uint64_t tls_handshakes = 0;

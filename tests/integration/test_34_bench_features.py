@@ -1,0 +1,280 @@
+# mqtt-bench as a product (issue 12 part 4): open-loop schedules (--rate with --arrival,
+# --interval) stamped with their scheduled time so a slow broker shows as latency and the tool
+# says when it fell behind; fleets bounded by RLIMIT_NOFILE; --source-address and the split
+# over processes; host names and IPv6; MQTT 5 (properties, reason codes, topic aliases);
+# the shared scenario (exactly once across the group); --retain, --will, --reconnect-every
+# churn and payload size ranges. Short bounded runs against coremq (t1, t4 through the
+# module broker) and, where quick, Debian's mosquitto. Counts are asserted, never tight
+# timings: a loaded 2-CPU machine must pass.
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import helpers
+from conftest import COREMQ_BINARY, MOSQUITTO_BINARY, REPO_ROOT, free_port
+
+BENCH_BINARY = os.environ.get("MQTT_BENCH_BINARY") or str(
+    Path(COREMQ_BINARY).resolve().parents[2] / "tools/mqtt-bench/mqtt-bench")
+RUN_SECONDS_MAX = 60  # a bench run that hangs fails the test instead of the suite
+START_SECONDS = 10.0
+
+
+def bench_binary() -> str:
+    for candidate in (BENCH_BINARY, str(REPO_ROOT / "build/tools/mqtt-bench/mqtt-bench")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip(f"no mqtt-bench binary at {BENCH_BINARY} (set MQTT_BENCH_BINARY)")
+
+
+def run_bench(command, arguments, tmp_path, port, timeout=RUN_SECONDS_MAX, host="127.0.0.1"):
+    """Runs mqtt-bench to its end; returns (CompletedProcess, the --json report or None)."""
+    json_path = tmp_path / f"bench-{time.monotonic_ns()}.json"
+    full = [bench_binary(), command, "--host", host, "--port", str(port), "--threads", "1", "--quiet",
+            "--stall-timeout", "20s", "--json", str(json_path), *[str(argument) for argument in arguments]]
+    result = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
+    report = json.loads(json_path.read_text()) if json_path.exists() else None
+    return result, report
+
+
+def output(result) -> str:
+    return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+
+
+def assert_clean(result, report, expected):
+    assert result.returncode == 0, output(result)
+    assert report is not None, output(result)
+    assert report["errors"] == 0, output(result)
+    assert report["expected"] == expected and report["delivered"] == expected, output(result)
+    assert report["lost"] == 0 and report["duplicates"] == 0 and report["reordered"] == 0, output(result)
+
+
+class Mosquitto:
+    """Debian's mosquitto on a free loopback port, for the runs that compare with it."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        self.process = None
+        self.log_path = directory / "mosquitto.log"
+
+    def start(self):
+        if not os.access(MOSQUITTO_BINARY, os.X_OK):
+            pytest.skip(f"no mosquitto at {MOSQUITTO_BINARY}")
+        config = self.directory / "mosquitto.conf"
+        config.write_text("\n".join([f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+                                     "persistence false", "max_queued_messages 1000000",
+                                     "log_dest stderr", "log_type error", "log_type warning",
+                                     "log_type notice", "log_type information"]) + "\n")
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([MOSQUITTO_BINARY, "-c", str(config)], stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        ready = helpers.wait_until(
+            lambda: re.search(r"mosquitto version \S+ running", self.log()) is not None or
+            self.process.poll() is not None, timeout=START_SECONDS)
+        if not ready or self.process.poll() is not None:
+            raise AssertionError(f"mosquitto did not start:\n{self.log()}")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory):
+    started = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    yield started
+    started.stop()
+
+
+# ---------------------------------------------------------------- open loop
+
+def test_uniform_rate_is_kept_and_counted(broker, tmp_path):
+    """--rate 1000 --arrival uniform for 3 s: about 3,000 messages, all delivered, the schedule
+    is reported (on a loaded machine it may report falling behind: only that it is reported)."""
+    result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 10, "--qos", 1, "--rate", 1000,
+                                       "--arrival", "uniform", "--duration", "3s"], tmp_path, broker.port)
+    assert result.returncode == 0, output(result)
+    assert report["arrival"] == "uniform" and report["schedule_period_us"] == pytest.approx(10000), output(result)
+    # 1,000/s for 3 s is 3,000 scheduled messages; a few at the window's edges may fall either side.
+    assert 2990 <= report["sent"] <= 3010, output(result)
+    assert_clean(result, report, report["sent"])
+    assert report["sent_per_second"] == pytest.approx(1000, rel=0.1), output(result)
+    for field in ("schedule_late", "schedule_lag_max_us", "schedule_unsent", "fell_behind"):
+        assert field in report, output(result)
+    assert re.search(r"schedule +uniform, 1,000 msgs/s \(each publisher every 10\.00 ms\); ", result.stdout), \
+        output(result)
+
+
+@pytest.mark.parametrize("arrival", ["burst", "poisson"])
+def test_other_arrivals(broker, tmp_path, arrival):
+    result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 5, "--rate", 500, "--arrival", arrival,
+                                       "--duration", "2s"], tmp_path, broker.port)
+    assert_clean(result, report, report["sent"])
+    assert report["arrival"] == arrival, output(result)
+    # Poisson is random: 1,000 expected, five standard deviations either side.
+    low, high = (990, 1010) if arrival == "burst" else (840, 1160)
+    assert low <= report["sent"] <= high, output(result)
+
+
+def test_fleet_interval(broker, tmp_path):
+    """--interval: 1,000 clients each sending once a second, phases spread over the second."""
+    result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 1000, "--interval", "1s",
+                                       "--duration", "3s", "--connect-timeout", "30s"], tmp_path, broker.port)
+    assert_clean(result, report, report["sent"])
+    assert report["arrival"] == "uniform" and report["interval_seconds"] == 1, output(result)
+    assert 2990 <= report["sent"] <= 3010, output(result)
+    assert "each publisher every 1.00 s" in result.stdout, output(result)
+
+
+class StallingProxy:
+    """A TCP proxy to the broker that stops reading from the clients for `stall_seconds` once
+    `stall_after_bytes` came from them: a broker that stalls, then recovers."""
+
+    def __init__(self, target_port: int, stall_after_bytes: int, stall_seconds: float):
+        self.target_port = target_port
+        self.stall_after_bytes = stall_after_bytes
+        self.stall_seconds = stall_seconds
+        self.forwarded = 0
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.stalled = False
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets = []
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _stall(self):
+        self.flowing.clear()
+        threading.Timer(self.stall_seconds, self.flowing.set).start()
+
+    def _pump(self, source, destination, from_client):
+        try:
+            while True:
+                if from_client:
+                    self.flowing.wait()
+                data = source.recv(65536)
+                if not data:
+                    break
+                destination.sendall(data)
+                if from_client:
+                    with self.lock:
+                        self.forwarded += len(data)
+                        start = not self.stalled and self.forwarded >= self.stall_after_bytes
+                        self.stalled = self.stalled or start
+                    if start:
+                        self._stall()
+        except OSError:
+            pass
+        for end in (source, destination):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closing = True
+        self.listener.close()
+        for end in self.sockets:
+            end.close()
+
+
+def test_stalled_broker_shows_as_latency_not_omission(broker, tmp_path):
+    """The broker stops reading for 1.5 s mid-run. The publishers' window fills, the tool falls
+    behind its schedule and says so, and the messages scheduled during the stall carry their
+    scheduled time: the latency grows by the stall instead of freezing at the broker's speed.
+    Nothing is lost, and the backlog is sent once the broker reads again."""
+    proxy = StallingProxy(broker.port, stall_after_bytes=60_000, stall_seconds=1.5)
+    try:
+        result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 5, "--qos", 1, "--rate", 1000,
+                                           "--arrival", "uniform", "--window", 50, "--duration", "4s"],
+                                   tmp_path, proxy.port)
+    finally:
+        proxy.close()
+    assert proxy.stalled, output(result)
+    assert_clean(result, report, report["sent"])
+    assert report["fell_behind"] is True and report["schedule_late"] > 0, output(result)
+    assert report["schedule_lag_max_us"] >= 1_000_000, output(result)  # 1.5 s stall, 50-message window
+    assert report["latency_us"]["max"] >= 1_000_000, output(result)
+    assert 3990 <= report["sent"] <= 4010 and report["schedule_unsent"] == 0, output(result)
+    assert "FELL BEHIND" in result.stdout, output(result)
+
+
+def test_broker_that_never_reads(tmp_path):
+    """A listener that answers CONNACK and then never reads: the socket fills, the publisher
+    falls behind, the run still ends on time and reports what it could not send."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve():
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        accepted.append(connection)
+        connection.recv(1024)  # the CONNECT
+        connection.sendall(b"\x20\x02\x00\x00")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        started = time.monotonic()
+        result, report = run_bench("pub", ["--rate", 5000, "--arrival", "uniform", "--size", 16384,
+                                           "--window", 0, "--duration", "2s"], tmp_path,
+                                   listener.getsockname()[1], timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    assert report is not None, output(result)
+    assert report["fell_behind"] is True and report["schedule_unsent"] > 0, output(result)
+    assert report["sent"] < 10000, output(result)
+    assert elapsed < 25, output(result)
+
+
+# ---------------------------------------------------------------- limits
+
+def test_descriptor_limit_is_a_clear_error(tmp_path):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    connections = 50_000
+    if hard == resource.RLIM_INFINITY or hard >= connections + 64:
+        pytest.skip(f"the hard RLIMIT_NOFILE ({hard}) allows {connections} connections here")
+    result, _ = run_bench("conn", ["--connections", connections, "--duration", "1s"], tmp_path, 1)
+    assert result.returncode == 2, output(result)
+    assert "RLIMIT_NOFILE" in result.stderr and "--process-count" in result.stderr, output(result)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--rate", 10, "--interval", "1s"], "--rate and --interval"),
+    (["--arrival", "poisson"], "--arrival needs --rate or --interval"),
+    (["--rate", 10, "--arrival", "sometimes"], "expected burst, uniform or poisson"),
+    (["--process-index", 2, "--process-count", 2], "below the count"),
+])
+def test_schedule_flag_errors(tmp_path, flags, message):
+    result, _ = run_bench("run", ["--count", 10, *flags], tmp_path, 1)
+    assert result.returncode == 2 and message in result.stderr, output(result)
