@@ -278,3 +278,100 @@ def test_descriptor_limit_is_a_clear_error(tmp_path):
 def test_schedule_flag_errors(tmp_path, flags, message):
     result, _ = run_bench("run", ["--count", 10, *flags], tmp_path, 1)
     assert result.returncode == 2 and message in result.stderr, output(result)
+
+
+# ---------------------------------------------------------------- addresses and processes
+
+def established_sources(port: int):
+    """Source addresses of the established TCP connections to 127.0.0.1:port (from `ss`)."""
+    listing = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
+                             capture_output=True, text=True, timeout=10).stdout
+    return [line.split()[2].rsplit(":", 1)[0] for line in listing.splitlines() if line.strip()]
+
+
+def test_source_address_range_spreads_connections(broker, tmp_path):
+    """--source-address 127.0.0.1-127.0.0.5: 20 held connections, four from each address."""
+    json_path = tmp_path / "conn.json"
+    command = [bench_binary(), "conn", "--port", str(broker.port), "--connections", "20", "--threads", "1",
+               "--source-address", "127.0.0.1-127.0.0.5", "--duration", "20s", "--quiet", "--json", str(json_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert helpers.wait_until(lambda: len(established_sources(broker.port)) >= 20, timeout=20), \
+            established_sources(broker.port)
+        sources = established_sources(broker.port)
+    finally:
+        process.send_signal(2)  # SIGINT: the tool stops, reports and disconnects
+        text, _ = process.communicate(timeout=30)
+    counts = {address: sources.count(address) for address in set(sources)}
+    assert counts == {f"127.0.0.{i}": 4 for i in range(1, 6)}, (counts, text)
+    assert "source addresses           5 of 127.0.0.1-127.0.0.5" in text, text
+    assert json.loads(json_path.read_text())["source_addresses"] == 5, text
+
+
+def test_source_address_cidr_and_errors(broker, tmp_path):
+    result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 20, "--count", 50,
+                                       "--source-address", "127.0.0.0/28"], tmp_path, broker.port)
+    assert_clean(result, report, 1000)
+    assert report["source_addresses"] == 14, output(result)  # /28 without network and broadcast
+    for bad, message in [("127.0.0.9-127.0.0.1", "ends before it starts"), ("127.0.0.0/40", "prefix"),
+                         ("::1", "not of one address family"), ("nonsense", "not an IPv4 or IPv6")]:
+        result, _ = run_bench("run", ["--count", 1, "--source-address", bad], tmp_path, broker.port)
+        assert result.returncode == 2 and message in result.stderr, output(result)
+    result, report = run_bench("conn", ["--connections", 2, "--duration", "1s", "--source-address", "192.0.2.1"],
+                               tmp_path, broker.port)
+    assert result.returncode == 1 and "not an address of this host" in result.stdout, output(result)
+
+
+def test_split_over_processes(broker, tmp_path):
+    """Two processes share 10 pairs: five each, numbered apart, both clean; together all ten."""
+    runs = []
+    for index in range(2):
+        json_path = tmp_path / f"part{index}.json"
+        runs.append((json_path, subprocess.Popen(
+            [bench_binary(), "run", "--port", str(broker.port), "--scenario", "pairs", "--pairs", "10",
+             "--qos", "1", "--count", "100", "--threads", "1", "--quiet", "--process-count", "2",
+             "--process-index", str(index), "--client-id-prefix", "split-", "--source-address",
+             "127.0.0.1-127.0.0.4", "--json", str(json_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+    for json_path, process in runs:
+        text, _ = process.communicate(timeout=RUN_SECONDS_MAX)
+        assert process.returncode == 0, text
+        report = json.loads(json_path.read_text())
+        assert report["connections_up"] == 10 and report["expected"] == 500 and report["lost"] == 0, text
+        assert report["source_addresses"] == 2 and report["process_count"] == 2, text
+
+
+def test_host_names_and_ipv6(broker, tmp_path):
+    result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 3, "--count", 100], tmp_path, broker.port,
+                               host="localhost")
+    assert_clean(result, report, 300)
+    assert report["host"] == "127.0.0.1", output(result)
+    result, _ = run_bench("run", ["--count", 1], tmp_path, broker.port, host="no-such-host.invalid")
+    assert result.returncode == 2 and "cannot resolve" in result.stderr, output(result)
+
+
+def test_ipv6_loopback(threads, tmp_path):
+    """::1 against a coremq listening on ::1 only."""
+    if not os.access(COREMQ_BINARY, os.X_OK):
+        pytest.skip(f"no coremq binary at {COREMQ_BINARY}")
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+    except OSError as error:
+        pytest.skip(f"no IPv6 loopback here: {error}")
+    log_path = tmp_path / "coremq6.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([COREMQ_BINARY, "--bind=::1", f"--port={port}", f"--threads={threads}",
+                                    "--pin-threads=false"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert helpers.wait_until(lambda: "listening on" in log_path.read_text(errors="replace"),
+                                  timeout=START_SECONDS), log_path.read_text()
+        result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 3, "--qos", 1, "--count", 100,
+                                           "--source-address", "::1"], tmp_path, port, host="::1")
+        assert_clean(result, report, 300)
+        assert f"against mqtt://[::1]:{port} " in result.stdout, output(result)
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -21,7 +21,13 @@
 #include "clock.h"
 #include "payload.h"
 
-ABSL_FLAG(std::string, host, "127.0.0.1", "Broker address (numeric IPv4; 'localhost' means 127.0.0.1).");
+ABSL_FLAG(std::string, host, "127.0.0.1",
+          "Broker host: an IPv4 or IPv6 address (::1) or a name, resolved once (a name's first IPv4 address, "
+          "else its first IPv6 one).");
+ABSL_FLAG(std::string, source_address, "",
+          "Bind each client to the next local address of this list before connecting (ports are then picked "
+          "per destination, IP_BIND_ADDRESS_NO_PORT), so one run passes the ~64k ports of one source: an "
+          "address, a range 127.0.0.1-127.0.0.255 or a CIDR 127.0.0.0/24.");
 ABSL_FLAG(uint32_t, port, 0, "Broker TCP port; 0 = 1883, or 8883 with --tls (--ws needs it given).");
 ABSL_FLAG(bool, tls, false, "MQTT over TLS (mqtts://; with --ws: wss://). The broker's certificate is checked "
           "against --cafile (or the system's CAs) and --tls-server-name unless --tls-insecure.");
@@ -131,7 +137,7 @@ const char* transport_scheme(const Options& options) {
 }
 
 std::string broker_url(const Options& options) {
-  return absl::StrFormat("%s://%s:%u%s", transport_scheme(options), options.host, options.port,
+  return absl::StrFormat("%s://%s:%u%s", transport_scheme(options), bracketed(options.host), options.port,
                          options.ws ? options.ws_path : "");
 }
 
@@ -290,6 +296,16 @@ bool partition_flags(Options* options, std::string* error) {
   options->idle_connections = process_share(options->idle_connections, index, count);
   options->publishers = process_share(options->publishers, index, count);
   options->subscribers = process_share(options->subscribers, index, count);
+  // Source addresses: every Nth to process I when there are enough to go round, all of them
+  // otherwise (the kernel still picks distinct ports per destination).
+  uint32_t sources = options->source_addresses.count;
+  if (sources >= count) {
+    options->source_offset = index;
+    options->source_stride = count;
+    options->source_local_count = process_share(sources, index, count);
+  } else {
+    options->source_local_count = sources;
+  }
   if (uint64_t{options->idle_connections} + options->publishers + options->subscribers > kClientsMax) {
     *error = absl::StrFormat("more than %u clients in one process: split the run with --process-count", kClientsMax);
     return false;
@@ -470,11 +486,8 @@ bool transport_flags(Options* options, std::string* error) {
 
 bool connection_flags(Options* options, std::string* error) {
   options->host_name = absl::GetFlag(FLAGS_host);
-  options->host = options->host_name == "localhost" ? "127.0.0.1" : options->host_name;
-  in_addr address{};
-  if (inet_pton(AF_INET, options->host.c_str(), &address) != 1) {
-    *error = absl::StrFormat("--host=%s is not a numeric IPv4 address", options->host);
-    return false;
+  if (options->host_name.size() > 2 && options->host_name.front() == '[' && options->host_name.back() == ']') {
+    options->host_name = options->host_name.substr(1, options->host_name.size() - 2);  // [::1] as in URLs
   }
   if (!transport_flags(options, error)) return false;
   uint32_t port = absl::GetFlag(FLAGS_port);
@@ -488,6 +501,19 @@ bool connection_flags(Options* options, std::string* error) {
     return false;
   }
   options->port = static_cast<uint16_t>(port);
+  if (!resolve_host(options->host_name, options->port, &options->broker_address, &options->broker_address_length,
+                    &options->host, error)) {
+    return false;
+  }
+  std::string sources = absl::GetFlag(FLAGS_source_address);
+  if (!sources.empty()) {
+    if (!parse_source_addresses(sources, &options->source_addresses, error)) return false;
+    if (options->source_addresses.family != options->broker_address.ss_family) {
+      *error = absl::StrFormat("--source-address=%s and --host=%s (%s) are not of one address family", sources,
+                               options->host_name, options->host);
+      return false;
+    }
+  }
   std::string version = absl::GetFlag(FLAGS_mqtt);
   if (version == "3.1.1" || version == "4") {
     options->protocol_level = 4;

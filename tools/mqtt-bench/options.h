@@ -3,9 +3,13 @@
 // every worker for the life of the run.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "address.h"
 
 namespace coremq::bench {
 
@@ -29,9 +33,17 @@ const char* scenario_name(Scenario scenario);
 struct Options {
   Command command = Command::kRun;
   Scenario scenario = Scenario::kNone;
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";       // the broker's address, numeric ("::1" for IPv6)
   std::string host_name = "127.0.0.1";  // --host as given: WebSocket Host header, TLS name
   uint16_t port = 1883;
+  sockaddr_storage broker_address{};    // resolved once from --host and --port
+  socklen_t broker_address_length = 0;
+  // --source-address: this process uses addresses source_offset + j * source_stride for
+  // j < source_local_count, its client number c taking j = c % source_local_count.
+  SourceAddresses source_addresses;
+  uint32_t source_offset = 0;
+  uint32_t source_stride = 1;
+  uint32_t source_local_count = 0;
 
   // The transport: plain TCP when both tls and ws are off (no transport object at all then).
   bool tls = false;

@@ -56,6 +56,7 @@ bool add_clients(const Options& options, Role role, uint32_t count, const char* 
         return false;
       }
     }
+    spec.ordinal = static_cast<uint32_t>(plan->clients.size());
     plan->clients.push_back(std::move(spec));
   }
   return true;

@@ -17,6 +17,7 @@ struct ClientSpec {
   Role role = Role::kIdle;
   uint32_t index = 0;       // within its role in this process (indexes the Plan's tables)
   uint32_t number = 0;      // within its role over all --process-count processes: names and phases
+  uint32_t ordinal = 0;     // position in Plan::clients: picks the --source-address
   std::string client_id;
   std::string topic;        // publisher: topic name; subscriber: filter; idle: empty
 };

@@ -131,6 +131,13 @@ void print_report(const Report& report, std::FILE* out) {
   row(out, "connections", absl::StrFormat("%u of %u up, %u errors", report.connections_up,
                                           report.connections_target, report.errors));
   if (options.tls) row(out, "TLS", tls_summary(report));
+  if (options.source_local_count > 0) {
+    row(out, "source addresses", absl::StrFormat("%u of %s", options.source_local_count, options.source_addresses.text));
+  }
+  if (options.process_count > 1) {
+    row(out, "process", absl::StrFormat("%u of %u (this report covers its share of the clients)",
+                                        options.process_index, options.process_count));
+  }
   if (report.connect_elapsed_s > 0) {
     row(out, "connect rate", absl::StrFormat("%s connects/s (%.2f s for all)", format_count(report.connects_per_s),
                                              report.connect_elapsed_s));
@@ -233,6 +240,7 @@ bool write_json(const Report& report, const std::string& path, std::string* erro
   field("schedule_lag_max_us", number(static_cast<double>(report.schedule_lag_max_ns) / 1e3));
   field("schedule_unsent", integer(report.schedule_unsent));
   field("fell_behind", report.fell_behind() ? "true" : "false");
+  field("source_addresses", integer(options.source_local_count));
   field("process_index", integer(options.process_index));
   field("process_count", integer(options.process_count));
   field("outcome", absl::StrFormat("\"%s\"", json_escape(report.outcome)));

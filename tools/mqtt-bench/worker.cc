@@ -46,9 +46,6 @@ Worker::Worker(uint32_t id, const Options& options, const Plan& plan, SharedStat
   context_.measure_start_ns = std::numeric_limits<int64_t>::max();
   context_.measure_end_ns = std::numeric_limits<int64_t>::max();
   if (plan_.in_process) context_.pending_delivered.assign(plan_.publishers, 0);
-  address_.sin_family = AF_INET;
-  address_.sin_port = htons(options_.port);
-  COREMQ_ASSERT(inet_pton(AF_INET, options_.host.c_str(), &address_.sin_addr) == 1);  // checked with the flags
   if (options_.connect_rate > 0) connect_rate_ = options_.connect_rate / options_.threads;
 }
 
@@ -151,7 +148,7 @@ void Worker::start_connects(int64_t now_ns) {
 void Worker::start_connect(Client& client, uint32_t slot) {
   if (result_.first_connect_ns == 0) result_.first_connect_ns = monotonic_ns();
   client.on_connecting();
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(options_.broker_address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int error = errno;
     fail_client(slot, absl::StrFormat("socket() failed: %s%s", std::strerror(error),
@@ -164,9 +161,34 @@ void Worker::start_connect(Client& client, uint32_t slot) {
   client.io.fd = fd;
   handshaking_[slot] = true;
   handshakes_in_flight_++;
+  if (options_.source_local_count > 0 && !bind_source(fd, client, slot)) return;
   io_uring_sqe* sqe = ring_.next_sqe();
-  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&address_), sizeof(address_));
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&options_.broker_address),
+                        options_.broker_address_length);
   io_uring_sqe_set_data64(sqe, user_data(slot, kConnect));
+}
+
+bool Worker::bind_source(int fd, const Client& client, uint32_t slot) {
+  uint32_t local = client.spec().ordinal % options_.source_local_count;
+  uint32_t k = options_.source_offset + local * options_.source_stride;
+  sockaddr_storage source{};
+  socklen_t length = options_.source_addresses.address(k, &source);
+  // Without IP_BIND_ADDRESS_NO_PORT, bind() to port 0 reserves a port for every destination at
+  // once, so one source address would still hold only ~28k-64k connections in all. With it
+  // the port is chosen at connect() for the full 4-tuple: each (source, broker) pair has its
+  // own ephemeral range, and 255 loopback sources hold millions.
+  int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&source), length) == 0) return true;
+  int error = errno;
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* raw = source.ss_family == AF_INET
+                        ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&source)->sin_addr)
+                        : static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&source)->sin6_addr);
+  inet_ntop(source.ss_family, raw, text, sizeof(text));
+  fail_client(slot, absl::StrFormat("bind to source address %s failed: %s%s", text, std::strerror(error),
+                                    error == EADDRNOTAVAIL ? " (not an address of this host)" : ""));
+  return false;
 }
 
 bool Worker::publish_turn(int64_t now_ns) {
@@ -346,7 +368,7 @@ void Worker::on_connect_done(uint32_t slot, int result) {
   Client& client = *clients_[slot];
   if (client.state() != ClientState::kConnecting) return;  // failed meanwhile
   if (result < 0) {
-    fail_client(slot, absl::StrFormat("connect to %s:%u failed: %s", options_.host, options_.port,
+    fail_client(slot, absl::StrFormat("connect to %s:%u failed: %s", bracketed(options_.host), options_.port,
                                       std::strerror(-result)));
     return;
   }
@@ -370,7 +392,7 @@ bool Worker::start_transport(uint32_t slot) {
     made = std::move(tls);
   }
   if (options_.ws) {
-    std::string host = absl::StrFormat("%s:%u", options_.host_name, options_.port);
+    std::string host = absl::StrFormat("%s:%u", bracketed(options_.host_name), options_.port);
     uint64_t seed = mask_seed_ ^ (uint64_t{slot} * 0x9E3779B97F4A7C15ull);  // distinct per connection
     auto ws = std::make_unique<WsClientTransport>(host, options_.ws_path, seed);
     made = made != nullptr ? std::make_unique<StackedTransport>(std::move(made), std::move(ws))

@@ -53,6 +53,9 @@ class Worker {
   void loop();
   void start_connects(int64_t now_ns);
   void start_connect(Client& client, uint32_t slot);
+  // --source-address: binds the socket to the client's source address. False (client failed)
+  // when the address cannot be bound.
+  [[nodiscard]] bool bind_source(int fd, const Client& client, uint32_t slot);
   bool publish_turn(int64_t now_ns);
   // Open loop: starts every publisher's schedule, then per turn writes what is due, earliest
   // first. Returns how long the loop may wait before the next message is due.
@@ -100,7 +103,6 @@ class Worker {
   io::Ring ring_;
   io::BufferRing buffers_;
   bool provided_buffers_ = false;
-  sockaddr_in address_{};
   std::unique_ptr<TlsClientContext> tls_context_;  // --tls: this thread's own SSL_CTX
   base::ByteBuffer decoded_;  // a transport's decoded bytes, handed to Client at once
   uint64_t mask_seed_ = 0;     // --ws: seeds each connection's frame masks
