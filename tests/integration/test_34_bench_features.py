@@ -375,3 +375,101 @@ def test_ipv6_loopback(threads, tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+# ---------------------------------------------------------------- MQTT 5 and the shared scenario
+
+def test_mqtt5_topic_alias_against_coremq(broker, tmp_path):
+    result, report = run_bench("run", ["--mqtt", 5, "--topic-alias", "--user-property", "site=lab,rack=7",
+                                       "--session-expiry", 0, "--receive-maximum", 100,
+                                       "--maximum-packet-size", 100000, "--scenario", "pairs", "--pairs", 5,
+                                       "--qos", 1, "--count", 200], tmp_path, broker.port)
+    assert_clean(result, report, 1000)
+    assert report["mqtt"] == "5" and report["connack_reason_codes"] == {"0x00": 10}, output(result)
+    assert report["ack_reason_codes"] == {"0x00": 1000}, output(result)
+    assert report["server_topic_alias_maximum"] >= 1, output(result)
+    # Each publisher sends its topic once per connection, then the alias alone.
+    assert report["topic_alias_publishes"] == 1000 - 5, output(result)
+    assert "(TCP, MQTT 5, QoS 1," in result.stdout and "PUBLISH packets with the alias alone" in result.stdout
+
+
+def test_mqtt5_topic_alias_against_mosquitto(mosquitto, tmp_path):
+    result, report = run_bench("run", ["--mqtt", 5, "--topic-alias", "--scenario", "pairs", "--pairs", 5,
+                                       "--qos", 2, "--count", 200], tmp_path, mosquitto.port)
+    assert_clean(result, report, 1000)
+    assert report["topic_alias_publishes"] == 995 and report["ack_reason_codes"].get("0x00") == 2000, \
+        output(result)  # PUBREC and PUBCOMP for each message
+    assert report["server_receive_maximum"] > 0, output(result)
+
+
+def fake_broker(answer: bytes):
+    """A listener that reads one CONNECT and answers `answer`, then holds the connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            connection.recv(4096)
+            connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, held
+
+
+@pytest.mark.parametrize("answer, message", [
+    (b"\x20\x03\x00\x87\x00", "CONNACK refused the connection: reason code 0x87 (Not authorized)"),
+    (b"\x20\x03\x00\x00\x00\xe0\x02\x9c\x00", "broker sent DISCONNECT: reason code 0x9c (Use another server)"),
+    (b"\x20\x03\x00\x00\x05\x22\x00\x01", "bad CONNACK"),  # a property block that runs short
+])
+def test_mqtt5_reason_codes_are_reported(tmp_path, answer, message):
+    listener, held = fake_broker(answer)
+    try:
+        result, report = run_bench("pub", ["--mqtt", 5, "--count", 10, "--connect-timeout", "10s"], tmp_path,
+                                   listener.getsockname()[1], timeout=30)
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+    assert result.returncode == 1 and message in result.stdout, output(result)
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_shared_scenario_exactly_once(broker, tmp_path, qos):
+    result, report = run_bench("run", ["--scenario", "shared", "--publishers", 3, "--subscribers", 4, "--qos", qos,
+                                       "--count", 500], tmp_path, broker.port)
+    assert_clean(result, report, 1500)
+    shared = report["shared"]
+    assert shared["members"] == 4 and shared["delivered_twice"] == 0 and shared["untracked"] == 0, output(result)
+    assert shared["member_min"] <= shared["member_max"] and shared["member_max"] <= 1500, output(result)
+    assert "share group                4 members" in result.stdout, output(result)
+
+
+def test_shared_scenario_mqtt5_against_mosquitto(mosquitto, tmp_path):
+    result, report = run_bench("run", ["--scenario", "shared", "--mqtt", 5, "--subscribers", 3, "--qos", 1,
+                                       "--count", 300], tmp_path, mosquitto.port)
+    assert_clean(result, report, 600)
+    assert report["shared"]["delivered_twice"] == 0, output(result)
+
+
+def test_shared_duplicates_are_caught(broker, tmp_path):
+    """Two share groups on one topic (a filter template naming the group per subscriber) give
+    every message twice: refused up front, since one run checks one group."""
+    result, _ = run_bench("run", ["--publishers", 1, "--subscribers", 2, "--topic", "bench/dup",
+                                  "--sub-topic", "$share/g%i/bench/dup", "--count", 10], tmp_path, broker.port)
+    assert result.returncode == 2 and "more than one share group" in result.stderr, output(result)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--topic-alias"], "--topic-alias is an MQTT 5 property"),
+    (["--mqtt", 5, "--user-property", "novalue"], "is not name=value"),
+    (["--mqtt", 5, "--receive-maximum", 70000], "at most 65535"),
+    (["--mqtt", 4.0], "expected 3.1.1, 3.1 or 5"),
+])
+def test_mqtt5_flag_errors(tmp_path, flags, message):
+    result, _ = run_bench("run", ["--count", 10, *flags], tmp_path, 1)
+    assert result.returncode == 2 and message in result.stderr, output(result)

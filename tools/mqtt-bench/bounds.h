@@ -17,6 +17,9 @@ inline constexpr uint32_t kClientsTotalMax = 64'000'000;    // one role over all
 inline constexpr uint32_t kPayloadBytesMax = 1024 * 1024;   // --size
 inline constexpr uint32_t kWindowMax = 65'000;              // QoS 1/2 packet identifiers are 16 bits
 inline constexpr uint64_t kPairsMax = 50'000'000;           // publisher x subscriber matches checked in `run`
+// --scenario shared: messages whose exactly-once delivery across the group is checked, one bit
+// each (8 MiB); later ones are delivered and counted as untracked.
+inline constexpr uint64_t kSharedTrackedBitsMax = uint64_t{1} << 26;
 inline constexpr uint32_t kTrackedPublishersMax = 1'000'000;  // distinct publishers one subscriber tracks
 
 // Output staged on one connection before its publisher pauses until the socket drains: the

@@ -127,6 +127,9 @@ class Client {
   [[nodiscard]] bool handle_suback(const mqtt::FixedHeader& header, std::span<const uint8_t> body);
   [[nodiscard]] bool handle_publish(const mqtt::FixedHeader& header, std::span<const uint8_t> body, int64_t now_ns);
   [[nodiscard]] bool handle_ack(mqtt::PacketType type, const mqtt::FixedHeader& header, std::span<const uint8_t> body);
+  [[nodiscard]] bool handle_disconnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body);
+  // MQTT 5: the property block of every PUBLISH (Topic Alias, User Properties), built once.
+  void build_publish_properties();
   // Parses whole packets from the front of `bytes`; returns the bytes consumed, or -1 on error.
   int64_t parse_packets(std::span<const uint8_t> bytes, int64_t now_ns);
   void record_delivery(uint32_t publisher, int64_t send_ns, int64_t now_ns);
@@ -158,7 +161,16 @@ class Client {
   std::vector<uint64_t> awaiting_ack_;
   std::vector<uint64_t> awaiting_complete_;
 
+  // MQTT 5: what the broker's CONNACK allows, and whether this connection already sent the
+  // topic with its alias (after that the alias goes alone).
+  uint16_t server_receive_maximum_ = 65535;
+  uint16_t server_topic_alias_maximum_ = 0;
+  bool alias_sent_ = false;
+  std::vector<uint8_t> publish_properties_;        // with the Topic Alias when --topic-alias
+  std::vector<uint8_t> publish_properties_plain_;  // without it (the broker allows no alias)
+
   // Subscriber.
+  uint64_t shared_duplicates_ = 0;
   absl::flat_hash_map<uint32_t, SequenceTracker> trackers_;
   uint64_t unexpected_ = 0;
   uint64_t foreign_ = 0;

@@ -55,7 +55,8 @@ ABSL_FLAG(std::string, sub_topic, "", "Filter template subscribers subscribe to 
 ABSL_FLAG(std::string, scenario, "",
           "Preset topology: fan-in (P publishers -> 1 subscriber of bench/fan-in/+), fan-out (1 publisher -> "
           "S subscribers of one topic), pairs (N publisher/subscriber pairs, one topic each), shared "
-          "(not yet supported).");
+          "(P publishers -> S subscribers of $share/<--share-group>/bench/shared/+: each message must reach "
+          "exactly one of them; the report gives the spread).");
 ABSL_FLAG(uint32_t, qos, 0, "QoS of publishes and subscriptions: 0, 1 or 2.");
 ABSL_FLAG(uint32_t, size, 64, "Payload bytes per message (at least 32: publisher, sequence, send time).");
 ABSL_FLAG(uint64_t, rate, 0,
@@ -88,7 +89,18 @@ ABSL_FLAG(std::string, drain_timeout, "5s", "Time allowed after publishing stops
 ABSL_FLAG(std::string, stall_timeout, "10s",
           "With --count: stop the run when nothing was sent, received or acknowledged for this long.");
 ABSL_FLAG(bool, clean, true, "Clean session on CONNECT.");
-ABSL_FLAG(std::string, mqtt, "3.1.1", "Protocol version: 3.1.1 or 3.1 (5 is not yet supported).");
+ABSL_FLAG(std::string, mqtt, "3.1.1", "Protocol version: 3.1.1, 3.1 or 5.");
+ABSL_FLAG(int64_t, session_expiry, -1, "--mqtt 5: Session Expiry Interval (seconds) sent on CONNECT (default: none).");
+ABSL_FLAG(uint32_t, receive_maximum, 0,
+          "--mqtt 5: Receive Maximum sent on CONNECT (QoS 1/2 deliveries the broker may have in flight to "
+          "each client); 0 = not sent (65,535).");
+ABSL_FLAG(uint32_t, maximum_packet_size, 0, "--mqtt 5: Maximum Packet Size sent on CONNECT; 0 = not sent.");
+ABSL_FLAG(bool, topic_alias, false,
+          "--mqtt 5: publish with a Topic Alias (the topic once per connection, then the alias alone) when "
+          "the broker's CONNACK allows one; the report says whether it did.");
+ABSL_FLAG(std::string, user_property, "",
+          "--mqtt 5: User Properties on every PUBLISH, name=value[,name=value...].");
+ABSL_FLAG(std::string, share_group, "bench", "--scenario shared: the share group name ($share/<group>/<topic>).");
 ABSL_FLAG(std::string, username, "", "Username sent on CONNECT (none when empty).");
 ABSL_FLAG(std::string, password, "", "Password sent on CONNECT (none when empty; needs --username).");
 ABSL_FLAG(uint32_t, keepalive, 60, "Keep-alive seconds on CONNECT; PINGREQ is sent when a connection is quiet.");
@@ -224,8 +236,14 @@ bool apply_scenario(Options* options, std::string* error) {
     options->publish_topic = "bench/pairs/%i";
     options->subscribe_filter = "bench/pairs/%i";
   } else if (name == "shared") {
-    *error = "--scenario shared ($share/group/topic) is not yet supported";
-    return false;
+    // P publishers, S subscribers sharing one subscription: each message to exactly one of them.
+    options->scenario = Scenario::kShared;
+    if (!count_flag("publishers", publishers, 2, &options->publishers, error) ||
+        !count_flag("subscribers", subscribers, 4, &options->subscribers, error)) {
+      return false;
+    }
+    options->publish_topic = "bench/shared/%i";
+    options->subscribe_filter = absl::StrFormat("$share/%s/bench/shared/+", absl::GetFlag(FLAGS_share_group));
   } else {
     *error = absl::StrFormat("unknown --scenario '%s' (fan-in, fan-out, pairs, shared)", name);
     return false;
@@ -484,6 +502,54 @@ bool transport_flags(Options* options, std::string* error) {
   return true;
 }
 
+bool mqtt5_flags(Options* options, std::string* error) {
+  int64_t session_expiry = absl::GetFlag(FLAGS_session_expiry);
+  uint32_t receive_maximum = absl::GetFlag(FLAGS_receive_maximum);
+  std::string user_properties = absl::GetFlag(FLAGS_user_property);
+  options->maximum_packet_size = absl::GetFlag(FLAGS_maximum_packet_size);
+  options->topic_alias = absl::GetFlag(FLAGS_topic_alias);
+  const char* needs_five = session_expiry >= 0                  ? "--session-expiry"
+                           : receive_maximum > 0                ? "--receive-maximum"
+                           : options->maximum_packet_size > 0   ? "--maximum-packet-size"
+                           : options->topic_alias               ? "--topic-alias"
+                           : !user_properties.empty()           ? "--user-property"
+                                                                : nullptr;
+  if (needs_five != nullptr && options->protocol_level != 5) {
+    *error = absl::StrFormat("%s is an MQTT 5 property: add --mqtt 5", needs_five);
+    return false;
+  }
+  if (session_expiry > UINT32_MAX || receive_maximum > 65535) {
+    *error = "--session-expiry is at most 4294967295 and --receive-maximum at most 65535";
+    return false;
+  }
+  options->has_session_expiry = session_expiry >= 0;
+  options->session_expiry_s = options->has_session_expiry ? static_cast<uint32_t>(session_expiry) : 0;
+  options->receive_maximum = static_cast<uint16_t>(receive_maximum);
+  if (options->maximum_packet_size > 0 && options->maximum_packet_size < 64) {
+    *error = "--maximum-packet-size below 64 bytes would refuse every PUBLISH of the run";
+    return false;
+  }
+  size_t start = 0;
+  while (start < user_properties.size()) {
+    size_t comma = user_properties.find(',', start);
+    if (comma == std::string::npos) comma = user_properties.size();
+    std::string pair = user_properties.substr(start, comma - start);
+    size_t equals = pair.find('=');
+    if (equals == std::string::npos || equals == 0 || pair.size() > 1024) {
+      *error = absl::StrFormat("--user-property: '%s' is not name=value", pair);
+      return false;
+    }
+    options->user_properties.emplace_back(pair.substr(0, equals), pair.substr(equals + 1));
+    start = comma + 1;
+  }
+  options->share_group = absl::GetFlag(FLAGS_share_group);
+  if (options->share_group.empty() || options->share_group.find_first_of("/+#") != std::string::npos) {
+    *error = "--share-group must be a non-empty name without '/', '+' or '#'";
+    return false;
+  }
+  return true;
+}
+
 bool connection_flags(Options* options, std::string* error) {
   options->host_name = absl::GetFlag(FLAGS_host);
   if (options->host_name.size() > 2 && options->host_name.front() == '[' && options->host_name.back() == ']') {
@@ -520,12 +586,12 @@ bool connection_flags(Options* options, std::string* error) {
   } else if (version == "3.1" || version == "3") {
     options->protocol_level = 3;
   } else if (version == "5" || version == "5.0") {
-    *error = "--mqtt 5: MQTT 5 is not yet supported by mqtt-bench; use --mqtt 3.1.1";
-    return false;
+    options->protocol_level = 5;
   } else {
-    *error = absl::StrFormat("--mqtt=%s: expected 3.1.1 or 3.1", version);
+    *error = absl::StrFormat("--mqtt=%s: expected 3.1.1, 3.1 or 5", version);
     return false;
   }
+  if (!mqtt5_flags(options, error)) return false;
   options->clean_session = absl::GetFlag(FLAGS_clean);
   options->username = absl::GetFlag(FLAGS_username);
   options->has_username = !options->username.empty();

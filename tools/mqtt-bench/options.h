@@ -89,7 +89,16 @@ struct Options {
   double drain_timeout_s = 5;
   double stall_timeout_s = 10;  // --count runs: no progress for this long ends the run
 
-  uint8_t protocol_level = 4;   // 3 (3.1) or 4 (3.1.1)
+  uint8_t protocol_level = 4;   // 3 (3.1), 4 (3.1.1) or 5
+  // MQTT 5 only: CONNECT properties (absent when 0 / has_session_expiry false), topic aliases on
+  // publish (when the broker's CONNACK allows one), User Properties on every PUBLISH.
+  bool has_session_expiry = false;
+  uint32_t session_expiry_s = 0;
+  uint16_t receive_maximum = 0;
+  uint32_t maximum_packet_size = 0;
+  bool topic_alias = false;
+  std::vector<std::pair<std::string, std::string>> user_properties;
+  std::string share_group = "bench";  // --scenario shared: $share/<group>/...
   bool clean_session = true;
   bool has_username = false;
   std::string username;

@@ -2,6 +2,7 @@
 #include "plan.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "base/assert.h"
 #include "bounds.h"
@@ -62,7 +63,19 @@ bool add_clients(const Options& options, Role role, uint32_t count, const char* 
   return true;
 }
 
-bool has_wildcard(const std::string& filter) { return filter.find_first_of("+#") != std::string::npos; }
+bool has_wildcard(std::string_view filter) { return filter.find_first_of("+#") != std::string_view::npos; }
+
+// "$share/GROUP/filter" -> GROUP and filter; false for an ordinary filter.
+bool split_shared(std::string_view filter, std::string_view* group, std::string_view* rest) {
+  constexpr std::string_view kPrefix = "$share/";
+  if (filter.substr(0, kPrefix.size()) != kPrefix) return false;
+  std::string_view after = filter.substr(kPrefix.size());
+  size_t slash = after.find('/');
+  if (slash == std::string_view::npos) return false;
+  *group = after.substr(0, slash);
+  *rest = after.substr(slash + 1);
+  return true;
+}
 
 // Fills fanout and sources. Exact filters are looked up by topic; only wildcard filters are
 // tried against every publisher, and the total number of matches is bounded.
@@ -77,18 +90,33 @@ bool match_publishers(Plan* plan, std::string* error) {
     publishers.push_back(&spec);
   }
   uint64_t pairs = 0;
+  // A share group takes each message once, however many members it has.
+  absl::flat_hash_set<std::pair<std::string, uint32_t>> group_publishers;
+  absl::flat_hash_set<std::string> groups;
   for (const ClientSpec& spec : plan->clients) {
     if (spec.role != Role::kSubscriber) continue;
     std::vector<uint32_t>& sources = plan->sources[spec.index];
-    if (!has_wildcard(spec.topic)) {
-      auto found = publishers_by_topic.find(spec.topic);
+    std::string_view group;
+    std::string_view filter = spec.topic;
+    bool shared = split_shared(spec.topic, &group, &filter);
+    plan->shared = plan->shared || shared;
+    if (!has_wildcard(filter)) {
+      auto found = publishers_by_topic.find(std::string(filter));
       if (found != publishers_by_topic.end()) sources = found->second;
     } else {
       for (const ClientSpec* publisher : publishers) {
-        if (topic::topic_matches(spec.topic, publisher->topic)) sources.push_back(publisher->index);
+        if (topic::topic_matches(filter, publisher->topic)) sources.push_back(publisher->index);
       }
     }
-    for (uint32_t publisher : sources) plan->fanout[publisher]++;
+    if (shared) groups.emplace(group);
+    if (groups.size() > 1) {
+      *error = "the subscribers' filters name more than one share group: mqtt-bench checks exactly-once "
+               "delivery for one group per run";
+      return false;
+    }
+    for (uint32_t publisher : sources) {
+      if (!shared || group_publishers.emplace(std::string(group), publisher).second) plan->fanout[publisher]++;
+    }
     pairs += sources.size();
     if (pairs > kPairsMax) {
       *error = absl::StrFormat("more than %u publisher/subscriber matches to verify", kPairsMax);

@@ -27,9 +27,12 @@ struct Plan {
   uint32_t publishers = 0;
   uint32_t subscribers = 0;
   bool in_process = false;          // `run`: every publisher's sent count is known exactly
+  // Subscribers share subscriptions ($share/GROUP/filter): a group, not each member, receives a
+  // message once, so loss and duplicates are counted across the group (SharedState::shared_seen).
+  bool shared = false;
   // in_process only: per publisher, subscribers whose filter matches its topic (its fan-out),
   // and per subscriber, the publishers it must receive from (ascending).
-  std::vector<uint32_t> fanout;
+  std::vector<uint32_t> fanout;     // deliveries per message: per subscriber, or per share group
   std::vector<std::vector<uint32_t>> sources;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
+#include "mqtt/reason_code.h"
 
 namespace coremq::bench {
 
@@ -100,6 +101,48 @@ std::string schedule_summary(const Report& report) {
   return absl::StrFormat("%s, %s; %s", arrival_name(options.arrival), pace, behind);
 }
 
+const char* protocol_name(const Options& options) {
+  return options.protocol_level == 3 ? "3.1" : options.protocol_level == 5 ? "5" : "3.1.1";
+}
+
+// "0x00 Success x20, 0x10 No matching subscribers x3"; "none" when no code came.
+std::string reason_counts(const std::array<uint64_t, 256>& counts) {
+  std::string text;
+  for (size_t code = 0; code < counts.size(); ++code) {
+    if (counts[code] == 0) continue;
+    text += absl::StrFormat("%s0x%02x %s x%s", text.empty() ? "" : ", ", code,
+                            mqtt::reason_code_name(static_cast<mqtt::ReasonCode>(code)), format_count(counts[code]));
+  }
+  return text.empty() ? "none" : text;
+}
+
+// {"0x00": 20, "0x10": 3}
+std::string reason_json(const std::array<uint64_t, 256>& counts) {
+  std::string text = "{";
+  for (size_t code = 0; code < counts.size(); ++code) {
+    if (counts[code] == 0) continue;
+    text += absl::StrFormat("%s\"0x%02x\": %u", text.size() > 1 ? ", " : "", code, counts[code]);
+  }
+  return text + "}";
+}
+
+void print_mqtt5(const Report& report, std::FILE* out) {
+  const Options& options = *report.options;
+  row(out, "CONNACK reasons", absl::StrFormat("%s; broker allows Receive Maximum %u, Topic Alias Maximum %u",
+                                              reason_counts(report.connack_reasons), report.server_receive_maximum,
+                                              report.server_topic_alias_maximum));
+  if (options.qos > 0) row(out, "ack reasons", reason_counts(report.ack_reasons));
+  if (std::any_of(report.disconnect_reasons.begin(), report.disconnect_reasons.end(), [](uint64_t n) { return n > 0; })) {
+    row(out, "DISCONNECT reasons", reason_counts(report.disconnect_reasons));
+  }
+  if (options.topic_alias) {
+    row(out, "topic alias", report.server_topic_alias_maximum > 0
+                                ? absl::StrFormat("%s PUBLISH packets with the alias alone",
+                                                  format_count(report.topic_alias_publishes))
+                                : std::string("not used: the broker's CONNACK allows no topic alias"));
+  }
+}
+
 bool publishes(const Options& options) { return options.command == Command::kPub || options.command == Command::kRun; }
 bool subscribes(const Options& options) { return options.command == Command::kSub || options.command == Command::kRun; }
 
@@ -126,11 +169,12 @@ void print_report(const Report& report, std::FILE* out) {
   absl::FPrintF(out, "\nmqtt-bench %s", command_name(options.command));
   if (options.scenario != Scenario::kNone) absl::FPrintF(out, " --scenario %s", scenario_name(options.scenario));
   absl::FPrintF(out, " against %s (%s, MQTT %s, QoS %u, %u-byte payload): %s\n", broker_url(options),
-               transport_name(options), options.protocol_level == 3 ? "3.1" : "3.1.1", options.qos,
+               transport_name(options), protocol_name(options), options.qos,
                options.payload_bytes, report.outcome.c_str());
   row(out, "connections", absl::StrFormat("%u of %u up, %u errors", report.connections_up,
                                           report.connections_target, report.errors));
   if (options.tls) row(out, "TLS", tls_summary(report));
+  if (options.protocol_level == 5) print_mqtt5(report, out);
   if (options.source_local_count > 0) {
     row(out, "source addresses", absl::StrFormat("%u of %s", options.source_local_count, options.source_addresses.text));
   }
@@ -159,6 +203,17 @@ void print_report(const Report& report, std::FILE* out) {
                         report.lost > 0 && options.qos == 0 ? " (allowed at QoS 0)" : ""));
     row(out, "duplicates / reordered", absl::StrFormat("%s / %s", format_count(report.duplicates),
                                                        format_count(report.reordered)));
+    if (report.shared && report.exact_expectation) {
+      row(out, "share group", absl::StrFormat("%u members, each message to one: %s to the least served, %s to "
+                                              "the most; %s also to a second member%s",
+                                              options.subscribers, format_count(report.shared_member_min),
+                                              format_count(report.shared_member_max),
+                                              format_count(report.shared_duplicates),
+                                              report.shared_untracked > 0
+                                                  ? absl::StrFormat(" (%s past the tracked bound not checked)",
+                                                                    format_count(report.shared_untracked))
+                                                  : ""));
+    }
     if (report.unexpected > 0) row(out, "unexpected publisher", format_count(report.unexpected));
     if (report.foreign > 0) row(out, "not from this run", format_count(report.foreign));
     if (report.granted_qos_lower > 0) {
@@ -226,6 +281,19 @@ bool write_json(const Report& report, const std::string& path, std::string* erro
   field("tls_protocol", options.tls ? absl::StrFormat("\"%s\"", json_escape(report.tls_protocol)) : "null");
   field("tls_handshakes", integer(report.tls_handshakes));
   field("tls_resumed", integer(report.tls_resumed));
+  field("mqtt", absl::StrFormat("\"%s\"", protocol_name(options)));
+  field("connack_reason_codes", reason_json(report.connack_reasons));
+  field("ack_reason_codes", reason_json(report.ack_reasons));
+  field("disconnect_reason_codes", reason_json(report.disconnect_reasons));
+  field("server_receive_maximum", integer(report.server_receive_maximum));
+  field("server_topic_alias_maximum", integer(report.server_topic_alias_maximum));
+  field("topic_alias_publishes", integer(report.topic_alias_publishes));
+  field("shared", report.shared && report.exact_expectation
+                      ? absl::StrFormat("{\"members\": %u, \"member_min\": %u, \"member_max\": %u, "
+                                        "\"delivered_twice\": %u, \"untracked\": %u}",
+                                        options.subscribers, report.shared_member_min, report.shared_member_max,
+                                        report.shared_duplicates, report.shared_untracked)
+                      : "null");
   field("qos", integer(options.qos));
   field("payload_bytes", integer(options.payload_bytes));
   field("publishers", integer(options.publishers));
