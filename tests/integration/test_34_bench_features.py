@@ -474,3 +474,82 @@ def test_shared_duplicates_are_caught(broker, tmp_path):
 def test_mqtt5_flag_errors(tmp_path, flags, message):
     result, _ = run_bench("run", ["--count", 10, *flags], tmp_path, 1)
     assert result.returncode == 2 and message in result.stderr, output(result)
+
+
+# ---------------------------------------------------------------- retain, will, churn, sizes
+
+def test_reconnect_churn_is_counted_and_loses_nothing(broker, tmp_path):
+    """Publishers reconnect every 100 messages at QoS 1 (after their acks): 10 connections each
+    (none after the last message), every message still delivered once and in order."""
+    result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 5, "--qos", 1, "--count", 1000,
+                                       "--reconnect-every", 100], tmp_path, broker.port)
+    assert_clean(result, report, 5000)
+    assert report["reconnects"] == 45 and report["connections_up"] == 10, output(result)
+    assert "reconnects                 45 (every 100 messages)" in result.stdout, output(result)
+
+
+def test_reconnect_churn_by_time_with_mqtt5_aliases(broker, tmp_path):
+    result, report = run_bench("conn", ["--connections", 10, "--reconnect-every", "300ms", "--duration", "2s"],
+                               tmp_path, broker.port)
+    assert result.returncode == 0 and report["errors"] == 0, output(result)
+    assert report["reconnects"] >= 10, output(result)  # ~50 on an idle machine; each client at least once
+    result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 3, "--qos", 1, "--count", 300,
+                                       "--mqtt", 5, "--topic-alias", "--reconnect-every", 50], tmp_path, broker.port)
+    assert_clean(result, report, 900)
+    # Every new connection sends its topic once again before the alias alone.
+    assert report["reconnects"] == 3 * 5, output(result)
+    assert report["topic_alias_publishes"] == 900 - 3 - 15, output(result)
+
+
+def test_payload_size_ranges(broker, tmp_path):
+    for distribution, mean_low, mean_high in (("uniform", 6000, 10500), ("exponential", 2500, 6500)):
+        result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 2, "--qos", 1, "--count", 500,
+                                           "--size", "64-16384", "--size-dist", distribution], tmp_path, broker.port)
+        assert_clean(result, report, 1000)
+        assert report["payload_bytes"] == 64 and report["payload_bytes_max"] == 16384, output(result)
+        mean = report["payload_bytes_sent"] / report["sent"]
+        # uniform: mean 8,224; exponential: 64 + 16320/4 = 4,144 (a little less, capped)
+        assert mean_low <= mean <= mean_high, (mean, output(result))
+    for bad in ("16-64", "100-50", "64-", "x"):
+        result, _ = run_bench("run", ["--count", 1, "--size", bad], tmp_path, broker.port)
+        assert result.returncode == 2 and "--size" in result.stderr, output(result)
+
+
+def test_retain(broker, tmp_path, clients):
+    """--retain: the broker keeps each publisher's last message; a late subscriber gets it, with
+    the retain flag and mqtt-bench's payload."""
+    topic = f"bench-retain-{time.monotonic_ns()}"
+    result, report = run_bench("run", ["--publishers", 2, "--subscribers", 2, "--topic", f"{topic}/%i",
+                                       "--qos", 1, "--count", 20, "--retain"], tmp_path, broker.port)
+    assert_clean(result, report, 40)
+    assert ", retained)" in result.stdout and report["retain"] is True, output(result)
+    late = clients.paho("late-subscriber")
+    late.subscribe(f"{topic}/+", qos=1)
+    messages = [late.get(timeout=10) for _ in range(2)]
+    assert sorted(message.topic for message in messages) == [f"{topic}/0", f"{topic}/1"]
+    assert all(message.retain and message.payload[:4] == b"CMQB" for message in messages)
+    for index in range(2):  # leave nothing retained behind
+        clients.paho(f"cleaner-{index}").publish(f"{topic}/{index}", b"", qos=1, retain=True)
+
+
+def test_will_on_every_client(broker, tmp_path, clients):
+    """--will-topic: a clean run publishes no will; a killed one publishes every client's."""
+    watcher = clients.paho("will-watcher")
+    topic = f"bench-will-{time.monotonic_ns()}"
+    watcher.subscribe(f"{topic}/#", qos=1)
+    arguments = [bench_binary(), "conn", "--port", str(broker.port), "--connections", "5", "--threads", "1",
+                 "--quiet", "--will-topic", f"{topic}/%c", "--will-payload", "lost", "--will-qos", "1",
+                 "--client-id-prefix", "willing-"]
+    result = subprocess.run(arguments + ["--duration", "1s"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, output(result)
+    process = subprocess.Popen(arguments + ["--duration", "30s"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        assert helpers.wait_until(lambda: len(established_sources(broker.port)) >= 5, timeout=20)
+    finally:
+        process.kill()  # no DISCONNECT: the broker publishes the wills
+        process.wait(10)
+    wills = [watcher.get(timeout=10) for _ in range(5)]
+    assert sorted(message.topic for message in wills) == [f"{topic}/willing-conn-{i}" for i in range(5)]
+    assert all(message.payload == b"lost" for message in wills)
+    watcher.expect_none(timeout=0.5)  # the clean run above sent none

@@ -84,6 +84,13 @@ void Client::on_connected() {
   connect.username = options.username;
   connect.has_password = options.has_password;
   connect.password = options.password;
+  if (!spec_.will_topic.empty()) {
+    connect.has_will = true;
+    connect.will.topic = spec_.will_topic;
+    connect.will.payload = options.will_payload;
+    connect.will.qos = options.will_qos;
+    connect.will.retain = options.will_retain;
+  }
   if (version_ == mqtt::ProtocolVersion::kV5) {
     if (options.has_session_expiry) connect.properties.session_expiry_interval_seconds = options.session_expiry_s;
     if (options.receive_maximum > 0) connect.properties.receive_maximum = options.receive_maximum;
@@ -184,8 +191,15 @@ bool Client::handle_connack(const mqtt::FixedHeader& header, std::span<const uin
     return protocol_error(absl::StrFormat("CONNACK refused the connection: code %d (%s)",
                                           static_cast<int>(connack.return_code), connack_reason(connack.return_code)));
   }
+  connected_ns_ = monotonic_ns();
+  if (reconnecting_) {
+    reconnecting_ = false;
+    context_.result->reconnects++;
+    state_ = ClientState::kReady;
+    return true;
+  }
   context_.result->connections_up++;
-  context_.result->last_connack_ns = std::max(context_.result->last_connack_ns, monotonic_ns());
+  context_.result->last_connack_ns = std::max(context_.result->last_connack_ns, connected_ns_);
   if (spec_.role != Role::kSubscriber) {
     state_ = ClientState::kReady;
     return true;
@@ -407,6 +421,39 @@ void Client::advance_schedule() {
   next_due_ns_ += static_cast<int64_t>(-std::log(uniform) * options.period_ns);
 }
 
+uint32_t Client::next_payload_bytes() {
+  const Options& options = *context_.options;
+  uint32_t low = options.payload_bytes;
+  uint32_t high = options.payload_bytes_max;
+  if (low == high) return low;
+  uint64_t random = next_random();
+  if (!options.size_exponential) return low + static_cast<uint32_t>(random % (uint64_t{high} - low + 1));
+  double uniform = static_cast<double>((random >> 11) + 1) * 0x1.0p-53;  // (0, 1]
+  double extra = -std::log(uniform) * (high - low) / 4.0;
+  return extra >= high - low ? high : low + static_cast<uint32_t>(extra);
+}
+
+bool Client::reconnect_due(int64_t now_ns) const {
+  const Options& options = *context_.options;
+  // A publisher that sent its --count stays: a reconnect after the last message measures nothing.
+  if (state_ != ClientState::kReady || spec_.role == Role::kSubscriber || inflight_ > 0 || !staging.empty() ||
+      publishing_done_) {
+    return false;
+  }
+  if (options.reconnect_messages > 0 && sent_since_connect_ >= options.reconnect_messages) return true;
+  return options.reconnect_s > 0 && now_ns - connected_ns_ >= static_cast<int64_t>(options.reconnect_s * kNanosPerSecond);
+}
+
+void Client::reset_for_reconnect() {
+  COREMQ_ASSERT(inflight_ == 0);
+  state_ = ClientState::kNotStarted;
+  partial_.clear();
+  staging.clear();
+  alias_sent_ = false;
+  sent_since_connect_ = 0;
+  reconnecting_ = true;
+}
+
 uint64_t Client::due_unsent(int64_t until_ns) const {
   const Options& options = *context_.options;
   if (options.period_ns <= 0 || publishing_done_ || next_due_ns_ >= until_ns) return 0;
@@ -423,6 +470,10 @@ uint32_t Client::publish(uint32_t budget) {
   const Options& options = *context_.options;
   uint32_t allowed = std::min(budget, window_room());
   if (options.count > 0) allowed = static_cast<uint32_t>(std::min<uint64_t>(allowed, options.count - next_sequence_));
+  if (options.reconnect_messages > 0) {
+    uint64_t left = options.reconnect_messages > sent_since_connect_ ? options.reconnect_messages - sent_since_connect_ : 0;
+    allowed = static_cast<uint32_t>(std::min<uint64_t>(allowed, left));
+  }
   WorkerResult& result = *context_.result;
   uint64_t fanout = context_.plan->in_process ? context_.plan->fanout[spec_.index] : 0;
   bool open_loop = options.period_ns > 0;
@@ -453,21 +504,23 @@ uint32_t Client::publish(uint32_t budget) {
       set_bit(awaiting_ack_, packet_id);
       inflight_++;
     }
+    uint32_t size = next_payload_bytes();
     if (version_ != mqtt::ProtocolVersion::kV5) {
-      mqtt::encode_publish_header(staging, spec_.topic, options.qos, false, false, packet_id, options.payload_bytes);
+      mqtt::encode_publish_header(staging, spec_.topic, options.qos, options.retain, false, packet_id, size);
     } else if (options.topic_alias && server_topic_alias_maximum_ >= 1) {
       // The topic with its alias once per connection, then the alias alone (section 3.3.2.3.4).
       mqtt::encode_publish_header_v5(staging, alias_sent_ ? std::string_view() : std::string_view(spec_.topic),
-                                     options.qos, false, false, packet_id, publish_properties_,
-                                     options.payload_bytes);
+                                     options.qos, options.retain, false, packet_id, publish_properties_, size);
       if (alias_sent_) result.topic_alias_publishes++;
       alias_sent_ = true;
     } else {
-      mqtt::encode_publish_header_v5(staging, spec_.topic, options.qos, false, false, packet_id,
-                                     publish_properties_plain_, options.payload_bytes);
+      mqtt::encode_publish_header_v5(staging, spec_.topic, options.qos, options.retain, false, packet_id,
+                                     publish_properties_plain_, size);
     }
     PayloadHeader payload{context_.shared->run_id, spec_.index, next_sequence_, stamp_ns};
-    write_payload(staging.grow(options.payload_bytes), options.payload_bytes, payload);
+    write_payload(staging.grow(size), size, payload);
+    result.payload_bytes_sent += size;
+    sent_since_connect_++;
     next_sequence_++;
     if (open_loop) advance_schedule();
     result.sent++;

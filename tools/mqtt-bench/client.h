@@ -70,6 +70,10 @@ struct ClientIo {
   size_t sending_offset = 0;
   std::unique_ptr<uint8_t[]> receive_buffer;  // only without provided buffers
   int64_t last_send_ns = 0;
+  // Bumped whenever the socket is replaced (--reconnect-every) and carried in every request's
+  // user data, so completions of the old socket are told apart and only release their buffer.
+  uint16_t generation = 0;
+  bool reconnect_after_send = false;  // the staged DISCONNECT is churn: connect again once sent
 };
 
 class Client {
@@ -112,6 +116,12 @@ class Client {
   uint64_t due_unsent(int64_t until_ns) const;
   void stage_pingreq();
   void stage_disconnect();
+  // --reconnect-every: true when this connection has served its messages or its time and may
+  // go (nothing staged, no QoS 1/2 message in flight).
+  bool reconnect_due(int64_t now_ns) const;
+  // After the DISCONNECT went out and the socket closed: back to the start, keeping the
+  // publisher's sequence and schedule; the next CONNACK counts as a reconnect.
+  void reset_for_reconnect();
 
   uint64_t sent() const { return next_sequence_; }
   uint32_t inflight() const { return inflight_; }
@@ -166,6 +176,11 @@ class Client {
   uint16_t server_receive_maximum_ = 65535;
   uint16_t server_topic_alias_maximum_ = 0;
   bool alias_sent_ = false;
+  // --reconnect-every: when this connection's CONNACK came and what it has published since.
+  int64_t connected_ns_ = 0;
+  uint64_t sent_since_connect_ = 0;
+  bool reconnecting_ = false;
+  uint32_t next_payload_bytes();
   std::vector<uint8_t> publish_properties_;        // with the Topic Alias when --topic-alias
   std::vector<uint8_t> publish_properties_plain_;  // without it (the broker allows no alias)
 

@@ -58,7 +58,23 @@ ABSL_FLAG(std::string, scenario, "",
           "(P publishers -> S subscribers of $share/<--share-group>/bench/shared/+: each message must reach "
           "exactly one of them; the report gives the spread).");
 ABSL_FLAG(uint32_t, qos, 0, "QoS of publishes and subscriptions: 0, 1 or 2.");
-ABSL_FLAG(uint32_t, size, 64, "Payload bytes per message (at least 32: publisher, sequence, send time).");
+ABSL_FLAG(std::string, size, "64",
+          "Payload bytes per message (at least 32: publisher, sequence, send time), or a range such as "
+          "64-16384 drawn per message by --size-dist.");
+ABSL_FLAG(std::string, size_dist, "uniform",
+          "With a --size range: uniform, or exponential (most messages small: the low end plus an exponential "
+          "with a mean of a quarter of the range, capped at the high end).");
+ABSL_FLAG(bool, retain, false, "Publish with the RETAIN flag (the broker keeps the last message of each topic).");
+ABSL_FLAG(std::string, will_topic, "",
+          "Give every client a will on this topic (template as --topic; e.g. bench/will/%c): the broker "
+          "publishes it when the connection ends without DISCONNECT.");
+ABSL_FLAG(std::string, will_payload, "gone", "--will-topic: the will message.");
+ABSL_FLAG(uint32_t, will_qos, 0, "--will-topic: the will's QoS.");
+ABSL_FLAG(bool, will_retain, false, "--will-topic: retain the will.");
+ABSL_FLAG(std::string, reconnect_every, "",
+          "Connection churn: publishers disconnect and connect again every N messages (e.g. 1000) or every "
+          "duration (e.g. 5s; idle `conn` connections too). QoS 1/2 publishers first wait for their acks. "
+          "Subscribers stay connected, so delivery stays exact.");
 ABSL_FLAG(uint64_t, rate, 0,
           "Open loop: messages per second over all publishers (of all --process-count processes), each "
           "stamped with its scheduled send time so a slow broker shows as latency; 0 = as fast as --window "
@@ -387,11 +403,56 @@ bool message_flags(Options* options, std::string* error) {
     return false;
   }
   options->qos = static_cast<uint8_t>(qos);
-  options->payload_bytes = absl::GetFlag(FLAGS_size);
-  if (options->payload_bytes < kPayloadHeaderBytes || options->payload_bytes > kPayloadBytesMax) {
-    *error = absl::StrFormat("--size=%u is out of range [%u, %u]", options->payload_bytes, kPayloadHeaderBytes,
+  std::string size = absl::GetFlag(FLAGS_size);
+  size_t dash = size.find('-');
+  char* end = nullptr;
+  uint64_t low = std::strtoull(size.c_str(), &end, 10);
+  uint64_t high = low;
+  bool parsed = end != size.c_str() && (*end == '\0' || end == size.c_str() + dash);
+  if (parsed && dash != std::string::npos) {
+    const char* high_text = size.c_str() + dash + 1;
+    high = std::strtoull(high_text, &end, 10);
+    parsed = end != high_text && *end == '\0';
+  }
+  if (!parsed || low < kPayloadHeaderBytes || high > kPayloadBytesMax || high < low) {
+    *error = absl::StrFormat("--size=%s: expected N or LOW-HIGH within [%u, %u]", size, kPayloadHeaderBytes,
                              kPayloadBytesMax);
     return false;
+  }
+  options->payload_bytes = static_cast<uint32_t>(low);
+  options->payload_bytes_max = static_cast<uint32_t>(high);
+  std::string size_dist = absl::GetFlag(FLAGS_size_dist);
+  if (size_dist != "uniform" && size_dist != "exponential") {
+    *error = absl::StrFormat("--size-dist=%s: expected uniform or exponential", size_dist);
+    return false;
+  }
+  options->size_exponential = size_dist == "exponential";
+  options->retain = absl::GetFlag(FLAGS_retain);
+  options->will_topic = absl::GetFlag(FLAGS_will_topic);
+  options->will_payload = absl::GetFlag(FLAGS_will_payload);
+  options->will_retain = absl::GetFlag(FLAGS_will_retain);
+  uint32_t will_qos = absl::GetFlag(FLAGS_will_qos);
+  if (will_qos > 2) {
+    *error = absl::StrFormat("--will-qos=%u: QoS is 0, 1 or 2", will_qos);
+    return false;
+  }
+  options->will_qos = static_cast<uint8_t>(will_qos);
+  if (options->will_topic.empty() && (will_qos > 0 || options->will_retain)) {
+    *error = "--will-qos and --will-retain need --will-topic";
+    return false;
+  }
+  std::string reconnect = absl::GetFlag(FLAGS_reconnect_every);
+  if (!reconnect.empty()) {
+    bool digits = reconnect.find_first_not_of("0123456789") == std::string::npos;
+    if (digits) {
+      options->reconnect_messages = std::strtoull(reconnect.c_str(), nullptr, 10);
+    } else if (!time_flag("reconnect-every", reconnect, &options->reconnect_s, error)) {
+      return false;
+    }
+    if (options->reconnect_messages == 0 && options->reconnect_s <= 0) {
+      *error = "--reconnect-every must be more than 0 (messages, or a duration such as 5s)";
+      return false;
+    }
   }
   options->rate_total = absl::GetFlag(FLAGS_rate);
   options->window = absl::GetFlag(FLAGS_window);

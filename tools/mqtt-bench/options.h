@@ -73,7 +73,19 @@ struct Options {
   std::string subscribe_filter; // template, as above
 
   uint8_t qos = 0;
-  uint32_t payload_bytes = 64;
+  uint32_t payload_bytes = 64;      // --size, or the low end of a range
+  uint32_t payload_bytes_max = 64;  // the high end of a range (== payload_bytes for one size)
+  bool size_exponential = false;    // --size-dist exponential (else uniform over the range)
+  bool retain = false;              // PUBLISH with RETAIN
+  // --will-topic: every client's CONNECT carries a will (topic template as --topic).
+  std::string will_topic;
+  std::string will_payload;
+  uint8_t will_qos = 0;
+  bool will_retain = false;
+  // --reconnect-every: publishers and idle connections disconnect and connect again after this
+  // many messages (publishers) or seconds (both); 0 = never.
+  uint64_t reconnect_messages = 0;
+  double reconnect_s = 0;
   uint64_t rate_total = 0;      // messages/s over all publishers; 0 = as fast as the window allows
   // Open loop: the gap between two messages of one publisher, and each message's scheduled time
   // (what its payload carries). rate_total > 0 or --interval set it; 0 = closed loop.

@@ -57,6 +57,14 @@ bool add_clients(const Options& options, Role role, uint32_t count, const char* 
         return false;
       }
     }
+    if (!options.will_topic.empty()) {
+      spec.will_topic = expand_topic(options.will_topic, spec.number, spec.client_id);
+      if (!topic::is_valid_topic_name(spec.will_topic)) {
+        *error = absl::StrFormat("--will-topic: '%s' (from '%s') is not a valid topic name", spec.will_topic,
+                                 options.will_topic);
+        return false;
+      }
+    }
     spec.ordinal = static_cast<uint32_t>(plan->clients.size());
     plan->clients.push_back(std::move(spec));
   }

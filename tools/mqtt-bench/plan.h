@@ -20,6 +20,7 @@ struct ClientSpec {
   uint32_t ordinal = 0;     // position in Plan::clients: picks the --source-address
   std::string client_id;
   std::string topic;        // publisher: topic name; subscriber: filter; idle: empty
+  std::string will_topic;   // --will-topic expanded for this client; empty: no will
 };
 
 struct Plan {

@@ -101,6 +101,13 @@ std::string schedule_summary(const Report& report) {
   return absl::StrFormat("%s, %s; %s", arrival_name(options.arrival), pace, behind);
 }
 
+// "64" or "64-16384 uniform"
+std::string size_text(const Options& options) {
+  if (options.payload_bytes == options.payload_bytes_max) return absl::StrFormat("%u", options.payload_bytes);
+  return absl::StrFormat("%u-%u %s", options.payload_bytes, options.payload_bytes_max,
+                         options.size_exponential ? "exponential" : "uniform");
+}
+
 const char* protocol_name(const Options& options) {
   return options.protocol_level == 3 ? "3.1" : options.protocol_level == 5 ? "5" : "3.1.1";
 }
@@ -168,9 +175,9 @@ void print_report(const Report& report, std::FILE* out) {
   const Options& options = *report.options;
   absl::FPrintF(out, "\nmqtt-bench %s", command_name(options.command));
   if (options.scenario != Scenario::kNone) absl::FPrintF(out, " --scenario %s", scenario_name(options.scenario));
-  absl::FPrintF(out, " against %s (%s, MQTT %s, QoS %u, %u-byte payload): %s\n", broker_url(options),
-               transport_name(options), protocol_name(options), options.qos,
-               options.payload_bytes, report.outcome.c_str());
+  absl::FPrintF(out, " against %s (%s, MQTT %s, QoS %u, %s-byte payload%s): %s\n", broker_url(options),
+               transport_name(options), protocol_name(options), options.qos, size_text(options),
+               options.retain ? ", retained" : "", report.outcome.c_str());
   row(out, "connections", absl::StrFormat("%u of %u up, %u errors", report.connections_up,
                                           report.connections_target, report.errors));
   if (options.tls) row(out, "TLS", tls_summary(report));
@@ -192,6 +199,16 @@ void print_report(const Report& report, std::FILE* out) {
                                      format_count(report.sent_per_s())));
   }
   if (publishes(options) && options.period_ns > 0) row(out, "schedule", schedule_summary(report));
+  if (publishes(options) && options.payload_bytes != options.payload_bytes_max && report.sent > 0) {
+    row(out, "payload sizes", absl::StrFormat("%s bytes on average (%s)", format_count(static_cast<double>(
+                                                  report.payload_bytes_sent) / report.sent), size_text(options)));
+  }
+  if (options.reconnect_messages > 0 || options.reconnect_s > 0) {
+    row(out, "reconnects", absl::StrFormat("%s (every %s)", format_count(report.reconnects),
+                                           options.reconnect_messages > 0
+                                               ? absl::StrFormat("%u messages", options.reconnect_messages)
+                                               : format_latency(static_cast<uint64_t>(options.reconnect_s * 1e9))));
+  }
   if (subscribes(options)) {
     row(out, "delivered", absl::StrFormat("%s msgs (%s msgs/s measured)", format_count(report.received),
                                           format_count(report.delivered_per_s())));
@@ -296,6 +313,12 @@ bool write_json(const Report& report, const std::string& path, std::string* erro
                       : "null");
   field("qos", integer(options.qos));
   field("payload_bytes", integer(options.payload_bytes));
+  field("payload_bytes_max", integer(options.payload_bytes_max));
+  field("size_dist", absl::StrFormat("\"%s\"", options.size_exponential ? "exponential" : "uniform"));
+  field("payload_bytes_sent", integer(report.payload_bytes_sent));
+  field("retain", options.retain ? "true" : "false");
+  field("will_topic", options.will_topic.empty() ? "null" : absl::StrFormat("\"%s\"", json_escape(options.will_topic)));
+  field("reconnects", integer(report.reconnects));
   field("publishers", integer(options.publishers));
   field("subscribers", integer(options.subscribers));
   field("threads", integer(options.threads));

@@ -65,6 +65,8 @@ struct Report {
   uint32_t server_topic_alias_maximum = 0;
   uint32_t server_receive_maximum = 0;
   uint64_t topic_alias_publishes = 0;
+  uint64_t payload_bytes_sent = 0;
+  uint64_t reconnects = 0;
   bool shared = false;
   uint64_t shared_duplicates = 0;  // across members (also in duplicates)
   uint64_t shared_untracked = 0;

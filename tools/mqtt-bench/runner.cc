@@ -341,6 +341,8 @@ void Controller::merge_results() {
     report_->server_receive_maximum = std::max(report_->server_receive_maximum, result.server_receive_maximum);
     report_->topic_alias_publishes += result.topic_alias_publishes;
     report_->shared_untracked += result.shared_untracked;
+    report_->payload_bytes_sent += result.payload_bytes_sent;
+    report_->reconnects += result.reconnects;
     report_->tls_handshakes += result.tls_handshakes;
     report_->tls_resumed += result.tls_resumed;
     if (report_->tls_protocol.empty()) report_->tls_protocol = result.tls_protocol;

@@ -31,7 +31,13 @@ constexpr int64_t kIdleWaitNs = 20'000'000;     // nothing timed to do: wake to 
 constexpr int64_t kPacedWaitNs = 1'000'000;     // paced connects or publishes: 1 ms ticks
 constexpr int64_t kDisconnectGraceNs = kNanosPerSecond;
 
-uint64_t user_data(uint32_t slot, uint64_t operation) { return (uint64_t{slot} + 1) << kOperationBits | operation; }
+constexpr int kGenerationShift = 48;
+constexpr int64_t kChurnCheckIntervalNs = 10'000'000;
+
+// Operation in the low bits, slot + 1 above them, the socket's generation in the top 16.
+uint64_t user_data(uint32_t slot, uint64_t operation, uint16_t generation) {
+  return uint64_t{generation} << kGenerationShift | (uint64_t{slot} + 1) << kOperationBits | operation;
+}
 
 }  // namespace
 
@@ -97,6 +103,7 @@ bool Worker::alive(const Client& client) const {
 
 void Worker::loop() {
   int64_t last_keepalive_ns = monotonic_ns();
+  int64_t last_churn_ns = last_keepalive_ns;
   connect_start_ns_ = last_keepalive_ns;
   for (;;) {
     Phase phase = shared_.phase.load(std::memory_order_acquire);
@@ -117,6 +124,11 @@ void Worker::loop() {
     if (open_loop && !schedules_started_) start_schedules();
     int64_t schedule_wait_ns = open_loop ? scheduled_publish_turn(now_ns) : kIdleWaitNs;
     bool more_work = phase == Phase::kPublishing && !open_loop && publish_turn(now_ns);
+    bool churn = options_.reconnect_messages > 0 || options_.reconnect_s > 0;
+    if (churn && now_ns - last_churn_ns >= kChurnCheckIntervalNs) {
+      churn_turn(now_ns);
+      last_churn_ns = now_ns;
+    }
     if (now_ns - last_keepalive_ns >= kKeepaliveCheckIntervalNs) {
       keepalive_turn(now_ns);
       last_keepalive_ns = now_ns;
@@ -165,7 +177,7 @@ void Worker::start_connect(Client& client, uint32_t slot) {
   io_uring_sqe* sqe = ring_.next_sqe();
   io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&options_.broker_address),
                         options_.broker_address_length);
-  io_uring_sqe_set_data64(sqe, user_data(slot, kConnect));
+  io_uring_sqe_set_data64(sqe, user_data(slot, kConnect, client.io.generation));
 }
 
 bool Worker::bind_source(int fd, const Client& client, uint32_t slot) {
@@ -306,7 +318,7 @@ void Worker::submit_send(uint32_t slot) {
   io_uring_sqe* sqe = ring_.next_sqe();
   io_uring_prep_send(sqe, client.io.fd, client.io.sending.data() + client.io.sending_offset,
                      client.io.sending.size() - client.io.sending_offset, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(sqe, user_data(slot, kSend));
+  io_uring_sqe_set_data64(sqe, user_data(slot, kSend, client.io.generation));
   client.io.send_in_flight = true;
 }
 
@@ -324,7 +336,7 @@ void Worker::arm_receive(uint32_t slot) {
     if (!client.io.receive_buffer) client.io.receive_buffer = std::make_unique<uint8_t[]>(kReceiveBufferBytes);
     io_uring_prep_recv(sqe, client.io.fd, client.io.receive_buffer.get(), kReceiveBufferBytes, 0);
   }
-  io_uring_sqe_set_data64(sqe, user_data(slot, kReceive));
+  io_uring_sqe_set_data64(sqe, user_data(slot, kReceive, client.io.generation));
   client.io.receive_armed = true;
 }
 
@@ -353,9 +365,18 @@ void Worker::wait_and_reap(int64_t timeout_ns) {
 void Worker::handle_completion(const io_uring_cqe* cqe) {
   uint64_t data = io_uring_cqe_get_data64(cqe);
   uint64_t operation = data & ((1u << kOperationBits) - 1);
-  COREMQ_ASSERT((data >> kOperationBits) >= 1);
-  auto slot = static_cast<uint32_t>((data >> kOperationBits) - 1);
+  auto generation = static_cast<uint16_t>(data >> kGenerationShift);
+  uint64_t slot_plus_one = (data & ((uint64_t{1} << kGenerationShift) - 1)) >> kOperationBits;
+  COREMQ_ASSERT(slot_plus_one >= 1);
+  auto slot = static_cast<uint32_t>(slot_plus_one - 1);
   COREMQ_ASSERT(slot < clients_.size());
+  if (generation != clients_[slot]->io.generation) {
+    // The socket this request was for was closed for churn; only its buffer matters now.
+    if (operation == kReceive && (cqe->flags & IORING_CQE_F_BUFFER)) {
+      buffers_.recycle(static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
   switch (operation) {
     case kConnect: on_connect_done(slot, cqe->res); break;
     case kReceive: on_receive(slot, cqe); break;
@@ -537,7 +558,43 @@ void Worker::on_send_done(uint32_t slot, int result) {
   }
   client.io.sending.clear();
   client.io.sending_offset = 0;
+  if (client.io.reconnect_after_send && client.staging.empty() && client.io.wire_staging.empty()) {
+    reconnect(slot);
+    return;
+  }
   if (!client.staging.empty() || !client.io.wire_staging.empty()) queue_flush(slot);
+}
+
+void Worker::churn_turn(int64_t now_ns) {
+  for (uint32_t slot = 0; slot < clients_.size(); ++slot) {
+    Client& client = *clients_[slot];
+    if (client.io.fd < 0 || client.io.send_in_flight || client.io.reconnect_after_send ||
+        !client.reconnect_due(now_ns)) {
+      continue;
+    }
+    client.stage_disconnect();
+    client.io.close_after_staging = client.io.transport != nullptr;
+    client.io.reconnect_after_send = true;
+    queue_flush(slot);
+  }
+}
+
+void Worker::reconnect(uint32_t slot) {
+  Client& client = *clients_[slot];
+  // shutdown() ends the armed multishot receive; its completion carries the old generation.
+  shutdown(client.io.fd, SHUT_RDWR);
+  close(client.io.fd);
+  client.io.fd = -1;
+  client.io.generation++;
+  client.io.receive_armed = false;
+  client.io.reconnect_after_send = false;
+  client.io.close_after_staging = false;
+  client.io.transport_established = false;
+  client.io.transport.reset();
+  client.io.tls = nullptr;
+  client.io.wire_staging.clear();
+  client.reset_for_reconnect();
+  start_connect(client, slot);
 }
 
 void Worker::end_handshake(uint32_t slot) {

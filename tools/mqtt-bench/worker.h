@@ -64,6 +64,10 @@ class Worker {
   // Writes what is due for one publisher; true when it caught up (or is finished).
   bool publish_due(uint32_t slot, int64_t now_ns);
   void keepalive_turn(int64_t now_ns);
+  // --reconnect-every: stages DISCONNECT on every client whose connection is due to go;
+  // reconnect() replaces its socket once that was sent.
+  void churn_turn(int64_t now_ns);
+  void reconnect(uint32_t slot);
   void queue_flush(uint32_t slot);
   void flush_sends(int64_t now_ns);
   void arm_receive(uint32_t slot);

@@ -66,6 +66,8 @@ struct WorkerResult {
   uint32_t server_receive_maximum = 0;
   uint64_t topic_alias_publishes = 0;
   uint64_t shared_untracked = 0;  // share group deliveries beyond kSharedTrackedBitsMax
+  uint64_t payload_bytes_sent = 0;
+  uint64_t reconnects = 0;        // --reconnect-every: connections closed and opened again (CONNACK seen)
   // --tls: handshakes completed, how many resumed a kept session, and what the first one
   // negotiated ("TLSv1.3 TLS_AES_256_GCM_SHA384").
   uint64_t tls_handshakes = 0;
