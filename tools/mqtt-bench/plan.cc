@@ -146,6 +146,9 @@ bool build_plan(const Options& options, Plan* plan, std::string* error) {
       !add_clients(options, Role::kPublisher, options.publishers, "pub", options.publish_topic, plan, error)) {
     return false;
   }
+  std::string_view group;
+  std::string_view filter;
+  plan->shared = options.subscribers > 0 && split_shared(options.subscribe_filter, &group, &filter);
   if (plan->in_process && !match_publishers(plan, error)) return false;
   COREMQ_ASSERT(plan->clients.size() == uint64_t{options.idle_connections} + options.publishers + options.subscribers);
   return true;

@@ -374,7 +374,8 @@ void Controller::merge_results() {
       report_->foreign += subscriber.foreign;
       if (subscriber.granted_qos < options_.qos) report_->granted_qos_lower++;
       if (!plan_.in_process) {
-        report_->lost += subscriber.gaps;
+        // A share group member skips what went to the other members: gaps are not loss there.
+        if (!plan_.shared) report_->lost += subscriber.gaps;
         continue;
       }
       uint64_t expected = 0;
