@@ -283,11 +283,13 @@ def test_schedule_flag_errors(tmp_path, flags, message):
 
 # ---------------------------------------------------------------- addresses and processes
 
-def established_sources(port: int):
-    """Source addresses of the established TCP connections to 127.0.0.1:port (from `ss`)."""
-    listing = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
+def established_sources(port: int, pid=None):
+    """Source addresses of the established TCP connections to 127.0.0.1:port (from `ss`), only
+    those of process `pid` when given (other tests' clients may still be connected)."""
+    listing = subprocess.run(["ss", "-Htnp", "state", "established", f"( dport = :{port} )"],
                              capture_output=True, text=True, timeout=10).stdout
-    return [line.split()[2].rsplit(":", 1)[0] for line in listing.splitlines() if line.strip()]
+    return [line.split()[2].rsplit(":", 1)[0] for line in listing.splitlines()
+            if line.strip() and (pid is None or f"pid={pid}," in line)]
 
 
 def test_source_address_range_spreads_connections(broker, tmp_path):
@@ -297,9 +299,9 @@ def test_source_address_range_spreads_connections(broker, tmp_path):
                "--source-address", "127.0.0.1-127.0.0.5", "--duration", "20s", "--quiet", "--json", str(json_path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert helpers.wait_until(lambda: len(established_sources(broker.port)) >= 20, timeout=20), \
+        assert helpers.wait_until(lambda: len(established_sources(broker.port, process.pid)) >= 20, timeout=20), \
             established_sources(broker.port)
-        sources = established_sources(broker.port)
+        sources = established_sources(broker.port, process.pid)
     finally:
         process.send_signal(2)  # SIGINT: the tool stops, reports and disconnects
         text, _ = process.communicate(timeout=30)
@@ -545,7 +547,7 @@ def test_will_on_every_client(broker, tmp_path, clients):
     process = subprocess.Popen(arguments + ["--duration", "30s"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        assert helpers.wait_until(lambda: len(established_sources(broker.port)) >= 5, timeout=20)
+        assert helpers.wait_until(lambda: len(established_sources(broker.port, process.pid)) >= 5, timeout=20)
     finally:
         process.kill()  # no DISCONNECT: the broker publishes the wills
         process.wait(10)
