@@ -294,7 +294,9 @@ bool Client::handle_publish(const mqtt::FixedHeader& header, std::span<const uin
 
 void Client::record_delivery(uint32_t publisher, int64_t send_ns, int64_t now_ns) {
   (void)publisher;
-  int64_t latency_ns = now_ns > send_ns ? now_ns - send_ns : 0;
+  // The stamp comes off the wire: a negative one (a stray message that has our magic) must
+  // not overflow the subtraction. CLOCK_MONOTONIC times are positive.
+  int64_t latency_ns = send_ns > 0 && now_ns > send_ns ? now_ns - send_ns : 0;
   context_.counters->latency.record(static_cast<uint64_t>(latency_ns));
   if (send_ns >= context_.measure_start_ns && send_ns < context_.measure_end_ns) {
     context_.result->latency_ns.record(static_cast<uint64_t>(latency_ns));
