@@ -555,3 +555,28 @@ def test_will_on_every_client(broker, tmp_path, clients):
     assert sorted(message.topic for message in wills) == [f"{topic}/willing-conn-{i}" for i in range(5)]
     assert all(message.payload == b"lost" for message in wills)
     watcher.expect_none(timeout=0.5)  # the clean run above sent none
+
+
+def test_churn_over_websocket(threads, tmp_path):
+    """--reconnect-every over WebSocket with MQTT 5 aliases: each new connection opens its own
+    WebSocket (the old socket's completions are ignored), nothing is lost."""
+    if not os.access(COREMQ_BINARY, os.X_OK):
+        pytest.skip(f"no coremq binary at {COREMQ_BINARY}")
+    port = free_port()
+    log_path = tmp_path / "coremq-ws.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([COREMQ_BINARY, f"--threads={threads}", "--pin-threads=false",
+                                    f"--listener=ws://127.0.0.1:{port},allow_anonymous=true"],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert helpers.wait_until(lambda: "listening on" in log_path.read_text(errors="replace"),
+                                  timeout=START_SECONDS), log_path.read_text()
+        result, report = run_bench("run", ["--ws", "--mqtt", 5, "--topic-alias", "--scenario", "pairs",
+                                           "--pairs", 3, "--qos", 1, "--count", 300, "--reconnect-every", 50],
+                                   tmp_path, port)
+        assert_clean(result, report, 900)
+        assert report["transport"] == "ws" and report["reconnects"] == 15, output(result)
+        assert report["topic_alias_publishes"] == 900 - 3 - 15, output(result)
+    finally:
+        process.terminate()
+        process.wait(10)
