@@ -118,6 +118,14 @@ def test_uniform_rate_is_kept_and_counted(broker, tmp_path):
         output(result)
 
 
+def test_uniform_rate_against_mosquitto(mosquitto, tmp_path):
+    result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 10, "--qos", 1, "--rate", 1000,
+                                       "--arrival", "uniform", "--duration", "2s"], tmp_path, mosquitto.port)
+    assert_clean(result, report, report["sent"])
+    assert 1990 <= report["sent"] + report["schedule_unsent"] <= 2010, output(result)
+    assert report["arrival"] == "uniform" and "fell_behind" in report, output(result)
+
+
 @pytest.mark.parametrize("arrival", ["burst", "poisson"])
 def test_other_arrivals(broker, tmp_path, arrival):
     result, report = run_bench("run", ["--scenario", "pairs", "--pairs", 5, "--rate", 500, "--arrival", arrival,
