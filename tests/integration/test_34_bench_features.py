@@ -281,6 +281,19 @@ def test_descriptor_limit_is_a_clear_error(tmp_path):
     assert "RLIMIT_NOFILE" in result.stderr and "--process-count" in result.stderr, output(result)
 
 
+def test_ten_thousand_connections(broker, tmp_path):
+    """A fleet-sized `conn`: 10,000 held connections spread over 254 source addresses."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 10_200:
+        pytest.skip(f"the broker inherits a soft RLIMIT_NOFILE of {soft}: too few for 10,000 connections")
+    result, report = run_bench("conn", ["--connections", 10_000, "--duration", "1s", "--threads", 2,
+                                        "--source-address", "127.0.0.0/24", "--connect-timeout", "60s"],
+                               tmp_path, broker.port, timeout=120)
+    assert result.returncode == 0, output(result)
+    assert report["connections_up"] == 10_000 and report["errors"] == 0, output(result)
+    assert report["source_addresses"] == 254, output(result)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--rate", 10, "--interval", "1s"], "--rate and --interval"),
     (["--arrival", "poisson"], "--arrival needs --rate or --interval"),
