@@ -9,10 +9,17 @@
 namespace coremq::bench {
 
 inline constexpr uint32_t kThreadsMax = 256;
+// Descriptors besides the clients' sockets: io_uring rings, standard streams, /proc files, the
+// --json file and what OpenSSL opens.
+inline constexpr uint32_t kDescriptorsReserved = 64;
 inline constexpr uint32_t kClientsMax = 1'000'000;          // connections of all roles in one process
+inline constexpr uint32_t kClientsTotalMax = 64'000'000;    // one role over all --process-count processes
 inline constexpr uint32_t kPayloadBytesMax = 1024 * 1024;   // --size
 inline constexpr uint32_t kWindowMax = 65'000;              // QoS 1/2 packet identifiers are 16 bits
 inline constexpr uint64_t kPairsMax = 50'000'000;           // publisher x subscriber matches checked in `run`
+// --scenario shared: messages whose exactly-once delivery across the group is checked, one bit
+// each (8 MiB); later ones are delivered and counted as untracked.
+inline constexpr uint64_t kSharedTrackedBitsMax = uint64_t{1} << 26;
 inline constexpr uint32_t kTrackedPublishersMax = 1'000'000;  // distinct publishers one subscriber tracks
 
 // Output staged on one connection before its publisher pauses until the socket drains: the

@@ -70,6 +70,10 @@ struct ClientIo {
   size_t sending_offset = 0;
   std::unique_ptr<uint8_t[]> receive_buffer;  // only without provided buffers
   int64_t last_send_ns = 0;
+  // Bumped whenever the socket is replaced (--reconnect-every) and carried in every request's
+  // user data, so completions of the old socket are told apart and only release their buffer.
+  uint16_t generation = 0;
+  bool reconnect_after_send = false;  // the staged DISCONNECT is churn: connect again once sent
 };
 
 class Client {
@@ -93,12 +97,31 @@ class Client {
   void fail(std::string message);
   void mark_closed() { state_ = ClientState::kClosed; }
 
-  // Publisher: encodes up to `budget` messages, each stamped with the current time. Returns how
-  // many were encoded (0 when the window, the staging bound, --count or the end of the
-  // measurement window stops it).
+  // Publisher: encodes up to `budget` messages. Closed loop each is stamped with the current
+  // time; open loop (--rate, --interval) only messages whose scheduled time has come are
+  // written, each stamped with that time, not the moment it was written, so time spent waiting
+  // for the window or a full socket counts as latency (no coordinated omission). Returns how
+  // many were encoded (0 when the window, the staging bound, --count, the schedule or the end
+  // of the measurement window stops it).
   uint32_t publish(uint32_t budget);
+  // Open loop: sets the first scheduled time from the run's publishing start and this
+  // publisher's number (its phase); called once when publishing starts.
+  void start_schedule(int64_t publish_start_ns);
+  int64_t next_due_ns() const { return next_due_ns_; }
+  // Open loop: the schedule reached the end of the measurement window (nothing more is due).
+  bool schedule_finished() const { return schedule_finished_; }
+  // Open loop: messages scheduled before `until_ns` (the end of publishing) that were never
+  // written because the tool was behind (exact for burst and uniform, the expectation for
+  // Poisson).
+  uint64_t due_unsent(int64_t until_ns) const;
   void stage_pingreq();
   void stage_disconnect();
+  // --reconnect-every: true when this connection has served its messages or its time and may
+  // go (nothing staged, no QoS 1/2 message in flight).
+  bool reconnect_due(int64_t now_ns) const;
+  // After the DISCONNECT went out and the socket closed: back to the start, keeping the
+  // publisher's sequence and schedule; the next CONNACK counts as a reconnect.
+  void reset_for_reconnect();
 
   uint64_t sent() const { return next_sequence_; }
   uint32_t inflight() const { return inflight_; }
@@ -114,10 +137,15 @@ class Client {
   [[nodiscard]] bool handle_suback(const mqtt::FixedHeader& header, std::span<const uint8_t> body);
   [[nodiscard]] bool handle_publish(const mqtt::FixedHeader& header, std::span<const uint8_t> body, int64_t now_ns);
   [[nodiscard]] bool handle_ack(mqtt::PacketType type, const mqtt::FixedHeader& header, std::span<const uint8_t> body);
+  [[nodiscard]] bool handle_disconnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body);
+  // MQTT 5: the property block of every PUBLISH (Topic Alias, User Properties), built once.
+  void build_publish_properties();
   // Parses whole packets from the front of `bytes`; returns the bytes consumed, or -1 on error.
   int64_t parse_packets(std::span<const uint8_t> bytes, int64_t now_ns);
   void record_delivery(uint32_t publisher, int64_t send_ns, int64_t now_ns);
   uint32_t window_room() const;
+  void advance_schedule();
+  uint64_t next_random();
   uint16_t take_packet_id();
   bool protocol_error(std::string message);
 
@@ -133,11 +161,31 @@ class Client {
   uint32_t inflight_ = 0;
   uint16_t last_packet_id_ = 0;
   bool publishing_done_ = false;
+  // Open loop: when the next message is due (CLOCK_MONOTONIC ns); the schedule's origin and
+  // this publisher's phase; splitmix64 state for Poisson gaps.
+  int64_t next_due_ns_ = 0;
+  bool schedule_finished_ = false;
+  double schedule_origin_ns_ = 0;
+  uint64_t random_state_ = 0;
   // QoS 1/2: bit per packet identifier awaiting PUBACK/PUBREC, and (QoS 2) awaiting PUBCOMP.
   std::vector<uint64_t> awaiting_ack_;
   std::vector<uint64_t> awaiting_complete_;
 
+  // MQTT 5: what the broker's CONNACK allows, and whether this connection already sent the
+  // topic with its alias (after that the alias goes alone).
+  uint16_t server_receive_maximum_ = 65535;
+  uint16_t server_topic_alias_maximum_ = 0;
+  bool alias_sent_ = false;
+  // --reconnect-every: when this connection's CONNACK came and what it has published since.
+  int64_t connected_ns_ = 0;
+  uint64_t sent_since_connect_ = 0;
+  bool reconnecting_ = false;
+  uint32_t next_payload_bytes();
+  std::vector<uint8_t> publish_properties_;        // with the Topic Alias when --topic-alias
+  std::vector<uint8_t> publish_properties_plain_;  // without it (the broker allows no alias)
+
   // Subscriber.
+  uint64_t shared_duplicates_ = 0;
   absl::flat_hash_map<uint32_t, SequenceTracker> trackers_;
   uint64_t unexpected_ = 0;
   uint64_t foreign_ = 0;

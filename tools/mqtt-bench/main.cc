@@ -206,6 +206,7 @@ int main(int argc, char** argv) {
   if (!parse_flags(arguments, 2, &error)) return usage_error(error);
   coremq::bench::Options options;
   if (!coremq::bench::options_from_flags(command, &options, &error)) return usage_error(error);
+  if (!coremq::bench::fit_descriptor_limit(options, &error)) return usage_error(error);
   coremq::bench::Plan plan;
   if (!coremq::bench::build_plan(options, &plan, &error)) return usage_error(error);
   // The CA, certificate and key are loaded once here so that a bad file is a usage error

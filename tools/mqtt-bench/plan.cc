@@ -2,6 +2,7 @@
 #include "plan.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "base/assert.h"
 #include "bounds.h"
@@ -40,13 +41,14 @@ bool add_clients(const Options& options, Role role, uint32_t count, const char* 
     ClientSpec spec;
     spec.role = role;
     spec.index = index;
-    spec.client_id = absl::StrFormat("%s%s-%u", options.client_id_prefix, role_name, index);
+    spec.number = options.process_index + index * options.process_count;
+    spec.client_id = absl::StrFormat("%s%s-%u", options.client_id_prefix, role_name, spec.number);
     if (spec.client_id.size() > 65535) {
       *error = "--client-id-prefix is too long";
       return false;
     }
     if (role != Role::kIdle) {
-      spec.topic = expand_topic(pattern, index, spec.client_id);
+      spec.topic = expand_topic(pattern, spec.number, spec.client_id);
       bool valid = role == Role::kPublisher ? topic::is_valid_topic_name(spec.topic)
                                             : topic::is_valid_topic_filter(spec.topic);
       if (!valid) {
@@ -55,12 +57,33 @@ bool add_clients(const Options& options, Role role, uint32_t count, const char* 
         return false;
       }
     }
+    if (!options.will_topic.empty()) {
+      spec.will_topic = expand_topic(options.will_topic, spec.number, spec.client_id);
+      if (!topic::is_valid_topic_name(spec.will_topic)) {
+        *error = absl::StrFormat("--will-topic: '%s' (from '%s') is not a valid topic name", spec.will_topic,
+                                 options.will_topic);
+        return false;
+      }
+    }
+    spec.ordinal = static_cast<uint32_t>(plan->clients.size());
     plan->clients.push_back(std::move(spec));
   }
   return true;
 }
 
-bool has_wildcard(const std::string& filter) { return filter.find_first_of("+#") != std::string::npos; }
+bool has_wildcard(std::string_view filter) { return filter.find_first_of("+#") != std::string_view::npos; }
+
+// "$share/GROUP/filter" -> GROUP and filter; false for an ordinary filter.
+bool split_shared(std::string_view filter, std::string_view* group, std::string_view* rest) {
+  constexpr std::string_view kPrefix = "$share/";
+  if (filter.substr(0, kPrefix.size()) != kPrefix) return false;
+  std::string_view after = filter.substr(kPrefix.size());
+  size_t slash = after.find('/');
+  if (slash == std::string_view::npos) return false;
+  *group = after.substr(0, slash);
+  *rest = after.substr(slash + 1);
+  return true;
+}
 
 // Fills fanout and sources. Exact filters are looked up by topic; only wildcard filters are
 // tried against every publisher, and the total number of matches is bounded.
@@ -75,18 +98,33 @@ bool match_publishers(Plan* plan, std::string* error) {
     publishers.push_back(&spec);
   }
   uint64_t pairs = 0;
+  // A share group takes each message once, however many members it has.
+  absl::flat_hash_set<std::pair<std::string, uint32_t>> group_publishers;
+  absl::flat_hash_set<std::string> groups;
   for (const ClientSpec& spec : plan->clients) {
     if (spec.role != Role::kSubscriber) continue;
     std::vector<uint32_t>& sources = plan->sources[spec.index];
-    if (!has_wildcard(spec.topic)) {
-      auto found = publishers_by_topic.find(spec.topic);
+    std::string_view group;
+    std::string_view filter = spec.topic;
+    bool shared = split_shared(spec.topic, &group, &filter);
+    plan->shared = plan->shared || shared;
+    if (!has_wildcard(filter)) {
+      auto found = publishers_by_topic.find(std::string(filter));
       if (found != publishers_by_topic.end()) sources = found->second;
     } else {
       for (const ClientSpec* publisher : publishers) {
-        if (topic::topic_matches(spec.topic, publisher->topic)) sources.push_back(publisher->index);
+        if (topic::topic_matches(filter, publisher->topic)) sources.push_back(publisher->index);
       }
     }
-    for (uint32_t publisher : sources) plan->fanout[publisher]++;
+    if (shared) groups.emplace(group);
+    if (groups.size() > 1) {
+      *error = "the subscribers' filters name more than one share group: mqtt-bench checks exactly-once "
+               "delivery for one group per run";
+      return false;
+    }
+    for (uint32_t publisher : sources) {
+      if (!shared || group_publishers.emplace(std::string(group), publisher).second) plan->fanout[publisher]++;
+    }
     pairs += sources.size();
     if (pairs > kPairsMax) {
       *error = absl::StrFormat("more than %u publisher/subscriber matches to verify", kPairsMax);
@@ -108,6 +146,9 @@ bool build_plan(const Options& options, Plan* plan, std::string* error) {
       !add_clients(options, Role::kPublisher, options.publishers, "pub", options.publish_topic, plan, error)) {
     return false;
   }
+  std::string_view group;
+  std::string_view filter;
+  plan->shared = options.subscribers > 0 && split_shared(options.subscribe_filter, &group, &filter);
   if (plan->in_process && !match_publishers(plan, error)) return false;
   COREMQ_ASSERT(plan->clients.size() == uint64_t{options.idle_connections} + options.publishers + options.subscribers);
   return true;

@@ -15,9 +15,12 @@ enum class Role : uint8_t { kIdle, kPublisher, kSubscriber };
 
 struct ClientSpec {
   Role role = Role::kIdle;
-  uint32_t index = 0;       // within its role
+  uint32_t index = 0;       // within its role in this process (indexes the Plan's tables)
+  uint32_t number = 0;      // within its role over all --process-count processes: names and phases
+  uint32_t ordinal = 0;     // position in Plan::clients: picks the --source-address
   std::string client_id;
   std::string topic;        // publisher: topic name; subscriber: filter; idle: empty
+  std::string will_topic;   // --will-topic expanded for this client; empty: no will
 };
 
 struct Plan {
@@ -25,9 +28,12 @@ struct Plan {
   uint32_t publishers = 0;
   uint32_t subscribers = 0;
   bool in_process = false;          // `run`: every publisher's sent count is known exactly
+  // Subscribers share subscriptions ($share/GROUP/filter): a group, not each member, receives a
+  // message once, so loss and duplicates are counted across the group (SharedState::shared_seen).
+  bool shared = false;
   // in_process only: per publisher, subscribers whose filter matches its topic (its fan-out),
   // and per subscriber, the publishers it must receive from (ascending).
-  std::vector<uint32_t> fanout;
+  std::vector<uint32_t> fanout;     // deliveries per message: per subscriber, or per share group
   std::vector<std::vector<uint32_t>> sources;
 };
 

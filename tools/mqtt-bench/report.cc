@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
+#include "mqtt/reason_code.h"
 
 namespace coremq::bench {
 
@@ -81,6 +82,74 @@ std::string tls_summary(const Report& report) {
                          report.tls_handshakes, report.tls_resumed);
 }
 
+// "uniform, 1,000 msgs/s (each publisher every 10.0 ms); fell behind: 12 msgs late by more
+// than 10.0 ms, max lag 1.52 s, 0 due but never sent"
+std::string schedule_summary(const Report& report) {
+  const Options& options = *report.options;
+  std::string pace = options.interval_s > 0
+                         ? absl::StrFormat("each publisher every %s", format_latency(static_cast<uint64_t>(options.period_ns)))
+                         : absl::StrFormat("%s msgs/s (each publisher every %s)", format_count(options.rate_total),
+                                           format_latency(static_cast<uint64_t>(options.period_ns)));
+  std::string behind = report.fell_behind()
+                           ? absl::StrFormat("FELL BEHIND: %s msgs late by more than %s, max lag %s, %s due but "
+                                             "never sent",
+                                             format_count(report.schedule_late),
+                                             format_latency(static_cast<uint64_t>(options.lag_threshold_ns)),
+                                             format_latency(static_cast<uint64_t>(report.schedule_lag_max_ns)),
+                                             format_count(report.schedule_unsent))
+                           : absl::StrFormat("kept up (max lag %s)", format_latency(static_cast<uint64_t>(report.schedule_lag_max_ns)));
+  return absl::StrFormat("%s, %s; %s", arrival_name(options.arrival), pace, behind);
+}
+
+// "64" or "64-16384 uniform"
+std::string size_text(const Options& options) {
+  if (options.payload_bytes == options.payload_bytes_max) return absl::StrFormat("%u", options.payload_bytes);
+  return absl::StrFormat("%u-%u %s", options.payload_bytes, options.payload_bytes_max,
+                         options.size_exponential ? "exponential" : "uniform");
+}
+
+const char* protocol_name(const Options& options) {
+  return options.protocol_level == 3 ? "3.1" : options.protocol_level == 5 ? "5" : "3.1.1";
+}
+
+// "0x00 Success x20, 0x10 No matching subscribers x3"; "none" when no code came.
+std::string reason_counts(const std::array<uint64_t, 256>& counts) {
+  std::string text;
+  for (size_t code = 0; code < counts.size(); ++code) {
+    if (counts[code] == 0) continue;
+    text += absl::StrFormat("%s0x%02x %s x%s", text.empty() ? "" : ", ", code,
+                            mqtt::reason_code_name(static_cast<mqtt::ReasonCode>(code)), format_count(counts[code]));
+  }
+  return text.empty() ? "none" : text;
+}
+
+// {"0x00": 20, "0x10": 3}
+std::string reason_json(const std::array<uint64_t, 256>& counts) {
+  std::string text = "{";
+  for (size_t code = 0; code < counts.size(); ++code) {
+    if (counts[code] == 0) continue;
+    text += absl::StrFormat("%s\"0x%02x\": %u", text.size() > 1 ? ", " : "", code, counts[code]);
+  }
+  return text + "}";
+}
+
+void print_mqtt5(const Report& report, std::FILE* out) {
+  const Options& options = *report.options;
+  row(out, "CONNACK reasons", absl::StrFormat("%s; broker allows Receive Maximum %u, Topic Alias Maximum %u",
+                                              reason_counts(report.connack_reasons), report.server_receive_maximum,
+                                              report.server_topic_alias_maximum));
+  if (options.qos > 0) row(out, "ack reasons", reason_counts(report.ack_reasons));
+  if (std::any_of(report.disconnect_reasons.begin(), report.disconnect_reasons.end(), [](uint64_t n) { return n > 0; })) {
+    row(out, "DISCONNECT reasons", reason_counts(report.disconnect_reasons));
+  }
+  if (options.topic_alias) {
+    row(out, "topic alias", report.server_topic_alias_maximum > 0
+                                ? absl::StrFormat("%s PUBLISH packets with the alias alone",
+                                                  format_count(report.topic_alias_publishes))
+                                : std::string("not used: the broker's CONNACK allows no topic alias"));
+  }
+}
+
 bool publishes(const Options& options) { return options.command == Command::kPub || options.command == Command::kRun; }
 bool subscribes(const Options& options) { return options.command == Command::kSub || options.command == Command::kRun; }
 
@@ -106,12 +175,20 @@ void print_report(const Report& report, std::FILE* out) {
   const Options& options = *report.options;
   absl::FPrintF(out, "\nmqtt-bench %s", command_name(options.command));
   if (options.scenario != Scenario::kNone) absl::FPrintF(out, " --scenario %s", scenario_name(options.scenario));
-  absl::FPrintF(out, " against %s (%s, MQTT %s, QoS %u, %u-byte payload): %s\n", broker_url(options),
-               transport_name(options), options.protocol_level == 3 ? "3.1" : "3.1.1", options.qos,
-               options.payload_bytes, report.outcome.c_str());
+  absl::FPrintF(out, " against %s (%s, MQTT %s, QoS %u, %s-byte payload%s): %s\n", broker_url(options),
+               transport_name(options), protocol_name(options), options.qos, size_text(options),
+               options.retain ? ", retained" : "", report.outcome.c_str());
   row(out, "connections", absl::StrFormat("%u of %u up, %u errors", report.connections_up,
                                           report.connections_target, report.errors));
   if (options.tls) row(out, "TLS", tls_summary(report));
+  if (options.protocol_level == 5) print_mqtt5(report, out);
+  if (options.source_local_count > 0) {
+    row(out, "source addresses", absl::StrFormat("%u of %s", options.source_local_count, options.source_addresses.text));
+  }
+  if (options.process_count > 1) {
+    row(out, "process", absl::StrFormat("%u of %u (this report covers its share of the clients)",
+                                        options.process_index, options.process_count));
+  }
   if (report.connect_elapsed_s > 0) {
     row(out, "connect rate", absl::StrFormat("%s connects/s (%.2f s for all)", format_count(report.connects_per_s),
                                              report.connect_elapsed_s));
@@ -120,6 +197,17 @@ void print_report(const Report& report, std::FILE* out) {
   if (publishes(options)) {
     row(out, "sent", absl::StrFormat("%s msgs (%s msgs/s measured)", format_count(report.sent),
                                      format_count(report.sent_per_s())));
+  }
+  if (publishes(options) && options.period_ns > 0) row(out, "schedule", schedule_summary(report));
+  if (publishes(options) && options.payload_bytes != options.payload_bytes_max && report.sent > 0) {
+    row(out, "payload sizes", absl::StrFormat("%s bytes on average (%s)", format_count(static_cast<double>(
+                                                  report.payload_bytes_sent) / report.sent), size_text(options)));
+  }
+  if (options.reconnect_messages > 0 || options.reconnect_s > 0) {
+    row(out, "reconnects", absl::StrFormat("%s (every %s)", format_count(report.reconnects),
+                                           options.reconnect_messages > 0
+                                               ? absl::StrFormat("%u messages", options.reconnect_messages)
+                                               : format_latency(static_cast<uint64_t>(options.reconnect_s * 1e9))));
   }
   if (subscribes(options)) {
     row(out, "delivered", absl::StrFormat("%s msgs (%s msgs/s measured)", format_count(report.received),
@@ -132,6 +220,17 @@ void print_report(const Report& report, std::FILE* out) {
                         report.lost > 0 && options.qos == 0 ? " (allowed at QoS 0)" : ""));
     row(out, "duplicates / reordered", absl::StrFormat("%s / %s", format_count(report.duplicates),
                                                        format_count(report.reordered)));
+    if (report.shared && report.exact_expectation) {
+      row(out, "share group", absl::StrFormat("%u members, each message to one: %s to the least served, %s to "
+                                              "the most; %s also to a second member%s",
+                                              options.subscribers, format_count(report.shared_member_min),
+                                              format_count(report.shared_member_max),
+                                              format_count(report.shared_duplicates),
+                                              report.shared_untracked > 0
+                                                  ? absl::StrFormat(" (%s past the tracked bound not checked)",
+                                                                    format_count(report.shared_untracked))
+                                                  : ""));
+    }
     if (report.unexpected > 0) row(out, "unexpected publisher", format_count(report.unexpected));
     if (report.foreign > 0) row(out, "not from this run", format_count(report.foreign));
     if (report.granted_qos_lower > 0) {
@@ -199,13 +298,42 @@ bool write_json(const Report& report, const std::string& path, std::string* erro
   field("tls_protocol", options.tls ? absl::StrFormat("\"%s\"", json_escape(report.tls_protocol)) : "null");
   field("tls_handshakes", integer(report.tls_handshakes));
   field("tls_resumed", integer(report.tls_resumed));
+  field("mqtt", absl::StrFormat("\"%s\"", protocol_name(options)));
+  field("connack_reason_codes", reason_json(report.connack_reasons));
+  field("ack_reason_codes", reason_json(report.ack_reasons));
+  field("disconnect_reason_codes", reason_json(report.disconnect_reasons));
+  field("server_receive_maximum", integer(report.server_receive_maximum));
+  field("server_topic_alias_maximum", integer(report.server_topic_alias_maximum));
+  field("topic_alias_publishes", integer(report.topic_alias_publishes));
+  field("shared", report.shared && report.exact_expectation
+                      ? absl::StrFormat("{\"members\": %u, \"member_min\": %u, \"member_max\": %u, "
+                                        "\"delivered_twice\": %u, \"untracked\": %u}",
+                                        options.subscribers, report.shared_member_min, report.shared_member_max,
+                                        report.shared_duplicates, report.shared_untracked)
+                      : "null");
   field("qos", integer(options.qos));
   field("payload_bytes", integer(options.payload_bytes));
+  field("payload_bytes_max", integer(options.payload_bytes_max));
+  field("size_dist", absl::StrFormat("\"%s\"", options.size_exponential ? "exponential" : "uniform"));
+  field("payload_bytes_sent", integer(report.payload_bytes_sent));
+  field("retain", options.retain ? "true" : "false");
+  field("will_topic", options.will_topic.empty() ? "null" : absl::StrFormat("\"%s\"", json_escape(options.will_topic)));
+  field("reconnects", integer(report.reconnects));
   field("publishers", integer(options.publishers));
   field("subscribers", integer(options.subscribers));
   field("threads", integer(options.threads));
   field("rate", integer(options.rate_total));
   field("window", integer(options.window));
+  field("arrival", options.period_ns > 0 ? absl::StrFormat("\"%s\"", arrival_name(options.arrival)) : "null");
+  field("interval_seconds", number(options.interval_s));
+  field("schedule_period_us", number(options.period_ns / 1e3));
+  field("schedule_late", integer(report.schedule_late));
+  field("schedule_lag_max_us", number(static_cast<double>(report.schedule_lag_max_ns) / 1e3));
+  field("schedule_unsent", integer(report.schedule_unsent));
+  field("fell_behind", report.fell_behind() ? "true" : "false");
+  field("source_addresses", integer(options.source_local_count));
+  field("process_index", integer(options.process_index));
+  field("process_count", integer(options.process_count));
   field("outcome", absl::StrFormat("\"%s\"", json_escape(report.outcome)));
   field("connections_target", integer(report.connections_target));
   field("connections_up", integer(report.connections_up));
@@ -262,6 +390,7 @@ void print_progress(const Progress& progress, bool terminal) {
                                      progress.connections_target, format_count(progress.sent_per_s),
                                      format_count(progress.received_per_s),
                                      progress.p99_ns > 0 ? format_latency(progress.p99_ns) : "-", progress.errors);
+  if (progress.open_loop) line += absl::StrFormat("  behind %s", format_count(progress.behind));
   if (terminal) {
     std::printf("\r%s\x1b[K", line.c_str());
   } else {

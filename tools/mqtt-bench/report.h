@@ -3,6 +3,7 @@
 // code. Also the live progress line. Main thread only.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -53,6 +54,25 @@ struct Report {
   uint64_t receive_buffers_exhausted = 0;
   uint64_t publish_paused_staged_full = 0;
   uint64_t pings = 0;
+  // Open loop (--rate, --interval): see WorkerResult.
+  uint64_t schedule_late = 0;
+  int64_t schedule_lag_max_ns = 0;
+  uint64_t schedule_unsent = 0;
+  // MQTT 5 (see WorkerResult) and the share group's spread.
+  std::array<uint64_t, 256> connack_reasons{};
+  std::array<uint64_t, 256> ack_reasons{};
+  std::array<uint64_t, 256> disconnect_reasons{};
+  uint32_t server_topic_alias_maximum = 0;
+  uint32_t server_receive_maximum = 0;
+  uint64_t topic_alias_publishes = 0;
+  uint64_t payload_bytes_sent = 0;
+  uint64_t reconnects = 0;
+  bool shared = false;
+  uint64_t shared_duplicates = 0;  // across members (also in duplicates)
+  uint64_t shared_untracked = 0;
+  uint64_t shared_member_min = 0;  // messages the least and the most served member received
+  uint64_t shared_member_max = 0;
+  bool fell_behind() const { return schedule_late > 0 || schedule_unsent > 0; }
   uint64_t tls_handshakes = 0;
   uint64_t tls_resumed = 0;
   std::string tls_protocol;  // what the first handshake negotiated
@@ -77,6 +97,8 @@ struct Progress {
   double received_per_s = 0;
   uint64_t p99_ns = 0;
   uint64_t errors = 0;
+  bool open_loop = false;
+  uint64_t behind = 0;  // messages written late so far
   const char* phase = "";
 };
 void print_progress(const Progress& progress, bool terminal);

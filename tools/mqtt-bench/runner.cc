@@ -27,7 +27,7 @@ constexpr int64_t kDrainQuietNs = kNanosPerSecond;   // drain ends after this lo
 
 struct Totals {
   uint64_t connections_up = 0, subscribed = 0, errors = 0, sent = 0, expected_deliveries = 0, acknowledged = 0,
-           received = 0, publishers_done = 0, subscribers_done = 0;
+           received = 0, publishers_done = 0, subscribers_done = 0, schedule_late = 0;
   int64_t last_send_ns = 0;
 };
 
@@ -40,7 +40,9 @@ class Controller {
         shared_(options.threads, plan.publishers),
         terminal_(isatty(STDOUT_FILENO) == 1),
         live_sums_(kHistogramBuckets, 0),
-        live_previous_(kHistogramBuckets, 0) {}
+        live_previous_(kHistogramBuckets, 0) {
+    if (plan.shared && plan.in_process) shared_.track_shared(plan.publishers, options.count);
+  }
 
   void run();
 
@@ -55,6 +57,7 @@ class Controller {
   void drain_phase();
   void sample_broker(bool before);
   void merge_results();
+  void merge_shared(const std::vector<uint64_t>& sent_by_publisher);
   bool abort_on_errors(const Totals& totals);
 
   const Options& options_;
@@ -88,6 +91,7 @@ Totals Controller::totals() const {
     sum.received += counters.received.load(relaxed);
     sum.publishers_done += counters.publishers_done.load(relaxed);
     sum.subscribers_done += counters.subscribers_done.load(relaxed);
+    sum.schedule_late += counters.schedule_late.load(relaxed);
     sum.last_send_ns = std::max(sum.last_send_ns, counters.last_send_ns.load(relaxed));
   }
   return sum;
@@ -129,6 +133,8 @@ void Controller::progress(const char* phase, bool force) {
     line.received_per_s = interval_s > 0 ? (now.received - last_progress_totals_.received) / interval_s : 0;
     line.p99_ns = histogram_percentile(interval.data(), interval_total, 99);
     line.errors = now.errors;
+    line.open_loop = options_.period_ns > 0;
+    line.behind = now.schedule_late;
     print_progress(line, terminal_);
   }
   last_progress_ns_ = now_ns;
@@ -322,6 +328,21 @@ void Controller::merge_results() {
     report_->receive_buffers_exhausted += result.receive_buffers_exhausted;
     report_->publish_paused_staged_full += result.publish_paused_staged_full;
     report_->pings += result.pings;
+    report_->schedule_late += result.schedule_late;
+    report_->schedule_lag_max_ns = std::max(report_->schedule_lag_max_ns, result.schedule_lag_max_ns);
+    report_->schedule_unsent += result.schedule_unsent;
+    for (size_t code = 0; code < 256; ++code) {
+      report_->connack_reasons[code] += result.connack_reasons[code];
+      report_->ack_reasons[code] += result.ack_reasons[code];
+      report_->disconnect_reasons[code] += result.disconnect_reasons[code];
+    }
+    report_->server_topic_alias_maximum = std::max(report_->server_topic_alias_maximum,
+                                                   result.server_topic_alias_maximum);
+    report_->server_receive_maximum = std::max(report_->server_receive_maximum, result.server_receive_maximum);
+    report_->topic_alias_publishes += result.topic_alias_publishes;
+    report_->shared_untracked += result.shared_untracked;
+    report_->payload_bytes_sent += result.payload_bytes_sent;
+    report_->reconnects += result.reconnects;
     report_->tls_handshakes += result.tls_handshakes;
     report_->tls_resumed += result.tls_resumed;
     if (report_->tls_protocol.empty()) report_->tls_protocol = result.tls_protocol;
@@ -339,6 +360,11 @@ void Controller::merge_results() {
     report_->connects_per_s = report_->connections_up / report_->connect_elapsed_s;
   }
   report_->exact_expectation = plan_.in_process;
+  report_->shared = plan_.shared;
+  if (plan_.shared && plan_.in_process) {
+    merge_shared(sent_by_publisher);
+    return;
+  }
   for (auto& worker : workers_) {
     for (const SubscriberResult& subscriber : worker->result().subscribers) {
       report_->unique += subscriber.unique;
@@ -348,7 +374,8 @@ void Controller::merge_results() {
       report_->foreign += subscriber.foreign;
       if (subscriber.granted_qos < options_.qos) report_->granted_qos_lower++;
       if (!plan_.in_process) {
-        report_->lost += subscriber.gaps;
+        // A share group member skips what went to the other members: gaps are not loss there.
+        if (!plan_.shared) report_->lost += subscriber.gaps;
         continue;
       }
       uint64_t expected = 0;
@@ -358,6 +385,34 @@ void Controller::merge_results() {
     }
   }
   COREMQ_ASSERT(report_->connections_up <= report_->connections_target);
+}
+
+// A share group: every message once to the group. Expected is what the matched publishers sent;
+// the group's unique deliveries are the members' own unique ones less those another member
+// had already (found in SharedState::shared_seen).
+void Controller::merge_shared(const std::vector<uint64_t>& sent_by_publisher) {
+  for (uint32_t publisher = 0; publisher < plan_.publishers; ++publisher) {
+    report_->expected += sent_by_publisher[publisher] * plan_.fanout[publisher];
+  }
+  uint64_t group_unique = 0;
+  bool first = true;
+  for (auto& worker : workers_) {
+    for (const SubscriberResult& subscriber : worker->result().subscribers) {
+      uint64_t own = subscriber.unique - subscriber.shared_duplicates;
+      group_unique += own;
+      report_->unique += own;
+      report_->duplicates += subscriber.duplicates + subscriber.shared_duplicates;
+      report_->shared_duplicates += subscriber.shared_duplicates;
+      report_->reordered += subscriber.reordered;
+      report_->unexpected += subscriber.unexpected;
+      report_->foreign += subscriber.foreign;
+      if (subscriber.granted_qos < options_.qos) report_->granted_qos_lower++;
+      report_->shared_member_min = first ? own : std::min(report_->shared_member_min, own);
+      report_->shared_member_max = std::max(report_->shared_member_max, own);
+      first = false;
+    }
+  }
+  report_->lost = report_->expected > group_unique ? report_->expected - group_unique : 0;
 }
 
 }  // namespace

@@ -7,12 +7,14 @@
 // destroyed after they were joined.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "base/spsc_ring.h"
+#include "bounds.h"
 #include "histogram.h"
 
 namespace coremq::bench {
@@ -36,6 +38,7 @@ struct alignas(base::kCacheLineBytes) WorkerCounters {
   std::atomic<uint64_t> publishers_done{0};    // publishers that reached --count
   std::atomic<uint64_t> subscribers_done{0};   // `sub --count`: subscribers that received --count
   std::atomic<int64_t> last_send_ns{0};
+  std::atomic<uint64_t> schedule_late{0};      // open loop: messages written behind schedule
   LiveHistogram latency;
 
   static void add(std::atomic<uint64_t>& counter, uint64_t amount) {
@@ -60,6 +63,18 @@ struct SharedState {
   // Per publisher: deliveries of its messages to subscribers of this process (the `run` window).
   std::unique_ptr<std::atomic<uint64_t>[]> delivered;
   uint32_t worker_count;
+  // Share group runs: one bit per (publisher, sequence < shared_capacity), set by whichever
+  // member got the message first (fetch_or, any thread); a member that finds it set got a
+  // message another member already had. Later sequences are only counted (untracked).
+  std::unique_ptr<std::atomic<uint64_t>[]> shared_seen;
+  uint64_t shared_capacity = 0;
+
+  void track_shared(uint32_t publishers, uint64_t count) {
+    shared_capacity = kSharedTrackedBitsMax / std::max<uint32_t>(publishers, 1);
+    if (count > 0) shared_capacity = std::min(shared_capacity, count);
+    shared_capacity = (shared_capacity + 63) / 64 * 64;
+    shared_seen = std::make_unique<std::atomic<uint64_t>[]>(shared_capacity / 64 * publishers);
+  }
 };
 
 }  // namespace coremq::bench

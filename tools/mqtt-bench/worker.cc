@@ -31,7 +31,13 @@ constexpr int64_t kIdleWaitNs = 20'000'000;     // nothing timed to do: wake to 
 constexpr int64_t kPacedWaitNs = 1'000'000;     // paced connects or publishes: 1 ms ticks
 constexpr int64_t kDisconnectGraceNs = kNanosPerSecond;
 
-uint64_t user_data(uint32_t slot, uint64_t operation) { return (uint64_t{slot} + 1) << kOperationBits | operation; }
+constexpr int kGenerationShift = 48;
+constexpr int64_t kChurnCheckIntervalNs = 10'000'000;
+
+// Operation in the low bits, slot + 1 above them, the socket's generation in the top 16.
+uint64_t user_data(uint32_t slot, uint64_t operation, uint16_t generation) {
+  return uint64_t{generation} << kGenerationShift | (uint64_t{slot} + 1) << kOperationBits | operation;
+}
 
 }  // namespace
 
@@ -46,13 +52,7 @@ Worker::Worker(uint32_t id, const Options& options, const Plan& plan, SharedStat
   context_.measure_start_ns = std::numeric_limits<int64_t>::max();
   context_.measure_end_ns = std::numeric_limits<int64_t>::max();
   if (plan_.in_process) context_.pending_delivered.assign(plan_.publishers, 0);
-  address_.sin_family = AF_INET;
-  address_.sin_port = htons(options_.port);
-  COREMQ_ASSERT(inet_pton(AF_INET, options_.host.c_str(), &address_.sin_addr) == 1);  // checked with the flags
   if (options_.connect_rate > 0) connect_rate_ = options_.connect_rate / options_.threads;
-  if (options_.rate_total > 0 && plan_.publishers > 0) {
-    publish_rate_ = static_cast<double>(options_.rate_total) / plan_.publishers;
-  }
 }
 
 Worker::~Worker() { COREMQ_ASSERT(!thread_.joinable()); }
@@ -103,6 +103,7 @@ bool Worker::alive(const Client& client) const {
 
 void Worker::loop() {
   int64_t last_keepalive_ns = monotonic_ns();
+  int64_t last_churn_ns = last_keepalive_ns;
   connect_start_ns_ = last_keepalive_ns;
   for (;;) {
     Phase phase = shared_.phase.load(std::memory_order_acquire);
@@ -116,14 +117,27 @@ void Worker::loop() {
       window_known_ = true;
     }
     start_connects(now_ns);
-    bool more_work = phase == Phase::kPublishing && publish_turn(now_ns);
+    bool open_loop = options_.period_ns > 0 && phase == Phase::kPublishing;
+    if (phase != Phase::kPublishing && phase != Phase::kConnecting && publishing_stopped_ns_ == 0) {
+      publishing_stopped_ns_ = now_ns;
+    }
+    if (open_loop && !schedules_started_) start_schedules();
+    int64_t schedule_wait_ns = open_loop ? scheduled_publish_turn(now_ns) : kIdleWaitNs;
+    bool more_work = phase == Phase::kPublishing && !open_loop && publish_turn(now_ns);
+    bool churn = options_.reconnect_messages > 0 || options_.reconnect_s > 0;
+    if (churn && now_ns - last_churn_ns >= kChurnCheckIntervalNs) {
+      churn_turn(now_ns);
+      last_churn_ns = now_ns;
+    }
     if (now_ns - last_keepalive_ns >= kKeepaliveCheckIntervalNs) {
       keepalive_turn(now_ns);
       last_keepalive_ns = now_ns;
     }
     flush_sends(now_ns);
-    bool paced = next_to_connect_ < clients_.size() || (phase == Phase::kPublishing && !publisher_slots_.empty());
-    wait_and_reap(more_work ? 0 : paced ? kPacedWaitNs : kIdleWaitNs);
+    bool paced = next_to_connect_ < clients_.size() ||
+                 (phase == Phase::kPublishing && !open_loop && !publisher_slots_.empty());
+    int64_t wait_ns = more_work ? 0 : paced ? kPacedWaitNs : kIdleWaitNs;
+    wait_and_reap(std::min(wait_ns, schedule_wait_ns));
     flush_deliveries();
     publish_counters();
   }
@@ -146,7 +160,7 @@ void Worker::start_connects(int64_t now_ns) {
 void Worker::start_connect(Client& client, uint32_t slot) {
   if (result_.first_connect_ns == 0) result_.first_connect_ns = monotonic_ns();
   client.on_connecting();
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(options_.broker_address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int error = errno;
     fail_client(slot, absl::StrFormat("socket() failed: %s%s", std::strerror(error),
@@ -159,28 +173,101 @@ void Worker::start_connect(Client& client, uint32_t slot) {
   client.io.fd = fd;
   handshaking_[slot] = true;
   handshakes_in_flight_++;
+  if (options_.source_local_count > 0 && !bind_source(fd, client, slot)) return;
   io_uring_sqe* sqe = ring_.next_sqe();
-  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&address_), sizeof(address_));
-  io_uring_sqe_set_data64(sqe, user_data(slot, kConnect));
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&options_.broker_address),
+                        options_.broker_address_length);
+  io_uring_sqe_set_data64(sqe, user_data(slot, kConnect, client.io.generation));
+}
+
+bool Worker::bind_source(int fd, const Client& client, uint32_t slot) {
+  uint32_t local = client.spec().ordinal % options_.source_local_count;
+  uint32_t k = options_.source_offset + local * options_.source_stride;
+  sockaddr_storage source{};
+  socklen_t length = options_.source_addresses.address(k, &source);
+  // Without IP_BIND_ADDRESS_NO_PORT, bind() to port 0 reserves a port for every destination at
+  // once, so one source address would still hold only ~28k-64k connections in all. With it
+  // the port is chosen at connect() for the full 4-tuple: each (source, broker) pair has its
+  // own ephemeral range, and 255 loopback sources hold millions.
+  int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&source), length) == 0) return true;
+  int error = errno;
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* raw = source.ss_family == AF_INET
+                        ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&source)->sin_addr)
+                        : static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&source)->sin6_addr);
+  inet_ntop(source.ss_family, raw, text, sizeof(text));
+  fail_client(slot, absl::StrFormat("bind to source address %s failed: %s%s", text, std::strerror(error),
+                                    error == EADDRNOTAVAIL ? " (not an address of this host)" : ""));
+  return false;
 }
 
 bool Worker::publish_turn(int64_t now_ns) {
+  (void)now_ns;
   bool more_work = false;
-  double elapsed_s = static_cast<double>(now_ns - publish_start_ns_) / kNanosPerSecond;
   for (uint32_t slot : publisher_slots_) {
     Client& client = *clients_[slot];
     if (!alive(client)) continue;
-    uint32_t budget = kPublishesPerTurnMax;
-    if (publish_rate_ > 0) {
-      // Open loop: what the schedule says is due by now, so a late turn catches up.
-      auto due = static_cast<uint64_t>(elapsed_s * publish_rate_) + 1;
-      budget = due > client.sent() ? static_cast<uint32_t>(std::min<uint64_t>(budget, due - client.sent())) : 0;
-    }
-    uint32_t encoded = budget > 0 ? client.publish(budget) : 0;
+    uint32_t encoded = client.publish(kPublishesPerTurnMax);
     if (encoded == kPublishesPerTurnMax) more_work = true;
     if (!client.staging.empty()) queue_flush(slot);
   }
   return more_work;
+}
+
+namespace {
+// std::push_heap and pop_heap build a max-heap; this makes the earliest due time the top.
+bool later_due(const std::pair<int64_t, uint32_t>& left, const std::pair<int64_t, uint32_t>& right) {
+  return left.first > right.first;
+}
+}  // namespace
+
+void Worker::start_schedules() {
+  COREMQ_ASSERT(!schedules_started_ && window_known_);
+  schedules_started_ = true;
+  due_heap_.reserve(publisher_slots_.size());
+  for (uint32_t slot : publisher_slots_) {
+    clients_[slot]->start_schedule(publish_start_ns_);
+    due_heap_.emplace_back(clients_[slot]->next_due_ns(), slot);
+  }
+  std::make_heap(due_heap_.begin(), due_heap_.end(), later_due);
+}
+
+bool Worker::publish_due(uint32_t slot, int64_t now_ns) {
+  Client& client = *clients_[slot];
+  if (!alive(client)) return true;  // failed: its schedule ends with it
+  if (client.publish(kPublishesPerTurnMax) == kPublishesPerTurnMax) catching_up_ = true;
+  if (!client.staging.empty()) queue_flush(slot);
+  if (client.publishing_done() || client.schedule_finished()) return true;
+  if (client.next_due_ns() > now_ns) {
+    due_heap_.emplace_back(client.next_due_ns(), slot);
+    std::push_heap(due_heap_.begin(), due_heap_.end(), later_due);
+    return true;
+  }
+  return false;
+}
+
+int64_t Worker::scheduled_publish_turn(int64_t now_ns) {
+  // Those behind first: their messages were due earliest.
+  catching_up_ = false;
+  size_t kept = 0;
+  for (uint32_t slot : behind_slots_) {
+    if (!publish_due(slot, now_ns)) behind_slots_[kept++] = slot;
+  }
+  behind_slots_.resize(kept);
+  while (!due_heap_.empty() && due_heap_.front().first <= now_ns) {
+    uint32_t slot = due_heap_.front().second;
+    std::pop_heap(due_heap_.begin(), due_heap_.end(), later_due);
+    due_heap_.pop_back();
+    if (!publish_due(slot, now_ns)) behind_slots_.push_back(slot);
+  }
+  // Behind: an acknowledgement or a finished send wakes the loop anyway; the tick bounds the
+  // wait for a publisher held by kPublishesPerTurnMax.
+  if (catching_up_) return 0;
+  if (!behind_slots_.empty()) return kPacedWaitNs;
+  if (due_heap_.empty()) return kIdleWaitNs;
+  return std::clamp<int64_t>(due_heap_.front().first - monotonic_ns(), 0, kIdleWaitNs);
 }
 
 void Worker::keepalive_turn(int64_t now_ns) {
@@ -231,7 +318,7 @@ void Worker::submit_send(uint32_t slot) {
   io_uring_sqe* sqe = ring_.next_sqe();
   io_uring_prep_send(sqe, client.io.fd, client.io.sending.data() + client.io.sending_offset,
                      client.io.sending.size() - client.io.sending_offset, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(sqe, user_data(slot, kSend));
+  io_uring_sqe_set_data64(sqe, user_data(slot, kSend, client.io.generation));
   client.io.send_in_flight = true;
 }
 
@@ -249,7 +336,7 @@ void Worker::arm_receive(uint32_t slot) {
     if (!client.io.receive_buffer) client.io.receive_buffer = std::make_unique<uint8_t[]>(kReceiveBufferBytes);
     io_uring_prep_recv(sqe, client.io.fd, client.io.receive_buffer.get(), kReceiveBufferBytes, 0);
   }
-  io_uring_sqe_set_data64(sqe, user_data(slot, kReceive));
+  io_uring_sqe_set_data64(sqe, user_data(slot, kReceive, client.io.generation));
   client.io.receive_armed = true;
 }
 
@@ -278,9 +365,18 @@ void Worker::wait_and_reap(int64_t timeout_ns) {
 void Worker::handle_completion(const io_uring_cqe* cqe) {
   uint64_t data = io_uring_cqe_get_data64(cqe);
   uint64_t operation = data & ((1u << kOperationBits) - 1);
-  COREMQ_ASSERT((data >> kOperationBits) >= 1);
-  auto slot = static_cast<uint32_t>((data >> kOperationBits) - 1);
+  auto generation = static_cast<uint16_t>(data >> kGenerationShift);
+  uint64_t slot_plus_one = (data & ((uint64_t{1} << kGenerationShift) - 1)) >> kOperationBits;
+  COREMQ_ASSERT(slot_plus_one >= 1);
+  auto slot = static_cast<uint32_t>(slot_plus_one - 1);
   COREMQ_ASSERT(slot < clients_.size());
+  if (generation != clients_[slot]->io.generation) {
+    // The socket this request was for was closed for churn; only its buffer matters now.
+    if (operation == kReceive && (cqe->flags & IORING_CQE_F_BUFFER)) {
+      buffers_.recycle(static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
   switch (operation) {
     case kConnect: on_connect_done(slot, cqe->res); break;
     case kReceive: on_receive(slot, cqe); break;
@@ -293,7 +389,7 @@ void Worker::on_connect_done(uint32_t slot, int result) {
   Client& client = *clients_[slot];
   if (client.state() != ClientState::kConnecting) return;  // failed meanwhile
   if (result < 0) {
-    fail_client(slot, absl::StrFormat("connect to %s:%u failed: %s", options_.host, options_.port,
+    fail_client(slot, absl::StrFormat("connect to %s:%u failed: %s", bracketed(options_.host), options_.port,
                                       std::strerror(-result)));
     return;
   }
@@ -317,7 +413,7 @@ bool Worker::start_transport(uint32_t slot) {
     made = std::move(tls);
   }
   if (options_.ws) {
-    std::string host = absl::StrFormat("%s:%u", options_.host_name, options_.port);
+    std::string host = absl::StrFormat("%s:%u", bracketed(options_.host_name), options_.port);
     uint64_t seed = mask_seed_ ^ (uint64_t{slot} * 0x9E3779B97F4A7C15ull);  // distinct per connection
     auto ws = std::make_unique<WsClientTransport>(host, options_.ws_path, seed);
     made = made != nullptr ? std::make_unique<StackedTransport>(std::move(made), std::move(ws))
@@ -462,7 +558,43 @@ void Worker::on_send_done(uint32_t slot, int result) {
   }
   client.io.sending.clear();
   client.io.sending_offset = 0;
+  if (client.io.reconnect_after_send && client.staging.empty() && client.io.wire_staging.empty()) {
+    reconnect(slot);
+    return;
+  }
   if (!client.staging.empty() || !client.io.wire_staging.empty()) queue_flush(slot);
+}
+
+void Worker::churn_turn(int64_t now_ns) {
+  for (uint32_t slot = 0; slot < clients_.size(); ++slot) {
+    Client& client = *clients_[slot];
+    if (client.io.fd < 0 || client.io.send_in_flight || client.io.reconnect_after_send ||
+        !client.reconnect_due(now_ns)) {
+      continue;
+    }
+    client.stage_disconnect();
+    client.io.close_after_staging = client.io.transport != nullptr;
+    client.io.reconnect_after_send = true;
+    queue_flush(slot);
+  }
+}
+
+void Worker::reconnect(uint32_t slot) {
+  Client& client = *clients_[slot];
+  // shutdown() ends the armed multishot receive; its completion carries the old generation.
+  shutdown(client.io.fd, SHUT_RDWR);
+  close(client.io.fd);
+  client.io.fd = -1;
+  client.io.generation++;
+  client.io.receive_armed = false;
+  client.io.reconnect_after_send = false;
+  client.io.close_after_staging = false;
+  client.io.transport_established = false;
+  client.io.transport.reset();
+  client.io.tls = nullptr;
+  client.io.wire_staging.clear();
+  client.reset_for_reconnect();
+  start_connect(client, slot);
 }
 
 void Worker::end_handshake(uint32_t slot) {
@@ -516,6 +648,7 @@ void Worker::publish_counters() {
   counters.publishers_done.store(result_.publishers_done, relaxed);
   counters.subscribers_done.store(result_.subscribers_done, relaxed);
   counters.last_send_ns.store(result_.last_send_ns, relaxed);
+  counters.schedule_late.store(result_.schedule_late, relaxed);
 }
 
 void Worker::disconnect_all() {
@@ -542,7 +675,9 @@ void Worker::disconnect_all() {
 }
 
 void Worker::collect_results() {
+  int64_t stopped_ns = publishing_stopped_ns_ > 0 ? publishing_stopped_ns_ : monotonic_ns();
   for (auto& client : clients_) {
+    if (schedules_started_ && client->is_publisher()) result_.schedule_unsent += client->due_unsent(stopped_ns);
     if (client->spec().role == Role::kPublisher) result_.publishers.push_back(client->publisher_result());
     if (client->spec().role == Role::kSubscriber) result_.subscribers.push_back(client->subscriber_result());
   }

@@ -53,8 +53,21 @@ class Worker {
   void loop();
   void start_connects(int64_t now_ns);
   void start_connect(Client& client, uint32_t slot);
+  // --source-address: binds the socket to the client's source address. False (client failed)
+  // when the address cannot be bound.
+  [[nodiscard]] bool bind_source(int fd, const Client& client, uint32_t slot);
   bool publish_turn(int64_t now_ns);
+  // Open loop: starts every publisher's schedule, then per turn writes what is due, earliest
+  // first. Returns how long the loop may wait before the next message is due.
+  void start_schedules();
+  int64_t scheduled_publish_turn(int64_t now_ns);
+  // Writes what is due for one publisher; true when it caught up (or is finished).
+  bool publish_due(uint32_t slot, int64_t now_ns);
   void keepalive_turn(int64_t now_ns);
+  // --reconnect-every: stages DISCONNECT on every client whose connection is due to go;
+  // reconnect() replaces its socket once that was sent.
+  void churn_turn(int64_t now_ns);
+  void reconnect(uint32_t slot);
   void queue_flush(uint32_t slot);
   void flush_sends(int64_t now_ns);
   void arm_receive(uint32_t slot);
@@ -94,7 +107,6 @@ class Worker {
   io::Ring ring_;
   io::BufferRing buffers_;
   bool provided_buffers_ = false;
-  sockaddr_in address_{};
   std::unique_ptr<TlsClientContext> tls_context_;  // --tls: this thread's own SSL_CTX
   base::ByteBuffer decoded_;  // a transport's decoded bytes, handed to Client at once
   uint64_t mask_seed_ = 0;     // --ws: seeds each connection's frame masks
@@ -108,7 +120,13 @@ class Worker {
   int64_t connect_start_ns_ = 0;
   int64_t publish_start_ns_ = 0;
   double connect_rate_ = 0;     // this worker's share, per second
-  double publish_rate_ = 0;     // per publisher, per second
+  // Open loop: publishers by next due time (a min-heap of {due_ns, slot}), and those whose due
+  // messages the window or a full output holds back (retried every turn until caught up).
+  std::vector<std::pair<int64_t, uint32_t>> due_heap_;
+  std::vector<uint32_t> behind_slots_;
+  bool schedules_started_ = false;
+  bool catching_up_ = false;  // a publisher wrote kPublishesPerTurnMax this turn: no wait
+  int64_t publishing_stopped_ns_ = 0;
   bool window_known_ = false;
   std::thread thread_;
 };
