@@ -27,8 +27,8 @@ using coremq::bench::Command;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "mqtt-bench " COREMQ_VERSION ": load and verify an MQTT broker (MQTT 3.1.1 over TCP, TLS,\n"
-    "WebSocket) over io_uring.\n"
+    "mqtt-bench " COREMQ_VERSION ": load and verify an MQTT broker (MQTT 3.1, 3.1.1 and 5 over\n"
+    "TCP, TLS, WebSocket) over io_uring.\n"
     "\n"
     "Usage: mqtt-bench <conn|pub|sub|run> [--flag=VALUE ...]\n"
     "  conn  open --connections at --connect-rate and hold them for --duration\n"
@@ -63,7 +63,15 @@ constexpr std::string_view kGroupTitles[] = {kBroker, kWorkload, kTiming, kOutpu
 constexpr coremq::base::FlagPlacement kPlacements[] = {
     {"host", kBroker, "ADDRESS"},
     {"port", kBroker},
-    {"mqtt", kBroker, "3.1.1|3.1"},
+    {"mqtt", kBroker, "3.1.1|3.1|5"},
+    {"source_address", kBroker, "ADDRESSES"},
+    {"session_expiry", kBroker, "SECONDS"},
+    {"receive_maximum", kBroker},
+    {"maximum_packet_size", kBroker, "BYTES"},
+    {"will_topic", kBroker, "TOPIC"},
+    {"will_payload", kBroker, "TEXT"},
+    {"will_qos", kBroker, "0|1|2"},
+    {"will_retain", kBroker},
     {"username", kBroker, "NAME"},
     {"password", kBroker, "PASSWORD"},
     {"client_id_prefix", kBroker, "PREFIX"},
@@ -88,8 +96,19 @@ constexpr coremq::base::FlagPlacement kPlacements[] = {
     {"topic", kWorkload, "TEMPLATE"},
     {"sub_topic", kWorkload, "TEMPLATE"},
     {"qos", kWorkload, "0|1|2"},
-    {"size", kWorkload, "BYTES"},
+    {"size", kWorkload, "BYTES|LOW-HIGH"},
+    {"size_dist", kWorkload, "uniform|exponential"},
+    {"retain", kWorkload},
+    {"topic_alias", kWorkload},
+    {"user_property", kWorkload, "NAME=VALUE"},
+    {"share_group", kWorkload, "NAME"},
     {"rate", kWorkload, "PER_SECOND"},
+    {"arrival", kWorkload, "burst|uniform|poisson"},
+    {"interval", kWorkload, "DURATION"},
+    {"lag_threshold", kWorkload, "DURATION"},
+    {"reconnect_every", kWorkload, "N|DURATION"},
+    {"process_count", kWorkload},
+    {"process_index", kWorkload},
     {"window", kWorkload},
     {"threads", kWorkload},
     {"duration", kTiming, "DURATION"},
