@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "admin/admin_server.h"
+#include "admin/stats.h"
 #include "auth/acl_file.h"
 #include "auth/password_checker.h"
 #include "auth/password_file.h"
@@ -28,6 +30,7 @@
 #include "shard/local_hub.h"
 #include "shard/shard.h"
 #include "shard/shard_access.h"
+#include "shard/shard_snapshot.h"
 #include "transport/listener_factory.h"
 
 namespace coremq {
@@ -69,6 +72,8 @@ class BrokerImpl final : public shard::ShardAccess {
     for (auto& shard : shards_) shard->request_stop();
   }
   void wait() {
+    // The admin thread first: it reads the shards (through ShardAccess) until it stops.
+    admin_.reset();
     for (auto& shard : shards_) shard->join();
     if (password_checker_ != nullptr) password_checker_->stop();
     // Only now, with every thread gone, can nothing more be posted.
@@ -108,6 +113,9 @@ class BrokerImpl final : public shard::ShardAccess {
   // In-process clients: shared with every LocalClient, which may outlive the Broker.
   std::shared_ptr<shard::LocalHub> local_hub_;
   std::atomic<bool> running_{false};
+  // The HTTP admin listener (Options::http_listener); null when off. Started after the shards,
+  // destroyed before they are joined (wait()).
+  std::unique_ptr<admin::AdminServer> admin_;
 };
 
 namespace {
@@ -248,6 +256,17 @@ bool BrokerImpl::start(std::string* error) {
                 listener.password_file.empty() ? "it is not on loopback" : "it has a password file");
   }
   running_.store(true, std::memory_order_release);
+  if (!options_.http_listener.empty()) {
+    admin_ = admin::AdminServer::start(
+        options_, *this,
+        [this](const LocalClientOptions& local, std::string* why) { return connect_local(local, why); }, error);
+    if (admin_ == nullptr) {
+      stop();
+      wait();
+      shards_.clear();
+      return false;
+    }
+  }
   LOG_INFO("coremq started: %u listener%s, %u shard%s", listeners_.size(), listeners_.size() == 1 ? "" : "s", count,
            count == 1 ? "" : "s");
   return true;
@@ -504,6 +523,10 @@ uint16_t Broker::listener_port(size_t index) const {
 }
 bool Broker::reload(std::string* report) { return impl_->reload(report); }
 uint32_t Broker::shard_count() const { return static_cast<uint32_t>(impl_->shards_.size()); }
+uint16_t Broker::http_port() const { return impl_->admin_ != nullptr ? impl_->admin_->port() : 0; }
+BrokerStats Broker::stats(std::chrono::milliseconds timeout) const {
+  return admin::broker_stats(shard::collect_shard_snapshots(*impl_, timeout));
+}
 
 std::unique_ptr<LocalClient> Broker::connect_local(const LocalClientOptions& options, std::string* error) {
   return impl_->connect_local(options, error);
