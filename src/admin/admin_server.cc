@@ -21,11 +21,18 @@ std::unique_ptr<AdminServer> AdminServer::start(const Options& options, shard::S
   http.timeout_seconds = options.http_timeout_seconds;
   http.max_body_bytes = options.http_max_body_bytes;
   bool authenticated = authenticator != nullptr;
-  AdminApi* api = server->api_.get();
-  server->http_ = HttpServer::start(http, std::move(authenticator),
-                                    [api](const HttpRequest& request) { return api->handle(request); }, error);
+  server->dashboard_ = Dashboard::load();
+  server->http_ = HttpServer::start(
+      http, std::move(authenticator),
+      [self](const HttpRequest& request) {
+        if (request.method == "GET" || request.method == "HEAD") {
+          if (std::optional<HttpResponse> page = self->dashboard_.serve(request.path)) return *page;
+        }
+        return self->api_->handle(request);
+      },
+      error);
   if (server->http_ == nullptr) return nullptr;
-  LOG_INFO("http admin listening on %s (/metrics, /api/v1)%s", server->http_->url(),
+  LOG_INFO("http admin listening on %s (dashboard /, /metrics, /api/v1)%s", server->http_->url(),
            authenticated ? "" : " without authentication");
   return server;
 }

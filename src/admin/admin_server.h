@@ -8,6 +8,7 @@
 #include <string>
 
 #include "admin/api.h"
+#include "admin/dashboard.h"
 #include "admin/http_server.h"
 #include "coremq/options.h"
 #include "shard/shard_access.h"
@@ -27,6 +28,7 @@ class AdminServer {
   AdminServer() = default;
   // Declared first, destroyed last: the admin thread (in http_) uses it until it stops.
   std::unique_ptr<AdminApi> api_;
+  Dashboard dashboard_;
   std::unique_ptr<HttpServer> http_;
 };
 
