@@ -13,7 +13,8 @@ std::unique_ptr<AdminServer> AdminServer::start(const Options& options, shard::S
   auto server = std::unique_ptr<AdminServer>(new AdminServer());
   AdminServer* self = server.get();
   server->api_ = std::make_unique<AdminApi>(shards, std::move(connect_local), [self] {
-    return self->http_ != nullptr ? self->http_->counters() : HttpCountersCopy{};
+    const HttpServer* http = self->published_http_.load(std::memory_order_acquire);
+    return http != nullptr ? http->counters() : HttpCountersCopy{};
   });
   HttpServerOptions http;
   http.listener = options.http_listener;
@@ -32,6 +33,9 @@ std::unique_ptr<AdminServer> AdminServer::start(const Options& options, shard::S
       },
       error);
   if (server->http_ == nullptr) return nullptr;
+  // The admin thread runs from inside HttpServer::start, before http_ is assigned here: it
+  // reads the server's counters through this atomic, never through http_.
+  server->published_http_.store(server->http_.get(), std::memory_order_release);
   LOG_INFO("http admin listening on %s (dashboard /, /metrics, /api/v1)%s", server->http_->url(),
            authenticated ? "" : " without authentication");
   return server;

@@ -4,6 +4,7 @@
 // the request in progress). It reads the shards only through shard::ShardAccess.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,7 @@ class AdminServer {
   std::unique_ptr<AdminApi> api_;
   Dashboard dashboard_;
   std::unique_ptr<HttpServer> http_;
+  std::atomic<const HttpServer*> published_http_{nullptr};
 };
 
 }  // namespace coremq::admin

@@ -76,7 +76,10 @@ void write_client(JsonWriter& out, const broker::ClientView& client, bool detail
     out.key("connection").begin_object();
     out.key("address").string(client.address);
     out.key("protocol_level").number(client.protocol_level);
-    out.key("protocol").string(client.protocol_level == 5 ? "mqtt5" : client.protocol_level == 4 ? "mqtt3.1.1" : "mqtt3.1");
+    out.key("protocol")
+        .string(client.protocol_level == 5   ? "mqtt5"
+                : client.protocol_level == 4 ? "mqtt3.1.1"
+                                             : "mqtt3.1");
     out.key("listener").number(client.listener);
     out.key("keep_alive_seconds").number(client.keep_alive_seconds);
     out.end_object();
@@ -127,9 +130,11 @@ HttpResponse AdminApi::handle(const HttpRequest& request) {
     if (method == "DELETE") return disconnect(client_id, request);
     return error(405, "GET or DELETE /api/v1/clients/{id}");
   }
-  if (path == "/api/v1/subscriptions") return get ? list_subscriptions(request) : error(405, "GET /api/v1/subscriptions");
+  if (path == "/api/v1/subscriptions")
+    return get ? list_subscriptions(request) : error(405, "GET /api/v1/subscriptions");
   if (path == "/api/v1/topics") return get ? list_topics(request) : error(405, "GET /api/v1/topics");
-  if (path == "/api/v1/publish") return method == "POST" ? publish(request) : error(405, "POST /api/v1/publish");
+  if (path == "/api/v1/publish")
+    return method == "POST" ? publish(request) : error(405, "POST /api/v1/publish");
   return error(404, "no such endpoint (see docs/API.md)");
 }
 
@@ -202,8 +207,9 @@ HttpResponse AdminApi::list_clients(const HttpRequest& request) {
       for (auto& client : list) clients.push_back(std::move(client));
     }
   }
-  std::sort(clients.begin(), clients.end(),
-            [](const broker::ClientView& a, const broker::ClientView& b) { return a.client_id < b.client_id; });
+  std::sort(clients.begin(), clients.end(), [](const broker::ClientView& a, const broker::ClientView& b) {
+    return a.client_id < b.client_id;
+  });
   bool more = clients.size() > limit;
   if (more) clients.resize(limit);
   JsonWriter out;
@@ -269,7 +275,8 @@ HttpResponse AdminApi::disconnect(const std::string& client_id, const HttpReques
         result->outcome = outcome;
       },
       kShardTimeout);
-  if (!answered) return error(503, "the client's shard did not answer in time; the disconnect may still happen");
+  if (!answered)
+    return error(503, "the client's shard did not answer in time; the disconnect may still happen");
   broker::AdminDisconnect outcome;
   {
     std::lock_guard lock(result->mutex);
@@ -313,8 +320,9 @@ HttpResponse AdminApi::list_subscriptions(const HttpRequest& request) {
     }
   }
   auto key = [](const broker::SubscriptionView& s) { return s.client_id + '\0' + s.filter; };
-  std::sort(subscriptions.begin(), subscriptions.end(),
-            [&](const broker::SubscriptionView& a, const broker::SubscriptionView& b) { return key(a) < key(b); });
+  std::sort(
+      subscriptions.begin(), subscriptions.end(),
+      [&](const broker::SubscriptionView& a, const broker::SubscriptionView& b) { return key(a) < key(b); });
   bool more = subscriptions.size() > limit;
   if (more) subscriptions.resize(limit);
   JsonWriter out;
@@ -398,7 +406,8 @@ HttpResponse AdminApi::publish(const HttpRequest& request) {
   std::string why;
   if (!body.parse(request.body, &why)) return error(400, "body is not a flat JSON object: " + why);
   for (const auto& [name, value] : body.members()) {
-    if (name != "topic" && name != "payload" && name != "payload_base64" && name != "qos" && name != "retain") {
+    if (name != "topic" && name != "payload" && name != "payload_base64" && name != "qos" &&
+        name != "retain") {
       return error(400, "unknown member '" + name + "' (topic, payload, payload_base64, qos, retain)");
     }
   }
@@ -406,10 +415,12 @@ HttpResponse AdminApi::publish(const HttpRequest& request) {
   if (topic == nullptr || topic->kind != JsonValue::Kind::kString || topic->text.empty()) {
     return error(400, "topic: a non-empty string is required");
   }
-  if (topic->text.find_first_of("+#") != std::string::npos) return error(400, "topic: no wildcards in a topic name");
+  if (topic->text.find_first_of("+#") != std::string::npos)
+    return error(400, "topic: no wildcards in a topic name");
   const JsonValue* text = body.find("payload");
   const JsonValue* encoded = body.find("payload_base64");
-  if (text != nullptr && encoded != nullptr) return error(400, "payload and payload_base64 exclude each other");
+  if (text != nullptr && encoded != nullptr)
+    return error(400, "payload and payload_base64 exclude each other");
   std::string payload;
   if (text != nullptr) {
     if (text->kind != JsonValue::Kind::kString) return error(400, "payload: a string");
@@ -439,10 +450,13 @@ HttpResponse AdminApi::publish(const HttpRequest& request) {
   std::unique_ptr<LocalClient> client = connect_local_(options, &connect_error);
   if (client == nullptr) return error(503, "cannot publish: " + connect_error);
   std::future<OperationResult> done = client->publish(topic->text, payload, qos, retain);
-  if (done.wait_for(kShardTimeout) != std::future_status::ready) return error(504, "the broker did not answer in time");
+  if (done.wait_for(kShardTimeout) != std::future_status::ready)
+    return error(504, "the broker did not answer in time");
   OperationResult result = done.get();
-  if (result.status == LocalStatus::kInvalidArgument) return error(400, "the broker refused the topic or QoS");
-  if (result.status != LocalStatus::kOk) return error(503, std::string("publish failed: ") + local_status_name(result.status));
+  if (result.status == LocalStatus::kInvalidArgument)
+    return error(400, "the broker refused the topic or QoS");
+  if (result.status != LocalStatus::kOk)
+    return error(503, std::string("publish failed: ") + local_status_name(result.status));
   JsonWriter out;
   out.begin_object();
   out.key("published").boolean(result.ok());

@@ -26,7 +26,8 @@ class AdminApi {
   static constexpr uint32_t kPageDefault = 100;
   static constexpr uint32_t kPageMax = 1000;
 
-  AdminApi(shard::ShardAccess& shards, ConnectLocal connect_local, std::function<HttpCountersCopy()> http_counters);
+  AdminApi(shard::ShardAccess& shards, ConnectLocal connect_local,
+           std::function<HttpCountersCopy()> http_counters);
   ~AdminApi();
 
   HttpResponse handle(const HttpRequest& request);

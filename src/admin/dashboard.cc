@@ -21,7 +21,8 @@ Dashboard Dashboard::load() {
     dashboard.chart_js_ = contents.str();
   }
   if (dashboard.chart_js_.empty()) {
-    LOG_WARNING("dashboard: %s is missing or unreadable (apt-get install libjs-chart.js): no charts", kChartJsPath);
+    LOG_WARNING("dashboard: %s is missing or unreadable (apt-get install libjs-chart.js): no charts",
+                kChartJsPath);
     dashboard.chart_js_ = "/* Chart.js is not installed: the dashboard shows numbers only. */\n";
   }
   return dashboard;

@@ -15,7 +15,8 @@ namespace coremq::admin {
 namespace {
 std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' || text.back() == '\n')) {
+  while (!text.empty() &&
+         (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' || text.back() == '\n')) {
     text.remove_suffix(1);
   }
   return text;
@@ -25,7 +26,8 @@ std::string_view trim(std::string_view text) {
 bool take_scheme(std::string_view* header, std::string_view scheme) {
   if (header->size() <= scheme.size() || (*header)[scheme.size()] != ' ') return false;
   for (size_t i = 0; i < scheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>((*header)[i])) != std::tolower(static_cast<unsigned char>(scheme[i]))) {
+    if (std::tolower(static_cast<unsigned char>((*header)[i])) !=
+        std::tolower(static_cast<unsigned char>(scheme[i]))) {
       return false;
     }
   }
@@ -41,7 +43,8 @@ HttpAuthenticator::Digest HttpAuthenticator::sha256(std::string_view a, std::str
   COREMQ_ASSERT_MSG(context != nullptr, "out of memory");
   uint8_t separator = 0;
   bool ok = EVP_DigestInit_ex(context, EVP_sha256(), nullptr) == 1 &&
-            EVP_DigestUpdate(context, a.data(), a.size()) == 1 && EVP_DigestUpdate(context, &separator, 1) == 1 &&
+            EVP_DigestUpdate(context, a.data(), a.size()) == 1 &&
+            EVP_DigestUpdate(context, &separator, 1) == 1 &&
             EVP_DigestUpdate(context, b.data(), b.size()) == 1 &&
             EVP_DigestFinal_ex(context, digest.data(), &length) == 1;
   EVP_MD_CTX_free(context);
@@ -82,7 +85,8 @@ std::unique_ptr<HttpAuthenticator> HttpAuthenticator::load(const Options& option
   std::vector<config::Diagnostic> diagnostics;
   authenticator->password_file_ = auth::load_password_file(options.http_password_file, {}, &diagnostics);
   for (const config::Diagnostic& diagnostic : diagnostics) {
-    if (diagnostic.severity == config::Severity::kWarning) LOG_WARNING("%s", config::format_diagnostic(diagnostic));
+    if (diagnostic.severity == config::Severity::kWarning)
+      LOG_WARNING("%s", config::format_diagnostic(diagnostic));
   }
   if (authenticator->password_file_ == nullptr) {
     *error = "--http-password-file: ";

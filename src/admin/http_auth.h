@@ -31,7 +31,9 @@ class HttpAuthenticator {
   // `authorization`: the request's Authorization header (empty if none). Admin thread only.
   bool allowed(std::string_view authorization);
   // The WWW-Authenticate value a 401 carries.
-  const char* challenge() const { return bearer_ ? "Bearer realm=\"coremq\"" : "Basic realm=\"coremq\", charset=\"UTF-8\""; }
+  const char* challenge() const {
+    return bearer_ ? "Bearer realm=\"coremq\"" : "Basic realm=\"coremq\", charset=\"UTF-8\"";
+  }
 
  private:
   using Digest = std::array<uint8_t, 32>;

@@ -60,7 +60,8 @@ void log_trampoline(void* /*context*/, const char* format, va_list arguments) {
 }
 
 MHD_Result collect_argument(void* into, MHD_ValueKind /*kind*/, const char* key, const char* value) {
-  static_cast<std::vector<std::pair<std::string, std::string>>*>(into)->emplace_back(key, value == nullptr ? "" : value);
+  static_cast<std::vector<std::pair<std::string, std::string>>*>(into)->emplace_back(
+      key, value == nullptr ? "" : value);
   return MHD_YES;
 }
 
@@ -120,7 +121,8 @@ bool split_http_listener(std::string_view text, std::string* address, uint16_t* 
   std::string_view host = text.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   uint32_t number = 0;
-  if (!absl::SimpleAtoi(absl::string_view(text.data() + colon + 1, text.size() - colon - 1), &number) || number > 65535) {
+  if (!absl::SimpleAtoi(absl::string_view(text.data() + colon + 1, text.size() - colon - 1), &number) ||
+      number > 65535) {
     *error = "--http-listener '" + std::string(text) + "': the port must be a number from 0 to 65535";
     return false;
   }
@@ -130,8 +132,8 @@ bool split_http_listener(std::string_view text, std::string* address, uint16_t* 
 }
 
 std::unique_ptr<HttpServer> HttpServer::start(const HttpServerOptions& options,
-                                              std::unique_ptr<HttpAuthenticator> authenticator, HttpHandler handler,
-                                              std::string* error) {
+                                              std::unique_ptr<HttpAuthenticator> authenticator,
+                                              HttpHandler handler, std::string* error) {
   std::string address;
   uint16_t port = 0;
   if (!split_http_listener(options.listener, &address, &port, error)) return nullptr;
@@ -148,7 +150,8 @@ std::unique_ptr<HttpServer> HttpServer::start(const HttpServerOptions& options,
   // connection limit sits above ours so that ours, which counts, is the one that refuses.
   server->daemon_ = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0, accept_trampoline, server.get(),
-      access_trampoline, server.get(), MHD_OPTION_EXTERNAL_LOGGER, log_trampoline, nullptr, MHD_OPTION_LISTEN_SOCKET, server->listen_fd_, MHD_OPTION_CONNECTION_LIMIT,
+      access_trampoline, server.get(), MHD_OPTION_EXTERNAL_LOGGER, log_trampoline, nullptr,
+      MHD_OPTION_LISTEN_SOCKET, server->listen_fd_, MHD_OPTION_CONNECTION_LIMIT,
       static_cast<unsigned int>(options.max_connections + 8), MHD_OPTION_CONNECTION_TIMEOUT,
       static_cast<unsigned int>(options.timeout_seconds), MHD_OPTION_NOTIFY_COMPLETED, completed_trampoline,
       server.get(), MHD_OPTION_NOTIFY_CONNECTION, connection_trampoline, server.get(), MHD_OPTION_END);
@@ -180,7 +183,8 @@ HttpCountersCopy HttpServer::counters() const {
 bool HttpServer::on_accept() {
   if (connections_open_.load(std::memory_order_relaxed) >= options_.max_connections) {
     connections_refused_limit_.fetch_add(1, std::memory_order_relaxed);
-    LOG_WARNING_LIMITED("http: connection refused: %u open (--http-max-connections)", options_.max_connections);
+    LOG_WARNING_LIMITED("http: connection refused: %u open (--http-max-connections)",
+                        options_.max_connections);
     return false;
   }
   return true;
@@ -198,17 +202,19 @@ void HttpServer::on_completed(void* request_state, int termination) {
   delete static_cast<RequestState*>(request_state);
   if (termination == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) {
     timeouts_.fetch_add(1, std::memory_order_relaxed);
-    LOG_INFO_LIMITED("http: a connection was idle for %u s (--http-timeout): closed", options_.timeout_seconds);
+    LOG_INFO_LIMITED("http: a connection was idle for %u s (--http-timeout): closed",
+                     options_.timeout_seconds);
   }
 }
 
 int HttpServer::respond(MHD_Connection* connection, const HttpResponse& response) {
-  MHD_Response* reply = MHD_create_response_from_buffer(response.body.size(), const_cast<char*>(response.body.data()),
-                                                        MHD_RESPMEM_MUST_COPY);
+  MHD_Response* reply = MHD_create_response_from_buffer(
+      response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
   if (reply == nullptr) return 0;
   (void)MHD_add_response_header(reply, MHD_HTTP_HEADER_CONTENT_TYPE, response.content_type.c_str());
   (void)MHD_add_response_header(reply, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  for (const auto& [name, value] : response.headers) (void)MHD_add_response_header(reply, name.c_str(), value.c_str());
+  for (const auto& [name, value] : response.headers)
+    (void)MHD_add_response_header(reply, name.c_str(), value.c_str());
   MHD_Result queued = MHD_queue_response(connection, static_cast<unsigned int>(response.status), reply);
   MHD_destroy_response(reply);
   requests_.fetch_add(1, std::memory_order_relaxed);
@@ -226,8 +232,8 @@ HttpResponse json_error(int status, std::string_view message) {
 }
 }  // namespace
 
-int HttpServer::on_request(MHD_Connection* connection, const char* url, const char* method, const char* upload_data,
-                           size_t* upload_data_size, void** request_state) {
+int HttpServer::on_request(MHD_Connection* connection, const char* url, const char* method,
+                           const char* upload_data, size_t* upload_data_size, void** request_state) {
   auto* state = static_cast<RequestState*>(*request_state);
   if (state == nullptr) {
     // First call: headers only. Credentials and the declared body size are checked before
@@ -235,7 +241,8 @@ int HttpServer::on_request(MHD_Connection* connection, const char* url, const ch
     state = new RequestState();
     *request_state = state;
     if (authenticator_ != nullptr) {
-      const char* authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+      const char* authorization =
+          MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
       if (!authenticator_->allowed(authorization == nullptr ? "" : authorization)) {
         authentication_failures_.fetch_add(1, std::memory_order_relaxed);
         LOG_INFO_LIMITED("http: %s %s refused: no valid credentials (401)", method, url);
@@ -245,7 +252,8 @@ int HttpServer::on_request(MHD_Connection* connection, const char* url, const ch
         return respond(connection, response);
       }
     }
-    const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char* length =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t declared = 0;
     if (length != nullptr && absl::SimpleAtoi(length, &declared) && declared > options_.max_body_bytes) {
       state->too_large = true;
@@ -271,8 +279,8 @@ int HttpServer::on_request(MHD_Connection* connection, const char* url, const ch
                         options_.max_body_bytes);
     *upload_data_size = 0;
     state->answered = true;
-    HttpResponse response =
-        json_error(413, "request body over " + std::to_string(options_.max_body_bytes) + " bytes (--http-max-body-bytes)");
+    HttpResponse response = json_error(413, "request body over " + std::to_string(options_.max_body_bytes) +
+                                                " bytes (--http-max-body-bytes)");
     response.headers.emplace_back(MHD_HTTP_HEADER_CONNECTION, "close");
     return respond(connection, response);
   }

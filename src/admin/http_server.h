@@ -28,7 +28,7 @@ namespace coremq::admin {
 
 struct HttpRequest {
   std::string method;
-  std::string path;  // without the query string
+  std::string path;                                        // without the query string
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::string body;
   std::optional<std::string_view> query_value(std::string_view name) const {
@@ -64,8 +64,8 @@ class HttpServer {
  public:
   // Binds and starts the admin thread; null with *error (naming the address) on failure.
   static std::unique_ptr<HttpServer> start(const HttpServerOptions& options,
-                                           std::unique_ptr<HttpAuthenticator> authenticator, HttpHandler handler,
-                                           std::string* error);
+                                           std::unique_ptr<HttpAuthenticator> authenticator,
+                                           HttpHandler handler, std::string* error);
   ~HttpServer();  // stops the thread and closes every connection
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -16,7 +16,8 @@ class Reader {
     return false;
   }
   void skip_blanks() {
-    while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\t' || text_[at_] == '\n' || text_[at_] == '\r')) {
+    while (at_ < text_.size() &&
+           (text_[at_] == ' ' || text_[at_] == '\t' || text_[at_] == '\n' || text_[at_] == '\r')) {
       ++at_;
     }
   }
@@ -92,14 +93,30 @@ class Reader {
       if (at_ >= text_.size()) return fail("unterminated escape");
       char escape = text_[at_++];
       switch (escape) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
+        case '"':
+          out->push_back('"');
+          break;
+        case '\\':
+          out->push_back('\\');
+          break;
+        case '/':
+          out->push_back('/');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
         case 'u': {
           uint32_t unit = 0;
           if (!hex4(&unit)) return false;
@@ -116,7 +133,8 @@ class Reader {
           append_utf8(unit, out);
           break;
         }
-        default: return fail("unknown escape");
+        default:
+          return fail("unknown escape");
       }
     }
   }
@@ -158,7 +176,8 @@ class Reader {
     uint64_t magnitude = 0;
     while (at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9') {
       uint64_t digit = static_cast<uint64_t>(text_[at_] - '0');
-      if (magnitude > (uint64_t{std::numeric_limits<int64_t>::max()} - digit) / 10) return fail("integer too large");
+      if (magnitude > (uint64_t{std::numeric_limits<int64_t>::max()} - digit) / 10)
+        return fail("integer too large");
       magnitude = magnitude * 10 + digit;
       ++at_;
     }

@@ -24,7 +24,7 @@ size_t utf8_sequence_length(std::string_view text, size_t at) {
   }
   if (lead >= 0xF0 && lead <= 0xF4) {
     if (left < 4 || !continuation(1) || !continuation(2) || !continuation(3)) return 0;
-    if (lead == 0xF0 && byte(at + 1) < 0x90) return 0;  // overlong
+    if (lead == 0xF0 && byte(at + 1) < 0x90) return 0;   // overlong
     if (lead == 0xF4 && byte(at + 1) >= 0x90) return 0;  // above U+10FFFF
     return 4;
   }

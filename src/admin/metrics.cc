@@ -93,7 +93,9 @@ class Exposition {
   std::string out_;
 };
 
-std::string shard_label(uint32_t shard) { return absl::StrFormat("shard=\"%u\"", shard); }
+std::string shard_label(uint32_t shard) {
+  return absl::StrFormat("shard=\"%u\"", shard);
+}
 std::string join_labels(std::string_view a, std::string_view b) {
   if (a.empty()) return std::string(b);
   if (b.empty()) return std::string(a);
@@ -110,7 +112,8 @@ struct Family {
 
 CounterName prometheus_name(std::string_view counter) {
   for (const Rename& rename : kRenames) {
-    if (rename.counter == counter) return CounterName{std::string(rename.family), std::string(rename.reason), false};
+    if (rename.counter == counter)
+      return CounterName{std::string(rename.family), std::string(rename.reason), false};
   }
   if (counter == "connections_current") return CounterName{"connections", "", true};
   return CounterName{std::string(counter), "", false};
@@ -150,7 +153,8 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   };
   gauge("sessions", [](const shard::ShardSnapshot& s) { return s.sessions; });
   gauge("sessions_online", [](const shard::ShardSnapshot& s) { return s.sessions_online; });
-  gauge("sessions_offline", [](const shard::ShardSnapshot& s) { return s.sessions - std::min(s.sessions, s.sessions_online); });
+  gauge("sessions_offline",
+        [](const shard::ShardSnapshot& s) { return s.sessions - std::min(s.sessions, s.sessions_online); });
   gauge("subscriptions", [](const shard::ShardSnapshot& s) { return s.subscriptions; });
   gauge("retained_messages", [](const shard::ShardSnapshot& s) { return s.retained; });
   gauge("cross_shard_ring_depth", [](const shard::ShardSnapshot& s) { return s.inbound_ring_depth; });
@@ -195,13 +199,15 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   out.histogram("coremq_delivery_latency_seconds", "", latency_total);
   out.family("coremq_shard_delivery_latency_seconds", "histogram", std::string(latency_help) + " Per shard.");
   for (const shard::ShardSnapshot& snapshot : shards) {
-    out.histogram("coremq_shard_delivery_latency_seconds", shard_label(snapshot.shard), snapshot.delivery_latency_us);
+    out.histogram("coremq_shard_delivery_latency_seconds", shard_label(snapshot.shard),
+                  snapshot.delivery_latency_us);
   }
   out.family("coremq_loop_turn_duration_seconds", "histogram", turn_help);
   out.histogram("coremq_loop_turn_duration_seconds", "", turn_total);
   out.family("coremq_shard_loop_turn_duration_seconds", "histogram", std::string(turn_help) + " Per shard.");
   for (const shard::ShardSnapshot& snapshot : shards) {
-    out.histogram("coremq_shard_loop_turn_duration_seconds", shard_label(snapshot.shard), snapshot.turn_duration_us);
+    out.histogram("coremq_shard_loop_turn_duration_seconds", shard_label(snapshot.shard),
+                  snapshot.turn_duration_us);
   }
 
   out.family("coremq_shards", "gauge", "Shards (event-loop threads).");
@@ -212,10 +218,12 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   out.sample("coremq_http_connections", "", http.connections_open);
   out.family("coremq_http_connections_refused_total", "counter",
              "HTTP connections refused by --http-max-connections.");
-  out.sample("coremq_http_connections_refused_total", "reason=\"max_connections\"", http.connections_refused_limit);
+  out.sample("coremq_http_connections_refused_total", "reason=\"max_connections\"",
+             http.connections_refused_limit);
   out.family("coremq_http_timeouts_total", "counter", "HTTP connections closed by --http-timeout.");
   out.sample("coremq_http_timeouts_total", "", http.timeouts);
-  out.family("coremq_http_bodies_too_large_total", "counter", "HTTP requests refused by --http-max-body-bytes (413).");
+  out.family("coremq_http_bodies_too_large_total", "counter",
+             "HTTP requests refused by --http-max-body-bytes (413).");
   out.sample("coremq_http_bodies_too_large_total", "", http.bodies_too_large);
   out.family("coremq_http_authentication_failures_total", "counter", "HTTP requests refused with 401.");
   out.sample("coremq_http_authentication_failures_total", "", http.authentication_failures);

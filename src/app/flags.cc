@@ -96,8 +96,8 @@ ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning, erro
 ABSL_FLAG(uint32_t, stats_interval, 0,
           "Seconds between each shard's 'stats' log line of its counters (name=value pairs); 0 = never.");
 ABSL_FLAG(std::string, http_listener, "",
-          "HTTP admin listener ADDRESS:PORT (Prometheus /metrics, admin API /api/v1); ':PORT' = loopback only; "
-          "empty = none.");
+          "HTTP admin listener ADDRESS:PORT (dashboard /, Prometheus /metrics, admin API /api/v1); "
+          "':PORT' = loopback only; empty = none.");
 ABSL_FLAG(std::string, http_user, "", "HTTP basic-auth user, checked against --http-password-file.");
 ABSL_FLAG(std::string, http_password_file, "", "Mosquitto password file holding --http-user's password.");
 ABSL_FLAG(std::string, http_token_file, "",

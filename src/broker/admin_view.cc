@@ -22,7 +22,8 @@ std::string peer_address(const Connection& connection) {
   if (connection.in_process) return "in-process";
   sockaddr_storage address{};
   socklen_t length = sizeof(address);
-  if (connection.fd < 0 || getpeername(connection.fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "";
+  if (connection.fd < 0 || getpeername(connection.fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    return "";
   char text[INET6_ADDRSTRLEN] = {};
   if (address.ss_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
@@ -37,7 +38,9 @@ std::string peer_address(const Connection& connection) {
   return "";
 }
 
-uint8_t protocol_level(mqtt::ProtocolVersion version) { return static_cast<uint8_t>(version); }
+uint8_t protocol_level(mqtt::ProtocolVersion version) {
+  return static_cast<uint8_t>(version);
+}
 
 }  // namespace
 
@@ -85,9 +88,9 @@ bool ShardState::admin_client(std::string_view client_id, ClientView* out) const
   const Session& session = *found->second;
   fill_client(session, shard_id_, out);
   for (const auto& [filter, options] : session.subscriptions) {
-    out->subscriptions.push_back(SubscriptionView{session.client_id, std::string(filter), options.qos, options.no_local,
-                                                  options.retain_as_published, options.retain_handling,
-                                                  options.identifier});
+    out->subscriptions.push_back(SubscriptionView{session.client_id, std::string(filter), options.qos,
+                                                  options.no_local, options.retain_as_published,
+                                                  options.retain_handling, options.identifier});
   }
   std::sort(out->subscriptions.begin(), out->subscriptions.end(),
             [](const SubscriptionView& a, const SubscriptionView& b) { return a.filter < b.filter; });
@@ -126,7 +129,8 @@ void ShardState::admin_list_subscriptions(std::string_view after, uint32_t limit
   }
 }
 
-void ShardState::admin_list_retained(std::string_view after, uint32_t limit, std::vector<RetainedView>* out) const {
+void ShardState::admin_list_retained(std::string_view after, uint32_t limit,
+                                     std::vector<RetainedView>* out) const {
   std::vector<const Message*> matching;
   auto visit = [&](const MessageRef& message) {
     if (after.empty() || message->topic() > after) matching.push_back(message.get());
@@ -154,9 +158,11 @@ AdminDisconnect ShardState::admin_disconnect(std::string_view client_id, bool di
   bool was_connected = session->connection != nullptr;
   if (was_connected) {
     Connection* connection = session->connection;
-    LOG_INFO("client '%s' disconnected by the admin API%s", id, discard_session ? " (session discarded)" : "");
+    LOG_INFO("client '%s' disconnected by the admin API%s", id,
+             discard_session ? " (session discarded)" : "");
     if (connection->version == mqtt::ProtocolVersion::kV5) {
-      send_disconnect(connection, mqtt::ReasonCode::kAdministrativeAction, "disconnected by an administrator");
+      send_disconnect(connection, mqtt::ReasonCode::kAdministrativeAction,
+                      "disconnected by an administrator");
     }
     end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
   }

@@ -33,8 +33,8 @@ struct ClientView {
   std::optional<std::string> username;
   uint32_t session_expiry_seconds = 0;  // 4294967295: never
   uint64_t subscription_count = 0;
-  uint64_t queued = 0;    // messages waiting for the client
-  uint64_t inflight = 0;  // QoS 1/2 messages sent and not yet acknowledged
+  uint64_t queued = 0;                          // messages waiting for the client
+  uint64_t inflight = 0;                        // QoS 1/2 messages sent and not yet acknowledged
   std::vector<SubscriptionView> subscriptions;  // only for one client's detail
 };
 

@@ -217,7 +217,8 @@ void ShardState::send_publish(Session* session, const MessageRef& message, const
   // Live deliveries only: a redelivery or a retained message sent at subscribe is not
   // publish-to-deliver latency.
   if (message->ingress_us() != 0 && !dup && !delivery.retain_flag) {
-    delivery_latency_us_.observe(static_cast<uint64_t>(std::max<int64_t>(0, turn_time_us_ - message->ingress_us())));
+    int64_t latency_us = std::max<int64_t>(0, turn_time_us_ - message->ingress_us());
+    delivery_latency_us_.observe(static_cast<uint64_t>(latency_us));
   }
   std::string_view payload = message->payload();
   if (connection->version != mqtt::ProtocolVersion::kV5) {

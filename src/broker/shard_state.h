@@ -123,7 +123,8 @@ class ShardState {
   // One session (with its subscriptions); false if this shard has none of that id.
   bool admin_client(std::string_view client_id, ClientView* out) const;
   // Subscriptions ordered by (client id, filter) after the cursor (client id + '\0' + filter).
-  void admin_list_subscriptions(std::string_view after, uint32_t limit, std::vector<SubscriptionView>* out) const;
+  void admin_list_subscriptions(std::string_view after, uint32_t limit,
+                                std::vector<SubscriptionView>* out) const;
   // Retained messages of this shard's copy, in topic order after `after`.
   void admin_list_retained(std::string_view after, uint32_t limit, std::vector<RetainedView>* out) const;
   // Disconnects the client (MQTT 5: DISCONNECT 0x98 Administrative action; its will is

@@ -257,9 +257,8 @@ bool BrokerImpl::start(std::string* error) {
   }
   running_.store(true, std::memory_order_release);
   if (!options_.http_listener.empty()) {
-    admin_ = admin::AdminServer::start(
-        options_, *this,
-        [this](const LocalClientOptions& local, std::string* why) { return connect_local(local, why); }, error);
+    auto connect = [this](const LocalClientOptions& local, std::string* why) { return connect_local(local, why); };
+    admin_ = admin::AdminServer::start(options_, *this, connect, error);
     if (admin_ == nullptr) {
       stop();
       wait();

@@ -32,10 +32,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& [name, value] : object.members()) {
     out.key(name);
     switch (value.kind) {
-      case coremq::admin::JsonValue::Kind::kString: out.string(value.text); break;
-      case coremq::admin::JsonValue::Kind::kInteger: out.number_signed(value.integer); break;
-      case coremq::admin::JsonValue::Kind::kBoolean: out.boolean(value.boolean); break;
-      case coremq::admin::JsonValue::Kind::kNull: out.null(); break;
+      case coremq::admin::JsonValue::Kind::kString:
+        out.string(value.text);
+        break;
+      case coremq::admin::JsonValue::Kind::kInteger:
+        out.number_signed(value.integer);
+        break;
+      case coremq::admin::JsonValue::Kind::kBoolean:
+        out.boolean(value.boolean);
+        break;
+      case coremq::admin::JsonValue::Kind::kNull:
+        out.null();
+        break;
     }
   }
   out.end_object();

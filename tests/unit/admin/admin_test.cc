@@ -90,9 +90,12 @@ TEST_F(AdminServerTest, MetricsAndStatsCountAnInProcessPublish) {
   std::unique_ptr<LocalClient> subscriber = broker_->connect_local(options, &error);
   ASSERT_NE(subscriber, nullptr) << error;
   std::promise<std::string> got;
-  ASSERT_TRUE(subscriber->subscribe("t/#", SubscribeOptions{}, [&](const ReceivedMessage& message) {
-    got.set_value(std::string(message.payload));
-  }).get().ok());
+  ASSERT_TRUE(
+      subscriber
+          ->subscribe("t/#", SubscribeOptions{},
+                      [&](const ReceivedMessage& message) { got.set_value(std::string(message.payload)); })
+          .get()
+          .ok());
 
   Reply publish = http(port_, "POST", "/api/v1/publish", R"({"topic":"t/1","payload":"via http","qos":1})");
   EXPECT_EQ(publish.status, 200) << publish.body;
@@ -176,7 +179,8 @@ TEST_F(AdminCredentialsTest, BearerTokenIsRequired) {
   EXPECT_EQ(none.status, 401);
   EXPECT_NE(none.head.find("WWW-Authenticate: Bearer"), std::string::npos) << none.head;
   EXPECT_EQ(http(port_, "GET", "/metrics", "", "Authorization: Bearer wrong\r\n").status, 401);
-  EXPECT_EQ(http(port_, "GET", "/metrics", "", "Authorization: Bearer 0123456789abcdef-secret\r\n").status, 200);
+  EXPECT_EQ(http(port_, "GET", "/metrics", "", "Authorization: Bearer 0123456789abcdef-secret\r\n").status,
+            200);
   Reply metrics = http(port_, "GET", "/metrics", "", "Authorization: bearer 0123456789abcdef-secret\r\n");
   EXPECT_NE(metrics.body.find("\ncoremq_http_authentication_failures_total 2\n"), std::string::npos);
 }

@@ -34,7 +34,8 @@ TEST(JsonWriterTest, KeepsValidUtf8AndReplacesInvalidBytes) {
 TEST(JsonReaderTest, ReadsAFlatObject) {
   FlatJsonObject object;
   std::string error;
-  ASSERT_TRUE(object.parse(R"( {"topic":"a/b", "qos": 2, "retain":true, "x":null, "n":-7} )", &error)) << error;
+  ASSERT_TRUE(object.parse(R"( {"topic":"a/b", "qos": 2, "retain":true, "x":null, "n":-7} )", &error))
+      << error;
   ASSERT_NE(object.find("topic"), nullptr);
   EXPECT_EQ(object.find("topic")->text, "a/b");
   EXPECT_EQ(object.find("qos")->integer, 2);
@@ -53,9 +54,23 @@ TEST(JsonReaderTest, DecodesEscapesAndSurrogatePairs) {
 
 TEST(JsonReaderTest, RefusesWhatItDoesNotTakeWithAnOffset) {
   const char* bad[] = {
-      "",           "[]",          "{",           R"({"a"})",        R"({"a":})",           R"({"a":1,})",
-      R"({"a":[1]})", R"({"a":{}})", R"({"a":1.5})", R"({"a":01})",     R"({"a":"\ud800"})",   R"({"a":"x)",
-      R"({"a":1} x)", R"({a:1})",    "{\"a\":\"\x01\"}", R"({"a":99999999999999999999})", R"({"a":tru})",
+      "",
+      "[]",
+      "{",
+      R"({"a"})",
+      R"({"a":})",
+      R"({"a":1,})",
+      R"({"a":[1]})",
+      R"({"a":{}})",
+      R"({"a":1.5})",
+      R"({"a":01})",
+      R"({"a":"\ud800"})",
+      R"({"a":"x)",
+      R"({"a":1} x)",
+      R"({a:1})",
+      "{\"a\":\"\x01\"}",
+      R"({"a":99999999999999999999})",
+      R"({"a":tru})",
   };
   for (const char* text : bad) {
     FlatJsonObject object;
