@@ -55,6 +55,8 @@ void log_trampoline(void* /*context*/, const char* format, va_list arguments) {
   char line[512];
   vsnprintf(line, sizeof(line), format, arguments);
   std::string_view text(line);
+  // What follows our own refusal of an over-long chunked body (already logged).
+  if (text.starts_with("Application reported internal error")) return;
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
   LOG_WARNING_LIMITED("http: %s", text);
 }
@@ -266,12 +268,17 @@ int HttpServer::on_request(MHD_Connection* connection, const char* url, const ch
   }
   if (*upload_data_size != 0 && !state->too_large) {
     if (state->body.size() + *upload_data_size > options_.max_body_bytes) {
-      state->too_large = true;
-    } else {
-      state->body.append(upload_data, *upload_data_size);
-      *upload_data_size = 0;
-      return 1;
+      // A body without a Content-Length (chunked) that grows past the bound: libmicrohttpd
+      // cannot answer in the middle of an upload, so the connection is closed instead of
+      // reading on (counted and logged like a 413).
+      bodies_too_large_.fetch_add(1, std::memory_order_relaxed);
+      LOG_WARNING_LIMITED("http: %s %s: body over %u bytes (--http-max-body-bytes): connection closed",
+                          method, url, options_.max_body_bytes);
+      return 0;
     }
+    state->body.append(upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return 1;
   }
   if (state->too_large) {
     bodies_too_large_.fetch_add(1, std::memory_order_relaxed);
