@@ -241,6 +241,19 @@ bool BrokerImpl::start(std::string* error) {
     shards_.clear();
     return false;
   }
+  running_.store(true, std::memory_order_release);
+  // The admin listener needs running shards (it reads them through ShardAccess), and is up
+  // before the lines below, so whoever waits for them may use it at once too.
+  if (!options_.http_listener.empty()) {
+    auto connect = [this](const LocalClientOptions& local, std::string* why) { return connect_local(local, why); };
+    admin_ = admin::AdminServer::start(options_, *this, connect, error);
+    if (admin_ == nullptr) {
+      stop();
+      wait();
+      shards_.clear();
+      return false;
+    }
+  }
   // Logged once every shard serves: whoever waits for these lines may connect at once.
   for (const std::string& line : started) LOG_INFO("%s", line);
   for (size_t index = 0; index < listeners_.size(); ++index) {
@@ -254,17 +267,6 @@ bool BrokerImpl::start(std::string* error) {
                 broker::listener_url(listener, broker::bind_addresses(listener.address)[0].numeric,
                                      listener_ports_[index]),
                 listener.password_file.empty() ? "it is not on loopback" : "it has a password file");
-  }
-  running_.store(true, std::memory_order_release);
-  if (!options_.http_listener.empty()) {
-    auto connect = [this](const LocalClientOptions& local, std::string* why) { return connect_local(local, why); };
-    admin_ = admin::AdminServer::start(options_, *this, connect, error);
-    if (admin_ == nullptr) {
-      stop();
-      wait();
-      shards_.clear();
-      return false;
-    }
   }
   LOG_INFO("coremq started: %u listener%s, %u shard%s", listeners_.size(), listeners_.size() == 1 ? "" : "s", count,
            count == 1 ? "" : "s");

@@ -65,12 +65,16 @@ def metric(samples: dict, name: str, **labels) -> float:
 
 
 def wait_for_metric(broker, predicate, what, timeout=10.0):
-    """Polls /metrics (bounded) until predicate(samples) holds."""
+    """Polls /metrics (bounded) until predicate(samples) holds. A connection refused at the
+    HTTP connection limit (closes not yet seen by the admin thread) is tried again."""
     latest = {}
 
     def check():
         nonlocal latest
-        latest = metrics(broker)
+        try:
+            latest = metrics(broker)
+        except (ConnectionResetError, urllib.error.URLError):
+            return False
         return predicate(latest)
 
     if not helpers.wait_until(check, timeout=timeout, interval=0.1):
