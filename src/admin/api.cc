@@ -138,10 +138,18 @@ HttpResponse AdminApi::handle(const HttpRequest& request) {
   return error(404, "no such endpoint (see docs/API.md)");
 }
 
+HttpResponse AdminApi::shard_timeout(std::string_view message) {
+  shard_timeouts_.fetch_add(1, std::memory_order_relaxed);
+  LOG_WARNING_LIMITED("http: %s (a shard took over %d ms)", message, static_cast<int>(kShardTimeout.count()));
+  return error(503, message);
+}
+
 HttpResponse AdminApi::metrics() {
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  response.body = render_metrics(shard::collect_shard_snapshots(shards_, kShardTimeout), http_counters_());
+  HttpCountersCopy http = http_counters_();
+  http.shard_timeouts = shard_timeouts_.load(std::memory_order_relaxed);
+  response.body = render_metrics(shard::collect_shard_snapshots(shards_, kShardTimeout), http);
   return response;
 }
 
@@ -199,7 +207,7 @@ HttpResponse AdminApi::list_clients(const HttpRequest& request) {
   uint32_t expected = only_shard ? 1 : shards_.shard_count();
   uint32_t answered = only_shard ? (shards_.run_on_shard(*only_shard, visit, kShardTimeout) ? 1 : 0)
                                  : shards_.run_on_each_shard(visit, kShardTimeout);
-  if (answered < expected) return error(503, "a shard did not answer in time; try again");
+  if (answered < expected) return shard_timeout("a shard did not answer in time; try again");
   std::vector<broker::ClientView> clients;
   {
     std::lock_guard lock(collected->mutex);
@@ -245,7 +253,7 @@ HttpResponse AdminApi::client(const std::string& client_id) {
         found->view = std::move(view);
       },
       kShardTimeout);
-  if (!answered) return error(503, "the client's shard did not answer in time; try again");
+  if (!answered) return shard_timeout("the client's shard did not answer in time; try again");
   std::lock_guard lock(found->mutex);
   if (!found->exists) return error(404, "no session with client id '" + client_id + "'");
   JsonWriter out;
@@ -276,7 +284,7 @@ HttpResponse AdminApi::disconnect(const std::string& client_id, const HttpReques
       },
       kShardTimeout);
   if (!answered)
-    return error(503, "the client's shard did not answer in time; the disconnect may still happen");
+    return shard_timeout("the client's shard did not answer in time; the disconnect may still happen");
   broker::AdminDisconnect outcome;
   {
     std::lock_guard lock(result->mutex);
@@ -311,7 +319,7 @@ HttpResponse AdminApi::list_subscriptions(const HttpRequest& request) {
         collected->per_shard[shard.id()] = std::move(found);
       },
       kShardTimeout);
-  if (answered < shards_.shard_count()) return error(503, "a shard did not answer in time; try again");
+  if (answered < shards_.shard_count()) return shard_timeout("a shard did not answer in time; try again");
   std::vector<broker::SubscriptionView> subscriptions;
   {
     std::lock_guard lock(collected->mutex);
@@ -371,7 +379,7 @@ HttpResponse AdminApi::list_topics(const HttpRequest& request) {
         collected->per_shard[0] = std::move(found);
       },
       kShardTimeout);
-  if (!answered) return error(503, "shard 0 did not answer in time; try again");
+  if (!answered) return shard_timeout("shard 0 did not answer in time; try again");
   std::vector<broker::RetainedView> topics;
   {
     std::lock_guard lock(collected->mutex);
@@ -450,8 +458,12 @@ HttpResponse AdminApi::publish(const HttpRequest& request) {
   std::unique_ptr<LocalClient> client = connect_local_(options, &connect_error);
   if (client == nullptr) return error(503, "cannot publish: " + connect_error);
   std::future<OperationResult> done = client->publish(topic->text, payload, qos, retain);
-  if (done.wait_for(kShardTimeout) != std::future_status::ready)
+  if (done.wait_for(kPublishTimeout) != std::future_status::ready) {
+    shard_timeouts_.fetch_add(1, std::memory_order_relaxed);
+    LOG_WARNING_LIMITED("http: a publish was not acknowledged within %d ms",
+                        static_cast<int>(kPublishTimeout.count()));
     return error(504, "the broker did not answer in time");
+  }
   OperationResult result = done.get();
   if (result.status == LocalStatus::kInvalidArgument)
     return error(400, "the broker refused the topic or QoS");

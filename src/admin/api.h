@@ -5,6 +5,7 @@
 // Owned by AdminServer; handle() runs on the admin thread only, one request at a time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -23,6 +24,9 @@ class AdminApi {
  public:
   // Longest wait for the shards' answers to one request.
   static constexpr std::chrono::milliseconds kShardTimeout{2000};
+  // Longest wait for a publish's PUBACK/PUBCOMP: a retained QoS 1/2 message waits for every
+  // shard's copy, and a loaded machine may take a while.
+  static constexpr std::chrono::milliseconds kPublishTimeout{10000};
   static constexpr uint32_t kPageDefault = 100;
   static constexpr uint32_t kPageMax = 1000;
 
@@ -33,6 +37,8 @@ class AdminApi {
   HttpResponse handle(const HttpRequest& request);
 
  private:
+  // A 503 for a shard that did not answer within kShardTimeout: counted and logged.
+  HttpResponse shard_timeout(std::string_view message);
   HttpResponse metrics();
   HttpResponse stats();
   HttpResponse list_clients(const HttpRequest& request);
@@ -45,8 +51,8 @@ class AdminApi {
   shard::ShardAccess& shards_;
   ConnectLocal connect_local_;
   std::function<HttpCountersCopy()> http_counters_;
-  // Made on the first POST /api/v1/publish and kept.
-  std::unique_ptr<LocalClient> publisher_;
+  // Requests that waited kShardTimeout for a shard (or a publish acknowledgement) in vain.
+  std::atomic<uint64_t> shard_timeouts_{0};
 };
 
 }  // namespace coremq::admin

@@ -227,6 +227,10 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   out.sample("coremq_http_bodies_too_large_total", "", http.bodies_too_large);
   out.family("coremq_http_authentication_failures_total", "counter", "HTTP requests refused with 401.");
   out.sample("coremq_http_authentication_failures_total", "", http.authentication_failures);
+  out.family(
+      "coremq_http_shard_timeouts_total", "counter",
+      "Admin API requests that waited 2 s for a shard's answer (or a publish acknowledgement) in vain.");
+  out.sample("coremq_http_shard_timeouts_total", "", http.shard_timeouts);
   return out.take();
 }
 

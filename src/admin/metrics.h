@@ -22,6 +22,7 @@ struct HttpCountersCopy {
   uint64_t timeouts = 0;
   uint64_t bodies_too_large = 0;
   uint64_t authentication_failures = 0;
+  uint64_t shard_timeouts = 0;  // counted by the API (api.h), not the server
 };
 
 std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, const HttpCountersCopy& http);

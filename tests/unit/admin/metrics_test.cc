@@ -102,9 +102,11 @@ TEST(MetricsTest, HttpCountersAndNames) {
   HttpCountersCopy http;
   http.connections_refused_limit = 4;
   http.bodies_too_large = 2;
+  http.shard_timeouts = 5;
   std::string text = render_metrics(two_shards(), http);
   EXPECT_EQ(value_of(text, R"(coremq_http_connections_refused_total{reason="max_connections"})"), "4");
   EXPECT_EQ(value_of(text, "coremq_http_bodies_too_large_total"), "2");
+  EXPECT_EQ(value_of(text, "coremq_http_shard_timeouts_total"), "5");
   EXPECT_EQ(prometheus_name("cross_shard_queue_full").family, "cross_shard_pauses");
   EXPECT_EQ(prometheus_name("messages_dropped_queue_full").reason, "queue_full");
   EXPECT_TRUE(prometheus_name("connections_current").gauge);
