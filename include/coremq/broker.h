@@ -4,6 +4,7 @@
 // from any one controlling thread; the broker's internals run only on shard threads.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "coremq/local_client.h"
 #include "coremq/options.h"
+#include "coremq/stats.h"
 
 // The library is built with hidden symbols (src/meson.build): what a host may call is
 // marked here, so the shared library exports this surface and none of its internals.
@@ -43,6 +45,13 @@ class COREMQ_API Broker {
   // 0 before start() or for an index past the last listener.
   uint16_t listener_port(size_t index) const;
   uint32_t shard_count() const;
+  // The port the HTTP admin listener bound (Options::http_listener); 0 when there is none.
+  uint16_t http_port() const;
+
+  // Every shard's counters and gauges and their sums (include/coremq/stats.h), copied on each
+  // shard's own thread; a shard that does not answer within `timeout` reports answered=false.
+  // Any host thread while the broker runs (not inside a LocalClient callback run inline).
+  BrokerStats stats(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) const;
 
   // Reads every listener's password, ACL and TLS files again (what SIGHUP does to the coremq
   // binary): new connections see the new files, connected clients keep theirs. A file that

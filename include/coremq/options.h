@@ -174,6 +174,21 @@ struct Options {
   std::string log_level = "info";
   // Seconds between each shard's "stats" log line of its counters; 0 = never.
   uint32_t stats_interval_seconds = 0;
+
+  // The HTTP admin listener (Prometheus /metrics and the admin API, src/admin/), served by
+  // its own thread: "ADDRESS:PORT", "HOST:PORT", "[IPV6]:PORT" or ":PORT" (loopback only);
+  // empty: none. Port 0 asks the kernel for a free port (Broker::http_port()).
+  std::string http_listener;
+  // Basic authentication: this user, checked against a Mosquitto password file (both set or
+  // neither); or a bearer token, the first line of http_token_file. Neither: no authentication.
+  std::string http_user;
+  std::string http_password_file;
+  std::string http_token_file;
+  // HTTP connections open at once (more are refused at accept), seconds one may stay idle,
+  // and the largest request body taken (a POST over it gets 413). Each hit is counted.
+  uint32_t http_max_connections = 32;
+  uint32_t http_timeout_seconds = 10;
+  uint32_t http_max_body_bytes = 256 * 1024;
 };
 
 }  // namespace coremq

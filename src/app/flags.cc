@@ -96,6 +96,16 @@ ABSL_FLAG(std::string, response_information_prefix, "",
 ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning, error, none.");
 ABSL_FLAG(uint32_t, stats_interval, 0,
           "Seconds between each shard's 'stats' log line of its counters (name=value pairs); 0 = never.");
+ABSL_FLAG(std::string, http_listener, "",
+          "HTTP admin listener ADDRESS:PORT (dashboard /, Prometheus /metrics, admin API /api/v1); "
+          "':PORT' = loopback only; empty = none.");
+ABSL_FLAG(std::string, http_user, "", "HTTP basic-auth user, checked against --http-password-file.");
+ABSL_FLAG(std::string, http_password_file, "", "Mosquitto password file holding --http-user's password.");
+ABSL_FLAG(std::string, http_token_file, "",
+          "File whose first line is the bearer token HTTP requests must send (Authorization: Bearer TOKEN).");
+ABSL_FLAG(uint32_t, http_max_connections, 32, "HTTP connections open at once; more are refused.");
+ABSL_FLAG(uint32_t, http_timeout, 10, "Seconds an HTTP connection may stay idle before it is closed.");
+ABSL_FLAG(uint32_t, http_max_body_bytes, 256 * 1024, "Largest HTTP request body taken (else 413).");
 
 namespace coremq::app {
 
@@ -134,6 +144,9 @@ constexpr FlagRange kFlagRanges[] = {
     {"max_keepalive", 1, 65535},
     {"max_topic_alias_broker", 0, 65535},
     {"stats_interval", 0, 86400},
+    {"http_max_connections", 1, 65536},
+    {"http_timeout", 1, 3600},
+    {"http_max_body_bytes", 1024, 64u << 20},
 };
 
 const FlagRange& range_of(std::string_view flag) {
@@ -245,6 +258,16 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   options->log_level = absl::GetFlag(FLAGS_log_level);
   options->stats_interval_seconds = absl::GetFlag(FLAGS_stats_interval);
   if (!in_range("stats_interval", options->stats_interval_seconds, error)) return false;
+  options->http_listener = absl::GetFlag(FLAGS_http_listener);
+  options->http_user = absl::GetFlag(FLAGS_http_user);
+  options->http_password_file = absl::GetFlag(FLAGS_http_password_file);
+  options->http_token_file = absl::GetFlag(FLAGS_http_token_file);
+  options->http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
+  if (!in_range("http_max_connections", options->http_max_connections, error)) return false;
+  options->http_timeout_seconds = absl::GetFlag(FLAGS_http_timeout);
+  if (!in_range("http_timeout", options->http_timeout_seconds, error)) return false;
+  options->http_max_body_bytes = absl::GetFlag(FLAGS_http_max_body_bytes);
+  if (!in_range("http_max_body_bytes", options->http_max_body_bytes, error)) return false;
   return true;
 }
 

@@ -214,6 +214,12 @@ void ShardState::send_publish(Session* session, const MessageRef& message, const
                               uint16_t packet_id) {
   Connection* connection = session->connection;
   COREMQ_ASSERT(connection != nullptr);
+  // Live deliveries only: a redelivery or a retained message sent at subscribe is not
+  // publish-to-deliver latency.
+  if (message->ingress_us() != 0 && !dup && !delivery.retain_flag) {
+    int64_t latency_us = std::max<int64_t>(0, turn_time_us_ - message->ingress_us());
+    delivery_latency_us_.observe(static_cast<uint64_t>(latency_us));
+  }
   std::string_view payload = message->payload();
   if (connection->version != mqtt::ProtocolVersion::kV5) {
     mqtt::encode_publish_header(connection->output, message->topic(), delivery.qos, delivery.retain_flag, dup,

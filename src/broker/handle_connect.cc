@@ -427,6 +427,11 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
   if (const auth::AclFile* acl = listener_acl(connection); acl != nullptr) {
     session->acl = std::make_unique<auth::CompiledAcl>(acl->compile(client_username(connection, connect), client_id));
   }
+  // For the admin API (src/admin): who the client said it is; null for anonymous clients.
+  session->username.reset();
+  if (std::optional<std::string_view> username = client_username(connection, connect)) {
+    session->username = std::make_unique<std::string>(*username);
+  }
   session->hook_identity.reset();
   if (options_.authorization_hook != nullptr) {
     session->hook_identity = std::make_unique<Session::HookIdentity>();

@@ -128,6 +128,7 @@ MessageRef ShardState::make_message(Connection* connection, const mqtt::PublishP
                                     std::string_view topic) {
   Message::Origin origin{shard_id_, connection->session};
   Message::Extras extras;
+  extras.ingress_us = turn_time_us_;
   if (publish.retain) extras.retain_stamp = next_retain_stamp();
   if (connection->version != ProtocolVersion::kV5 || publish.properties.encoded.empty()) {
     return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));

@@ -36,6 +36,9 @@ class Message {
     int64_t expires_at_ms = 0;
     // Orders retained updates of one topic across shards (see RetainedStore).
     uint64_t retain_stamp = 0;
+    // Monotonic us of the loop turn the message entered in (publish-to-deliver latency);
+    // 0: not measured (wills).
+    int64_t ingress_us = 0;
   };
 
   // One allocation holds the header, the topic, the payload and the property bytes.
@@ -58,6 +61,7 @@ class Message {
     message->origin_ = origin;
     message->expires_at_ms_ = extras.expires_at_ms;
     message->retain_stamp_ = extras.retain_stamp;
+    message->ingress_us_ = extras.ingress_us;
     char* bytes = message->bytes();
     std::memcpy(bytes, topic.data(), topic.size());
     if (!payload.empty()) std::memcpy(bytes + topic.size(), payload.data(), payload.size());
@@ -75,6 +79,7 @@ class Message {
   const Origin& origin() const { return origin_; }
   int64_t expires_at_ms() const { return expires_at_ms_; }
   uint64_t retain_stamp() const { return retain_stamp_; }
+  int64_t ingress_us() const { return ingress_us_; }
   bool expired(int64_t now_ms) const { return expires_at_ms_ != 0 && now_ms >= expires_at_ms_; }
   size_t memory_size() const { return sizeof(Message) + topic_size_ + payload_size_ + property_size_; }
 
@@ -102,6 +107,7 @@ class Message {
   Origin origin_;
   int64_t expires_at_ms_ = 0;
   uint64_t retain_stamp_ = 0;
+  int64_t ingress_us_ = 0;
 };
 
 // An owning handle to a Message. Moves are free; copies touch the atomic count.

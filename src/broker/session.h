@@ -89,6 +89,9 @@ struct Session {
     bool in_process = false;
   };
   std::unique_ptr<HookIdentity> hook_identity;
+  // The username of the client's last CONNECT, for the admin API; null for anonymous clients
+  // (a pointer: most fleets' devices share a few usernames, and sessions pay per byte).
+  std::unique_ptr<std::string> username;
   // Renewed from the shard-wide count (ShardState::timer_generation_last_) whenever the
   // session's timers change meaning (reconnect, new disconnect), so stale timer entries,
   // including those of an earlier session of the same client id, are recognised and ignored.

@@ -17,8 +17,10 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
+#include "base/log_histogram.h"
 #include "base/random_pool.h"
 #include "base/string_map.h"
+#include "broker/admin_view.h"
 #include "broker/connection.h"
 #include "broker/cross_shard.h"
 #include "broker/listener_security.h"
@@ -110,6 +112,30 @@ class ShardState {
   size_t subscription_count() const { return subscriptions_.subscription_count(); }
   // Live retained messages in this shard's copy of the retained store.
   size_t retained_count() const { return retained_.size(); }
+  // The shard loop's monotonic time (us) at the start of this turn: messages entering now are
+  // stamped with it, and their delivery is measured against it (delivery_latency_us).
+  void set_turn_time_us(int64_t now_us) { turn_time_us_ = now_us; }
+  const base::LogHistogram& delivery_latency_us() const { return delivery_latency_us_; }
+  // The admin API (admin_view.cc; from a ShardAccess callback on this shard's thread).
+  // Sessions whose id is above query.after and match its filters, the smallest query.limit
+  // of them in id order.
+  void admin_list_clients(const ClientQuery& query, std::vector<ClientView>* out) const;
+  // One session (with its subscriptions); false if this shard has none of that id.
+  bool admin_client(std::string_view client_id, ClientView* out) const;
+  // Subscriptions ordered by (client id, filter) after the cursor (client id + '\0' + filter).
+  void admin_list_subscriptions(std::string_view after, uint32_t limit,
+                                std::vector<SubscriptionView>* out) const;
+  // Retained messages of this shard's copy, in topic order after `after`.
+  void admin_list_retained(std::string_view after, uint32_t limit, std::vector<RetainedView>* out) const;
+  // Disconnects the client (MQTT 5: DISCONNECT 0x98 Administrative action; its will is
+  // published) and with discard_session ends its session too.
+  AdminDisconnect admin_disconnect(std::string_view client_id, bool discard_session);
+  // Sessions with a connection attached (a walk over the live connections: metrics only).
+  size_t online_session_count() const {
+    size_t online = 0;
+    for (const Connection* connection : connections_) online += connection->session != nullptr ? 1 : 0;
+    return online;
+  }
 
  private:
   // What the packet loop does after one packet.
@@ -334,6 +360,8 @@ class ShardState {
   static constexpr std::string_view kAssignedIdPrefix = "coremq-";
   base::RandomPool random_;
   int64_t now_ms_ = 0;
+  int64_t turn_time_us_ = 0;
+  base::LogHistogram delivery_latency_us_;
   uint32_t hand_off_target_ = 0;  // set by handle_connect for on_bytes
   uint64_t retain_clock_ = 0;
   // The barrier (see WaitingAnswer). peer_applied_[shard]: highest sequence that peer confirmed.

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "absl/strings/str_join.h"
+#include "admin/admin_server.h"
+#include "admin/stats.h"
 #include "auth/acl_file.h"
 #include "auth/password_checker.h"
 #include "auth/password_file.h"
@@ -30,6 +32,7 @@
 #include "shard/local_hub.h"
 #include "shard/shard.h"
 #include "shard/shard_access.h"
+#include "shard/shard_snapshot.h"
 #include "transport/listener_factory.h"
 
 namespace coremq {
@@ -71,6 +74,8 @@ class BrokerImpl final : public shard::ShardAccess {
     for (auto& shard : shards_) shard->request_stop();
   }
   void wait() {
+    // The admin thread first: it reads the shards (through ShardAccess) until it stops.
+    admin_.reset();
     for (auto& shard : shards_) shard->join();
     if (password_checker_ != nullptr) password_checker_->stop();
     // Only now, with every thread gone, can nothing more be posted.
@@ -110,6 +115,9 @@ class BrokerImpl final : public shard::ShardAccess {
   // In-process clients: shared with every LocalClient, which may outlive the Broker.
   std::shared_ptr<shard::LocalHub> local_hub_;
   std::atomic<bool> running_{false};
+  // The HTTP admin listener (Options::http_listener); null when off. Started after the shards,
+  // destroyed before they are joined (wait()).
+  std::unique_ptr<admin::AdminServer> admin_;
 };
 
 namespace {
@@ -235,6 +243,19 @@ bool BrokerImpl::start(std::string* error) {
     shards_.clear();
     return false;
   }
+  running_.store(true, std::memory_order_release);
+  // The admin listener needs running shards (it reads them through ShardAccess), and is up
+  // before the lines below, so whoever waits for them may use it at once too.
+  if (!options_.http_listener.empty()) {
+    auto connect = [this](const LocalClientOptions& local, std::string* why) { return connect_local(local, why); };
+    admin_ = admin::AdminServer::start(options_, *this, connect, error);
+    if (admin_ == nullptr) {
+      stop();
+      wait();
+      shards_.clear();
+      return false;
+    }
+  }
   // Logged once every shard serves: whoever waits for these lines may connect at once.
   for (const std::string& line : started) LOG_INFO("%s", line);
   for (size_t index = 0; index < listeners_.size(); ++index) {
@@ -249,7 +270,6 @@ bool BrokerImpl::start(std::string* error) {
                                      listener_ports_[index]),
                 listener.password_file.empty() ? "it is not on loopback" : "it has a password file");
   }
-  running_.store(true, std::memory_order_release);
   LOG_INFO("coremq started: %u listener%s, %u shard%s", listeners_.size(), listeners_.size() == 1 ? "" : "s", count,
            count == 1 ? "" : "s");
   return true;
@@ -520,6 +540,10 @@ uint16_t Broker::listener_port(size_t index) const {
 }
 bool Broker::reload(std::string* report) { return impl_->reload(report); }
 uint32_t Broker::shard_count() const { return static_cast<uint32_t>(impl_->shards_.size()); }
+uint16_t Broker::http_port() const { return impl_->admin_ != nullptr ? impl_->admin_->port() : 0; }
+BrokerStats Broker::stats(std::chrono::milliseconds timeout) const {
+  return admin::broker_stats(shard::collect_shard_snapshots(*impl_, timeout));
+}
 
 std::unique_ptr<LocalClient> Broker::connect_local(const LocalClientOptions& options, std::string* error) {
   return impl_->connect_local(options, error);

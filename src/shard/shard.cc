@@ -193,9 +193,29 @@ void Shard::loop() {
   finish_loop();
 }
 
+namespace {
+// CLOCK_MONOTONIC (not the coarse clock the ticks use): two reads per turn, for the latency
+// and turn-duration histograms.
+int64_t monotonic_us() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return int64_t{now.tv_sec} * 1000000 + now.tv_nsec / 1000;
+}
+}  // namespace
+
+size_t Shard::inbound_ring_depth() const {
+  size_t depth = 0;
+  for (const CrossShardRing* ring : inbound_) {
+    if (ring != nullptr) depth += ring->size_approx();
+  }
+  return depth;
+}
+
 bool Shard::turn() {
   enter_kernel();
   update_clock();
+  int64_t turn_started_us = monotonic_us();
+  state_->set_turn_time_us(turn_started_us);
   start_turn_handshakes();
   // Items from other shards first: anything a peer pushed before this turn's socket data
   // arrived is handled before that data, which bounds how stale this shard's view of its
@@ -216,6 +236,7 @@ bool Shard::turn() {
   if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
   if (now_ms_ >= next_tick_ms_) tick();
   end_of_turn();
+  turn_duration_us_.observe(static_cast<uint64_t>(std::max<int64_t>(0, monotonic_us() - turn_started_us)));
   return !(stopping_ && (connections_.empty() || now_ms_ >= shutdown_deadline_ms_));
 }
 

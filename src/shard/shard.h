@@ -20,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "auth/password_checker.h"
+#include "base/log_histogram.h"
 #include "base/spsc_ring.h"
 #include "broker/connection.h"
 #include "broker/cross_shard.h"
@@ -109,6 +110,11 @@ class Shard final : public broker::IoPort {
   uint32_t id() const { return shard_id_; }
   // Shard thread only (a ControlItem::Kind::kRun callback): the broker state it owns.
   broker::ShardState& state() { return *state_; }
+  // Shard thread only, for metrics: how long each loop turn's work took (kernel wait left
+  // out), items waiting in the rings from every peer, and whether input is paused now.
+  const base::LogHistogram& turn_duration_us() const { return turn_duration_us_; }
+  size_t inbound_ring_depth() const;
+  bool input_paused() const { return input_paused_; }
   // Set during start-up: an error message if the ring could not be made.
   const std::string& startup_error() const { return startup_error_; }
 
@@ -297,6 +303,7 @@ class Shard final : public broker::IoPort {
   bool stopping_ = false;
   int64_t now_ms_ = 0;
   int64_t manual_clock_ms_ = -1;  // tests only: >= 0 replaces CLOCK_MONOTONIC_COARSE
+  base::LogHistogram turn_duration_us_;
   int64_t next_tick_ms_ = 0;
   int64_t next_idle_sweep_ms_ = 0;
   int64_t next_refusal_log_ms_ = 0;

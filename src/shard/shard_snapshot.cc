@@ -31,6 +31,11 @@ std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chr
         taken.sessions = state.session_count();
         taken.subscriptions = state.subscription_count();
         taken.retained = state.retained_count();
+        taken.sessions_online = state.online_session_count();
+        taken.inbound_ring_depth = shard.inbound_ring_depth();
+        taken.input_paused = shard.input_paused();
+        taken.delivery_latency_us = state.delivery_latency_us();
+        taken.turn_duration_us = shard.turn_duration_us();
         std::lock_guard lock(slots->mutex);
         if (taken.shard < slots->snapshots.size()) slots->snapshots[taken.shard] = taken;
       },

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/log_histogram.h"
 #include "broker/shard_counters.h"
 #include "shard/shard_access.h"
 
@@ -21,6 +22,11 @@ struct ShardSnapshot {
   uint64_t sessions = 0;       // sessions this shard owns, online or not
   uint64_t subscriptions = 0;  // one per session and filter
   uint64_t retained = 0;       // live messages in this shard's retained copy
+  uint64_t sessions_online = 0;       // of `sessions`, those with a connection attached
+  uint64_t inbound_ring_depth = 0;    // items waiting in the rings from every peer
+  bool input_paused = false;          // socket input paused for cross-shard back-pressure
+  base::LogHistogram delivery_latency_us;  // publish-to-deliver, per delivery (turn clock)
+  base::LogHistogram turn_duration_us;     // loop turns' work, kernel wait left out
 };
 
 // One snapshot per shard, in shard order; waits at most `timeout` for all of them.
