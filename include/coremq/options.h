@@ -172,6 +172,14 @@ struct Options {
   std::string log_level = "info";
   // Seconds between each shard's "stats" log line of its counters; 0 = never.
   uint32_t stats_interval_seconds = 0;
+  // Seconds between updates of the retained $SYS/broker/... topics (Mosquitto's names; see
+  // docs/OPERATIONS.md), published by a "coremq-sys" thread through an in-process client with
+  // client id "$coremq-sys"; 0 = no $SYS topics. The coremq binary's --sys-interval defaults
+  // to 10, as Mosquitto's sys_interval does; an embedding program asks for them.
+  uint32_t sys_interval_seconds = 0;
+  // Client connect and disconnect log lines (info) each shard writes per second; more are left
+  // out and counted in the next one's "(N similar lines suppressed)".
+  uint32_t log_connection_lines_per_second = 50;
 };
 
 }  // namespace coremq
