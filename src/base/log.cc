@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -187,7 +188,9 @@ RecentLines& recent() {
 // ---- per-thread rings --------------------------------------------------------
 
 // One thread's lines for the log thread: a single-producer (the thread), single-consumer (the
-// log thread) byte ring of records [u32 length << 3 | level][line bytes].
+// log thread) byte ring of records [u32 length << 3 | level][u64 monotonic ns][line bytes]. The
+// log thread merges every ring's records by their time, so lines of different threads come out
+// in the order they were written.
 struct ThreadRing {
   explicit ThreadRing(size_t capacity) : data(new char[capacity]), mask(capacity - 1) {}
   std::unique_ptr<char[]> data;
@@ -214,17 +217,19 @@ struct ThreadRing {
     std::memcpy(to, data.get() + offset, first);
     std::memcpy(static_cast<char*>(to) + first, data.get(), length - first);
   }
-  bool push(LogLevel level, std::string_view line) {
+  static constexpr size_t kRecordHeader = sizeof(uint32_t) + sizeof(uint64_t);
+  bool push(LogLevel level, uint64_t monotonic_ns, std::string_view line) {
     uint64_t at = tail.load(std::memory_order_relaxed);
     uint64_t free = mask + 1 - (at - head.load(std::memory_order_acquire));
-    if (free < sizeof(uint32_t) + line.size()) {
+    if (free < kRecordHeader + line.size()) {
       dropped.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
     uint32_t header = static_cast<uint32_t>(line.size() << 3) | static_cast<uint32_t>(level);
     copy_in(at, &header, sizeof(header));
-    copy_in(at + sizeof(header), line.data(), line.size());
-    tail.store(at + sizeof(header) + line.size(), std::memory_order_release);
+    copy_in(at + sizeof(header), &monotonic_ns, sizeof(monotonic_ns));
+    copy_in(at + kRecordHeader, line.data(), line.size());
+    tail.store(at + kRecordHeader + line.size(), std::memory_order_release);
     return true;
   }
 };
@@ -353,10 +358,10 @@ class LogThread {
     }
   }
 
-  // Moves every thread's lines to the destinations; true if there were any.
+  // Moves every thread's lines to the destinations, merged by time; true if there were any.
   bool drain() {
     batch_.clear();
-    bool any = false;
+    pending_.clear();
     for (auto& slot : g_slots) {
       ThreadRing* ring = slot.load(std::memory_order_acquire);
       if (ring == nullptr) continue;
@@ -365,20 +370,27 @@ class LogThread {
       uint64_t tail = ring->tail.load(std::memory_order_acquire);
       while (head != tail) {
         uint32_t header = 0;
+        Pending line;
         ring->copy_out(head, &header, sizeof(header));
+        ring->copy_out(head + sizeof(header), &line.monotonic_ns, sizeof(line.monotonic_ns));
         size_t length = header >> 3;
         COREMQ_ASSERT(length <= kLineBytesMax);
-        ring->copy_out(head + sizeof(header), line_, length);
-        head += sizeof(header) + length;
-        emit(static_cast<LogLevel>(header & 7), std::string_view(line_, length));
-        any = true;
+        line.level = static_cast<LogLevel>(header & 7);
+        line.text.resize(length);
+        ring->copy_out(head + ThreadRing::kRecordHeader, line.text.data(), length);
+        head += ThreadRing::kRecordHeader + length;
+        pending_.push_back(std::move(line));
       }
       ring->head.store(head, std::memory_order_release);
       // Its thread is gone and pushed everything before saying so: the next thread may take it.
       if (abandoned) ring->state.store(ThreadRing::kFree, std::memory_order_release);
     }
+    // Each ring is in order already; stable, so equal times keep their thread's order.
+    std::stable_sort(pending_.begin(), pending_.end(),
+                     [](const Pending& a, const Pending& b) { return a.monotonic_ns < b.monotonic_ns; });
+    for (const Pending& line : pending_) emit(line.level, line.text);
     flush();
-    return any;
+    return !pending_.empty();
   }
 
   void emit(LogLevel level, std::string_view line) {
@@ -417,7 +429,14 @@ class LogThread {
     write_own(LogLevel::kWarning, message);
   }
 
+  struct Pending {
+    uint64_t monotonic_ns = 0;
+    LogLevel level = LogLevel::kInfo;
+    std::string text;
+  };
+
   const LogOptions options_;
+  std::vector<Pending> pending_;  // one pass's lines, merged by time
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -436,7 +455,10 @@ std::unique_ptr<LogThread> g_thread;
 void emit_line(LogLevel level, std::string_view line) {
   if (g_async.load(std::memory_order_acquire)) {
     if (ThreadRing* ring = thread_ring(); ring != nullptr) {
-      (void)ring->push(level, line);  // a full ring counts the drop
+      timespec now{};
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      uint64_t monotonic_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(now.tv_nsec);
+      (void)ring->push(level, monotonic_ns, line);  // a full ring counts the drop
       return;
     }
   }
