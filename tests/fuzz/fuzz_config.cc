@@ -10,8 +10,9 @@
 // (so the binary's flag parser always takes it) and a place; a file without errors gives only
 // listeners that pass check_listener.
 //
-// Each line of the main file is also a --listener spec (src/config/listener_spec.h), the other
-// parser of listener text: a spec it takes passes check_listener, has TLS exactly for mqtts://
+// Each line of the main file is also a --log-dest value (base::parse_log_destinations: taken
+// with at least one destination, or refused with a reason), and a --listener spec
+// (src/config/listener_spec.h), the other parser of listener text: a spec it takes passes check_listener, has TLS exactly for mqtts://
 // and wss://, and an address the broker can bind ("", "*" or numeric).
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,7 @@
 
 #include <arpa/inet.h>
 
+#include "base/log.h"
 #include "config/config_file.h"
 #include "config/listener_spec.h"
 #include "test_catalog.h"
@@ -85,6 +87,17 @@ void check_spec(std::string_view spec) {
   check(bindable(listener.address), "a spec's address is bindable");
 }
 
+void check_log_destinations(std::string_view spec) {
+  coremq::base::LogDestinations destinations;
+  std::string error;
+  if (!coremq::base::parse_log_destinations(spec, &destinations, &error)) {
+    check(!error.empty(), "a refused --log-dest says why");
+    return;
+  }
+  check(destinations.to_stderr || destinations.to_syslog || !destinations.file_path.empty(),
+        "a --log-dest taken names a destination");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -106,6 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (std::string_view rest = parts[0]; !rest.empty();) {
     size_t end = rest.find('\n');
     check_spec(rest.substr(0, end));
+    check_log_destinations(rest.substr(0, end));
     rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
   }
 
@@ -128,6 +142,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(coremq::config::check_flag_value(catalog(), setting.flag, setting.value, &canonical, &error),
           "setting passes the catalog's check");
     check(canonical == setting.value, "setting is canonical");
+    if (setting.flag == "log_dest") check_log_destinations(setting.value);
   }
   return 0;
 }
