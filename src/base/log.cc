@@ -1,7 +1,7 @@
 // Logging implementation; see log.h. Callers (any thread, shards included) format on their
 // stack and either write stderr themselves (no log thread) or push into their own SPSC byte
-// ring, which only the log thread drains: no lock on a shard thread in either case, except the
-// recent-lines mutex while no log thread runs (embedding programs, start-up).
+// ring, which only the log thread drains: no lock on a shard thread in either case (the
+// recent-lines mutex is taken by the log thread, readers, and non-shard threads without it).
 #include "base/log.h"
 
 #include <fcntl.h>
@@ -462,7 +462,9 @@ void emit_line(LogLevel level, std::string_view line) {
       return;
     }
   }
-  recent().add(line);
+  // Without a log thread the recent lines take a mutex: not on a shard thread, whose lines are
+  // kept only once the log thread runs (the binary starts it before any shard).
+  if (t_shard_id < 0) recent().add(line);
   char with_newline[kLineBytesMax + 1];
   std::memcpy(with_newline, line.data(), line.size());
   with_newline[line.size()] = '\n';

@@ -80,7 +80,7 @@ void log_stop();
 // Lines dropped because a thread's ring was full (the log thread also logs that it happened).
 uint64_t log_lines_dropped();
 // The newest `max` lines written (oldest first), as formatted; at most LogOptions::recent_lines.
-// Any thread.
+// Any thread. Lines of shard threads are kept only while the log thread runs.
 std::vector<std::string> recent_log_lines(size_t max);
 
 // The shard id shown in log lines for the calling thread (-1: not a shard thread).

@@ -257,7 +257,8 @@ bool BrokerImpl::start(std::string* error) {
   running_.store(true, std::memory_order_release);
   if (options_.sys_interval_seconds > 0) {
     sys_publisher_ = std::make_unique<shard::SysPublisher>(
-        *this, std::chrono::seconds(options_.sys_interval_seconds), "coremq " COREMQ_VERSION, [this] {
+        *this, std::chrono::seconds(options_.sys_interval_seconds), "coremq " COREMQ_VERSION,
+        options_.retain_available, [this] {
           LocalClientOptions client;
           client.client_id = shard::SysPublisher::kClientId;
           std::string why;

@@ -177,8 +177,9 @@ std::vector<SysTree::Publication> SysTree::update(const SysTotals& totals, doubl
   return out;
 }
 
-SysPublisher::SysPublisher(ShardAccess& shards, std::chrono::seconds interval, std::string version, Connect connect)
-    : shards_(shards), interval_(interval), tree_(std::move(version)), connect_(std::move(connect)) {
+SysPublisher::SysPublisher(ShardAccess& shards, std::chrono::seconds interval, std::string version, bool retain,
+                           Connect connect)
+    : shards_(shards), interval_(interval), retain_(retain), tree_(std::move(version)), connect_(std::move(connect)) {
   COREMQ_ASSERT(interval_.count() > 0);
 }
 
@@ -235,7 +236,7 @@ void SysPublisher::publish_once(double uptime_seconds) {
   SysOwnTraffic own = own_;
   own.sessions = 1;
   for (const auto& [topic, payload] : tree_.update(sum_shard_snapshots(snapshots, own), uptime_seconds)) {
-    LocalStatus status = client_->publish(topic, payload, 0, /*retain=*/true, {}, nullptr);
+    LocalStatus status = client_->publish(topic, payload, 0, retain_, {}, nullptr);
     if (status == LocalStatus::kOk) ++own_.publishes;
     if (status != LocalStatus::kOk) {
       LOG_WARNING_LIMITED("$SYS: publishing %s failed (%s); everything goes out again at the next update", topic,

@@ -105,7 +105,10 @@ class SysPublisher {
  public:
   using Connect = std::function<std::unique_ptr<LocalClient>()>;
 
-  SysPublisher(ShardAccess& shards, std::chrono::seconds interval, std::string version, Connect connect);
+  // `retain`: publish retained (false when the broker has retained messages off, where a
+  // retained PUBLISH would be a protocol error).
+  SysPublisher(ShardAccess& shards, std::chrono::seconds interval, std::string version, bool retain,
+               Connect connect);
   ~SysPublisher() { stop(); }
   SysPublisher(const SysPublisher&) = delete;
   SysPublisher& operator=(const SysPublisher&) = delete;
@@ -124,6 +127,7 @@ class SysPublisher {
 
   ShardAccess& shards_;
   const std::chrono::seconds interval_;
+  const bool retain_;
   SysTree tree_;
   Connect connect_;
   std::unique_ptr<LocalClient> client_;  // $SYS thread only

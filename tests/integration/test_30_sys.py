@@ -175,3 +175,13 @@ def test_sys_interval_zero_publishes_nothing(start_broker, clients, names):
     # publishes $SYS at all with 0, so a couple of seconds show a broken off switch.
     subscriber.expect_none(timeout=2.0)
     assert "$coremq-sys" not in broker.log()
+
+
+def test_without_retained_messages_sys_is_published_plain(start_broker, clients, names):
+    """--retain-available=false: a retained PUBLISH would be a protocol error, so the $SYS
+    publisher sends plain messages and keeps its one session."""
+    broker = clients.broker = start_broker(sys_interval=1, retain_available="false")
+    view = SysView(clients, broker, names.client("sys", 0))
+    view.next_update()
+    assert "$SYS/broker/uptime" in view.values
+    assert broker.log().count('client connected client_id="$coremq-sys"') == 1, broker.log_tail()

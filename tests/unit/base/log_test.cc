@@ -67,9 +67,19 @@ TEST(LogFormatTest, JsonLineEscapesAndCarriesFields) {
   EXPECT_TRUE(line.ends_with(",\"keep_alive\":60}")) << line;
   EXPECT_EQ(line.find("\"shard\""), std::string::npos) << "not a shard thread: " << line;
 
-  set_log_thread_shard(3);
-  log_write_fields(LogLevel::kInfo, "client connected", fields);
-  set_log_thread_shard(-1);
+  // A shard thread's line, in text, through the log thread (without it a shard thread's lines
+  // are not kept in the recent lines: that would take a lock).
+  LogOptions options;
+  options.destinations = LogDestinations{};
+  std::string error;
+  ASSERT_TRUE(log_start(options, &error)) << error;
+  std::thread shard([&] {
+    set_log_thread_shard(3);
+    log_write_fields(LogLevel::kInfo, "client connected", fields);
+  });
+  shard.join();
+  ASSERT_TRUE(wait_for_recent("client connected client_id="));
+  log_stop();
   line = recent_log_lines(1)[0];
   EXPECT_NE(line.find(" I [shard 3] client connected client_id=\"a\\\"b\\\\c?d?\" keep_alive=60"), std::string::npos)
       << line;
