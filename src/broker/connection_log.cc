@@ -18,14 +18,18 @@ std::string format_peer(const PeerAddress& peer, bool in_process) {
   if (peer.family == 0) return "unknown";
   char text[INET6_ADDRSTRLEN] = {};
   inet_ntop(peer.family == 6 ? AF_INET6 : AF_INET, peer.bytes, text, sizeof(text));
-  return peer.family == 6 ? absl::StrFormat("[%s]:%u", text, peer.port) : absl::StrFormat("%s:%u", text, peer.port);
+  return peer.family == 6 ? absl::StrFormat("[%s]:%u", text, peer.port)
+                          : absl::StrFormat("%s:%u", text, peer.port);
 }
 
 const char* protocol_name(mqtt::ProtocolVersion version) {
   switch (version) {
-    case mqtt::ProtocolVersion::kV31: return "3.1";
-    case mqtt::ProtocolVersion::kV311: return "3.1.1";
-    case mqtt::ProtocolVersion::kV5: return "5.0";
+    case mqtt::ProtocolVersion::kV31:
+      return "3.1";
+    case mqtt::ProtocolVersion::kV311:
+      return "3.1.1";
+    case mqtt::ProtocolVersion::kV5:
+      return "5.0";
   }
   return "?";
 }
@@ -42,24 +46,37 @@ const char* transport_name(const Connection* connection, const std::vector<Liste
 
 const char* close_reason_name(CloseReason reason) {
   switch (reason) {
-    case CloseReason::kUnknown: return "closed";
-    case CloseReason::kClientDisconnect: return "client-disconnect";
-    case CloseReason::kConnectionLost: return "connection-lost";
-    case CloseReason::kKeepAliveTimeout: return "keep-alive-timeout";
-    case CloseReason::kProtocolError: return "protocol-error";
-    case CloseReason::kTakeover: return "takeover";
-    case CloseReason::kTransportError: return "transport-error";
-    case CloseReason::kSlowConsumer: return "slow-consumer";
-    case CloseReason::kPacketTooLarge: return "packet-too-large";
-    case CloseReason::kAuthentication: return "authentication";
-    case CloseReason::kShutdown: return "shutdown";
-    case CloseReason::kAdmin: return "admin";
+    case CloseReason::kUnknown:
+      return "closed";
+    case CloseReason::kClientDisconnect:
+      return "client-disconnect";
+    case CloseReason::kConnectionLost:
+      return "connection-lost";
+    case CloseReason::kKeepAliveTimeout:
+      return "keep-alive-timeout";
+    case CloseReason::kProtocolError:
+      return "protocol-error";
+    case CloseReason::kTakeover:
+      return "takeover";
+    case CloseReason::kTransportError:
+      return "transport-error";
+    case CloseReason::kSlowConsumer:
+      return "slow-consumer";
+    case CloseReason::kPacketTooLarge:
+      return "packet-too-large";
+    case CloseReason::kAuthentication:
+      return "authentication";
+    case CloseReason::kShutdown:
+      return "shutdown";
+    case CloseReason::kAdmin:
+      return "admin";
   }
   return "closed";
 }
 
 void ShardState::log_connected(const Connection* connection, const Session* session,
-                               std::optional<std::string_view> username, bool clean_start, bool session_present) {
+                               std::optional<std::string_view> username, bool clean_start,
+                               bool session_present) {
   if (!base::log_enabled(base::LogLevel::kInfo)) return;
   static thread_local base::LogRateLimit limit;
   uint64_t suppressed = 0;

@@ -60,14 +60,20 @@ struct LoadSource {
   int value;
 };
 constexpr LoadSource kLoadSources[] = {
-    {"messages/received", kMessagesReceived}, {"messages/sent", kMessagesSent},
-    {"publish/dropped", kPublishDropped},     {"publish/received", kPublishReceived},
-    {"publish/sent", kPublishSent},           {"bytes/received", kBytesReceived},
-    {"bytes/sent", kBytesSent},               {"sockets", kSockets},
+    {"messages/received", kMessagesReceived},
+    {"messages/sent", kMessagesSent},
+    {"publish/dropped", kPublishDropped},
+    {"publish/received", kPublishReceived},
+    {"publish/sent", kPublishSent},
+    {"bytes/received", kBytesReceived},
+    {"bytes/sent", kBytesSent},
+    {"sockets", kSockets},
     {"connections", kConnects},
 };
 
-std::string format_load(double value) { return absl::StrFormat("%.2f", value); }
+std::string format_load(double value) {
+  return absl::StrFormat("%.2f", value);
+}
 }  // namespace
 
 SysTotals sum_shard_snapshots(const std::vector<ShardSnapshot>& snapshots, const SysOwnTraffic& own) {
@@ -85,8 +91,8 @@ SysTotals sum_shard_snapshots(const std::vector<ShardSnapshot>& snapshots, const
     totals.packets_sent += counters.packets_sent;
     totals.publish_received += counters.messages_received;
     totals.publish_sent += counters.messages_delivered;
-    totals.publish_dropped +=
-        counters.qos0_dropped_slow_consumer + counters.messages_dropped_queue_full + counters.qos0_dropped_offline;
+    totals.publish_dropped += counters.qos0_dropped_slow_consumer + counters.messages_dropped_queue_full +
+                              counters.qos0_dropped_offline;
     totals.bytes_received += counters.bytes_received;
     totals.bytes_sent += counters.bytes_sent;
     totals.connects_received += counters.connects_received;
@@ -108,12 +114,14 @@ SysTree::SysTree(std::string version) : version_(std::move(version)) {
   counters_last_.assign(kValueCount, 0);
   for (const LoadSource& source : kLoadSources) {
     for (auto [suffix, window] : {std::pair{"1min", 60.0}, {"5min", 300.0}, {"15min", 900.0}}) {
-      loads_.push_back(Load{absl::StrFormat("$SYS/broker/load/%s/%s", source.name, suffix), source.value, window, 0});
+      loads_.push_back(
+          Load{absl::StrFormat("$SYS/broker/load/%s/%s", source.name, suffix), source.value, window, 0});
     }
   }
 }
 
-double SysTree::next_load(double previous, uint64_t increase, double interval_seconds, double window_seconds) {
+double SysTree::next_load(double previous, uint64_t increase, double interval_seconds,
+                          double window_seconds) {
   COREMQ_ASSERT(interval_seconds > 0 && window_seconds > 0);
   double rate_per_minute = static_cast<double>(increase) * 60.0 / interval_seconds;
   double exponent = std::exp(-interval_seconds / window_seconds);
@@ -156,7 +164,8 @@ std::vector<SysTree::Publication> SysTree::update(const SysTotals& totals, doubl
       uint64_t now = next[load.source];
       value = next_load(load.current, now >= before ? now - before : 0, interval, load.window_seconds);
     }
-    if (everything || std::fabs(value - load.current) >= 0.01) out.emplace_back(load.topic, format_load(value));
+    if (everything || std::fabs(value - load.current) >= 0.01)
+      out.emplace_back(load.topic, format_load(value));
     load.current = value;
   }
   if (measure || !have_previous_) {
@@ -177,9 +186,13 @@ std::vector<SysTree::Publication> SysTree::update(const SysTotals& totals, doubl
   return out;
 }
 
-SysPublisher::SysPublisher(ShardAccess& shards, std::chrono::seconds interval, std::string version, bool retain,
-                           Connect connect)
-    : shards_(shards), interval_(interval), retain_(retain), tree_(std::move(version)), connect_(std::move(connect)) {
+SysPublisher::SysPublisher(ShardAccess& shards, std::chrono::seconds interval, std::string version,
+                           bool retain, Connect connect)
+    : shards_(shards),
+      interval_(interval),
+      retain_(retain),
+      tree_(std::move(version)),
+      connect_(std::move(connect)) {
   COREMQ_ASSERT(interval_.count() > 0);
 }
 
@@ -227,7 +240,8 @@ void SysPublisher::publish_once(double uptime_seconds) {
   // come back at the next): the snapshot waits no longer than that.
   auto timeout = std::min<std::chrono::milliseconds>(interval_, std::chrono::milliseconds(2000));
   std::vector<ShardSnapshot> snapshots = collect_shard_snapshots(shards_, timeout);
-  bool all_answered = std::all_of(snapshots.begin(), snapshots.end(), [](const auto& s) { return s.answered; });
+  bool all_answered =
+      std::all_of(snapshots.begin(), snapshots.end(), [](const auto& s) { return s.answered; });
   if (!all_answered) {
     LOG_WARNING_LIMITED("$SYS: a shard did not answer within %d ms; this update is skipped",
                         static_cast<int>(timeout.count()));
@@ -239,8 +253,8 @@ void SysPublisher::publish_once(double uptime_seconds) {
     LocalStatus status = client_->publish(topic, payload, 0, retain_, {}, nullptr);
     if (status == LocalStatus::kOk) ++own_.publishes;
     if (status != LocalStatus::kOk) {
-      LOG_WARNING_LIMITED("$SYS: publishing %s failed (%s); everything goes out again at the next update", topic,
-                          local_status_name(status));
+      LOG_WARNING_LIMITED("$SYS: publishing %s failed (%s); everything goes out again at the next update",
+                          topic, local_status_name(status));
       tree_.forget_all();
       break;
     }

@@ -81,14 +81,16 @@ TEST(LogFormatTest, JsonLineEscapesAndCarriesFields) {
   ASSERT_TRUE(wait_for_recent("client connected client_id="));
   log_stop();
   line = recent_log_lines(1)[0];
-  EXPECT_NE(line.find(" I [shard 3] client connected client_id=\"a\\\"b\\\\c?d?\" keep_alive=60"), std::string::npos)
+  EXPECT_NE(line.find(" I [shard 3] client connected client_id=\"a\\\"b\\\\c?d?\" keep_alive=60"),
+            std::string::npos)
       << line;
 }
 
 TEST(LogDestinationsTest, ParsesStderrFileAndSyslog) {
   LogDestinations destinations;
   std::string error;
-  ASSERT_TRUE(parse_log_destinations("stderr,file:/var/log/coremq.log,syslog", &destinations, &error)) << error;
+  ASSERT_TRUE(parse_log_destinations("stderr,file:/var/log/coremq.log,syslog", &destinations, &error))
+      << error;
   EXPECT_TRUE(destinations.to_stderr);
   EXPECT_TRUE(destinations.to_syslog);
   EXPECT_EQ(destinations.file_path, "/var/log/coremq.log");
@@ -156,7 +158,8 @@ TEST(LogThreadTest, FullThreadRingDropsAndCountsInsteadOfBlocking) {
   // A fresh thread, so it gets a ring of this size.
   std::thread writer([&] {
     auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < kLines; ++i) LOG_INFO("flood line %d of a thread that logs far faster than a disk", i);
+    for (int i = 0; i < kLines; ++i)
+      LOG_INFO("flood line %d of a thread that logs far faster than a disk", i);
     spent = std::chrono::steady_clock::now() - start;
   });
   writer.join();
@@ -169,7 +172,8 @@ TEST(LogThreadTest, FullThreadRingDropsAndCountsInsteadOfBlocking) {
   EXPECT_NE(text.find("log lines dropped: a thread's log buffer (--log-buffer-bytes=4096) was full"),
             std::string::npos);
   std::printf("async log line on the calling thread: %.0f ns (%d lines, %zu written, %llu dropped)\n",
-              static_cast<double>(spent.count()) / kLines, kLines, written, static_cast<unsigned long long>(dropped));
+              static_cast<double>(spent.count()) / kLines, kLines, written,
+              static_cast<unsigned long long>(dropped));
 }
 
 TEST(LogThreadTest, BadFileIsAnErrorAndLoggingStaysDirect) {
