@@ -189,6 +189,14 @@ struct Options {
   uint32_t http_max_connections = 32;
   uint32_t http_timeout_seconds = 10;
   uint32_t http_max_body_bytes = 256 * 1024;
+  // Seconds between updates of the retained $SYS/broker/... topics (Mosquitto's names; see
+  // docs/OPERATIONS.md), published by a "coremq-sys" thread through an in-process client with
+  // client id "$coremq-sys"; 0 = no $SYS topics. The coremq binary's --sys-interval defaults
+  // to 10, as Mosquitto's sys_interval does; an embedding program asks for them.
+  uint32_t sys_interval_seconds = 0;
+  // Client connect and disconnect log lines (info) each shard writes per second; more are left
+  // out and counted in the next one's "(N similar lines suppressed)".
+  uint32_t log_connection_lines_per_second = 50;
 };
 
 }  // namespace coremq

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <string_view>
+#include <tuple>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
@@ -106,6 +107,22 @@ ABSL_FLAG(std::string, http_token_file, "",
 ABSL_FLAG(uint32_t, http_max_connections, 32, "HTTP connections open at once; more are refused.");
 ABSL_FLAG(uint32_t, http_timeout, 10, "Seconds an HTTP connection may stay idle before it is closed.");
 ABSL_FLAG(uint32_t, http_max_body_bytes, 256 * 1024, "Largest HTTP request body taken (else 413).");
+ABSL_FLAG(std::string, log_dest, "stderr",
+          "Where log lines go: stderr, file:PATH (reopened on SIGHUP, for logrotate) or syslog; "
+          "comma-separated or repeated for several.");
+ABSL_FLAG(std::string, log_format, "text",
+          "Log line format: text, or json (one JSON object per line: time, level, shard, message and the "
+          "line's fields).");
+ABSL_FLAG(uint32_t, log_buffer_bytes, 256 * 1024,
+          "Bytes of each thread's buffer of log lines waiting for the log thread; a line that does not fit "
+          "is dropped and counted (4096..1073741824).");
+ABSL_FLAG(uint32_t, log_recent_lines, 256, "Recent log lines kept in memory for the admin dashboard (0..100000).");
+ABSL_FLAG(uint32_t, log_connection_lines, 50,
+          "Client connect and disconnect lines each shard logs per second; more are left out and counted in the "
+          "next line's '(N similar lines suppressed)' (1..1000000).");
+ABSL_FLAG(uint32_t, sys_interval, 10,
+          "Seconds between updates of the retained $SYS/broker/... topics (Mosquitto's names, see "
+          "docs/OPERATIONS.md); 0 = no $SYS topics.");
 
 namespace coremq::app {
 
@@ -147,6 +164,10 @@ constexpr FlagRange kFlagRanges[] = {
     {"http_max_connections", 1, 65536},
     {"http_timeout", 1, 3600},
     {"http_max_body_bytes", 1024, 64u << 20},
+    {"sys_interval", 0, 86400},
+    {"log_buffer_bytes", 4096, 1u << 30},
+    {"log_recent_lines", 0, 100000},
+    {"log_connection_lines", 1, 1000000},
 };
 
 const FlagRange& range_of(std::string_view flag) {
@@ -268,7 +289,66 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   if (!in_range("http_timeout", options->http_timeout_seconds, error)) return false;
   options->http_max_body_bytes = absl::GetFlag(FLAGS_http_max_body_bytes);
   if (!in_range("http_max_body_bytes", options->http_max_body_bytes, error)) return false;
+  options->sys_interval_seconds = absl::GetFlag(FLAGS_sys_interval);
+  if (!in_range("sys_interval", options->sys_interval_seconds, error)) return false;
+  options->log_connection_lines_per_second = absl::GetFlag(FLAGS_log_connection_lines);
+  if (!in_range("log_connection_lines", options->log_connection_lines_per_second, error)) return false;
   return true;
+}
+
+bool log_options_from_flags(base::LogOptions* log, base::LogFormat* format, std::string* error,
+                            const FlagOrigins* origins) {
+  auto origin_prefix = [origins](std::string_view flag) -> std::string {
+    if (origins == nullptr) return "";
+    auto it = origins->find(std::string(flag));
+    return it == origins->end() ? "" : it->second + ": ";
+  };
+  std::string message;
+  std::string destinations = absl::GetFlag(FLAGS_log_dest);
+  if (!base::parse_log_destinations(destinations, &log->destinations, &message)) {
+    *error = absl::StrFormat("%s--log-dest=%s: %s", origin_prefix("log_dest"), destinations, message);
+    return false;
+  }
+  std::string format_name = absl::GetFlag(FLAGS_log_format);
+  if (!base::parse_log_format(format_name, format)) {
+    *error = absl::StrFormat("%s--log-format=%s: expected text or json", origin_prefix("log_format"), format_name);
+    return false;
+  }
+  for (auto [flag, value, field] :
+       {std::tuple{"log_buffer_bytes", absl::GetFlag(FLAGS_log_buffer_bytes), &log->thread_buffer_bytes},
+        std::tuple{"log_recent_lines", absl::GetFlag(FLAGS_log_recent_lines), &log->recent_lines}}) {
+    const FlagRange& range = range_of(flag);
+    if (value < range.low || value > range.high) {
+      std::string dashed(flag);
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      *error = absl::StrFormat("%s--%s=%u is out of range [%u, %u]", origin_prefix(flag), dashed, value, range.low,
+                               range.high);
+      return false;
+    }
+    *field = value;
+  }
+  return true;
+}
+
+std::string repeated_flag_values(const std::vector<std::string>& arguments, std::string_view flag) {
+  std::string dashed(flag);
+  std::replace(dashed.begin(), dashed.end(), '_', '-');
+  std::string joined;
+  auto add = [&joined](std::string_view value) {
+    if (!joined.empty()) joined += ',';
+    joined += value;
+  };
+  for (size_t i = 1; i < arguments.size(); ++i) {
+    const std::string& argument = arguments[i];
+    if (argument == "--") break;
+    for (const std::string& name : {std::string(flag), dashed}) {
+      for (const std::string& prefix : {"--" + name + "=", "-" + name + "="}) {
+        if (argument.starts_with(prefix)) add(std::string_view(argument).substr(prefix.size()));
+      }
+      if ((argument == "--" + name || argument == "-" + name) && i + 1 < arguments.size()) add(arguments[++i]);
+    }
+  }
+  return joined;
 }
 
 }  // namespace coremq::app

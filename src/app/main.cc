@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
@@ -19,6 +21,8 @@
 #include "base/flag_spelling.h"
 #include "base/log.h"
 #include "coremq/broker.h"
+
+ABSL_DECLARE_FLAG(std::string, log_dest);
 
 int main(int argc, char** argv) {
   // --help, -h and --version are answered by app/help.h below; --helpfull stays Abseil's.
@@ -46,12 +50,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "coremq: unexpected argument '%s' (see --help)\n", positional[1]);
     return 2;
   }
+  // --log-dest is repeatable: absl kept only the last, so every one is read from the arguments.
+  if (std::string destinations = coremq::app::repeated_flag_values(arguments, "log_dest"); !destinations.empty()) {
+    absl::SetFlag(&FLAGS_log_dest, destinations);
+  }
   coremq::app::forget_command_line_origins(arguments, &origins);
 
   coremq::Options options;
+  coremq::base::LogOptions log_options;
+  coremq::base::LogFormat log_format = coremq::base::LogFormat::kText;
   std::string error;
   if (!coremq::app::options_from_flags(&options, &error, &origins) ||
-      !coremq::app::listeners_from_flags(listener_specs, file_listeners, &options, &error)) {
+      !coremq::app::listeners_from_flags(listener_specs, file_listeners, &options, &error) ||
+      !coremq::app::log_options_from_flags(&log_options, &log_format, &error, &origins)) {
     std::fprintf(stderr, "coremq: %s\n", error.c_str());
     return 2;
   }
@@ -66,8 +77,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // The log thread first (threads started later inherit the blocked signals too): from here on
+  // no shard writes a log destination itself.
+  coremq::base::set_log_format(log_format);
+  if (!coremq::base::log_start(log_options, &error)) {
+    std::fprintf(stderr, "coremq: %s\n", error.c_str());
+    return 1;
+  }
   coremq::Broker broker(options);
   if (!broker.start(&error)) {
+    coremq::base::log_stop();  // what the broker logged before failing goes out first
     std::fprintf(stderr, "coremq: %s\n", error.c_str());
     return 1;
   }
@@ -81,6 +100,7 @@ int main(int argc, char** argv) {
     sigwait(&signals, &received);
     if (received != SIGHUP) break;
     coremq::app::notify_reloading();
+    coremq::base::log_reopen();  // after logrotate renamed the file: lines go to a new one
     std::string report;
     // Each file's outcome is logged by the broker; a file that fails keeps the previous one.
     LOG_INFO("received SIGHUP: %s", broker.reload(&report) ? "reloaded" : "reloaded, except what the lines above say");
@@ -91,5 +111,6 @@ int main(int argc, char** argv) {
   broker.stop();
   broker.wait();
   LOG_INFO("stopped");
+  coremq::base::log_stop();
   return 0;
 }

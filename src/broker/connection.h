@@ -57,6 +57,14 @@ struct EnhancedAuthentication {
   uint64_t password_check = 0;
 };
 
+// The client's address (IPv4, or IPv6 with `is_ipv6`), read once at CONNECT for the connect and
+// disconnect log lines; port 0 and family 0: unknown (in-process, or the socket already reset).
+struct PeerAddress {
+  uint8_t bytes[16] = {};
+  uint16_t port = 0;
+  uint8_t family = 0;  // 0 unknown, 4, 6
+};
+
 struct Connection {
   // Fields are ordered by size, so the struct packs (an idle fleet pays for every byte).
   int fd = -1;
@@ -100,6 +108,7 @@ struct Connection {
 
   int64_t accepted_at_ms = 0;
   int64_t last_packet_at_ms = 0;
+  PeerAddress peer;
 
   // Bytes of an incomplete packet, kept until the rest arrives.
   base::ByteBuffer input;

@@ -261,6 +261,7 @@ void ShardState::send_publish(Session* session, const MessageRef& message, const
   }
   connection->output.append(payload);
   ++counters_.messages_delivered;
+  ++counters_.packets_sent;
   io_.request_flush(connection);
 }
 

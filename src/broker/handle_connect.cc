@@ -112,11 +112,13 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
     connection->state = ConnectionState::kHandingOff;
     connections_.erase(connection);
     --counters_.connections_current;
+    --counters_.packets_received;  // the owner reads this CONNECT again and counts it there
     hand_off_target_ = owner;  // on_bytes moves it once every byte read is in its input
     return Next::kHandOff;
   }
 
   // On the owner shard, so a refusal is counted once, where the session would have been.
+  ++counters_.connects_received;
   COREMQ_ASSERT(connection->listener < listeners_.size());
   // An in-process client (Broker::connect_local) is the host program itself, not a client of
   // any listener: no listener's certificate, anonymous or password rule applies to it.
@@ -314,8 +316,8 @@ void ShardState::end_authentication(Connection* connection, ReasonCode reason, s
     return;
   }
   // MQTT-4.12.1-2: DISCONNECT and close. The client did not ask to leave: its will goes out.
-  LOG_INFO("closing client '%s' with %s: %s", connection->session->client_id, mqtt::reason_code_name(reason), why);
   send_disconnect(connection, reason, why);
+  note_close(CloseReason::kAuthentication, why, static_cast<int>(reason));
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
 }
 
@@ -376,8 +378,9 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     // MQTT-3.1.4-3: the new connection takes the session over; the old one is closed as
     // a network failure would close it (so its will is due), MQTT 5 clients with 0x8E.
     Connection* old = session->connection;
-    LOG_INFO("client '%s' taken over by a new connection, closing the old one", client_id);
     if (old->version == ProtocolVersion::kV5) send_disconnect(old, ReasonCode::kSessionTakenOver, "session taken over");
+    note_close(CloseReason::kTakeover, "a new connection took the client id over",
+               old->version == ProtocolVersion::kV5 ? static_cast<int>(ReasonCode::kSessionTakenOver) : -1);
     end_connection(old, /*publish_will=*/true, /*flush_first=*/old->version == ProtocolVersion::kV5);
     session = find_session(client_id);  // a session with expiry 0 ended with its connection
   }
@@ -500,9 +503,8 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     }
   });
   if (!staged) return Next::kStop;  // the connection is closed; the session kept or ended as on any close
-  LOG_INFO("client '%s' connected (protocol level %u, clean %d, keep-alive %u s, session expiry %u s, present %d)",
-           client_id, connect.protocol_level, connect.clean_session, connection->keep_alive_seconds,
-           session->expiry_seconds, session_present);
+  connection->peer = io_.peer_address(*connection);
+  log_connected(connection, session, client_username(connection, connect), connect.clean_session, session_present);
   if (session_present) resume_session(session);
   // A resent PUBREL that did not fit the client's Maximum Packet Size closed it.
   return connection->state == ConnectionState::kConnected ? Next::kContinue : Next::kStop;

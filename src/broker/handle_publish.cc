@@ -73,6 +73,11 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
     }
   }
   ++counters_.messages_received;
+  // Mosquitto refuses every client write to $SYS (security.c acl__check_dollar), before and
+  // whatever the ACL says; the broker's own $SYS publisher is in-process.
+  if (!connection->in_process && reserved_for_broker(topic)) {
+    return refuse_publish(connection, publish, topic, "$SYS is written only by the broker");
+  }
   if (!may_publish(session, topic, publish.qos, publish.retain)) return refuse_publish(connection, publish, topic);
 
   if (publish.qos == 2) {
@@ -97,13 +102,14 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
   return true;
 }
 
-bool ShardState::refuse_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic) {
+bool ShardState::refuse_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic,
+                                std::string_view why) {
   // As Mosquitto 2.0: the message is dropped and its QoS flow still ends normally for the
   // client. MQTT 5 gets Not authorized in the PUBACK/PUBREC (which ends a QoS 2 exchange);
   // 3.1.1 has no reason code, so a QoS 2 client goes on with PUBREL and gets its PUBCOMP.
   ++counters_.acl_publishes_denied;
-  LOG_INFO_LIMITED("client '%s' may not publish to '%s' (ACL file): message dropped", connection->session->client_id,
-                   topic);
+  LOG_INFO_LIMITED("client '%s' may not publish to '%s' (%s): message dropped", connection->session->client_id, topic,
+                   why);
   if (publish.qos == 0) return true;
   uint8_t reason = connection->version == ProtocolVersion::kV5 ? static_cast<uint8_t>(ReasonCode::kNotAuthorized) : 0;
   return send_ack(connection, publish.qos == 1 ? PacketType::kPuback : PacketType::kPubrec, publish.packet_id, reason);
@@ -260,7 +266,7 @@ bool ShardState::handle_disconnect(Connection* connection, std::span<const uint8
   // MQTT-3.14.4-3: only a normal disconnection (0x00) discards the will; 0x04 asks for
   // it, and an error reason is a failure the will exists for.
   bool publish_will = disconnect.reason_code != static_cast<uint8_t>(ReasonCode::kNormalDisconnection);
-  LOG_DEBUG("client '%s' disconnected (reason 0x%02x)", session->client_id, disconnect.reason_code);
+  note_close(CloseReason::kClientDisconnect, {}, disconnect.reason_code);
   end_connection(connection, publish_will, /*flush_first=*/true);
   return false;
 }

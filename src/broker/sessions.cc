@@ -33,7 +33,8 @@ void ShardState::publish_will_message(Session* session) {
   session->will_pending = false;
   WillMessage& will = *taken;
   // Mosquitto checks the will against the ACL when it is published, not at CONNECT.
-  if (!may_publish(session, will.topic, will.qos, will.retain)) {
+  // No client may publish into $SYS, not even by its will (in-process clients have none).
+  if (reserved_for_broker(will.topic) || !may_publish(session, will.topic, will.qos, will.retain)) {
     ++counters_.acl_publishes_denied;
     LOG_INFO_LIMITED("client '%s' may not publish its will on '%s' (ACL file or authorization hook): dropped",
                      session->client_id, will.topic);
@@ -76,6 +77,7 @@ void ShardState::run_due_timers(int64_t now_ms) {
       if (session->will_pending) publish_will_message(session);
     } else {
       LOG_DEBUG("session of client '%s' expired", session->client_id);
+      ++counters_.sessions_expired;
       destroy_session(session);
     }
   }

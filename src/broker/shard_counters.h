@@ -74,6 +74,16 @@ struct ShardCounters {
   uint64_t acl_deliveries_denied = 0;
   // SUBSCRIBE filters granted because the ACL check reached its bound of comparisons.
   uint64_t acl_subscribe_checks_over_budget = 0;
+  // $SYS (src/shard/sys_topics.h): bytes read from and written to client sockets (one add per
+  // receive or send completion, not per message), MQTT packets of every kind received and sent
+  // (PUBLISH included), CONNECTs handled by their owner shard, and sessions ended by their
+  // expiry interval while offline.
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t packets_received = 0;
+  uint64_t packets_sent = 0;
+  uint64_t connects_received = 0;
+  uint64_t sessions_expired = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -81,7 +91,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 41 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 47 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -123,6 +133,12 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("acl_subscriptions_denied", counters.acl_subscriptions_denied);
   visit("acl_deliveries_denied", counters.acl_deliveries_denied);
   visit("acl_subscribe_checks_over_budget", counters.acl_subscribe_checks_over_budget);
+  visit("bytes_received", counters.bytes_received);
+  visit("bytes_sent", counters.bytes_sent);
+  visit("packets_received", counters.packets_received);
+  visit("packets_sent", counters.packets_sent);
+  visit("connects_received", counters.connects_received);
+  visit("sessions_expired", counters.sessions_expired);
 }
 
 }  // namespace coremq::broker

@@ -3,6 +3,8 @@
 // arrives from other shards. Runs only on the owning shard's thread.
 #include "broker/shard_state.h"
 
+#include <utility>
+
 #include "base/assert.h"
 #include "base/log.h"
 #include "broker/listeners.h"
@@ -111,6 +113,7 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
     // Only whole packets count for keep-alive (MQTT-3.1.2-24 speaks of Control Packets):
     // a client trickling one packet a byte at a time cannot stay connected on that.
     connection->last_packet_at_ms = now;
+    ++counters_.packets_received;
     next = handle_packet(connection, header, bytes.subspan(offset + header.header_length, header.remaining_length));
     COREMQ_ASSERT(next != Next::kContinue || connection->state != ConnectionState::kClosing);
     if (next != Next::kContinue) break;
@@ -121,6 +124,7 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
       ++counters_.slow_consumers_disconnected;
       LOG_WARNING_LIMITED("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
                   connection->session ? connection->session->client_id : std::string(), options_.max_client_output_bytes);
+      note_close(CloseReason::kSlowConsumer, "does not read what it is sent (over twice --max-client-output-bytes)");
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
       next = Next::kStop;
       break;
@@ -229,7 +233,10 @@ bool ShardState::stage_packet_into(base::ByteBuffer& out, Connection* connection
     encode(out, /*with_optional_properties=*/false);
   }
   const size_t size = out.size() - start;
-  if (limit == 0 || size <= limit) return true;
+  if (limit == 0 || size <= limit) {
+    ++counters_.packets_sent;
+    return true;
+  }
   out.truncate(start);
   ++counters_.packets_over_client_maximum;
   LOG_INFO_LIMITED("%s of %u bytes for connection fd %d (client '%s') is over the client's Maximum Packet Size %u: "
@@ -239,6 +246,8 @@ bool ShardState::stage_packet_into(base::ByteBuffer& out, Connection* connection
   if (type != mqtt::PacketType::kDisconnect) {
     // What was staged before still goes out. A client that never had its CONNACK was never
     // connected, so its will is not published.
+    note_close(CloseReason::kPacketTooLarge,
+               absl::StrFormat("a %s over the client's Maximum Packet Size", mqtt::packet_type_name(type)));
     end_connection(connection, /*publish_will=*/type != mqtt::PacketType::kConnack, /*flush_first=*/true);
   }
   return false;
@@ -253,15 +262,27 @@ void ShardState::close_for_protocol_error(Connection* connection, ReasonCode rea
     refuse_connect(connection, mqtt::ProtocolVersion::kV5, reason, why);
     return;
   }
-  LOG_INFO_LIMITED("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
   bool tell_client =
       connection->version == mqtt::ProtocolVersion::kV5 && connection->state == ConnectionState::kConnected;
+  // A connected client's close is logged by end_connection (with this reason); one that did not
+  // finish CONNECT has no disconnect line, so it gets this one.
+  if (connection->state != ConnectionState::kConnected) {
+    LOG_INFO_LIMITED("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
+  }
   if (tell_client) send_disconnect(connection, reason, why);
+  note_close(CloseReason::kProtocolError, why, tell_client ? static_cast<int>(reason) : -1);
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client);
 }
 
 void ShardState::end_connection(Connection* connection, bool publish_will, bool flush_first) {
+  // Taken first: what this close does (a will, a slow consumer dropped) may close others.
+  CloseReason reason = std::exchange(close_reason_, CloseReason::kUnknown);
+  int reason_code = std::exchange(close_reason_code_, -1);
+  std::string detail = std::exchange(close_detail_, std::string());
   if (connection->state == ConnectionState::kClosing) return;
+  if (connection->state == ConnectionState::kConnected && connection->session != nullptr) {
+    log_disconnected(connection, connection->session, reason, reason_code, detail);
+  }
   bool was_handing_off = connection->state == ConnectionState::kHandingOff;
   connection->state = ConnectionState::kClosing;
   forget_password_check(connection);
@@ -300,19 +321,17 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
 
 void ShardState::on_transport_closed(Connection* connection, bool flush_answer) {
   if (connection->state == ConnectionState::kClosing) return;
-  if (connection->state == ConnectionState::kConnected) {
-    LOG_DEBUG("client '%s' connection lost", connection->session->client_id);
-  }
+  note_close(CloseReason::kConnectionLost);
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/flush_answer);
 }
 
 void ShardState::on_transport_error(Connection* connection, std::string_view why) {
   if (connection->state == ConnectionState::kClosing) return;
   ++counters_.transport_errors;
-  LOG_INFO_LIMITED("closing %s: %s",
-                   connection->session != nullptr ? absl::StrFormat("client '%s'", connection->session->client_id)
-                                                  : absl::StrFormat("fd %d before CONNECT", connection->fd),
-                   why);
+  if (connection->state != ConnectionState::kConnected) {
+    LOG_INFO_LIMITED("closing fd %d before CONNECT: %s", connection->fd, why);
+  }
+  note_close(CloseReason::kTransportError, why);
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
 }
 
@@ -346,11 +365,11 @@ void ShardState::on_tick(int64_t now_ms) {
   for (auto [connection, keep_alive] : expired) {
     if (keep_alive) {
       ++counters_.keep_alive_expiries;
-      LOG_INFO_LIMITED("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
-               connection->keep_alive_seconds);
-      if (connection->version == mqtt::ProtocolVersion::kV5) {
-        send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
-      }
+      bool v5 = connection->version == mqtt::ProtocolVersion::kV5;
+      if (v5) send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
+      note_close(CloseReason::kKeepAliveTimeout,
+                 absl::StrFormat("no packet for 1.5 x %u s", connection->keep_alive_seconds),
+                 v5 ? static_cast<int>(ReasonCode::kKeepAliveTimeout) : -1);
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
     } else {
       ++counters_.connect_timeouts;
@@ -367,6 +386,10 @@ void ShardState::on_shutdown() {
     if (connection->state == ConnectionState::kConnected && connection->version == mqtt::ProtocolVersion::kV5) {
       send_disconnect(connection, ReasonCode::kServerShuttingDown, "server shutting down");
     }
+    note_close(CloseReason::kShutdown, {},
+               connection->state == ConnectionState::kConnected && connection->version == mqtt::ProtocolVersion::kV5
+                   ? static_cast<int>(ReasonCode::kServerShuttingDown)
+                   : -1);
     end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
   }
 }

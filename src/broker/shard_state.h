@@ -60,7 +60,30 @@ class IoPort {
   // shard is full: nothing was asked.
   [[nodiscard]] virtual bool check_password(uint64_t token, uint8_t listener, std::string_view username,
                                             bool has_password, std::string_view password) = 0;
+  // The client's address, for the connect and disconnect log lines (read once, at CONNECT).
+  virtual PeerAddress peer_address(const Connection& connection) {
+    (void)connection;
+    return {};
+  }
 };
+
+// Why a connected client's connection ended: the disconnect log line's "reason"
+// (connection_log.cc). Set by whoever ends it, through ShardState::note_close.
+enum class CloseReason : uint8_t {
+  kUnknown,
+  kClientDisconnect,   // DISCONNECT from the client (its reason code)
+  kConnectionLost,     // end of stream or reset without DISCONNECT
+  kKeepAliveTimeout,   // 1.5x keep-alive without a packet
+  kProtocolError,      // a malformed or forbidden packet (the detail says which)
+  kTakeover,           // a new connection with the same client id
+  kTransportError,     // TLS or WebSocket refused what the client sent
+  kSlowConsumer,       // does not read what it is sent
+  kPacketTooLarge,     // a packet for it over its Maximum Packet Size
+  kAuthentication,     // re-authentication failed
+  kShutdown,           // the broker is stopping
+  kAdmin,              // an operator asked (admin API)
+};
+const char* close_reason_name(CloseReason reason);
 
 // FNV-1a over the client id's bytes: which shard owns the id's session. Documented so
 // tests and operators can predict placement.
@@ -72,6 +95,15 @@ class ShardState {
   ~ShardState();
   ShardState(const ShardState&) = delete;
   ShardState& operator=(const ShardState&) = delete;
+
+  // The reason (and, for the log line, a detail and a reason code; -1 none) the next
+  // end_connection of a connected client logs. Call right before the close; end_connection
+  // takes and clears it.
+  void note_close(CloseReason reason, std::string_view detail = {}, int reason_code = -1) {
+    close_reason_ = reason;
+    close_detail_.assign(detail);
+    close_reason_code_ = reason_code;
+  }
 
   // Events from the shard loop.
   void on_connection_opened(Connection* connection);
@@ -208,6 +240,9 @@ class ShardState {
   // both allow (either may be absent). Counted and logged by the callers.
   bool may_publish(Session* session, std::string_view topic, uint8_t qos, bool retain);
   bool may_receive(Session* session, std::string_view topic);
+  // $SYS...: written only by the broker's own $SYS publisher (an in-process client); a network
+  // client's PUBLISH or will there is refused as Mosquitto refuses it (authorization.cc).
+  static bool reserved_for_broker(std::string_view topic) { return topic.starts_with("$SYS"); }
   ClientIdentity hook_identity(const Session* session) const;
   std::string assign_client_id();
   // Whether a keep-alive is over --max-keepalive (see the definition for keep-alive 0).
@@ -228,7 +263,8 @@ class ShardState {
   // A PUBACK, PUBREC or PUBCOMP that does not fit the message's QoS flow: a protocol error.
   bool close_for_wrong_ack(Connection* connection, mqtt::PacketType type, const OutgoingInflight& inflight);
   // A PUBLISH the client's ACL does not let it make: dropped, and acknowledged as Mosquitto does.
-  bool refuse_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
+  bool refuse_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic,
+                      std::string_view why = "ACL file or authorization hook");
   // PUBACK/PUBREC of a client's PUBLISH: a retained one waits for every peer (barrier.cc).
   [[nodiscard]] bool acknowledge_publish(Connection* connection, mqtt::PacketType type, uint16_t packet_id,
                                          bool retain);
@@ -303,12 +339,22 @@ class ShardState {
   void schedule(int64_t due_ms, bool is_will, Session* session);
   void run_due_timers(int64_t now_ms);
   void fail_over_shared_deliveries(Session* session);
+  // The info lines of a client's connect and disconnect (connection_log.cc), rate-limited by
+  // Options::log_connection_lines_per_second.
+  void log_connected(const Connection* connection, const Session* session, std::optional<std::string_view> username,
+                     bool clean_start, bool session_present);
+  void log_disconnected(const Connection* connection, const Session* session, CloseReason reason, int reason_code,
+                        std::string_view detail);
 
   const uint32_t shard_id_;
   const uint32_t shard_count_;
   const Options& options_;
   IoPort& io_;
   ShardCounters counters_;
+  // What note_close left for the next end_connection (see there).
+  CloseReason close_reason_ = CloseReason::kUnknown;
+  int close_reason_code_ = -1;
+  std::string close_detail_;
   // effective_listeners(options_), indexed by Connection::listener, and whether each lets
   // clients without a username in (anonymous_allowed, resolved once).
   const std::vector<ListenerOptions> listeners_;

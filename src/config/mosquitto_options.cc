@@ -52,7 +52,7 @@ constexpr std::string_view kAuth =
     "authentication and access control are not supported yet: every client would be accepted";
 constexpr std::string_view kPersistence =
     "persistence is not supported yet: sessions and retained messages live in memory";
-constexpr std::string_view kLog = "coremq logs to stderr in its own format";
+constexpr std::string_view kLog = "coremq writes its own log format (--log-format text|json)";
 constexpr std::string_view kListenerFeature = "coremq's listener has no such setting";
 
 constexpr MosquittoOption kOptions[] = {
@@ -69,7 +69,7 @@ constexpr MosquittoOption kOptions[] = {
     {"max_qos", Kind::kFlag, "max_qos"},
     {"maximum_qos", Kind::kFlag, "max_qos"},
     {"max_topic_alias", Kind::kFlag, "topic_alias_maximum"},
-    {"sys_interval", Kind::kFlagIfPresent, "sys_interval", "there are no $SYS topics yet"},
+    {"sys_interval", Kind::kFlag, "sys_interval"},
     {"log_type", Kind::kLogType, "log_level"},
     {"log_dest", Kind::kLogDest, "log_level"},
     {"include_dir", Kind::kIncludeDir},
@@ -598,23 +598,36 @@ class Reader {
   }
 
   void log_dest(const Directive& directive, const std::string& written) {
+    // Each log_dest line adds a destination, as in Mosquitto; together they become --log-dest.
     const std::string& destination = directive.words[0];
-    if (destination == "stderr") return;  // where coremq logs
-    if (destination == "none") {
+    std::string added;
+    if (destination == "stderr" || destination == "syslog") {
+      added = destination;
+    } else if (destination == "none") {
       set_checked("log_level", "none", directive.where, written);
+      return;
     } else if (destination == "file") {
       if (directive.words.size() < 2) {
         error(directive.where, "log_dest file needs a path");
         return;
       }
-      warn(directive.where, absl::StrFormat("log_dest file is not supported yet and is ignored: %s", kLog));
-    } else if (destination == "stdout" || destination == "syslog" || destination == "topic" ||
-               destination == "dlt") {
+      // The rest of the line: a path may hold spaces.
+      std::string_view path = std::string_view(directive.value).substr(4);
+      while (!path.empty() && (path.front() == ' ' || path.front() == '\t')) path.remove_prefix(1);
+      while (!path.empty() && (path.back() == ' ' || path.back() == '\t')) path.remove_suffix(1);
+      added = "file:" + std::string(path);
+    } else if (destination == "stdout" || destination == "topic" || destination == "dlt") {
       warn(directive.where,
-           absl::StrFormat("log_dest %s is not supported yet and is ignored: %s", destination, kLog));
+           absl::StrFormat("log_dest %s is not supported and is ignored: coremq logs to stderr, a file or syslog",
+                           destination));
+      return;
     } else {
       error(directive.where, absl::StrFormat("%s: unknown log destination '%s'", written, destination));
+      return;
     }
+    if (!catalog_.contains("log_dest")) return;
+    log_destinations_ += (log_destinations_.empty() ? "" : ",") + added;
+    set_checked("log_dest", log_destinations_, directive.where, written);
   }
 
   void boolean_option(const Directive& directive, const MosquittoOption& option) {
@@ -675,6 +688,7 @@ class Reader {
   bool in_bridge_ = false;
   uint32_t log_types_ = 0;
   bool log_none_ = false;
+  std::string log_destinations_;  // every log_dest so far, as --log-dest takes them
 };
 
 }  // namespace

@@ -33,6 +33,8 @@
 #include "shard/shard.h"
 #include "shard/shard_access.h"
 #include "shard/shard_snapshot.h"
+#include "shard/coremq_version.h"
+#include "shard/sys_topics.h"
 #include "transport/listener_factory.h"
 
 namespace coremq {
@@ -70,6 +72,8 @@ class BrokerImpl final : public shard::ShardAccess {
   // with its ACL file loaded; false with *error naming the file and line.
   bool load_listener_security(broker::ListenerSecurityList* list, std::string* error) const;
   void stop() {
+    // The $SYS thread first: it publishes through the shards and disconnects its client there.
+    if (sys_publisher_ != nullptr) sys_publisher_->stop();
     running_.store(false, std::memory_order_release);
     for (auto& shard : shards_) shard->request_stop();
   }
@@ -114,6 +118,9 @@ class BrokerImpl final : public shard::ShardAccess {
   std::vector<std::vector<std::unique_ptr<transport::TransportFactory>>> transport_factories_;
   // In-process clients: shared with every LocalClient, which may outlive the Broker.
   std::shared_ptr<shard::LocalHub> local_hub_;
+  // The $SYS topics (Options::sys_interval_seconds): started once every shard serves, stopped
+  // first in stop().
+  std::unique_ptr<shard::SysPublisher> sys_publisher_;
   std::atomic<bool> running_{false};
   // The HTTP admin listener (Options::http_listener); null when off. Started after the shards,
   // destroyed before they are joined (wait()).
@@ -269,6 +276,20 @@ bool BrokerImpl::start(std::string* error) {
                 broker::listener_url(listener, broker::bind_addresses(listener.address)[0].numeric,
                                      listener_ports_[index]),
                 listener.password_file.empty() ? "it is not on loopback" : "it has a password file");
+  }
+  running_.store(true, std::memory_order_release);
+  if (options_.sys_interval_seconds > 0) {
+    sys_publisher_ = std::make_unique<shard::SysPublisher>(
+        *this, std::chrono::seconds(options_.sys_interval_seconds), "coremq " COREMQ_VERSION,
+        options_.retain_available, [this] {
+          LocalClientOptions client;
+          client.client_id = shard::SysPublisher::kClientId;
+          std::string why;
+          std::unique_ptr<LocalClient> made = connect_local(client, &why);
+          if (made == nullptr) LOG_WARNING_LIMITED("$SYS: cannot connect its in-process client: %s", why);
+          return made;
+        });
+    sys_publisher_->start();
   }
   LOG_INFO("coremq started: %u listener%s, %u shard%s", listeners_.size(), listeners_.size() == 1 ? "" : "s", count,
            count == 1 ? "" : "s");

@@ -399,6 +399,28 @@ void Shard::on_accept(ListenSocket* socket, int result, bool more) {
   arm_receive(connection);
 }
 
+broker::PeerAddress Shard::peer_address(const Connection& connection) {
+  // One getpeername at CONNECT (not on the publish path); a socket the client already reset
+  // has no peer any more, and the address then shows as unknown.
+  broker::PeerAddress peer;
+  if (connection.in_process || connection.fd < 0) return peer;
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  if (::getpeername(connection.fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return peer;
+  if (address.ss_family == AF_INET) {
+    const auto* ipv4 = reinterpret_cast<const sockaddr_in*>(&address);
+    std::memcpy(peer.bytes, &ipv4->sin_addr, 4);
+    peer.port = ntohs(ipv4->sin_port);
+    peer.family = 4;
+  } else if (address.ss_family == AF_INET6) {
+    const auto* ipv6 = reinterpret_cast<const sockaddr_in6*>(&address);
+    std::memcpy(peer.bytes, &ipv6->sin6_addr, 16);
+    peer.port = ntohs(ipv6->sin6_port);
+    peer.family = 6;
+  }
+  return peer;
+}
+
 Connection* Shard::open_connection(int fd, int64_t accepted_at_ms) {
   auto* connection = new Connection();
   connection->fd = fd;

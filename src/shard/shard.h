@@ -98,6 +98,7 @@ class Shard final : public broker::IoPort {
   void post(uint32_t target_shard, broker::CrossShardItem item) override;
   void resume_input(broker::Connection* connection) override;
   int64_t now_ms() const override { return now_ms_; }
+  broker::PeerAddress peer_address(const broker::Connection& connection) override;
   [[nodiscard]] bool check_password(uint64_t token, uint8_t listener, std::string_view username, bool has_password,
                                     std::string_view password) override;
 

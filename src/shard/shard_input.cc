@@ -65,6 +65,7 @@ void Shard::on_receive(Connection* connection, const io_uring_cqe* cqe) {
   if (result > 0) {
     COREMQ_ASSERT(cqe->flags & IORING_CQE_F_BUFFER);
     auto buffer_id = static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    state_->counters().bytes_received += static_cast<uint32_t>(result);
     if (should_park(connection)) {
       park(connection, buffer_id, static_cast<uint32_t>(result));
     } else {

@@ -80,6 +80,7 @@ void Shard::on_send(Connection* connection, int result) {
     return;
   }
   auto sent = static_cast<size_t>(result);
+  state_->counters().bytes_sent += sent;
   if (sent < connection->sending.size() && connection->channel != nullptr) {
     keep_unsent_wire_bytes(connection, sent);  // wire bytes: never encoded twice
     if (connection->state == ConnectionState::kHandingOff && delayed_hand_offs_.contains(connection)) {

@@ -10,9 +10,11 @@
 // (so the binary's flag parser always takes it) and a place; a file without errors gives only
 // listeners that pass check_listener.
 //
-// Each line of the main file is also a --listener spec (src/config/listener_spec.h), the other
-// parser of listener text: a spec it takes passes check_listener, has TLS exactly for mqtts://
-// and wss://, and an address the broker can bind ("", "*", numeric, or a host name).
+// Each line of the main file is also a --log-dest value (base::parse_log_destinations: taken
+// with at least one destination, or refused with a reason), and a --listener spec
+// (src/config/listener_spec.h), the other parser of listener text: a spec it takes passes
+// check_listener, has TLS exactly for mqtts:// and wss://, and an address the broker can bind
+// ("", "*", numeric, or a host name).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -23,6 +25,7 @@
 
 #include <arpa/inet.h>
 
+#include "base/log.h"
 #include "config/config_file.h"
 #include "config/listener_spec.h"
 #include "io/resolve.h"
@@ -87,6 +90,17 @@ void check_spec(std::string_view spec) {
   check(bindable(listener.address), "a spec's address is bindable");
 }
 
+void check_log_destinations(std::string_view spec) {
+  coremq::base::LogDestinations destinations;
+  std::string error;
+  if (!coremq::base::parse_log_destinations(spec, &destinations, &error)) {
+    check(!error.empty(), "a refused --log-dest says why");
+    return;
+  }
+  check(destinations.to_stderr || destinations.to_syslog || !destinations.file_path.empty(),
+        "a --log-dest taken names a destination");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -108,6 +122,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (std::string_view rest = parts[0]; !rest.empty();) {
     size_t end = rest.find('\n');
     check_spec(rest.substr(0, end));
+    check_log_destinations(rest.substr(0, end));
     rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
   }
 
@@ -130,6 +145,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(coremq::config::check_flag_value(catalog(), setting.flag, setting.value, &canonical, &error),
           "setting passes the catalog's check");
     check(canonical == setting.value, "setting is canonical");
+    if (setting.flag == "log_dest") check_log_destinations(setting.value);
   }
   return 0;
 }

@@ -3,7 +3,8 @@
 # lists, pages and filters clients, shows one client, disconnects one (MQTT 5: DISCONNECT 0x98
 # Administrative action), publishes, lists retained topics, and answers bad requests with a
 # JSON 4xx; each HTTP bound is counted. Every check synchronises on an MQTT round trip (a
-# SUBACK, a message echo) before it reads the HTTP side.
+# SUBACK, a message echo) before it reads the HTTP side. $SYS is off (--sys-interval=0): its
+# publisher is an in-process client and would add its own connection and messages to the counts.
 import base64
 import socket
 import subprocess
@@ -21,7 +22,7 @@ MESSAGES = 20
 
 
 def test_metrics_move_with_traffic(start_broker, clients, names, threads):
-    broker = start_broker(http_listener=":0")
+    broker = start_broker(sys_interval=0, http_listener=":0")
     topic = names.topic("m")
     subscriber = clients.paho(names.sub(), broker=broker)
     subscriber.subscribe(topic, qos=1)
@@ -58,7 +59,7 @@ def test_bearer_token(start_broker, tmp_path):
     token = "integration-token-0123456789"
     path = tmp_path / "token"
     path.write_text(token + "\n")
-    broker = start_broker(http_listener=":0", http_token_file=path)
+    broker = start_broker(sys_interval=0, http_listener=":0", http_token_file=path)
     status, headers, body = request(broker, "GET", "/metrics")
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
     assert request(broker, "GET", "/api/v1/stats", headers={"Authorization": "Bearer nope"})[0] == 401
@@ -70,7 +71,7 @@ def test_basic_auth_with_a_password_file(start_broker, coremq_passwd, tmp_path):
     path = tmp_path / "http.passwd"
     subprocess.run([coremq_passwd, "-c", "-b", str(path), "ops", "correct horse"], check=True, timeout=30,
                 capture_output=True)
-    broker = start_broker(http_listener=":0", http_user="ops", http_password_file=path)
+    broker = start_broker(sys_interval=0, http_listener=":0", http_user="ops", http_password_file=path)
 
     def basic(credentials):
         return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
@@ -84,7 +85,7 @@ def test_basic_auth_with_a_password_file(start_broker, coremq_passwd, tmp_path):
 
 
 def test_clients_list_paging_and_filters(start_broker, clients, names, threads):
-    broker = start_broker(http_listener=":0")
+    broker = start_broker(sys_interval=0, http_listener=":0")
     prefix = f"page-{names.tag}-"
     ids = [names.client(f"{prefix}{index}", index) for index in range(5)]
     for client_id in ids:
@@ -120,7 +121,7 @@ def test_clients_list_paging_and_filters(start_broker, clients, names, threads):
 
 
 def test_client_detail(start_broker, clients, names):
-    broker = start_broker(http_listener=":0")
+    broker = start_broker(sys_interval=0, http_listener=":0")
     client_id = names.sub()
     client = raw5(clients, client_id, broker=broker, keepalive=42)
     client.subscribe5([(names.topic("a"), 1), (names.topic("b/#"), 0)])
@@ -139,7 +140,7 @@ def test_client_detail(start_broker, clients, names):
 
 
 def test_delete_disconnects_with_administrative_action(start_broker, clients, names):
-    broker = start_broker(http_listener=":0")
+    broker = start_broker(sys_interval=0, http_listener=":0")
     client_id = names.sub()
     # A session that outlives its connection (Session Expiry Interval 300 s).
     client = raw5(clients, client_id, broker=broker,
@@ -158,7 +159,7 @@ def test_delete_disconnects_with_administrative_action(start_broker, clients, na
 
 
 def test_delete_disconnects_a_paho_client(start_broker, clients, names):
-    broker = start_broker(http_listener=":0")
+    broker = start_broker(sys_interval=0, http_listener=":0")
     client = clients.paho(names.sub(), broker=broker)
     client.subscribe(names.topic(), qos=0)
     assert request(broker, "DELETE", f"/api/v1/clients/{names.sub()}")[0] == 200
@@ -166,7 +167,7 @@ def test_delete_disconnects_a_paho_client(start_broker, clients, names):
 
 
 def test_publish_via_api_and_retained_topics(start_broker, clients, names):
-    broker = start_broker(http_listener=":0")
+    broker = start_broker(sys_interval=0, http_listener=":0")
     subscriber = clients.paho(names.sub(), broker=broker)
     subscriber.subscribe(names.topic("#"), qos=1)
     status, _, body = request(broker, "POST", "/api/v1/publish",
@@ -186,7 +187,7 @@ def test_publish_via_api_and_retained_topics(start_broker, clients, names):
 
 
 def test_bad_requests_get_json_errors(start_broker):
-    broker = start_broker(http_listener=":0", http_max_body_bytes=1024)
+    broker = start_broker(sys_interval=0, http_listener=":0", http_max_body_bytes=1024)
     cases = [
         ("GET", "/nope", None, 404),
         ("PUT", "/api/v1/stats", None, 405),
@@ -208,7 +209,7 @@ def test_bad_requests_get_json_errors(start_broker):
 
 
 def test_connection_limit_is_counted(start_broker):
-    broker = start_broker(http_listener=":0", http_max_connections=2)
+    broker = start_broker(sys_interval=0, http_listener=":0", http_max_connections=2)
     port = int(http_base(broker).rsplit(":", 1)[1])
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
     try:

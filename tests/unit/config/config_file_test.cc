@@ -192,8 +192,6 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
   std::vector<std::string> expected_prefixes = {
       "main.conf:2: warning: persistence true is not supported yet and is ignored",
       "main.conf:3: warning: persistence_location is not supported yet and is ignored",
-      "main.conf:4: warning: log_dest file is not supported yet and is ignored",
-      "main.conf:5: warning: sys_interval is not supported yet and is ignored",
       "main.conf:6: warning: bridges are not supported yet: bridge 'uplink'",
       "main.conf:9: warning: log_type subscribe is ignored",
   };
@@ -201,6 +199,25 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
   for (size_t i = 0; i < warnings.size(); ++i) {
     EXPECT_TRUE(warnings[i].starts_with(expected_prefixes[i])) << warnings[i];
   }
+}
+
+// Each log_dest line adds a destination (as in Mosquitto); together they are --log-dest.
+// sys_interval is --sys-interval.
+TEST(ConfigLogAndSys, LogDestLinesAddUpAndSysIntervalIsAFlag) {
+  Read r = read(
+      "log_dest stderr\n"
+      "log_dest file /var/log/coremq dir/coremq.log  \n"
+      "log_dest syslog\n"
+      "log_dest topic\n"  // 4: Mosquitto's $SYS/broker/log topics: not supported, a warning
+      "sys_interval 3\n");
+  EXPECT_TRUE(r.messages(Severity::kError).empty()) << r.messages(Severity::kError)[0];
+  EXPECT_EQ(value_of(r, "log_dest"), "stderr,file:/var/log/coremq dir/coremq.log,syslog");
+  EXPECT_EQ(value_of(r, "sys_interval"), "3");
+  std::vector<std::string> warnings = r.messages(Severity::kWarning);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_TRUE(warnings[0].starts_with("main.conf:4: warning: log_dest topic is not supported")) << warnings[0];
+  Read bad = read("sys_interval 100000\n");
+  ASSERT_EQ(bad.messages(Severity::kError).size(), 1u);
 }
 
 // Settings that restrict who may connect, or how, cannot be ignored with a warning: the broker

@@ -26,6 +26,8 @@ inline const config::FlagCatalog& config_test_catalog() {
       {"retain_available", {FlagType::kBool}},
       {"pin_threads", {FlagType::kBool}},
       {"log_level", {FlagType::kString}},
+      {"log_dest", {FlagType::kString}},
+      {"sys_interval", {FlagType::kUint32, 0, 86400}},
       {"response_information_prefix", {FlagType::kString}},
   };
   return kCatalog;
