@@ -135,6 +135,7 @@ HttpResponse AdminApi::handle(const HttpRequest& request) {
   if (path == "/api/v1/topics") return get ? list_topics(request) : error(405, "GET /api/v1/topics");
   if (path == "/api/v1/publish")
     return method == "POST" ? publish(request) : error(405, "POST /api/v1/publish");
+  if (path == "/api/v1/logs") return get ? recent_logs(request) : error(405, "GET /api/v1/logs");
   return error(404, "no such endpoint (see docs/API.md)");
 }
 
@@ -151,6 +152,22 @@ HttpResponse AdminApi::metrics() {
   http.shard_timeouts = shard_timeouts_.load(std::memory_order_relaxed);
   response.body = render_metrics(shard::collect_shard_snapshots(shards_, kShardTimeout), http);
   return response;
+}
+
+// The broker's recent log lines (base::recent_log_lines: a bounded copy the log thread keeps),
+// oldest first; empty when the program did not start the log thread (an embedding host).
+HttpResponse AdminApi::recent_logs(const HttpRequest& request) {
+  HttpResponse bad;
+  uint32_t limit = 0;
+  if (!page_limit(request, &limit, &bad)) return bad;
+  JsonWriter out;
+  out.begin_object();
+  out.key("lines").begin_array();
+  for (const std::string& line : base::recent_log_lines(limit)) out.string(line);
+  out.end_array();
+  out.key("dropped").number(base::log_lines_dropped());
+  out.end_object();
+  return json(200, out.text());
 }
 
 HttpResponse AdminApi::stats() {

@@ -47,6 +47,7 @@ class AdminApi {
   HttpResponse list_subscriptions(const HttpRequest& request);
   HttpResponse list_topics(const HttpRequest& request);
   HttpResponse publish(const HttpRequest& request);
+  HttpResponse recent_logs(const HttpRequest& request);
 
   shard::ShardAccess& shards_;
   ConnectLocal connect_local_;

@@ -158,8 +158,9 @@ AdminDisconnect ShardState::admin_disconnect(std::string_view client_id, bool di
   bool was_connected = session->connection != nullptr;
   if (was_connected) {
     Connection* connection = session->connection;
-    LOG_INFO("client '%s' disconnected by the admin API%s", id,
-             discard_session ? " (session discarded)" : "");
+    // The disconnect line (connection_log.cc) says why, with reason "admin".
+    note_close(CloseReason::kAdmin, discard_session ? "admin API, session discarded" : "admin API",
+               static_cast<int>(mqtt::ReasonCode::kAdministrativeAction));
     if (connection->version == mqtt::ProtocolVersion::kV5) {
       send_disconnect(connection, mqtt::ReasonCode::kAdministrativeAction,
                       "disconnected by an administrator");

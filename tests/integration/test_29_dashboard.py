@@ -104,6 +104,11 @@ def test_dashboard_in_headless_chromium(start_broker, clients, names, tmp_path):
         driver.find_element(By.XPATH, row_path + "//button[@class='disconnect']").click()
         assert watched.disconnected.wait(WAIT_SECONDS), "the disconnect button did not disconnect the client"
 
+        # The recent log lines show that disconnect, with the admin reason.
+        client_id = watched.client._client_id.decode()
+        wait.until(lambda _: any(client_id in line and "admin" in line
+                                 for line in driver.find_element(By.ID, "logs").text.splitlines()))
+
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == [], errors
     finally:

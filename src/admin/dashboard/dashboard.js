@@ -151,10 +151,22 @@ async function refreshTopics() {
   }
 }
 
+async function refreshLogs() {
+  try {
+    const recent = await api('/api/v1/logs?limit=100');
+    const lines = recent.lines.slice().reverse();  // newest first
+    if (recent.dropped > 0) lines.unshift('(' + recent.dropped + ' lines dropped: the log buffer was full)');
+    byId('logs').textContent = lines.length ? lines.join('\n') : '(no log lines kept: the log thread is not running)';
+  } catch (error) {
+    setStatus('cannot read /api/v1/logs: ' + error.message, true);
+  }
+}
+
 byId('client-search').addEventListener('input', refreshClients);
 byId('topic-search').addEventListener('input', refreshTopics);
 refreshStats();
 refreshClients();
 refreshTopics();
+refreshLogs();
 setInterval(refreshStats, STATS_EVERY_MS);
-setInterval(() => { refreshClients(); refreshTopics(); }, LISTS_EVERY_MS);
+setInterval(() => { refreshClients(); refreshTopics(); refreshLogs(); }, LISTS_EVERY_MS);
