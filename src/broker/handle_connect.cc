@@ -485,6 +485,7 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     property_scratch_.clear();
     mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kConnack, ack);
   }
+  journal_session(session);  // --persistence: the session's record (or its end)
   // MQTT 3.1 (protocol level 3) has no Session Present: that CONNACK byte is reserved, 0.
   bool present_flag = session_present && version != ProtocolVersion::kV31;
   bool staged = stage_packet(connection, mqtt::PacketType::kConnack, [&](base::ByteBuffer& out, bool) {

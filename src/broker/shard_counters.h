@@ -74,6 +74,10 @@ struct ShardCounters {
   uint64_t acl_deliveries_denied = 0;
   // SUBSCRIBE filters granted because the ACL check reached its bound of comparisons.
   uint64_t acl_subscribe_checks_over_budget = 0;
+  // --persistence: new durable state refused past --persistence-max-mb; answers (SUBACK,
+  // retained PUBACK) that waited for the store's committer.
+  uint64_t store_full_refusals = 0;
+  uint64_t answers_held_for_store = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -81,7 +85,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 41 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 43 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -123,6 +127,8 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("acl_subscriptions_denied", counters.acl_subscriptions_denied);
   visit("acl_deliveries_denied", counters.acl_deliveries_denied);
   visit("acl_subscribe_checks_over_budget", counters.acl_subscribe_checks_over_budget);
+  visit("store_full_refusals", counters.store_full_refusals);
+  visit("answers_held_for_store", counters.answers_held_for_store);
 }
 
 }  // namespace coremq::broker

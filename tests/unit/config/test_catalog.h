@@ -27,6 +27,8 @@ inline const config::FlagCatalog& config_test_catalog() {
       {"pin_threads", {FlagType::kBool}},
       {"log_level", {FlagType::kString}},
       {"response_information_prefix", {FlagType::kString}},
+      {"persistence", {FlagType::kString}},
+      {"data_dir", {FlagType::kString}},
   };
   return kCatalog;
 }
