@@ -76,9 +76,9 @@ struct PersistenceOptions {
   uint32_t cache_mb = 64;
   // All memtables together (a WriteBufferManager): what RocksDB buffers before it flushes.
   uint32_t write_buffer_mb = 64;
-  // Live data in the store (approximate: SST files plus memtables); past it new retained
-  // topics and new persistent sessions are refused, as past --max-retained-messages and
-  // --max-sessions (counter store_full_refusals). 0: no bound.
+  // Live data in the store (approximate: SST files plus memtables, checked each second); past
+  // it new retained messages are refused as past --max-retained-messages and new persistent
+  // sessions are kept in memory only (counter store_full_refusals). 0: no bound.
   uint32_t max_store_mb = 0;
   // Commit requests one shard may have waiting for the committer; past it the shard keeps
   // adding to its open batch and submits it once there is room (its acknowledgements wait).

@@ -107,8 +107,8 @@ ABSL_FLAG(uint32_t, persistence_cache_mb, 64, "RocksDB block cache in MiB (1..65
 ABSL_FLAG(uint32_t, persistence_write_buffer_mb, 64,
           "Memory all RocksDB write buffers (memtables) may take together, in MiB (4..65536).");
 ABSL_FLAG(uint32_t, persistence_max_mb, 0,
-          "Live data the store may hold, in MiB; past it new retained topics and new persistent sessions are "
-          "refused (as at --max-retained-messages and --max-sessions); 0 = no bound.");
+          "Live data the store may hold, in MiB; past it new retained messages are refused (as at "
+          "--max-retained-messages) and new persistent sessions are kept in memory only; 0 = no bound.");
 ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning, error, none.");
 ABSL_FLAG(uint32_t, stats_interval, 0,
           "Seconds between each shard's 'stats' log line of its counters (name=value pairs); 0 = never.");

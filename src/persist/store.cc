@@ -383,9 +383,13 @@ void Store::run() {
     switch (options_.fsync) {
       case PersistenceOptions::Fsync::kAlways:
         // Group commit: one fsync for everything this pass wrote, then the answers.
-        if (unsynced && sync_log()) {
-          unsynced = false;
-          answer_written();
+        if (unsynced) {
+          if (sync_log()) {
+            unsynced = false;
+            answer_written();
+          } else {
+            failed = true;  // paused and retried below, never answered unsynced
+          }
         }
         break;
       case PersistenceOptions::Fsync::kBatch:
