@@ -414,5 +414,71 @@ TEST_F(PersistGating, PersistentSessionsSubackWaitsAndItsRecordReloads) {
   EXPECT_EQ(restored.subscription_count(), 1u);
 }
 
+
+// Two shards on one store: the retained topic's owner is the other shard, so the publisher's
+// PUBACK waits for the peer's barrier ack, and the peer gives it only once its own batch (the
+// retained record) is durable: the barrier extended, not a second mechanism.
+TEST(PersistCrossShard, RetainedPubackWaitsForTheOwnerShardsDurableRecord) {
+  base::set_log_level(base::LogLevel::kWarning);
+  TempDir dir;
+  StoreFixture fixture(dir.path(), 2);
+  fixture.store->start();
+  Options options;
+  std::vector<std::unique_ptr<FakeIo>> ios;
+  std::vector<std::unique_ptr<broker::ShardState>> shards;
+  for (uint32_t shard = 0; shard < 2; ++shard) {
+    ios.push_back(std::make_unique<FakeIo>(shard, 2));
+    ios.back()->now = 1000;
+    shards.push_back(std::make_unique<broker::ShardState>(shard, 2, options, *ios.back()));
+    shards.back()->set_journal(&fixture.store->journal(shard), 0);
+  }
+  auto carry = [&](uint32_t from, uint32_t to) {
+    size_t carried = 0;
+    for (FakeIo::Post& post : ios[from]->take_posts()) {
+      if (post.target_shard != to) {
+        ios[from]->posts.push_back(post);
+        continue;
+      }
+      shards[to]->on_cross_shard(post.item);
+      ++carried;
+    }
+    return carried;
+  };
+  std::string publisher_id;
+  for (int i = 0; publisher_id.empty(); ++i) {
+    std::string candidate = "pub-" + std::to_string(i);
+    if (broker::owner_shard_of(candidate, 2) == 0) publisher_id = candidate;
+  }
+  std::string topic;
+  for (int i = 0; topic.empty(); ++i) {
+    std::string candidate = "owned/" + std::to_string(i);
+    if (broker::owner_shard_of(candidate, 2) == 1) topic = candidate;
+  }
+  broker::Connection publisher;
+  publisher.fd = 1;
+  auto feed = [&](std::string_view bytes) {
+    shards[0]->on_bytes(&publisher, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  };
+  shards[0]->on_connection_opened(&publisher);
+  feed(connect_bytes(publisher_id));
+  ASSERT_EQ(publisher.state, broker::ConnectionState::kConnected);
+  publisher.output.clear();
+  feed(publish_bytes(topic, "kept", 1, 5, /*retain=*/true));
+  EXPECT_EQ(fixture.store->journal(0).batch_needed(), 0u);  // not the owner: shard 0 writes nothing
+  EXPECT_EQ(publisher.output.view(), "");
+  EXPECT_EQ(carry(0, 1), 2u);  // the retained update, then the barrier request
+  EXPECT_TRUE(fixture.store->journal(1).has_changes());
+  EXPECT_EQ(carry(1, 0), 0u);  // the ack waits for shard 1's batch
+  EXPECT_EQ(publisher.output.view(), "");
+  uint64_t needed = fixture.store->journal(1).batch_needed();
+  fixture.store->journal(1).submit();
+  ASSERT_TRUE(fixture.wait_durable(1, needed));
+  shards[1]->on_durable();
+  EXPECT_EQ(carry(1, 0), 1u);
+  EXPECT_EQ(publisher.output.view(), ack_bytes(mqtt::PacketType::kPuback, 5));
+  shards.clear();
+  ios.clear();
+}
+
 }  // namespace
 }  // namespace coremq::testing
