@@ -339,7 +339,9 @@ class PersistGating : public ::testing::Test {
     connect_options.clean_session = clean;
     feed(connection, connect_bytes(client_id, connect_options));
     EXPECT_EQ(connection->state, broker::ConnectionState::kConnected);
-    take(connection);
+    if (clean) {
+      EXPECT_EQ(take(connection), connack_bytes(false, mqtt::ConnectReturnCode::kAccepted));
+    }
     return connection;
   }
   void feed(broker::Connection* connection, std::string_view bytes) {
@@ -383,7 +385,12 @@ TEST_F(PersistGating, RetainedPubackWaitsForItsBatchAndLaterAnswersKeepTheirOrde
 
 TEST_F(PersistGating, PersistentSessionsSubackWaitsAndItsRecordReloads) {
   broker::Connection* subscriber = connect("keeper", /*clean=*/false);
-  commit_turn();  // the CONNECT's record
+  // A new persistent session: the CONNACK (and the PINGRESP behind it) waits for its record.
+  feed(subscriber, pingreq_bytes());
+  EXPECT_EQ(take(subscriber), "");
+  EXPECT_TRUE(subscriber->input_held);
+  commit_turn();
+  EXPECT_EQ(take(subscriber), connack_bytes(false, mqtt::ConnectReturnCode::kAccepted) + pingresp_bytes());
   feed(subscriber, subscribe_bytes(3, {{"a/#", 1}}));
   EXPECT_EQ(take(subscriber), "");
   commit_turn();
