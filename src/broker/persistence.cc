@@ -133,6 +133,13 @@ void ShardState::restore_session(const persist::SessionRecord& record) {
   COREMQ_ASSERT(connections_.empty());
   COREMQ_ASSERT(owner_shard_of(record.client_id, shard_count_) == shard_id_);
   if (find_session(record.client_id) != nullptr) return;
+  if (sessions_.size() >= options_.max_sessions) {
+    // The same bound as for a CONNECT; the record stays in the store for a larger setting.
+    ++counters_.sessions_refused_limit;
+    LOG_WARNING_LIMITED("stored session of client '%s' not loaded: this shard holds --max-sessions=%u",
+                        record.client_id, options_.max_sessions);
+    return;
+  }
   auto created = std::make_unique<Session>();
   Session* session = created.get();
   session->client_id = record.client_id;
