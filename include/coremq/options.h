@@ -58,6 +58,35 @@ struct ListenerOptions {
   std::string acl_file;
 };
 
+// Durable persistence (docs/PERSISTENCE.md): retained messages and persistent sessions kept in
+// a RocksDB database under data_dir, written by a committer thread from each shard's per-turn
+// batch; answers that promise durable state wait until their batch is durable.
+struct PersistenceOptions {
+  enum class Engine : uint8_t { kNone, kRocksDb };
+  // What an acknowledgement waits for: kAlways, an fsync of the write-ahead log (nothing
+  // acknowledged is lost, even on power loss); kBatch, the write into the log (survives kill -9;
+  // a power loss loses at most fsync_interval_ms); kNever, the write into the log with no
+  // explicit fsync (survives kill -9; a power loss loses what the kernel had not written yet).
+  enum class Fsync : uint8_t { kAlways, kBatch, kNever };
+  Engine engine = Engine::kNone;
+  // The database directory (made if missing; its parent must exist). The binary's default.
+  std::string data_dir = "coremq-data";
+  Fsync fsync = Fsync::kBatch;
+  // kBatch: the write-ahead log is fsynced this often.
+  uint32_t fsync_interval_ms = 10;
+  // RocksDB block cache (reads: loads, queues read back).
+  uint32_t cache_mb = 64;
+  // All memtables together (a WriteBufferManager): what RocksDB buffers before it flushes.
+  uint32_t write_buffer_mb = 64;
+  // Live data in the store (approximate: SST files plus memtables, checked each second); past
+  // it new retained messages are refused as past --max-retained-messages and new persistent
+  // sessions are kept in memory only (counter store_full_refusals). 0: no bound.
+  uint32_t max_store_mb = 0;
+  // Commit requests one shard may have waiting for the committer; past it the shard keeps
+  // adding to its open batch and submits it once there is room (its acknowledgements wait).
+  uint32_t commit_queue_capacity = 256;
+};
+
 struct Options {
   // Where to listen when `listeners` is empty: one plain MQTT listener. An empty address
   // means loopback only (127.0.0.1 and ::1); port 0 asks the kernel for a free port
@@ -169,6 +198,9 @@ struct Options {
   // What each client may publish, subscribe to and receive, decided in process next to the
   // listeners' ACL files (include/coremq/authorization.h); none by default.
   std::shared_ptr<AuthorizationHook> authorization_hook;
+
+  // Durable persistence; none by default (everything lives in memory).
+  PersistenceOptions persistence;
 
   // Log level name: debug, info, warning, error, none.
   std::string log_level = "info";

@@ -94,6 +94,23 @@ ABSL_FLAG(uint32_t, max_session_expiry, 0xFFFFFFFF,
           "Longest MQTT 5 Session Expiry Interval granted, in seconds (4294967295 = no cap).");
 ABSL_FLAG(std::string, response_information_prefix, "",
           "Answer MQTT 5 Request Response Information with this prefix followed by the client id; empty = never.");
+ABSL_FLAG(std::string, persistence, "none",
+          "Durable persistence: none (everything in memory) or rocksdb (retained messages and persistent "
+          "sessions in a RocksDB database under --data-dir; see docs/PERSISTENCE.md).");
+ABSL_FLAG(std::string, data_dir, "coremq-data",
+          "Directory of the --persistence=rocksdb database, made if missing (its parent must exist); relative "
+          "paths are from the working directory (the Debian service uses /var/lib/coremq).");
+ABSL_FLAG(std::string, fsync, "batch",
+          "When an acknowledgement of durable state is sent: always (after an fsync of the log; nothing is "
+          "lost on power loss), batch (after the log write, fsync every --fsync-interval-ms: kill -9 loses "
+          "nothing, a power loss at most that interval), never (after the log write, no explicit fsync).");
+ABSL_FLAG(uint32_t, fsync_interval_ms, 10, "With --fsync=batch: milliseconds between fsyncs of the log (1..10000).");
+ABSL_FLAG(uint32_t, persistence_cache_mb, 64, "RocksDB block cache in MiB (1..65536).");
+ABSL_FLAG(uint32_t, persistence_write_buffer_mb, 64,
+          "Memory all RocksDB write buffers (memtables) may take together, in MiB (4..65536).");
+ABSL_FLAG(uint32_t, persistence_max_mb, 0,
+          "Live data the store may hold, in MiB; past it new retained messages are refused (as at "
+          "--max-retained-messages) and new persistent sessions are kept in memory only; 0 = no bound.");
 ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning, error, none.");
 ABSL_FLAG(uint32_t, stats_interval, 0,
           "Seconds between each shard's 'stats' log line of its counters (name=value pairs); 0 = never.");
@@ -168,6 +185,10 @@ constexpr FlagRange kFlagRanges[] = {
     {"log_buffer_bytes", 4096, 1u << 30},
     {"log_recent_lines", 0, 100000},
     {"log_connection_lines", 1, 1000000},
+    {"fsync_interval_ms", 1, 10000},
+    {"persistence_cache_mb", 1, 65536},
+    {"persistence_write_buffer_mb", 4, 65536},
+    {"persistence_max_mb", 0, 1u << 30},
 };
 
 const FlagRange& range_of(std::string_view flag) {
@@ -293,6 +314,40 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   if (!in_range("sys_interval", options->sys_interval_seconds, error)) return false;
   options->log_connection_lines_per_second = absl::GetFlag(FLAGS_log_connection_lines);
   if (!in_range("log_connection_lines", options->log_connection_lines_per_second, error)) return false;
+  PersistenceOptions& persistence = options->persistence;
+  std::string engine = absl::GetFlag(FLAGS_persistence);
+  if (engine == "none") {
+    persistence.engine = PersistenceOptions::Engine::kNone;
+  } else if (engine == "rocksdb") {
+    persistence.engine = PersistenceOptions::Engine::kRocksDb;
+  } else {
+    *error = absl::StrFormat("%s--persistence=%s: expected none or rocksdb", origin_prefix("persistence"), engine);
+    return false;
+  }
+  persistence.data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (persistence.engine != PersistenceOptions::Engine::kNone && persistence.data_dir.empty()) {
+    *error = absl::StrFormat("%s--data-dir is empty", origin_prefix("data_dir"));
+    return false;
+  }
+  std::string fsync = absl::GetFlag(FLAGS_fsync);
+  if (fsync == "always") {
+    persistence.fsync = PersistenceOptions::Fsync::kAlways;
+  } else if (fsync == "batch") {
+    persistence.fsync = PersistenceOptions::Fsync::kBatch;
+  } else if (fsync == "never") {
+    persistence.fsync = PersistenceOptions::Fsync::kNever;
+  } else {
+    *error = absl::StrFormat("%s--fsync=%s: expected always, batch or never", origin_prefix("fsync"), fsync);
+    return false;
+  }
+  persistence.fsync_interval_ms = absl::GetFlag(FLAGS_fsync_interval_ms);
+  if (!in_range("fsync_interval_ms", persistence.fsync_interval_ms, error)) return false;
+  persistence.cache_mb = absl::GetFlag(FLAGS_persistence_cache_mb);
+  if (!in_range("persistence_cache_mb", persistence.cache_mb, error)) return false;
+  persistence.write_buffer_mb = absl::GetFlag(FLAGS_persistence_write_buffer_mb);
+  if (!in_range("persistence_write_buffer_mb", persistence.write_buffer_mb, error)) return false;
+  persistence.max_store_mb = absl::GetFlag(FLAGS_persistence_max_mb);
+  if (!in_range("persistence_max_mb", persistence.max_store_mb, error)) return false;
   return true;
 }
 

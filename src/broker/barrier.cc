@@ -12,10 +12,12 @@
 namespace coremq::broker {
 
 void ShardState::wait_for_peers(WaitingAnswer answer) {
-  COREMQ_ASSERT(shard_count_ > 1 && answers_must_wait());
+  COREMQ_ASSERT(answers_must_wait());
   Connection* connection = answer.connection;
   COREMQ_ASSERT(connection->state == ConnectionState::kConnected && !connection->input_held);
   answer.sequence = change_sequence_;
+  // With persistence the answer may wait for this shard's own batch only (journal_caught_up).
+  answer.batch = journal_caught_up() ? 0 : journal_batch_needed();
   if (barrier_requested_ < answer.sequence) {
     // Behind the changes in every peer's FIFO ring (or its staging, when the ring is full).
     // One request covers every change up to it, so answers made in one burst share it.
@@ -29,7 +31,8 @@ void ShardState::wait_for_peers(WaitingAnswer answer) {
   }
   COREMQ_ASSERT(waiting_answers_.empty() || waiting_answers_.back().sequence <= answer.sequence);
   connection->input_held = true;
-  ++counters_.answers_held_for_peers;
+  if (answer.sequence > applied_by_all_) ++counters_.answers_held_for_peers;
+  if (answer.batch != 0) ++counters_.answers_held_for_store;
   waiting_answers_.push_back(std::move(answer));
 }
 
@@ -43,10 +46,15 @@ void ShardState::on_barrier_ack(uint32_t peer, uint64_t sequence) {
     if (shard != shard_id_) lowest = std::min(lowest, peer_applied_[shard]);
   }
   applied_by_all_ = lowest;
-  // In order: answers were queued in sequence order. Sending one may handle held input that
-  // queues another (with a later sequence) or closes a connection (dropping its entry), so
-  // the front is taken off before anything else runs.
-  while (!waiting_answers_.empty() && waiting_answers_.front().sequence <= applied_by_all_) {
+  release_waiting_answers();
+}
+
+void ShardState::release_waiting_answers() {
+  // In order: answers were queued in sequence (and batch) order. Sending one may handle held
+  // input that queues another (with a later sequence) or closes a connection (dropping its
+  // entry), so the front is taken off before anything else runs.
+  while (!waiting_answers_.empty() && waiting_answers_.front().sequence <= applied_by_all_ &&
+         journal_durable(waiting_answers_.front().batch)) {
     WaitingAnswer answer = std::move(waiting_answers_.front());
     waiting_answers_.pop_front();
     send_waiting_answer(answer);

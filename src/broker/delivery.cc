@@ -58,8 +58,17 @@ void ShardState::update_retained(const MessageRef& message, bool from_here) {
                         options_.max_retained_messages);
     return;
   }
+  if (from_here && store_full_ && !message->payload().empty()) {
+    // --persistence-max-mb: as at --max-retained-messages, the message goes to no copy.
+    ++counters_.store_full_refusals;
+    LOG_WARNING_LIMITED("retained message on '%s' not stored: the store is over --persistence-max-mb",
+                        message->topic());
+    return;
+  }
   uint64_t evicted_before = retained_.tombstones_evicted();
-  if (retained_.update(message, io_.now_ms()) == RetainedStore::Update::kLimitReached) {
+  RetainedStore::Update update = retained_.update(message, io_.now_ms());
+  if (journal_ != nullptr) journal_retained(message, update);
+  if (update == RetainedStore::Update::kLimitReached) {
     ++counters_.retained_dropped_hard_limit;
     LOG_WARNING_LIMITED("retained message on '%s' not stored: this shard's copy holds %u, twice "
                         "--max-retained-messages=%u (new topics taken on many shards at once)",

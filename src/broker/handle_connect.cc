@@ -493,15 +493,31 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     property_scratch_.clear();
     mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kConnack, ack);
   }
+  journal_session(session);  // --persistence: the session's record (or its end)
   // MQTT 3.1 (protocol level 3) has no Session Present: that CONNACK byte is reserved, 0.
   bool present_flag = session_present && version != ProtocolVersion::kV31;
-  bool staged = stage_packet(connection, mqtt::PacketType::kConnack, [&](base::ByteBuffer& out, bool) {
+  auto encode_connack = [&](base::ByteBuffer& out, bool) {
     if (v5) {
       mqtt::encode_connack_v5(out, present_flag, 0, property_scratch_.span());
     } else {
       mqtt::encode_connack(out, present_flag, mqtt::ConnectReturnCode::kAccepted);
     }
-  });
+  };
+  // --persistence: a CONNACK that creates a persistent session waits until its record is
+  // durable (a new session has no subscriptions, so nothing is delivered to it meanwhile; its
+  // later packets are held behind the CONNACK as behind a waiting SUBACK).
+  if (!session_present && session->persisted && !journal_caught_up()) {
+    WaitingAnswer answer;
+    answer.connection = connection;
+    if (!stage_packet_into(answer.packet, connection, mqtt::PacketType::kConnack, encode_connack)) return Next::kStop;
+    wait_for_peers(std::move(answer));
+    LOG_INFO("client '%s' connected (protocol level %u, clean %d, keep-alive %u s, session expiry %u s, present 0; "
+             "CONNACK once its session is durable)",
+             client_id, connect.protocol_level, connect.clean_session, connection->keep_alive_seconds,
+             session->expiry_seconds);
+    return Next::kContinue;
+  }
+  bool staged = stage_packet(connection, mqtt::PacketType::kConnack, encode_connack);
   if (!staged) return Next::kStop;  // the connection is closed; the session kept or ended as on any close
   connection->peer = io_.peer_address(*connection);
   log_connected(connection, session, client_username(connection, connect), connect.clean_session, session_present);

@@ -61,8 +61,10 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
     // 3.1.1 has one failure code for every reason.
     reason_code_scratch_.push_back(!v5 && result >= 0x80 ? mqtt::kSubackFailure : result);
   }
+  journal_session(session);  // --persistence: the subscriptions are in the session's record
   // SUBACK now, or once every other shard knows the new filters (barrier.cc): after it, a
-  // message published on any shard reaches the client.
+  // message published on any shard reaches the client; with --persistence, once the session's
+  // record holding them is durable too.
   bool wait = answers_must_wait();
   WaitingAnswer answer;
   auto encode_suback = [&](base::ByteBuffer& out, bool) {
@@ -197,6 +199,7 @@ bool ShardState::handle_unsubscribe(Connection* connection, std::span<const uint
     bool removed = unsubscribe_one(connection->session, filter);
     reason_code_scratch_.push_back(removed ? code(ReasonCode::kSuccess) : code(ReasonCode::kNoSubscriptionExisted));
   }
+  journal_session(connection->session);  // --persistence: the record without them
   return stage_packet(connection, mqtt::PacketType::kUnsuback, [&](base::ByteBuffer& out, bool) {
     if (connection->version == ProtocolVersion::kV5) {
       mqtt::encode_unsuback_v5(out, unsubscribe.packet_id, {}, reason_code_scratch_);

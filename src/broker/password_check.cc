@@ -115,7 +115,8 @@ void ShardState::on_password_verdict(uint64_t token, bool accepted, bool expired
       Next::kContinue) {
     return;
   }
-  resume_held_input(connection);
+  // A CONNACK waiting for the store holds the input again; it is resumed when that goes.
+  if (!connection->input_held) resume_held_input(connection);
 }
 
 void ShardState::forget_password_check(Connection* connection) {

@@ -115,6 +115,8 @@ struct Session {
   uint16_t last_packet_id = 0;
   // The will waits for its delay (MQTT 5 Will Delay Interval) after the connection ended.
   bool will_pending = false;
+  // With --persistence: the store holds a record of this session (deleted when it ends).
+  bool persisted = false;
 };
 
 }  // namespace coremq::broker

@@ -21,6 +21,7 @@ void ShardState::destroy_session(Session* session) {
   if (session->will_pending) publish_will_message(session);
   remove_all_subscriptions(session);
   fail_over_shared_deliveries(session);
+  journal_session_gone(session);
   auto found = sessions_.find(session->client_id);
   COREMQ_ASSERT(found != sessions_.end() && found->second.get() == session);
   sessions_.erase(found);
@@ -74,7 +75,10 @@ void ShardState::run_due_timers(int64_t now_ms) {
       continue;
     }
     if (timer.is_will) {
-      if (session->will_pending) publish_will_message(session);
+      if (session->will_pending) {
+        publish_will_message(session);
+        journal_session(session);  // --persistence: the will is not published again after a restart
+      }
     } else {
       LOG_DEBUG("session of client '%s' expired", session->client_id);
       ++counters_.sessions_expired;

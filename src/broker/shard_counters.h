@@ -84,6 +84,10 @@ struct ShardCounters {
   uint64_t packets_sent = 0;
   uint64_t connects_received = 0;
   uint64_t sessions_expired = 0;
+  // --persistence: new durable state refused past --persistence-max-mb; answers (SUBACK,
+  // retained PUBACK) that waited for the store's committer.
+  uint64_t store_full_refusals = 0;
+  uint64_t answers_held_for_store = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -91,7 +95,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 47 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 49 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -139,6 +143,8 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("packets_sent", counters.packets_sent);
   visit("connects_received", counters.connects_received);
   visit("sessions_expired", counters.sessions_expired);
+  visit("store_full_refusals", counters.store_full_refusals);
+  visit("answers_held_for_store", counters.answers_held_for_store);
 }
 
 }  // namespace coremq::broker

@@ -312,8 +312,11 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
     if (!session->will_pending) session->will.reset();
     if (session_ends_now) {
       destroy_session(session);
-    } else if (session->expiry_seconds != kSessionNeverExpires) {
-      schedule(now + int64_t{session->expiry_seconds} * 1000, /*is_will=*/false, session);
+    } else {
+      if (session->expiry_seconds != kSessionNeverExpires) {
+        schedule(now + int64_t{session->expiry_seconds} * 1000, /*is_will=*/false, session);
+      }
+      journal_session(session);  // --persistence: disconnected at, and the will still pending
     }
   }
   if (!was_handing_off) io_.close_connection(connection, flush_first);
@@ -430,10 +433,9 @@ void ShardState::on_cross_shard(CrossShardItem item) {
       break;
     }
     case CrossShardItem::Kind::kBarrierRequest: {
-      // Everything the peer posted before this request has been applied here (FIFO ring).
-      CrossShardItem ack{CrossShardItem::Kind::kBarrierAck, shard_id_};
-      ack.sequence = item.sequence;
-      io_.post(item.from_shard, ack);
+      // Everything the peer posted before this request has been applied here (FIFO ring);
+      // with persistence, the ack also waits until what that made this shard write is durable.
+      answer_barrier_request(item.from_shard, item.sequence);
       break;
     }
     case CrossShardItem::Kind::kBarrierAck: on_barrier_ack(item.from_shard, item.sequence); break;

@@ -34,6 +34,11 @@
 #include "mqtt/reason_code.h"
 #include "topic/topic_tree.h"
 
+namespace coremq::persist {
+class ShardJournal;
+struct SessionRecord;
+}  // namespace coremq::persist
+
 namespace coremq::broker {
 
 // What the protocol side asks of the I/O side.
@@ -133,6 +138,23 @@ class ShardState {
   void replace_listener_acl(uint8_t listener, std::shared_ptr<const auth::AclFile> acl) {
     if (listener < listener_security_.size()) listener_security_[listener].acl = std::move(acl);
   }
+
+  // Durable persistence (persistence.cc): the shard's journal, set before the first connection
+  // (null: --persistence=none, and nothing below costs anything). unix_offset_ms turns the
+  // IoPort's monotonic clock into wall-clock Unix milliseconds for the store's deadlines.
+  void set_journal(persist::ShardJournal* journal, int64_t unix_offset_ms) {
+    journal_ = journal;
+    unix_offset_ms_ = unix_offset_ms;
+  }
+  // Start-up, before the first connection: a retained message from the store into this copy;
+  // a persistent session of a client id this shard owns, offline, its timers set from the
+  // record's deadlines.
+  void restore_retained(const MessageRef& message);
+  void restore_session(const persist::SessionRecord& record);
+  // The journal's durable batch moved: answers and peers' barrier acks waiting for it go.
+  void on_durable();
+  // Tests and the store size bound: whether new durable state is refused (the store is full).
+  void set_store_full(bool full) { store_full_ = full; }
 
   uint32_t shard_id() const { return shard_id_; }
   const ShardCounters& counters() const { return counters_; }
@@ -316,12 +338,19 @@ class ShardState {
     base::ByteBuffer packet;  // the encoded answer
     // SUBACK: the filters whose retained messages follow the SUBACK, in SUBSCRIBE order.
     std::vector<std::string> retained_filters;
+    // With a journal: the batch that must be durable first (what the answer acknowledges).
+    uint64_t batch = 0;
   };
   // Counts a change just posted to every peer.
   void note_change_posted() { ++change_sequence_; }
   // True when some change of this shard is not yet confirmed by every peer: an answer made
   // now must wait. Never with one shard.
-  bool answers_must_wait() const { return change_sequence_ > applied_by_all_; }
+  bool answers_must_wait() const { return change_sequence_ > applied_by_all_ || !journal_caught_up(); }
+  bool journal_caught_up() const;
+  uint64_t journal_batch_needed() const;
+  bool journal_durable(uint64_t batch) const;
+  // Sends, in order, the waiting answers whose peers and batch are done.
+  void release_waiting_answers();
   // Holds the connection's input and keeps `answer` until every peer has applied every
   // change posted so far.
   void wait_for_peers(WaitingAnswer answer);
@@ -331,6 +360,16 @@ class ShardState {
   void resume_held_input(Connection* connection);
   // A held connection that ends drops its answer (the client will never read it).
   void drop_waiting_answer(Connection* connection);
+
+  // Durable persistence (persistence.cc); every one is a no-op without a journal.
+  // The session's record as it stands (a put), or its deletion when it is no longer persistent.
+  void journal_session(Session* session);
+  void journal_session_gone(Session* session);
+  // This shard writes the retained record of the topics it owns (owner_shard_of(topic)), in
+  // the order its copy applies them, so the store holds what the copies converged on.
+  void journal_retained(const MessageRef& message, RetainedStore::Update update);
+  // A peer's barrier request, answered once this shard's changes before it are durable.
+  void answer_barrier_request(uint32_t peer, uint64_t sequence);
 
   // Sessions, wills and their timers (sessions.cc).
   Session* find_session(std::string_view client_id);
@@ -417,6 +456,18 @@ class ShardState {
   std::vector<uint64_t> peer_applied_;
   // In sequence order (each is made with the sequence current then); one per held connection.
   std::deque<WaitingAnswer> waiting_answers_;
+  // Persistence: the journal (null: none), the clock offset, and peers' barrier requests that
+  // wait for this shard's batch (in arrival order, so acks to one peer keep theirs).
+  persist::ShardJournal* journal_ = nullptr;
+  int64_t unix_offset_ms_ = 0;
+  bool store_full_ = false;
+  struct DeferredBarrierAck {
+    uint32_t peer;
+    uint64_t sequence;
+    uint64_t batch;
+  };
+  std::deque<DeferredBarrierAck> deferred_barrier_acks_;
+  std::string record_scratch_;
   // CONNECTs waiting for the password checker, by the token it answers with.
   absl::flat_hash_map<uint64_t, Connection*> password_checks_;
   uint64_t password_check_last_ = 0;

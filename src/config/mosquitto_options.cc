@@ -38,6 +38,7 @@ enum class Kind {
   kPerListenerSettings,  // whether the security options are per listener or global
   kIgnored,       // ignored with `why`
   kNotEnforced,   // restricts who may connect, or how: coremq cannot enforce it yet, so an error
+  kPersistence,   // `persistence true|false`: --persistence=rocksdb|none
 };
 
 struct MosquittoOption {
@@ -51,7 +52,7 @@ constexpr std::string_view kTls = "coremq does not support this TLS option";
 constexpr std::string_view kAuth =
     "authentication and access control are not supported yet: every client would be accepted";
 constexpr std::string_view kPersistence =
-    "persistence is not supported yet: sessions and retained messages live in memory";
+    "coremq keeps its store in RocksDB under persistence_location (see docs/PERSISTENCE.md)";
 constexpr std::string_view kLog = "coremq writes its own log format (--log-format text|json)";
 constexpr std::string_view kListenerFeature = "coremq's listener has no such setting";
 
@@ -77,7 +78,8 @@ constexpr MosquittoOption kOptions[] = {
     {"allow_anonymous", Kind::kSecurityOption, "allow_anonymous"},
     {"password_file", Kind::kSecurityOption, "password_file"},
     {"acl_file", Kind::kSecurityOption, "acl_file"},
-    {"persistence", Kind::kFalseOnly, {}, kPersistence},
+    {"persistence", Kind::kPersistence, "persistence"},
+    {"persistence_location", Kind::kFlag, "data_dir"},
     {"retained_persistence", Kind::kFalseOnly, {}, kPersistence},
     {"per_listener_settings", Kind::kPerListenerSettings},
     {"protocol", Kind::kProtocol},
@@ -115,7 +117,6 @@ constexpr MosquittoOption kOptions[] = {
     {"use_username_as_clientid", Kind::kIgnored, {}, kAuth},
     // Persistence.
     {"persistence_file", Kind::kIgnored, {}, kPersistence},
-    {"persistence_location", Kind::kIgnored, {}, kPersistence},
     {"autosave_interval", Kind::kIgnored, {}, kPersistence},
     {"autosave_on_changes", Kind::kIgnored, {}, kPersistence},
     {"persistent_client_expiration",
@@ -470,6 +471,16 @@ class Reader {
       case Kind::kFalseOnly:
         boolean_option(directive, option);
         return;
+      case Kind::kPersistence: {
+        if (!single_word(directive)) return;
+        const std::string& word = directive.words[0];
+        if (word != "true" && word != "false" && word != "1" && word != "0") {
+          error(where, absl::StrFormat("%s must be true or false, not '%s'", directive.name, word));
+          return;
+        }
+        set_checked(flag, word == "true" || word == "1" ? "rocksdb" : "none", where, written);
+        return;
+      }
       case Kind::kPerListenerSettings: {
         if (!single_word(directive)) return;
         const std::string& word = directive.words[0];

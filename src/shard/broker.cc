@@ -29,6 +29,7 @@
 #include "config/config_file.h"
 #include "io/listener.h"
 #include "io/resolve.h"
+#include "persist/store.h"
 #include "shard/local_hub.h"
 #include "shard/shard.h"
 #include "shard/shard_access.h"
@@ -82,6 +83,8 @@ class BrokerImpl final : public shard::ShardAccess {
     admin_.reset();
     for (auto& shard : shards_) shard->join();
     if (password_checker_ != nullptr) password_checker_->stop();
+    // After the shards: their last batches are written (and synced) before the store closes.
+    if (store_ != nullptr) store_->stop();
     // Only now, with every thread gone, can nothing more be posted.
     for (auto& shard : shards_) shard->release_leftovers();
     // The delivery thread handles what the shards sent their in-process clients, then ends;
@@ -110,6 +113,12 @@ class BrokerImpl final : public shard::ShardAccess {
   // before shards_, so it is freed after them (and after every thread that used it exited).
   transport::ShardLibraryContexts tls_library_contexts_;
   std::vector<std::unique_ptr<shard::CrossShardRing>> rings_;  // [from * count + to]
+  // --persistence: the store (before shards_, so it is freed after them) and what the shards
+  // take from it as they start.
+  std::unique_ptr<persist::Store> store_;
+  std::vector<broker::MessageRef> restored_retained_;
+  persist::LoadedState restored_;
+  [[nodiscard]] bool open_store(uint32_t count, std::string* error);
   std::vector<std::unique_ptr<shard::Shard>> shards_;
   std::unique_ptr<auth::PasswordChecker> password_checker_;
   // One controller at a time posts to the shards' control rings (their single producer).
@@ -206,6 +215,11 @@ bool BrokerImpl::start(std::string* error) {
     return false;
   }
 
+  if (!open_store(count, error)) {
+    close_sockets();
+    return false;
+  }
+
   rings_.resize(size_t{count} * count);
   for (uint32_t from = 0; from < count; ++from) {
     for (uint32_t to = 0; to < count; ++to) {
@@ -229,7 +243,9 @@ bool BrokerImpl::start(std::string* error) {
     shards_[i]->set_peers(std::move(peers), std::move(inbound));
     shards_[i]->set_transport_factories(std::move(transport_factories_[i]));
     shards_[i]->set_password_checker(password_checker_.get());
+    if (store_ != nullptr) shards_[i]->set_store(store_.get(), &restored_retained_, &restored_.sessions_by_shard[i]);
   }
+  if (store_ != nullptr) store_->start();
   if (password_checker_ != nullptr) password_checker_->start();
   local_hub_ = std::make_shared<shard::LocalHub>(options_, count);
   for (uint32_t i = 0; i < count; ++i) shards_[i]->attach_local(local_hub_.get(), &local_hub_->link(i));
@@ -263,6 +279,9 @@ bool BrokerImpl::start(std::string* error) {
       return false;
     }
   }
+  // The shards hold what they took from the store; the loaded records are not needed again.
+  restored_retained_ = {};
+  restored_ = {};
   // Logged once every shard serves: whoever waits for these lines may connect at once.
   for (const std::string& line : started) LOG_INFO("%s", line);
   for (size_t index = 0; index < listeners_.size(); ++index) {
@@ -293,6 +312,44 @@ bool BrokerImpl::start(std::string* error) {
   }
   LOG_INFO("coremq started: %u listener%s, %u shard%s", listeners_.size(), listeners_.size() == 1 ? "" : "s", count,
            count == 1 ? "" : "s");
+  return true;
+}
+
+bool BrokerImpl::open_store(uint32_t count, std::string* error) {
+  if (options_.persistence.engine == PersistenceOptions::Engine::kNone) return true;
+  store_ = persist::Store::open(options_.persistence, count,
+                                [this](uint32_t shard) { shards_[shard]->wake_from_outside(); }, error);
+  if (store_ == nullptr) return false;
+  timespec wall{};
+  clock_gettime(CLOCK_REALTIME, &wall);
+  int64_t now_unix_ms = int64_t{wall.tv_sec} * 1000 + wall.tv_nsec / 1000000;
+  if (!store_->load(now_unix_ms, &restored_, error)) {
+    store_.reset();
+    return false;
+  }
+  // One Message per retained record, shared by every shard's copy (as a live retained
+  // update is); deadlines back on the monotonic clock the shards use.
+  timespec monotonic{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &monotonic);
+  int64_t offset_ms = now_unix_ms - (int64_t{monotonic.tv_sec} * 1000 + monotonic.tv_nsec / 1000000);
+  restored_retained_.reserve(restored_.retained.size());
+  for (const persist::RetainedRecord& record : restored_.retained) {
+    broker::Message::Extras extras;
+    extras.property_bytes = record.property_bytes;
+    extras.retain_stamp = record.stamp;
+    extras.expires_at_ms = record.expires_at_unix_ms == 0 ? 0 : record.expires_at_unix_ms - offset_ms;
+    restored_retained_.push_back(broker::MessageRef::adopt(broker::Message::create(
+        record.topic, record.payload, record.qos, /*retain=*/true, broker::Message::Origin{0, nullptr}, extras)));
+  }
+  restored_.retained.clear();
+  restored_.retained.shrink_to_fit();
+  const char* fsync = options_.persistence.fsync == PersistenceOptions::Fsync::kAlways  ? "always"
+                      : options_.persistence.fsync == PersistenceOptions::Fsync::kBatch ? "batch"
+                                                                                        : "never";
+  LOG_INFO("store %s loaded in %d ms: %u retained messages, %u persistent sessions, %u expired dropped, %u corrupt "
+           "records skipped (--fsync=%s)",
+           options_.persistence.data_dir, restored_.load_ms, restored_retained_.size(), restored_.sessions,
+           restored_.expired_dropped, restored_.corrupt_skipped, fsync);
   return true;
 }
 

@@ -168,6 +168,7 @@ bool Shard::set_up() {
   state_ = std::make_unique<broker::ShardState>(shard_id_, shard_count_, options_, *this);
   state_->set_listener_security(listener_security_);
   update_clock();
+  restore_from_store();
   next_tick_ms_ = now_ms_ + kTickIntervalMs;
   next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
   arm_idle_accepts();
@@ -231,6 +232,7 @@ bool Shard::turn() {
   io_uring_cq_advance(ring_.raw(), count);
   drain_inbound();
   drain_password_verdicts();
+  drain_store_answers();
   drain_control();
   drain_local_intake();
   if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
@@ -273,7 +275,7 @@ void Shard::enter_kernel() {
   // the peer frees room as it drains (it stays awake while its ring holds items) and
   // nothing wakes this shard when it does, so it keeps turning until they are pushed.
   if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items() || handshakes_deferred_ ||
-      local_work_ready() || password_verdicts_ready()) {
+      local_work_ready() || password_verdicts_ready() || store_answers_ready()) {
     sleeping_.store(false, std::memory_order_relaxed);
     int result = io_uring_submit_and_get_events(ring_.raw());
     if (result < 0 && result != -EINTR && result != -EBUSY) LOG_WARNING("io_uring submit: %s", std::strerror(-result));
@@ -442,6 +444,7 @@ void Shard::on_eventfd() { arm_eventfd(); }
 void Shard::tick() {
   next_tick_ms_ = now_ms_ + kTickIntervalMs;
   state_->on_tick(now_ms_);
+  tick_store();
   tick_local();
   check_close_deadlines();
   if (options_.stats_interval_seconds > 0 && now_ms_ >= next_stats_ms_) {
@@ -494,6 +497,7 @@ void Shard::end_of_turn() {
   starved_stale_ = false;
   buffers_returned_ = false;
   buffers_.publish();
+  submit_to_store();
   // rearm_list_, flush_list_ and release_list_ live for one turn: a connection on them is
   // freed only below, after the re-arms. starved_ and parked_ outlive the turn: each entry
   // keeps its connection alive (an operation in flight) until it leaves them, which a close

@@ -28,6 +28,7 @@
 #include "coremq/options.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
+#include "persist/store.h"
 #include "shard/control.h"
 #include "transport/factory.h"
 #include "shard/local_hub.h"
@@ -116,6 +117,14 @@ class Shard final : public broker::IoPort {
   const base::LogHistogram& turn_duration_us() const { return turn_duration_us_; }
   size_t inbound_ring_depth() const;
   bool input_paused() const { return input_paused_; }
+  // Wiring, before start() (--persistence): the store, and what this shard takes from it as
+  // it starts (every retained message, the sessions it owns); both outlive start().
+  void set_store(persist::Store* store, const std::vector<broker::MessageRef>* retained,
+                 const std::vector<persist::SessionRecord>* sessions) {
+    store_ = store;
+    restore_retained_ = retained;
+    restore_sessions_ = sessions;
+  }
   // Set during start-up: an error message if the ring could not be made.
   const std::string& startup_error() const { return startup_error_; }
 
@@ -163,6 +172,12 @@ class Shard final : public broker::IoPort {
   void drain_inbound();
   void drain_password_verdicts();
   bool password_verdicts_ready() const;
+  // The store's side (shard_store.cc); each returns at once without a store.
+  void restore_from_store();
+  void drain_store_answers();
+  bool store_answers_ready() const;
+  void submit_to_store();
+  void tick_store();
   void drain_control();
   // Input pause: set where items are staged (post), lifted at the end of a turn.
   void pause_input(size_t staged);
@@ -350,6 +365,9 @@ class Shard final : public broker::IoPort {
   bool handshakes_deferred_ = false;  // such input is parked: replay it next turn
   // In-process clients; see ShardLocalSide.
   ShardLocalSide local_;
+  persist::Store* store_ = nullptr;
+  const std::vector<broker::MessageRef>* restore_retained_ = nullptr;
+  const std::vector<persist::SessionRecord>* restore_sessions_ = nullptr;
 };
 
 }  // namespace coremq::shard

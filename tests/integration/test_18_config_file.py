@@ -168,11 +168,11 @@ def test_bad_listener_section_is_an_error(tmp_path):
 def test_unsupported_mosquitto_option_warns_and_starts(start_config_broker, clients, names):
     port = free_port()
     config = (f"listener {port} 127.0.0.1\nlog_dest topic\n"
-              "persistence true\npersistence_location /var/lib/mosquitto/\n")
+              "autosave_interval 1800\n")
     broker = start_config_broker(config)
     log = broker.log()
     assert f"{broker.config_path}:2: warning: log_dest topic is not supported and is ignored" in log
-    assert f"{broker.config_path}:3: warning: persistence true is not supported yet" in log
+    assert f"{broker.config_path}:3: warning: autosave_interval is not supported yet" in log
     clients.raw(names.sub(), broker=broker).ping()
 
 

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <thread>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -33,6 +34,7 @@
 #include "io/listener.h"
 #include "mqtt/encoder.h"
 #include "mqtt/properties.h"
+#include "persist/store.h"
 #include "shard/shard.h"
 
 namespace coremq::shard {
@@ -46,6 +48,12 @@ class ShardTestPeer {
   static void set_clock(Shard& shard, int64_t now_ms) { shard.manual_clock_ms_ = now_ms; }
   static int64_t clock(const Shard& shard) { return shard.manual_clock_ms_; }
   static broker::ShardState& state(Shard& shard) { return *shard.state_; }
+  // --persistence: the store's journal given to a shard already set up (Cluster sets up in its
+  // constructor; BrokerImpl sets the store before).
+  static void attach_store(Shard& shard, persist::Store* store) {
+    shard.set_store(store, nullptr, nullptr);
+    shard.restore_from_store();
+  }
   static bool paused(const Shard& shard) { return shard.input_paused_; }
   static size_t starved(const Shard& shard) { return shard.starved_.size(); }
   static size_t parked(const Shard& shard) {
@@ -1082,6 +1090,42 @@ TEST(ShardPasswordHold, ReadsOnAfterTheInputParkedBehindItsConnect) {
   auto pong = a.read_packet();
   EXPECT_TRUE(pong.has_value()) << "the connection is not read after its parked input was replayed";
   EXPECT_EQ(pong.has_value() ? pong->type : mqtt::PacketType::kConnect, mqtt::PacketType::kPingresp);
+}
+
+// --persistence=rocksdb through the real loop: a retained QoS 1 PUBLISH is answered only after
+// the committer (its own thread) wrote the shard's batch and woke the shard; until the
+// committer runs, the client gets nothing, not even the PINGRESP pipelined behind it.
+TEST(ShardPersistence, RetainedPubackLeavesOnlyAfterTheCommitterWroteItsBatch) {
+  char pattern[] = "/tmp/coremq-shard-store-XXXXXX";
+  std::string dir = ::mkdtemp(pattern);
+  Cluster cluster(1, tiny_options());
+  PersistenceOptions persistence;
+  persistence.engine = PersistenceOptions::Engine::kRocksDb;
+  persistence.data_dir = dir;
+  std::string error;
+  std::unique_ptr<persist::Store> store =
+      persist::Store::open(persistence, 1, [&](uint32_t) { cluster.shard(0).wake_from_outside(); }, &error);
+  ASSERT_NE(store, nullptr) << error;
+  ShardTestPeer::attach_store(cluster.shard(0), store.get());
+  Client a(cluster, 0);
+  a.connect_as("a");
+  a.send(publish_bytes("state/a", "on", 1, 9, /*retain=*/true) + pingreq_bytes());
+  broker::ShardState& state = ShardTestPeer::state(cluster.shard(0));
+  ASSERT_TRUE(cluster.turn_until([&] { return state.counters().answers_held_for_store == 1; }));
+  for (int i = 0; i < 2; ++i) cluster.turn();  // each an idle wait of up to a tick
+  EXPECT_TRUE(a.nothing_received());
+  store->start();
+  auto puback = a.read_packet();
+  ASSERT_TRUE(puback.has_value());
+  EXPECT_EQ(puback->type, mqtt::PacketType::kPuback);
+  auto pong = a.read_packet();
+  ASSERT_TRUE(pong.has_value());
+  EXPECT_EQ(pong->type, mqtt::PacketType::kPingresp);
+  EXPECT_EQ(store->batches_written(), 1u);
+  EXPECT_TRUE(cluster.stop(0, 1000));
+  store->stop();
+  store.reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -115,6 +115,17 @@ TEST(ConfigMapping, MosquittoOptionsBecomeFlags) {
   EXPECT_FALSE(r.result.local_only);
 }
 
+TEST(ConfigMapping, PersistenceAndItsLocationBecomeTheStoreFlags) {
+  Read r = read("persistence true\npersistence_location /var/lib/coremq\n");
+  EXPECT_TRUE(r.result.diagnostics.empty());
+  EXPECT_EQ(value_of(r, "persistence"), "rocksdb");
+  EXPECT_EQ(value_of(r, "data_dir"), "/var/lib/coremq");
+  EXPECT_EQ(value_of(read("persistence 0\n"), "persistence"), "none");
+  Read bad = read("persistence maybe\n");
+  ASSERT_EQ(bad.messages(Severity::kError).size(), 1u);
+  EXPECT_EQ(bad.messages(Severity::kError)[0], "main.conf:1: error: persistence must be true or false, not 'maybe'");
+}
+
 TEST(ConfigMapping, MosquittoNoLimitValuesAreTheLargestCoremqTakes) {
   Read r = read("port 1883\nmax_connections -1\nmax_inflight_messages 0\nmax_queued_messages 0\n");
   EXPECT_TRUE(r.result.diagnostics.empty());
@@ -173,8 +184,8 @@ TEST(ConfigErrors, EachNamesItsFileAndLine) {
 TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
   Read r = read(
       "listener 1883\n"
-      "persistence true\n"                          // 2
-      "persistence_location /var/lib/mosquitto/\n"  // 3
+      "autosave_interval 1800\n"                    // 2
+      "persistence_file mosquitto.db\n"             // 3
       "log_dest file /var/log/mosquitto.log\n"      // 4
       "sys_interval 10\n"                           // 5
       "connection uplink\n"                         // 6
@@ -190,8 +201,8 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
   EXPECT_TRUE(r.messages(Severity::kError).empty()) << r.messages(Severity::kError)[0];
   std::vector<std::string> warnings = r.messages(Severity::kWarning);
   std::vector<std::string> expected_prefixes = {
-      "main.conf:2: warning: persistence true is not supported yet and is ignored",
-      "main.conf:3: warning: persistence_location is not supported yet and is ignored",
+      "main.conf:2: warning: autosave_interval is not supported yet and is ignored",
+      "main.conf:3: warning: persistence_file is not supported yet and is ignored",
       "main.conf:6: warning: bridges are not supported yet: bridge 'uplink'",
       "main.conf:9: warning: log_type subscribe is ignored",
   };

@@ -29,6 +29,8 @@ inline const config::FlagCatalog& config_test_catalog() {
       {"log_dest", {FlagType::kString}},
       {"sys_interval", {FlagType::kUint32, 0, 86400}},
       {"response_information_prefix", {FlagType::kString}},
+      {"persistence", {FlagType::kString}},
+      {"data_dir", {FlagType::kString}},
   };
   return kCatalog;
 }

@@ -1,0 +1,203 @@
+// Durable persistence, the protocol side (docs/PERSISTENCE.md): what a shard writes to its
+// journal when retained messages and persistent sessions change, how it waits for the store
+// before answers that promise durable state, and how it takes records back at start-up.
+// Without a journal (--persistence=none) every function here returns at its first line.
+// Runs on the owning shard's thread.
+#include <algorithm>
+
+#include "base/assert.h"
+#include "base/log.h"
+#include "broker/shard_state.h"
+#include "persist/records.h"
+#include "persist/store.h"
+
+namespace coremq::broker {
+
+bool ShardState::journal_caught_up() const {
+  return journal_ == nullptr || journal_->is_durable(journal_->batch_needed());
+}
+
+uint64_t ShardState::journal_batch_needed() const { return journal_ == nullptr ? 0 : journal_->batch_needed(); }
+
+bool ShardState::journal_durable(uint64_t batch) const { return journal_ == nullptr || journal_->is_durable(batch); }
+
+void ShardState::on_durable() {
+  if (journal_ == nullptr) return;
+  while (!deferred_barrier_acks_.empty() && journal_->is_durable(deferred_barrier_acks_.front().batch)) {
+    DeferredBarrierAck deferred = deferred_barrier_acks_.front();
+    deferred_barrier_acks_.pop_front();
+    CrossShardItem ack{CrossShardItem::Kind::kBarrierAck, shard_id_};
+    ack.sequence = deferred.sequence;
+    io_.post(deferred.peer, ack);
+  }
+  release_waiting_answers();
+}
+
+void ShardState::answer_barrier_request(uint32_t peer, uint64_t sequence) {
+  // A peer's SUBACK or retained PUBACK waits for this ack; what this shard wrote because of the
+  // peer's changes (the retained record of a topic it owns) must be durable before it goes.
+  // Earlier deferred acks go first, so one peer's acks keep their order.
+  if (journal_ != nullptr && (!deferred_barrier_acks_.empty() || !journal_caught_up())) {
+    deferred_barrier_acks_.push_back(DeferredBarrierAck{peer, sequence, journal_->batch_needed()});
+    return;
+  }
+  CrossShardItem ack{CrossShardItem::Kind::kBarrierAck, shard_id_};
+  ack.sequence = sequence;
+  io_.post(peer, ack);
+}
+
+void ShardState::journal_retained(const MessageRef& message, RetainedStore::Update update) {
+  COREMQ_ASSERT(journal_ != nullptr);
+  if (owner_shard_of(message->topic(), shard_count_) != shard_id_) return;
+  // $SYS/ topics are the broker's own figures, published again at every interval of the new
+  // run: stored, they would come back stale (an old uptime) until then.
+  if (message->topic().starts_with("$SYS/")) return;
+  switch (update) {
+    case RetainedStore::Update::kStored:
+    case RetainedStore::Update::kReplaced: {
+      persist::RetainedRecord record;
+      record.qos = message->qos();
+      record.stamp = message->retain_stamp();
+      record.expires_at_unix_ms = message->expires_at_ms() == 0 ? 0 : message->expires_at_ms() + unix_offset_ms_;
+      // The bytes are copied into the batch by encode; the record's strings are the scratch.
+      record.payload.assign(message->payload());
+      record.property_bytes.assign(message->property_bytes());
+      persist::encode_retained(record, &record_scratch_);
+      journal_->put(persist::retained_key(message->topic()), record_scratch_);
+      break;
+    }
+    case RetainedStore::Update::kCleared:
+      journal_->erase(persist::retained_key(message->topic()));
+      break;
+    case RetainedStore::Update::kStale:
+    case RetainedStore::Update::kLimitReached:
+      break;
+  }
+}
+
+void ShardState::journal_session(Session* session) {
+  if (journal_ == nullptr) return;
+  if (session->expiry_seconds == 0) {
+    // No longer persistent (a reconnect with expiry 0): it ends with its connection.
+    journal_session_gone(session);
+    return;
+  }
+  if (!session->persisted && store_full_) {
+    ++counters_.store_full_refusals;
+    LOG_WARNING_LIMITED("session of client '%s' kept in memory only: the store is over --persistence-max-mb",
+                        session->client_id);
+    return;
+  }
+  persist::SessionRecord record;
+  record.expiry_seconds = session->expiry_seconds;
+  record.will_delay_seconds = session->will_delay_seconds;
+  record.disconnected_at_unix_ms = session->connection == nullptr ? io_.now_ms() + unix_offset_ms_ : 0;
+  // While connected the will is kept (a crash ends the connection); once disconnected only a
+  // will still waiting for its delay.
+  if (session->will != nullptr && (session->connection != nullptr || session->will_pending)) {
+    const WillMessage& will = *session->will;
+    persist::WillRecord& stored = record.will.emplace();
+    stored.topic = will.topic;
+    stored.payload = will.payload;
+    stored.property_bytes = will.property_bytes;
+    stored.message_expiry_seconds = will.message_expiry_seconds;
+    stored.qos = will.qos;
+    stored.retain = will.retain;
+  }
+  record.subscriptions.reserve(session->subscriptions.size());
+  for (const auto& [filter, options] : session->subscriptions) {
+    persist::SubscriptionRecord& stored = record.subscriptions.emplace_back();
+    stored.filter = filter;
+    stored.qos = options.qos;
+    stored.no_local = options.no_local;
+    stored.retain_as_published = options.retain_as_published;
+    stored.retain_handling = options.retain_handling;
+    stored.identifier = options.identifier;
+  }
+  persist::encode_session(record, &record_scratch_);
+  journal_->put(persist::session_key(session->client_id), record_scratch_);
+  session->persisted = true;
+}
+
+void ShardState::journal_session_gone(Session* session) {
+  if (journal_ == nullptr || !session->persisted) return;
+  journal_->erase(persist::session_key(session->client_id));
+  session->persisted = false;
+}
+
+void ShardState::restore_retained(const MessageRef& message) {
+  COREMQ_ASSERT(connections_.empty());
+  retain_clock_ = std::max(retain_clock_, message->retain_stamp() >> 8);
+  // Every copy takes every record; the limits were decided when the messages were taken.
+  (void)retained_.update(message, io_.now_ms());
+}
+
+void ShardState::restore_session(const persist::SessionRecord& record) {
+  COREMQ_ASSERT(connections_.empty());
+  COREMQ_ASSERT(owner_shard_of(record.client_id, shard_count_) == shard_id_);
+  if (find_session(record.client_id) != nullptr) return;
+  if (sessions_.size() >= options_.max_sessions) {
+    // The same bound as for a CONNECT; the record stays in the store for a larger setting.
+    ++counters_.sessions_refused_limit;
+    LOG_WARNING_LIMITED("stored session of client '%s' not loaded: this shard holds --max-sessions=%u",
+                        record.client_id, options_.max_sessions);
+    return;
+  }
+  auto created = std::make_unique<Session>();
+  Session* session = created.get();
+  session->client_id = record.client_id;
+  sessions_.emplace(std::string_view(session->client_id), std::move(created));
+  session->expiry_seconds = record.expiry_seconds;
+  session->will_delay_seconds = record.will_delay_seconds;
+  session->persisted = true;
+  session->timer_generation = ++timer_generation_last_;
+  for (const persist::SubscriptionRecord& stored : record.subscriptions) {
+    SubscriptionOptions options;
+    options.qos = std::min(stored.qos, options_.maximum_qos);
+    options.no_local = stored.no_local;
+    options.retain_as_published = stored.retain_as_published;
+    options.retain_handling = stored.retain_handling;
+    options.identifier = stored.identifier;
+    std::string_view filter = stored.filter;
+    if (session->subscriptions.contains(filter)) continue;
+    std::string_view shared_key, shared_filter;
+    if (is_shared_filter(filter)) {
+      if (!parse_shared_filter(filter, &shared_key, &shared_filter)) continue;
+      session->subscriptions.emplace(std::string(filter), options);
+      if (shared_.add_local(shared_key, shared_filter, session, options)) {
+        post_interest(CrossShardItem::Kind::kInterestAdd, filter);
+      }
+    } else {
+      if (!topic::is_valid_topic_filter(filter)) continue;
+      session->subscriptions.emplace(std::string(filter), options);
+      if (subscriptions_.insert(filter, session, options).first_for_filter) {
+        post_interest(CrossShardItem::Kind::kInterestAdd, filter);
+      }
+    }
+  }
+  // The deadlines: from the disconnect the record names, or from now for a client that was
+  // connected when the broker stopped (its connection ended with the broker).
+  int64_t now = io_.now_ms();
+  int64_t disconnected_at = record.disconnected_at_unix_ms == 0 ? now : record.disconnected_at_unix_ms - unix_offset_ms_;
+  if (record.will) {
+    session->will = std::make_unique<WillMessage>();
+    WillMessage& will = *session->will;
+    will.topic = record.will->topic;
+    will.payload = record.will->payload;
+    will.property_bytes = record.will->property_bytes;
+    will.message_expiry_seconds = record.will->message_expiry_seconds;
+    will.qos = record.will->qos;
+    will.retain = record.will->retain;
+    session->will_pending = true;
+    uint32_t delay = std::min(session->will_delay_seconds, session->expiry_seconds);
+    // Due at once (the first tick) if its time passed while the broker was down.
+    schedule(std::max(now, disconnected_at + int64_t{delay} * 1000), /*is_will=*/true, session);
+  }
+  if (session->expiry_seconds != kSessionNeverExpires) {
+    schedule(std::max(now, disconnected_at + int64_t{session->expiry_seconds} * 1000), /*is_will=*/false, session);
+  }
+  // A record written while the client was connected now says when its disconnect counted.
+  if (record.disconnected_at_unix_ms == 0) journal_session(session);
+}
+
+}  // namespace coremq::broker

@@ -1,0 +1,264 @@
+// Record keys and encodings (see records.h). The identity (topic, client id) is in the key
+// only; the value holds the rest. Any thread.
+#include "persist/records.h"
+
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+
+namespace coremq::persist {
+
+namespace {
+
+// Bounds that no honest record passes (MQTT's own limits), so a corrupt length cannot make
+// the loader allocate gigabytes.
+constexpr uint32_t kStringBytesMax = 256u * 1024 * 1024;  // an MQTT packet's largest size
+constexpr uint32_t kSubscriptionsMax = 1u << 20;
+constexpr uint8_t kSessionHasWill = 1;
+
+class Writer {
+ public:
+  explicit Writer(std::string* out) : out_(out) { out_->clear(); }
+  void u8(uint8_t value) { out_->push_back(static_cast<char>(value)); }
+  void u32(uint32_t value) {
+    for (int shift = 0; shift < 32; shift += 8) u8(static_cast<uint8_t>(value >> shift));
+  }
+  void u64(uint64_t value) {
+    for (int shift = 0; shift < 64; shift += 8) u8(static_cast<uint8_t>(value >> shift));
+  }
+  void bytes(std::string_view value) {
+    u32(static_cast<uint32_t>(value.size()));
+    out_->append(value);
+  }
+
+ private:
+  std::string* out_;
+};
+
+// Every read checks what is left; the first failure sticks and names the field.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool u8(const char* field, uint8_t* value) {
+    if (!take(field, 1)) return false;
+    *value = static_cast<uint8_t>(in_[position_ - 1]);
+    return true;
+  }
+  bool u32(const char* field, uint32_t* value) {
+    if (!take(field, 4)) return false;
+    uint32_t result = 0;
+    for (int i = 3; i >= 0; --i) result = (result << 8) | static_cast<uint8_t>(in_[position_ - 4 + i]);
+    *value = result;
+    return true;
+  }
+  bool u64(const char* field, uint64_t* value) {
+    if (!take(field, 8)) return false;
+    uint64_t result = 0;
+    for (int i = 7; i >= 0; --i) result = (result << 8) | static_cast<uint8_t>(in_[position_ - 8 + i]);
+    *value = result;
+    return true;
+  }
+  bool i64(const char* field, int64_t* value) {
+    uint64_t raw = 0;
+    if (!u64(field, &raw)) return false;
+    *value = static_cast<int64_t>(raw);
+    return true;
+  }
+  bool bytes(const char* field, std::string* value) {
+    uint32_t size = 0;
+    if (!u32(field, &size)) return false;
+    if (size > kStringBytesMax) return fail(field, "length over the bound");
+    if (!take(field, size)) return false;
+    value->assign(in_.substr(position_ - size, size));
+    return true;
+  }
+  bool version() {
+    uint8_t version = 0;
+    if (!u8("version", &version)) return false;
+    if (version != kRecordVersion) {
+      error_ = absl::StrFormat("unknown record version %u (this build reads %u)", version, kRecordVersion);
+      return false;
+    }
+    return true;
+  }
+  bool finish() {
+    if (position_ != in_.size()) {
+      error_ = absl::StrFormat("%u bytes after the last field", in_.size() - position_);
+      return false;
+    }
+    return true;
+  }
+  bool fail(const char* field, const char* why) {
+    if (error_.empty()) error_ = absl::StrFormat("%s: %s", field, why);
+    return false;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool take(const char* field, size_t count) {
+    if (in_.size() - position_ < count) return fail(field, "truncated");
+    position_ += count;
+    return true;
+  }
+  std::string_view in_;
+  size_t position_ = 0;
+  std::string error_;
+};
+
+bool identity_from_key(std::string_view key, RecordType type, std::string* identity, std::string* error) {
+  if (key.empty() || key[0] != static_cast<char>(type)) {
+    *error = "key of another record type";
+    return false;
+  }
+  identity->assign(key.substr(1));
+  return true;
+}
+
+bool reader_error(const Reader& reader, std::string* error) {
+  *error = reader.error().empty() ? "invalid record" : reader.error();
+  return false;
+}
+
+}  // namespace
+
+std::string_view key_prefix(RecordType type) {
+  switch (type) {
+    case RecordType::kMeta:
+      return "M";
+    case RecordType::kRetained:
+      return "R";
+    case RecordType::kSession:
+      return "S";
+  }
+  return "?";
+}
+
+std::string retained_key(std::string_view topic) {
+  std::string key(key_prefix(RecordType::kRetained));
+  key.append(topic);
+  return key;
+}
+
+std::string session_key(std::string_view client_id) {
+  std::string key(key_prefix(RecordType::kSession));
+  key.append(client_id);
+  return key;
+}
+
+void encode_retained(const RetainedRecord& record, std::string* out) {
+  Writer writer(out);
+  writer.u8(kRecordVersion);
+  writer.u8(record.qos);
+  writer.u64(record.stamp);
+  writer.u64(static_cast<uint64_t>(record.expires_at_unix_ms));
+  writer.bytes(record.payload);
+  writer.bytes(record.property_bytes);
+}
+
+bool decode_retained(std::string_view key, std::string_view value, RetainedRecord* record, std::string* error) {
+  if (!identity_from_key(key, RecordType::kRetained, &record->topic, error)) return false;
+  if (record->topic.empty() || record->topic.size() > 0xFFFF) {
+    *error = "topic empty or over 65535 bytes";
+    return false;
+  }
+  Reader reader(value);
+  bool ok = reader.version() && reader.u8("qos", &record->qos) && reader.u64("stamp", &record->stamp) &&
+            reader.i64("expires_at", &record->expires_at_unix_ms) && reader.bytes("payload", &record->payload) &&
+            reader.bytes("properties", &record->property_bytes) && reader.finish();
+  if (!ok) return reader_error(reader, error);
+  if (record->qos > 2) {
+    *error = absl::StrFormat("qos %u", record->qos);
+    return false;
+  }
+  if (record->payload.empty()) {
+    *error = "empty payload (a clear is a deleted key, never a record)";
+    return false;
+  }
+  return true;
+}
+
+void encode_session(const SessionRecord& record, std::string* out) {
+  Writer writer(out);
+  writer.u8(kRecordVersion);
+  writer.u32(record.expiry_seconds);
+  writer.u32(record.will_delay_seconds);
+  writer.u64(static_cast<uint64_t>(record.disconnected_at_unix_ms));
+  writer.u8(record.will ? kSessionHasWill : 0);
+  if (record.will) {
+    const WillRecord& will = *record.will;
+    writer.bytes(will.topic);
+    writer.bytes(will.payload);
+    writer.bytes(will.property_bytes);
+    writer.u32(will.message_expiry_seconds);
+    writer.u8(will.qos);
+    writer.u8(will.retain ? 1 : 0);
+  }
+  writer.u32(static_cast<uint32_t>(record.subscriptions.size()));
+  for (const SubscriptionRecord& subscription : record.subscriptions) {
+    writer.bytes(subscription.filter);
+    writer.u8(subscription.qos);
+    writer.u8(static_cast<uint8_t>((subscription.no_local ? 1 : 0) | (subscription.retain_as_published ? 2 : 0)));
+    writer.u8(subscription.retain_handling);
+    writer.u32(subscription.identifier);
+  }
+}
+
+bool decode_session(std::string_view key, std::string_view value, SessionRecord* record, std::string* error) {
+  if (!identity_from_key(key, RecordType::kSession, &record->client_id, error)) return false;
+  if (record->client_id.empty() || record->client_id.size() > 0xFFFF) {
+    *error = "client id empty or over 65535 bytes";
+    return false;
+  }
+  Reader reader(value);
+  uint8_t flags = 0;
+  bool ok = reader.version() && reader.u32("expiry", &record->expiry_seconds) &&
+            reader.u32("will_delay", &record->will_delay_seconds) &&
+            reader.i64("disconnected_at", &record->disconnected_at_unix_ms) && reader.u8("flags", &flags);
+  if (!ok) return reader_error(reader, error);
+  if ((flags & ~kSessionHasWill) != 0) {
+    *error = absl::StrFormat("unknown session flags 0x%02x", flags);
+    return false;
+  }
+  record->will.reset();
+  if (flags & kSessionHasWill) {
+    WillRecord& will = record->will.emplace();
+    uint8_t retain = 0;
+    ok = reader.bytes("will_topic", &will.topic) && reader.bytes("will_payload", &will.payload) &&
+         reader.bytes("will_properties", &will.property_bytes) &&
+         reader.u32("will_expiry", &will.message_expiry_seconds) && reader.u8("will_qos", &will.qos) &&
+         reader.u8("will_retain", &retain);
+    if (!ok) return reader_error(reader, error);
+    if (will.qos > 2 || retain > 1 || will.topic.empty() || will.topic.size() > 0xFFFF) {
+      *error = "will with a qos, retain flag or topic out of range";
+      return false;
+    }
+    will.retain = retain == 1;
+  }
+  uint32_t count = 0;
+  if (!reader.u32("subscription_count", &count)) return reader_error(reader, error);
+  if (count > kSubscriptionsMax) {
+    *error = absl::StrFormat("%u subscriptions", count);
+    return false;
+  }
+  record->subscriptions.clear();
+  for (uint32_t i = 0; i < count; ++i) {
+    SubscriptionRecord& subscription = record->subscriptions.emplace_back();
+    uint8_t options = 0;
+    ok = reader.bytes("filter", &subscription.filter) && reader.u8("subscription_qos", &subscription.qos) &&
+         reader.u8("subscription_options", &options) && reader.u8("retain_handling", &subscription.retain_handling) &&
+         reader.u32("identifier", &subscription.identifier);
+    if (!ok) return reader_error(reader, error);
+    if (subscription.qos > 2 || (options & ~3) != 0 || subscription.retain_handling > 2 ||
+        subscription.filter.empty() || subscription.filter.size() > 0xFFFF ||
+        subscription.identifier > 268'435'455) {
+      *error = absl::StrFormat("subscription %u out of range", i);
+      return false;
+    }
+    subscription.no_local = (options & 1) != 0;
+    subscription.retain_as_published = (options & 2) != 0;
+  }
+  if (!reader.finish()) return reader_error(reader, error);
+  return true;
+}
+
+}  // namespace coremq::persist

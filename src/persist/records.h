@@ -1,0 +1,87 @@
+// The records coremq keeps in its store (docs/PERSISTENCE.md "Key layout"): their keys and
+// their byte encodings. Pure functions, no RocksDB, no I/O: used by shard threads (encoding
+// what changed in a turn), by the controlling thread at start-up (decoding what is loaded) and
+// by the fuzzer (tests/fuzz/fuzz_persist_records.cc).
+//
+// Key: one byte naming the record type, then the record's identity (a topic, a client id), so
+// records of one type sit together and a load reads each type with one range scan.
+// Value: a version byte (kRecordVersion), then the fields, little-endian, strings as a u32
+// length and their bytes. A decoder checks every length against what is left and the version
+// against what it knows; a record that fails is reported (the loader logs it and skips it),
+// never trusted.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coremq::persist {
+
+inline constexpr uint8_t kRecordVersion = 1;
+
+enum class RecordType : char {
+  kMeta = 'M',      // the store's own facts (format version)
+  kRetained = 'R',  // R + topic -> RetainedRecord
+  kSession = 'S',   // S + client id -> SessionRecord (its subscriptions and will included)
+};
+
+// Times in records are wall-clock Unix milliseconds (monotonic time does not survive a reboot).
+struct RetainedRecord {
+  std::string topic;
+  std::string payload;
+  std::string property_bytes;  // MQTT 5 properties forwarded to subscribers, encoded
+  uint8_t qos = 0;
+  uint64_t stamp = 0;               // RetainedStore's Lamport stamp (orders updates of one topic)
+  int64_t expires_at_unix_ms = 0;   // 0: never
+};
+
+struct SubscriptionRecord {
+  std::string filter;  // "$share/group/filter" for a shared subscription
+  uint8_t qos = 0;
+  bool no_local = false;
+  bool retain_as_published = false;
+  uint8_t retain_handling = 0;
+  uint32_t identifier = 0;  // 0: none
+};
+
+struct WillRecord {
+  std::string topic;
+  std::string payload;
+  std::string property_bytes;
+  uint32_t message_expiry_seconds = 0;  // 0: none
+  uint8_t qos = 0;
+  bool retain = false;
+};
+
+struct SessionRecord {
+  std::string client_id;
+  uint32_t expiry_seconds = 0;  // kSessionNeverExpires (0xFFFFFFFF): never
+  uint32_t will_delay_seconds = 0;
+  // When the client's connection ended; 0 while it was connected when the record was written
+  // (after a crash the session counts as disconnected at the restart).
+  int64_t disconnected_at_unix_ms = 0;
+  std::optional<WillRecord> will;
+  std::vector<SubscriptionRecord> subscriptions;
+};
+
+// Keys.
+std::string retained_key(std::string_view topic);
+std::string session_key(std::string_view client_id);
+// The one-byte prefix every key of a type starts with (for range scans).
+std::string_view key_prefix(RecordType type);
+
+// Encodings: `out` is replaced.
+void encode_retained(const RetainedRecord& record, std::string* out);
+void encode_session(const SessionRecord& record, std::string* out);
+
+// Decoders: false with *error saying what is wrong (a truncated field, an unknown version,
+// bytes left over, a value out of range); *record is then unspecified. `key` is the record's
+// key, whose identity part must match what the value says.
+[[nodiscard]] bool decode_retained(std::string_view key, std::string_view value, RetainedRecord* record,
+                                   std::string* error);
+[[nodiscard]] bool decode_session(std::string_view key, std::string_view value, SessionRecord* record,
+                                  std::string* error);
+
+}  // namespace coremq::persist

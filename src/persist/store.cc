@@ -1,0 +1,453 @@
+// The store, its committer thread and the shards' journals (see store.h for who runs what).
+#include "persist/store.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
+#include "base/assert.h"
+#include "base/log.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "rocksdb/write_buffer_manager.h"
+
+namespace coremq::persist {
+
+namespace {
+
+// Same definition as broker::owner_shard_of (FNV-1a over the client id), repeated here so the
+// store does not depend on the broker module; tests/unit/persist checks they agree.
+uint32_t owner_of(std::string_view client_id, uint32_t shard_count) {
+  uint32_t hash = 2166136261u;
+  for (char c : client_id) {
+    hash ^= static_cast<uint8_t>(c);
+    hash *= 16777619u;
+  }
+  return hash % shard_count;
+}
+
+constexpr int64_t kRetryPauseMs = 100;
+constexpr int64_t kSizeCheckIntervalMs = 1000;
+constexpr size_t kBatchesPerLanePerPass = 64;
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+// ShardJournal (shard thread).
+
+ShardJournal::~ShardJournal() { delete open_batch_; }
+
+void ShardJournal::put(std::string_view key, std::string_view value) {
+  if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
+  rocksdb::Status status = open_batch_->Put(rocksdb::Slice(key.data(), key.size()),
+                                            rocksdb::Slice(value.data(), value.size()));
+  COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::Put failed");
+}
+
+void ShardJournal::erase(std::string_view key) {
+  if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
+  rocksdb::Status status = open_batch_->Delete(rocksdb::Slice(key.data(), key.size()));
+  COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::Delete failed");
+}
+
+void ShardJournal::submit() {
+  if (open_batch_ == nullptr) return;
+  Store::Lane& lane = *store_.lanes_[shard_];
+  if (!lane.requests.try_push(Store::CommitRequest{next_number_, open_batch_})) {
+    // The committer is behind (a slow or failing disk): the batch stays open and takes this
+    // turn's and later turns' changes too; what waits on it waits longer.
+    ++submits_delayed_;
+    LOG_WARNING_LIMITED("store: the committer is behind, %u batches queued; acknowledgements wait",
+                        lane.requests.capacity());
+    return;
+  }
+  open_batch_ = nullptr;
+  ++next_number_;
+  store_.notify();
+}
+
+bool ShardJournal::drain_answers() {
+  uint64_t before = durable_;
+  store_.lanes_[shard_]->answers.drain([this](uint64_t&& number) { durable_ = std::max(durable_, number); }, 4096);
+  COREMQ_ASSERT(durable_ < next_number_);
+  return durable_ != before;
+}
+
+bool ShardJournal::answers_ready() const { return !store_.lanes_[shard_]->answers.empty(); }
+
+// Store.
+
+Store::Store(const PersistenceOptions& options, uint32_t shard_count, std::function<void(uint32_t)> wake_shard)
+    : options_(options), wake_shard_(std::move(wake_shard)) {
+  for (uint32_t shard = 0; shard < shard_count; ++shard) {
+    lanes_.push_back(std::make_unique<Lane>(options.commit_queue_capacity));
+    journals_.push_back(std::unique_ptr<ShardJournal>(new ShardJournal(*this, shard)));
+  }
+}
+
+Store::~Store() {
+  stop();
+  // Batches never taken (a start that failed) are freed here.
+  for (auto& lane : lanes_) {
+    lane->requests.drain([](CommitRequest&& request) { delete request.batch; }, lane->requests.capacity());
+    delete lane->held.batch;
+  }
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+std::unique_ptr<Store> Store::open(const PersistenceOptions& options, uint32_t shard_count,
+                                   std::function<void(uint32_t)> wake_shard, std::string* error) {
+  COREMQ_ASSERT(shard_count > 0);
+  const std::string& dir = options.data_dir;
+  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    *error = absl::StrFormat("--data-dir %s: cannot create it: %s", dir, std::strerror(errno));
+    return nullptr;
+  }
+  struct stat info {};
+  if (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    *error = absl::StrFormat("--data-dir %s: not a directory", dir);
+    return nullptr;
+  }
+  // RocksDB's own message for an unwritable directory names a LOCK or LOG file; say it plainly.
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    *error = absl::StrFormat("--data-dir %s: not writable by this user: %s", dir, std::strerror(errno));
+    return nullptr;
+  }
+  std::unique_ptr<Store> store(new Store(options, shard_count, std::move(wake_shard)));
+  store->event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (store->event_fd_ < 0) {
+    *error = absl::StrFormat("store: eventfd: %s", std::strerror(errno));
+    return nullptr;
+  }
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.paranoid_checks = true;
+  // One memory bound for every memtable; the block cache is charged for it too, so the two
+  // flags bound RocksDB's memory together.
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(size_t{options.cache_mb} << 20);
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(size_t{options.write_buffer_mb} << 20, cache);
+  db_options.write_buffer_size = std::max<size_t>(size_t{options.write_buffer_mb} << 20 >> 2, 1u << 20);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  db_options.max_background_jobs = 2;
+  // The committer decides when the log is fsynced (--fsync); RocksDB itself never waits for one.
+  db_options.manual_wal_flush = false;
+  db_options.keep_log_file_num = 4;
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status status = rocksdb::DB::Open(db_options, dir, &db);
+  if (!status.ok()) {
+    std::string why = status.ToString();
+    if (status.IsIOError() && why.find("lock") != std::string::npos) {
+      *error = absl::StrFormat("--data-dir %s: the store is in use by another process (%s)", dir, why);
+    } else if (status.IsCorruption()) {
+      *error = absl::StrFormat("--data-dir %s: the store is corrupt (%s); move it aside to start empty", dir, why);
+    } else {
+      *error = absl::StrFormat("--data-dir %s: cannot open the store: %s", dir, why);
+    }
+    return nullptr;
+  }
+  store->db_.reset(db);
+  // The format marker: a later build that changes encodings reads it first.
+  std::string meta_key = std::string(key_prefix(RecordType::kMeta)) + "format";
+  std::string meta_value;
+  status = db->Get(rocksdb::ReadOptions(), meta_key, &meta_value);
+  if (status.IsNotFound()) {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    status = db->Put(sync, meta_key, std::string(1, static_cast<char>(kRecordVersion)));
+    if (!status.ok()) {
+      *error = absl::StrFormat("--data-dir %s: cannot write to the store: %s", dir, status.ToString());
+      return nullptr;
+    }
+  } else if (!status.ok() || meta_value.size() != 1 || static_cast<uint8_t>(meta_value[0]) > kRecordVersion) {
+    *error = absl::StrFormat("--data-dir %s: the store was written by a newer coremq (format %u) or is damaged",
+                             dir, meta_value.empty() ? 0u : static_cast<uint8_t>(meta_value[0]));
+    return nullptr;
+  }
+  return store;
+}
+
+bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
+  COREMQ_ASSERT(!committer_.joinable());
+  int64_t started = steady_ms();
+  state->sessions_by_shard.assign(shard_count(), {});
+  rocksdb::WriteBatch expired;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string decode_error;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    std::string_view value(it->value().data(), it->value().size());
+    if (key.empty()) continue;
+    switch (static_cast<RecordType>(key[0])) {
+      case RecordType::kMeta:
+        break;
+      case RecordType::kRetained: {
+        RetainedRecord record;
+        if (!decode_retained(key, value, &record, &decode_error)) {
+          ++state->corrupt_skipped;
+          LOG_WARNING_LIMITED("store: retained record '%s' skipped: %s", absl::CHexEscape(absl::string_view(key.data() + 1, key.size() - 1)),
+                              decode_error);
+          break;
+        }
+        if (record.expires_at_unix_ms != 0 && record.expires_at_unix_ms <= now_unix_ms) {
+          ++state->expired_dropped;
+          expired.Delete(it->key());
+          break;
+        }
+        state->retained.push_back(std::move(record));
+        break;
+      }
+      case RecordType::kSession: {
+        SessionRecord record;
+        if (!decode_session(key, value, &record, &decode_error)) {
+          ++state->corrupt_skipped;
+          LOG_WARNING_LIMITED("store: session record '%s' skipped: %s", absl::CHexEscape(absl::string_view(key.data() + 1, key.size() - 1)),
+                              decode_error);
+          break;
+        }
+        // A session whose client was connected at the crash counts as disconnected now.
+        if (record.disconnected_at_unix_ms != 0 && record.expiry_seconds != 0xFFFFFFFF &&
+            record.disconnected_at_unix_ms + int64_t{record.expiry_seconds} * 1000 <= now_unix_ms) {
+          ++state->expired_dropped;
+          expired.Delete(it->key());
+          break;
+        }
+        ++state->sessions;
+        uint32_t owner = owner_of(record.client_id, shard_count());
+        state->sessions_by_shard[owner].push_back(std::move(record));
+        break;
+      }
+      default:
+        ++state->corrupt_skipped;
+        LOG_WARNING_LIMITED("store: record of unknown type 0x%02x skipped", static_cast<uint8_t>(key[0]));
+        break;
+    }
+  }
+  if (!it->status().ok()) {
+    *error = absl::StrFormat("--data-dir %s: reading the store failed: %s", options_.data_dir,
+                             it->status().ToString());
+    return false;
+  }
+  if (expired.Count() > 0) {
+    rocksdb::Status status = db_->Write(rocksdb::WriteOptions(), &expired);
+    if (!status.ok()) {
+      *error = absl::StrFormat("--data-dir %s: cannot write to the store: %s", options_.data_dir, status.ToString());
+      return false;
+    }
+  }
+  state->load_ms = steady_ms() - started;
+  return true;
+}
+
+void Store::start() {
+  COREMQ_ASSERT(!committer_.joinable());
+  committer_ = std::thread([this] { run(); });
+}
+
+void Store::stop() {
+  if (!committer_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t written = ::write(event_fd_, &one, sizeof(one));
+  committer_.join();
+}
+
+void Store::notify() {
+  // The producer half of the sleep handshake (see run()).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed) && sleeping_.exchange(false)) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t written = ::write(event_fd_, &one, sizeof(one));
+  }
+}
+
+bool Store::write_one(rocksdb::WriteBatch& batch) {
+  if (failing_writes_for_test_.load(std::memory_order_relaxed) > 0) {
+    failing_writes_for_test_.fetch_sub(1);
+    return false;
+  }
+  rocksdb::WriteOptions write;
+  rocksdb::Status status = db_->Write(write, &batch);
+  if (status.ok()) return true;
+  LOG_WARNING_LIMITED("store: a write failed (%s); acknowledgements that depend on it wait, retrying",
+                      status.ToString());
+  return false;
+}
+
+bool Store::sync_log() {
+  if (failing_writes_for_test_.load(std::memory_order_relaxed) > 0) return false;
+  rocksdb::Status status = db_->SyncWAL();
+  if (status.ok()) {
+    syncs_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  LOG_WARNING_LIMITED("store: fsync of the log failed (%s); acknowledgements wait, retrying", status.ToString());
+  return false;
+}
+
+bool Store::write_pending(bool* failed) {
+  bool wrote = false;
+  for (uint32_t shard = 0; shard < lanes_.size(); ++shard) {
+    Lane& lane = *lanes_[shard];
+    for (size_t taken = 0; taken < kBatchesPerLanePerPass; ++taken) {
+      CommitRequest request = lane.held;
+      lane.held = CommitRequest{};
+      if (request.batch == nullptr && !lane.requests.try_pop(request)) break;
+      if (!write_one(*request.batch)) {
+        // Kept aside: written again after the pause, before anything behind it.
+        lane.held = request;
+        write_failures_.fetch_add(1, std::memory_order_relaxed);
+        *failed = true;
+        return wrote;
+      }
+      COREMQ_ASSERT(request.number > lane.written);
+      lane.written = request.number;
+      delete request.batch;
+      batches_written_.fetch_add(1, std::memory_order_relaxed);
+      wrote = true;
+    }
+  }
+  return wrote;
+}
+
+void Store::answer(uint32_t shard, uint64_t durable) {
+  Lane& lane = *lanes_[shard];
+  if (durable <= lane.answered && !lane.answer_pending) return;
+  // A full answers ring: the shard has not drained; the number is pushed on a later pass
+  // (answers only grow, so the latest covers every earlier one).
+  if (!lane.answers.try_push(uint64_t{durable})) {
+    lane.answer_pending = true;
+    return;
+  }
+  lane.answer_pending = false;
+  lane.answered = durable;
+  if (wake_shard_) wake_shard_(shard);
+}
+
+void Store::answer_written() {
+  for (uint32_t shard = 0; shard < lanes_.size(); ++shard) {
+    if (lanes_[shard]->written > lanes_[shard]->answered || lanes_[shard]->answer_pending) {
+      answer(shard, lanes_[shard]->written);
+    }
+  }
+}
+
+void Store::check_size() {
+  if (options_.max_store_mb == 0) return;
+  uint64_t sst = 0;
+  uint64_t memtables = 0;
+  db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  bool over = sst + memtables > (uint64_t{options_.max_store_mb} << 20);
+  if (over != over_size_bound_.load(std::memory_order_relaxed)) {
+    if (over) {
+      LOG_WARNING("store: %u MiB live, over --persistence-max-mb=%u: new retained topics and persistent sessions "
+                  "are refused",
+                  (sst + memtables) >> 20, options_.max_store_mb);
+    } else {
+      LOG_INFO("store: back under --persistence-max-mb=%u", options_.max_store_mb);
+    }
+    over_size_bound_.store(over, std::memory_order_relaxed);
+  }
+}
+
+void Store::run() {
+  pthread_setname_np(pthread_self(), "coremq-store");
+  base::set_log_thread_shard(-1);
+  int64_t last_sync_ms = steady_ms();
+  int64_t next_size_check_ms = 0;
+  bool unsynced = false;
+  for (;;) {
+    bool failed = false;
+    bool wrote = write_pending(&failed);
+    unsynced = unsynced || wrote;
+    int64_t now = steady_ms();
+    switch (options_.fsync) {
+      case PersistenceOptions::Fsync::kAlways:
+        // Group commit: one fsync for everything this pass wrote, then the answers.
+        if (unsynced) {
+          if (sync_log()) {
+            unsynced = false;
+            answer_written();
+          } else {
+            failed = true;  // paused and retried below, never answered unsynced
+          }
+        }
+        break;
+      case PersistenceOptions::Fsync::kBatch:
+        // Answered once in the log (the page cache keeps it across kill -9); fsynced on a timer.
+        answer_written();
+        if (unsynced && now - last_sync_ms >= options_.fsync_interval_ms) {
+          if (sync_log()) unsynced = false;
+          last_sync_ms = now;
+        }
+        break;
+      case PersistenceOptions::Fsync::kNever:
+        answer_written();
+        unsynced = false;
+        break;
+    }
+    if (now >= next_size_check_ms) {
+      check_size();
+      next_size_check_ms = now + kSizeCheckIntervalMs;
+    }
+    if (failed) {
+      // A full disk: wait, let RocksDB clear its error state if the cause went, and retry.
+      ::poll(nullptr, 0, static_cast<int>(kRetryPauseMs));
+      rocksdb::Status status = db_->Resume();
+      if (!status.ok()) LOG_WARNING_LIMITED("store: recovery after a failed write: %s", status.ToString());
+      continue;
+    }
+    if (wrote) continue;
+    bool stopping = stopping_.load(std::memory_order_acquire);
+    bool lanes_empty = true;
+    for (auto& lane : lanes_) lanes_empty = lanes_empty && lane->requests.empty() && lane->held.batch == nullptr;
+    if (stopping && lanes_empty) {
+      if (unsynced) sync_log();
+      answer_written();
+      return;
+    }
+    // Sleep until a shard pushes, or the next fsync is due. The consumer half of the handshake:
+    // flag, fence, look once more.
+    sleeping_.store(true, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    lanes_empty = true;
+    for (auto& lane : lanes_) lanes_empty = lanes_empty && lane->requests.empty() && lane->held.batch == nullptr;
+    bool answers_owed = false;
+    for (auto& lane : lanes_) answers_owed = answers_owed || lane->answer_pending;
+    if (lanes_empty && !stopping) {
+      int timeout_ms = -1;
+      if (unsynced) timeout_ms = static_cast<int>(std::max<int64_t>(0, options_.fsync_interval_ms - (now - last_sync_ms)));
+      if (answers_owed) timeout_ms = timeout_ms < 0 ? 1 : std::min(timeout_ms, 1);
+      if (options_.max_store_mb != 0) {
+        int until_check = static_cast<int>(std::max<int64_t>(0, next_size_check_ms - now));
+        timeout_ms = timeout_ms < 0 ? until_check : std::min(timeout_ms, until_check);
+      }
+      pollfd fd{event_fd_, POLLIN, 0};
+      ::poll(&fd, 1, timeout_ms);
+      uint64_t count = 0;
+      [[maybe_unused]] ssize_t drained = ::read(event_fd_, &count, sizeof(count));
+    }
+    sleeping_.store(false, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace coremq::persist

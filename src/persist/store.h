@@ -1,0 +1,167 @@
+// The durable store (--persistence=rocksdb, docs/PERSISTENCE.md): one RocksDB database, a
+// committer thread that writes what the shards changed, and one ShardJournal per shard.
+//
+// Threads and ownership:
+//   - Store: made by BrokerImpl on the controlling thread (open, load), which starts and stops
+//     the committer; it outlives every shard thread.
+//   - ShardJournal: one per shard, touched only by that shard's thread (after start()). It
+//     collects the shard's changes of one loop turn in one rocksdb::WriteBatch and, at the end
+//     of the turn, hands it to the committer through a bounded SPSC ring, numbered.
+//   - The committer thread writes the batches in order (one write per batch; RocksDB groups
+//     them in its log), syncs the log as --fsync says, and answers each shard through a second
+//     SPSC ring with the highest batch number now durable, then wakes the shard (as the
+//     password checker does). A shard never calls a blocking RocksDB write or an fsync.
+//   - A write that fails (disk full) is logged (rate-limited), counted, and retried after a
+//     pause with DB::Resume(): nothing is answered meanwhile, so what waits on it (PUBACKs,
+//     SUBACKs) is not sent and clients see back-pressure; it recovers when space returns.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/spsc_ring.h"
+#include "coremq/options.h"
+#include "persist/records.h"
+
+namespace rocksdb {
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace coremq::persist {
+
+// What the store held at start-up, expired records already dropped.
+struct LoadedState {
+  std::vector<RetainedRecord> retained;
+  // By owner shard (owner_shard_of(client_id, shard_count) of the shard count now running).
+  std::vector<std::vector<SessionRecord>> sessions_by_shard;
+  uint64_t sessions = 0;
+  uint64_t expired_dropped = 0;  // sessions and retained messages past their deadline
+  uint64_t corrupt_skipped = 0;  // records that failed to decode (each logged)
+  int64_t load_ms = 0;
+};
+
+// One shard's changes, numbered by batch. Shard thread only.
+class ShardJournal {
+ public:
+  ~ShardJournal();
+  ShardJournal(const ShardJournal&) = delete;
+  ShardJournal& operator=(const ShardJournal&) = delete;
+
+  // Changes of this turn, in order.
+  void put(std::string_view key, std::string_view value);
+  void erase(std::string_view key);
+  bool has_changes() const { return open_batch_ != nullptr; }
+
+  // The batch number an answer made now depends on: the open batch if it has changes, else the
+  // last one submitted. Durable once durable() reaches it.
+  uint64_t batch_needed() const { return has_changes() ? next_number_ : next_number_ - 1; }
+  uint64_t durable() const { return durable_; }
+  bool is_durable(uint64_t batch) const { return batch <= durable_; }
+
+  // End of the shard's turn: hands the open batch to the committer (if its ring has room;
+  // otherwise it stays open and grows until a later turn finds room, counted).
+  void submit();
+  // Takes the committer's answers; true when durable() moved.
+  bool drain_answers();
+  bool answers_ready() const;
+  // The open batch waits for room in the ring (the shard keeps turning to retry).
+  bool submit_pending() const { return has_changes(); }
+  uint64_t submits_delayed() const { return submits_delayed_; }
+
+ private:
+  friend class Store;
+  ShardJournal(class Store& store, uint32_t shard) : store_(store), shard_(shard) {}
+  Store& store_;
+  const uint32_t shard_;
+  rocksdb::WriteBatch* open_batch_ = nullptr;
+  uint64_t next_number_ = 1;  // number of the open (or next) batch
+  uint64_t durable_ = 0;
+  uint64_t submits_delayed_ = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating) the database under options.data_dir. Null with *error saying why (the
+  // directory cannot be made or written, another process holds its lock, the database is
+  // corrupt): the broker refuses to start. wake_shard(s) is called by the committer thread
+  // after it answered shard s.
+  static std::unique_ptr<Store> open(const PersistenceOptions& options, uint32_t shard_count,
+                                     std::function<void(uint32_t)> wake_shard, std::string* error);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Controlling thread, before start(): reads every record; drops (and deletes) sessions and
+  // retained messages whose deadline passed by now_unix_ms; places sessions by owner shard.
+  [[nodiscard]] bool load(int64_t now_unix_ms, LoadedState* state, std::string* error);
+
+  void start();
+  // Writes what the shards submitted, then joins the committer (after every shard stopped).
+  void stop();
+
+  ShardJournal& journal(uint32_t shard) { return *journals_[shard]; }
+  const ShardJournal& journal(uint32_t shard) const { return *journals_[shard]; }
+  uint32_t shard_count() const { return static_cast<uint32_t>(journals_.size()); }
+  // Any thread: whether live data passed --persistence-max-mb (checked by the committer).
+  bool over_size_bound() const { return over_size_bound_.load(std::memory_order_relaxed); }
+  uint64_t write_failures() const { return write_failures_.load(std::memory_order_relaxed); }
+  uint64_t batches_written() const { return batches_written_.load(std::memory_order_relaxed); }
+  uint64_t syncs() const { return syncs_.load(std::memory_order_relaxed); }
+
+  // Tests: a write that fails this many more times (as a full disk would).
+  void fail_next_writes_for_test(uint32_t count) { failing_writes_for_test_.store(count); }
+
+ private:
+  friend class ShardJournal;
+  struct CommitRequest {
+    uint64_t number = 0;
+    rocksdb::WriteBatch* batch = nullptr;
+  };
+  struct Lane {
+    explicit Lane(size_t capacity) : requests(capacity), answers(capacity) {}
+    base::SpscRing<CommitRequest> requests;
+    base::SpscRing<uint64_t> answers;  // highest batch number durable
+    CommitRequest held;                // committer: taken, its write failed, retried first
+    uint64_t written = 0;              // committer: written, maybe not yet synced
+    uint64_t answered = 0;             // committer: last answer pushed
+    bool answer_pending = false;       // committer: answers ring was full
+  };
+
+  Store(const PersistenceOptions& options, uint32_t shard_count, std::function<void(uint32_t)> wake_shard);
+  void run();
+  // One pass: writes what every lane has; returns whether anything was written.
+  bool write_pending(bool* failed);
+  bool write_one(rocksdb::WriteBatch& batch);
+  bool sync_log();
+  void answer(uint32_t shard, uint64_t durable);
+  void answer_written();
+  void check_size();
+  void notify();
+
+  const PersistenceOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::vector<std::unique_ptr<ShardJournal>> journals_;
+  std::function<void(uint32_t)> wake_shard_;
+  std::thread committer_;
+  std::atomic<bool> stopping_{false};
+  // The committer sleeps in poll() on this eventfd when every lane is empty; a shard writes it
+  // after a push only when sleeping_ says the committer is (about to be) asleep, with the same
+  // seq_cst-fence handshake the shards use among themselves.
+  int event_fd_ = -1;
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> over_size_bound_{false};
+  std::atomic<uint64_t> write_failures_{0};
+  std::atomic<uint64_t> batches_written_{0};
+  std::atomic<uint64_t> syncs_{0};
+  std::atomic<uint32_t> failing_writes_for_test_{0};
+};
+
+}  // namespace coremq::persist
