@@ -12,6 +12,7 @@
 #include "absl/flags/usage_config.h"
 #include "app/config_flags.h"
 #include "app/flags.h"
+#include "app/bridge_flags.h"
 #include "app/listener_flags.h"
 #include "base/flag_spelling.h"
 #include "base/log.h"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   if (!coremq::app::apply_config_and_environment(arguments, &origins, &file_listeners)) return 2;
   // absl keeps only the last of a repeated flag: every --listener is taken from here.
   std::vector<std::string> listener_specs = coremq::app::listener_arguments(arguments);
+  std::vector<std::string> bridge_specs = coremq::app::bridge_arguments(arguments);
   std::vector<char*> pointers;
   for (std::string& argument : arguments) pointers.push_back(argument.data());
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(pointers.size()), pointers.data());
@@ -47,7 +49,8 @@ int main(int argc, char** argv) {
   coremq::Options options;
   std::string error;
   if (!coremq::app::options_from_flags(&options, &error, &origins) ||
-      !coremq::app::listeners_from_flags(listener_specs, file_listeners, &options, &error)) {
+      !coremq::app::listeners_from_flags(listener_specs, file_listeners, &options, &error) ||
+      !coremq::app::bridges_from_flags(bridge_specs, file_listeners, &options, &error)) {
     std::fprintf(stderr, "coremq: %s\n", error.c_str());
     return 2;
   }

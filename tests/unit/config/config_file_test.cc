@@ -177,11 +177,12 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
       "persistence_location /var/lib/mosquitto/\n"  // 3
       "log_dest file /var/log/mosquitto.log\n"      // 4
       "sys_interval 10\n"                           // 5
-      "connection uplink\n"                         // 6
-      "address 10.0.0.1:1883\n"                     // bridge option: covered by line 6
+      "connection uplink\n"                         // 6: a bridge section, taken
+      "round_robin true\n"                          // 7: a bridge option coremq ignores
       "topic # both 0\n"
-      "log_type subscribe\n"    // 9
-      "protocol websockets\n"   // 10: the listener's transport, no warning
+      "address 10.0.0.1:1883\n"
+      "log_type subscribe\n"    // 10
+      "protocol websockets\n"   // 11: the listener's transport, no warning
       "allow_anonymous true\n"  // no warning
       "persistence false\n"
       "log_dest stderr\n"
@@ -194,8 +195,8 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
       "main.conf:3: warning: persistence_location is not supported yet and is ignored",
       "main.conf:4: warning: log_dest file is not supported yet and is ignored",
       "main.conf:5: warning: sys_interval is not supported yet and is ignored",
-      "main.conf:6: warning: bridges are not supported yet: bridge 'uplink'",
-      "main.conf:9: warning: log_type subscribe is ignored",
+      "main.conf:7: warning: round_robin is not supported and is ignored",
+      "main.conf:10: warning: log_type subscribe is ignored",
   };
   ASSERT_EQ(warnings.size(), expected_prefixes.size());
   for (size_t i = 0; i < warnings.size(); ++i) {
