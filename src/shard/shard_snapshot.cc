@@ -31,6 +31,7 @@ std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chr
         taken.sessions = state.session_count();
         taken.subscriptions = state.subscription_count();
         taken.retained = state.retained_count();
+        taken.bridges = shard.bridge_stats();
         std::lock_guard lock(slots->mutex);
         if (taken.shard < slots->snapshots.size()) slots->snapshots[taken.shard] = taken;
       },

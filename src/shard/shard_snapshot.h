@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "broker/shard_counters.h"
+#include "shard/bridge.h"
 #include "shard/shard_access.h"
 
 namespace coremq::shard {
@@ -21,6 +22,7 @@ struct ShardSnapshot {
   uint64_t sessions = 0;       // sessions this shard owns, online or not
   uint64_t subscriptions = 0;  // one per session and filter
   uint64_t retained = 0;       // live messages in this shard's retained copy
+  std::vector<BridgeStats> bridges;  // the bridges this shard runs (state, queue, counters)
 };
 
 // One snapshot per shard, in shard order; waits at most `timeout` for all of them.
