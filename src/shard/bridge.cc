@@ -113,7 +113,7 @@ void Bridge::open_local(int64_t now_ms) {
 }
 
 void Bridge::feed_local(const base::ByteBuffer& bytes) {
-  if (local_ == nullptr || local_->state != broker::ConnectionState::kConnected) return;
+  if (local_ == nullptr || local_->state == broker::ConnectionState::kClosing) return;
   // A held connection keeps what arrives in its input, in order (ShardState::on_bytes).
   state_.on_bytes(local_, bytes.span());
 }
