@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 
 #include "config/config_file.h"
+#include "config/bridge_spec.h"
 #include "config/listener_spec.h"
 #include "test_catalog.h"
 
@@ -85,6 +86,19 @@ void check_spec(std::string_view spec) {
   check(bindable(listener.address), "a spec's address is bindable");
 }
 
+// The --bridge form (src/config/bridge_spec.h): a spec taken passes check_bridge, and every topic
+// line it holds has a QoS of at most 2.
+void check_bridge_spec(std::string_view spec) {
+  coremq::BridgeOptions bridge;
+  std::string error;
+  if (!coremq::config::parse_bridge_spec(spec, &bridge, &error)) {
+    check(!error.empty(), "a refused bridge spec says why");
+    return;
+  }
+  check(coremq::config::check_bridge(bridge, &error), "a bridge spec taken passes check_bridge");
+  for (const coremq::BridgeTopic& topic : bridge.topics) check(topic.qos <= 2, "a bridge topic's QoS is 0-2");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -106,6 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (std::string_view rest = parts[0]; !rest.empty();) {
     size_t end = rest.find('\n');
     check_spec(rest.substr(0, end));
+    check_bridge_spec(rest.substr(0, end));
     rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
   }
 
@@ -115,6 +130,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const coremq::config::ConfigListener& listener : result.listeners) {
       check(coremq::config::check_listener(listener.options, &error), "a file's listener passes check_listener");
       check(bindable(listener.options.address), "a file's listener address is bindable");
+    }
+    for (const coremq::config::ConfigBridge& bridge : result.bridges) {
+      check(coremq::config::check_bridge(bridge.options, &error), "a file's bridge passes check_bridge");
     }
   }
   check(!result.files.empty() && result.files[0] == "main.conf", "main file first");
