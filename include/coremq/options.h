@@ -106,7 +106,8 @@ struct BridgeOptions {
   uint32_t idle_timeout_seconds = 60; // lazy: idle seconds before it stops again
   uint32_t max_packet_size = 0;       // 0: no limit beyond the protocol's
   bool outgoing_retain = true;
-  // TLS towards the remote (not supported yet: a bridge with any of these is not started).
+  // TLS towards the remote (any of these makes the bridge use TLS; cafile empty: the system CAs).
+  // tls_version: the oldest accepted, "tlsv1.2" (default) or "tlsv1.3".
   std::string cafile;
   std::string certfile;
   std::string keyfile;

@@ -32,8 +32,7 @@ constexpr Unsupported kUnsupported[] = {
     {"round_robin", "a lost connection always starts again from the first address"},
 };
 
-// TLS towards the remote: read, and the bridge is then not started (a plain-text connection to
-// a TLS port would only fail, and a silent downgrade would be worse).
+// TLS towards the remote (the client transport of src/transport).
 constexpr std::string_view kTlsOptions[] = {"bridge_cafile", "bridge_certfile", "bridge_keyfile",
                                             "bridge_insecure", "bridge_tls_version"};
 
@@ -211,21 +210,27 @@ BridgeOptionStatus set_bridge_option(std::string_view name, const std::vector<st
       return BridgeOptionStatus::kUnsupported;
     }
   }
-  for (std::string_view tls : kTlsOptions) {
-    if (tls == name) {
-      std::string value = absl::StrJoin(words, " ");
-      if (name == "bridge_cafile") bridge->cafile = value;
-      if (name == "bridge_certfile") bridge->certfile = value;
-      if (name == "bridge_keyfile") bridge->keyfile = value;
-      if (name == "bridge_insecure") bridge->insecure = value == "true" || value == "1";
-      if (name == "bridge_tls_version") bridge->tls_version = value;
-      *message = absl::StrFormat("%s: bridge TLS is not supported yet: bridge '%s' will not be started", name,
-                                 bridge->name);
-      return BridgeOptionStatus::kUnsupported;
-    }
-  }
   uint64_t value = 0;
   BridgeOptionStatus status = BridgeOptionStatus::kSet;
+  if (name == "bridge_cafile") {
+    status = text(name, words, &bridge->cafile, message);
+  } else if (name == "bridge_certfile") {
+    status = text(name, words, &bridge->certfile, message);
+  } else if (name == "bridge_keyfile") {
+    status = text(name, words, &bridge->keyfile, message);
+  } else if (name == "bridge_insecure") {
+    status = boolean(name, words, &bridge->insecure, message);
+  } else if (name == "bridge_tls_version") {
+    status = text(name, words, &bridge->tls_version, message);
+    if (status == BridgeOptionStatus::kSet && bridge->tls_version != "tlsv1.2" && bridge->tls_version != "tlsv1.3") {
+      *message = absl::StrFormat("bridge_tls_version must be tlsv1.2 or tlsv1.3, not '%s'", bridge->tls_version);
+      return BridgeOptionStatus::kError;
+    }
+  }
+  if (status != BridgeOptionStatus::kSet || name == "bridge_cafile" || name == "bridge_certfile" ||
+      name == "bridge_keyfile" || name == "bridge_insecure" || name == "bridge_tls_version") {
+    return status;
+  }
   if (name == "address" || name == "addresses") {
     if (!parse_bridge_addresses(words, &bridge->addresses, message)) return BridgeOptionStatus::kError;
   } else if (name == "topic") {
@@ -326,6 +331,10 @@ bool check_bridge(const BridgeOptions& bridge, std::string* error) {
   }
   if (bridge.topics.empty()) {
     *error = absl::StrFormat("bridge '%s' has no topic line", bridge.name);
+    return false;
+  }
+  if (bridge.certfile.empty() != bridge.keyfile.empty()) {
+    *error = absl::StrFormat("bridge '%s': bridge_certfile and bridge_keyfile go together", bridge.name);
     return false;
   }
   return true;

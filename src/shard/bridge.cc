@@ -250,6 +250,19 @@ void Bridge::begin_connect(int64_t now_ms) {
   connack_received_ = false;
   input_.clear();
   output_.clear();
+  wire_pending_.clear();
+  tls_.reset();
+  if (address.tls != nullptr) {
+    std::string error;
+    tls_ = transport::TlsClientTransport::create(*address.tls, &error);
+    if (tls_ == nullptr) {
+      LOG_ERROR("bridge %s: %s", setup_.options.name, error);
+      ::close(fd_);
+      fd_ = -1;
+      schedule_restart(now_ms);
+      return;
+    }
+  }
   connect_started_ms_ = now_ms;
   set_state(BridgeState::kConnecting, address.text.c_str());
   io_uring_sqe* sqe = ring_.next_sqe();
@@ -286,6 +299,15 @@ void Bridge::on_connected(int result, int64_t now_ms) {
   }
   last_received_ms_ = now_ms;
   last_sent_ms_ = now_ms;
+  if (tls_ != nullptr) {
+    // An empty input starts the handshake: the ClientHello goes to wire_pending_.
+    decoded_.clear();
+    if (tls_->decode({}, decoded_, wire_pending_) == transport::Transport::Status::kError) {
+      lose_connection("TLS handshake could not start", now_ms);
+      return;
+    }
+  }
+  // With TLS the CONNECT waits in output_ until the handshake is done.
   send_connect();
   arm_receive();
   flush_remote();
@@ -336,7 +358,20 @@ void Bridge::on_received(int result, int64_t now_ms) {
     return;
   }
   last_received_ms_ = now_ms;
-  input_.append(std::span<const uint8_t>(receive_buffer_.data(), static_cast<size_t>(result)));
+  std::span<const uint8_t> received(receive_buffer_.data(), static_cast<size_t>(result));
+  if (tls_ != nullptr) {
+    decoded_.clear();
+    transport::Transport::Status status = tls_->decode(received, decoded_, wire_pending_);
+    if (status != transport::Transport::Status::kOk) {
+      std::string why = status == transport::Transport::Status::kClosed ? std::string("TLS closed by the remote")
+                                                                         : "TLS: " + std::string(tls_->error());
+      lose_connection(why.c_str(), now_ms);
+      return;
+    }
+    input_.append(decoded_.span());
+  } else {
+    input_.append(received);
+  }
   handle_remote_packets(now_ms);
   if (closing_) return;
   arm_receive();
@@ -350,8 +385,22 @@ void Bridge::send_remote(base::ByteBuffer& bytes) {
 }
 
 void Bridge::flush_remote() {
-  if (fd_ < 0 || closing_ || send_in_flight_ || output_.empty()) return;
-  sending_.swap(output_);
+  if (fd_ < 0 || closing_ || send_in_flight_) return;
+  if (tls_ != nullptr) {
+    if (tls_->established() && !output_.empty()) {
+      if (tls_->encode(output_.span(), wire_pending_) != transport::Transport::Status::kOk) {
+        std::string why = "TLS: " + std::string(tls_->error());
+        lose_connection(why.c_str(), now_ms_);
+        return;
+      }
+      output_.clear();
+    }
+    if (wire_pending_.empty()) return;
+    sending_.swap(wire_pending_);
+  } else {
+    if (output_.empty()) return;
+    sending_.swap(output_);
+  }
   io_uring_sqe* sqe = ring_.next_sqe();
   io_uring_prep_send(sqe, fd_, sending_.data(), sending_.size(), MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, user_data_of(&send_operation_));
@@ -372,11 +421,12 @@ void Bridge::on_sent(int result) {
   }
   size_t sent = static_cast<size_t>(result);
   if (sent < sending_.size()) {
-    // A short send: the rest goes first next time.
+    // A short send: the rest goes first next time (wire bytes under TLS, plain ones without).
+    base::ByteBuffer& pending = tls_ != nullptr ? wire_pending_ : output_;
     base::ByteBuffer rest;
     rest.append(sending_.span().subspan(sent));
-    rest.append(output_.span());
-    output_.swap(rest);
+    rest.append(pending.span());
+    pending.swap(rest);
   }
   sending_.clear();
   flush_remote();
@@ -411,6 +461,8 @@ void Bridge::finish_close(int64_t now_ms) {
   sending_.clear();
   output_.clear();
   input_.clear();
+  wire_pending_.clear();
+  tls_.reset();
   ping_outstanding_ = false;
   if (stopped_ || setup_.options.start_type == BridgeOptions::StartType::kOnce) {
     stopped_ = true;

@@ -9,7 +9,9 @@
 //   published through it, as if by a local client, and routed like any publish.
 // - Remote: a socket connected with IORING_OP_CONNECT on this shard's ring, read into the
 //   bridge's own buffer and written with one send in flight, speaking MQTT 3.1.1 (with the
-//   bridge bit when try_private) or 5.0 through the same codec (src/mqtt) as inbound clients.
+//   bridge bit when try_private) or 5.0 through the same codec (src/mqtt) as inbound clients,
+//   through the shared TLS client transport (src/transport/tls_client_transport.h) when the
+//   bridge has TLS options.
 //
 // Store and forward: outbound messages wait in `queue_` (bounded by max_queued_messages) while
 // the remote is down or slow and go out in order, at most max_inflight QoS 1/2 unacknowledged.
@@ -39,6 +41,7 @@
 #include "coremq/options.h"
 #include "io/ring.h"
 #include "shard/bridge_topics.h"
+#include "transport/tls_client_transport.h"
 
 namespace coremq::broker {
 class ShardState;
@@ -53,6 +56,9 @@ struct BridgeSetup {
     sockaddr_storage address{};
     socklen_t length = 0;
     std::string text;  // HOST:PORT as configured, for logs
+    // TLS towards this address (bridge_cafile ...; SNI and the name checked are its host):
+    // made at start on the controlling thread (it reads files), used only on the bridge's shard.
+    std::shared_ptr<transport::TlsClientContext> tls;
   };
   std::vector<Resolved> addresses;  // in the configured order; hosts that did not resolve are left out
   std::string local_clientid;
@@ -61,7 +67,7 @@ struct BridgeSetup {
 };
 
 // Controlling thread, at start: each bridge with its defaults and resolved addresses, by the
-// shard that owns its local client id (a bridge with TLS options is left out and logged).
+// shard that owns its local client id (a bridge whose TLS files do not load is left out, logged).
 std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOptions>& bridges, uint32_t shard_count);
 
 enum class BridgeState : uint8_t { kIdle, kWaitingToRestart, kConnecting, kConnected, kStopped };
@@ -191,6 +197,11 @@ class Bridge {
   base::ByteBuffer input_;    // bytes of an incomplete packet from the remote
   base::ByteBuffer output_;   // to send next
   base::ByteBuffer sending_;  // in the kernel now
+  // TLS (null on plain TCP): output_ holds plain MQTT bytes, encoded into wire_pending_ once the
+  // handshake is done; wire_pending_ also holds what the handshake itself must send.
+  std::unique_ptr<transport::TlsClientTransport> tls_;
+  base::ByteBuffer wire_pending_;
+  base::ByteBuffer decoded_;
   bool send_in_flight_ = false;
   bool connack_received_ = false;
   int64_t connect_started_ms_ = 0;

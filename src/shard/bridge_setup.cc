@@ -4,6 +4,8 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -18,11 +20,8 @@ std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOp
   char hostname[256] = {};
   if (::gethostname(hostname, sizeof(hostname) - 1) != 0) std::strcpy(hostname, "coremq");
   for (const BridgeOptions& options : bridges) {
-    if (!options.cafile.empty() || !options.certfile.empty() || !options.keyfile.empty() || options.insecure ||
-        !options.tls_version.empty()) {
-      LOG_ERROR("bridge %s: bridge TLS is not supported yet: not started", options.name);
-      continue;
-    }
+    bool tls = !options.cafile.empty() || !options.certfile.empty() || !options.keyfile.empty() ||
+               options.insecure || !options.tls_version.empty();
     BridgeSetup setup;
     setup.options = options;
     setup.remote_clientid =
@@ -48,8 +47,30 @@ std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOp
       std::memcpy(&resolved.address, found->ai_addr, found->ai_addrlen);
       resolved.length = found->ai_addrlen;
       resolved.text = text;
-      setup.addresses.push_back(resolved);
       ::freeaddrinfo(found);
+      if (tls) {
+        transport::TlsClientSettings settings;
+        settings.ca_file = options.cafile;
+        settings.cert_file = options.certfile;
+        settings.key_file = options.keyfile;
+        settings.insecure = options.insecure;
+        // bridge_tls_version: the oldest version accepted (Mosquitto's default is TLS 1.2 too).
+        settings.version_min = options.tls_version == "tlsv1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+        settings.server_name = address.host;
+        settings.ca_file_name = "bridge_cafile";
+        settings.cert_file_name = "bridge_certfile";
+        settings.key_file_name = "bridge_keyfile";
+        settings.version_name = "bridge_tls_version";
+        settings.verify_hint = "bridge_cafile, the address's host name or bridge_insecure";
+        std::string error;
+        std::unique_ptr<transport::TlsClientContext> context = transport::TlsClientContext::create(settings, &error);
+        if (context == nullptr) {
+          LOG_ERROR("bridge %s: %s: address %s left out", options.name, error, text);
+          continue;
+        }
+        resolved.tls = std::move(context);
+      }
+      setup.addresses.push_back(resolved);
     }
     uint32_t shard = broker::owner_shard_of(setup.local_clientid, shard_count);
     by_shard[shard].push_back(std::move(setup));

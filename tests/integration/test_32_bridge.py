@@ -204,3 +204,63 @@ def test_mosquitto_bridge_to_coremq_with_try_private(broker, mosquitto):
     mosquitto_sub.expect_none(1.0)
     coremq_sub.disconnect()
     mosquitto_sub.disconnect()
+
+
+def openssl(directory, *arguments):
+    result = subprocess.run(["openssl", *arguments], cwd=directory, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"openssl {' '.join(arguments)}:\n{result.stderr}"
+
+
+def make_pki(directory):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, with `openssl`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ext.cnf").write_text("[server]\nsubjectAltName = IP:127.0.0.1\n"
+                                       "[client]\nextendedKeyUsage = clientAuth\n")
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(directory, "req", "-x509", *new_key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
+            "-subj", "/CN=bridge test CA")
+    for name, extension in (("server", "server"), ("client", "client")):
+        openssl(directory, "req", "-new", *new_key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={name}")
+        openssl(directory, "x509", "-req", "-in", f"{name}.csr", "-out", f"{name}.crt", "-CA", "ca.crt",
+                "-CAkey", "ca.key", "-CAcreateserial", "-days", "30", "-extfile", "ext.cnf",
+                "-extensions", extension)
+    return directory
+
+
+def test_tls_bridge_with_a_client_certificate(start_broker, mosquitto, tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    plain_port = free_port()
+    remote = mosquitto(f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
+                       "require_certificate true\n"
+                       f"listener {plain_port} 127.0.0.1\n"
+                       # Run as root, mosquitto drops to its own user before reading the files.
+                       + ("user root\n" if os.geteuid() == 0 else ""))
+    local = start_broker(bridge=f"tls,address=127.0.0.1:{remote.port},remote_clientid=edge-tls,"
+                         f"bridge_cafile={pki / 'ca.crt'},bridge_certfile={pki / 'client.crt'},"
+                         f"bridge_keyfile={pki / 'client.key'},topic=# both 1 l/ r/")
+    wait_bridge_up(local.port, "$SYS/broker/connection/edge-tls/state")
+    remote_sub = client(plain_port, "remote-sub-tls")  # the remote's plain listener
+    remote_sub.subscribe("r/up", 1)
+    local_sub = client(local.port, "local-sub-tls")
+    local_sub.subscribe("l/down", 1)
+    client(local.port, "local-pub-tls").publish("l/up", b"over tls out", 1)
+    got = remote_sub.get(timeout=WAIT)
+    assert (got.topic, got.payload) == ("r/up", b"over tls out")
+    client(plain_port, "remote-pub-tls").publish("r/down", b"over tls in", 1)
+    got = local_sub.get(timeout=WAIT)
+    assert (got.topic, got.payload) == ("l/down", b"over tls in")
+    remote_sub.disconnect()
+    local_sub.disconnect()
+
+
+def test_tls_bridge_refuses_a_remote_its_ca_did_not_sign(start_broker, mosquitto, tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    other = make_pki(tmp_path / "other")
+    remote = mosquitto(f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
+                       + ("user root\n" if os.geteuid() == 0 else ""))
+    local = start_broker(bridge=f"bad,address=127.0.0.1:{remote.port},remote_clientid=edge-bad,"
+                         f"bridge_cafile={other / 'ca.crt'},restart_timeout=1,topic=# out 1")
+    assert helpers.wait_until(lambda: "certificate verify failed" in local.log(), timeout=WAIT), local.log_tail()
+    assert "connecting -> connected" not in local.log()

@@ -88,7 +88,7 @@ TEST(BridgeSpecTest, BadSpecsAreRefusedWithAReason) {
   for (const char* spec : {"", "x", "x,address=h:0,topic=#", "x,address=h,topic=# sideways",
                            "x,address=h,topic=# out 3", "x,address=h,topic=a/# out 0 pre+/ r/",
                            "x,address=h,topic=\"\" out 0 a/", "x,address=h,topic=#,keepalive_interval=1",
-                           "x,address=h,topic=#,bridge_cafile=/ca.pem", "x,address=h,topic=#,nonsense=1",
+                           "x,address=h,topic=#,bridge_tls_version=tlsv1.1", "x,address=h,topic=#,bridge_certfile=/c.pem", "x,address=h,topic=#,nonsense=1",
                            "x,address=h,topic=#,restart_timeout=10 5"}) {
     BridgeOptions bridge;
     std::string error;
