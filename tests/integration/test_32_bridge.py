@@ -264,3 +264,44 @@ def test_tls_bridge_refuses_a_remote_its_ca_did_not_sign(start_broker, mosquitto
                          f"bridge_cafile={other / 'ca.crt'},restart_timeout=1,topic=# out 1")
     assert helpers.wait_until(lambda: "certificate verify failed" in local.log(), timeout=WAIT), local.log_tail()
     assert "connecting -> connected" not in local.log()
+
+
+def test_a_mosquitto_bridge_section_runs_unchanged_from_the_config_file(start_broker, mosquitto, tmp_path):
+    remote = mosquitto()
+    config = tmp_path / "coremq.conf"
+    # As in mosquitto.conf(5)'s bridge section, options coremq ignores included.
+    config.write_text(f"""\
+connection bridge-to-remote
+address 127.0.0.1:{remote.port}
+topic sensors/# out 1 "" site7/
+topic commands/# in 1 "" site7/
+bridge_protocol_version mqttv311
+try_private true
+cleansession false
+remote_clientid site7
+keepalive_interval 60
+notifications true
+restart_timeout 1 5
+start_type automatic
+round_robin false
+bridge_attempt_unsubscribe true
+""")
+    local = start_broker(config=str(config))
+    assert "round_robin is not supported and is ignored" in local.log()
+    wait_bridge_up(local.port, "$SYS/broker/connection/site7/state")
+    remote_sub = client(remote.port, "remote-sub-conf")
+    remote_sub.subscribe("site7/#", 1)
+    local_sub = client(local.port, "local-sub-conf")
+    local_sub.subscribe("commands/#", 1)
+    client(local.port, "local-pub-conf").publish("sensors/t1", b"21.5", 1)
+    got = remote_sub.get(timeout=WAIT)
+    assert (got.topic, got.payload) == ("site7/sensors/t1", b"21.5")
+    client(remote.port, "remote-pub-conf").publish("site7/commands/reboot", b"now", 1)
+    got = local_sub.get(timeout=WAIT)
+    assert (got.topic, got.payload) == ("commands/reboot", b"now")
+    # The remote also sees the bridge's state, retained.
+    watcher = client(remote.port, "remote-watch-conf")
+    watcher.subscribe("$SYS/broker/connection/site7/state", 1)
+    assert watcher.get(timeout=WAIT).payload == b"1"
+    for c in (remote_sub, local_sub, watcher):
+        c.disconnect()

@@ -152,6 +152,11 @@ class BridgeHarness {
     now_ms_ += ms;
     ShardTestPeer::set_clock(*shard_, now_ms_);
   }
+  // Whether the bridge has connected to the fake remote (accepts it then).
+  std::unique_ptr<Wire> try_accept_remote() {
+    int fd = ::accept(remote_listener_, nullptr, nullptr);
+    return fd >= 0 ? std::make_unique<Wire>(fd) : nullptr;
+  }
   // The bridge's next connection to the fake remote.
   std::unique_ptr<Wire> accept_remote() {
     auto deadline = Clock::now() + kWaitSeconds;
@@ -333,6 +338,37 @@ TEST(BridgeShard, Mqtt5SubscribesWithNoLocalAndStartTypeOnceDoesNotRestart) {
   harness.advance(60000);
   for (int i = 0; i < 4; ++i) harness.turn();
   EXPECT_EQ(harness.stats().state, BridgeState::kStopped);
+}
+
+TEST(BridgeShard, LazyStartConnectsOnceTheThresholdOfMessagesWaits) {
+  BridgeHarness harness(4, BridgeOptions::StartType::kLazy);  // threshold: 10 (Mosquitto's default)
+  auto publisher = harness.connect_local("pub");
+  for (uint16_t i = 1; i <= 9; ++i) {
+    publisher->send(publish_qos1("up/lazy", std::to_string(i), i));
+    auto puback = publisher->read(harness.turner());
+    ASSERT_TRUE(puback && puback->first == 0x40);
+  }
+  harness.advance(1000);  // ticks: the bridge looks at its queue
+  for (int i = 0; i < 4; ++i) harness.turn();
+  EXPECT_EQ(harness.try_accept_remote(), nullptr) << "connected below the threshold";
+  EXPECT_EQ(harness.stats().state, BridgeState::kIdle);
+  EXPECT_EQ(harness.stats().queued, 9u);
+  publisher->send(publish_qos1("up/lazy", "10", 10));
+  ASSERT_TRUE(publisher->read(harness.turner()).has_value());
+  harness.advance(1000);
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // CONNECT
+  remote->send(connack(4));
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // SUBSCRIBE
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // notification
+  // All ten, in order (the window is 20).
+  for (int i = 1; i <= 10; ++i) {
+    auto forwarded = remote->read(harness.turner());
+    ASSERT_TRUE(forwarded.has_value());
+    EXPECT_EQ(string_at(forwarded->body, 0), "site/lazy");
+    EXPECT_EQ(forwarded->body.substr(2 + 9 + 2), std::to_string(i));
+  }
 }
 
 }  // namespace
