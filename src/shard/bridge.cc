@@ -19,8 +19,9 @@ namespace coremq::shard {
 namespace {
 constexpr size_t kReceiveBufferBytes = 64 * 1024;
 constexpr int64_t kConnectTimeoutMs = 10000;
-// Bytes of the remote's output kept while a packet is incomplete; a larger packet is refused.
 constexpr uint8_t kTryPrivateBit = 0x80;
+// QoS 2 messages from the remote between PUBREC and PUBREL (its packet ids: at most 65535).
+constexpr size_t kRemoteQos2Max = 65535;
 
 uint64_t user_data_of(void* operation) { return reinterpret_cast<uint64_t>(operation) | Bridge::kUserDataTag; }
 }  // namespace
@@ -605,6 +606,11 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
       }
       bool duplicate = publish.qos == 2 && std::find(remote_qos2_received_.begin(), remote_qos2_received_.end(),
                                                      publish.packet_id) != remote_qos2_received_.end();
+      if (publish.qos == 2 && !duplicate && remote_qos2_received_.size() >= kRemoteQos2Max) {
+        // A remote that never releases its QoS 2 messages cannot make this list grow forever.
+        lose_connection("the remote left too many QoS 2 messages unreleased", now_ms);
+        return false;
+      }
       if (!duplicate) {
         if (std::optional<std::string> local_topic = topics_.to_local(publish.topic)) {
           publish_local(*local_topic, publish.payload, publish.qos, publish.retain);
