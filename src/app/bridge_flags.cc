@@ -18,7 +18,8 @@ std::vector<std::string> bridge_arguments(const std::vector<std::string>& argume
     for (std::string_view prefix : {"--bridge=", "-bridge="}) {
       if (argument.starts_with(prefix)) specs.push_back(argument.substr(prefix.size()));
     }
-    if ((argument == "--bridge" || argument == "-bridge") && i + 1 < arguments.size()) specs.push_back(arguments[++i]);
+    if ((argument == "--bridge" || argument == "-bridge") && i + 1 < arguments.size())
+      specs.push_back(arguments[++i]);
   }
   return specs;
 }

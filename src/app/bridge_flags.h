@@ -17,7 +17,7 @@ std::vector<std::string> bridge_arguments(const std::vector<std::string>& argume
 // Options::bridges = the file's bridges, then the command line's specs (or, with none there,
 // COREMQ_BRIDGE's one spec). Two bridges with one name are an error. Reads --bridge, so call it
 // after absl parsed the flags.
-[[nodiscard]] bool bridges_from_flags(const std::vector<std::string>& command_line_specs, const FileListeners& file,
-                                      Options* options, std::string* error);
+[[nodiscard]] bool bridges_from_flags(const std::vector<std::string>& command_line_specs,
+                                      const FileListeners& file, Options* options, std::string* error);
 
 }  // namespace coremq::app

@@ -36,12 +36,30 @@ constexpr Unsupported kUnsupported[] = {
 constexpr std::string_view kTlsOptions[] = {"bridge_cafile", "bridge_certfile", "bridge_keyfile",
                                             "bridge_insecure", "bridge_tls_version"};
 
-constexpr std::string_view kSupported[] = {
-    "address", "addresses", "topic", "bridge_protocol_version", "try_private", "cleansession",
-    "local_clientid", "remote_clientid", "clientid", "remote_username", "username", "remote_password",
-    "password", "keepalive_interval", "notifications", "notification_topic", "restart_timeout",
-    "start_type", "threshold", "idle_timeout", "bridge_max_packet_size", "bridge_outgoing_retain",
-    "bridge_max_queued_messages", "bridge_max_inflight"};
+constexpr std::string_view kSupported[] = {"address",
+                                           "addresses",
+                                           "topic",
+                                           "bridge_protocol_version",
+                                           "try_private",
+                                           "cleansession",
+                                           "local_clientid",
+                                           "remote_clientid",
+                                           "clientid",
+                                           "remote_username",
+                                           "username",
+                                           "remote_password",
+                                           "password",
+                                           "keepalive_interval",
+                                           "notifications",
+                                           "notification_topic",
+                                           "restart_timeout",
+                                           "start_type",
+                                           "threshold",
+                                           "idle_timeout",
+                                           "bridge_max_packet_size",
+                                           "bridge_outgoing_retain",
+                                           "bridge_max_queued_messages",
+                                           "bridge_max_inflight"};
 
 bool parse_uint(std::string_view text, uint64_t low, uint64_t high, uint64_t* value) {
   auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), *value);
@@ -93,9 +111,12 @@ BridgeOptionStatus text(std::string_view name, const std::vector<std::string>& w
 }
 
 // `""` in the file is the empty string (Mosquitto's spelling of "no pattern"/"no prefix").
-std::string unquote(const std::string& word) { return word == "\"\"" ? std::string() : word; }
+std::string unquote(const std::string& word) {
+  return word == "\"\"" ? std::string() : word;
+}
 
-BridgeOptionStatus topic_line(const std::vector<std::string>& words, BridgeOptions* bridge, std::string* message) {
+BridgeOptionStatus topic_line(const std::vector<std::string>& words, BridgeOptions* bridge,
+                              std::string* message) {
   if (words.empty() || words.size() > 5) {
     *message = "topic takes PATTERN [out|in|both] [QOS] [LOCAL_PREFIX] [REMOTE_PREFIX]";
     return BridgeOptionStatus::kError;
@@ -152,8 +173,8 @@ BridgeOptionStatus topic_line(const std::vector<std::string>& words, BridgeOptio
 
 }  // namespace
 
-bool parse_bridge_addresses(const std::vector<std::string>& words, std::vector<BridgeOptions::Address>* addresses,
-                            std::string* error) {
+bool parse_bridge_addresses(const std::vector<std::string>& words,
+                            std::vector<BridgeOptions::Address>* addresses, std::string* error) {
   addresses->clear();
   if (words.empty() || words.size() > kBridgeAddressesMax) {
     *error = absl::StrFormat("address takes 1 to %u host[:port] words", kBridgeAddressesMax);
@@ -173,7 +194,8 @@ bool parse_bridge_addresses(const std::vector<std::string>& words, std::vector<B
       if (close + 1 < rest.size()) port = rest.substr(close + 2);
     } else {
       size_t colon = rest.rfind(':');
-      if (colon != std::string_view::npos && rest.find(':') != colon) colon = std::string_view::npos;  // bare IPv6
+      if (colon != std::string_view::npos && rest.find(':') != colon)
+        colon = std::string_view::npos;  // bare IPv6
       address.host = std::string(rest.substr(0, colon));
       if (colon != std::string_view::npos) port = rest.substr(colon + 1);
     }
@@ -222,8 +244,10 @@ BridgeOptionStatus set_bridge_option(std::string_view name, const std::vector<st
     status = boolean(name, words, &bridge->insecure, message);
   } else if (name == "bridge_tls_version") {
     status = text(name, words, &bridge->tls_version, message);
-    if (status == BridgeOptionStatus::kSet && bridge->tls_version != "tlsv1.2" && bridge->tls_version != "tlsv1.3") {
-      *message = absl::StrFormat("bridge_tls_version must be tlsv1.2 or tlsv1.3, not '%s'", bridge->tls_version);
+    if (status == BridgeOptionStatus::kSet && bridge->tls_version != "tlsv1.2" &&
+        bridge->tls_version != "tlsv1.3") {
+      *message =
+          absl::StrFormat("bridge_tls_version must be tlsv1.2 or tlsv1.3, not '%s'", bridge->tls_version);
       return BridgeOptionStatus::kError;
     }
   }

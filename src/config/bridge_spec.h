@@ -40,7 +40,8 @@ bool is_bridge_option(std::string_view name);
 
 // One option line of a bridge section (name as written in the file, words its value split on
 // blanks) applied to *bridge.
-[[nodiscard]] BridgeOptionStatus set_bridge_option(std::string_view name, const std::vector<std::string>& words,
+[[nodiscard]] BridgeOptionStatus set_bridge_option(std::string_view name,
+                                                   const std::vector<std::string>& words,
                                                    BridgeOptions* bridge, std::string* message);
 
 // Whether a complete bridge makes sense: a name, at least one address, at least one topic.

@@ -23,16 +23,23 @@ constexpr uint8_t kTryPrivateBit = 0x80;
 // QoS 2 messages from the remote between PUBREC and PUBREL (its packet ids: at most 65535).
 constexpr size_t kRemoteQos2Max = 65535;
 
-uint64_t user_data_of(void* operation) { return reinterpret_cast<uint64_t>(operation) | Bridge::kUserDataTag; }
+uint64_t user_data_of(void* operation) {
+  return reinterpret_cast<uint64_t>(operation) | Bridge::kUserDataTag;
+}
 }  // namespace
 
 const char* bridge_state_name(BridgeState state) {
   switch (state) {
-    case BridgeState::kIdle: return "idle";
-    case BridgeState::kWaitingToRestart: return "waiting";
-    case BridgeState::kConnecting: return "connecting";
-    case BridgeState::kConnected: return "connected";
-    case BridgeState::kStopped: return "stopped";
+    case BridgeState::kIdle:
+      return "idle";
+    case BridgeState::kWaitingToRestart:
+      return "waiting";
+    case BridgeState::kConnecting:
+      return "connecting";
+    case BridgeState::kConnected:
+      return "connected";
+    case BridgeState::kStopped:
+      return "stopped";
   }
   return "?";
 }
@@ -43,14 +50,17 @@ Bridge::Bridge(BridgeSetup setup, io::Ring& ring, broker::ShardState& state, siz
       ring_(ring),
       state_(state),
       max_packet_size_(max_packet_size),
-      version_(setup_.options.protocol_version == 5 ? mqtt::ProtocolVersion::kV5 : mqtt::ProtocolVersion::kV311),
+      version_(setup_.options.protocol_version == 5 ? mqtt::ProtocolVersion::kV5
+                                                    : mqtt::ProtocolVersion::kV311),
       receive_buffer_(kReceiveBufferBytes),
       random_state_(std::hash<std::string>{}(setup_.options.name) | 1),
       packet_id_used_(65536, false) {
   stats_.name = setup_.options.name;
 }
 
-Bridge::~Bridge() { close_at_exit(); }
+Bridge::~Bridge() {
+  close_at_exit();
+}
 
 void Bridge::set_state(BridgeState state, const char* why) {
   if (state == state_now_) return;
@@ -160,26 +170,29 @@ void Bridge::on_local_output(base::ByteBuffer bytes, int64_t now_ms) {
     std::span<const uint8_t> body = input.subspan(header.header_length, header.remaining_length);
     if (header.type == mqtt::PacketType::kPublish) {
       mqtt::PublishPacket publish;
-      COREMQ_ASSERT(mqtt::decode_publish_from_server(body, header.flags, mqtt::ProtocolVersion::kV5, &publish) ==
-                    mqtt::DecodeStatus::kOk);
+      COREMQ_ASSERT(mqtt::decode_publish_from_server(body, header.flags, mqtt::ProtocolVersion::kV5,
+                                                     &publish) == mqtt::DecodeStatus::kOk);
       take_local_publish(publish, acks);
       last_traffic_ms_ = now_ms;
     } else if (header.type == mqtt::PacketType::kPubrel) {
       mqtt::AckPacket pubrel;
-      COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrel, mqtt::ProtocolVersion::kV5,
-                                     &pubrel) == mqtt::DecodeStatus::kOk);
+      COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrel,
+                                     mqtt::ProtocolVersion::kV5, &pubrel) == mqtt::DecodeStatus::kOk);
       mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubcomp, pubrel.packet_id, 0, {});
     } else if (header.type == mqtt::PacketType::kPubrec) {
       // Our own QoS 2 publish (from the remote) was taken: release it.
       mqtt::AckPacket pubrec;
-      COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrec, mqtt::ProtocolVersion::kV5,
-                                     &pubrec) == mqtt::DecodeStatus::kOk);
-      if (pubrec.reason_code < 0x80) mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubrel, pubrec.packet_id, 0, {});
+      COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrec,
+                                     mqtt::ProtocolVersion::kV5, &pubrec) == mqtt::DecodeStatus::kOk);
+      if (pubrec.reason_code < 0x80)
+        mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubrel, pubrec.packet_id, 0, {});
     } else if (header.type == mqtt::PacketType::kSuback) {
       mqtt::SubackPacket suback;
-      if (mqtt::decode_suback(body, header.flags, mqtt::ProtocolVersion::kV5, &suback) == mqtt::DecodeStatus::kOk) {
+      if (mqtt::decode_suback(body, header.flags, mqtt::ProtocolVersion::kV5, &suback) ==
+          mqtt::DecodeStatus::kOk) {
         for (uint8_t code : suback.return_codes) {
-          if (code >= 0x80) LOG_ERROR("bridge %s: a local subscription was refused (0x%02x)", setup_.options.name, code);
+          if (code >= 0x80)
+            LOG_ERROR("bridge %s: a local subscription was refused (0x%02x)", setup_.options.name, code);
         }
       }
     } else if (header.type == mqtt::PacketType::kDisconnect) {
@@ -200,8 +213,9 @@ void Bridge::take_local_publish(const mqtt::PublishPacket& publish, base::ByteBu
   if (remote_topic) {
     if (publish.qos == 0 && queue_.size() >= options.max_queued_messages) {
       uint64_t dropped = ++stats_.dropped_qos0;
-      LOG_WARNING_LIMITED("bridge %s: queue full (bridge_max_queued_messages=%u): QoS 0 message dropped (%u so far)",
-                          options.name, options.max_queued_messages, dropped);
+      LOG_WARNING_LIMITED(
+          "bridge %s: queue full (bridge_max_queued_messages=%u): QoS 0 message dropped (%u so far)",
+          options.name, options.max_queued_messages, dropped);
     } else {
       queue_.push_back(OutboundMessage{std::move(*remote_topic), std::string(publish.payload), publish.qos,
                                        publish.retain && options.outgoing_retain});
@@ -282,9 +296,15 @@ void Bridge::handle(OperationKind kind, int result, int64_t now_ms) {
   COREMQ_ASSERT(operations_in_flight_ > 0);
   --operations_in_flight_;
   switch (kind) {
-    case OperationKind::kConnect: on_connected(result, now_ms); break;
-    case OperationKind::kReceive: on_received(result, now_ms); break;
-    case OperationKind::kSend: on_sent(result); break;
+    case OperationKind::kConnect:
+      on_connected(result, now_ms);
+      break;
+    case OperationKind::kReceive:
+      on_received(result, now_ms);
+      break;
+    case OperationKind::kSend:
+      on_sent(result);
+      break;
   }
   if (closing_) finish_close(now_ms);
 }
@@ -293,7 +313,8 @@ void Bridge::on_connected(int result, int64_t now_ms) {
   if (closing_) return;
   if (result < 0) {
     ++stats_.connect_failures;
-    LOG_WARNING("bridge %s: connect to %s failed: %s", setup_.options.name, stats_.remote, std::strerror(-result));
+    LOG_WARNING("bridge %s: connect to %s failed: %s", setup_.options.name, stats_.remote,
+                std::strerror(-result));
     ++address_index_;  // failover: the next address next time
     lose_connection("connect failed", now_ms);
     return;
@@ -364,8 +385,9 @@ void Bridge::on_received(int result, int64_t now_ms) {
     decoded_.clear();
     transport::Transport::Status status = tls_->decode(received, decoded_, wire_pending_);
     if (status != transport::Transport::Status::kOk) {
-      std::string why = status == transport::Transport::Status::kClosed ? std::string("TLS closed by the remote")
-                                                                         : "TLS: " + std::string(tls_->error());
+      std::string why = status == transport::Transport::Status::kClosed
+                            ? std::string("TLS closed by the remote")
+                            : "TLS: " + std::string(tls_->error());
       lose_connection(why.c_str(), now_ms);
       return;
     }
@@ -470,8 +492,8 @@ void Bridge::finish_close(int64_t now_ms) {
     set_state(BridgeState::kStopped, "not restarted");
     return;
   }
-  if (setup_.options.start_type == BridgeOptions::StartType::kLazy && queue_.size() < setup_.options.threshold &&
-      connack_received_) {
+  if (setup_.options.start_type == BridgeOptions::StartType::kLazy &&
+      queue_.size() < setup_.options.threshold && connack_received_) {
     set_state(BridgeState::kIdle, "lazy: idle");
     return;
   }
@@ -521,7 +543,8 @@ void Bridge::on_tick(int64_t now_ms) {
       if (!stopped_ && fd_ < 0 && now_ms >= restart_at_ms_) begin_connect(now_ms);
       break;
     case BridgeState::kIdle:
-      if (!stopped_ && fd_ < 0 && queue_.size() + held_acks_.size() >= options.threshold) begin_connect(now_ms);
+      if (!stopped_ && fd_ < 0 && queue_.size() + held_acks_.size() >= options.threshold)
+        begin_connect(now_ms);
       break;
     case BridgeState::kConnecting:
       if (!closing_ && now_ms - connect_started_ms_ > kConnectTimeoutMs) {
@@ -562,7 +585,8 @@ void Bridge::handle_remote_packets(int64_t now_ms) {
   while (!closing_) {
     mqtt::FixedHeader header{};
     std::span<const uint8_t> rest = pending.subspan(consumed);
-    mqtt::FrameStatus frame = mqtt::parse_fixed_header(rest, static_cast<uint32_t>(max_packet_size_), &header);
+    mqtt::FrameStatus frame =
+        mqtt::parse_fixed_header(rest, static_cast<uint32_t>(max_packet_size_), &header);
     if (frame == mqtt::FrameStatus::kNeedMore) break;
     if (frame != mqtt::FrameStatus::kComplete) {
       lose_connection("a malformed or oversized packet from the remote", now_ms);
@@ -570,25 +594,28 @@ void Bridge::handle_remote_packets(int64_t now_ms) {
     }
     size_t size = size_t{header.header_length} + header.remaining_length;
     if (rest.size() < size) break;
-    if (!handle_remote_packet(header, rest.subspan(header.header_length, header.remaining_length), now_ms)) return;
+    if (!handle_remote_packet(header, rest.subspan(header.header_length, header.remaining_length), now_ms))
+      return;
     consumed += size;
   }
   if (!closing_) input_.consume_front(consumed);
 }
 
-bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<const uint8_t> body, int64_t now_ms) {
+bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
+                                  int64_t now_ms) {
   const BridgeOptions& options = setup_.options;
   base::ByteBuffer reply;
   switch (header.type) {
     case mqtt::PacketType::kConnack: {
       mqtt::ConnackPacket connack;
-      if (connack_received_ || mqtt::decode_connack(body, header.flags, version_, &connack) != mqtt::DecodeStatus::kOk) {
+      if (connack_received_ ||
+          mqtt::decode_connack(body, header.flags, version_, &connack) != mqtt::DecodeStatus::kOk) {
         lose_connection("a malformed CONNACK", now_ms);
         return false;
       }
       if (connack.return_code != mqtt::ConnectReturnCode::kAccepted) {
-        LOG_ERROR("bridge %s: %s refused the connection (return code %u, reason 0x%02x)", options.name, stats_.remote,
-                  static_cast<unsigned>(connack.return_code), connack.reason_code);
+        LOG_ERROR("bridge %s: %s refused the connection (return code %u, reason 0x%02x)", options.name,
+                  stats_.remote, static_cast<unsigned>(connack.return_code), connack.reason_code);
         lose_connection("CONNACK refusal", now_ms);
         return false;
       }
@@ -600,12 +627,14 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
     }
     case mqtt::PacketType::kPublish: {
       mqtt::PublishPacket publish;
-      if (mqtt::decode_publish_from_server(body, header.flags, version_, &publish) != mqtt::DecodeStatus::kOk) {
+      if (mqtt::decode_publish_from_server(body, header.flags, version_, &publish) !=
+          mqtt::DecodeStatus::kOk) {
         lose_connection("a malformed PUBLISH", now_ms);
         return false;
       }
-      bool duplicate = publish.qos == 2 && std::find(remote_qos2_received_.begin(), remote_qos2_received_.end(),
-                                                     publish.packet_id) != remote_qos2_received_.end();
+      bool duplicate =
+          publish.qos == 2 && std::find(remote_qos2_received_.begin(), remote_qos2_received_.end(),
+                                        publish.packet_id) != remote_qos2_received_.end();
       if (publish.qos == 2 && !duplicate && remote_qos2_received_.size() >= kRemoteQos2Max) {
         // A remote that never releases its QoS 2 messages cannot make this list grow forever.
         lose_connection("the remote left too many QoS 2 messages unreleased", now_ms);
@@ -636,7 +665,8 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
     }
     case mqtt::PacketType::kPubrel: {
       mqtt::AckPacket pubrel;
-      if (mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrel, version_, &pubrel) != mqtt::DecodeStatus::kOk) {
+      if (mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrel, version_, &pubrel) !=
+          mqtt::DecodeStatus::kOk) {
         lose_connection("a malformed PUBREL", now_ms);
         return false;
       }
@@ -656,8 +686,9 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
         lose_connection("a malformed acknowledgement", now_ms);
         return false;
       }
-      auto found = std::find_if(inflight_.begin(), inflight_.end(),
-                                [&](const InflightMessage& entry) { return entry.packet_id == ack.packet_id; });
+      auto found = std::find_if(inflight_.begin(), inflight_.end(), [&](const InflightMessage& entry) {
+        return entry.packet_id == ack.packet_id;
+      });
       if (found == inflight_.end()) break;  // a late or duplicate acknowledgement
       if (header.type == mqtt::PacketType::kPubrec && ack.reason_code < 0x80) {
         found->released = true;
@@ -678,7 +709,8 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
       mqtt::SubackPacket suback;
       if (mqtt::decode_suback(body, header.flags, version_, &suback) == mqtt::DecodeStatus::kOk) {
         for (uint8_t code : suback.return_codes) {
-          if (code >= 0x80) LOG_ERROR("bridge %s: the remote refused a subscription (0x%02x)", options.name, code);
+          if (code >= 0x80)
+            LOG_ERROR("bridge %s: the remote refused a subscription (0x%02x)", options.name, code);
         }
       }
       break;
@@ -778,8 +810,9 @@ void Bridge::pump() {
                       : mqtt::publish_packet_size(message.topic, message.qos, message.payload.size());
     if (limit > 0 && size > limit) {
       uint64_t dropped = ++stats_.dropped_too_large;
-      LOG_WARNING_LIMITED("bridge %s: a %u-byte message is over the packet size limit %u: dropped (%u so far)",
-                          options.name, size, limit, dropped);
+      LOG_WARNING_LIMITED(
+          "bridge %s: a %u-byte message is over the packet size limit %u: dropped (%u so far)", options.name,
+          size, limit, dropped);
       continue;
     }
     if (message.qos == 0) {

@@ -68,7 +68,8 @@ struct BridgeSetup {
 
 // Controlling thread, at start: each bridge with its defaults and resolved addresses, by the
 // shard that owns its local client id (a bridge whose TLS files do not load is left out, logged).
-std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOptions>& bridges, uint32_t shard_count);
+std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOptions>& bridges,
+                                                      uint32_t shard_count);
 
 enum class BridgeState : uint8_t { kIdle, kWaitingToRestart, kConnecting, kConnected, kStopped };
 const char* bridge_state_name(BridgeState state);
@@ -77,17 +78,17 @@ const char* bridge_state_name(BridgeState state);
 struct BridgeStats {
   std::string name;
   BridgeState state = BridgeState::kIdle;
-  std::string remote;            // the address connected to (or last tried)
-  uint64_t queued = 0;           // outbound messages waiting for the remote
-  uint64_t inflight = 0;         // sent to the remote, not yet acknowledged
-  uint64_t held_local_acks = 0;  // local QoS 1/2 messages past the bound, not yet acknowledged
-  uint64_t messages_out = 0;     // sent to the remote (QoS 1/2: acknowledged by it)
-  uint64_t messages_in = 0;      // received from the remote and published locally
-  uint64_t dropped_qos0 = 0;     // QoS 0 past max_queued_messages
+  std::string remote;              // the address connected to (or last tried)
+  uint64_t queued = 0;             // outbound messages waiting for the remote
+  uint64_t inflight = 0;           // sent to the remote, not yet acknowledged
+  uint64_t held_local_acks = 0;    // local QoS 1/2 messages past the bound, not yet acknowledged
+  uint64_t messages_out = 0;       // sent to the remote (QoS 1/2: acknowledged by it)
+  uint64_t messages_in = 0;        // received from the remote and published locally
+  uint64_t dropped_qos0 = 0;       // QoS 0 past max_queued_messages
   uint64_t dropped_too_large = 0;  // over bridge_max_packet_size or the remote's Maximum Packet Size
-  uint64_t queue_full = 0;       // QoS 1/2 whose local acknowledgement waited for room
-  uint64_t connects = 0;         // successful CONNACKs
-  uint64_t reconnects = 0;       // connections lost (or refused) after which the bridge tries again
+  uint64_t queue_full = 0;         // QoS 1/2 whose local acknowledgement waited for room
+  uint64_t connects = 0;           // successful CONNACKs
+  uint64_t reconnects = 0;         // connections lost (or refused) after which the bridge tries again
   uint64_t connect_failures = 0;
 };
 
@@ -187,8 +188,8 @@ class Bridge {
   BridgeState state_now_ = BridgeState::kIdle;
   int fd_ = -1;
   uint32_t operations_in_flight_ = 0;
-  bool closing_ = false;       // the socket is being torn down: no new operation
-  bool stopped_ = false;       // shutdown or start_type once: no restart
+  bool closing_ = false;  // the socket is being torn down: no new operation
+  bool stopped_ = false;  // shutdown or start_type once: no restart
   size_t address_index_ = 0;
   Operation connect_operation_{this, OperationKind::kConnect};
   Operation receive_operation_{this, OperationKind::kReceive};

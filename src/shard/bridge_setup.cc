@@ -15,7 +15,8 @@
 
 namespace coremq::shard {
 
-std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOptions>& bridges, uint32_t shard_count) {
+std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOptions>& bridges,
+                                                      uint32_t shard_count) {
   std::vector<std::vector<BridgeSetup>> by_shard(shard_count);
   char hostname[256] = {};
   if (::gethostname(hostname, sizeof(hostname) - 1) != 0) std::strcpy(hostname, "coremq");
@@ -24,10 +25,10 @@ std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOp
                options.insecure || !options.tls_version.empty();
     BridgeSetup setup;
     setup.options = options;
-    setup.remote_clientid =
-        options.remote_clientid.empty() ? absl::StrFormat("%s.%s", hostname, options.name) : options.remote_clientid;
-    setup.local_clientid =
-        options.local_clientid.empty() ? absl::StrFormat("local.%s", setup.remote_clientid) : options.local_clientid;
+    setup.remote_clientid = options.remote_clientid.empty() ? absl::StrFormat("%s.%s", hostname, options.name)
+                                                            : options.remote_clientid;
+    setup.local_clientid = options.local_clientid.empty() ? absl::StrFormat("local.%s", setup.remote_clientid)
+                                                          : options.local_clientid;
     setup.notification_topic = options.notification_topic.empty()
                                    ? absl::StrFormat("$SYS/broker/connection/%s/state", setup.remote_clientid)
                                    : options.notification_topic;
@@ -40,7 +41,8 @@ std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOp
       int status = ::getaddrinfo(address.host.c_str(), port.c_str(), &hints, &found);
       std::string text = absl::StrFormat("%s:%u", address.host, address.port);
       if (status != 0 || found == nullptr) {
-        LOG_ERROR("bridge %s: cannot resolve %s: %s (address left out)", options.name, text, gai_strerror(status));
+        LOG_ERROR("bridge %s: cannot resolve %s: %s (address left out)", options.name, text,
+                  gai_strerror(status));
         continue;
       }
       BridgeSetup::Resolved resolved;
@@ -63,7 +65,8 @@ std::vector<std::vector<BridgeSetup>> resolve_bridges(const std::vector<BridgeOp
         settings.version_name = "bridge_tls_version";
         settings.verify_hint = "bridge_cafile, the address's host name or bridge_insecure";
         std::string error;
-        std::unique_ptr<transport::TlsClientContext> context = transport::TlsClientContext::create(settings, &error);
+        std::unique_ptr<transport::TlsClientContext> context =
+            transport::TlsClientContext::create(settings, &error);
         if (context == nullptr) {
           LOG_ERROR("bridge %s: %s: address %s left out", options.name, error, text);
           continue;

@@ -7,8 +7,12 @@ namespace coremq::shard {
 
 namespace {
 
-bool goes_out(const BridgeTopic& topic) { return topic.direction != BridgeTopic::Direction::kIn; }
-bool comes_in(const BridgeTopic& topic) { return topic.direction != BridgeTopic::Direction::kOut; }
+bool goes_out(const BridgeTopic& topic) {
+  return topic.direction != BridgeTopic::Direction::kIn;
+}
+bool comes_in(const BridgeTopic& topic) {
+  return topic.direction != BridgeTopic::Direction::kOut;
+}
 
 // from_prefix + T (T matching pattern) -> to_prefix + T.
 std::optional<std::string> remap(const BridgeTopic& line, const std::string& from_prefix,

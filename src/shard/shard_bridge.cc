@@ -7,8 +7,8 @@ namespace coremq::shard {
 
 void Shard::start_bridges() {
   for (BridgeSetup& setup : bridge_setups_) {
-    LOG_INFO("bridge %s: runs on this shard (local client id '%s', remote client id '%s')", setup.options.name,
-             setup.local_clientid, setup.remote_clientid);
+    LOG_INFO("bridge %s: runs on this shard (local client id '%s', remote client id '%s')",
+             setup.options.name, setup.local_clientid, setup.remote_clientid);
     bridges_.push_back(std::make_unique<Bridge>(std::move(setup), ring_, *state_, options_.max_packet_size));
     bridges_.back()->start(now_ms_);
   }

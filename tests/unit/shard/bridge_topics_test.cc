@@ -27,7 +27,8 @@ TEST(BridgeTopicsTest, PrefixesAreSwappedBothWays) {
 }
 
 TEST(BridgeTopicsTest, DirectionDecidesWhichSideSubscribes) {
-  BridgeTopics topics({line("out/#", BridgeTopic::Direction::kOut, 0), line("in/#", BridgeTopic::Direction::kIn, 2)});
+  BridgeTopics topics(
+      {line("out/#", BridgeTopic::Direction::kOut, 0), line("in/#", BridgeTopic::Direction::kIn, 2)});
   ASSERT_EQ(topics.local_filters().size(), 1u);
   EXPECT_EQ(topics.local_filters()[0].filter, "out/#");
   ASSERT_EQ(topics.remote_filters().size(), 1u);
@@ -85,11 +86,12 @@ TEST(BridgeSpecTest, ACompactSpecFillsTheOptions) {
 }
 
 TEST(BridgeSpecTest, BadSpecsAreRefusedWithAReason) {
-  for (const char* spec : {"", "x", "x,address=h:0,topic=#", "x,address=h,topic=# sideways",
-                           "x,address=h,topic=# out 3", "x,address=h,topic=a/# out 0 pre+/ r/",
-                           "x,address=h,topic=\"\" out 0 a/", "x,address=h,topic=#,keepalive_interval=1",
-                           "x,address=h,topic=#,bridge_tls_version=tlsv1.1", "x,address=h,topic=#,bridge_certfile=/c.pem", "x,address=h,topic=#,nonsense=1",
-                           "x,address=h,topic=#,restart_timeout=10 5"}) {
+  for (const char* spec :
+       {"", "x", "x,address=h:0,topic=#", "x,address=h,topic=# sideways", "x,address=h,topic=# out 3",
+        "x,address=h,topic=a/# out 0 pre+/ r/", "x,address=h,topic=\"\" out 0 a/",
+        "x,address=h,topic=#,keepalive_interval=1", "x,address=h,topic=#,bridge_tls_version=tlsv1.1",
+        "x,address=h,topic=#,bridge_certfile=/c.pem", "x,address=h,topic=#,nonsense=1",
+        "x,address=h,topic=#,restart_timeout=10 5"}) {
     BridgeOptions bridge;
     std::string error;
     EXPECT_FALSE(config::parse_bridge_spec(spec, &bridge, &error)) << spec;
