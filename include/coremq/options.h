@@ -87,6 +87,70 @@ struct PersistenceOptions {
   uint32_t commit_queue_capacity = 256;
 };
 
+// One `topic` line of a bridge: what crosses it, which way, at which QoS, and how the topic
+// is renamed (mosquitto.conf(5): `topic PATTERN [out|in|both] [QOS] [LOCAL_PREFIX] [REMOTE_PREFIX]`).
+// Local topic = local_prefix + T, remote topic = remote_prefix + T, for T matching pattern; an
+// empty pattern ("" in the file) makes each prefix the whole topic on its side.
+struct BridgeTopic {
+  enum class Direction : uint8_t { kOut, kIn, kBoth };
+  std::string pattern;
+  Direction direction = Direction::kOut;
+  uint8_t qos = 0;
+  std::string local_prefix;
+  std::string remote_prefix;
+};
+
+// One bridge (a mosquitto.conf `connection NAME` section): an outbound MQTT client that lives
+// on one shard (owner_shard_of(local_clientid)) and carries `topics` between this broker and
+// the remote one. docs/BRIDGING.md lists what each field does and the Mosquitto defaults kept.
+struct BridgeOptions {
+  struct Address {
+    std::string host;  // a name or numeric address, resolved once at start (getaddrinfo)
+    uint16_t port = 1883;
+  };
+  enum class StartType : uint8_t { kAutomatic, kLazy, kOnce };
+  std::string name;
+  // Tried in order: a failed connect moves to the next (failover); a lost connection starts
+  // again from the first.
+  std::vector<Address> addresses;
+  std::vector<BridgeTopic> topics;
+  uint8_t protocol_version = 4;  // 4: MQTT 3.1.1, 5: MQTT 5.0
+  // 3.1.1: send the protocol level with 0x80 set, so a Mosquitto (or coremq) remote treats the
+  // connection as a bridge and never sends its own messages back.
+  bool try_private = true;
+  bool clean_session = false;
+  std::string local_clientid;   // empty: "local." + remote_clientid (Mosquitto's default)
+  std::string remote_clientid;  // empty: HOSTNAME + "." + name (Mosquitto's default)
+  std::string remote_username;
+  std::string remote_password;
+  bool has_remote_password = false;
+  uint16_t keepalive_seconds = 60;
+  bool notifications = true;
+  // Empty: $SYS/broker/connection/REMOTE_CLIENTID/state (Mosquitto's default).
+  std::string notification_topic;
+  // Reconnect delay: constant when restart_timeout_cap_seconds is 0, else Mosquitto's
+  // decorrelated jitter between base and cap (`restart_timeout BASE CAP`).
+  uint32_t restart_timeout_seconds = 5;
+  uint32_t restart_timeout_cap_seconds = 30;
+  StartType start_type = StartType::kAutomatic;
+  uint32_t threshold = 10;            // lazy: queued messages that start the connection
+  uint32_t idle_timeout_seconds = 60; // lazy: idle seconds before it stops again
+  uint32_t max_packet_size = 0;       // 0: no limit beyond the protocol's
+  bool outgoing_retain = true;
+  // TLS towards the remote (any of these makes the bridge use TLS; cafile empty: the system CAs).
+  // tls_version: the oldest accepted, "tlsv1.2" (default) or "tlsv1.3".
+  std::string cafile;
+  std::string certfile;
+  std::string keyfile;
+  bool insecure = false;
+  std::string tls_version;
+  // coremq's own bounds: outbound messages waiting for the remote (QoS 0 past it is dropped,
+  // QoS 1/2 stay unacknowledged in the bridge's local session, which holds them in order), and
+  // QoS 1/2 messages sent to the remote and not yet acknowledged.
+  uint32_t max_queued_messages = 10000;
+  uint32_t max_inflight = 20;
+};
+
 struct Options {
   // Where to listen when `listeners` is empty: one plain MQTT listener. An empty address
   // means loopback only (127.0.0.1 and ::1); port 0 asks the kernel for a free port
@@ -98,6 +162,9 @@ struct Options {
   std::string acl_file;
   // Every listener (at most 255); when empty, bind_address and port above make the only one.
   std::vector<ListenerOptions> listeners;
+  // Bridges to other brokers (docs/BRIDGING.md); each runs on the shard that owns its local
+  // client id.
+  std::vector<BridgeOptions> bridges;
 
   // Number of shards (event-loop threads); 0 means one per online CPU.
   uint32_t threads = 0;

@@ -164,6 +164,7 @@ bool apply_config_and_environment(const std::vector<std::string>& arguments, Fla
     listeners->default_listener_opened = result.default_listener_opened;
     listeners->default_listener = std::move(result.default_listener);
     listeners->listeners = std::move(result.listeners);
+    listeners->bridges = std::move(result.bridges);
     for (size_t i = 1; i < result.files.size(); ++i) {
       std::fprintf(stderr, "coremq: read config file %s (include_dir)\n", result.files[i].c_str());
     }

@@ -28,6 +28,11 @@ ABSL_FLAG(std::string, listener, "",
           "allow_anonymous, password_file, acl_file, certfile, keyfile, cafile, capath, crlfile, ciphers, "
           "ciphersuites, tls_version, require_certificate, use_identity_as_username, use_subject_as_username "
           "(see docs/CONFIG.md). Any --listener replaces --bind/--port.");
+ABSL_FLAG(std::string, bridge, "",
+          "A bridge to another broker, repeatable: NAME,key=value[,key=value...] with the keys of a mosquitto.conf "
+          "bridge section (address=HOST[:PORT] [HOST[:PORT]...], topic=PATTERN [out|in|both] [QOS] [LOCAL_PREFIX] "
+          "[REMOTE_PREFIX] (repeatable), bridge_protocol_version, try_private, cleansession, remote_clientid, "
+          "bridge_max_queued_messages ...; see docs/BRIDGING.md). Adds to the config file's connection sections.");
 ABSL_FLAG(std::string, password_file, "",
           "Mosquitto password file for the listener of --bind/--port (mosquitto_passwd or coremq-passwd format); "
           "clients with a username must give its password; empty = none.");

@@ -63,6 +63,7 @@ constexpr base::FlagPlacement kPlacements[] = {
     {"server_keep_alive", kMqtt5, "SECONDS"},
     {"max_session_expiry", kMqtt5, "SECONDS"},
     {"response_information_prefix", kMqtt5, "PREFIX"},
+    {"bridge", kListeners, "NAME,address=HOST:PORT,topic=...[,key=value...]"},
     {"persistence", kPersistence, "none|rocksdb"},
     {"data_dir", kPersistence, "DIR"},
     {"fsync", kPersistence, "always|batch|never"},

@@ -18,6 +18,7 @@ struct FileListeners {
   bool default_listener_opened = true;
   ListenerOptions default_listener;
   std::vector<config::ConfigListener> listeners;
+  std::vector<config::ConfigBridge> bridges;  // the file's `connection` sections
 };
 
 // Every --listener value in arguments (after flag spelling is normalized), in order.

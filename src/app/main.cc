@@ -16,6 +16,7 @@
 #include "app/config_flags.h"
 #include "app/flags.h"
 #include "app/help.h"
+#include "app/bridge_flags.h"
 #include "app/listener_flags.h"
 #include "app/service_notify.h"
 #include "base/flag_spelling.h"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   if (!coremq::app::apply_config_and_environment(arguments, &origins, &file_listeners)) return 2;
   // absl keeps only the last of a repeated flag: every --listener is taken from here.
   std::vector<std::string> listener_specs = coremq::app::listener_arguments(arguments);
+  std::vector<std::string> bridge_specs = coremq::app::bridge_arguments(arguments);
   std::vector<char*> pointers;
   for (std::string& argument : arguments) pointers.push_back(argument.data());
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(pointers.size()), pointers.data());
@@ -62,7 +64,8 @@ int main(int argc, char** argv) {
   std::string error;
   if (!coremq::app::options_from_flags(&options, &error, &origins) ||
       !coremq::app::listeners_from_flags(listener_specs, file_listeners, &options, &error) ||
-      !coremq::app::log_options_from_flags(&log_options, &log_format, &error, &origins)) {
+      !coremq::app::log_options_from_flags(&log_options, &log_format, &error, &origins) ||
+      !coremq::app::bridges_from_flags(bridge_specs, file_listeners, &options, &error)) {
     std::fprintf(stderr, "coremq: %s\n", error.c_str());
     return 2;
   }

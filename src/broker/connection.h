@@ -100,6 +100,9 @@ struct Connection {
   // An in-process client (coremq::LocalClient): no socket (fd -1); the shard loop hands its
   // output to the delivery thread and feeds it packets from its local intake (src/shard/local_hub.h).
   bool in_process = false;
+  // The CONNECT's protocol level had the bridge bit (a Mosquitto bridge with try_private): its
+  // subscriptions get No Local and Retain As Published (handle_subscribe.cc).
+  bool bridge_client = false;
 
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;

@@ -41,6 +41,7 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
   auto version = static_cast<ProtocolVersion>(connect.protocol_level);
   bool v5 = version == ProtocolVersion::kV5;
   connection->version = version;
+  connection->bridge_client = connect.bridge;
   // From here on every packet to the client, a refusing CONNACK too, is held to it.
   if (v5) connection->client_maximum_packet_size = connect.properties.maximum_packet_size.value_or(0);
 

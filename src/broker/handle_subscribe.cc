@@ -44,10 +44,16 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
                              "subscription identifiers are not available");
     return false;
   }
-  for (const mqtt::SubscribeTopic& entry : subscribe.topics) {
+  for (mqtt::SubscribeTopic& entry : subscribe.topics) {
     if (entry.no_local && is_shared_filter(entry.filter)) {  // MQTT-3.8.3-4
       close_for_protocol_error(connection, ReasonCode::kProtocolError, "No Local on a shared subscription");
       return false;
+    }
+    // A Mosquitto bridge (try_private) is never sent its own messages back, and gets the retain
+    // flag as published, as Mosquitto treats it; without this two brokers bridged both ways echo.
+    if (connection->bridge_client && !is_shared_filter(entry.filter)) {
+      entry.no_local = true;
+      entry.retain_as_published = true;
     }
   }
 

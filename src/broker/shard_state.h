@@ -263,8 +263,20 @@ class ShardState {
   bool may_publish(Session* session, std::string_view topic, uint8_t qos, bool retain);
   bool may_receive(Session* session, std::string_view topic);
   // $SYS...: written only by the broker's own $SYS publisher (an in-process client); a network
-  // client's PUBLISH or will there is refused as Mosquitto refuses it (authorization.cc).
-  static bool reserved_for_broker(std::string_view topic) { return topic.starts_with("$SYS"); }
+  // client's PUBLISH or will there is refused as Mosquitto refuses it (authorization.cc), except
+  // $SYS/broker/connection/+/state, which Mosquitto lets a bridge write its notifications to.
+  static bool reserved_for_broker(std::string_view topic) {
+    if (!topic.starts_with("$SYS")) return false;
+    constexpr std::string_view kBridgeStatePrefix = "$SYS/broker/connection/";
+    constexpr std::string_view kBridgeStateSuffix = "/state";
+    if (topic.size() > kBridgeStatePrefix.size() + kBridgeStateSuffix.size() && topic.starts_with(kBridgeStatePrefix) &&
+        topic.ends_with(kBridgeStateSuffix)) {
+      std::string_view name = topic.substr(kBridgeStatePrefix.size(),
+                                           topic.size() - kBridgeStatePrefix.size() - kBridgeStateSuffix.size());
+      if (name.find('/') == std::string_view::npos) return false;
+    }
+    return true;
+  }
   ClientIdentity hook_identity(const Session* session) const;
   std::string assign_client_id();
   // Whether a keep-alive is over --max-keepalive (see the definition for keep-alive 0).

@@ -93,6 +93,12 @@ struct ConfigListener {
   std::string where;  // the `listener` line
 };
 
+// A `connection NAME` section: the bridge with the options that followed the line.
+struct ConfigBridge {
+  BridgeOptions options;
+  std::string where;  // the `connection` line
+};
+
 struct ConfigResult {
   std::vector<Setting> settings;  // in file order; a later one for the same flag wins
   std::vector<Diagnostic> diagnostics;
@@ -109,6 +115,8 @@ struct ConfigResult {
   ListenerOptions default_listener;
   // The `listener` sections in file order, complete and checked (check_listener).
   std::vector<ConfigListener> listeners;
+  // The `connection` sections in file order, checked (check_bridge).
+  std::vector<ConfigBridge> bridges;
 };
 
 // Reads the main file's text (named file_name) and, through files, its include_dir files.

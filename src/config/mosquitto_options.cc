@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "config/config_file.h"
+#include "config/bridge_spec.h"
 #include "config/listener_spec.h"
 
 namespace coremq::config {
@@ -165,7 +166,9 @@ constexpr std::string_view kBridgeOptions[] = {
     "bridge_identity",
     "bridge_insecure",
     "bridge_keyfile",
+    "bridge_max_inflight",
     "bridge_max_packet_size",
+    "bridge_max_queued_messages",
     "bridge_outgoing_retain",
     "bridge_protocol_version",
     "bridge_psk",
@@ -262,6 +265,10 @@ class Reader {
            "(no port or bind_address): ignored");
     }
     for (ConfigListener& listener : result_->listeners) finish_listener(&listener.options, listener.where);
+    for (const ConfigBridge& bridge : result_->bridges) {
+      std::string message;
+      if (!check_bridge(bridge.options, &message)) error(bridge.where, message);
+    }
   }
 
  private:
@@ -394,6 +401,13 @@ class Reader {
     mosquitto_option(directive, *option, level);
   }
 
+  // The option's name with '-' written as '_' (the spelling find_option looked up).
+  static std::string name_of(const Directive& directive) {
+    std::string name = directive.name;
+    std::replace(name.begin(), name.end(), '-', '_');
+    return name;
+  }
+
   void coremq_flag(const Directive& directive, const std::string& flag) {
     const FlagSpec& spec = catalog_.find(flag)->second;
     if (spec.type == FlagType::kString) {
@@ -457,16 +471,36 @@ class Reader {
           return;
         }
         in_bridge_ = true;
-        warn(where, absl::StrFormat("bridges are not supported yet: bridge '%s' and its options are ignored",
-                                    directive.words[0]));
+        for (const ConfigBridge& bridge : result_->bridges) {
+          if (bridge.options.name == directive.words[0]) {
+            error(where, absl::StrFormat("bridge '%s' is defined twice (first at %s)", directive.words[0],
+                                         bridge.where));
+          }
+        }
+        result_->bridges.push_back(ConfigBridge{BridgeOptions{}, where});
+        result_->bridges.back().options.name = directive.words[0];
         return;
-      case Kind::kBridgeOption:
-        // Covered by the warning at its `connection` line.
+      case Kind::kBridgeOption: {
         if (!in_bridge_) {
           error(where, absl::StrFormat("%s is a bridge option: it belongs after a `connection` line",
                                        directive.name));
+          return;
+        }
+        std::string message;
+        switch (set_bridge_option(name_of(directive), directive.words, &result_->bridges.back().options,
+                                  &message)) {
+          case BridgeOptionStatus::kSet:
+            break;
+          case BridgeOptionStatus::kUnsupported:
+            warn(where, message);
+            break;
+          case BridgeOptionStatus::kError:
+          case BridgeOptionStatus::kUnknown:
+            error(where, message);
+            break;
         }
         return;
+      }
       case Kind::kTrueOnly:
       case Kind::kFalseOnly:
         boolean_option(directive, option);

@@ -100,6 +100,12 @@ bool is_ack(PacketType type) {
 DecodeStatus decode_protocol(Reader& reader, ConnectPacket* out) {
   if (!reader.read_length_prefixed(&out->protocol_name)) return DecodeStatus::kMalformed;
   if (!reader.read_u8(&out->protocol_level)) return DecodeStatus::kMalformed;
+  // Mosquitto's bridges (try_private) set the top bit of a 3.1/3.1.1 level: a bridge, which must
+  // not be sent back its own messages (MQTT 5 bridges use No Local instead).
+  if ((out->protocol_level & 0x80) != 0 && (out->protocol_level & 0x7F) != static_cast<uint8_t>(ProtocolVersion::kV5)) {
+    out->bridge = true;
+    out->protocol_level &= 0x7F;
+  }
   if (out->protocol_name == kProtocolName) {
     if (out->protocol_level != static_cast<uint8_t>(ProtocolVersion::kV311) &&
         out->protocol_level != static_cast<uint8_t>(ProtocolVersion::kV5)) {

@@ -76,6 +76,9 @@ struct Will {
 struct ConnectPacket {
   std::string_view protocol_name;  // empty when encoding: derived from protocol_level
   uint8_t protocol_level = 0;      // 0 when encoding means 4 (3.1.1)
+  // Decoded: the level had the bridge bit (0x80, Mosquitto's try_private), removed from
+  // protocol_level. Ignored when encoding (write the bit into protocol_level).
+  bool bridge = false;
   bool clean_session = true;
   uint16_t keep_alive_seconds = 0;
   std::string_view client_id;

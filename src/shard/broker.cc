@@ -228,9 +228,11 @@ bool BrokerImpl::start(std::string* error) {
       }
     }
   }
+  std::vector<std::vector<shard::BridgeSetup>> bridges = shard::resolve_bridges(options_.bridges, count);
   for (uint32_t i = 0; i < count; ++i) {
     shards_.push_back(std::make_unique<shard::Shard>(i, count, options_, shared_, std::move(listen_sockets[i])));
     shards_.back()->set_listener_security(listener_security);
+    shards_.back()->set_bridges(std::move(bridges[i]));
   }
   for (uint32_t i = 0; i < count; ++i) {
     std::vector<shard::Peer> peers(count);

@@ -173,6 +173,7 @@ bool Shard::set_up() {
   next_idle_sweep_ms_ = now_ms_ + kIdleSweepIntervalMs;
   arm_idle_accepts();
   arm_eventfd();
+  start_bridges();
   LOG_DEBUG("ring ready: defer_taskrun=%d msg_ring=%d multishot accept=%d recv=%d", ring_.features().defer_taskrun,
             ring_.features().msg_ring, ring_.features().multishot_accept, ring_.features().recv_multishot);
   return true;
@@ -253,6 +254,7 @@ void Shard::finish_loop() {
     closed_at_exit_.emplace_back(connection);
   }
   connections_.clear();
+  for (auto& bridge : bridges_) bridge->close_at_exit();
   loop_ended_.store(true, std::memory_order_release);
   drain_inbound();
   LOG_DEBUG("shard stopped");
@@ -319,7 +321,11 @@ void Shard::handle_completion(const io_uring_cqe* cqe) {
     case Tag::kSend: on_send(static_cast<Connection*>(pointer), cqe->res); break;
     case Tag::kEventfd: on_eventfd(); break;
     case Tag::kWake: break;  // a peer's MSG_RING: its items are drained below
-    case Tag::kIgnore: break;
+    case Tag::kIgnore:
+      // A bridge's operation (its record's address; null for a cancel, whose result is moot).
+      static_assert(static_cast<uint64_t>(Tag::kIgnore) == Bridge::kUserDataTag);
+      if (pointer != nullptr) Bridge::on_completion(data, cqe->res, now_ms_);
+      break;
     case Tag::kDiscard: on_discard(static_cast<Connection*>(pointer), cqe->res); break;
     case Tag::kWakeSent: on_wake_sent(static_cast<Shard*>(pointer), cqe->res); break;
   }
@@ -446,6 +452,7 @@ void Shard::tick() {
   state_->on_tick(now_ms_);
   tick_store();
   tick_local();
+  for (auto& bridge : bridges_) bridge->on_tick(now_ms_);
   check_close_deadlines();
   if (options_.stats_interval_seconds > 0 && now_ms_ >= next_stats_ms_) {
     next_stats_ms_ = now_ms_ + int64_t{options_.stats_interval_seconds} * 1000;
@@ -532,6 +539,7 @@ void Shard::begin_shutdown() {
   for (ListenSocket& socket : listen_sockets_) {
     if (socket.accept_armed) cancel_operation(&socket, Tag::kAccept);
   }
+  for (auto& bridge : bridges_) bridge->stop();
   state_->on_shutdown();
 }
 

@@ -32,6 +32,7 @@
 #include "shard/control.h"
 #include "transport/factory.h"
 #include "shard/local_hub.h"
+#include "shard/bridge.h"
 
 namespace coremq::shard {
 
@@ -108,6 +109,11 @@ class Shard final : public broker::IoPort {
   // Any thread: something was pushed into this shard's local intake; wakes the shard if it is
   // (about to be) asleep.
   void wake_from_outside();
+
+  // Wiring, before start(): the bridges this shard runs (src/shard/bridge.h).
+  void set_bridges(std::vector<BridgeSetup> setups) { bridge_setups_ = std::move(setups); }
+  // Shard thread only (a ControlItem::Kind::kRun callback): each bridge's counters.
+  std::vector<BridgeStats> bridge_stats() const;
 
   uint32_t id() const { return shard_id_; }
   // Shard thread only (a ControlItem::Kind::kRun callback): the broker state it owns.
@@ -368,6 +374,12 @@ class Shard final : public broker::IoPort {
   persist::Store* store_ = nullptr;
   const std::vector<broker::MessageRef>* restore_retained_ = nullptr;
   const std::vector<persist::SessionRecord>* restore_sessions_ = nullptr;
+  // Bridges (shard_bridge.cc): made at set-up from bridge_setups_; each one's local side is an
+  // in-process connection whose output and close come here instead of the delivery thread.
+  std::vector<BridgeSetup> bridge_setups_;
+  std::vector<std::unique_ptr<Bridge>> bridges_;
+  Bridge* bridge_of(const broker::Connection* connection) const;
+  void start_bridges();
 };
 
 }  // namespace coremq::shard

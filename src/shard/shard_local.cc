@@ -146,6 +146,11 @@ bool Shard::retry_local_output() {
 
 void Shard::take_local_output(Connection* connection) {
   COREMQ_ASSERT(connection->in_process && !connection->output.empty());
+  if (Bridge* bridge = bridge_of(connection)) {
+    bridge->on_local_output(std::move(connection->output), now_ms_);
+    if (connection->state == ConnectionState::kConnected) state_->on_output_drained(connection);
+    return;
+  }
   auto found = local_.connections.find(connection);
   COREMQ_ASSERT(found != local_.connections.end());
   if (found->second->inline_callbacks) {
@@ -257,6 +262,12 @@ void Shard::deliver_inline(Connection* connection, LocalClientCore* core, base::
 
 void Shard::close_local_connection(Connection* connection) {
   COREMQ_ASSERT(connection->in_process && connection->state == ConnectionState::kClosing);
+  if (Bridge* bridge = bridge_of(connection)) {
+    bridge->on_local_closed();
+    connection->socket_shut_down = true;
+    release_list_.push_back(connection);
+    return;
+  }
   auto found = local_.connections.find(connection);
   COREMQ_ASSERT(found != local_.connections.end());
   LocalClientCore* core = found->second;
@@ -284,6 +295,10 @@ void Shard::close_local_connection(Connection* connection) {
 
 void Shard::resume_local_input(Connection* connection) {
   COREMQ_ASSERT(connection->in_process);
+  if (Bridge* bridge = bridge_of(connection)) {
+    bridge->on_local_resumed();
+    return;
+  }
   if (!local_.intake_blocked) return;
   // Its held packets were next in the intake: read on from there (this turn's end or the next).
   local_.intake_blocked = false;

@@ -36,6 +36,7 @@ std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chr
         taken.input_paused = shard.input_paused();
         taken.delivery_latency_us = state.delivery_latency_us();
         taken.turn_duration_us = shard.turn_duration_us();
+        taken.bridges = shard.bridge_stats();
         std::lock_guard lock(slots->mutex);
         if (taken.shard < slots->snapshots.size()) slots->snapshots[taken.shard] = taken;
       },

@@ -8,6 +8,7 @@
 
 #include "base/log_histogram.h"
 #include "broker/shard_counters.h"
+#include "shard/bridge.h"
 #include "shard/shard_access.h"
 
 namespace coremq::shard {
@@ -27,6 +28,7 @@ struct ShardSnapshot {
   bool input_paused = false;          // socket input paused for cross-shard back-pressure
   base::LogHistogram delivery_latency_us;  // publish-to-deliver, per delivery (turn clock)
   base::LogHistogram turn_duration_us;     // loop turns' work, kernel wait left out
+  std::vector<BridgeStats> bridges;  // the bridges this shard runs (state, queue, counters)
 };
 
 // One snapshot per shard, in shard order; waits at most `timeout` for all of them.

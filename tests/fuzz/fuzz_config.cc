@@ -27,6 +27,7 @@
 
 #include "base/log.h"
 #include "config/config_file.h"
+#include "config/bridge_spec.h"
 #include "config/listener_spec.h"
 #include "io/resolve.h"
 #include "test_catalog.h"
@@ -101,6 +102,19 @@ void check_log_destinations(std::string_view spec) {
         "a --log-dest taken names a destination");
 }
 
+// The --bridge form (src/config/bridge_spec.h): a spec taken passes check_bridge, and every topic
+// line it holds has a QoS of at most 2.
+void check_bridge_spec(std::string_view spec) {
+  coremq::BridgeOptions bridge;
+  std::string error;
+  if (!coremq::config::parse_bridge_spec(spec, &bridge, &error)) {
+    check(!error.empty(), "a refused bridge spec says why");
+    return;
+  }
+  check(coremq::config::check_bridge(bridge, &error), "a bridge spec taken passes check_bridge");
+  for (const coremq::BridgeTopic& topic : bridge.topics) check(topic.qos <= 2, "a bridge topic's QoS is 0-2");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -123,6 +137,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t end = rest.find('\n');
     check_spec(rest.substr(0, end));
     check_log_destinations(rest.substr(0, end));
+    check_bridge_spec(rest.substr(0, end));
     rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
   }
 
@@ -132,6 +147,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const coremq::config::ConfigListener& listener : result.listeners) {
       check(coremq::config::check_listener(listener.options, &error), "a file's listener passes check_listener");
       check(bindable(listener.options.address), "a file's listener address is bindable");
+    }
+    for (const coremq::config::ConfigBridge& bridge : result.bridges) {
+      check(coremq::config::check_bridge(bridge.options, &error), "a file's bridge passes check_bridge");
     }
   }
   check(!result.files.empty() && result.files[0] == "main.conf", "main file first");

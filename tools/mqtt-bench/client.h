@@ -49,7 +49,12 @@ enum class ClientState : uint8_t {
   kFailed,
 };
 
+}  // namespace coremq::bench
+namespace coremq::transport {
 class TlsClientTransport;
+}  // namespace coremq::transport
+namespace coremq::bench {
+using transport::TlsClientTransport;
 
 // The worker's I/O bookkeeping for a client: one send in flight, bytes gathered in the
 // client's staging buffer meanwhile, one (multishot) receive armed.

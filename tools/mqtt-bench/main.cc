@@ -230,7 +230,9 @@ int main(int argc, char** argv) {
   if (!coremq::bench::build_plan(options, &plan, &error)) return usage_error(error);
   // The CA, certificate and key are loaded once here so that a bad file is a usage error
   // before any connection; each worker then loads its own context.
-  if (options.tls && coremq::bench::TlsClientContext::create(options, &error) == nullptr) return usage_error(error);
+  if (options.tls &&
+      coremq::bench::TlsClientContext::create(coremq::bench::tls_client_settings(options), &error) == nullptr)
+    return usage_error(error);
 
   signal(SIGPIPE, SIG_IGN);  // sends use MSG_NOSIGNAL; this covers anything else
   coremq::bench::Report report;

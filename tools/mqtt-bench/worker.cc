@@ -79,7 +79,7 @@ void Worker::run() {
 bool Worker::setup(std::string* error) {
   if (!ring_.init(kRingEntries, error)) return false;
   if (options_.tls) {
-    tls_context_ = TlsClientContext::create(options_, error);
+    tls_context_ = TlsClientContext::create(tls_client_settings(options_), error);
     if (tls_context_ == nullptr) return false;
   }
   if (options_.ws) mask_seed_ = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}() ^ id_;

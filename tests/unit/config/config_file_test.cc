@@ -188,11 +188,12 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
       "persistence_file mosquitto.db\n"             // 3
       "log_dest file /var/log/mosquitto.log\n"      // 4
       "sys_interval 10\n"                           // 5
-      "connection uplink\n"                         // 6
-      "address 10.0.0.1:1883\n"                     // bridge option: covered by line 6
+      "connection uplink\n"                         // 6: a bridge section, taken
+      "round_robin true\n"                          // 7: a bridge option coremq ignores
       "topic # both 0\n"
-      "log_type subscribe\n"    // 9
-      "protocol websockets\n"   // 10: the listener's transport, no warning
+      "address 10.0.0.1:1883\n"
+      "log_type subscribe\n"    // 10
+      "protocol websockets\n"   // 11: the listener's transport, no warning
       "allow_anonymous true\n"  // no warning
       "persistence false\n"
       "log_dest stderr\n"
@@ -203,8 +204,8 @@ TEST(ConfigWarnings, UnsupportedMosquittoOptionsAreIgnoredWithTheirLine) {
   std::vector<std::string> expected_prefixes = {
       "main.conf:2: warning: autosave_interval is not supported yet and is ignored",
       "main.conf:3: warning: persistence_file is not supported yet and is ignored",
-      "main.conf:6: warning: bridges are not supported yet: bridge 'uplink'",
-      "main.conf:9: warning: log_type subscribe is ignored",
+      "main.conf:7: warning: round_robin is not supported and is ignored",
+      "main.conf:10: warning: log_type subscribe is ignored",
   };
   ASSERT_EQ(warnings.size(), expected_prefixes.size());
   for (size_t i = 0; i < warnings.size(); ++i) {

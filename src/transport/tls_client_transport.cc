@@ -1,6 +1,6 @@
-// TLS client contexts and connections for mqtt-bench; see tls_client_transport.h. A context
-// and its transports run on one worker thread (or, for the flag check, the main thread).
-#include "tls_client_transport.h"
+// TLS client contexts and connections (mqtt-bench, bridges); see tls_client_transport.h. A
+// context and its transports run on one thread.
+#include "transport/tls_client_transport.h"
 
 #include <arpa/inet.h>
 #include <openssl/bio.h>
@@ -14,7 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "base/assert.h"
 
-namespace coremq::bench {
+namespace coremq::transport {
 
 namespace {
 
@@ -55,8 +55,8 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
 
 }  // namespace
 
-std::unique_ptr<TlsClientContext> TlsClientContext::create(const Options& options, std::string* error) {
-  std::unique_ptr<TlsClientContext> context(new TlsClientContext(options));
+std::unique_ptr<TlsClientContext> TlsClientContext::create(const TlsClientSettings& settings, std::string* error) {
+  std::unique_ptr<TlsClientContext> context(new TlsClientContext(settings));
   ERR_clear_error();
   // A library context of its own per worker: OpenSSL 3 serialises algorithm fetches and
   // caches per library context, so workers sharing the default one contend on its locks.
@@ -69,45 +69,48 @@ std::unique_ptr<TlsClientContext> TlsClientContext::create(const Options& option
     *error = "cannot make a TLS client context: " + take_openssl_errors();
     return nullptr;
   }
-  if (SSL_CTX_set_min_proto_version(ssl_context, options.tls_version_min) != 1 ||
-      SSL_CTX_set_max_proto_version(ssl_context, options.tls_version_max) != 1) {
-    *error = "--tls-version: " + take_openssl_errors();
+  if (SSL_CTX_set_min_proto_version(ssl_context, settings.version_min) != 1 ||
+      SSL_CTX_set_max_proto_version(ssl_context, settings.version_max) != 1) {
+    *error = settings.version_name + ": " + take_openssl_errors();
     return nullptr;
   }
-  if (options.tls_insecure) {
+  if (settings.insecure) {
     SSL_CTX_set_verify(ssl_context, SSL_VERIFY_NONE, nullptr);
   } else {
     SSL_CTX_set_verify(ssl_context, SSL_VERIFY_PEER, nullptr);
-    if (!options.tls_ca_file.empty()) {
-      if (SSL_CTX_load_verify_file(ssl_context, options.tls_ca_file.c_str()) != 1) {
-        *error =
-            absl::StrFormat("--cafile %s: cannot load it: %s", options.tls_ca_file, take_openssl_errors());
+    if (!settings.ca_file.empty()) {
+      if (SSL_CTX_load_verify_file(ssl_context, settings.ca_file.c_str()) != 1) {
+        *error = absl::StrFormat("%s %s: cannot load it: %s", settings.ca_file_name, settings.ca_file,
+                                 take_openssl_errors());
         return nullptr;
       }
     } else if (SSL_CTX_set_default_verify_paths(ssl_context) != 1) {
-      *error = "cannot load the system's CA certificates (give --cafile): " + take_openssl_errors();
+      *error = absl::StrFormat("cannot load the system's CA certificates (give %s): %s", settings.ca_file_name,
+                               take_openssl_errors());
       return nullptr;
     }
   }
-  if (!options.tls_cert_file.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ssl_context, options.tls_cert_file.c_str()) != 1) {
-      *error = absl::StrFormat("--cert %s: cannot load it: %s", options.tls_cert_file, take_openssl_errors());
+  if (!settings.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ssl_context, settings.cert_file.c_str()) != 1) {
+      *error = absl::StrFormat("%s %s: cannot load it: %s", settings.cert_file_name, settings.cert_file,
+                               take_openssl_errors());
       return nullptr;
     }
-    if (SSL_CTX_use_PrivateKey_file(ssl_context, options.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      *error = absl::StrFormat("--key %s: cannot load it: %s", options.tls_key_file, take_openssl_errors());
+    if (SSL_CTX_use_PrivateKey_file(ssl_context, settings.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      *error = absl::StrFormat("%s %s: cannot load it: %s", settings.key_file_name, settings.key_file,
+                               take_openssl_errors());
       return nullptr;
     }
     if (SSL_CTX_check_private_key(ssl_context) != 1) {
-      *error = absl::StrFormat("--key %s does not belong to --cert %s: %s", options.tls_key_file,
-                               options.tls_cert_file, take_openssl_errors());
+      *error = absl::StrFormat("%s %s does not belong to %s %s: %s", settings.key_file_name, settings.key_file,
+                               settings.cert_file_name, settings.cert_file, take_openssl_errors());
       return nullptr;
     }
   }
-  // `conn` holds thousands of idle connections: give each one's record buffers back between
-  // reads. A publishing run keeps them (freeing and reallocating per read costs throughput).
-  if (options.command == Command::kConn) SSL_CTX_set_mode(ssl_context, SSL_MODE_RELEASE_BUFFERS);
-  if (options.tls_resume) {
+  // Many idle connections (mqtt-bench conn): give each one's record buffers back between reads.
+  // A publishing run keeps them (freeing and reallocating per read costs throughput).
+  if (settings.release_buffers) SSL_CTX_set_mode(ssl_context, SSL_MODE_RELEASE_BUFFERS);
+  if (settings.resume) {
     SSL_CTX_set_app_data(ssl_context, &context->session_);
     SSL_CTX_set_session_cache_mode(ssl_context, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ssl_context, on_new_session);
@@ -126,15 +129,15 @@ TlsClientContext::~TlsClientContext() {
 SSL* TlsClientContext::new_ssl() {
   SSL* ssl = SSL_new(ssl_context_);
   if (ssl == nullptr) return nullptr;
-  const std::string& name = options_.tls_server_name;
+  const std::string& name = settings_.server_name;
   bool ok = true;
   if (!name.empty() && !is_ip_literal(name)) {
     // SNI carries DNS names only (RFC 6066 section 3); an address is checked below instead.
     // SSL_set_tlsext_host_name without its macro's old-style cast.
     ok = SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                   const_cast<char*>(name.c_str())) == 1;
-    if (ok && !options_.tls_insecure) ok = SSL_set1_host(ssl, name.c_str()) == 1;
-  } else if (!name.empty() && !options_.tls_insecure) {
+    if (ok && !settings_.insecure) ok = SSL_set1_host(ssl, name.c_str()) == 1;
+  } else if (!name.empty() && !settings_.insecure) {
     ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
   }
   if (ok && session_ != nullptr) ok = SSL_set_session(ssl, session_) == 1;
@@ -154,9 +157,9 @@ std::unique_ptr<TlsClientTransport> TlsClientTransport::create(TlsClientContext&
     *error = "cannot make a TLS connection: " + take_openssl_errors();
     return nullptr;
   }
-  std::unique_ptr<TlsClientTransport> transport(new TlsClientTransport(ssl));
+  std::unique_ptr<TlsClientTransport> transport(new TlsClientTransport(ssl, context.settings().verify_hint));
   // The transport lives on the heap and never moves, so the BIO may point at its window.
-  BIO* bio = transport::new_call_bio(nullptr, &transport->window_);
+  BIO* bio = new_call_bio(nullptr, &transport->window_);
   if (bio == nullptr) {
     *error = "cannot make a TLS connection: " + take_openssl_errors();
     return nullptr;  // the transport frees the SSL
@@ -169,7 +172,7 @@ TlsClientTransport::~TlsClientTransport() {
   SSL_free(ssl_);
 }
 
-transport::Transport::Status TlsClientTransport::decode(std::span<const uint8_t> wire,
+Transport::Status TlsClientTransport::decode(std::span<const uint8_t> wire,
                                                         base::ByteBuffer& plain, base::ByteBuffer& wire_out) {
   if (state_ == State::kError) return Status::kError;
   if (state_ == State::kClosed) return Status::kClosed;
@@ -185,7 +188,7 @@ transport::Transport::Status TlsClientTransport::decode(std::span<const uint8_t>
   return status;
 }
 
-transport::Transport::Status TlsClientTransport::drive(base::ByteBuffer& plain) {
+Transport::Status TlsClientTransport::drive(base::ByteBuffer& plain) {
   ERR_clear_error();
   if (!handshake_done_) {
     int result = SSL_do_handshake(ssl_);
@@ -199,7 +202,7 @@ transport::Transport::Status TlsClientTransport::drive(base::ByteBuffer& plain) 
   return read_records(plain);
 }
 
-transport::Transport::Status TlsClientTransport::read_records(base::ByteBuffer& plain) {
+Transport::Status TlsClientTransport::read_records(base::ByteBuffer& plain) {
   // Decrypt straight into `plain` (no bounce buffer): room for one record, then trimmed.
   constexpr size_t kRecordBytesMax = 16384;
   for (;;) {
@@ -225,15 +228,14 @@ transport::Transport::Status TlsClientTransport::read_records(base::ByteBuffer& 
   }
 }
 
-transport::Transport::Status TlsClientTransport::fail(int ssl_error) {
+Transport::Status TlsClientTransport::fail(int ssl_error) {
   state_ = State::kError;
   if (ssl_error == SSL_ERROR_SSL) {
     error_ = take_openssl_errors();
     long verify_result = SSL_get_verify_result(ssl_);
     // "certificate verify failed" alone does not say which check failed: add the reason.
     if (verify_result != X509_V_OK && error_.find("certificate verify failed") != std::string::npos) {
-      error_ += absl::StrFormat(": %s (--cafile, --tls-server-name or --tls-insecure)",
-                                X509_verify_cert_error_string(verify_result));
+      error_ += absl::StrFormat(": %s (%s)", X509_verify_cert_error_string(verify_result), verify_hint_);
     }
   } else {
     error_ = absl::StrFormat("TLS error %d: %s", ssl_error, take_openssl_errors());
@@ -241,7 +243,7 @@ transport::Transport::Status TlsClientTransport::fail(int ssl_error) {
   return Status::kError;
 }
 
-transport::Transport::Status TlsClientTransport::encode(std::span<const uint8_t> plain,
+Transport::Status TlsClientTransport::encode(std::span<const uint8_t> plain,
                                                         base::ByteBuffer& wire_out) {
   COREMQ_ASSERT(handshake_done_);
   if (state_ == State::kError) return Status::kError;
@@ -283,4 +285,4 @@ bool TlsClientTransport::resumed() const {
   return handshake_done_ && SSL_session_reused(ssl_) == 1;
 }
 
-}  // namespace coremq::bench
+}  // namespace coremq::transport

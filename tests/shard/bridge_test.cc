@@ -1,0 +1,375 @@
+// Tests of a bridge's state machine in its shard's loop (src/shard/bridge.h): one real Shard
+// (io_uring, loopback listener) driven turn by turn on the test thread with a manual clock, a
+// bridge pointed at a fake remote broker the test plays byte by byte on a loopback socket, and a
+// local client on the shard's own listener. Checked: the CONNECT (bridge bit, will), the remote
+// SUBSCRIBE with No Local under MQTT 5, forwarding with prefixes, a lost connection's in-flight
+// message resent with DUP after restart_timeout, start_type once.
+// Single-threaded: everything runs on the test thread; every wait is bounded (kWaitSeconds).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "io/listener.h"
+#include "mqtt/encoder.h"
+#include "shard/shard.h"
+
+namespace coremq::shard {
+
+class ShardTestPeer {
+ public:
+  static bool set_up(Shard& shard) { return shard.set_up(); }
+  static bool turn(Shard& shard) { return shard.turn(); }
+  static void finish(Shard& shard) { shard.finish_loop(); }
+  static void set_clock(Shard& shard, int64_t now_ms) { shard.manual_clock_ms_ = now_ms; }
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kWaitSeconds = std::chrono::seconds(10);
+constexpr int64_t kStartMs = 1'000'000;
+
+struct Packet {
+  uint8_t first = 0;  // type and flags
+  std::string body;
+};
+
+// A non-blocking socket whose MQTT packets the test reads while turning the shard.
+class Wire {
+ public:
+  explicit Wire(int fd) : fd_(fd) { ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK); }
+  ~Wire() { close(); }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  void send(const base::ByteBuffer& bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  }
+  std::optional<Packet> read(const std::function<void()>& turn) {
+    auto deadline = Clock::now() + kWaitSeconds;
+    for (;;) {
+      if (auto packet = take()) return packet;
+      if (Clock::now() > deadline) return std::nullopt;
+      char chunk[4096];
+      ssize_t got = ::recv(fd_, chunk, sizeof(chunk), 0);
+      if (got > 0) {
+        buffer_.append(chunk, static_cast<size_t>(got));
+      } else if (got == 0) {
+        return std::nullopt;
+      } else {
+        turn();
+      }
+    }
+  }
+
+ private:
+  std::optional<Packet> take() {
+    if (buffer_.size() < 2) return std::nullopt;
+    size_t length = 0;
+    size_t shift = 0;
+    size_t index = 1;
+    for (;; ++index) {
+      if (index >= buffer_.size()) return std::nullopt;
+      uint8_t byte = static_cast<uint8_t>(buffer_[index]);
+      length |= size_t{byte & 0x7Fu} << shift;
+      shift += 7;
+      if ((byte & 0x80) == 0) break;
+    }
+    if (buffer_.size() < index + 1 + length) return std::nullopt;
+    Packet packet{static_cast<uint8_t>(buffer_[0]), buffer_.substr(index + 1, length)};
+    buffer_.erase(0, index + 1 + length);
+    return packet;
+  }
+
+  int fd_;
+  std::string buffer_;
+};
+
+class BridgeHarness {
+ public:
+  explicit BridgeHarness(uint8_t version = 4,
+                         BridgeOptions::StartType start = BridgeOptions::StartType::kAutomatic) {
+    std::string error;
+    remote_listener_ = io::open_listener("127.0.0.1", 0, 16, /*join_group=*/false, &remote_port_, &error);
+    EXPECT_GE(remote_listener_, 0) << error;
+    ::fcntl(remote_listener_, F_SETFL, ::fcntl(remote_listener_, F_GETFL) | O_NONBLOCK);
+    int fd = io::open_listener("127.0.0.1", 0, 16, false, &local_port_, &error);
+    EXPECT_GE(fd, 0) << error;
+    options_.bind_address = "127.0.0.1";
+    shard_ = std::make_unique<Shard>(0, 1, options_, shared_, fd);
+    BridgeSetup setup;
+    setup.options.name = "b";
+    setup.options.protocol_version = version;
+    setup.options.start_type = start;
+    setup.options.restart_timeout_seconds = 2;
+    setup.options.restart_timeout_cap_seconds = 0;
+    setup.options.topics.push_back(BridgeTopic{"#", BridgeTopic::Direction::kOut, 1, "up/", "site/"});
+    setup.options.topics.push_back(BridgeTopic{"cmd/#", BridgeTopic::Direction::kIn, 1, "", ""});
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(remote_port_);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BridgeSetup::Resolved resolved;
+    std::memcpy(&resolved.address, &address, sizeof(address));
+    resolved.length = sizeof(address);
+    resolved.text = "127.0.0.1:" + std::to_string(remote_port_);
+    setup.addresses.push_back(resolved);
+    setup.local_clientid = "local.b";
+    setup.remote_clientid = "edge.b";
+    setup.notification_topic = "$SYS/broker/connection/edge.b/state";
+    std::vector<BridgeSetup> setups;
+    setups.push_back(std::move(setup));
+    shard_->set_bridges(std::move(setups));
+    ShardTestPeer::set_clock(*shard_, now_ms_);
+    EXPECT_TRUE(ShardTestPeer::set_up(*shard_)) << shard_->startup_error();
+  }
+  ~BridgeHarness() {
+    shard_->request_stop();
+    for (int turns = 0; turns < 1000; ++turns) {
+      if (!ShardTestPeer::turn(*shard_)) {
+        ShardTestPeer::finish(*shard_);
+        break;
+      }
+    }
+    shard_->release_leftovers();
+    ::close(remote_listener_);
+  }
+
+  void turn() { EXPECT_TRUE(ShardTestPeer::turn(*shard_)); }
+  void advance(int64_t ms) {
+    now_ms_ += ms;
+    ShardTestPeer::set_clock(*shard_, now_ms_);
+  }
+  // Whether the bridge has connected to the fake remote (accepts it then).
+  std::unique_ptr<Wire> try_accept_remote() {
+    int fd = ::accept(remote_listener_, nullptr, nullptr);
+    return fd >= 0 ? std::make_unique<Wire>(fd) : nullptr;
+  }
+  // The bridge's next connection to the fake remote.
+  std::unique_ptr<Wire> accept_remote() {
+    auto deadline = Clock::now() + kWaitSeconds;
+    while (Clock::now() < deadline) {
+      int fd = ::accept(remote_listener_, nullptr, nullptr);
+      if (fd >= 0) return std::make_unique<Wire>(fd);
+      turn();
+    }
+    return nullptr;
+  }
+  std::unique_ptr<Wire> connect_local(const std::string& client_id) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(local_port_);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    auto wire = std::make_unique<Wire>(fd);
+    base::ByteBuffer bytes;
+    mqtt::ConnectPacket connect;
+    connect.client_id = client_id;
+    mqtt::encode_connect(bytes, connect);
+    wire->send(bytes);
+    auto connack = wire->read([this] { turn(); });
+    EXPECT_TRUE(connack && connack->first == 0x20);
+    return wire;
+  }
+  // Turns until `done` holds; false if it did not within kWaitSeconds.
+  bool turn_until(const std::function<bool()>& done) {
+    auto deadline = Clock::now() + kWaitSeconds;
+    while (!done()) {
+      if (Clock::now() > deadline) return false;
+      turn();
+    }
+    return true;
+  }
+  std::function<void()> turner() {
+    return [this] { turn(); };
+  }
+  BridgeStats stats() { return shard_->bridge_stats().at(0); }
+
+ private:
+  Options options_;
+  SharedState shared_;
+  std::unique_ptr<Shard> shard_;
+  int remote_listener_ = -1;
+  uint16_t remote_port_ = 0;
+  uint16_t local_port_ = 0;
+  int64_t now_ms_ = kStartMs;
+};
+
+base::ByteBuffer connack(uint8_t version) {
+  base::ByteBuffer bytes;
+  if (version == 5) {
+    mqtt::encode_connack_v5(bytes, false, 0, {});
+  } else {
+    mqtt::encode_connack(bytes, false, mqtt::ConnectReturnCode::kAccepted);
+  }
+  return bytes;
+}
+
+base::ByteBuffer publish_qos1(std::string_view topic, std::string_view payload, uint16_t packet_id) {
+  mqtt::PublishPacket publish;
+  publish.topic = topic;
+  publish.payload = payload;
+  publish.qos = 1;
+  publish.packet_id = packet_id;
+  base::ByteBuffer bytes;
+  mqtt::encode_publish(bytes, publish, mqtt::ProtocolVersion::kV311, {});
+  return bytes;
+}
+
+std::string string_at(const std::string& body, size_t offset) {
+  size_t length = (uint8_t(body[offset]) << 8) | uint8_t(body[offset + 1]);
+  return body.substr(offset + 2, length);
+}
+
+// A QoS 1/2 PUBLISH's packet identifier: after the topic.
+uint16_t packet_id_of(const Packet& publish) {
+  size_t offset = 2 + string_at(publish.body, 0).size();
+  return static_cast<uint16_t>((uint8_t(publish.body[offset]) << 8) | uint8_t(publish.body[offset + 1]));
+}
+
+TEST(BridgeShard, ConnectsWithTheBridgeBitAndForwardsWithPrefixes) {
+  BridgeHarness harness;
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  auto connect = remote->read(harness.turner());
+  ASSERT_TRUE(connect.has_value());
+  EXPECT_EQ(connect->first, 0x10);
+  EXPECT_EQ(string_at(connect->body, 0), "MQTT");
+  EXPECT_EQ(uint8_t(connect->body[6]), 0x84) << "3.1.1 with the bridge bit (try_private)";
+  uint8_t flags = uint8_t(connect->body[7]);
+  EXPECT_EQ(flags & 0x02, 0) << "cleansession false";
+  EXPECT_EQ(flags & 0x24, 0x24) << "a retained will";
+  EXPECT_EQ(string_at(connect->body, 10), "edge.b");
+  EXPECT_EQ(harness.stats().state, BridgeState::kConnecting);
+  remote->send(connack(4));
+  auto subscribe = remote->read(harness.turner());
+  ASSERT_TRUE(subscribe.has_value());
+  EXPECT_EQ(subscribe->first, 0x82);
+  EXPECT_EQ(string_at(subscribe->body, 2), "cmd/#");
+  auto notification = remote->read(harness.turner());
+  ASSERT_TRUE(notification.has_value());
+  EXPECT_EQ(notification->first, 0x31) << "QoS 0, retained";
+  EXPECT_EQ(string_at(notification->body, 0), "$SYS/broker/connection/edge.b/state");
+  EXPECT_EQ(harness.stats().state, BridgeState::kConnected);
+
+  auto publisher = harness.connect_local("pub");
+  publisher->send(publish_qos1("up/a/b", "hello", 7));
+  auto puback = publisher->read(harness.turner());
+  ASSERT_TRUE(puback && puback->first == 0x40);
+  auto forwarded = remote->read(harness.turner());
+  ASSERT_TRUE(forwarded.has_value());
+  EXPECT_EQ(forwarded->first, 0x32) << "QoS 1";
+  EXPECT_EQ(string_at(forwarded->body, 0), "site/a/b");
+  EXPECT_EQ(forwarded->body.substr(forwarded->body.size() - 5), "hello");
+  EXPECT_EQ(harness.stats().inflight, 1u);
+}
+
+TEST(BridgeShard, ALostConnectionResendsItsInflightMessageWithDupAfterTheRestartTimeout) {
+  BridgeHarness harness;
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // CONNECT
+  remote->send(connack(4));
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // SUBSCRIBE
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // notification
+  auto publisher = harness.connect_local("pub");
+  publisher->send(publish_qos1("up/x", "m1", 1));
+  auto first = remote->read(harness.turner());
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->first, 0x32);
+  uint16_t packet_id = packet_id_of(*first);
+  remote->close();  // no PUBACK: the message stays in flight
+  auto waiting = [&] { return harness.stats().state == BridgeState::kWaitingToRestart; };
+  ASSERT_TRUE(harness.turn_until(waiting));
+  EXPECT_EQ(harness.stats().reconnects, 1u);
+  // Before the restart timeout nothing connects; after it the bridge does.
+  harness.advance(1000);
+  for (int i = 0; i < 4; ++i) harness.turn();
+  EXPECT_EQ(harness.stats().state, BridgeState::kWaitingToRestart);
+  harness.advance(1500);
+  auto again = harness.accept_remote();
+  ASSERT_NE(again, nullptr);
+  ASSERT_TRUE(again->read(harness.turner()).has_value());  // CONNECT
+  again->send(connack(4));
+  ASSERT_TRUE(again->read(harness.turner()).has_value());  // SUBSCRIBE
+  ASSERT_TRUE(again->read(harness.turner()).has_value());  // notification
+  auto resent = again->read(harness.turner());
+  ASSERT_TRUE(resent.has_value());
+  EXPECT_EQ(resent->first, 0x3A) << "QoS 1 with DUP";
+  EXPECT_EQ(string_at(resent->body, 0), "site/x");
+  EXPECT_EQ(packet_id_of(*resent), packet_id);
+  base::ByteBuffer ack;
+  mqtt::encode_ack(ack, mqtt::PacketType::kPuback, packet_id);
+  again->send(ack);
+  auto delivered = [&] { return harness.stats().messages_out == 1; };
+  EXPECT_TRUE(harness.turn_until(delivered)) << harness.stats().messages_out;
+  EXPECT_EQ(harness.stats().inflight, 0u);
+}
+
+TEST(BridgeShard, Mqtt5SubscribesWithNoLocalAndStartTypeOnceDoesNotRestart) {
+  BridgeHarness harness(5, BridgeOptions::StartType::kOnce);
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  auto connect = remote->read(harness.turner());
+  ASSERT_TRUE(connect.has_value());
+  EXPECT_EQ(uint8_t(connect->body[6]), 5) << "MQTT 5 has no bridge bit";
+  remote->send(connack(5));
+  auto subscribe = remote->read(harness.turner());
+  ASSERT_TRUE(subscribe.has_value());
+  // packet id, property length 0, the filter, then the options byte: QoS 1 | No Local | RAP.
+  ASSERT_EQ(subscribe->body.size(), 2u + 1u + 2u + 5u + 1u);
+  EXPECT_EQ(uint8_t(subscribe->body.back()), 0x01 | 0x04 | 0x08);
+  remote->close();
+  auto stopped = [&] { return harness.stats().state == BridgeState::kStopped; };
+  EXPECT_TRUE(harness.turn_until(stopped));
+  harness.advance(60000);
+  for (int i = 0; i < 4; ++i) harness.turn();
+  EXPECT_EQ(harness.stats().state, BridgeState::kStopped);
+}
+
+TEST(BridgeShard, LazyStartConnectsOnceTheThresholdOfMessagesWaits) {
+  BridgeHarness harness(4, BridgeOptions::StartType::kLazy);  // threshold: 10 (Mosquitto's default)
+  auto publisher = harness.connect_local("pub");
+  for (uint16_t i = 1; i <= 9; ++i) {
+    publisher->send(publish_qos1("up/lazy", std::to_string(i), i));
+    auto puback = publisher->read(harness.turner());
+    ASSERT_TRUE(puback && puback->first == 0x40);
+  }
+  harness.advance(1000);  // ticks: the bridge looks at its queue
+  for (int i = 0; i < 4; ++i) harness.turn();
+  EXPECT_EQ(harness.try_accept_remote(), nullptr) << "connected below the threshold";
+  EXPECT_EQ(harness.stats().state, BridgeState::kIdle);
+  EXPECT_EQ(harness.stats().queued, 9u);
+  publisher->send(publish_qos1("up/lazy", "10", 10));
+  ASSERT_TRUE(publisher->read(harness.turner()).has_value());
+  harness.advance(1000);
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // CONNECT
+  remote->send(connack(4));
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // SUBSCRIBE
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // notification
+  // All ten, in order (the window is 20).
+  for (int i = 1; i <= 10; ++i) {
+    auto forwarded = remote->read(harness.turner());
+    ASSERT_TRUE(forwarded.has_value());
+    EXPECT_EQ(string_at(forwarded->body, 0), "site/lazy");
+    EXPECT_EQ(forwarded->body.substr(2 + 9 + 2), std::to_string(i));
+  }
+}
+
+}  // namespace
+}  // namespace coremq::shard
