@@ -10,6 +10,8 @@
 
 #include "coremq/authentication.h"
 #include "coremq/authorization.h"
+#include "coremq/events.h"
+#include "coremq/interception.h"
 
 namespace coremq {
 
@@ -167,6 +169,12 @@ struct Options {
   // What each client may publish, subscribe to and receive, decided in process next to the
   // listeners' ACL files (include/coremq/authorization.h); none by default.
   std::shared_ptr<AuthorizationHook> authorization_hook;
+  // Sees every PUBLISH entering the broker from a client and may pass, rewrite or drop it
+  // (include/coremq/interception.h); none by default.
+  std::shared_ptr<MessageInterceptor> message_interceptor;
+  // Told of connects, disconnects, subscriptions and dropped messages (include/coremq/events.h);
+  // none by default.
+  std::shared_ptr<EventHook> event_hook;
 
   // Log level name: debug, info, warning, error, none.
   std::string log_level = "info";

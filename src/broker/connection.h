@@ -92,6 +92,8 @@ struct Connection {
   // An in-process client (coremq::LocalClient): no socket (fd -1); the shard loop hands its
   // output to the delivery thread and feeds it packets from its local intake (src/shard/local_hub.h).
   bool in_process = false;
+  // The event hook was told this client connected: it is told once when it goes.
+  bool connect_reported = false;
 
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;

@@ -316,7 +316,8 @@ void ShardState::end_authentication(Connection* connection, ReasonCode reason, s
   // MQTT-4.12.1-2: DISCONNECT and close. The client did not ask to leave: its will goes out.
   LOG_INFO("closing client '%s' with %s: %s", connection->session->client_id, mqtt::reason_code_name(reason), why);
   send_disconnect(connection, reason, why);
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
+                 {DisconnectReason::kAuthentication, static_cast<uint8_t>(reason)});
 }
 
 bool ShardState::send_auth(Connection* connection, ReasonCode reason, std::string_view data) {
@@ -378,7 +379,8 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     Connection* old = session->connection;
     LOG_INFO("client '%s' taken over by a new connection, closing the old one", client_id);
     if (old->version == ProtocolVersion::kV5) send_disconnect(old, ReasonCode::kSessionTakenOver, "session taken over");
-    end_connection(old, /*publish_will=*/true, /*flush_first=*/old->version == ProtocolVersion::kV5);
+    end_connection(old, /*publish_will=*/true, /*flush_first=*/old->version == ProtocolVersion::kV5,
+                   {DisconnectReason::kTakenOver, static_cast<uint8_t>(ReasonCode::kSessionTakenOver)});
     session = find_session(client_id);  // a session with expiry 0 ended with its connection
   }
   if (session != nullptr && connect.clean_session) {
@@ -428,7 +430,7 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     session->acl = std::make_unique<auth::CompiledAcl>(acl->compile(client_username(connection, connect), client_id));
   }
   session->hook_identity.reset();
-  if (options_.authorization_hook != nullptr) {
+  if (options_.authorization_hook != nullptr || interceptor_ != nullptr || events_ != nullptr) {
     session->hook_identity = std::make_unique<Session::HookIdentity>();
     if (std::optional<std::string_view> username = client_username(connection, connect)) {
       session->hook_identity->username = std::string(*username);
@@ -498,6 +500,7 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
   LOG_INFO("client '%s' connected (protocol level %u, clean %d, keep-alive %u s, session expiry %u s, present %d)",
            client_id, connect.protocol_level, connect.clean_session, connection->keep_alive_seconds,
            session->expiry_seconds, session_present);
+  if (events_ != nullptr) report_connected(connection, connect.clean_session, session_present);
   if (session_present) resume_session(session);
   // A resent PUBREL that did not fit the client's Maximum Packet Size closed it.
   return connection->state == ConnectionState::kConnected ? Next::kContinue : Next::kStop;

@@ -58,6 +58,11 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
     bool was_there = false;
     uint8_t result = subscribe_one(session, subscribe.topics[i], identifier, &was_there);
     existed[i] = was_there;
+    if (events_ != nullptr && result < 0x80) {
+      const mqtt::SubscribeTopic& entry = subscribe.topics[i];
+      SubscriptionOptions granted{result, entry.no_local, entry.retain_as_published, entry.retain_handling, identifier};
+      report_subscription(session, entry.filter, &granted);
+    }
     // 3.1.1 has one failure code for every reason.
     reason_code_scratch_.push_back(!v5 && result >= 0x80 ? mqtt::kSubackFailure : result);
   }
@@ -195,6 +200,7 @@ bool ShardState::handle_unsubscribe(Connection* connection, std::span<const uint
   reason_code_scratch_.clear();
   for (std::string_view filter : unsubscribe.filters) {
     bool removed = unsubscribe_one(connection->session, filter);
+    if (removed && events_ != nullptr) report_subscription(connection->session, filter, nullptr);
     reason_code_scratch_.push_back(removed ? code(ReasonCode::kSuccess) : code(ReasonCode::kNoSubscriptionExisted));
   }
   return stage_packet(connection, mqtt::PacketType::kUnsuback, [&](base::ByteBuffer& out, bool) {

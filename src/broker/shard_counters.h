@@ -74,6 +74,14 @@ struct ShardCounters {
   uint64_t acl_deliveries_denied = 0;
   // SUBSCRIBE filters granted because the ACL check reached its bound of comparisons.
   uint64_t acl_subscribe_checks_over_budget = 0;
+  // The message interceptor (Options::message_interceptor): messages it dropped, clients it
+  // disconnected, messages it rewrote, and rewrites refused as invalid (the message dropped).
+  uint64_t interceptor_drops = 0;
+  uint64_t interceptor_disconnects = 0;
+  uint64_t interceptor_rewrites = 0;
+  uint64_t interceptor_rewrites_invalid = 0;
+  // Event hook calls over 1 ms (Options::event_hook; timed in debug builds only).
+  uint64_t event_hook_slow = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -81,7 +89,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 41 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 46 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -123,6 +131,11 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("acl_subscriptions_denied", counters.acl_subscriptions_denied);
   visit("acl_deliveries_denied", counters.acl_deliveries_denied);
   visit("acl_subscribe_checks_over_budget", counters.acl_subscribe_checks_over_budget);
+  visit("interceptor_drops", counters.interceptor_drops);
+  visit("interceptor_disconnects", counters.interceptor_disconnects);
+  visit("interceptor_rewrites", counters.interceptor_rewrites);
+  visit("interceptor_rewrites_invalid", counters.interceptor_rewrites_invalid);
+  visit("event_hook_slow", counters.event_hook_slow);
 }
 
 }  // namespace coremq::broker

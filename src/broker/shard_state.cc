@@ -32,7 +32,9 @@ ShardState::ShardState(uint32_t shard_id, uint32_t shard_count, const Options& o
       listeners_(effective_listeners(options)),
       retained_(options.max_retained_messages),
       shard_match_epoch_(shard_count, 0),
-      peer_applied_(shard_count, 0) {
+      peer_applied_(shard_count, 0),
+      interceptor_(options.message_interceptor.get()),
+      events_(options.event_hook.get()) {
   COREMQ_ASSERT(shard_id < shard_count);
   for (const ListenerOptions& listener : listeners_) anonymous_allowed_.push_back(anonymous_allowed(listener));
 }
@@ -121,7 +123,7 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
       ++counters_.slow_consumers_disconnected;
       LOG_WARNING_LIMITED("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
                   connection->session ? connection->session->client_id : std::string(), options_.max_client_output_bytes);
-      end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
+      end_connection(connection, /*publish_will=*/true, /*flush_first=*/false, {DisconnectReason::kSlowConsumer, 0});
       next = Next::kStop;
       break;
     }
@@ -239,7 +241,8 @@ bool ShardState::stage_packet_into(base::ByteBuffer& out, Connection* connection
   if (type != mqtt::PacketType::kDisconnect) {
     // What was staged before still goes out. A client that never had its CONNACK was never
     // connected, so its will is not published.
-    end_connection(connection, /*publish_will=*/type != mqtt::PacketType::kConnack, /*flush_first=*/true);
+    end_connection(connection, /*publish_will=*/type != mqtt::PacketType::kConnack, /*flush_first=*/true,
+                   {DisconnectReason::kProtocolError, static_cast<uint8_t>(ReasonCode::kPacketTooLarge)});
   }
   return false;
 }
@@ -257,10 +260,11 @@ void ShardState::close_for_protocol_error(Connection* connection, ReasonCode rea
   bool tell_client =
       connection->version == mqtt::ProtocolVersion::kV5 && connection->state == ConnectionState::kConnected;
   if (tell_client) send_disconnect(connection, reason, why);
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client,
+                 {DisconnectReason::kProtocolError, static_cast<uint8_t>(reason)});
 }
 
-void ShardState::end_connection(Connection* connection, bool publish_will, bool flush_first) {
+void ShardState::end_connection(Connection* connection, bool publish_will, bool flush_first, EndCause cause) {
   if (connection->state == ConnectionState::kClosing) return;
   bool was_handing_off = connection->state == ConnectionState::kHandingOff;
   connection->state = ConnectionState::kClosing;
@@ -278,6 +282,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
     session->timer_generation = ++timer_generation_last_;  // timers set while connected (none today) lose meaning
     int64_t now = io_.now_ms();
     bool session_ends_now = session->expiry_seconds == 0;
+    if (connection->connect_reported) report_disconnected(connection, session, cause, publish_will && session->will);
     if (publish_will && session->will != nullptr) {
       // MQTT-3.1.3-9: the will waits for its delay or the session's end, whichever is first.
       uint32_t delay = std::min(session->will_delay_seconds, session->expiry_seconds);
@@ -313,7 +318,7 @@ void ShardState::on_transport_error(Connection* connection, std::string_view why
                    connection->session != nullptr ? absl::StrFormat("client '%s'", connection->session->client_id)
                                                   : absl::StrFormat("fd %d before CONNECT", connection->fd),
                    why);
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true, {DisconnectReason::kTransportError, 0});
 }
 
 void ShardState::on_output_drained(Connection* connection) {
@@ -351,7 +356,8 @@ void ShardState::on_tick(int64_t now_ms) {
       if (connection->version == mqtt::ProtocolVersion::kV5) {
         send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
       }
-      end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+      end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
+                     {DisconnectReason::kKeepAliveTimeout, static_cast<uint8_t>(ReasonCode::kKeepAliveTimeout)});
     } else {
       ++counters_.connect_timeouts;
       LOG_INFO_LIMITED("connection fd %d sent no CONNECT (or did not finish its authentication) within %u s, closing",
@@ -367,7 +373,8 @@ void ShardState::on_shutdown() {
     if (connection->state == ConnectionState::kConnected && connection->version == mqtt::ProtocolVersion::kV5) {
       send_disconnect(connection, ReasonCode::kServerShuttingDown, "server shutting down");
     }
-    end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
+    end_connection(connection, /*publish_will=*/false, /*flush_first=*/true,
+                   {DisconnectReason::kShutdown, static_cast<uint8_t>(ReasonCode::kServerShuttingDown)});
   }
 }
 

@@ -27,6 +27,8 @@
 #include "broker/session.h"
 #include "broker/shard_counters.h"
 #include "broker/shared_subscriptions.h"
+#include "coremq/events.h"
+#include "coremq/interception.h"
 #include "coremq/options.h"
 #include "mqtt/packet.h"
 #include "mqtt/reason_code.h"
@@ -58,11 +60,20 @@ class IoPort {
   // shard is full: nothing was asked.
   [[nodiscard]] virtual bool check_password(uint64_t token, uint8_t listener, std::string_view username,
                                             bool has_password, std::string_view password) = 0;
+  // The peer's numeric address and port, for the event hook's connected event (called only
+  // when one is installed); empty when unknown.
+  virtual std::string peer_address(const Connection* /*connection*/) { return {}; }
 };
 
 // FNV-1a over the client id's bytes: which shard owns the id's session. Documented so
 // tests and operators can predict placement.
 uint32_t owner_shard_of(std::string_view client_id, uint32_t shard_count);
+
+// Why a connection ends, for the event hook (ClientDisconnectedEvent).
+struct EndCause {
+  DisconnectReason reason = DisconnectReason::kConnectionLost;
+  uint8_t reason_code = 0;
+};
 
 class ShardState {
  public:
@@ -138,7 +149,7 @@ class ShardState {
                                        PacketEncoder encode);
   // Ends the protocol side of a connection once: detaches its session, schedules or
   // publishes the will, ends or schedules the end of the session, asks the I/O side to close.
-  void end_connection(Connection* connection, bool publish_will, bool flush_first);
+  void end_connection(Connection* connection, bool publish_will, bool flush_first, EndCause cause = {});
   bool wants_problem_information(const Connection* connection) const;
 
   // CONNECT and AUTH (handle_connect.cc).
@@ -183,6 +194,26 @@ class ShardState {
   bool may_publish(Session* session, std::string_view topic, uint8_t qos, bool retain);
   bool may_receive(Session* session, std::string_view topic);
   ClientIdentity hook_identity(const Session* session) const;
+
+  // The message interceptor and the event hook (hooks.cc); see the headers in include/coremq/.
+  enum class Interception : uint8_t { kPass, kDropped, kStop };
+  // kPass: go on with *topic and publish.payload as the interceptor left them (and
+  // rewrite_scratch_.properties when set); kDropped: refused and acknowledged; kStop: the
+  // connection is closed.
+  Interception intercept_publish(Connection* connection, mqtt::PublishPacket& publish, std::string_view* topic);
+  [[nodiscard]] bool refuse_intercepted(Connection* connection, const mqtt::PublishPacket& publish,
+                                        std::string_view topic, mqtt::ReasonCode reason);
+  std::string_view encode_rewritten_properties(const MessageProperties& replaced);
+  template <typename Call>
+  void call_event_hook(Call&& call);
+  void report_connected(Connection* connection, bool clean_start, bool session_present);
+  void report_disconnected(Connection* connection, Session* session, EndCause cause, bool will_published);
+  // `added` null: removed.
+  void report_subscription(Session* session, std::string_view filter, const SubscriptionOptions* added);
+  void report_dropped(const Session* session, std::string_view topic, uint8_t qos, DropReason reason) {
+    if (events_ != nullptr) [[unlikely]] report_dropped_now(session, topic, qos, reason);
+  }
+  void report_dropped_now(const Session* session, std::string_view topic, uint8_t qos, DropReason reason);
   std::string assign_client_id();
   // Whether a keep-alive is over --max-keepalive (see the definition for keep-alive 0).
   bool over_max_keep_alive(uint16_t keep_alive_seconds) const;
@@ -192,7 +223,9 @@ class ShardState {
   bool handle_publish(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   bool handle_ack(Connection* connection, mqtt::PacketType type, std::span<const uint8_t> body, uint8_t flags);
   bool handle_disconnect(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  MessageRef make_message(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
+  // `replaced_properties`: the interceptor's rewrite of every MQTT 5 property (null: as received).
+  MessageRef make_message(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic,
+                          const MessageProperties* replaced_properties = nullptr);
   // The received PUBLISH (or will) properties a subscriber gets, encoded into
   // property_scratch_ (valid until its next use).
   std::string_view encode_forwarded_properties(const mqtt::Properties& received);
@@ -352,6 +385,11 @@ class ShardState {
   std::vector<uint8_t> reason_code_scratch_;
   std::vector<mqtt::UserProperty> user_property_scratch_;
   base::ByteBuffer property_scratch_;
+  // Options' hooks, cached: the hot paths test these pointers.
+  MessageInterceptor* const interceptor_;
+  EventHook* const events_;
+  MessageRewrite rewrite_scratch_;
+  std::vector<std::pair<std::string_view, std::string_view>> intercepted_user_properties_;
 };
 
 }  // namespace coremq::broker

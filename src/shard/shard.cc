@@ -4,6 +4,7 @@
 // shard_peers.cc. Everything here runs on the shard's thread except request_stop().
 #include "shard/shard.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -108,6 +109,28 @@ bool Shard::check_password(uint64_t token, uint8_t listener, std::string_view us
   if (password_checker_ == nullptr) return false;
   return password_checker_->submit(shard_id_, auth::PasswordCheckRequest{token, listener, has_password,
                                                                          std::string(username), std::string(password)});
+}
+
+std::string Shard::peer_address(const broker::Connection* connection) {
+  // One getpeername per connect, and only for an installed event hook: cheaper than keeping
+  // every connection's address for a hook that may not exist.
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  if (connection->fd < 0 || ::getpeername(connection->fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return {};
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address.ss_family == AF_INET) {
+    const auto* ipv4 = reinterpret_cast<const sockaddr_in*>(&address);
+    ::inet_ntop(AF_INET, &ipv4->sin_addr, text, sizeof(text));
+    return absl::StrCat(text, ":", ntohs(ipv4->sin_port));
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto* ipv6 = reinterpret_cast<const sockaddr_in6*>(&address);
+    ::inet_ntop(AF_INET6, &ipv6->sin6_addr, text, sizeof(text));
+    return absl::StrCat("[", text, "]:", ntohs(ipv6->sin6_port));
+  }
+  return {};
 }
 
 bool Shard::password_verdicts_ready() const {

@@ -99,6 +99,7 @@ class Shard final : public broker::IoPort {
   int64_t now_ms() const override { return now_ms_; }
   [[nodiscard]] bool check_password(uint64_t token, uint8_t listener, std::string_view username, bool has_password,
                                     std::string_view password) override;
+  std::string peer_address(const broker::Connection* connection) override;
 
   // In-process clients (shard_local.cc). Wiring, before start(): the hub and this shard's link.
   void attach_local(LocalHub* hub, LocalShardLink* link);
