@@ -24,11 +24,16 @@
 // fails is a bug of the host: the message is dropped with 0x83, counted
 // (interceptor_rewrites_invalid) and logged.
 //
+// - kDefer: answered later (include/coremq/async_hooks.h): the hook called deferral.defer()
+//   and answers through that handle from any thread (allow() passes unchanged, deny(code)
+//   drops, complete(verdict, rewrite) says everything). Only this client's input waits,
+//   bounded by Options::hook_timeout_ms (then the message is dropped with 0x80) and
+//   Options::max_pending_hook_decisions (past it: dropped with 0x97 Quota exceeded).
+//
 // Threads: called on the shard thread that received the PUBLISH, several shards at once,
 // with no lock held: implementations must be thread-safe and must not block (every client of
-// that shard waits while it runs). The views of InterceptedMessage are valid during the call
-// only. A decision that needs a slow answer (an external service) belongs in the host's own
-// threads: drop or pass now, or publish later from an in-process client.
+// that shard waits while it runs); a slow decision is deferred. The views of
+// InterceptedMessage are valid during the call only (copy what a deferred decision needs).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +43,7 @@
 #include <string_view>
 #include <utility>
 
+#include "coremq/async_hooks.h"
 #include "coremq/authorization.h"
 #include "coremq/local_client.h"
 
@@ -77,7 +83,7 @@ struct MessageRewrite {
 };
 
 struct InterceptionVerdict {
-  enum class Action : uint8_t { kPass, kDrop, kDisconnect };
+  enum class Action : uint8_t { kPass, kDrop, kDisconnect, kDefer };
   Action action = Action::kPass;
   // kDrop: what an MQTT 5 publisher's PUBACK/PUBREC says; kDisconnect: the DISCONNECT's reason.
   uint8_t reason_code = 0x80;
@@ -85,6 +91,8 @@ struct InterceptionVerdict {
   static InterceptionVerdict pass() { return {}; }
   static InterceptionVerdict drop(uint8_t reason = 0x87) { return {Action::kDrop, reason}; }
   static InterceptionVerdict disconnect(uint8_t reason = 0x80) { return {Action::kDisconnect, reason}; }
+  // After deferral.defer(): the answer comes through the handle.
+  static InterceptionVerdict defer() { return {Action::kDefer, 0}; }
 };
 
 class MessageInterceptor {
@@ -92,7 +100,8 @@ class MessageInterceptor {
   virtual ~MessageInterceptor() = default;
   // Every PUBLISH the client's ACL and the authorization hook allowed. `rewrite` is empty on
   // entry; what the call sets in it applies when it returns kPass (ignored otherwise).
-  virtual InterceptionVerdict on_publish(const InterceptedMessage& message, MessageRewrite& rewrite) = 0;
+  virtual InterceptionVerdict on_publish(const InterceptedMessage& message, MessageRewrite& rewrite,
+                                         HookDeferral& deferral) = 0;
 };
 
 }  // namespace coremq

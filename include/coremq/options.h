@@ -175,6 +175,11 @@ struct Options {
   // Told of connects, disconnects, subscriptions and dropped messages (include/coremq/events.h);
   // none by default.
   std::shared_ptr<EventHook> event_hook;
+  // Asynchronous hook decisions (include/coremq/async_hooks.h): how long one may take before
+  // it counts as a refusal (0x80; counter hook_decisions_timed_out), and how many one shard
+  // may wait for at once (past it: refused at once, 0x97; counter hook_decisions_refused_busy).
+  uint32_t hook_timeout_ms = 5000;
+  uint32_t max_pending_hook_decisions = 1024;
 
   // Log level name: debug, info, warning, error, none.
   std::string log_level = "info";

@@ -12,6 +12,7 @@
 
 #include "base/byte_buffer.h"
 #include "base/string_map.h"
+#include "broker/pending_decision.h"
 #include "mqtt/packet.h"
 #include "transport/channel.h"
 
@@ -99,6 +100,9 @@ struct Connection {
   std::unique_ptr<TopicAliases> topic_aliases;
   std::unique_ptr<EnhancedAuthentication> authentication;  // null unless CONNECT named a method
   std::unique_ptr<transport::Channel> channel;             // null on plain TCP listeners
+  // An asynchronous hook decision this connection's input waits for (async_hooks.cc); null
+  // nearly always.
+  std::unique_ptr<PendingDecision> pending_decision;
 
   int64_t accepted_at_ms = 0;
   int64_t last_packet_at_ms = 0;

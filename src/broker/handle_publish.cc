@@ -72,8 +72,17 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
       return false;
     }
   }
-  ++counters_.messages_received;
-  if (!may_publish(session, topic, publish.qos, publish.retain)) return refuse_publish(connection, publish, topic);
+  // A PUBLISH handled again after an asynchronous hook answered was counted the first time.
+  if (connection->pending_decision == nullptr) ++counters_.messages_received;
+  if (session->acl != nullptr && !session->acl->can_publish(topic)) return refuse_publish(connection, publish, topic);
+  if (options_.authorization_hook != nullptr) {
+    switch (authorize_publish(connection, publish, topic)) {
+      case Interception::kPass: break;
+      case Interception::kDropped: return true;
+      case Interception::kStop: return false;
+      case Interception::kHeld: return true;
+    }
+  }
   const MessageProperties* replaced_properties = nullptr;
   if (interceptor_ != nullptr) [[unlikely]] {
     // A QoS 2 resend before PUBREL was intercepted on its first arrival.
@@ -81,6 +90,7 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
                   session->incoming_qos2->contains(publish.packet_id);
     if (!resend) {
       Interception result = intercept_publish(connection, publish, &topic);
+      if (result == Interception::kHeld) return true;
       if (result != Interception::kPass) return result == Interception::kDropped;
       if (rewrite_scratch_.properties) replaced_properties = &*rewrite_scratch_.properties;
     }
@@ -119,6 +129,37 @@ bool ShardState::refuse_publish(Connection* connection, const mqtt::PublishPacke
   if (publish.qos == 0) return true;
   uint8_t reason = connection->version == ProtocolVersion::kV5 ? static_cast<uint8_t>(ReasonCode::kNotAuthorized) : 0;
   return send_ack(connection, publish.qos == 1 ? PacketType::kPuback : PacketType::kPubrec, publish.packet_id, reason);
+}
+
+ShardState::Interception ShardState::authorize_publish(Connection* connection, const mqtt::PublishPacket& publish,
+                                                       std::string_view topic) {
+  HookAnswer::Kind answer = HookAnswer::Kind::kNone;
+  if (const HookAnswer* stored = stored_answer(connection, PendingDecision::Stage::kPublishAuthorization)) {
+    answer = stored->kind;
+  } else {
+    Deferral deferral(*this);
+    AuthorizationHook::Decision decision = options_.authorization_hook->decide_publish(
+        hook_identity(connection->session), topic, publish.qos, publish.retain, deferral);
+    if (decision == AuthorizationHook::Decision::kDefer) {
+      switch (hold_for_decision(connection, deferral, PendingDecision::Stage::kPublishAuthorization)) {
+        case Held::kHeld: return Interception::kHeld;
+        case Held::kBusy:
+          return refuse_intercepted(connection, publish, topic, ReasonCode::kQuotaExceeded, DropReason::kAuthorization)
+                     ? Interception::kDropped
+                     : Interception::kStop;
+        case Held::kBroken: answer = HookAnswer::Kind::kDeny; break;
+      }
+    } else {
+      answer = decision == AuthorizationHook::Decision::kAllow ? HookAnswer::Kind::kAllow : HookAnswer::Kind::kDeny;
+    }
+  }
+  if (answer == HookAnswer::Kind::kAllow) return Interception::kPass;
+  if (answer == HookAnswer::Kind::kTimedOut) {
+    return refuse_intercepted(connection, publish, topic, ReasonCode::kUnspecifiedError, DropReason::kAuthorization)
+               ? Interception::kDropped
+               : Interception::kStop;
+  }
+  return refuse_publish(connection, publish, topic) ? Interception::kDropped : Interception::kStop;
 }
 
 bool ShardState::acknowledge_publish(Connection* connection, PacketType type, uint16_t packet_id, bool retain) {

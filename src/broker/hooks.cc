@@ -90,13 +90,12 @@ void ShardState::call_event_hook(Call&& call) {
 #endif
 }
 
-ShardState::Interception ShardState::intercept_publish(Connection* connection, mqtt::PublishPacket& publish,
-                                                       std::string_view* topic) {
-  COREMQ_ASSERT(interceptor_ != nullptr && connection->session != nullptr);
+InterceptionVerdict ShardState::call_interceptor(Connection* connection, const mqtt::PublishPacket& publish,
+                                                 std::string_view topic, MessageRewrite& rewrite) {
   InterceptedMessage message;
   message.client = hook_identity(connection->session);
   message.protocol_version = static_cast<uint8_t>(connection->version);
-  message.topic = *topic;
+  message.topic = topic;
   message.payload = publish.payload;
   message.qos = publish.qos;
   message.retain = publish.retain;
@@ -117,9 +116,40 @@ ShardState::Interception ShardState::intercept_publish(Connection* connection, m
     }
     message.user_properties = intercepted_user_properties_;
   }
+  Deferral deferral(*this);
+  InterceptionVerdict verdict = interceptor_->on_publish(message, rewrite, deferral);
+  if (verdict.action != InterceptionVerdict::Action::kDefer) return verdict;
+  rewrite.reset();
+  switch (hold_for_decision(connection, deferral, PendingDecision::Stage::kInterception)) {
+    case Held::kHeld: return InterceptionVerdict::defer();  // held: the answer comes later
+    case Held::kBusy: return InterceptionVerdict::drop(static_cast<uint8_t>(ReasonCode::kQuotaExceeded));
+    case Held::kBroken: break;
+  }
+  return InterceptionVerdict::drop(static_cast<uint8_t>(ReasonCode::kImplementationSpecificError));
+}
+
+ShardState::Interception ShardState::intercept_publish(Connection* connection, mqtt::PublishPacket& publish,
+                                                       std::string_view* topic) {
+  COREMQ_ASSERT(interceptor_ != nullptr && connection->session != nullptr);
   MessageRewrite& rewrite = rewrite_scratch_;
   rewrite.reset();
-  InterceptionVerdict verdict = interceptor_->on_publish(message, rewrite);
+  InterceptionVerdict verdict;
+  if (HookAnswer* stored = stored_answer(connection, PendingDecision::Stage::kInterception)) {
+    // Handled again: the deferred answer stands in for the call.
+    switch (stored->kind) {
+      case HookAnswer::Kind::kAllow:
+        if (stored->rewrite != nullptr) rewrite = std::move(*stored->rewrite);
+        break;
+      case HookAnswer::Kind::kDisconnect: verdict = InterceptionVerdict::disconnect(stored->reason_code); break;
+      case HookAnswer::Kind::kTimedOut:
+        verdict = InterceptionVerdict::drop(static_cast<uint8_t>(ReasonCode::kUnspecifiedError));
+        break;
+      default: verdict = InterceptionVerdict::drop(stored->reason_code); break;
+    }
+  } else {
+    verdict = call_interceptor(connection, publish, *topic, rewrite);
+    if (verdict.action == InterceptionVerdict::Action::kDefer) return Interception::kHeld;
+  }
   const std::string& client_id = connection->session->client_id;
   switch (verdict.action) {
     case InterceptionVerdict::Action::kPass: break;
@@ -146,6 +176,7 @@ ShardState::Interception ShardState::intercept_publish(Connection* connection, m
                      {DisconnectReason::kAdministrative, static_cast<uint8_t>(reason)});
       return Interception::kStop;
     }
+    case InterceptionVerdict::Action::kDefer: COREMQ_ASSERT_MSG(false, "a deferral is held above"); break;
   }
   if (rewrite.empty()) return Interception::kPass;
   if (rewrite.topic) {
@@ -175,8 +206,8 @@ ShardState::Interception ShardState::intercept_publish(Connection* connection, m
 }
 
 bool ShardState::refuse_intercepted(Connection* connection, const mqtt::PublishPacket& publish,
-                                    std::string_view topic, ReasonCode reason) {
-  report_dropped(connection->session, topic, publish.qos, DropReason::kInterceptor);
+                                    std::string_view topic, ReasonCode reason, DropReason why) {
+  report_dropped(connection->session, topic, publish.qos, why);
   if (publish.qos == 0) return true;
   // As an ACL refusal (refuse_publish): the QoS flow ends normally; 3.1.1 has no reason code.
   uint8_t code = connection->version == ProtocolVersion::kV5 ? static_cast<uint8_t>(reason) : 0;

@@ -82,6 +82,15 @@ struct ShardCounters {
   uint64_t interceptor_rewrites_invalid = 0;
   // Event hook calls over 1 ms (Options::event_hook; timed in debug builds only).
   uint64_t event_hook_slow = 0;
+  // Asynchronous hook decisions: deferred, timed out (Options::hook_timeout_ms), refused at once
+  // because the shard waited for Options::max_pending_hook_decisions already, hooks that
+  // returned "defer" without calling defer() (refused with 0x83), and answers a full answer
+  // ring dropped (folded in from the ring at each tick).
+  uint64_t hook_decisions_deferred = 0;
+  uint64_t hook_decisions_timed_out = 0;
+  uint64_t hook_decisions_refused_busy = 0;
+  uint64_t hook_defers_without_handle = 0;
+  uint64_t hook_answers_dropped = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -89,7 +98,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 46 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 51 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -136,6 +145,11 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("interceptor_rewrites", counters.interceptor_rewrites);
   visit("interceptor_rewrites_invalid", counters.interceptor_rewrites_invalid);
   visit("event_hook_slow", counters.event_hook_slow);
+  visit("hook_decisions_deferred", counters.hook_decisions_deferred);
+  visit("hook_decisions_timed_out", counters.hook_decisions_timed_out);
+  visit("hook_decisions_refused_busy", counters.hook_decisions_refused_busy);
+  visit("hook_defers_without_handle", counters.hook_defers_without_handle);
+  visit("hook_answers_dropped", counters.hook_answers_dropped);
 }
 
 }  // namespace coremq::broker

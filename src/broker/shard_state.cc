@@ -156,6 +156,10 @@ ShardState::Next ShardState::handle_packet(Connection* connection, const mqtt::F
     return Next::kStop;
   }
   COREMQ_ASSERT(connection->state == ConnectionState::kConnected);
+  // Kept by hold_for_decision when a hook answers later.
+  current_packet_type_ = header.type;
+  current_packet_flags_ = header.flags;
+  current_packet_body_ = body;
   bool keep_going = false;
   switch (header.type) {
     case PacketType::kPublish: keep_going = handle_publish(connection, body, header.flags); break;
@@ -269,6 +273,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
   bool was_handing_off = connection->state == ConnectionState::kHandingOff;
   connection->state = ConnectionState::kClosing;
   forget_password_check(connection);
+  forget_pending_decision(connection);
   if (connection->input_held) drop_waiting_answer(connection);
   connections_.erase(connection);
   COREMQ_ASSERT(counters_.connections_current > 0);
@@ -329,6 +334,7 @@ void ShardState::on_output_drained(Connection* connection) {
 void ShardState::on_tick(int64_t now_ms) {
   now_ms_ = now_ms;
   run_due_timers(now_ms);
+  expire_pending_decisions(now_ms);
   retained_.forget_tombstones(now_ms);
   // Collect first: ending a connection edits connections_.
   std::vector<std::pair<Connection*, bool>> expired;  // connection, is keep-alive expiry

@@ -63,6 +63,10 @@ class IoPort {
   // The peer's numeric address and port, for the event hook's connected event (called only
   // when one is installed); empty when unknown.
   virtual std::string peer_address(const Connection* /*connection*/) { return {}; }
+  // A handle a host thread answers an asynchronous hook decision with; the answer comes back
+  // on this shard's thread as ShardState::on_hook_answer. Empty: this I/O side cannot carry
+  // answers (the decision is refused as busy).
+  virtual HookCompletion defer_decision(uint64_t /*token*/, uint32_t /*index*/) { return {}; }
 };
 
 // FNV-1a over the client id's bytes: which shard owns the id's session. Documented so
@@ -92,6 +96,9 @@ class ShardState {
   // connection went meanwhile is ignored.
   // `expired`: the checker did not run it, as it waited past the connect timeout in its queue.
   void on_password_verdict(uint64_t token, bool accepted, bool expired = false);
+  // A host's answer to an asynchronous hook decision (async_hooks.cc). An answer whose
+  // decision timed out, or whose connection went, is ignored.
+  void on_hook_answer(HookAnswer answer);
   // The connection's TLS or WebSocket transport refused what the client sent: the client
   // goes (its will too), after the transport's alert or close frame is flushed.
   void on_transport_error(Connection* connection, std::string_view why);
@@ -196,13 +203,21 @@ class ShardState {
   ClientIdentity hook_identity(const Session* session) const;
 
   // The message interceptor and the event hook (hooks.cc); see the headers in include/coremq/.
-  enum class Interception : uint8_t { kPass, kDropped, kStop };
+  enum class Interception : uint8_t { kPass, kDropped, kStop, kHeld };
   // kPass: go on with *topic and publish.payload as the interceptor left them (and
   // rewrite_scratch_.properties when set); kDropped: refused and acknowledged; kStop: the
-  // connection is closed.
+  // connection is closed; kHeld: the interceptor answers later (the input is held).
   Interception intercept_publish(Connection* connection, mqtt::PublishPacket& publish, std::string_view* topic);
+  // Asks the interceptor; kDefer only when the connection is now held for its answer (a
+  // deferral the broker cannot take is already turned into a drop).
+  InterceptionVerdict call_interceptor(Connection* connection, const mqtt::PublishPacket& publish,
+                                       std::string_view topic, MessageRewrite& rewrite);
+  // Refuses a PUBLISH as refuse_publish does, with `reason` (MQTT 5), reporting `why`.
   [[nodiscard]] bool refuse_intercepted(Connection* connection, const mqtt::PublishPacket& publish,
-                                        std::string_view topic, mqtt::ReasonCode reason);
+                                        std::string_view topic, mqtt::ReasonCode reason,
+                                        DropReason why = DropReason::kInterceptor);
+  // The authorization hook's say on a PUBLISH (after the ACL file): kPass when allowed.
+  Interception authorize_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
   std::string_view encode_rewritten_properties(const MessageProperties& replaced);
   template <typename Call>
   void call_event_hook(Call&& call);
@@ -214,6 +229,18 @@ class ShardState {
     if (events_ != nullptr) [[unlikely]] report_dropped_now(session, topic, qos, reason);
   }
   void report_dropped_now(const Session* session, std::string_view topic, uint8_t qos, DropReason reason);
+
+  // Asynchronous decisions (async_hooks.cc). A hook that may answer later gets a Deferral;
+  // when it defers, hold_for_decision keeps the packet being handled (current_packet_) and
+  // holds the connection's input until on_hook_answer (or the timeout) handles it again.
+  class Deferral;
+  enum class Held : uint8_t { kHeld, kBusy, kBroken };
+  Held hold_for_decision(Connection* connection, Deferral& deferral, PendingDecision::Stage stage);
+  void replay_decision(Connection* connection);
+  void forget_pending_decision(Connection* connection);
+  void expire_pending_decisions(int64_t now_ms);
+  // The answer a PUBLISH or SUBSCRIBE being handled again got for `stage`, or null.
+  HookAnswer* stored_answer(Connection* connection, PendingDecision::Stage stage);
   std::string assign_client_id();
   // Whether a keep-alive is over --max-keepalive (see the definition for keep-alive 0).
   bool over_max_keep_alive(uint16_t keep_alive_seconds) const;
@@ -244,6 +271,10 @@ class ShardState {
   bool handle_subscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   bool handle_unsubscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   uint8_t subscribe_one(Session* session, const mqtt::SubscribeTopic& entry, uint32_t identifier, bool* existed);
+  // The authorization hook's say on one filter: kAllow, kDeny, kTimedOut (a deferred answer
+  // that did not come), kNone (deferred: the connection is now held), or kBusy
+  // (max_pending_hook_decisions reached).
+  HookAnswer::Kind authorize_subscribe(Session* session, std::string_view filter, uint8_t qos);
   bool unsubscribe_one(Session* session, std::string_view filter);
   void send_retained(Session* session, std::string_view filter, const SubscriptionOptions& options);
   void post_interest(CrossShardItem::Kind kind, std::string_view filter);
@@ -389,7 +420,31 @@ class ShardState {
   MessageInterceptor* const interceptor_;
   EventHook* const events_;
   MessageRewrite rewrite_scratch_;
+  // The packet handle_packet is handling (for hold_for_decision).
+  mqtt::PacketType current_packet_type_ = mqtt::PacketType::kPublish;
+  uint8_t current_packet_flags_ = 0;
+  std::span<const uint8_t> current_packet_body_;
+  // Decisions this shard waits for, by token; the one being handled again.
+  absl::flat_hash_map<uint64_t, Connection*> pending_decisions_;
+  uint64_t decision_token_last_ = 0;
+  PendingDecision* replaying_ = nullptr;
   std::vector<std::pair<std::string_view, std::string_view>> intercepted_user_properties_;
+};
+
+// What a hook that may answer later gets (HookDeferral): the first defer() takes a token
+// and a handle, unless the shard already waits for Options::max_pending_hook_decisions.
+class ShardState::Deferral final : public HookDeferral {
+ public:
+  explicit Deferral(ShardState& state) : state_(state) {}
+  HookCompletion defer() override;
+  uint64_t token() const { return token_; }
+  bool over_bound() const { return over_bound_; }
+
+ private:
+  ShardState& state_;
+  uint64_t token_ = 0;
+  bool asked_ = false;
+  bool over_bound_ = false;
 };
 
 }  // namespace coremq::broker

@@ -43,7 +43,8 @@ class TestInterceptor : public MessageInterceptor {
     std::vector<std::pair<std::string, std::string>> user_properties;
   };
 
-  InterceptionVerdict on_publish(const InterceptedMessage& message, MessageRewrite& rewrite) override {
+  InterceptionVerdict on_publish(const InterceptedMessage& message, MessageRewrite& rewrite,
+                                 HookDeferral& /*deferral*/) override {
     EXPECT_TRUE(rewrite.empty());
     {
       std::lock_guard lock(mutex_);
