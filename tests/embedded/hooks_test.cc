@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
@@ -162,6 +163,117 @@ class DenySecret : public AuthorizationHook {
   }
   bool allow_subscribe(const ClientIdentity&, std::string_view, uint8_t) override { return true; }
   bool allow_receive(const ClientIdentity&, std::string_view) override { return true; }
+};
+
+// A host thread that answers deferred decisions after a delay (an external service's round
+// trip), in the order they came. Joined on destruction.
+class Answerer {
+ public:
+  using Answer = std::function<void(HookCompletion&)>;
+  explicit Answerer(std::chrono::milliseconds delay) : delay_(delay), thread_([this] { run(); }) {}
+  ~Answerer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  void add(HookCompletion completion, Answer answer) {
+    std::lock_guard lock(mutex_);
+    queue_.emplace_back(std::move(completion), std::move(answer));
+    changed_.notify_all();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto [completion, answer] = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      std::this_thread::sleep_for(delay_);  // the simulated service, not a test synchronisation
+      answer(completion);
+      lock.lock();
+    }
+  }
+  std::chrono::milliseconds delay_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::pair<HookCompletion, Answer>> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// Defers what the topic (or filter) asks for: async-pass/..., async-drop/..., async-rewrite/...
+// are answered by the Answerer; never/... is kept unanswered (until the test ends); orphan/...
+// has its handle destroyed at once.
+class AsyncInterceptor : public MessageInterceptor {
+ public:
+  AsyncInterceptor() : answerer_(std::chrono::milliseconds(100)) {}
+  ~AsyncInterceptor() override = default;
+  InterceptionVerdict on_publish(const InterceptedMessage& message, MessageRewrite&,
+                                 HookDeferral& deferral) override {
+    std::string_view topic = message.topic;
+    auto starts = [&](std::string_view prefix) { return topic.substr(0, prefix.size()) == prefix; };
+    if (starts("async-pass/")) {
+      answerer_.add(deferral.defer(), [](HookCompletion& completion) { completion.allow(); });
+    } else if (starts("async-drop/")) {
+      answerer_.add(deferral.defer(), [](HookCompletion& completion) { completion.deny(0x99); });
+    } else if (starts("async-rewrite/")) {
+      answerer_.add(deferral.defer(), [](HookCompletion& completion) {
+        MessageRewrite rewrite;
+        rewrite.topic = "rewritten/async";
+        rewrite.payload = "later";
+        completion.complete(InterceptionVerdict::pass(), std::move(rewrite));
+      });
+    } else if (starts("never/")) {
+      std::lock_guard lock(mutex_);
+      unanswered_.push_back(deferral.defer());
+    } else if (starts("orphan/")) {
+      HookCompletion dropped = deferral.defer();
+    } else {
+      return InterceptionVerdict::pass();
+    }
+    return InterceptionVerdict::defer();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<HookCompletion> unanswered_;
+  Answerer answerer_;  // last: joined first, while the rest is alive
+};
+
+// Authorization decided later for publishes to ask/... and subscriptions to ask/...: refused.
+class AsyncAuthorization : public AuthorizationHook {
+ public:
+  AsyncAuthorization() : answerer_(std::chrono::milliseconds(50)) {}
+  bool allow_publish(const ClientIdentity&, std::string_view, uint8_t, bool) override { return true; }
+  bool allow_subscribe(const ClientIdentity&, std::string_view, uint8_t) override { return true; }
+  bool allow_receive(const ClientIdentity&, std::string_view) override { return true; }
+  Decision decide_publish(const ClientIdentity&, std::string_view topic, uint8_t, bool,
+                          HookDeferral& deferral) override {
+    if (topic.substr(0, 4) != "ask/") return Decision::kAllow;
+    answerer_.add(deferral.defer(), [](HookCompletion& completion) { completion.deny(); });
+    return Decision::kDefer;
+  }
+  Decision decide_subscribe(const ClientIdentity&, std::string_view filter, uint8_t,
+                            HookDeferral& deferral) override {
+    if (filter.substr(0, 4) == "ask/") {
+      answerer_.add(deferral.defer(), [](HookCompletion& completion) { completion.deny(); });
+      return Decision::kDefer;
+    }
+    if (filter.substr(0, 7) == "askok/") {
+      answerer_.add(deferral.defer(), [](HookCompletion& completion) { completion.allow(); });
+      return Decision::kDefer;
+    }
+    return Decision::kAllow;
+  }
+
+ private:
+  Answerer answerer_;
 };
 
 // An MQTT 3.1.1 client on top of NetClient's socket and framing.
@@ -508,6 +620,174 @@ TEST_P(Hooks, DroppedMessagesAreReportedWithTheirReason) {
   EXPECT_EQ(refused[0].detail, "secret/a");
   EXPECT_EQ(refused[0].reason, static_cast<int>(DropReason::kAuthorization));
 }
+
+
+// Asynchronous decisions: answered later from another thread, timed out, refused when too many
+// are pending; while one client waits, the others go on.
+class AsyncHooks : public Hooks {};
+
+TEST_P(AsyncHooks, InterceptorAnswersFromAnotherThreadWhileOtherClientsGoOn) {
+  auto interceptor = std::make_shared<AsyncInterceptor>();
+  restart([&](Options& options) {
+    options.message_interceptor = interceptor;
+    options.hook_timeout_ms = 20000;
+  });
+  std::string why;
+  auto subscriber = network(id_on_shard("sub", 1));
+  ASSERT_EQ(subscriber->subscribe("#", 1, &why), 1) << why;
+  const std::string publisher_id = id_on_shard("pub", 2);
+  auto publisher = network(publisher_id);
+  // Several deferred publishes in a row, sent at once: each waits for its answer, in order,
+  // and the PINGREQ behind them is answered only after them.
+  base::ByteBuffer burst;
+  auto add_publish = [&](std::string_view topic, uint16_t packet_id) {
+    mqtt::PublishPacket publish;
+    publish.topic = topic;
+    publish.payload = "early";
+    publish.qos = 1;
+    publish.packet_id = packet_id;
+    mqtt::encode_publish(burst, publish, mqtt::ProtocolVersion::kV5, {});
+  };
+  add_publish("async-pass/a", 101);
+  add_publish("async-drop/b", 102);
+  add_publish("async-rewrite/c", 103);
+  mqtt::encode_pingreq(burst);
+  ASSERT_TRUE(publisher->send(burst));
+  // Meanwhile another client on the same shard publishes and is answered at once.
+  auto other = network(id_on_shard("other", 2));
+  EXPECT_EQ(other->publish("plain/x", "now", 1, false, &why), 0) << why;
+  std::optional<NetPublish> plain = subscriber->receive_publish(&why);
+  ASSERT_TRUE(plain) << why;
+  EXPECT_EQ(plain->topic, "plain/x");
+
+  std::vector<std::pair<uint16_t, uint8_t>> acks;
+  for (int i = 0; i < 3; ++i) {
+    std::optional<NetPacket> packet = publisher->read(&why);
+    ASSERT_TRUE(packet && packet->type == mqtt::PacketType::kPuback) << why;
+    mqtt::AckPacket ack;
+    ASSERT_EQ(mqtt::decode_ack(packet->span(), packet->flags, mqtt::PacketType::kPuback, mqtt::ProtocolVersion::kV5,
+                               &ack),
+              mqtt::DecodeStatus::kOk);
+    acks.emplace_back(ack.packet_id, ack.reason_code);
+  }
+  EXPECT_EQ(acks, (std::vector<std::pair<uint16_t, uint8_t>>{{101, 0}, {102, 0x99}, {103, 0}}));
+  std::optional<NetPacket> pong = publisher->read(&why);
+  ASSERT_TRUE(pong && pong->type == mqtt::PacketType::kPingresp) << why;
+
+  std::optional<NetPublish> first = subscriber->receive_publish(&why);
+  ASSERT_TRUE(first) << why;
+  EXPECT_EQ(first->topic, "async-pass/a");
+  std::optional<NetPublish> second = subscriber->receive_publish(&why);
+  ASSERT_TRUE(second) << why;
+  EXPECT_EQ(second->topic, "rewritten/async");
+  EXPECT_EQ(second->payload, "later");
+}
+
+TEST_P(AsyncHooks, AnUnansweredDecisionTimesOutWithUnspecifiedErrorAndAnOrphanAtOnce) {
+  auto interceptor = std::make_shared<AsyncInterceptor>();
+  restart([&](Options& options) {
+    options.message_interceptor = interceptor;
+    options.hook_timeout_ms = 1000;
+  });
+  std::string why;
+  auto publisher = network(id_on_shard("pub", 0));
+  // The handle destroyed unanswered answers at once, as a timeout.
+  EXPECT_EQ(publisher->publish("orphan/a", "x", 1, false, &why), 0x80) << why;
+  auto subscriber = network(id_on_shard("sub", 0));
+  ASSERT_EQ(subscriber->subscribe("plain/#", 1, &why), 1) << why;
+  mqtt::PublishPacket publish;
+  publish.topic = "never/a";
+  publish.qos = 2;
+  publish.packet_id = 9;
+  base::ByteBuffer out;
+  mqtt::encode_publish(out, publish, mqtt::ProtocolVersion::kV5, {});
+  mqtt::encode_pingreq(out);
+  ASSERT_TRUE(publisher->send(out));
+  // Others on the same shard go on while it waits (a full round trip each).
+  auto other = network(id_on_shard("other", 0));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(other->publish("plain/x", "now", 1, false, &why), 0) << why;
+    ASSERT_TRUE(subscriber->receive_publish(&why)) << why;
+  }
+  // PUBREC 0x80 once hook_timeout_ms passed (ticks are about a second apart), then PINGRESP.
+  std::optional<NetPacket> pubrec = publisher->read(&why);
+  ASSERT_TRUE(pubrec && pubrec->type == mqtt::PacketType::kPubrec) << why;
+  mqtt::AckPacket ack;
+  ASSERT_EQ(mqtt::decode_ack(pubrec->span(), pubrec->flags, mqtt::PacketType::kPubrec, mqtt::ProtocolVersion::kV5,
+                             &ack),
+            mqtt::DecodeStatus::kOk);
+  EXPECT_EQ(ack.packet_id, 9);
+  EXPECT_EQ(ack.reason_code, 0x80);
+  std::optional<NetPacket> pong = publisher->read(&why);
+  ASSERT_TRUE(pong && pong->type == mqtt::PacketType::kPingresp) << why;
+}
+
+TEST_P(AsyncHooks, PastMaxPendingDecisionsAPublishIsRefusedWithQuotaExceeded) {
+  auto interceptor = std::make_shared<AsyncInterceptor>();
+  restart([&](Options& options) {
+    options.message_interceptor = interceptor;
+    options.max_pending_hook_decisions = 1;
+    options.hook_timeout_ms = 20000;
+  });
+  std::string why;
+  auto waiting = network(id_on_shard("waiting", 1));
+  mqtt::PublishPacket publish;
+  publish.topic = "never/a";
+  publish.qos = 1;
+  publish.packet_id = 5;
+  base::ByteBuffer out;
+  mqtt::encode_publish(out, publish, mqtt::ProtocolVersion::kV5, {});
+  ASSERT_TRUE(waiting->send(out));
+  // The one decision this shard may wait for is taken once `waiting` is held: a round trip of
+  // a client on the same shard, sent after it, proves the shard read it.
+  auto second = network(id_on_shard("second", 1));
+  ASSERT_TRUE(second->ping(&why)) << why;
+  EXPECT_EQ(second->publish("never/b", "x", 1, false, &why), 0x97) << why;
+  EXPECT_EQ(second->publish("plain/c", "x", 1, false, &why), 0) << why;  // not deferred: passed
+}
+
+TEST_P(AsyncHooks, AuthorizationRefusesPublishesAndSubscriptionsLater) {
+  restart([&](Options& options) { options.authorization_hook = std::make_shared<AsyncAuthorization>(); });
+  std::string why;
+  auto client = network(id_on_shard("client", 3));
+  EXPECT_EQ(client->publish("ask/a", "x", 1, false, &why), 0x87) << why;
+  EXPECT_EQ(client->publish("free/a", "x", 1, false, &why), 0) << why;
+  // One SUBSCRIBE, three filters: the middle one refused later, the last allowed later.
+  std::vector<mqtt::SubscribeTopic> topics(3);
+  topics[0].filter = "free/#";
+  topics[0].qos = 1;
+  topics[1].filter = "ask/#";
+  topics[1].qos = 1;
+  topics[2].filter = "askok/#";
+  topics[2].qos = 2;
+  base::ByteBuffer out;
+  mqtt::encode_subscribe(out, 7, topics, mqtt::ProtocolVersion::kV5, {});
+  ASSERT_TRUE(client->send(out));
+  std::optional<NetPacket> packet = client->read(&why);
+  ASSERT_TRUE(packet && packet->type == mqtt::PacketType::kSuback) << why;
+  mqtt::SubackPacket suback;
+  ASSERT_EQ(mqtt::decode_suback(packet->span(), packet->flags, mqtt::ProtocolVersion::kV5, &suback),
+            mqtt::DecodeStatus::kOk);
+  EXPECT_EQ(suback.packet_id, 7);
+  EXPECT_EQ(std::vector<uint8_t>(suback.return_codes.begin(), suback.return_codes.end()),
+            (std::vector<uint8_t>{1, 0x87, 2}));
+  // The granted ones work, each reported once.
+  auto publisher = network(id_on_shard("publisher", 0));
+  EXPECT_EQ(publisher->publish("askok/x", "y", 1, false, &why), 0) << why;
+  std::optional<NetPublish> message = client->receive_publish(&why);
+  ASSERT_TRUE(message) << why;
+  EXPECT_EQ(message->topic, "askok/x");
+  ASSERT_TRUE(client->ping(&why)) << why;
+  std::vector<TestEvents::Event> subscribed = events_->now("subscribed", id_on_shard("client", 3));
+  ASSERT_EQ(subscribed.size(), 2u);
+  EXPECT_EQ(subscribed[0].detail, "free/#");
+  EXPECT_EQ(subscribed[1].detail, "askok/#");
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, AsyncHooks, ::testing::Values(1u, 4u),
+                         [](const ::testing::TestParamInfo<uint32_t>& param_info) {
+                           return "t" + std::to_string(param_info.param);
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Threads, Hooks, ::testing::Values(1u, 4u),
                          [](const ::testing::TestParamInfo<uint32_t>& param_info) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -119,6 +120,17 @@ class FakeIo final : public broker::IoPort {
     password_checks.push_back(
         PasswordCheck{token, listener, std::string(username), has_password, std::string(password)});
     return true;
+  }
+
+  // Asynchronous hook decisions: without `make_completion` none can be taken (the broker
+  // refuses as busy); with it the test makes the handle and answers with
+  // ShardState::on_hook_answer(token). Every token asked is recorded.
+  std::function<HookCompletion(uint64_t token, uint32_t index)> make_completion;
+  std::vector<uint64_t> deferred_tokens;
+  HookCompletion defer_decision(uint64_t token, uint32_t index) override {
+    if (!make_completion) return {};
+    deferred_tokens.push_back(token);
+    return make_completion(token, index);
   }
 
   // Hands the recorded posts over to the caller, who now owns their pointees.
