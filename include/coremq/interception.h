@@ -36,9 +36,9 @@
 // InterceptedMessage are valid during the call only (copy what a deferred decision needs).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,6 +48,19 @@
 #include "coremq/local_client.h"
 
 namespace coremq {
+
+// The MQTT 5 user properties of an InterceptedMessage, in order (a name may repeat). A view
+// (the headers stay C++17, so no std::span): valid during the call only.
+struct UserPropertiesView {
+  using Entry = std::pair<std::string_view, std::string_view>;
+  const Entry* entries = nullptr;
+  size_t count = 0;
+  const Entry* begin() const { return entries; }
+  const Entry* end() const { return entries + count; }
+  size_t size() const { return count; }
+  bool empty() const { return count == 0; }
+  const Entry& operator[](size_t index) const { return entries[index]; }
+};
 
 // A PUBLISH as the broker received it. MQTT 3.1/3.1.1 messages have no properties.
 struct InterceptedMessage {
@@ -62,7 +75,7 @@ struct InterceptedMessage {
   std::optional<std::string_view> content_type;
   std::optional<std::string_view> response_topic;
   std::optional<std::string_view> correlation_data;
-  std::span<const std::pair<std::string_view, std::string_view>> user_properties;
+  UserPropertiesView user_properties;
 };
 
 // What the interceptor changes, filled in place. The broker hands the same object (reset, its

@@ -114,7 +114,7 @@ InterceptionVerdict ShardState::call_interceptor(Connection* connection, const m
         intercepted_user_properties_.emplace_back(user_property_scratch_[i].name, user_property_scratch_[i].value);
       }
     }
-    message.user_properties = intercepted_user_properties_;
+    message.user_properties = {intercepted_user_properties_.data(), intercepted_user_properties_.size()};
   }
   Deferral deferral(*this);
   InterceptionVerdict verdict = interceptor_->on_publish(message, rewrite, deferral);
