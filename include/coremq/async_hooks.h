@@ -1,8 +1,9 @@
 // Asynchronous hook decisions: a hook that cannot decide at once (it asks an external
 // service, a database, a human) takes the decision out of its call with HookDeferral::defer(),
 // returns "deferred", and answers later, from any thread, through the HookCompletion it got.
-// Used by AuthorizationHook::decide_publish / decide_subscribe (authorization.h) and
-// MessageInterceptor::on_publish (interception.h).
+// Used by AuthorizationHook::decide_publish / decide_subscribe (authorization.h),
+// MessageInterceptor::on_publish (interception.h) and AuthenticationHook's *_deferrable steps
+// (authentication.h).
 //
 // While a decision is pending only that client waits: the broker holds the client's input
 // (what it sends next is read once the answer came, in order), and every other client goes
@@ -32,6 +33,7 @@ namespace coremq {
 
 struct InterceptionVerdict;
 struct MessageRewrite;
+struct AuthenticationStep;
 
 namespace internal {
 struct HookChannel;
@@ -60,6 +62,9 @@ class COREMQ_API HookCompletion {
   void deny(uint8_t reason_code = 0x87);
   // Interception only: the whole verdict, with a rewrite for kPass.
   void complete(const InterceptionVerdict& verdict, MessageRewrite&& rewrite);
+  // Authentication only: the deferred step (kSuccess, kContinue or kFailure; kDefer is taken
+  // as a failure with 0x83).
+  void authenticate(const AuthenticationStep& step);
 
  private:
   friend struct internal::HookChannelAccess;

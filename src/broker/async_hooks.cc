@@ -9,6 +9,8 @@
 
 namespace coremq::broker {
 
+using mqtt::ReasonCode;
+
 HookCompletion ShardState::Deferral::defer() {
   if (asked_) return {};
   asked_ = true;
@@ -70,7 +72,8 @@ HookAnswer* ShardState::stored_answer(Connection* connection, PendingDecision::S
     case PendingDecision::Stage::kPublishAuthorization: return pick(record->publish_authorization);
     case PendingDecision::Stage::kInterception: return pick(record->interception);
     case PendingDecision::Stage::kSubscribe: return pick(record->subscribe_answer);
-    case PendingDecision::Stage::kNone: break;
+    case PendingDecision::Stage::kNone:
+    case PendingDecision::Stage::kAuthentication: break;
   }
   return nullptr;
 }
@@ -82,11 +85,16 @@ void ShardState::on_hook_answer(HookAnswer answer) {
   pending_decisions_.erase(found);
   PendingDecision* record = connection->pending_decision.get();
   COREMQ_ASSERT(record != nullptr && record->token == answer.token && connection->input_held);
+  if (record->waiting == PendingDecision::Stage::kAuthentication) {
+    apply_authentication_answer(connection, answer);
+    return;
+  }
   switch (record->waiting) {
     case PendingDecision::Stage::kPublishAuthorization: record->publish_authorization = std::move(answer); break;
     case PendingDecision::Stage::kInterception: record->interception = std::move(answer); break;
     case PendingDecision::Stage::kSubscribe: record->subscribe_answer = std::move(answer); break;
-    case PendingDecision::Stage::kNone: COREMQ_ASSERT_MSG(false, "an answer for no question"); break;
+    case PendingDecision::Stage::kNone:
+    case PendingDecision::Stage::kAuthentication: COREMQ_ASSERT_MSG(false, "an answer for no question"); break;
   }
   replay_decision(connection);
 }
@@ -109,6 +117,66 @@ void ShardState::replay_decision(Connection* connection) {
   if (next != Next::kStop && connection->state == ConnectionState::kConnected && !connection->input_held) {
     resume_held_input(connection);
   }
+}
+
+bool ShardState::hold_authentication(Connection* connection, Deferral& deferral) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kAuthenticating ||
+                connection->state == ConnectionState::kConnected);
+  if (deferral.over_bound()) {
+    ++counters_.hook_decisions_refused_busy;
+    LOG_WARNING_LIMITED("an authentication step was deferred while this shard waits for max_pending_hook_decisions=%u "
+                        "already: refused",
+                        options_.max_pending_hook_decisions);
+    end_authentication(connection, ReasonCode::kServerBusy, "too many authentication steps waiting");
+    return false;
+  }
+  if (deferral.token() == 0) {
+    ++counters_.hook_defers_without_handle;
+    LOG_WARNING_LIMITED("the authentication hook answered 'defer' without calling defer(): refused");
+    end_authentication(connection, ReasonCode::kImplementationSpecificError, "authentication hook error");
+    return false;
+  }
+  COREMQ_ASSERT(connection->pending_decision == nullptr && !connection->input_held);
+  auto record = std::make_unique<PendingDecision>();
+  record->token = deferral.token();
+  record->waiting = PendingDecision::Stage::kAuthentication;
+  record->deadline_ms = io_.now_ms() + int64_t{options_.hook_timeout_ms};
+  pending_decisions_[record->token] = connection;
+  connection->pending_decision = std::move(record);
+  // What the client sends meanwhile (an AUTH, or anything once connected) waits for the step.
+  connection->input_held = true;
+  ++counters_.hook_decisions_deferred;
+  return true;
+}
+
+void ShardState::apply_authentication_answer(Connection* connection, HookAnswer& answer) {
+  connection->pending_decision.reset();
+  connection->input_held = false;
+  bool connected = connection->state == ConnectionState::kConnected;
+  AuthenticationHook::Step step;
+  switch (answer.kind) {
+    case HookAnswer::Kind::kAllow:
+      step.result = AuthenticationHook::Step::Result::kSuccess;
+      step.data = std::move(answer.data);
+      break;
+    case HookAnswer::Kind::kContinue:
+      step.result = AuthenticationHook::Step::Result::kContinue;
+      step.data = std::move(answer.data);
+      break;
+    case HookAnswer::Kind::kTimedOut:
+      // The identity service did not answer: the server is unavailable to this client, which
+      // may try again (a re-authentication's DISCONNECT cannot carry 0x88: Not authorized).
+      step.failure_reason_code = static_cast<uint8_t>(ReasonCode::kServerUnavailable);
+      break;
+    default: step.failure_reason_code = answer.reason_code; break;
+  }
+  bool open = connected ? apply_reauthentication_step(connection, checked(std::move(step)))
+                        : apply_connecting_step(connection, checked(std::move(step)));
+  if (!open || connection->state == ConnectionState::kClosing || connection->input_held) return;
+  // What waited: the rest of the held read, then what the loop parked (resume_held_input asks
+  // the loop only for a connected client; an exchange that goes on is asked here).
+  resume_held_input(connection);
+  if (connection->state == ConnectionState::kAuthenticating && !connection->input_held) io_.resume_input(connection);
 }
 
 void ShardState::forget_pending_decision(Connection* connection) {

@@ -158,7 +158,19 @@ ShardState::Next ShardState::begin_authentication(Connection* connection, const 
   connection->request_problem_information = connect.properties.request_problem_information.value_or(1) == 1;
   auto authentication = std::make_unique<EnhancedAuthentication>();
   authentication->method = std::string(method);
-  AuthenticationHook::Step step = checked(options_.authentication_hook->begin(client_id, method, data));
+  Deferral deferral(*this);
+  AuthenticationHook::Step step = options_.authentication_hook->begin_deferrable(client_id, method, data, deferral);
+  if (step.result == AuthenticationHook::Step::Result::kDefer) {
+    // The CONNECT waits in `authentication` as for a Continue step; the answer is applied as
+    // one (apply_connecting_step).
+    authentication->client_id = std::move(client_id);
+    authentication->connect_body.append(body);
+    authentication->connect_flags = flags;
+    connection->authentication = std::move(authentication);
+    connection->state = ConnectionState::kAuthenticating;
+    return hold_authentication(connection, deferral) ? Next::kContinue : Next::kStop;
+  }
+  step = checked(std::move(step));
   switch (step.result) {
     case AuthenticationHook::Step::Result::kFailure:
       refuse_authentication(connection, step);
@@ -167,6 +179,7 @@ ShardState::Next ShardState::begin_authentication(Connection* connection, const 
       connection->authentication = std::move(authentication);
       return accept_connect(connection, connect, std::move(client_id), client_id_assigned, step.data);
     case AuthenticationHook::Step::Result::kContinue: break;
+    case AuthenticationHook::Step::Result::kDefer: COREMQ_ASSERT_MSG(false, "handled above"); break;
   }
   authentication->client_id = std::move(client_id);
   authentication->connect_body.append(body);
@@ -223,8 +236,16 @@ bool ShardState::continue_authentication(Connection* connection, const mqtt::Aut
                              absl::StrFormat("AUTH with reason 0x%02x while connecting", auth.reason_code));
     return false;
   }
+  Deferral deferral(*this);
   AuthenticationHook::Step step =
-      checked(options_.authentication_hook->next(authentication->client_id, authentication->method, data));
+      options_.authentication_hook->next_deferrable(authentication->client_id, authentication->method, data, deferral);
+  if (step.result == AuthenticationHook::Step::Result::kDefer) return hold_authentication(connection, deferral);
+  return apply_connecting_step(connection, checked(std::move(step)));
+}
+
+bool ShardState::apply_connecting_step(Connection* connection, const AuthenticationHook::Step& step) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kAuthenticating);
+  EnhancedAuthentication* authentication = connection->authentication.get();
   if (step.result == AuthenticationHook::Step::Result::kFailure) {
     refuse_authentication(connection, step);
     return false;
@@ -253,11 +274,12 @@ bool ShardState::handle_reauthentication(Connection* connection, const mqtt::Aut
   AuthenticationHook& hook = *options_.authentication_hook;
   const std::string& client_id = connection->session->client_id;
   AuthenticationHook::Step step;
+  Deferral deferral(*this);
   if (auth.reason_code == static_cast<uint8_t>(ReasonCode::kReauthenticate) && !authentication->reauthenticating) {
-    step = checked(hook.begin_reauthentication(client_id, authentication->method, data));
+    step = hook.begin_reauthentication_deferrable(client_id, authentication->method, data, deferral);
   } else if (auth.reason_code == static_cast<uint8_t>(ReasonCode::kContinueAuthentication) &&
              authentication->reauthenticating) {
-    step = checked(hook.next(client_id, authentication->method, data));
+    step = hook.next_deferrable(client_id, authentication->method, data, deferral);
   } else {
     const char* when =
         authentication->reauthenticating ? "during a re-authentication" : "with no re-authentication under way";
@@ -265,10 +287,19 @@ bool ShardState::handle_reauthentication(Connection* connection, const mqtt::Aut
                              absl::StrFormat("AUTH with reason 0x%02x %s", auth.reason_code, when));
     return false;
   }
+  if (step.result == AuthenticationHook::Step::Result::kDefer) return hold_authentication(connection, deferral);
+  return apply_reauthentication_step(connection, checked(std::move(step)));
+}
+
+bool ShardState::apply_reauthentication_step(Connection* connection, const AuthenticationHook::Step& step) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kConnected && connection->session != nullptr);
+  EnhancedAuthentication* authentication = connection->authentication.get();
+  const std::string& client_id = connection->session->client_id;
   switch (step.result) {
     case AuthenticationHook::Step::Result::kFailure:
       refuse_authentication(connection, step);
       return false;
+    case AuthenticationHook::Step::Result::kDefer: COREMQ_ASSERT_MSG(false, "a deferred step is never applied"); break;
     case AuthenticationHook::Step::Result::kContinue:
       authentication->reauthenticating = true;
       return send_auth(connection, ReasonCode::kContinueAuthentication, step.data);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "base/byte_buffer.h"
@@ -21,7 +22,8 @@ namespace coremq::broker {
 struct HookAnswer {
   enum class Kind : uint8_t {
     kNone,
-    kAllow,       // allowed / pass (with `rewrite` when set)
+    kAllow,       // allowed / pass (with `rewrite` when set) / authentication succeeded (`data`)
+    kContinue,    // authentication goes on: AUTH Continue authentication with `data`
     kDeny,        // refused / dropped with reason_code
     kDisconnect,  // interception: end the client with reason_code
     kTimedOut,    // not answered in time, or the handle was destroyed unanswered
@@ -32,11 +34,14 @@ struct HookAnswer {
   Kind kind = Kind::kNone;
   uint8_t reason_code = 0;
   std::unique_ptr<MessageRewrite> rewrite;
+  std::string data;  // authentication: the step's Authentication Data
 };
 
 struct PendingDecision {
   // What the outstanding question is.
-  enum class Stage : uint8_t { kNone, kPublishAuthorization, kInterception, kSubscribe };
+  // kAuthentication is never handled again: its answer is applied as the step it stands for
+  // (the CONNECT waits in Connection::authentication, as for a Continue step).
+  enum class Stage : uint8_t { kNone, kPublishAuthorization, kInterception, kSubscribe, kAuthentication };
   uint64_t token = 0;  // 0 while no question is outstanding (replaying)
   Stage waiting = Stage::kNone;
   int64_t deadline_ms = 0;

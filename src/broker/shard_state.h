@@ -169,6 +169,11 @@ class ShardState {
   bool handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   bool continue_authentication(Connection* connection, const mqtt::AuthPacket& auth, std::string_view data);
   bool handle_reauthentication(Connection* connection, const mqtt::AuthPacket& auth, std::string_view data);
+  // What a step (answered now, or later for a deferred one) does: connecting, an AUTH Continue
+  // or the CONNACK (the CONNECT waits in connection->authentication); connected, an AUTH.
+  // False when the connection ended.
+  bool apply_connecting_step(Connection* connection, const AuthenticationHook::Step& step);
+  bool apply_reauthentication_step(Connection* connection, const AuthenticationHook::Step& step);
   // The hook's answer, made a failure (0x83) when its data is over the Binary Data limit.
   static AuthenticationHook::Step checked(AuthenticationHook::Step step);
   // The hook said no: CONNACK (connecting) or DISCONNECT (re-authenticating) with its reason.
@@ -237,6 +242,11 @@ class ShardState {
   enum class Held : uint8_t { kHeld, kBusy, kBroken };
   Held hold_for_decision(Connection* connection, Deferral& deferral, PendingDecision::Stage stage);
   void replay_decision(Connection* connection);
+  // A deferred authentication step: holds the client's input until on_hook_answer applies the
+  // answer (or ends the exchange: busy, or a hook that did not call defer()). False when the
+  // connection ended.
+  [[nodiscard]] bool hold_authentication(Connection* connection, Deferral& deferral);
+  void apply_authentication_answer(Connection* connection, HookAnswer& answer);
   void forget_pending_decision(Connection* connection);
   void expire_pending_decisions(int64_t now_ms);
   // The answer a PUBLISH or SUBSCRIBE being handled again got for `stage`, or null.

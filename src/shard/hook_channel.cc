@@ -2,6 +2,7 @@
 // (hook_channel.h). Host threads; Shard::wake_from_outside is the only call into the shard.
 #include "shard/hook_channel.h"
 
+#include "coremq/authentication.h"
 #include "coremq/interception.h"
 #include "shard/shard.h"
 
@@ -20,7 +21,7 @@ void HookChannel::push(broker::HookAnswer&& answer) {
 }
 
 void HookChannelAccess::send(HookCompletion& completion, broker::HookAnswer::Kind kind, uint8_t reason_code,
-                             std::unique_ptr<MessageRewrite> rewrite) {
+                             std::unique_ptr<MessageRewrite> rewrite, std::string data) {
   if (completion.channel_ == nullptr) return;
   broker::HookAnswer answer;
   answer.token = completion.token_;
@@ -28,6 +29,7 @@ void HookChannelAccess::send(HookCompletion& completion, broker::HookAnswer::Kin
   answer.kind = kind;
   answer.reason_code = reason_code;
   answer.rewrite = std::move(rewrite);
+  answer.data = std::move(data);
   std::shared_ptr<HookChannel> channel = std::move(completion.channel_);
   completion.channel_ = nullptr;
   channel->push(std::move(answer));
@@ -75,6 +77,20 @@ void HookCompletion::complete(const InterceptionVerdict& verdict, MessageRewrite
   }
   // "Defer" again is no answer: the decision is refused as a broken hook's would be.
   HookChannelAccess::send(*this, Kind::kDeny, 0x83, nullptr);
+}
+
+void HookCompletion::authenticate(const AuthenticationStep& step) {
+  switch (step.result) {
+    case AuthenticationStep::Result::kSuccess: HookChannelAccess::send(*this, Kind::kAllow, 0, nullptr, step.data); return;
+    case AuthenticationStep::Result::kContinue:
+      HookChannelAccess::send(*this, Kind::kContinue, 0, nullptr, step.data);
+      return;
+    case AuthenticationStep::Result::kFailure:
+      HookChannelAccess::send(*this, Kind::kDeny, step.failure_reason_code, nullptr);
+      return;
+    case AuthenticationStep::Result::kDefer: break;
+  }
+  HookChannelAccess::send(*this, Kind::kDeny, 0x83, nullptr);  // "defer" again is no answer
 }
 
 }  // namespace coremq

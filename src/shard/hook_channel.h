@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "broker/pending_decision.h"
 #include "coremq/async_hooks.h"
@@ -40,7 +41,7 @@ struct HookChannelAccess {
   }
   // Sends the handle's answer once and empties it.
   static void send(HookCompletion& completion, broker::HookAnswer::Kind kind, uint8_t reason_code,
-                   std::unique_ptr<MessageRewrite> rewrite);
+                   std::unique_ptr<MessageRewrite> rewrite, std::string data = {});
 };
 
 }  // namespace coremq::internal

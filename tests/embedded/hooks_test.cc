@@ -17,7 +17,9 @@
 #include <thread>
 #include <vector>
 
+#include "auth_packets.h"
 #include "broker/shard_state.h"
+#include "coremq/authentication.h"
 #include "coremq/broker.h"
 #include "coremq/events.h"
 #include "coremq/interception.h"
@@ -273,6 +275,44 @@ class AsyncAuthorization : public AuthorizationHook {
   }
 
  private:
+  Answerer answerer_;
+};
+
+// Enhanced authentication (method "async") answered later: "fast" succeeds, "twostep" asks
+// for "response" in a second step, "never" is not answered (until the test ends).
+class AsyncAuthenticator : public AuthenticationHook {
+ public:
+  AsyncAuthenticator() : answerer_(std::chrono::milliseconds(100)) {}
+  bool supports_method(std::string_view method) const override { return method == "async"; }
+  Step begin(std::string_view, std::string_view, std::string_view) override { return {}; }
+  Step next(std::string_view, std::string_view, std::string_view) override { return {}; }
+  Step begin_deferrable(std::string_view, std::string_view, std::string_view data, HookDeferral& deferral) override {
+    if (data == "never") {
+      std::lock_guard lock(mutex_);
+      unanswered_.push_back(deferral.defer());
+    } else if (data == "twostep") {
+      answerer_.add(deferral.defer(), [](HookCompletion& completion) {
+        completion.authenticate({AuthenticationStep::Result::kContinue, "challenge", 0});
+      });
+    } else {
+      answerer_.add(deferral.defer(), [](HookCompletion& completion) {
+        completion.authenticate({AuthenticationStep::Result::kSuccess, "welcome", 0});
+      });
+    }
+    return {AuthenticationStep::Result::kDefer, {}, 0};
+  }
+  Step next_deferrable(std::string_view, std::string_view, std::string_view data, HookDeferral& deferral) override {
+    bool right = data == "response";
+    answerer_.add(deferral.defer(), [right](HookCompletion& completion) {
+      completion.authenticate(right ? AuthenticationStep{AuthenticationStep::Result::kSuccess, "in", 0}
+                                    : AuthenticationStep{AuthenticationStep::Result::kFailure, {}, 0x86});
+    });
+    return {AuthenticationStep::Result::kDefer, {}, 0};
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<HookCompletion> unanswered_;
   Answerer answerer_;
 };
 
@@ -782,6 +822,66 @@ TEST_P(AsyncHooks, AuthorizationRefusesPublishesAndSubscriptionsLater) {
   ASSERT_EQ(subscribed.size(), 2u);
   EXPECT_EQ(subscribed[0].detail, "free/#");
   EXPECT_EQ(subscribed[1].detail, "askok/#");
+}
+
+
+TEST_P(AsyncHooks, AuthenticationAnsweredLaterConnectsAndAnUnansweredOneTimesOut) {
+  restart([&](Options& options) {
+    options.authentication_hook = std::make_shared<AsyncAuthenticator>();
+    options.hook_timeout_ms = 1000;
+  });
+  std::string why;
+  auto server_packet = [&](NetClient& client) {
+    std::optional<NetPacket> packet = client.read(&why);
+    EXPECT_TRUE(packet) << why;
+    if (!packet) return ServerPacket{};
+    return decode_server_packet(static_cast<uint8_t>(static_cast<uint8_t>(packet->type) << 4 | packet->flags),
+                                packet->span());
+  };
+  auto send = [](NetClient& client, const std::string& bytes) {
+    base::ByteBuffer out;
+    out.append(bytes);
+    return client.send(out);
+  };
+  // Never answered: CONNACK 0x88 Server unavailable once hook_timeout_ms passed.
+  NetClient waiting(broker_->port());
+  ASSERT_TRUE(send(waiting, connect5_bytes(id_on_shard("waiting", 0), {.method = "async", .data = "never"})));
+  // One step, answered from another thread.
+  NetClient fast(broker_->port());
+  ASSERT_TRUE(send(fast, connect5_bytes(id_on_shard("fast", 0), {.method = "async", .data = "fast"})));
+  ServerPacket connack = server_packet(fast);
+  EXPECT_EQ(connack.type, mqtt::PacketType::kConnack);
+  EXPECT_EQ(connack.reason_code, 0);
+  EXPECT_EQ(connack.data, "welcome");
+  // Two steps, each answered later.
+  NetClient twostep(broker_->port());
+  ASSERT_TRUE(send(twostep, connect5_bytes(id_on_shard("twostep", 0), {.method = "async", .data = "twostep"})));
+  ServerPacket challenge = server_packet(twostep);
+  EXPECT_EQ(challenge.type, mqtt::PacketType::kAuth);
+  EXPECT_EQ(challenge.reason_code, 0x18);
+  EXPECT_EQ(challenge.data, "challenge");
+  base::ByteBuffer pingreq;
+  mqtt::encode_pingreq(pingreq);
+  ASSERT_TRUE(send(twostep, auth_bytes(0x18, "async", "response") + std::string(pingreq.view())));
+  connack = server_packet(twostep);
+  EXPECT_EQ(connack.type, mqtt::PacketType::kConnack);
+  EXPECT_EQ(connack.reason_code, 0);
+  EXPECT_EQ(connack.data, "in");
+  EXPECT_EQ(server_packet(twostep).type, mqtt::PacketType::kPingresp);  // sent behind the AUTH, answered after
+  // A client without enhanced authentication goes on meanwhile.
+  auto plain = network(id_on_shard("plain", 0));
+  ASSERT_TRUE(plain->ping(&why)) << why;
+  ServerPacket refused = server_packet(waiting);
+  EXPECT_EQ(refused.type, mqtt::PacketType::kConnack);
+  EXPECT_EQ(refused.reason_code, 0x88);
+  // A wrong second step is refused with the hook's code.
+  NetClient wrong(broker_->port());
+  ASSERT_TRUE(send(wrong, connect5_bytes(id_on_shard("wrong", 0), {.method = "async", .data = "twostep"})));
+  EXPECT_EQ(server_packet(wrong).type, mqtt::PacketType::kAuth);
+  ASSERT_TRUE(send(wrong, auth_bytes(0x18, "async", "guess")));
+  refused = server_packet(wrong);
+  EXPECT_EQ(refused.type, mqtt::PacketType::kConnack);
+  EXPECT_EQ(refused.reason_code, 0x86);
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, AsyncHooks, ::testing::Values(1u, 4u),

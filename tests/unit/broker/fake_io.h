@@ -100,7 +100,9 @@ class FakeIo final : public broker::IoPort {
   void resume_input(broker::Connection* connection) override {
     // The contract: only for a connection the protocol side just stopped holding.
     COREMQ_ASSERT(!connection->input_held);
-    COREMQ_ASSERT(connection->state == broker::ConnectionState::kConnected);
+    // Connected, or still authenticating after a deferred step (async_hooks.cc).
+    COREMQ_ASSERT(connection->state == broker::ConnectionState::kConnected ||
+                  connection->state == broker::ConnectionState::kAuthenticating);
     resumes.push_back(connection);
   }
 
