@@ -301,6 +301,13 @@ class AsyncAuthenticator : public AuthenticationHook {
     }
     return {AuthenticationStep::Result::kDefer, {}, 0};
   }
+  Step begin_reauthentication_deferrable(std::string_view, std::string_view, std::string_view,
+                                         HookDeferral& deferral) override {
+    answerer_.add(deferral.defer(), [](HookCompletion& completion) {
+      completion.authenticate({AuthenticationStep::Result::kSuccess, "again", 0});
+    });
+    return {AuthenticationStep::Result::kDefer, {}, 0};
+  }
   Step next_deferrable(std::string_view, std::string_view, std::string_view data, HookDeferral& deferral) override {
     bool right = data == "response";
     answerer_.add(deferral.defer(), [right](HookCompletion& completion) {
@@ -853,6 +860,15 @@ TEST_P(AsyncHooks, AuthenticationAnsweredLaterConnectsAndAnUnansweredOneTimesOut
   EXPECT_EQ(connack.type, mqtt::PacketType::kConnack);
   EXPECT_EQ(connack.reason_code, 0);
   EXPECT_EQ(connack.data, "welcome");
+  // A re-authentication answered later; the PINGREQ behind it waits for it.
+  base::ByteBuffer ping;
+  mqtt::encode_pingreq(ping);
+  ASSERT_TRUE(send(fast, auth_bytes(0x19, "async", "renew") + std::string(ping.view())));
+  ServerPacket renewed = server_packet(fast);
+  EXPECT_EQ(renewed.type, mqtt::PacketType::kAuth);
+  EXPECT_EQ(renewed.reason_code, 0x00);
+  EXPECT_EQ(renewed.data, "again");
+  EXPECT_EQ(server_packet(fast).type, mqtt::PacketType::kPingresp);
   // Two steps, each answered later.
   NetClient twostep(broker_->port());
   ASSERT_TRUE(send(twostep, connect5_bytes(id_on_shard("twostep", 0), {.method = "async", .data = "twostep"})));
