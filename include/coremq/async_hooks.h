@@ -10,15 +10,16 @@
 // on. In-process clients (Broker::connect_local) of the same shard share one intake, so they
 // wait with it. Bounds (Options):
 // - hook_timeout_ms: a decision not answered by then is taken as a refusal with 0x80
-//   Unspecified error in the PUBACK/PUBREC/SUBACK (counter hook_decisions_timed_out, a log
-//   line); a later answer is ignored.
+//   Unspecified error in the PUBACK/PUBREC/SUBACK, 0x88 Server unavailable in the CONNACK
+//   (counter hook_decisions_timed_out, a log line); a later answer is ignored.
 // - max_pending_hook_decisions: decisions one shard may wait for at once; past it defer()
 //   gives an empty handle and the broker refuses at once (PUBLISH: 0x97 Quota exceeded;
-//   SUBSCRIBE filter: 0x97; counter hook_decisions_refused_busy).
+//   SUBSCRIBE filter: 0x97; CONNECT: 0x89 Server busy; counter hook_decisions_refused_busy).
 // A handle destroyed unanswered answers as a timeout would, at once. A handle answered after
-// the broker stopped, or after its client left, is ignored. Answering is lock-free towards
-// the shard (a bounded ring per shard; a full ring drops the answer, counted as
-// hook_answers_dropped, and the decision then times out).
+// the broker stopped, or after its client left, is ignored. The answer reaches the shard
+// through a bounded lock-free ring per shard (the answering thread takes a short mutex of its
+// own side only; the shard never waits): a full ring drops the answer, counted as
+// hook_answers_dropped, and the decision then times out.
 #pragma once
 
 #include <cstdint>
