@@ -3,7 +3,14 @@
 // publish temperatures on sensors/<room>/temperature; the gateway subscribes to
 // sensors/+/temperature in process, and for every reading above a threshold publishes an
 // alert on alerts/<room>/temperature (QoS 1, with a user property naming the threshold),
-// which any device subscribed to alerts/# receives. Built against the installed library:
+// which any device subscribed to alerts/# receives. Two hooks guard it:
+// - an authorization hook: only the gateway itself (an in-process client) may publish on
+//   alerts/#, so a device cannot forge an alert (its PUBLISH is dropped, MQTT 5: 0x87);
+// - a message interceptor: readings on sensors/... are normalised before anyone sees them
+//   ("35.5C" and " 35.5 " become "35.5"), and a reading that is not a number is dropped
+//   (MQTT 5 publishers get 0x99 Payload format invalid) and counted.
+// Both run on the broker's shard threads, so they only look at their arguments and an atomic
+// counter: nothing there blocks. Built against the installed library:
 //
 //   c++ -std=c++20 gateway.cc $(pkg-config --cflags --libs coremq)
 //
@@ -11,7 +18,8 @@
 //   PORT       TCP port on 127.0.0.1; 0 asks the kernel for a free one.
 //   THRESHOLD  degrees above which a reading raises an alert; 30 by default.
 // Prints "listening on 127.0.0.1:PORT" once devices can connect and "alert: ROOM VALUE" for
-// each alert it publishes; stops cleanly on SIGINT or SIGTERM and exits 0.
+// each alert it publishes; on SIGINT or SIGTERM prints "dropped N invalid readings", stops
+// cleanly and exits 0.
 // tests/install/run drives it with mosquitto_pub and mosquitto_sub.
 //
 // Threads: main() is the controlling thread (start, connect_local, sigwait, stop); the
@@ -19,10 +27,13 @@
 // (publishing never blocks: it returns a status, or a future the callback does not wait for).
 #include <signal.h>
 
+#include <coremq/authorization.h>
 #include <coremq/broker.h>
+#include <coremq/interception.h>
 #include <coremq/local_client.h>
 #include <coremq/options.h>
 
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -54,6 +65,37 @@ std::string_view room_of(std::string_view topic) {
   return rest.substr(0, rest.find('/'));
 }
 
+// Devices may publish anything but alerts; the gateway (in process) publishes those.
+class AlertsOnlyFromTheGateway : public coremq::AuthorizationHook {
+ public:
+  bool allow_publish(const coremq::ClientIdentity& client, std::string_view topic, uint8_t, bool) override {
+    return client.in_process || topic.substr(0, 7) != "alerts/";
+  }
+  bool allow_subscribe(const coremq::ClientIdentity&, std::string_view, uint8_t) override { return true; }
+  bool allow_receive(const coremq::ClientIdentity&, std::string_view) override { return true; }
+};
+
+// Readings as numbers only: surrounding blanks and a trailing unit ("C") are cut off (a
+// rewrite of the payload), anything else that is not a number is dropped.
+class NormaliseReadings : public coremq::MessageInterceptor {
+ public:
+  coremq::InterceptionVerdict on_publish(const coremq::InterceptedMessage& message, coremq::MessageRewrite& rewrite,
+                                         coremq::HookDeferral&) override {
+    if (message.topic.substr(0, 8) != "sensors/") return coremq::InterceptionVerdict::pass();
+    std::string_view text = message.payload;
+    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == 'C')) text.remove_suffix(1);
+    double value = 0;
+    if (!parse_number(text, &value)) {
+      dropped.fetch_add(1, std::memory_order_relaxed);
+      return coremq::InterceptionVerdict::drop(0x99);  // Payload format invalid
+    }
+    if (text.size() != message.payload.size()) rewrite.payload = std::string(text);
+    return coremq::InterceptionVerdict::pass();
+  }
+  std::atomic<uint64_t> dropped{0};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,6 +112,9 @@ int main(int argc, char** argv) {
   options.bind_address = "127.0.0.1";
   options.threads = 2;
   options.pin_threads = false;
+  options.authorization_hook = std::make_shared<AlertsOnlyFromTheGateway>();
+  auto interceptor = std::make_shared<NormaliseReadings>();
+  options.message_interceptor = interceptor;
 
   // Signals go to sigwait() below, never to a broker thread: block them before start().
   sigset_t signals;
@@ -129,6 +174,8 @@ int main(int argc, char** argv) {
                                                          : "SIGTERM";
   std::printf("%s: stopping\n", reason);
   std::fflush(stdout);
+  std::printf("dropped %llu invalid readings\n",
+              static_cast<unsigned long long>(interceptor->dropped.load(std::memory_order_relaxed)));
   gateway.reset();  // disconnects; no callback runs after this
   broker.stop();
   broker.wait();

@@ -18,6 +18,8 @@
 #include <optional>
 #include <string_view>
 
+#include "coremq/async_hooks.h"
+
 namespace coremq {
 
 struct ClientIdentity {
@@ -40,6 +42,22 @@ class AuthorizationHook {
   virtual bool allow_subscribe(const ClientIdentity& client, std::string_view filter, uint8_t qos) = 0;
   // A message about to be delivered to the client (live, queued, retained or shared).
   virtual bool allow_receive(const ClientIdentity& client, std::string_view topic) = 0;
+
+  // The forms the broker calls for a client's PUBLISH and for each SUBSCRIBE filter. Their
+  // default asks allow_publish / allow_subscribe; a hook that must answer later overrides
+  // them, calls deferral.defer() and returns kDefer, then answers through the handle
+  // (include/coremq/async_hooks.h: the client's input waits meanwhile, bounded by
+  // Options::hook_timeout_ms). Wills are decided by allow_publish alone (nothing waits for
+  // them).
+  enum class Decision : uint8_t { kAllow, kDeny, kDefer };
+  virtual Decision decide_publish(const ClientIdentity& client, std::string_view topic, uint8_t qos, bool retain,
+                                  HookDeferral& /*deferral*/) {
+    return allow_publish(client, topic, qos, retain) ? Decision::kAllow : Decision::kDeny;
+  }
+  virtual Decision decide_subscribe(const ClientIdentity& client, std::string_view filter, uint8_t qos,
+                                    HookDeferral& /*deferral*/) {
+    return allow_subscribe(client, filter, qos) ? Decision::kAllow : Decision::kDeny;
+  }
 };
 
 }  // namespace coremq

@@ -74,6 +74,14 @@ struct MessageProperties {
   std::vector<UserProperty> user_properties;
 };
 
+// What LocalClient::acknowledge takes for a QoS 1/2 message a client with
+// LocalClientOptions::manual_acknowledgement received (a copyable value: keep it past the
+// callback). QoS 0 messages need none (qos 0 here).
+struct MessageAcknowledgement {
+  uint16_t packet_id = 0;
+  uint8_t qos = 0;
+};
+
 // A message delivered to a subscription's callback. The views point into the delivery
 // thread's buffers: valid only during the callback (copy what must outlive it).
 struct ReceivedMessage {
@@ -91,6 +99,9 @@ struct ReceivedMessage {
   // The identifiers given in SubscribeOptions of the subscriptions this message matched (none
   // for subscriptions made without one).
   std::vector<uint32_t> subscription_identifiers;
+  // With manual_acknowledgement: what to pass to LocalClient::acknowledge once the host is done
+  // with a QoS 1/2 message (the broker counts it in flight until then).
+  MessageAcknowledgement acknowledgement;
 };
 
 struct SubscribeOptions {
@@ -124,6 +135,13 @@ struct LocalClientOptions {
   // callbacks and futures still complete on the delivery thread, and a callback must not wait
   // for one (the shard it blocks is the one that would answer).
   bool inline_callbacks = false;
+  // A QoS 1/2 message is acknowledged (PUBACK, or PUBREC for QoS 2) when the host calls
+  // LocalClient::acknowledge(message.acknowledgement), from any thread, not when its callback
+  // returns: for hosts that hand messages to work of their own. Until then it counts against
+  // receive_maximum, so a host that never acknowledges gets no more QoS 1/2 messages (and the
+  // broker queues them). Messages no callback takes are acknowledged unseen as before. Not with
+  // inline_callbacks (connect_local refuses the pair).
+  bool manual_acknowledgement = false;
 };
 
 using MessageCallback = std::function<void(const ReceivedMessage& message)>;
@@ -165,6 +183,13 @@ class COREMQ_API LocalClient {
                                          MessageCallback on_message);
   // Completes on UNSUBACK (0x00, or 0x11 "no subscription existed").
   std::future<OperationResult> unsubscribe(std::string_view filter);
+
+  // With LocalClientOptions::manual_acknowledgement: acknowledges a QoS 1/2 message, from any
+  // thread, once. kOk: sent; kIntakeFull: not sent, call again later; kInvalidArgument: not a
+  // QoS 1/2 message's acknowledgement, or the client does not acknowledge manually;
+  // kDisconnected / kBrokerStopped: the session is gone (a persistent one gets the message
+  // again when it resumes).
+  [[nodiscard]] LocalStatus acknowledge(const MessageAcknowledgement& acknowledgement);
 
  private:
   friend class BrokerImpl;

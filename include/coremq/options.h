@@ -10,6 +10,8 @@
 
 #include "coremq/authentication.h"
 #include "coremq/authorization.h"
+#include "coremq/events.h"
+#include "coremq/interception.h"
 
 namespace coremq {
 
@@ -265,6 +267,17 @@ struct Options {
   // What each client may publish, subscribe to and receive, decided in process next to the
   // listeners' ACL files (include/coremq/authorization.h); none by default.
   std::shared_ptr<AuthorizationHook> authorization_hook;
+  // Sees every PUBLISH entering the broker from a client and may pass, rewrite or drop it
+  // (include/coremq/interception.h); none by default.
+  std::shared_ptr<MessageInterceptor> message_interceptor;
+  // Told of connects, disconnects, subscriptions and dropped messages (include/coremq/events.h);
+  // none by default.
+  std::shared_ptr<EventHook> event_hook;
+  // Asynchronous hook decisions (include/coremq/async_hooks.h): how long one may take before
+  // it counts as a refusal (0x80; counter hook_decisions_timed_out), and how many one shard
+  // may wait for at once (past it: refused at once, 0x97; counter hook_decisions_refused_busy).
+  uint32_t hook_timeout_ms = 5000;
+  uint32_t max_pending_hook_decisions = 1024;
 
   // Durable persistence; none by default (everything lives in memory).
   PersistenceOptions persistence;

@@ -16,28 +16,6 @@ namespace coremq::broker {
 
 namespace {
 
-// "address:port" of the peer ("[v6]:port"); a getpeername on the shard thread, for the admin
-// API only (no blocking: the socket is connected or getpeername fails at once).
-std::string peer_address(const Connection& connection) {
-  if (connection.in_process) return "in-process";
-  sockaddr_storage address{};
-  socklen_t length = sizeof(address);
-  if (connection.fd < 0 || getpeername(connection.fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
-    return "";
-  char text[INET6_ADDRSTRLEN] = {};
-  if (address.ss_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
-    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
-    return absl::StrCat(text, ":", ntohs(v4->sin_port));
-  }
-  if (address.ss_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address);
-    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
-    return absl::StrCat("[", text, "]:", ntohs(v6->sin6_port));
-  }
-  return "";
-}
-
 uint8_t protocol_level(mqtt::ProtocolVersion version) {
   return static_cast<uint8_t>(version);
 }
@@ -51,7 +29,7 @@ void fill_client(const Session& session, uint32_t shard, ClientView* view) {
   view->connected = session.connection != nullptr;
   if (session.connection != nullptr) {
     const Connection& connection = *session.connection;
-    view->address = peer_address(connection);
+    view->address = format_peer(connection.peer, connection.in_process);
     view->protocol_level = protocol_level(connection.version);
     view->listener = connection.listener;
     view->keep_alive_seconds = connection.keep_alive_seconds;

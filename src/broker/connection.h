@@ -12,6 +12,7 @@
 
 #include "base/byte_buffer.h"
 #include "base/string_map.h"
+#include "broker/pending_decision.h"
 #include "mqtt/packet.h"
 #include "transport/channel.h"
 
@@ -64,6 +65,8 @@ struct PeerAddress {
   uint16_t port = 0;
   uint8_t family = 0;  // 0 unknown, 4, 6
 };
+// "ip:port", "[ipv6]:port", "in-process", or "unknown" (connection_log.cc).
+std::string format_peer(const PeerAddress& peer, bool in_process);
 
 struct Connection {
   // Fields are ordered by size, so the struct packs (an idle fleet pays for every byte).
@@ -103,11 +106,16 @@ struct Connection {
   // The CONNECT's protocol level had the bridge bit (a Mosquitto bridge with try_private): its
   // subscriptions get No Local and Retain As Published (handle_subscribe.cc).
   bool bridge_client = false;
+  // The event hook was told this client connected: it is told once when it goes.
+  bool connect_reported = false;
 
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;
   std::unique_ptr<EnhancedAuthentication> authentication;  // null unless CONNECT named a method
   std::unique_ptr<transport::Channel> channel;             // null on plain TCP listeners
+  // An asynchronous hook decision this connection's input waits for (async_hooks.cc); null
+  // nearly always.
+  std::unique_ptr<PendingDecision> pending_decision;
 
   int64_t accepted_at_ms = 0;
   int64_t last_packet_at_ms = 0;

@@ -11,8 +11,6 @@
 
 namespace coremq::broker {
 
-namespace {
-
 std::string format_peer(const PeerAddress& peer, bool in_process) {
   if (in_process) return "in-process";
   if (peer.family == 0) return "unknown";
@@ -21,6 +19,8 @@ std::string format_peer(const PeerAddress& peer, bool in_process) {
   return peer.family == 6 ? absl::StrFormat("[%s]:%u", text, peer.port)
                           : absl::StrFormat("%s:%u", text, peer.port);
 }
+
+namespace {
 
 const char* protocol_name(mqtt::ProtocolVersion version) {
   switch (version) {

@@ -181,17 +181,23 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
     ++counters_.acl_deliveries_denied;
     LOG_DEBUG("client '%s' may not read '%s' (ACL file or authorization hook): not delivered", session->client_id,
               message->topic());
+    report_dropped(session, message->topic(), delivery.qos, DropReason::kReceiveDenied);
     return;
   }
-  if (message->expired(io_.now_ms())) return;
+  if (message->expired(io_.now_ms())) {
+    report_dropped(session, message->topic(), delivery.qos, DropReason::kExpired);
+    return;
+  }
   if (connection != nullptr && exceeds_client_packet_limit(connection, *message, delivery)) {
     // MQTT-3.1.2-25: larger than the client's Maximum Packet Size: dropped for this client.
     ++counters_.messages_dropped_queue_full;
+    report_dropped(session, message->topic(), delivery.qos, DropReason::kOverClientMaximum);
     return;
   }
   if (delivery.qos == 0) {
     if (connection == nullptr) {
       ++counters_.qos0_dropped_offline;
+      report_dropped(session, message->topic(), 0, DropReason::kOffline);
       return;
     }
     if (!session->queue.empty()) {
@@ -200,6 +206,7 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
     }
     if (output_over_limit(connection)) {
       ++counters_.qos0_dropped_slow_consumer;
+      report_dropped(session, message->topic(), 0, DropReason::kSlowConsumer);
       return;
     }
     send_publish(session, message, delivery, /*dup=*/false, 0);
@@ -289,8 +296,10 @@ void ShardState::enqueue(Session* session, const MessageRef& message, Delivery d
     if (oldest_qos0 == queue.size()) {
       LOG_DEBUG("client '%s': queue full (--max-queued-messages=%u), dropping a QoS %u message on '%s'",
                 session->client_id, options_.max_queued_messages, delivery.qos, message->topic());
+      report_dropped(session, message->topic(), delivery.qos, DropReason::kQueueFull);
       return;
     }
+    report_dropped(session, queue[oldest_qos0].message->topic(), 0, DropReason::kQueueFull);
     queue.erase(oldest_qos0);
     --session->queued_qos0;
   }
@@ -308,6 +317,8 @@ void ShardState::pump_queue(Session* session) {
     bool qos0 = front.delivery.qos == 0;
     if (front.message->expired(now) || exceeds_client_packet_limit(connection, *front.message, front.delivery)) {
       // MQTT-3.3.2-5: an expired message is not sent; nor one too large for this client.
+      report_dropped(session, front.message->topic(), front.delivery.qos,
+                     front.message->expired(now) ? DropReason::kExpired : DropReason::kOverClientMaximum);
     } else if (qos0) {
       if (output_over_limit(connection)) return;  // resumes on on_output_drained
       send_publish(session, front.message, front.delivery, /*dup=*/false, 0);

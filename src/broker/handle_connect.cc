@@ -161,7 +161,19 @@ ShardState::Next ShardState::begin_authentication(Connection* connection, const 
   connection->request_problem_information = connect.properties.request_problem_information.value_or(1) == 1;
   auto authentication = std::make_unique<EnhancedAuthentication>();
   authentication->method = std::string(method);
-  AuthenticationHook::Step step = checked(options_.authentication_hook->begin(client_id, method, data));
+  Deferral deferral(*this);
+  AuthenticationHook::Step step = options_.authentication_hook->begin_deferrable(client_id, method, data, deferral);
+  if (step.result == AuthenticationHook::Step::Result::kDefer) {
+    // The CONNECT waits in `authentication` as for a Continue step; the answer is applied as
+    // one (apply_connecting_step).
+    authentication->client_id = std::move(client_id);
+    authentication->connect_body.append(body);
+    authentication->connect_flags = flags;
+    connection->authentication = std::move(authentication);
+    connection->state = ConnectionState::kAuthenticating;
+    return hold_authentication(connection, deferral) ? Next::kContinue : Next::kStop;
+  }
+  step = checked(std::move(step));
   switch (step.result) {
     case AuthenticationHook::Step::Result::kFailure:
       refuse_authentication(connection, step);
@@ -170,6 +182,7 @@ ShardState::Next ShardState::begin_authentication(Connection* connection, const 
       connection->authentication = std::move(authentication);
       return accept_connect(connection, connect, std::move(client_id), client_id_assigned, step.data);
     case AuthenticationHook::Step::Result::kContinue: break;
+    case AuthenticationHook::Step::Result::kDefer: COREMQ_ASSERT_MSG(false, "handled above"); break;
   }
   authentication->client_id = std::move(client_id);
   authentication->connect_body.append(body);
@@ -226,8 +239,16 @@ bool ShardState::continue_authentication(Connection* connection, const mqtt::Aut
                              absl::StrFormat("AUTH with reason 0x%02x while connecting", auth.reason_code));
     return false;
   }
+  Deferral deferral(*this);
   AuthenticationHook::Step step =
-      checked(options_.authentication_hook->next(authentication->client_id, authentication->method, data));
+      options_.authentication_hook->next_deferrable(authentication->client_id, authentication->method, data, deferral);
+  if (step.result == AuthenticationHook::Step::Result::kDefer) return hold_authentication(connection, deferral);
+  return apply_connecting_step(connection, checked(std::move(step)));
+}
+
+bool ShardState::apply_connecting_step(Connection* connection, const AuthenticationHook::Step& step) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kAuthenticating);
+  EnhancedAuthentication* authentication = connection->authentication.get();
   if (step.result == AuthenticationHook::Step::Result::kFailure) {
     refuse_authentication(connection, step);
     return false;
@@ -256,11 +277,12 @@ bool ShardState::handle_reauthentication(Connection* connection, const mqtt::Aut
   AuthenticationHook& hook = *options_.authentication_hook;
   const std::string& client_id = connection->session->client_id;
   AuthenticationHook::Step step;
+  Deferral deferral(*this);
   if (auth.reason_code == static_cast<uint8_t>(ReasonCode::kReauthenticate) && !authentication->reauthenticating) {
-    step = checked(hook.begin_reauthentication(client_id, authentication->method, data));
+    step = hook.begin_reauthentication_deferrable(client_id, authentication->method, data, deferral);
   } else if (auth.reason_code == static_cast<uint8_t>(ReasonCode::kContinueAuthentication) &&
              authentication->reauthenticating) {
-    step = checked(hook.next(client_id, authentication->method, data));
+    step = hook.next_deferrable(client_id, authentication->method, data, deferral);
   } else {
     const char* when =
         authentication->reauthenticating ? "during a re-authentication" : "with no re-authentication under way";
@@ -268,10 +290,19 @@ bool ShardState::handle_reauthentication(Connection* connection, const mqtt::Aut
                              absl::StrFormat("AUTH with reason 0x%02x %s", auth.reason_code, when));
     return false;
   }
+  if (step.result == AuthenticationHook::Step::Result::kDefer) return hold_authentication(connection, deferral);
+  return apply_reauthentication_step(connection, checked(std::move(step)));
+}
+
+bool ShardState::apply_reauthentication_step(Connection* connection, const AuthenticationHook::Step& step) {
+  COREMQ_ASSERT(connection->state == ConnectionState::kConnected && connection->session != nullptr);
+  EnhancedAuthentication* authentication = connection->authentication.get();
+  const std::string& client_id = connection->session->client_id;
   switch (step.result) {
     case AuthenticationHook::Step::Result::kFailure:
       refuse_authentication(connection, step);
       return false;
+    case AuthenticationHook::Step::Result::kDefer: COREMQ_ASSERT_MSG(false, "a deferred step is never applied"); break;
     case AuthenticationHook::Step::Result::kContinue:
       authentication->reauthenticating = true;
       return send_auth(connection, ReasonCode::kContinueAuthentication, step.data);
@@ -319,7 +350,8 @@ void ShardState::end_authentication(Connection* connection, ReasonCode reason, s
   // MQTT-4.12.1-2: DISCONNECT and close. The client did not ask to leave: its will goes out.
   send_disconnect(connection, reason, why);
   note_close(CloseReason::kAuthentication, why, static_cast<int>(reason));
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
+                 {DisconnectReason::kAuthentication, static_cast<uint8_t>(reason)});
 }
 
 bool ShardState::send_auth(Connection* connection, ReasonCode reason, std::string_view data) {
@@ -382,7 +414,8 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     if (old->version == ProtocolVersion::kV5) send_disconnect(old, ReasonCode::kSessionTakenOver, "session taken over");
     note_close(CloseReason::kTakeover, "a new connection took the client id over",
                old->version == ProtocolVersion::kV5 ? static_cast<int>(ReasonCode::kSessionTakenOver) : -1);
-    end_connection(old, /*publish_will=*/true, /*flush_first=*/old->version == ProtocolVersion::kV5);
+    end_connection(old, /*publish_will=*/true, /*flush_first=*/old->version == ProtocolVersion::kV5,
+                   {DisconnectReason::kTakenOver, static_cast<uint8_t>(ReasonCode::kSessionTakenOver)});
     session = find_session(client_id);  // a session with expiry 0 ended with its connection
   }
   if (session != nullptr && connect.clean_session) {
@@ -437,7 +470,7 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     session->username = std::make_unique<std::string>(*username);
   }
   session->hook_identity.reset();
-  if (options_.authorization_hook != nullptr) {
+  if (options_.authorization_hook != nullptr || interceptor_ != nullptr || events_ != nullptr) {
     session->hook_identity = std::make_unique<Session::HookIdentity>();
     if (std::optional<std::string_view> username = client_username(connection, connect)) {
       session->hook_identity->username = std::string(*username);
@@ -512,19 +545,25 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     answer.connection = connection;
     if (!stage_packet_into(answer.packet, connection, mqtt::PacketType::kConnack, encode_connack)) return Next::kStop;
     wait_for_peers(std::move(answer));
-    LOG_INFO("client '%s' connected (protocol level %u, clean %d, keep-alive %u s, session expiry %u s, present 0; "
-             "CONNACK once its session is durable)",
-             client_id, connect.protocol_level, connect.clean_session, connection->keep_alive_seconds,
-             session->expiry_seconds);
+    // Connected as far as the broker is concerned; the CONNACK leaves once the record is durable.
+    note_connected(connection, session, connect, session_present);
     return Next::kContinue;
   }
   bool staged = stage_packet(connection, mqtt::PacketType::kConnack, encode_connack);
   if (!staged) return Next::kStop;  // the connection is closed; the session kept or ended as on any close
-  connection->peer = io_.peer_address(*connection);
-  log_connected(connection, session, client_username(connection, connect), connect.clean_session, session_present);
+  note_connected(connection, session, connect, session_present);
   if (session_present) resume_session(session);
   // A resent PUBREL that did not fit the client's Maximum Packet Size closed it.
   return connection->state == ConnectionState::kConnected ? Next::kContinue : Next::kStop;
+}
+
+void ShardState::note_connected(Connection* connection, Session* session, const mqtt::ConnectPacket& connect,
+                                bool session_present) {
+  // One getpeername per connect: the connect and disconnect log lines, the event hook and the
+  // admin API read the address from here.
+  connection->peer = io_.peer_address(*connection);
+  log_connected(connection, session, client_username(connection, connect), connect.clean_session, session_present);
+  if (events_ != nullptr) report_connected(connection, connect.clean_session, session_present);
 }
 
 void ShardState::refuse_connect(Connection* connection, ProtocolVersion version, ReasonCode reason,

@@ -72,13 +72,36 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
       return false;
     }
   }
-  ++counters_.messages_received;
+  // A PUBLISH handled again after an asynchronous hook answered was counted the first time.
+  if (connection->pending_decision == nullptr) ++counters_.messages_received;
   // Mosquitto refuses every client write to $SYS (security.c acl__check_dollar), before and
   // whatever the ACL says; the broker's own $SYS publisher is in-process.
   if (!connection->in_process && reserved_for_broker(topic)) {
     return refuse_publish(connection, publish, topic, "$SYS is written only by the broker");
   }
-  if (!may_publish(session, topic, publish.qos, publish.retain)) return refuse_publish(connection, publish, topic);
+  if (session->acl != nullptr && !session->acl->can_publish(topic)) {
+    return refuse_publish(connection, publish, topic, "ACL file");
+  }
+  if (options_.authorization_hook != nullptr) {
+    switch (authorize_publish(connection, publish, topic)) {
+      case Interception::kPass: break;
+      case Interception::kDropped: return true;
+      case Interception::kStop: return false;
+      case Interception::kHeld: return true;
+    }
+  }
+  const MessageProperties* replaced_properties = nullptr;
+  if (interceptor_ != nullptr) [[unlikely]] {
+    // A QoS 2 resend before PUBREL was intercepted on its first arrival.
+    bool resend = publish.qos == 2 && session->incoming_qos2 != nullptr &&
+                  session->incoming_qos2->contains(publish.packet_id);
+    if (!resend) {
+      Interception result = intercept_publish(connection, publish, &topic);
+      if (result == Interception::kHeld) return true;
+      if (result != Interception::kPass) return result == Interception::kDropped;
+      if (rewrite_scratch_.properties) replaced_properties = &*rewrite_scratch_.properties;
+    }
+  }
 
   if (publish.qos == 2) {
     // Delivered on the first PUBLISH of a packet id; a resend (before PUBREL) is only
@@ -93,11 +116,11 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
                                                options_.receive_maximum));
       return false;
     }
-    if (first) publish_from_here(make_message(connection, publish, topic));
+    if (first) publish_from_here(make_message(connection, publish, topic, replaced_properties));
     // publish_from_here may deliver to this very connection; it is still open here.
     return acknowledge_publish(connection, PacketType::kPubrec, publish.packet_id, publish.retain);
   }
-  publish_from_here(make_message(connection, publish, topic));
+  publish_from_here(make_message(connection, publish, topic, replaced_properties));
   if (publish.qos == 1) return acknowledge_publish(connection, PacketType::kPuback, publish.packet_id, publish.retain);
   return true;
 }
@@ -110,9 +133,41 @@ bool ShardState::refuse_publish(Connection* connection, const mqtt::PublishPacke
   ++counters_.acl_publishes_denied;
   LOG_INFO_LIMITED("client '%s' may not publish to '%s' (%s): message dropped", connection->session->client_id, topic,
                    why);
+  report_dropped(connection->session, topic, publish.qos, DropReason::kAuthorization);
   if (publish.qos == 0) return true;
   uint8_t reason = connection->version == ProtocolVersion::kV5 ? static_cast<uint8_t>(ReasonCode::kNotAuthorized) : 0;
   return send_ack(connection, publish.qos == 1 ? PacketType::kPuback : PacketType::kPubrec, publish.packet_id, reason);
+}
+
+ShardState::Interception ShardState::authorize_publish(Connection* connection, const mqtt::PublishPacket& publish,
+                                                       std::string_view topic) {
+  HookAnswer::Kind answer = HookAnswer::Kind::kNone;
+  if (const HookAnswer* stored = stored_answer(connection, PendingDecision::Stage::kPublishAuthorization)) {
+    answer = stored->kind;
+  } else {
+    Deferral deferral(*this);
+    AuthorizationHook::Decision decision = options_.authorization_hook->decide_publish(
+        hook_identity(connection->session), topic, publish.qos, publish.retain, deferral);
+    if (decision == AuthorizationHook::Decision::kDefer) {
+      switch (hold_for_decision(connection, deferral, PendingDecision::Stage::kPublishAuthorization)) {
+        case Held::kHeld: return Interception::kHeld;
+        case Held::kBusy:
+          return refuse_intercepted(connection, publish, topic, ReasonCode::kQuotaExceeded, DropReason::kAuthorization)
+                     ? Interception::kDropped
+                     : Interception::kStop;
+        case Held::kBroken: answer = HookAnswer::Kind::kDeny; break;
+      }
+    } else {
+      answer = decision == AuthorizationHook::Decision::kAllow ? HookAnswer::Kind::kAllow : HookAnswer::Kind::kDeny;
+    }
+  }
+  if (answer == HookAnswer::Kind::kAllow) return Interception::kPass;
+  if (answer == HookAnswer::Kind::kTimedOut) {
+    return refuse_intercepted(connection, publish, topic, ReasonCode::kUnspecifiedError, DropReason::kAuthorization)
+               ? Interception::kDropped
+               : Interception::kStop;
+  }
+  return refuse_publish(connection, publish, topic) ? Interception::kDropped : Interception::kStop;
 }
 
 bool ShardState::acknowledge_publish(Connection* connection, PacketType type, uint16_t packet_id, bool retain) {
@@ -131,11 +186,18 @@ bool ShardState::acknowledge_publish(Connection* connection, PacketType type, ui
 }
 
 MessageRef ShardState::make_message(Connection* connection, const mqtt::PublishPacket& publish,
-                                    std::string_view topic) {
+                                    std::string_view topic, const MessageProperties* replaced_properties) {
   Message::Origin origin{shard_id_, connection->session};
   Message::Extras extras;
   extras.ingress_us = turn_time_us_;
   if (publish.retain) extras.retain_stamp = next_retain_stamp();
+  if (replaced_properties != nullptr) [[unlikely]] {  // the message interceptor's rewrite
+    if (replaced_properties->message_expiry_interval_seconds) {
+      extras.expires_at_ms = io_.now_ms() + int64_t{*replaced_properties->message_expiry_interval_seconds} * 1000;
+    }
+    extras.property_bytes = encode_rewritten_properties(*replaced_properties);
+    return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));
+  }
   if (connection->version != ProtocolVersion::kV5 || publish.properties.encoded.empty()) {
     return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));
   }
@@ -267,7 +329,8 @@ bool ShardState::handle_disconnect(Connection* connection, std::span<const uint8
   // it, and an error reason is a failure the will exists for.
   bool publish_will = disconnect.reason_code != static_cast<uint8_t>(ReasonCode::kNormalDisconnection);
   note_close(CloseReason::kClientDisconnect, {}, disconnect.reason_code);
-  end_connection(connection, publish_will, /*flush_first=*/true);
+  end_connection(connection, publish_will, /*flush_first=*/true,
+                 {DisconnectReason::kClientDisconnect, disconnect.reason_code});
   return false;
 }
 

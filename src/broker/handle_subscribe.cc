@@ -60,10 +60,33 @@ bool ShardState::handle_subscribe(Connection* connection, std::span<const uint8_
   Session* session = connection->session;
   reason_code_scratch_.clear();
   std::vector<bool> existed(subscribe.topics.size(), false);
-  for (size_t i = 0; i < subscribe.topics.size(); ++i) {
+  size_t first = 0;
+  if (PendingDecision* pending = connection->pending_decision.get()) {
+    // Handled again after the authorization hook answered for filter next_filter: the filters
+    // before it are done (subscribed, reported) and keep their results.
+    first = pending->next_filter;
+    reason_code_scratch_ = pending->subscribe_results;
+    for (size_t i = 0; i < first; ++i) existed[i] = pending->subscribe_existed[i];
+  }
+  for (size_t i = first; i < subscribe.topics.size(); ++i) {
     bool was_there = false;
     uint8_t result = subscribe_one(session, subscribe.topics[i], identifier, &was_there);
+    if (connection->input_held) {
+      // The hook answers this filter later: keep what the earlier ones got.
+      PendingDecision* pending = connection->pending_decision.get();
+      pending->next_filter = static_cast<uint32_t>(i);
+      pending->subscribe_results = reason_code_scratch_;
+      pending->subscribe_existed.assign(existed.begin(), existed.begin() + static_cast<std::ptrdiff_t>(i));
+      pending->subscribe_answer.reset();
+      return true;
+    }
+    if (PendingDecision* pending = connection->pending_decision.get()) pending->subscribe_answer.reset();
     existed[i] = was_there;
+    if (events_ != nullptr && result < 0x80) {
+      const mqtt::SubscribeTopic& entry = subscribe.topics[i];
+      SubscriptionOptions granted{result, entry.no_local, entry.retain_as_published, entry.retain_handling, identifier};
+      report_subscription(session, entry.filter, &granted);
+    }
     // 3.1.1 has one failure code for every reason.
     reason_code_scratch_.push_back(!v5 && result >= 0x80 ? mqtt::kSubackFailure : result);
   }
@@ -143,11 +166,19 @@ uint8_t ShardState::subscribe_one(Session* session, const mqtt::SubscribeTopic& 
                        session->client_id, filter, auth::CompiledAcl::kSubscribeCheckBudget);
     }
   }
-  if (const auto& hook = options_.authorization_hook;
-      hook != nullptr && !hook->allow_subscribe(hook_identity(session), shared ? shared_filter : filter, entry.qos)) {
-    ++counters_.acl_subscriptions_denied;
-    LOG_INFO_LIMITED("client '%s' may not subscribe to '%s' (authorization hook): refused", session->client_id, filter);
-    return code(ReasonCode::kNotAuthorized);
+  if (options_.authorization_hook != nullptr) {
+    HookAnswer::Kind answer = authorize_subscribe(session, shared ? shared_filter : filter, entry.qos);
+    switch (answer) {
+      case HookAnswer::Kind::kAllow: break;
+      case HookAnswer::Kind::kNone: return 0;  // held: the caller sees connection->input_held
+      case HookAnswer::Kind::kTimedOut: return code(ReasonCode::kUnspecifiedError);
+      case HookAnswer::Kind::kBusy: return code(ReasonCode::kQuotaExceeded);
+      default:
+        ++counters_.acl_subscriptions_denied;
+        LOG_INFO_LIMITED("client '%s' may not subscribe to '%s' (authorization hook): refused", session->client_id,
+                         filter);
+        return code(ReasonCode::kNotAuthorized);
+    }
   }
   auto existing = session->subscriptions.find(filter);
   *existed = existing != session->subscriptions.end();
@@ -190,6 +221,22 @@ void ShardState::send_retained(Session* session, std::string_view filter, const 
   });
 }
 
+HookAnswer::Kind ShardState::authorize_subscribe(Session* session, std::string_view filter, uint8_t qos) {
+  Connection* connection = session->connection;
+  if (const HookAnswer* stored = stored_answer(connection, PendingDecision::Stage::kSubscribe)) return stored->kind;
+  Deferral deferral(*this);
+  AuthorizationHook::Decision decision =
+      options_.authorization_hook->decide_subscribe(hook_identity(session), filter, qos, deferral);
+  if (decision == AuthorizationHook::Decision::kAllow) return HookAnswer::Kind::kAllow;
+  if (decision == AuthorizationHook::Decision::kDeny) return HookAnswer::Kind::kDeny;
+  switch (hold_for_decision(connection, deferral, PendingDecision::Stage::kSubscribe)) {
+    case Held::kHeld: return HookAnswer::Kind::kNone;
+    case Held::kBusy: return HookAnswer::Kind::kBusy;
+    case Held::kBroken: break;
+  }
+  return HookAnswer::Kind::kDeny;
+}
+
 bool ShardState::handle_unsubscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags) {
   if (unsubscribe_scratch_.empty()) unsubscribe_scratch_.resize(topics_per_packet_max(options_.max_packet_size));
   mqtt::UnsubscribePacket unsubscribe;
@@ -203,6 +250,7 @@ bool ShardState::handle_unsubscribe(Connection* connection, std::span<const uint
   reason_code_scratch_.clear();
   for (std::string_view filter : unsubscribe.filters) {
     bool removed = unsubscribe_one(connection->session, filter);
+    if (removed && events_ != nullptr) report_subscription(connection->session, filter, nullptr);
     reason_code_scratch_.push_back(removed ? code(ReasonCode::kSuccess) : code(ReasonCode::kNoSubscriptionExisted));
   }
   journal_session(connection->session);  // --persistence: the record without them

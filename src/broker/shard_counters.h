@@ -88,6 +88,23 @@ struct ShardCounters {
   // retained PUBACK) that waited for the store's committer.
   uint64_t store_full_refusals = 0;
   uint64_t answers_held_for_store = 0;
+  // The message interceptor (Options::message_interceptor): messages it dropped, clients it
+  // disconnected, messages it rewrote, and rewrites refused as invalid (the message dropped).
+  uint64_t interceptor_drops = 0;
+  uint64_t interceptor_disconnects = 0;
+  uint64_t interceptor_rewrites = 0;
+  uint64_t interceptor_rewrites_invalid = 0;
+  // Event hook calls over 1 ms (Options::event_hook; timed in debug builds only).
+  uint64_t event_hook_slow = 0;
+  // Asynchronous hook decisions: deferred, timed out (Options::hook_timeout_ms), refused at once
+  // because the shard waited for Options::max_pending_hook_decisions already, hooks that
+  // returned "defer" without calling defer() (refused with 0x83), and answers a full answer
+  // ring dropped (folded in from the ring at each tick).
+  uint64_t hook_decisions_deferred = 0;
+  uint64_t hook_decisions_timed_out = 0;
+  uint64_t hook_decisions_refused_busy = 0;
+  uint64_t hook_defers_without_handle = 0;
+  uint64_t hook_answers_dropped = 0;
 };
 
 // Every counter as (name, value), in declaration order: the stats line (README.md documents
@@ -95,7 +112,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 49 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 59 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -145,6 +162,16 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("sessions_expired", counters.sessions_expired);
   visit("store_full_refusals", counters.store_full_refusals);
   visit("answers_held_for_store", counters.answers_held_for_store);
+  visit("interceptor_drops", counters.interceptor_drops);
+  visit("interceptor_disconnects", counters.interceptor_disconnects);
+  visit("interceptor_rewrites", counters.interceptor_rewrites);
+  visit("interceptor_rewrites_invalid", counters.interceptor_rewrites_invalid);
+  visit("event_hook_slow", counters.event_hook_slow);
+  visit("hook_decisions_deferred", counters.hook_decisions_deferred);
+  visit("hook_decisions_timed_out", counters.hook_decisions_timed_out);
+  visit("hook_decisions_refused_busy", counters.hook_decisions_refused_busy);
+  visit("hook_defers_without_handle", counters.hook_defers_without_handle);
+  visit("hook_answers_dropped", counters.hook_answers_dropped);
 }
 
 }  // namespace coremq::broker

@@ -34,7 +34,9 @@ ShardState::ShardState(uint32_t shard_id, uint32_t shard_count, const Options& o
       listeners_(effective_listeners(options)),
       retained_(options.max_retained_messages),
       shard_match_epoch_(shard_count, 0),
-      peer_applied_(shard_count, 0) {
+      peer_applied_(shard_count, 0),
+      interceptor_(options.message_interceptor.get()),
+      events_(options.event_hook.get()) {
   COREMQ_ASSERT(shard_id < shard_count);
   for (const ListenerOptions& listener : listeners_) anonymous_allowed_.push_back(anonymous_allowed(listener));
 }
@@ -125,7 +127,7 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
       LOG_WARNING_LIMITED("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
                   connection->session ? connection->session->client_id : std::string(), options_.max_client_output_bytes);
       note_close(CloseReason::kSlowConsumer, "does not read what it is sent (over twice --max-client-output-bytes)");
-      end_connection(connection, /*publish_will=*/true, /*flush_first=*/false);
+      end_connection(connection, /*publish_will=*/true, /*flush_first=*/false, {DisconnectReason::kSlowConsumer, 0});
       next = Next::kStop;
       break;
     }
@@ -158,6 +160,10 @@ ShardState::Next ShardState::handle_packet(Connection* connection, const mqtt::F
     return Next::kStop;
   }
   COREMQ_ASSERT(connection->state == ConnectionState::kConnected);
+  // Kept by hold_for_decision when a hook answers later.
+  current_packet_type_ = header.type;
+  current_packet_flags_ = header.flags;
+  current_packet_body_ = body;
   bool keep_going = false;
   switch (header.type) {
     case PacketType::kPublish: keep_going = handle_publish(connection, body, header.flags); break;
@@ -248,7 +254,8 @@ bool ShardState::stage_packet_into(base::ByteBuffer& out, Connection* connection
     // connected, so its will is not published.
     note_close(CloseReason::kPacketTooLarge,
                absl::StrFormat("a %s over the client's Maximum Packet Size", mqtt::packet_type_name(type)));
-    end_connection(connection, /*publish_will=*/type != mqtt::PacketType::kConnack, /*flush_first=*/true);
+    end_connection(connection, /*publish_will=*/type != mqtt::PacketType::kConnack, /*flush_first=*/true,
+                   {DisconnectReason::kProtocolError, static_cast<uint8_t>(ReasonCode::kPacketTooLarge)});
   }
   return false;
 }
@@ -271,10 +278,11 @@ void ShardState::close_for_protocol_error(Connection* connection, ReasonCode rea
   }
   if (tell_client) send_disconnect(connection, reason, why);
   note_close(CloseReason::kProtocolError, why, tell_client ? static_cast<int>(reason) : -1);
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client,
+                 {DisconnectReason::kProtocolError, static_cast<uint8_t>(reason)});
 }
 
-void ShardState::end_connection(Connection* connection, bool publish_will, bool flush_first) {
+void ShardState::end_connection(Connection* connection, bool publish_will, bool flush_first, EndCause cause) {
   // Taken first: what this close does (a will, a slow consumer dropped) may close others.
   CloseReason reason = std::exchange(close_reason_, CloseReason::kUnknown);
   int reason_code = std::exchange(close_reason_code_, -1);
@@ -286,6 +294,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
   bool was_handing_off = connection->state == ConnectionState::kHandingOff;
   connection->state = ConnectionState::kClosing;
   forget_password_check(connection);
+  forget_pending_decision(connection);
   if (connection->input_held) drop_waiting_answer(connection);
   connections_.erase(connection);
   COREMQ_ASSERT(counters_.connections_current > 0);
@@ -299,6 +308,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
     session->timer_generation = ++timer_generation_last_;  // timers set while connected (none today) lose meaning
     int64_t now = io_.now_ms();
     bool session_ends_now = session->expiry_seconds == 0;
+    if (connection->connect_reported) report_disconnected(connection, session, cause, publish_will && session->will);
     if (publish_will && session->will != nullptr) {
       // MQTT-3.1.3-9: the will waits for its delay or the session's end, whichever is first.
       uint32_t delay = std::min(session->will_delay_seconds, session->expiry_seconds);
@@ -335,7 +345,11 @@ void ShardState::on_transport_error(Connection* connection, std::string_view why
     LOG_INFO_LIMITED("closing fd %d before CONNECT: %s", connection->fd, why);
   }
   note_close(CloseReason::kTransportError, why);
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+  LOG_INFO_LIMITED("closing %s: %s",
+                   connection->session != nullptr ? absl::StrFormat("client '%s'", connection->session->client_id)
+                                                  : absl::StrFormat("fd %d before CONNECT", connection->fd),
+                   why);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true, {DisconnectReason::kTransportError, 0});
 }
 
 void ShardState::on_output_drained(Connection* connection) {
@@ -346,6 +360,7 @@ void ShardState::on_output_drained(Connection* connection) {
 void ShardState::on_tick(int64_t now_ms) {
   now_ms_ = now_ms;
   run_due_timers(now_ms);
+  expire_pending_decisions(now_ms);
   retained_.forget_tombstones(now_ms);
   // Collect first: ending a connection edits connections_.
   std::vector<std::pair<Connection*, bool>> expired;  // connection, is keep-alive expiry
@@ -373,7 +388,13 @@ void ShardState::on_tick(int64_t now_ms) {
       note_close(CloseReason::kKeepAliveTimeout,
                  absl::StrFormat("no packet for 1.5 x %u s", connection->keep_alive_seconds),
                  v5 ? static_cast<int>(ReasonCode::kKeepAliveTimeout) : -1);
-      end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+      LOG_INFO_LIMITED("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
+               connection->keep_alive_seconds);
+      if (connection->version == mqtt::ProtocolVersion::kV5) {
+        send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
+      }
+      end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
+                     {DisconnectReason::kKeepAliveTimeout, static_cast<uint8_t>(ReasonCode::kKeepAliveTimeout)});
     } else {
       ++counters_.connect_timeouts;
       LOG_INFO_LIMITED("connection fd %d sent no CONNECT (or did not finish its authentication) within %u s, closing",
@@ -393,7 +414,8 @@ void ShardState::on_shutdown() {
                connection->state == ConnectionState::kConnected && connection->version == mqtt::ProtocolVersion::kV5
                    ? static_cast<int>(ReasonCode::kServerShuttingDown)
                    : -1);
-    end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
+    end_connection(connection, /*publish_will=*/false, /*flush_first=*/true,
+                   {DisconnectReason::kShutdown, static_cast<uint8_t>(ReasonCode::kServerShuttingDown)});
   }
 }
 

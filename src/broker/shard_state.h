@@ -29,6 +29,8 @@
 #include "broker/session.h"
 #include "broker/shard_counters.h"
 #include "broker/shared_subscriptions.h"
+#include "coremq/events.h"
+#include "coremq/interception.h"
 #include "coremq/options.h"
 #include "mqtt/packet.h"
 #include "mqtt/reason_code.h"
@@ -65,11 +67,16 @@ class IoPort {
   // shard is full: nothing was asked.
   [[nodiscard]] virtual bool check_password(uint64_t token, uint8_t listener, std::string_view username,
                                             bool has_password, std::string_view password) = 0;
-  // The client's address, for the connect and disconnect log lines (read once, at CONNECT).
+  // The client's address, read once at CONNECT into Connection::peer: the connect and
+  // disconnect log lines, the event hook and the admin API show it (format_peer).
   virtual PeerAddress peer_address(const Connection& connection) {
     (void)connection;
     return {};
   }
+  // A handle a host thread answers an asynchronous hook decision with; the answer comes back
+  // on this shard's thread as ShardState::on_hook_answer. Empty: this I/O side cannot carry
+  // answers (the decision is refused as busy).
+  virtual HookCompletion defer_decision(uint64_t /*token*/, uint32_t /*index*/) { return {}; }
 };
 
 // Why a connected client's connection ended: the disconnect log line's "reason"
@@ -93,6 +100,12 @@ const char* close_reason_name(CloseReason reason);
 // FNV-1a over the client id's bytes: which shard owns the id's session. Documented so
 // tests and operators can predict placement.
 uint32_t owner_shard_of(std::string_view client_id, uint32_t shard_count);
+
+// Why a connection ends, for the event hook (ClientDisconnectedEvent).
+struct EndCause {
+  DisconnectReason reason = DisconnectReason::kConnectionLost;
+  uint8_t reason_code = 0;
+};
 
 class ShardState {
  public:
@@ -120,6 +133,9 @@ class ShardState {
   // connection went meanwhile is ignored.
   // `expired`: the checker did not run it, as it waited past the connect timeout in its queue.
   void on_password_verdict(uint64_t token, bool accepted, bool expired = false);
+  // A host's answer to an asynchronous hook decision (async_hooks.cc). An answer whose
+  // decision timed out, or whose connection went, is ignored.
+  void on_hook_answer(HookAnswer answer);
   // The connection's TLS or WebSocket transport refused what the client sent: the client
   // goes (its will too), after the transport's alert or close frame is flushed.
   void on_transport_error(Connection* connection, std::string_view why);
@@ -216,9 +232,13 @@ class ShardState {
   // The same into `out` (a waiting answer's buffer, see barrier.cc), with no flush asked.
   [[nodiscard]] bool stage_packet_into(base::ByteBuffer& out, Connection* connection, mqtt::PacketType type,
                                        PacketEncoder encode);
+  // A CONNECT accepted: the client's address is read, the connect line logged and the event
+  // hook told (before or after the CONNACK is staged, whichever comes first).
+  void note_connected(Connection* connection, Session* session, const mqtt::ConnectPacket& connect,
+                      bool session_present);
   // Ends the protocol side of a connection once: detaches its session, schedules or
   // publishes the will, ends or schedules the end of the session, asks the I/O side to close.
-  void end_connection(Connection* connection, bool publish_will, bool flush_first);
+  void end_connection(Connection* connection, bool publish_will, bool flush_first, EndCause cause = {});
   bool wants_problem_information(const Connection* connection) const;
 
   // CONNECT and AUTH (handle_connect.cc).
@@ -231,6 +251,11 @@ class ShardState {
   bool handle_auth(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   bool continue_authentication(Connection* connection, const mqtt::AuthPacket& auth, std::string_view data);
   bool handle_reauthentication(Connection* connection, const mqtt::AuthPacket& auth, std::string_view data);
+  // What a step (answered now, or later for a deferred one) does: connecting, an AUTH Continue
+  // or the CONNACK (the CONNECT waits in connection->authentication); connected, an AUTH.
+  // False when the connection ended.
+  bool apply_connecting_step(Connection* connection, const AuthenticationHook::Step& step);
+  bool apply_reauthentication_step(Connection* connection, const AuthenticationHook::Step& step);
   // The hook's answer, made a failure (0x83) when its data is over the Binary Data limit.
   static AuthenticationHook::Step checked(AuthenticationHook::Step step);
   // The hook said no: CONNACK (connecting) or DISCONNECT (re-authenticating) with its reason.
@@ -278,6 +303,51 @@ class ShardState {
     return true;
   }
   ClientIdentity hook_identity(const Session* session) const;
+
+  // The message interceptor and the event hook (hooks.cc); see the headers in include/coremq/.
+  enum class Interception : uint8_t { kPass, kDropped, kStop, kHeld };
+  // kPass: go on with *topic and publish.payload as the interceptor left them (and
+  // rewrite_scratch_.properties when set); kDropped: refused and acknowledged; kStop: the
+  // connection is closed; kHeld: the interceptor answers later (the input is held).
+  Interception intercept_publish(Connection* connection, mqtt::PublishPacket& publish, std::string_view* topic);
+  // Asks the interceptor; kDefer only when the connection is now held for its answer (a
+  // deferral the broker cannot take is already turned into a drop).
+  InterceptionVerdict call_interceptor(Connection* connection, const mqtt::PublishPacket& publish,
+                                       std::string_view topic, MessageRewrite& rewrite);
+  // Refuses a PUBLISH as refuse_publish does, with `reason` (MQTT 5), reporting `why`.
+  [[nodiscard]] bool refuse_intercepted(Connection* connection, const mqtt::PublishPacket& publish,
+                                        std::string_view topic, mqtt::ReasonCode reason,
+                                        DropReason why = DropReason::kInterceptor);
+  // The authorization hook's say on a PUBLISH (after the ACL file): kPass when allowed.
+  Interception authorize_publish(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
+  std::string_view encode_rewritten_properties(const MessageProperties& replaced);
+  template <typename Call>
+  void call_event_hook(Call&& call);
+  void report_connected(Connection* connection, bool clean_start, bool session_present);
+  void report_disconnected(Connection* connection, Session* session, EndCause cause, bool will_published);
+  // `added` null: removed.
+  void report_subscription(Session* session, std::string_view filter, const SubscriptionOptions* added);
+  void report_dropped(const Session* session, std::string_view topic, uint8_t qos, DropReason reason) {
+    if (events_ != nullptr) [[unlikely]] report_dropped_now(session, topic, qos, reason);
+  }
+  void report_dropped_now(const Session* session, std::string_view topic, uint8_t qos, DropReason reason);
+
+  // Asynchronous decisions (async_hooks.cc). A hook that may answer later gets a Deferral;
+  // when it defers, hold_for_decision keeps the packet being handled (current_packet_) and
+  // holds the connection's input until on_hook_answer (or the timeout) handles it again.
+  class Deferral;
+  enum class Held : uint8_t { kHeld, kBusy, kBroken };
+  Held hold_for_decision(Connection* connection, Deferral& deferral, PendingDecision::Stage stage);
+  void replay_decision(Connection* connection);
+  // A deferred authentication step: holds the client's input until on_hook_answer applies the
+  // answer (or ends the exchange: busy, or a hook that did not call defer()). False when the
+  // connection ended.
+  [[nodiscard]] bool hold_authentication(Connection* connection, Deferral& deferral);
+  void apply_authentication_answer(Connection* connection, HookAnswer& answer);
+  void forget_pending_decision(Connection* connection);
+  void expire_pending_decisions(int64_t now_ms);
+  // The answer a PUBLISH or SUBSCRIBE being handled again got for `stage`, or null.
+  HookAnswer* stored_answer(Connection* connection, PendingDecision::Stage stage);
   std::string assign_client_id();
   // Whether a keep-alive is over --max-keepalive (see the definition for keep-alive 0).
   bool over_max_keep_alive(uint16_t keep_alive_seconds) const;
@@ -287,7 +357,9 @@ class ShardState {
   bool handle_publish(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   bool handle_ack(Connection* connection, mqtt::PacketType type, std::span<const uint8_t> body, uint8_t flags);
   bool handle_disconnect(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
-  MessageRef make_message(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic);
+  // `replaced_properties`: the interceptor's rewrite of every MQTT 5 property (null: as received).
+  MessageRef make_message(Connection* connection, const mqtt::PublishPacket& publish, std::string_view topic,
+                          const MessageProperties* replaced_properties = nullptr);
   // The received PUBLISH (or will) properties a subscriber gets, encoded into
   // property_scratch_ (valid until its next use).
   std::string_view encode_forwarded_properties(const mqtt::Properties& received);
@@ -307,6 +379,10 @@ class ShardState {
   bool handle_subscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   bool handle_unsubscribe(Connection* connection, std::span<const uint8_t> body, uint8_t flags);
   uint8_t subscribe_one(Session* session, const mqtt::SubscribeTopic& entry, uint32_t identifier, bool* existed);
+  // The authorization hook's say on one filter: kAllow, kDeny, kTimedOut (a deferred answer
+  // that did not come), kNone (deferred: the connection is now held), or kBusy
+  // (max_pending_hook_decisions reached).
+  HookAnswer::Kind authorize_subscribe(Session* session, std::string_view filter, uint8_t qos);
   bool unsubscribe_one(Session* session, std::string_view filter);
   void send_retained(Session* session, std::string_view filter, const SubscriptionOptions& options);
   void post_interest(CrossShardItem::Kind kind, std::string_view filter);
@@ -489,6 +565,35 @@ class ShardState {
   std::vector<uint8_t> reason_code_scratch_;
   std::vector<mqtt::UserProperty> user_property_scratch_;
   base::ByteBuffer property_scratch_;
+  // Options' hooks, cached: the hot paths test these pointers.
+  MessageInterceptor* const interceptor_;
+  EventHook* const events_;
+  MessageRewrite rewrite_scratch_;
+  // The packet handle_packet is handling (for hold_for_decision).
+  mqtt::PacketType current_packet_type_ = mqtt::PacketType::kPublish;
+  uint8_t current_packet_flags_ = 0;
+  std::span<const uint8_t> current_packet_body_;
+  // Decisions this shard waits for, by token; the one being handled again.
+  absl::flat_hash_map<uint64_t, Connection*> pending_decisions_;
+  uint64_t decision_token_last_ = 0;
+  PendingDecision* replaying_ = nullptr;
+  std::vector<std::pair<std::string_view, std::string_view>> intercepted_user_properties_;
+};
+
+// What a hook that may answer later gets (HookDeferral): the first defer() takes a token
+// and a handle, unless the shard already waits for Options::max_pending_hook_decisions.
+class ShardState::Deferral final : public HookDeferral {
+ public:
+  explicit Deferral(ShardState& state) : state_(state) {}
+  HookCompletion defer() override;
+  uint64_t token() const { return token_; }
+  bool over_bound() const { return over_bound_; }
+
+ private:
+  ShardState& state_;
+  uint64_t token_ = 0;
+  bool asked_ = false;
+  bool over_bound_ = false;
 };
 
 }  // namespace coremq::broker

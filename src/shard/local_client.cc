@@ -320,4 +320,19 @@ std::future<OperationResult> LocalClient::unsubscribe(std::string_view filter) {
   return ready({status, 0});
 }
 
+LocalStatus LocalClient::acknowledge(const MessageAcknowledgement& acknowledgement) {
+  LocalClientCore& core = *core_;
+  if (!core.manual_acknowledgement || acknowledgement.packet_id == 0 ||
+      (acknowledgement.qos != 1 && acknowledgement.qos != 2)) {
+    return LocalStatus::kInvalidArgument;
+  }
+  if (LocalStatus status = usable(core); status != LocalStatus::kOk) return status;
+  // The same packet the delivery thread sends when a callback returns, from this thread: the
+  // intake takes packets from any thread, and the shard reads them in order.
+  LocalCommand command{&core, LocalCommand::Kind::kPackets, 0, {}};
+  mqtt::encode_ack_v5(command.bytes, acknowledgement.qos == 1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec,
+                      acknowledgement.packet_id, 0, {});
+  return core.hub->push(core, std::move(command));
+}
+
 }  // namespace coremq

@@ -137,8 +137,13 @@ std::unique_ptr<LocalClientCore> LocalHub::connect(const LocalClientOptions& opt
     return nullptr;
   }
   uint32_t shard = broker::owner_shard_of(client_id, shard_count_);
+  if (options.manual_acknowledgement && options.inline_callbacks) {
+    *error = "manual_acknowledgement and inline_callbacks cannot be combined";
+    return nullptr;
+  }
   auto core = std::make_unique<LocalClientCore>(shared_from_this(), client_id, shard,
                                                 options.on_unmatched_message, options.inline_callbacks);
+  core->manual_acknowledgement = options.manual_acknowledgement;
   std::future<OperationResult> connack = core->connack.get_future();
   {
     std::lock_guard lock(mutex_);
@@ -421,14 +426,20 @@ void LocalHub::handle_publish(LocalClientCore& core, std::span<const uint8_t> bo
                 mqtt::DecodeStatus::kOk);
   // A QoS 2 message seen again (a resent PUBLISH after a resumed session): PUBREC only.
   bool repeated = publish.qos == 2 && core.qos2_received.contains(publish.packet_id);
+  bool taken = false;  // a callback saw it (manual acknowledgement: the host acknowledges)
   if (!repeated && !core.disconnect_requested) {
     {
       std::lock_guard lock(core.mutex);
       match_publish(publish, core.subscriptions, options_.subscription_identifiers_available, scratch_);
     }
+    taken = !scratch_.matches.empty() || core.on_unmatched != nullptr;
     run_callbacks(core, publish, scratch_);
   }
   if (publish.qos == 0 || core.disconnect_requested) return;
+  if (core.manual_acknowledgement && taken) {
+    if (publish.qos == 2) core.qos2_received.insert(publish.packet_id);  // PUBREL is still answered here
+    return;
+  }
   // Acknowledged once the callbacks returned: QoS 1 done, QoS 2 waits for PUBREL.
   if (publish.qos == 2) core.qos2_received.insert(publish.packet_id);
   mqtt::PacketType ack = publish.qos == 1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec;
@@ -479,6 +490,7 @@ int64_t LocalHub::run_callbacks(const LocalClientCore& core, const mqtt::Publish
     if (entry.id == mqtt::PropertyId::kUserProperty)
       message.user_properties.emplace_back(entry.text, entry.pair_value);
   }
+  message.acknowledgement = {publish.packet_id, publish.qos};
   message.subscription_identifiers.clear();
   for (const auto& subscription : scratch.matches) {
     if (subscription->host_identifier != 0)

@@ -136,6 +136,8 @@ class LocalClientCore {
   const MessageCallback on_unmatched;  // LocalClientOptions::on_unmatched_message
   // LocalClientOptions::inline_callbacks: PUBLISH and PUBREL are handled on the owner shard.
   const bool inline_callbacks;
+  // LocalClientOptions::manual_acknowledgement: set before the client connects.
+  bool manual_acknowledgement = false;
 
   // Any thread.
   std::atomic<bool> connected{false};

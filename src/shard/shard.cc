@@ -4,6 +4,7 @@
 // shard_peers.cc. Everything here runs on the shard's thread except request_stop().
 #include "shard/shard.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -49,10 +50,19 @@ Shard::Shard(uint32_t shard_id, uint32_t shard_count, const Options& options, Sh
   COREMQ_ASSERT_MSG(event_fd_ >= 0, "eventfd failed");
   staged_.resize(shard_count);
   peer_needs_wake_.resize(shard_count, false);
+  // Room for every decision the shard may wait for, and as many late answers again.
+  hook_channel_ = std::make_shared<internal::HookChannel>(
+      std::max<size_t>(2, 2 * size_t{std::max<uint32_t>(1, options.max_pending_hook_decisions)}));
+  hook_channel_->shard = this;
 }
 
 Shard::~Shard() {
   COREMQ_ASSERT(!thread_.joinable());
+  {
+    // A HookCompletion answered from now on finds no shard to wake.
+    std::lock_guard lock(hook_channel_->mutex);
+    hook_channel_->shard = nullptr;
+  }
   if (event_fd_ >= 0) ::close(event_fd_);
   for (const ListenSocket& socket : listen_sockets_) ::close(socket.fd);
 }
@@ -108,6 +118,23 @@ bool Shard::check_password(uint64_t token, uint8_t listener, std::string_view us
   if (password_checker_ == nullptr) return false;
   return password_checker_->submit(shard_id_, auth::PasswordCheckRequest{token, listener, has_password,
                                                                          std::string(username), std::string(password)});
+}
+
+HookCompletion Shard::defer_decision(uint64_t token, uint32_t index) {
+  return internal::HookChannelAccess::make(hook_channel_, token, index);
+}
+
+void Shard::drain_hook_answers() {
+  if (!state_) return;
+  // Bounded by the ring: each answer pushed before this look is handled once.
+  for (size_t taken = 0; taken < hook_channel_->answers.capacity(); ++taken) {
+    broker::HookAnswer* answer = hook_channel_->answers.front();
+    if (answer == nullptr) break;
+    broker::HookAnswer taken_answer = std::move(*answer);
+    hook_channel_->answers.pop();
+    state_->on_hook_answer(std::move(taken_answer));
+  }
+  state_->counters().hook_answers_dropped = hook_channel_->answers_dropped.load(std::memory_order_relaxed);
 }
 
 bool Shard::password_verdicts_ready() const {
@@ -234,6 +261,7 @@ bool Shard::turn() {
   drain_inbound();
   drain_password_verdicts();
   drain_store_answers();
+  drain_hook_answers();
   drain_control();
   drain_local_intake();
   if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_shutdown();
@@ -277,7 +305,8 @@ void Shard::enter_kernel() {
   // the peer frees room as it drains (it stays awake while its ring holds items) and
   // nothing wakes this shard when it does, so it keeps turning until they are pushed.
   if (!inbound_empty() || io_uring_cq_ready(ring_.raw()) > 0 || has_staged_items() || handshakes_deferred_ ||
-      local_work_ready() || password_verdicts_ready() || store_answers_ready()) {
+      local_work_ready() || password_verdicts_ready() || store_answers_ready() ||
+      hook_answers_ready()) {
     sleeping_.store(false, std::memory_order_relaxed);
     int result = io_uring_submit_and_get_events(ring_.raw());
     if (result < 0 && result != -EINTR && result != -EBUSY) LOG_WARNING("io_uring submit: %s", std::strerror(-result));

@@ -31,6 +31,7 @@
 #include "persist/store.h"
 #include "shard/control.h"
 #include "transport/factory.h"
+#include "shard/hook_channel.h"
 #include "shard/local_hub.h"
 #include "shard/bridge.h"
 
@@ -103,6 +104,7 @@ class Shard final : public broker::IoPort {
   broker::PeerAddress peer_address(const broker::Connection& connection) override;
   [[nodiscard]] bool check_password(uint64_t token, uint8_t listener, std::string_view username, bool has_password,
                                     std::string_view password) override;
+  HookCompletion defer_decision(uint64_t token, uint32_t index) override;
 
   // In-process clients (shard_local.cc). Wiring, before start(): the hub and this shard's link.
   void attach_local(LocalHub* hub, LocalShardLink* link);
@@ -184,6 +186,9 @@ class Shard final : public broker::IoPort {
   bool store_answers_ready() const;
   void submit_to_store();
   void tick_store();
+  // Answers of asynchronous hook decisions (hook_channel.h), handed to ShardState.
+  void drain_hook_answers();
+  bool hook_answers_ready() const { return !hook_channel_->answers.empty(); }
   void drain_control();
   // Input pause: set where items are staged (post), lifted at the end of a turn.
   void pause_input(size_t staged);
@@ -369,6 +374,8 @@ class Shard final : public broker::IoPort {
   // transport is still in its handshake parks its input until a later turn.
   uint32_t handshake_budget_ = 0;
   bool handshakes_deferred_ = false;  // such input is parked: replay it next turn
+  // Where host threads answer this shard's asynchronous hook decisions.
+  std::shared_ptr<internal::HookChannel> hook_channel_;
   // In-process clients; see ShardLocalSide.
   ShardLocalSide local_;
   persist::Store* store_ = nullptr;

@@ -659,6 +659,55 @@ TEST_P(LocalClients, AResumedSessionDeliversWhatWasQueuedToOnUnmatchedMessage) {
   EXPECT_EQ(unmatched.size(), 1u);
 }
 
+TEST_P(LocalClients, ManualAcknowledgementHoldsTheWindowUntilTheHostAcknowledges) {
+  LocalClientOptions options;
+  options.client_id = id_on_shard("manual", 0);
+  options.manual_acknowledgement = true;
+  options.receive_maximum = 2;
+  std::string error;
+  std::unique_ptr<LocalClient> client = broker_->connect_local(options, &error);
+  ASSERT_NE(client, nullptr) << error;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<MessageAcknowledgement> acknowledgements;
+  std::vector<std::string> payloads;
+  SubscribeOptions subscribe;
+  subscribe.qos = 1;
+  auto on_message = [&](const ReceivedMessage& message) {
+    std::lock_guard lock(mutex);
+    acknowledgements.push_back(message.acknowledgement);
+    payloads.emplace_back(message.payload);
+    changed.notify_all();
+  };
+  ASSERT_EQ(client->subscribe("work/#", subscribe, on_message).get().reason_code, 1);
+  // On the same shard, so each PUBACK to the publisher comes after the message met the window.
+  auto publisher = network(id_on_shard("producer", 0));
+  std::string why;
+  for (const char* payload : {"1", "2", "3"}) ASSERT_EQ(publisher->publish("work/a", payload, 1, false, &why), 0) << why;
+  // A SUBACK to the client comes behind whatever the broker sent it before: two messages, the
+  // third waiting for an acknowledgement.
+  ASSERT_EQ(client->subscribe("other/#", subscribe, on_message).get().reason_code, 1);
+  {
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(payloads, (std::vector<std::string>{"1", "2"}));
+    EXPECT_EQ(acknowledgements[0].qos, 1);
+    EXPECT_NE(acknowledgements[0].packet_id, acknowledgements[1].packet_id);
+  }
+  EXPECT_EQ(client->acknowledge(MessageAcknowledgement{}), LocalStatus::kInvalidArgument);
+  EXPECT_EQ(client->acknowledge(acknowledgements[0]), LocalStatus::kOk);  // from this (host) thread
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(changed.wait_for(lock, kWait, [&] { return payloads.size() == 3; }));
+  EXPECT_EQ(payloads[2], "3");
+  lock.unlock();
+  // A client that acknowledges when callbacks return refuses the call.
+  std::unique_ptr<LocalClient> automatic = local(id_on_shard("automatic", 0));
+  EXPECT_EQ(automatic->acknowledge(acknowledgements[1]), LocalStatus::kInvalidArgument);
+  LocalClientOptions both;
+  both.manual_acknowledgement = true;
+  both.inline_callbacks = true;
+  EXPECT_EQ(broker_->connect_local(both, &error), nullptr);
+}
+
 INSTANTIATE_TEST_SUITE_P(Threads, LocalClients, ::testing::Values(1u, 4u),
                          [](const ::testing::TestParamInfo<uint32_t>& param_info) {
                            return "t" + std::to_string(param_info.param);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -99,7 +100,9 @@ class FakeIo final : public broker::IoPort {
   void resume_input(broker::Connection* connection) override {
     // The contract: only for a connection the protocol side just stopped holding.
     COREMQ_ASSERT(!connection->input_held);
-    COREMQ_ASSERT(connection->state == broker::ConnectionState::kConnected);
+    // Connected, or still authenticating after a deferred step (async_hooks.cc).
+    COREMQ_ASSERT(connection->state == broker::ConnectionState::kConnected ||
+                  connection->state == broker::ConnectionState::kAuthenticating);
     resumes.push_back(connection);
   }
 
@@ -119,6 +122,17 @@ class FakeIo final : public broker::IoPort {
     password_checks.push_back(
         PasswordCheck{token, listener, std::string(username), has_password, std::string(password)});
     return true;
+  }
+
+  // Asynchronous hook decisions: without `make_completion` none can be taken (the broker
+  // refuses as busy); with it the test makes the handle and answers with
+  // ShardState::on_hook_answer(token). Every token asked is recorded.
+  std::function<HookCompletion(uint64_t token, uint32_t index)> make_completion;
+  std::vector<uint64_t> deferred_tokens;
+  HookCompletion defer_decision(uint64_t token, uint32_t index) override {
+    if (!make_completion) return {};
+    deferred_tokens.push_back(token);
+    return make_completion(token, index);
   }
 
   // Hands the recorded posts over to the caller, who now owns their pointees.
