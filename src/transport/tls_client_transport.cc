@@ -13,22 +13,11 @@
 
 #include "absl/strings/str_format.h"
 #include "base/assert.h"
+#include "transport/tls_errors.h"
 
 namespace coremq::transport {
 
 namespace {
-
-// Every queued OpenSSL error as one line, oldest first; clears the queue.
-std::string take_openssl_errors() {
-  std::string text;
-  char line[256];
-  for (unsigned long code = ERR_get_error(); code != 0; code = ERR_get_error()) {
-    ERR_error_string_n(code, line, sizeof(line));
-    if (!text.empty()) text += "; ";
-    text += line;
-  }
-  return text.empty() ? std::string("no OpenSSL error queued") : text;
-}
 
 bool is_ip_literal(const std::string& name) {
   in_addr v4{};
@@ -158,131 +147,20 @@ std::unique_ptr<TlsClientTransport> TlsClientTransport::create(TlsClientContext&
     return nullptr;
   }
   std::unique_ptr<TlsClientTransport> transport(new TlsClientTransport(ssl, context.settings().verify_hint));
-  // The transport lives on the heap and never moves, so the BIO may point at its window.
-  BIO* bio = new_call_bio(nullptr, &transport->window_);
-  if (bio == nullptr) {
+  if (!transport->attach_bio(nullptr)) {
     *error = "cannot make a TLS connection: " + take_openssl_errors();
     return nullptr;  // the transport frees the SSL
   }
-  SSL_set_bio(ssl, bio, bio);  // one BIO both ways: the SSL takes its one reference
   return transport;
 }
 
-TlsClientTransport::~TlsClientTransport() {
-  SSL_free(ssl_);
-}
-
-Transport::Status TlsClientTransport::decode(std::span<const uint8_t> wire,
-                                                        base::ByteBuffer& plain, base::ByteBuffer& wire_out) {
-  if (state_ == State::kError) return Status::kError;
-  if (state_ == State::kClosed) return Status::kClosed;
-  window_.input = wire.data();
-  window_.input_size = wire.size();
-  window_.output = &wire_out;
-  Status status = drive(plain);
-  // kOk means OpenSSL asked for more input, which it does only once the BIO has none left.
-  COREMQ_ASSERT(status != Status::kOk || window_.input_size == 0);
-  window_.input = nullptr;
-  window_.input_size = 0;
-  window_.output = nullptr;
-  return status;
-}
-
-Transport::Status TlsClientTransport::drive(base::ByteBuffer& plain) {
-  ERR_clear_error();
-  if (!handshake_done_) {
-    int result = SSL_do_handshake(ssl_);
-    if (result != 1) {
-      int ssl_error = SSL_get_error(ssl_, result);
-      if (ssl_error == SSL_ERROR_WANT_READ) return Status::kOk;
-      return fail(ssl_error);
-    }
-    handshake_done_ = true;
-  }
-  return read_records(plain);
-}
-
-Transport::Status TlsClientTransport::read_records(base::ByteBuffer& plain) {
-  // Decrypt straight into `plain` (no bounce buffer): room for one record, then trimmed.
-  constexpr size_t kRecordBytesMax = 16384;
-  for (;;) {
-    size_t before = plain.size();
-    uint8_t* at = plain.grow(kRecordBytesMax);
-    size_t count = 0;
-    int result = SSL_read_ex(ssl_, at, kRecordBytesMax, &count);
-    plain.truncate(before + (result == 1 ? count : 0));
-    if (result == 1) continue;
-    int ssl_error = SSL_get_error(ssl_, result);
-    if (ssl_error == SSL_ERROR_WANT_READ) return Status::kOk;
-    if (ssl_error == SSL_ERROR_ZERO_RETURN) {
-      // The broker's close_notify: answer with ours, then nothing more flows.
-      state_ = State::kClosed;
-      if (!close_sent_) {
-        SSL_shutdown(ssl_);
-        close_sent_ = true;
-      }
-      ERR_clear_error();
-      return Status::kClosed;
-    }
-    return fail(ssl_error);
-  }
-}
-
-Transport::Status TlsClientTransport::fail(int ssl_error) {
-  state_ = State::kError;
-  if (ssl_error == SSL_ERROR_SSL) {
-    error_ = take_openssl_errors();
-    long verify_result = SSL_get_verify_result(ssl_);
-    // "certificate verify failed" alone does not say which check failed: add the reason.
-    if (verify_result != X509_V_OK && error_.find("certificate verify failed") != std::string::npos) {
-      error_ += absl::StrFormat(": %s (%s)", X509_verify_cert_error_string(verify_result), verify_hint_);
-    }
-  } else {
-    error_ = absl::StrFormat("TLS error %d: %s", ssl_error, take_openssl_errors());
-  }
-  return Status::kError;
-}
-
-Transport::Status TlsClientTransport::encode(std::span<const uint8_t> plain,
-                                                        base::ByteBuffer& wire_out) {
-  COREMQ_ASSERT(handshake_done_);
-  if (state_ == State::kError) return Status::kError;
-  if (state_ == State::kClosed || close_sent_) return Status::kClosed;
-  window_.output = &wire_out;
-  ERR_clear_error();
-  Status status = Status::kOk;
-  // The BIO never blocks, so each SSL_write_ex takes everything it is given.
-  while (!plain.empty()) {
-    size_t written = 0;
-    int result = SSL_write_ex(ssl_, plain.data(), plain.size(), &written);
-    if (result != 1) {
-      status = fail(SSL_get_error(ssl_, result));
-      break;
-    }
-    plain = plain.subspan(written);
-  }
-  window_.output = nullptr;
-  return status;
-}
-
-void TlsClientTransport::encode_close(uint16_t, base::ByteBuffer& wire_out) {
-  // OpenSSL forbids SSL_shutdown during the handshake or after a fatal error.
-  if (!handshake_done_ || state_ != State::kOpen || close_sent_) return;
-  window_.output = &wire_out;
-  ERR_clear_error();
-  SSL_shutdown(ssl_);
-  ERR_clear_error();
-  window_.output = nullptr;
-  close_sent_ = true;
-}
-
 std::string TlsClientTransport::protocol_and_cipher() const {
-  if (!handshake_done_) return {};
-  return absl::StrFormat("%s %s", SSL_get_version(ssl_), SSL_get_cipher_name(ssl_));
+  if (!handshake_done()) return {};
+  return absl::StrFormat("%s %s", SSL_get_version(ssl()), SSL_get_cipher_name(ssl()));
 }
 
 bool TlsClientTransport::resumed() const {
-  return handshake_done_ && SSL_session_reused(ssl_) == 1;
+  return handshake_done() && SSL_session_reused(ssl()) == 1;
 }
 
 }  // namespace coremq::transport

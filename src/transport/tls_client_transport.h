@@ -16,8 +16,7 @@
 #include <string_view>
 
 #include "base/byte_buffer.h"
-#include "transport/call_bio.h"
-#include "transport/transport.h"
+#include "transport/tls_session.h"
 
 typedef struct ossl_lib_ctx_st OSSL_LIB_CTX;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -70,21 +69,13 @@ class TlsClientContext {
   SSL_SESSION* session_ = nullptr;
 };
 
-class TlsClientTransport final : public Transport {
+// One client connection: the record layer is TlsSession's (tls_session.h).
+class TlsClientTransport final : public TlsSession {
  public:
   // Null with a message when OpenSSL cannot make the connection (out of memory).
   static std::unique_ptr<TlsClientTransport> create(TlsClientContext& context, std::string* error);
-  ~TlsClientTransport() override;
 
-  // An empty `wire` before anything was received starts the handshake (the ClientHello goes
-  // to `wire_out`); after that, records in, application bytes out.
-  [[nodiscard]] Status decode(std::span<const uint8_t> wire, base::ByteBuffer& plain,
-                              base::ByteBuffer& wire_out) override;
-  [[nodiscard]] Status encode(std::span<const uint8_t> plain, base::ByteBuffer& wire_out) override;
-  // A close_notify (the WebSocket close code means nothing to TLS).
-  void encode_close(uint16_t websocket_close_code, base::ByteBuffer& wire_out) override;
-  bool established() const override { return state_ == State::kOpen && handshake_done_; }
-  std::string_view error() const override { return error_; }
+  bool established() const override { return open() && handshake_done(); }
 
   // After the handshake: "TLSv1.3 TLS_AES_256_GCM_SHA384", and whether a kept session was
   // resumed.
@@ -92,21 +83,7 @@ class TlsClientTransport final : public Transport {
   bool resumed() const;
 
  private:
-  enum class State : uint8_t { kOpen, kClosed, kError };
-
-  TlsClientTransport(SSL* ssl, std::string verify_hint) : ssl_(ssl), verify_hint_(std::move(verify_hint)) {}
-  Status drive(base::ByteBuffer& plain);
-  Status read_records(base::ByteBuffer& plain);
-  Status fail(int ssl_error);
-
-  SSL* ssl_;
-  std::string verify_hint_;
-  // What the BIO reads from and writes to, set only for the length of one call.
-  CallWindow window_;  // what the BIO reads and writes during the current call
-  std::string error_;
-  State state_ = State::kOpen;
-  bool handshake_done_ = false;
-  bool close_sent_ = false;
+  TlsClientTransport(SSL* ssl, std::string verify_hint) : TlsSession(ssl, std::move(verify_hint)) {}
 };
 
 }  // namespace coremq::transport
