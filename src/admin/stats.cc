@@ -17,6 +17,7 @@ BrokerStats broker_stats(const std::vector<shard::ShardSnapshot>& snapshots) {
     shard.values.emplace_back("connections", snapshot.connections);
     shard.values.emplace_back("sessions", snapshot.sessions);
     shard.values.emplace_back("sessions_online", snapshot.sessions_online);
+    shard.values.emplace_back("sockets", snapshot.sockets);
     shard.values.emplace_back("subscriptions", snapshot.subscriptions);
     shard.values.emplace_back("retained", snapshot.retained);
     shard.values.emplace_back("inbound_ring_depth", snapshot.inbound_ring_depth);

@@ -124,6 +124,7 @@ class Shard final : public broker::IoPort {
   // out), items waiting in the rings from every peer, and whether input is paused now.
   const base::LogHistogram& turn_duration_us() const { return turn_duration_us_; }
   size_t inbound_ring_depth() const;
+  size_t socket_count() const { return connections_.size(); }
   bool input_paused() const { return input_paused_; }
   // Wiring, before start() (--persistence): the store, and what this shard takes from it as
   // it starts (every retained message, the sessions it owns); both outlive start().

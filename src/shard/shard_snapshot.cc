@@ -32,6 +32,7 @@ std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chr
         taken.subscriptions = state.subscription_count();
         taken.retained = state.retained_count();
         taken.sessions_online = state.online_session_count();
+        taken.sockets = shard.socket_count();
         taken.inbound_ring_depth = shard.inbound_ring_depth();
         taken.input_paused = shard.input_paused();
         taken.delivery_latency_us = state.delivery_latency_us();

@@ -24,6 +24,7 @@ struct ShardSnapshot {
   uint64_t subscriptions = 0;  // one per session and filter
   uint64_t retained = 0;       // live messages in this shard's retained copy
   uint64_t sessions_online = 0;       // of `sessions`, those with a connection attached
+  uint64_t sockets = 0;               // the shard's open client sockets, closing ones included
   uint64_t inbound_ring_depth = 0;    // items waiting in the rings from every peer
   bool input_paused = false;          // socket input paused for cross-shard back-pressure
   base::LogHistogram delivery_latency_us;  // publish-to-deliver, per delivery (turn clock)

@@ -48,6 +48,7 @@ MOSQUITTO_OPTION_NAMES = {
     "max_keepalive": "max_keepalive",
     "max_topic_levels": None,
     "stats_interval": None,
+    "http_listener": None,
     "close_linger": None,
     "close_linger_bytes": None,
     "cross_shard_queue_capacity": None,
@@ -170,8 +171,13 @@ class Broker:
         return self.log()[-characters:]
 
     def stats(self) -> dict:
-        """{shard: {counter: value}} from each shard's latest `stats` line (coremq with
-        --stats-interval; the format is in README.md)."""
+        """{shard: {counter: value}}: with the HTTP admin listener (http_listener=":0") each
+        shard's counters and gauges from GET /api/v1/stats, read now; else each shard's latest
+        `stats` log line (coremq with --stats-interval; the format is in README.md)."""
+        if "http_listener" in self.options:
+            from helpers_http import get_json  # noqa: PLC0415 (only tests with the listener need it)
+            answer = get_json(self, "/api/v1/stats")
+            return {entry["shard"]: entry["values"] for entry in answer["shards"] if entry["answered"]}
         latest = {}
         for match in re.finditer(r"\[shard (\d+)\] stats ((?:\w+=\d+ ?)+)", self.log()):
             latest[int(match.group(1))] = {name: int(value) for name, value in
@@ -179,12 +185,13 @@ class Broker:
         return latest
 
     def stats_total(self, counter: str) -> int:
-        """counter summed over the shards' latest stats lines."""
+        """counter summed over the shards."""
         return sum(shard.get(counter, 0) for shard in self.stats().values())
 
     def wait_for_stats(self, predicate, timeout=10.0, what="stats condition"):
-        """Waits (bounded) until predicate(self) holds on the stats lines logged so far."""
-        assert "stats_interval" in self.options, "start the broker with stats_interval=1"
+        """Waits (bounded) until predicate(self) holds on the broker's counters."""
+        assert "http_listener" in self.options or "stats_interval" in self.options, \
+            'start the broker with http_listener=":0" (or stats_interval=1)'
         if not helpers.wait_until(lambda: predicate(self), timeout=timeout, interval=0.1):
             raise AssertionError(f"{what} not seen within {timeout} s; latest stats: {self.stats()}")
 

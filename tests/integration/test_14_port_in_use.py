@@ -98,11 +98,11 @@ def test_restart_with_connections_in_time_wait(threads, tmp_path):
         assert stop(again) == 0, again_log.read_text(errors="replace")
 
 
-@pytest.mark.coremq_only("the stats line is coremq's")
+@pytest.mark.coremq_only("the admin API is coremq's")
 def test_shards_share_the_port(start_broker, clients, threads):
     if threads == 1:
         pytest.skip("one shard: nothing to spread")
-    broker = start_broker(stats_interval=1)
+    broker = start_broker(http_listener=":0")
     connections = [clients.raw(broker=broker) for _ in range(32)]
     broker.wait_for_stats(lambda b: b.stats_total("connections_accepted") == len(connections),
                           what="every connection accepted")

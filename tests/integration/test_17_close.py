@@ -61,7 +61,7 @@ def test_client_sockets_get_tcp_user_timeout(start_broker, clients, names):
         assert broker_side_tcp_user_timeout(broker, client) == expected_ms, flag
 
 
-@pytest.mark.coremq_only("--close-linger and the stats line are coremq's")
+@pytest.mark.coremq_only("--close-linger and the admin API are coremq's")
 @pytest.mark.parametrize("trigger", ["protocol_error", "keep_alive"])
 def test_client_that_never_reads_is_let_go(start_broker, clients, names, trigger):
     """A subscriber with a tiny receive buffer that never reads is flooded until the
@@ -70,7 +70,7 @@ def test_client_that_never_reads_is_let_go(start_broker, clients, names, trigger
     keep-alive expires (0x8D; in whatever order with the stall, the client never reads
     nor closes). The DISCONNECT can never be read; the broker must still let go of the
     socket within --close-linger."""
-    broker = start_broker(stats_interval=1, close_linger=LINGER_SECONDS,
+    broker = start_broker(http_listener=":0", close_linger=LINGER_SECONDS,
                           max_client_output_bytes=64 * 1024)
     topic = names.topic("flood")
     subscriber = raw5(clients, names.sub(), broker=broker, receive_buffer_bytes=4096,
@@ -134,7 +134,7 @@ def test_client_that_keeps_writing_reads_the_disconnect(start_broker, clients, n
 def test_linger_reads_a_bounded_number_of_bytes(start_broker, clients, names):
     """A client that keeps writing after the DISCONNECT cannot keep the socket: past
     --close-linger-bytes the broker closes it (counted)."""
-    broker = start_broker(stats_interval=1, close_linger_bytes=4096, close_linger=60)
+    broker = start_broker(http_listener=":0", close_linger_bytes=4096, close_linger=60)
     client = raw5(clients, names.pub(), broker=broker)
     client.send(connect5(names.pub()))                                 # protocol error
     readable, _, _ = select.select([client.sock], [], [], 10)

@@ -62,11 +62,12 @@ def mosquitto_available():
 # ---------------------------------------------------------------- brokers
 
 class PasswordCoremq(conftest.Broker):
-    """coremq with the given --listener arguments (and --stats-interval=1); `ports` lists the
+    """coremq with the given --listener arguments (and the HTTP admin listener, whose
+    /api/v1/stats the tests read the counters from); `ports` lists the
     listeners' ports in the order of the arguments, `anonymous` whether each lets anonymous in."""
 
     def __init__(self, directory: Path, threads: int, arguments):
-        super().__init__(directory, threads, {"stats_interval": 1})
+        super().__init__(directory, threads, {"http_listener": ":0"})
         self.arguments = list(arguments)
         self.ports, self.anonymous = [], []
 
@@ -74,7 +75,7 @@ class PasswordCoremq(conftest.Broker):
         if not os.access(conftest.COREMQ_BINARY, os.X_OK):
             pytest.skip(f"no coremq binary at {conftest.COREMQ_BINARY}")
         return [conftest.COREMQ_BINARY, f"--threads={self.threads}", "--pin-threads=false",
-                "--log-level=info", "--stats-interval=1", *self.arguments]
+                "--log-level=info", "--http-listener=:0", *self.arguments]
 
     def _ready(self) -> bool:
         text = self.log()
