@@ -389,10 +389,7 @@ void ShardState::on_tick(int64_t now_ms) {
                  absl::StrFormat("no packet for 1.5 x %u s", connection->keep_alive_seconds),
                  v5 ? static_cast<int>(ReasonCode::kKeepAliveTimeout) : -1);
       LOG_INFO_LIMITED("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
-               connection->keep_alive_seconds);
-      if (connection->version == mqtt::ProtocolVersion::kV5) {
-        send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
-      }
+                       connection->keep_alive_seconds);
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
                      {DisconnectReason::kKeepAliveTimeout, static_cast<uint8_t>(ReasonCode::kKeepAliveTimeout)});
     } else {
