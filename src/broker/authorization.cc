@@ -8,8 +8,8 @@ namespace coremq::broker {
 ClientIdentity ShardState::hook_identity(const Session* session) const {
   ClientIdentity identity;
   identity.client_id = session->client_id;
+  if (session->username != nullptr) identity.username = *session->username;
   if (session->hook_identity != nullptr) {
-    if (session->hook_identity->username) identity.username = *session->hook_identity->username;
     identity.listener = session->hook_identity->listener;
     identity.in_process = session->hook_identity->in_process;
   }

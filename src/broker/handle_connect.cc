@@ -472,9 +472,6 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
   session->hook_identity.reset();
   if (options_.authorization_hook != nullptr || interceptor_ != nullptr || events_ != nullptr) {
     session->hook_identity = std::make_unique<Session::HookIdentity>();
-    if (std::optional<std::string_view> username = client_username(connection, connect)) {
-      session->hook_identity->username = std::string(*username);
-    }
     session->hook_identity->listener = connection->listener;
     session->hook_identity->in_process = connection->in_process;
   }

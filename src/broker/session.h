@@ -84,13 +84,13 @@ struct Session {
   std::unique_ptr<auth::CompiledAcl> acl;
   // With Options::authorization_hook: who the hook is told this client is (set at CONNECT).
   struct HookIdentity {
-    std::optional<std::string> username;
     uint8_t listener = 0;
     bool in_process = false;
   };
   std::unique_ptr<HookIdentity> hook_identity;
-  // The username of the client's last CONNECT, for the admin API; null for anonymous clients
-  // (a pointer: most fleets' devices share a few usernames, and sessions pay per byte).
+  // The username of the client's last CONNECT, for the admin API and the hooks; null for
+  // anonymous clients (a pointer: most devices of a fleet have none or share a few, and
+  // sessions pay per byte).
   std::unique_ptr<std::string> username;
   // Renewed from the shard-wide count (ShardState::timer_generation_last_) whenever the
   // session's timers change meaning (reconnect, new disconnect), so stale timer entries,
