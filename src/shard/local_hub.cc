@@ -320,15 +320,21 @@ void LocalHub::handle_output(LocalOutput& item) {
     case LocalOutput::Kind::kDisconnectDone: {
       COREMQ_ASSERT(core.disconnect_requested && core.unsent.empty());
       bool orphaned = false;
+      bool signal = false;
       {
         std::lock_guard lock(core.mutex);
         orphaned = core.orphaned;
-        if (!core.closed_signalled) {
-          core.closed_signalled = true;
-          core.closed.set_value();  // the host's destructor may free the core from here on
-        }
+        signal = !core.closed_signalled;
+        core.closed_signalled = true;
       }
-      if (orphaned) forget(&core);
+      // Signalled after the lock is released: a waiting host's destructor frees the core (and
+      // its mutex) as soon as it sees the signal, so nothing of the core is touched after it.
+      if (orphaned) {
+        if (signal) core.closed.set_value();
+        forget(&core);
+      } else if (signal) {
+        core.closed.set_value();
+      }
       break;
     }
     case LocalOutput::Kind::kNone:
