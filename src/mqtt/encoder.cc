@@ -394,7 +394,9 @@ void encode_connect(base::ByteBuffer& out, const ConnectPacket& connect) {
     Writer writer(out.grow(size), size);
     writer.fixed_header(PacketType::kConnect, 0, remaining_length);
     writer.length_prefixed(name);
-    writer.u8(level);
+    // A bridge (Mosquitto's try_private) sets the level's top bit; bridge.cc may also have
+    // written it into protocol_level itself.
+    writer.u8(connect.bridge ? static_cast<uint8_t>(level | 0x80) : level);
     writer.u8(flags);
     writer.u16(connect.keep_alive_seconds);
   }

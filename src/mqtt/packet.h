@@ -76,8 +76,9 @@ struct Will {
 struct ConnectPacket {
   std::string_view protocol_name;  // empty when encoding: derived from protocol_level
   uint8_t protocol_level = 0;      // 0 when encoding means 4 (3.1.1)
-  // Decoded: the level had the bridge bit (0x80, Mosquitto's try_private), removed from
-  // protocol_level. Ignored when encoding (write the bit into protocol_level).
+  // The level has the bridge bit (0x80, Mosquitto's try_private): decoded, the bit is removed
+  // from protocol_level and set here; encoded, the bit is written back (so a decoded CONNECT
+  // re-encodes to the same bytes).
   bool bridge = false;
   bool clean_session = true;
   uint16_t keep_alive_seconds = 0;

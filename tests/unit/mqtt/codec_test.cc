@@ -109,6 +109,25 @@ TEST(MqttCodecRoundTrip, ConnectV31) {
   EXPECT_EQ(decoded.password, "secret");
 }
 
+// A Mosquitto bridge's CONNECT (try_private: level 0x84) decodes as level 4 with `bridge` set and
+// encodes back to the same bytes (fuzz_decoder's round trip found the bit dropped).
+TEST(MqttCodecRoundTrip, ConnectBridgeBitRoundTrips) {
+  ConnectPacket connect;
+  connect.protocol_level = 4;
+  connect.bridge = true;
+  connect.client_id = "edge.bridge";
+  base::ByteBuffer buffer;
+  const ConnectPacket decoded = round_trip_connect(connect, buffer);
+  EXPECT_TRUE(decoded.bridge);
+  EXPECT_EQ(decoded.protocol_level, 4);
+  FixedHeader header{};
+  const auto body = frame(buffer, &header);
+  EXPECT_EQ(body[6], 0x84);  // after the length-prefixed "MQTT"
+  base::ByteBuffer again;
+  encode_connect(again, decoded);
+  EXPECT_EQ(to_vector(again), to_vector(buffer));
+}
+
 TEST(MqttCodecRoundTrip, ConnectUnknownLevelReportsLevel) {
   ConnectPacket connect;
   connect.protocol_level = 6;
