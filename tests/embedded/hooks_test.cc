@@ -24,6 +24,7 @@
 #include "coremq/events.h"
 #include "coremq/interception.h"
 #include "coremq/local_client.h"
+#include "embedded_broker.h"
 #include "net_client.h"
 
 namespace coremq::testing {
@@ -365,58 +366,15 @@ class Net311 {
   uint16_t last_packet_id_ = 0;
 };
 
-class Hooks : public ::testing::TestWithParam<uint32_t> {
+class Hooks : public EmbeddedBrokerTest {
  protected:
-  void SetUp() override { start({}); }
-  void TearDown() override { stop(); }
-
-  void start(const std::function<void(Options&)>& adjust) {
-    Options options;
-    options.bind_address = "127.0.0.1";
-    options.port = 0;
-    options.threads = GetParam();
-    options.pin_threads = false;
-    options.log_level = "error";
-    options.ring_entries = 256;
-    options.receive_buffer_count = 64;
+  void configure(Options& options) override {
     options.message_interceptor = interceptor_;
     options.event_hook = events_;
-    if (adjust) adjust(options);
-    broker_ = std::make_unique<Broker>(options);
-    std::string error;
-    ASSERT_TRUE(broker_->start(&error)) << error;
-  }
-  void stop() {
-    if (!broker_) return;
-    broker_->stop();
-    broker_->wait();
-  }
-  void restart(const std::function<void(Options&)>& adjust) {
-    stop();
-    broker_.reset();
-    start(adjust);
-  }
-
-  // A client id owned by `shard` (so with --threads 4 publisher and subscriber differ).
-  std::string id_on_shard(std::string_view prefix, uint32_t shard) const {
-    for (int i = 0;; ++i) {
-      std::string candidate = std::string(prefix) + "-" + std::to_string(i);
-      if (broker::owner_shard_of(candidate, broker_->shard_count()) == shard % broker_->shard_count()) {
-        return candidate;
-      }
-    }
-  }
-
-  std::unique_ptr<NetClient> network(const std::string& client_id) {
-    auto client = std::make_unique<NetClient>(broker_->port());
-    std::string why;
-    EXPECT_TRUE(client->connect(client_id, &why)) << client_id << ": " << why;
-    return client;
   }
 
   std::shared_ptr<TestInterceptor> interceptor_ = std::make_shared<TestInterceptor>();
   std::shared_ptr<TestEvents> events_ = std::make_shared<TestEvents>();
-  std::unique_ptr<Broker> broker_;
 };
 
 TEST_P(Hooks, InterceptorPassesRewritesAndDropsWithMqtt5ReasonCodes) {

@@ -24,6 +24,7 @@
 #include "broker/shard_state.h"
 #include "coremq/broker.h"
 #include "coremq/local_client.h"
+#include "embedded_broker.h"
 #include "net_client.h"
 
 namespace coremq::testing {
@@ -93,43 +94,11 @@ OperationResult get(std::future<OperationResult> future) {
   return future.get();
 }
 
-class LocalClients : public ::testing::TestWithParam<uint32_t> {
+class LocalClients : public EmbeddedBrokerTest {
  protected:
-  void SetUp() override { start({}); }
-  void TearDown() override { stop(); }
-
-  void start(const std::function<void(Options&)>& adjust) {
-    Options options;
-    options.bind_address = "127.0.0.1";
-    options.port = 0;
-    options.threads = GetParam();
-    options.pin_threads = false;
+  void configure(Options& options) override {
     options.log_level = "warning";
-    options.ring_entries = 256;
-    options.receive_buffer_count = 64;
     options.max_queued_messages = 10000;
-    if (adjust) adjust(options);
-    broker_ = std::make_unique<Broker>(options);
-    std::string error;
-    ASSERT_TRUE(broker_->start(&error)) << error;
-  }
-  void stop() {
-    if (!broker_) return;
-    broker_->stop();
-    broker_->wait();
-  }
-  void restart(const std::function<void(Options&)>& adjust) {
-    stop();
-    broker_.reset();
-    start(adjust);
-  }
-
-  // A client id owned by `shard` (so with --threads 4 the clients spread over every shard).
-  std::string id_on_shard(std::string_view prefix, uint32_t shard) const {
-    for (int i = 0;; ++i) {
-      std::string candidate = std::string(prefix) + "-" + std::to_string(i);
-      if (broker::owner_shard_of(candidate, broker_->shard_count()) == shard) return candidate;
-    }
   }
 
   std::unique_ptr<LocalClient> local(const std::string& client_id) {
@@ -140,17 +109,6 @@ class LocalClients : public ::testing::TestWithParam<uint32_t> {
     EXPECT_NE(client, nullptr) << error;
     return client;
   }
-
-  std::unique_ptr<NetClient> network(const std::string& client_id) {
-    auto client = std::make_unique<NetClient>(broker_->port());
-    std::string why;
-    EXPECT_TRUE(client->connect(client_id, &why)) << client_id << ": " << why;
-    return client;
-  }
-
-  uint32_t shards() const { return broker_->shard_count(); }
-
-  std::unique_ptr<Broker> broker_;
 };
 
 TEST_P(LocalClients, InProcessPublishReachesNetworkSubscribersOnEveryShardAtEachQos) {
