@@ -22,21 +22,15 @@
 #include "base/log.h"
 #include "broker/listener_security.h"
 #include "broker/shard_state.h"
+#include "shard_state_bench.h"
 #include "mqtt/encoder.h"
 
 namespace coremq::broker {
 namespace {
 
-class NullIo final : public IoPort {
- public:
-  void request_flush(Connection*) override {}
-  void close_connection(Connection*, bool) override {}
-  void hand_off_connection(Connection*, uint32_t) override {}
-  void resume_input(Connection*) override {}
-  void post(uint32_t, CrossShardItem item) override { release_cross_shard_item(item); }
-  int64_t now_ms() const override { return 1; }
-  bool check_password(uint64_t, uint8_t, std::string_view, bool, std::string_view) override { return false; }
-};
+using bench::bytes_of;
+using bench::feed;
+using bench::NullIo;
 
 constexpr std::string_view kFleetAcl =
     "topic deny bench/secret/#\n"
@@ -45,17 +39,6 @@ constexpr std::string_view kFleetAcl =
     "topic readwrite bench/#\n"
     "pattern readwrite devices/%c/#\n"
     "pattern deny devices/%c/locked/#\n";
-
-template <typename Encode>
-std::string bytes_of(Encode&& encode) {
-  base::ByteBuffer buffer;
-  encode(buffer);
-  return std::string(buffer.view());
-}
-
-void feed(ShardState& state, Connection* connection, const std::string& bytes) {
-  state.on_bytes(connection, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
-}
 
 void BM_AclFanOut(benchmark::State& bench) {
   constexpr int kSubscribers = 1000;

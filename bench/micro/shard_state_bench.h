@@ -1,0 +1,39 @@
+// What the micro benchmarks that drive one ShardState directly share (acl_fanout_bench.cc,
+// hooks_bench.cc): an IoPort that does nothing (no sockets, no peers), and feeding encoded
+// packets to a connection.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/byte_buffer.h"
+#include "broker/shard_state.h"
+
+namespace coremq::broker::bench {
+
+class NullIo final : public IoPort {
+ public:
+  void request_flush(Connection*) override {}
+  void close_connection(Connection*, bool) override {}
+  void hand_off_connection(Connection*, uint32_t) override {}
+  void resume_input(Connection*) override {}
+  void post(uint32_t, CrossShardItem item) override { release_cross_shard_item(item); }
+  int64_t now_ms() const override { return 1; }
+  bool check_password(uint64_t, uint8_t, std::string_view, bool, std::string_view) override { return false; }
+};
+
+// The bytes `encode(buffer)` writes.
+template <typename Encode>
+std::string bytes_of(Encode&& encode) {
+  base::ByteBuffer buffer;
+  encode(buffer);
+  return std::string(buffer.view());
+}
+
+inline void feed(ShardState& state, Connection* connection, const std::string& bytes) {
+  state.on_bytes(connection, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+}  // namespace coremq::broker::bench
