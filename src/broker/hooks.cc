@@ -6,6 +6,7 @@
 
 #include "base/assert.h"
 #include "base/log.h"
+#include "broker/host_input.h"
 #include "broker/shard_state.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
@@ -52,25 +53,6 @@ using mqtt::PacketType;
 using mqtt::ProtocolVersion;
 using mqtt::ReasonCode;
 
-namespace {
-
-bool valid_text(std::string_view text) { return text.size() <= 65535 && mqtt::is_valid_utf8_string(text); }
-
-bool valid_properties(const MessageProperties& properties) {
-  if (properties.payload_format_indicator && *properties.payload_format_indicator > 1) return false;
-  if (properties.content_type && !valid_text(*properties.content_type)) return false;
-  if (properties.response_topic &&
-      (!valid_text(*properties.response_topic) || !topic::is_valid_topic_name(*properties.response_topic))) {
-    return false;
-  }
-  if (properties.correlation_data && properties.correlation_data->size() > 65535) return false;
-  for (const UserProperty& property : properties.user_properties) {
-    if (!valid_text(property.name) || !valid_text(property.value)) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 template <typename Call>
 void ShardState::call_event_hook(Call&& call) {
@@ -180,9 +162,7 @@ ShardState::Interception ShardState::intercept_publish(Connection* connection, m
   }
   if (rewrite.empty()) return Interception::kPass;
   if (rewrite.topic) {
-    uint32_t levels = 0;
-    if (!valid_text(*rewrite.topic) || !topic::is_valid_topic_name(*rewrite.topic, &levels) ||
-        levels > options_.max_topic_levels) {
+    if (!valid_host_topic(*rewrite.topic, options_.max_topic_levels)) {
       ++counters_.interceptor_rewrites_invalid;
       LOG_WARNING_LIMITED("the message interceptor rewrote '%s' (client '%s') to an invalid topic: message dropped",
                           *topic, client_id);
@@ -192,7 +172,7 @@ ShardState::Interception ShardState::intercept_publish(Connection* connection, m
     }
     *topic = *rewrite.topic;
   }
-  if (rewrite.properties && !valid_properties(*rewrite.properties)) {
+  if (rewrite.properties && !valid_host_properties(*rewrite.properties)) {
     ++counters_.interceptor_rewrites_invalid;
     LOG_WARNING_LIMITED("the message interceptor gave a message of client '%s' on '%s' invalid properties: dropped",
                         client_id, *topic);

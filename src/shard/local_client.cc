@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "base/assert.h"
+#include "broker/host_input.h"
 #include "broker/shared_subscriptions.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
@@ -24,10 +25,6 @@ constexpr size_t kPendingMax = 65535;
 // Scratch reused by each host thread, so a publish allocates only its packet.
 thread_local base::ByteBuffer property_scratch;
 thread_local std::vector<mqtt::UserProperty> user_property_scratch;
-
-bool valid_text(std::string_view text) {
-  return text.size() <= 65535 && mqtt::is_valid_utf8_string(text);
-}
 
 // A packet id not in use by this client. Caller holds core.mutex and checked the bound.
 uint16_t allocate_packet_id(LocalClientCore& core) {
@@ -69,23 +66,9 @@ LocalStatus usable(const LocalClientCore& core) {
 // What the broker would refuse with a disconnect, refused here instead.
 bool publish_acceptable(const Options& options, std::string_view topic, std::string_view payload, uint8_t qos,
                         bool retain, const MessageProperties& properties) {
-  uint32_t levels = 0;
   if (qos > 2 || qos > options.maximum_qos || (retain && !options.retain_available)) return false;
-  if (!valid_text(topic) || !topic::is_valid_topic_name(topic, &levels) ||
-      levels > options.max_topic_levels) {
-    return false;
-  }
-  if (properties.payload_format_indicator && *properties.payload_format_indicator > 1) return false;
-  if (properties.content_type && !valid_text(*properties.content_type)) return false;
-  if (properties.response_topic &&
-      (!valid_text(*properties.response_topic) || !topic::is_valid_topic_name(*properties.response_topic))) {
-    return false;
-  }
-  if (properties.correlation_data && properties.correlation_data->size() > 65535) return false;
-  for (const UserProperty& property : properties.user_properties) {
-    if (!valid_text(property.name) || !valid_text(property.value)) return false;
-  }
-  return payload.size() <= mqtt::kRemainingLengthMax;
+  return broker::valid_host_topic(topic, options.max_topic_levels) && broker::valid_host_properties(properties) &&
+         payload.size() <= mqtt::kRemainingLengthMax;
 }
 
 // Encodes the PUBLISH into command->bytes; false when it is over Options::max_packet_size.
@@ -214,7 +197,7 @@ std::future<OperationResult> LocalClient::subscribe(std::string_view filter, con
   if (LocalStatus status = usable(core); status != LocalStatus::kOk) return ready({status, 0});
   const Options& broker_options = core.hub->options();
   bool shared = broker::is_shared_filter(filter);
-  if (filter.empty() || !valid_text(filter) || options.qos > 2 || options.retain_handling > 2 ||
+  if (filter.empty() || !broker::valid_host_text(filter) || options.qos > 2 || options.retain_handling > 2 ||
       (shared && options.no_local) || options.subscription_identifier > kSubscriptionIdentifierMax ||
       !on_message) {
     return ready({LocalStatus::kInvalidArgument, 0});
@@ -293,7 +276,7 @@ std::future<OperationResult> LocalClient::subscribe(std::string_view filter, con
 std::future<OperationResult> LocalClient::unsubscribe(std::string_view filter) {
   LocalClientCore& core = *core_;
   if (LocalStatus status = usable(core); status != LocalStatus::kOk) return ready({status, 0});
-  if (filter.empty() || !valid_text(filter)) return ready({LocalStatus::kInvalidArgument, 0});
+  if (filter.empty() || !broker::valid_host_text(filter)) return ready({LocalStatus::kInvalidArgument, 0});
   LocalClientCore::Pending pending;
   pending.has_promise = true;
   std::future<OperationResult> future = pending.promise.get_future();
