@@ -51,18 +51,7 @@ void BM_AclFanOut(benchmark::State& bench) {
     state.set_listener_security({ListenerSecurity{auth::AclFile::parse(kFleetAcl, "bench", &error)}});
   }
   std::vector<std::unique_ptr<Connection>> connections;
-  auto connect = [&](const std::string& client_id) {
-    connections.push_back(std::make_unique<Connection>());
-    Connection* connection = connections.back().get();
-    connection->fd = static_cast<int>(connections.size());
-    state.on_connection_opened(connection);
-    mqtt::ConnectPacket packet;
-    packet.client_id = client_id;
-    packet.clean_session = true;
-    feed(state, connection, bytes_of([&](base::ByteBuffer& out) { mqtt::encode_connect(out, packet); }));
-    connection->output.clear();
-    return connection;
-  };
+  auto connect = [&](const std::string& client_id) { return bench::connect_client(state, connections, client_id); };
   mqtt::SubscribeTopic topic;
   topic.filter = "#";
   std::string subscribe = bytes_of([&](base::ByteBuffer& out) { mqtt::encode_subscribe(out, 1, {&topic, 1}); });

@@ -4,12 +4,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/byte_buffer.h"
+#include "broker/connection.h"
 #include "broker/shard_state.h"
+#include "mqtt/encoder.h"
 
 namespace coremq::broker::bench {
 
@@ -34,6 +38,22 @@ std::string bytes_of(Encode&& encode) {
 
 inline void feed(ShardState& state, Connection* connection, const std::string& bytes) {
   state.on_bytes(connection, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+// Opens a connection that CONNECTs (MQTT 3.1.1, clean session) as `client_id`; `connections`
+// owns it. Its CONNACK is discarded.
+inline Connection* connect_client(ShardState& state, std::vector<std::unique_ptr<Connection>>& connections,
+                                  const std::string& client_id) {
+  connections.push_back(std::make_unique<Connection>());
+  Connection* connection = connections.back().get();
+  connection->fd = static_cast<int>(connections.size());
+  state.on_connection_opened(connection);
+  mqtt::ConnectPacket packet;
+  packet.client_id = client_id;
+  packet.clean_session = true;
+  feed(state, connection, bytes_of([&](base::ByteBuffer& out) { mqtt::encode_connect(out, packet); }));
+  connection->output.clear();
+  return connection;
 }
 
 }  // namespace coremq::broker::bench
