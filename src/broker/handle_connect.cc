@@ -349,9 +349,8 @@ void ShardState::end_authentication(Connection* connection, ReasonCode reason, s
   }
   // MQTT-4.12.1-2: DISCONNECT and close. The client did not ask to leave: its will goes out.
   send_disconnect(connection, reason, why);
-  note_close(CloseReason::kAuthentication, why, static_cast<int>(reason));
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
-                 {DisconnectReason::kAuthentication, static_cast<uint8_t>(reason)});
+                 {CloseReason::kAuthentication, static_cast<int>(reason), why});
 }
 
 bool ShardState::send_auth(Connection* connection, ReasonCode reason, std::string_view data) {
@@ -412,10 +411,9 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     // a network failure would close it (so its will is due), MQTT 5 clients with 0x8E.
     Connection* old = session->connection;
     if (old->version == ProtocolVersion::kV5) send_disconnect(old, ReasonCode::kSessionTakenOver, "session taken over");
-    note_close(CloseReason::kTakeover, "a new connection took the client id over",
-               old->version == ProtocolVersion::kV5 ? static_cast<int>(ReasonCode::kSessionTakenOver) : -1);
     end_connection(old, /*publish_will=*/true, /*flush_first=*/old->version == ProtocolVersion::kV5,
-                   {DisconnectReason::kTakenOver, static_cast<uint8_t>(ReasonCode::kSessionTakenOver)});
+                   {CloseReason::kTakeover, static_cast<int>(ReasonCode::kSessionTakenOver),
+                    "a new connection took the client id over"});
     session = find_session(client_id);  // a session with expiry 0 ended with its connection
   }
   if (session != nullptr && connect.clean_session) {
@@ -576,7 +574,9 @@ void ShardState::refuse_connect(Connection* connection, ProtocolVersion version,
       mqtt::encode_connack(out, false, mqtt::connect_return_code_for(reason));
     }
   });
-  end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
+  // Never connected: no disconnect line nor event (the line above says why).
+  end_connection(connection, /*publish_will=*/false, /*flush_first=*/true,
+                 {CloseReason::kUnknown, static_cast<int>(reason), why});
 }
 
 bool ShardState::over_max_keep_alive(uint16_t keep_alive_seconds) const {
