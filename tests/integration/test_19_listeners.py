@@ -205,6 +205,7 @@ def test_config_file_with_two_listener_sections(start_listeners, raw_clients, na
     loopback_port, network_port = conftest.free_port(), conftest.free_port()
     config = (f"per_listener_settings true\n"
               f"listener {loopback_port} 127.0.0.1\n"
+              f"allow_anonymous true\n"  # a file's listener refuses them by default, as in Mosquitto 2
               f"listener {network_port} 0.0.0.0\n"
               f"max_keepalive 60\n")
     broker = start_listeners(config_text=config)

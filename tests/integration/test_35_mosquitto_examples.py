@@ -9,6 +9,8 @@
 #     listener; persistence, log_dest file and a row of options coremq does not support (each a
 #     warning naming FILE:LINE, and coremq still starts);
 #   - per_listener_settings true: an anonymous listener with its own ACL next to a password one;
+#   - a bare `listener` line: anonymous clients refused (allow_anonymous defaults to false), on
+#     loopback too;
 #   - Debian's default file (pid_file, persistence true + persistence_location, log_dest file,
 #     include_dir with the listener in conf.d/): a persistent session and a retained message
 #     survive a restart on both.
@@ -152,6 +154,13 @@ log_type all
 """
 
 PUBLIC_ACL = "topic read public/#\n"
+
+# The smallest file that opens a listener: no allow_anonymous, so (Mosquitto 2) it defaults to false.
+LISTENER_ONLY = """\
+# Plain MQTT on loopback.
+listener {plain_port} 127.0.0.1
+user {user}
+"""
 
 # Debian's /etc/mosquitto/mosquitto.conf, with the broker's own paths; the listener is in conf.d.
 DEBIAN_DEFAULT = """\
@@ -496,7 +505,20 @@ def test_per_listener_settings_as_mosquitto(start_pair, names):
     assert answers["coremq"] == answers["mosquitto"]
 
 
-# ------------------------------------------------------------------ 3. Debian's default file
+# ------------------------------------------------------------------ 3. allow_anonymous not given
+
+def test_a_listener_without_allow_anonymous_refuses_anonymous_clients_as_mosquitto(start_pair, names):
+    """Mosquitto 2: allow_anonymous defaults to false once the file defines a listener, on loopback
+    too (coremq's flags would let anonymous clients in there: the file's rule wins)."""
+    pair = start_pair(LISTENER_ONLY)
+    codes = {kind: [connack_code(broker.plain_port, names.client("anon", shard)) for shard in range(names.threads)]
+             for kind, broker in pair.items()}
+    assert codes["mosquitto"] == [NOT_AUTHORIZED_311] * names.threads
+    assert codes["coremq"] == codes["mosquitto"]
+    assert "(anonymous refused)" in pair["coremq"].output()
+
+
+# ------------------------------------------------------------------ 4. Debian's default file
 
 def test_debian_default_file_with_include_dir_keeps_sessions_and_retained_over_a_restart(start_pair, names):
     def prepare(broker):
