@@ -137,6 +137,18 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
     return Next::kStop;
   }
 
+  if (!connection->in_process && connect.has_username && !connect.properties.authentication_method &&
+      listeners_[connection->listener].refuse_unchecked_usernames &&
+      listeners_[connection->listener].password_file.empty() && !username_from_certificate(connection)) {
+    // A config file's listener without allow_anonymous and without a password file: nothing can
+    // check the username, so Mosquitto 2 refuses it, and so does coremq (the file's meaning).
+    ++counters_.authentication_failures;
+    refuse_connect(connection, version, ReasonCode::kNotAuthorized,
+                   absl::StrFormat("username '%s' cannot be checked: listener %u has no password file and "
+                                   "refuses anonymous clients (allow_anonymous false in the config file)",
+                                   connect.username, connection->listener));
+    return Next::kStop;
+  }
   if (v5 && connect.properties.authentication_method) {
     return begin_authentication(connection, connect, body, flags, std::move(client_id), assigned);
   }

@@ -263,6 +263,8 @@ class Reader {
       refuse_anonymous_by_default(&result_->default_listener);
       for (ConfigListener& listener : result_->listeners) refuse_anonymous_by_default(&listener.options);
     }
+    if (result_->default_listener_opened) refuse_unchecked_usernames(&result_->default_listener);
+    for (ConfigListener& listener : result_->listeners) refuse_unchecked_usernames(&listener.options);
     if (result_->default_listener_opened) {
       finish_listener(&result_->default_listener,
                       default_listener_where_.empty() ? first_default_option_where_ : default_listener_where_);
@@ -332,6 +334,16 @@ class Reader {
     if (listener->allow_anonymous == ListenerOptions::Anonymous::kDefault) {
       listener->allow_anonymous = ListenerOptions::Anonymous::kDeny;
     }
+  }
+
+  // Mosquitto 2 checks a username only against the password file (or a plugin); with neither,
+  // allow_anonymous decides for every client, with or without a username. So a listener of the
+  // file that refuses anonymous clients and has no password file refuses the others too, but
+  // for usernames its certificates give (the broker says so at start, src/shard/broker.cc).
+  static void refuse_unchecked_usernames(ListenerOptions* listener) {
+    if (listener->allow_anonymous != ListenerOptions::Anonymous::kDeny || !listener->password_file.empty())
+      return;
+    listener->refuse_unchecked_usernames = true;
   }
 
   // A listener is TLS once it has a certificate or key, as in Mosquitto; then its options must

@@ -10,7 +10,7 @@
 #     warning naming FILE:LINE, and coremq still starts);
 #   - per_listener_settings true: an anonymous listener with its own ACL next to a password one;
 #   - a bare `listener` line: anonymous clients refused (allow_anonymous defaults to false), on
-#     loopback too;
+#     loopback too, and with no password file clients with a username as well;
 #   - Debian's default file (pid_file, persistence true + persistence_location, log_dest file,
 #     include_dir with the listener in conf.d/): a persistent session and a retained message
 #     survive a restart on both.
@@ -507,15 +507,23 @@ def test_per_listener_settings_as_mosquitto(start_pair, names):
 
 # ------------------------------------------------------------------ 3. allow_anonymous not given
 
-def test_a_listener_without_allow_anonymous_refuses_anonymous_clients_as_mosquitto(start_pair, names):
+def test_a_listener_without_allow_anonymous_refuses_clients_as_mosquitto(start_pair, names):
     """Mosquitto 2: allow_anonymous defaults to false once the file defines a listener, on loopback
-    too (coremq's flags would let anonymous clients in there: the file's rule wins)."""
+    too (coremq's flags would let anonymous clients in there: the file's rule wins); and with no
+    password file, a client with a username is refused as well."""
     pair = start_pair(LISTENER_ONLY)
     codes = {kind: [connack_code(broker.plain_port, names.client("anon", shard)) for shard in range(names.threads)]
              for kind, broker in pair.items()}
     assert codes["mosquitto"] == [NOT_AUTHORIZED_311] * names.threads
     assert codes["coremq"] == codes["mosquitto"]
     assert "(anonymous refused)" in pair["coremq"].output()
+    # With no password file nothing can check a username either: Mosquitto refuses those too.
+    codes = {kind: [connack_code(broker.plain_port, names.client("named", shard), b"bob", password)
+                    for shard, password in ((0, b"any"), (1, None))]
+             for kind, broker in pair.items()}
+    assert codes["mosquitto"] == [NOT_AUTHORIZED_311] * 2
+    assert codes["coremq"] == codes["mosquitto"]
+    assert "refuses every client but those a certificate names" in pair["coremq"].output()
 
 
 # ------------------------------------------------------------------ 4. Debian's default file

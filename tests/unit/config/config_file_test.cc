@@ -377,6 +377,28 @@ TEST(ConfigListeners, AnonymousClientsAreRefusedByDefaultOnceTheFileDefinesAList
   EXPECT_EQ(local_only.result.default_listener.allow_anonymous, ListenerOptions::Anonymous::kDefault);
   Read allowed = read("listener 1883 127.0.0.1\nallow_anonymous true\n");
   EXPECT_EQ(allowed.result.listeners[0].options.allow_anonymous, ListenerOptions::Anonymous::kAllow);
+  EXPECT_FALSE(allowed.result.listeners[0].options.refuse_unchecked_usernames);
+}
+
+// Mosquitto 2 checks usernames only against a password file: a listener of the file that refuses
+// anonymous clients and has none refuses every client (but certificate users).
+TEST(ConfigListeners, NoPasswordFileAndNoAnonymousRefusesUsernamesToo) {
+  Read r = read(
+      "per_listener_settings true\n"
+      "listener 1883 127.0.0.1\n"  // refuses everyone
+      "listener 1884 127.0.0.1\n"
+      "password_file /etc/passwd-a\n"
+      "listener 1885 127.0.0.1\n"
+      "allow_anonymous true\n");
+  ASSERT_EQ(r.result.listeners.size(), 3u);
+  EXPECT_TRUE(r.result.listeners[0].options.refuse_unchecked_usernames);
+  EXPECT_FALSE(r.result.listeners[1].options.refuse_unchecked_usernames);
+  EXPECT_FALSE(r.result.listeners[2].options.refuse_unchecked_usernames);
+  EXPECT_TRUE(r.result.diagnostics.empty());
+  // Local-only mode with allow_anonymous false said outright: the same.
+  Read local = read("max_keepalive 30\nallow_anonymous false\n");
+  EXPECT_TRUE(local.result.local_only);
+  EXPECT_TRUE(local.result.default_listener.refuse_unchecked_usernames);
 }
 
 TEST(ConfigListeners, BadListenerSettingsNameTheirLine) {
