@@ -288,7 +288,8 @@ def test_syslog_destination_gets_each_line_with_its_level(threads, tmp_path, cli
         # syslog has the time and the level: the text starts at the shard, as on stderr after those.
         assert connected[4].startswith(f"[shard {helpers.shard_of(client_id, threads)}] client connected "), connected
         assert started[4] == "coremq started" or started[4].startswith("coremq started:"), started
-        stderr_line = next(line for line in broker.log().splitlines() if f'client connected client_id="{client_id}"' in line)
+        stderr_line = next(line for line in broker.log().splitlines()
+                           if f'client connected client_id="{client_id}"' in line)
         assert stderr_line.endswith(connected[4]), (stderr_line, connected)
     finally:
         clients.close_all()
