@@ -3,7 +3,8 @@
 // bridge pointed at a fake remote broker the test plays byte by byte on a loopback socket, and a
 // local client on the shard's own listener. Checked: the CONNECT (bridge bit, will), the remote
 // SUBSCRIBE with No Local under MQTT 5, forwarding with prefixes, a lost connection's in-flight
-// message resent with DUP after restart_timeout, start_type once.
+// message resent with DUP after restart_timeout, start_type once, the in-flight window refilled in
+// batches, the QoS 2 bound, MQTT 5 properties forwarded with the expiry as the time left.
 // Single-threaded: everything runs on the test thread; every wait is bounded (kWaitSeconds).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,7 +22,9 @@
 #include <gtest/gtest.h>
 
 #include "io/listener.h"
+#include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
+#include "mqtt/properties.h"
 #include "shard/shard.h"
 
 namespace coremq::shard {
@@ -169,7 +172,7 @@ class BridgeHarness {
     }
     return nullptr;
   }
-  std::unique_ptr<Wire> connect_local(const std::string& client_id) {
+  std::unique_ptr<Wire> connect_local(const std::string& client_id, uint8_t version = 4) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -180,6 +183,7 @@ class BridgeHarness {
     base::ByteBuffer bytes;
     mqtt::ConnectPacket connect;
     connect.client_id = client_id;
+    connect.protocol_level = version;
     mqtt::encode_connect(bytes, connect);
     wire->send(bytes);
     auto connack = wire->read([this] { turn(); });
@@ -461,6 +465,56 @@ TEST(BridgeShard, QoS2MessagesInFlightStayWithinTheirOwnBound) {
   ASSERT_TRUE(third.has_value());
   EXPECT_EQ(third->first, 0x34);
   EXPECT_EQ(third->body.substr(2 + 7 + 2), "3");
+}
+
+TEST(BridgeShard, Mqtt5PropertiesCrossAndAMessageThatExpiresInTheQueueIsDropped) {
+  BridgeHarness harness(5);
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // CONNECT; no CONNACK yet: messages queue
+  auto publisher = harness.connect_local("pub5", 5);
+  auto publish5 = [&](std::string_view payload, uint32_t expiry_seconds, uint16_t packet_id) {
+    mqtt::Properties properties;
+    properties.message_expiry_interval_seconds = expiry_seconds;
+    properties.content_type = "text/plain";
+    mqtt::UserProperty users[] = {{"k", "v1"}, {"k", "v2"}};
+    base::ByteBuffer property_bytes;
+    mqtt::encode_property_bytes(property_bytes, mqtt::PropertyContext::kPublish, properties, users);
+    mqtt::PublishPacket publish;
+    publish.topic = "up/e";
+    publish.payload = payload;
+    publish.qos = 1;
+    publish.packet_id = packet_id;
+    base::ByteBuffer bytes;
+    mqtt::encode_publish(bytes, publish, mqtt::ProtocolVersion::kV5, property_bytes.span());
+    publisher->send(bytes);
+    auto puback = publisher->read(harness.turner());
+    ASSERT_TRUE(puback && puback->first == 0x40);
+  };
+  publish5("short", 1, 1);
+  publish5("long", 600, 2);
+  ASSERT_TRUE(harness.turn_until([&] { return harness.stats().queued == 2; }));
+  harness.advance(2500);  // the first one's second runs out while the remote is not there
+  remote->send(connack(5));
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // SUBSCRIBE
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // notification
+  auto forwarded = remote->read(harness.turner());
+  ASSERT_TRUE(forwarded.has_value());
+  mqtt::PublishPacket publish;
+  std::span<const uint8_t> body(reinterpret_cast<const uint8_t*>(forwarded->body.data()), forwarded->body.size());
+  ASSERT_EQ(mqtt::decode_publish_from_server(body, forwarded->first & 0x0F, mqtt::ProtocolVersion::kV5, &publish),
+            mqtt::DecodeStatus::kOk);
+  EXPECT_EQ(publish.topic, "site/e");
+  EXPECT_EQ(publish.payload, "long");
+  EXPECT_EQ(publish.properties.content_type, std::optional<std::string_view>("text/plain"));
+  ASSERT_TRUE(publish.properties.message_expiry_interval_seconds.has_value());
+  EXPECT_EQ(*publish.properties.message_expiry_interval_seconds, 598u) << "600 s less the 2.5 s queued, rounded up";
+  mqtt::UserProperty users[4];
+  ASSERT_EQ(mqtt::copy_user_properties(publish.properties, users), 2u);
+  EXPECT_EQ(users[0].value, "v1");
+  EXPECT_EQ(users[1].value, "v2");
+  EXPECT_EQ(harness.stats().dropped_expired, 1u);
+  EXPECT_EQ(harness.stats().queued, 0u);
 }
 
 }  // namespace
