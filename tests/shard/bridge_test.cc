@@ -369,7 +369,7 @@ TEST(BridgeShard, LazyStartConnectsOnceTheThresholdOfMessagesWaits) {
   remote->send(connack(4));
   ASSERT_TRUE(remote->read(harness.turner()).has_value());  // SUBSCRIBE
   ASSERT_TRUE(remote->read(harness.turner()).has_value());  // notification
-  // All ten, in order (the window is 20).
+  // All ten, in order (the window is 1000).
   for (int i = 1; i <= 10; ++i) {
     auto forwarded = remote->read(harness.turner());
     ASSERT_TRUE(forwarded.has_value());
