@@ -25,17 +25,6 @@ namespace coremq::persist {
 
 namespace {
 
-// Same definition as broker::owner_shard_of (FNV-1a over the client id), repeated here so the
-// store does not depend on the broker module; tests/unit/persist checks they agree.
-uint32_t owner_of(std::string_view client_id, uint32_t shard_count) {
-  uint32_t hash = 2166136261u;
-  for (char c : client_id) {
-    hash ^= static_cast<uint8_t>(c);
-    hash *= 16777619u;
-  }
-  return hash % shard_count;
-}
-
 constexpr int64_t kRetryPauseMs = 100;
 constexpr int64_t kSizeCheckIntervalMs = 1000;
 constexpr size_t kBatchesPerLanePerPass = 64;
@@ -62,6 +51,13 @@ void ShardJournal::erase(std::string_view key) {
   if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
   rocksdb::Status status = open_batch_->Delete(rocksdb::Slice(key.data(), key.size()));
   COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::Delete failed");
+}
+
+void ShardJournal::erase_range(std::string_view begin, std::string_view end) {
+  if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
+  rocksdb::Status status = open_batch_->DeleteRange(rocksdb::Slice(begin.data(), begin.size()),
+                                                    rocksdb::Slice(end.data(), end.size()));
+  COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::DeleteRange failed");
 }
 
 void ShardJournal::submit() {
@@ -183,78 +179,6 @@ std::unique_ptr<Store> Store::open(const PersistenceOptions& options, uint32_t s
     return nullptr;
   }
   return store;
-}
-
-bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
-  COREMQ_ASSERT(!committer_.joinable());
-  int64_t started = steady_ms();
-  state->sessions_by_shard.assign(shard_count(), {});
-  rocksdb::WriteBatch expired;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  std::string decode_error;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    std::string_view key(it->key().data(), it->key().size());
-    std::string_view value(it->value().data(), it->value().size());
-    if (key.empty()) continue;
-    switch (static_cast<RecordType>(key[0])) {
-      case RecordType::kMeta:
-        break;
-      case RecordType::kRetained: {
-        RetainedRecord record;
-        if (!decode_retained(key, value, &record, &decode_error)) {
-          ++state->corrupt_skipped;
-          LOG_WARNING_LIMITED("store: retained record '%s' skipped: %s", absl::CHexEscape(absl::string_view(key.data() + 1, key.size() - 1)),
-                              decode_error);
-          break;
-        }
-        if (record.expires_at_unix_ms != 0 && record.expires_at_unix_ms <= now_unix_ms) {
-          ++state->expired_dropped;
-          expired.Delete(it->key());
-          break;
-        }
-        state->retained.push_back(std::move(record));
-        break;
-      }
-      case RecordType::kSession: {
-        SessionRecord record;
-        if (!decode_session(key, value, &record, &decode_error)) {
-          ++state->corrupt_skipped;
-          LOG_WARNING_LIMITED("store: session record '%s' skipped: %s", absl::CHexEscape(absl::string_view(key.data() + 1, key.size() - 1)),
-                              decode_error);
-          break;
-        }
-        // A session whose client was connected at the crash counts as disconnected now.
-        if (record.disconnected_at_unix_ms != 0 && record.expiry_seconds != 0xFFFFFFFF &&
-            record.disconnected_at_unix_ms + int64_t{record.expiry_seconds} * 1000 <= now_unix_ms) {
-          ++state->expired_dropped;
-          expired.Delete(it->key());
-          break;
-        }
-        ++state->sessions;
-        uint32_t owner = owner_of(record.client_id, shard_count());
-        state->sessions_by_shard[owner].push_back(std::move(record));
-        break;
-      }
-      default:
-        ++state->corrupt_skipped;
-        LOG_WARNING_LIMITED("store: record of unknown type 0x%02x skipped", static_cast<uint8_t>(key[0]));
-        break;
-    }
-  }
-  if (!it->status().ok()) {
-    *error = absl::StrFormat("--data-dir %s: reading the store failed: %s", options_.data_dir,
-                             it->status().ToString());
-    return false;
-  }
-  if (expired.Count() > 0) {
-    rocksdb::Status status = db_->Write(rocksdb::WriteOptions(), &expired);
-    if (!status.ok()) {
-      *error = absl::StrFormat("--data-dir %s: cannot write to the store: %s", options_.data_dir, status.ToString());
-      return false;
-    }
-  }
-  state->load_ms = steady_ms() - started;
-  return true;
 }
 
 void Store::start() {

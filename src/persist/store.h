@@ -36,13 +36,25 @@ class WriteBatch;
 
 namespace coremq::persist {
 
+// A persistent session as stored: its record, its outgoing QoS 1/2 messages in sequence order,
+// and the QoS 2 packet ids its client sent that wait for PUBREL.
+struct LoadedSession {
+  SessionRecord record;
+  std::vector<OutgoingRecord> outgoing;
+  std::vector<uint16_t> incoming_qos2;
+};
+
 // What the store held at start-up, expired records already dropped.
 struct LoadedState {
   std::vector<RetainedRecord> retained;
   // By owner shard (owner_shard_of(client_id, shard_count) of the shard count now running).
-  std::vector<std::vector<SessionRecord>> sessions_by_shard;
+  std::vector<std::vector<LoadedSession>> sessions_by_shard;
+  // Every body an outgoing record names; each is named by sessions of one shard only (load
+  // copies a body the shard count now splits between shards, so each key keeps one writer).
+  std::vector<BodyRecord> bodies;
   uint64_t sessions = 0;
-  uint64_t expired_dropped = 0;  // sessions and retained messages past their deadline
+  uint64_t outgoing_messages = 0;  // queued and in-flight messages of the loaded sessions
+  uint64_t expired_dropped = 0;    // sessions, retained and queued messages past their deadline
   uint64_t corrupt_skipped = 0;  // records that failed to decode (each logged)
   int64_t load_ms = 0;
 };
@@ -57,6 +69,10 @@ class ShardJournal {
   // Changes of this turn, in order.
   void put(std::string_view key, std::string_view value);
   void erase(std::string_view key);
+  void erase_range(std::string_view begin, std::string_view end);
+  // A body id no other body in the store has: this shard's number in the top 16 bits, then a
+  // count that starts above every id the store held at load.
+  uint64_t next_body_id() { return (uint64_t{shard_} << 48) | ++body_sequence_; }
   bool has_changes() const { return open_batch_ != nullptr; }
 
   // The batch number an answer made now depends on: the open batch if it has changes, else the
@@ -84,6 +100,7 @@ class ShardJournal {
   uint64_t next_number_ = 1;  // number of the open (or next) batch
   uint64_t durable_ = 0;
   uint64_t submits_delayed_ = 0;
+  uint64_t body_sequence_ = 0;  // set by Store::load
 };
 
 class Store {
