@@ -222,6 +222,13 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
     send_publish(session, message, delivery, /*dup=*/false, 0);
     return;
   }
+  if (delivery.qos == 2 && stores_outgoing(session, 2)) [[unlikely]] {
+    // --persistence: through the queue, which sends once the record is durable (see
+    // Session::send_after_batch).
+    enqueue(session, message, std::move(delivery));
+    hold_queue_for_store(session);
+    return;
+  }
   if (connection != nullptr && session->queue.empty() && session->inflight.size() < send_window(session)) {
     start_inflight(session, message, std::move(delivery));
     return;
@@ -325,6 +332,10 @@ void ShardState::enqueue(Session* session, const MessageRef& message, Delivery d
 void ShardState::pump_queue(Session* session) {
   Connection* connection = session->connection;
   if (connection == nullptr || connection->state != ConnectionState::kConnected) return;
+  if (session->send_after_batch != 0) {
+    if (!journal_durable(session->send_after_batch)) return;  // resumes on on_durable
+    session->send_after_batch = 0;
+  }
   auto& queue = session->queue;
   int64_t now = io_.now_ms();
   while (!queue.empty()) {

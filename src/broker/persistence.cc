@@ -30,6 +30,7 @@ void ShardState::on_durable() {
     ack.sequence = deferred.sequence;
     io_.post(deferred.peer, ack);
   }
+  if (!queues_held_for_store_.empty()) pump_queues_held_for_store();
   release_waiting_answers();
 }
 

@@ -124,6 +124,29 @@ void ShardState::journal_existing_outgoing(Session* session) {
   }
 }
 
+void ShardState::hold_queue_for_store(Session* session) {
+  if (session->queue.empty() || journal_->is_durable(journal_->batch_needed())) return;
+  if (session->send_after_batch == 0) queues_held_for_store_.push_back(session->client_id);
+  session->send_after_batch = journal_->batch_needed();
+}
+
+void ShardState::pump_queues_held_for_store() {
+  // A session may have ended (or been replaced) meanwhile: looked up by client id.
+  size_t kept = 0;
+  for (size_t i = 0; i < queues_held_for_store_.size(); ++i) {
+    Session* session = find_session(queues_held_for_store_[i]);
+    if (session == nullptr || session->send_after_batch == 0) continue;
+    if (!journal_->is_durable(session->send_after_batch)) {
+      queues_held_for_store_[kept++] = std::move(queues_held_for_store_[i]);
+      continue;
+    }
+    pump_queue(session);
+    // Offline: the batch is durable all the same; the queue sends when the client returns.
+    session->send_after_batch = 0;
+  }
+  queues_held_for_store_.resize(kept);
+}
+
 void ShardState::journal_incoming_qos2(Session* session, uint16_t packet_id, bool received) {
   if (journal_ == nullptr || !session->persisted) return;
   std::string key = persist::incoming_qos2_key(session->client_id, packet_id);

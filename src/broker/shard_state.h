@@ -495,6 +495,9 @@ class ShardState {
   // The session just became persistent: what it already holds goes to the store too.
   void journal_existing_outgoing(Session* session);
   void journal_incoming_qos2(Session* session, uint16_t packet_id, bool received);
+  // The session's queue sends nothing until the open batch is durable; on_durable pumps it.
+  void hold_queue_for_store(Session* session);
+  void pump_queues_held_for_store();
   uint64_t hold_body(const MessageRef& message);
   void release_body(const Message* message);
   void restore_outgoing(Session* session, const persist::LoadedSession& loaded, const RestoredBodies& bodies);
@@ -602,6 +605,8 @@ class ShardState {
     uint32_t references = 0;
   };
   absl::flat_hash_map<const Message*, StoredBody> stored_bodies_;
+  // Client ids of sessions whose queue waits for a batch (Session::send_after_batch).
+  std::vector<std::string> queues_held_for_store_;
   uint64_t stored_body_bytes_ = 0;
   // CONNECTs waiting for the password checker, by the token it answers with.
   absl::flat_hash_map<uint64_t, Connection*> password_checks_;
