@@ -38,7 +38,7 @@ uint64_t ShardState::hold_body(const MessageRef& message) {
     record.payload.assign(message->payload());
     record.property_bytes.assign(message->property_bytes());
     persist::encode_body(record, &record_scratch_);
-    journal_->put(persist::body_key(body.id), record_scratch_);
+    journal_->create(persist::body_key(body.id), record_scratch_);
     stored_body_bytes_ += message->memory_size();
   }
   ++body.references;
@@ -58,7 +58,8 @@ void ShardState::journal_outgoing(Session* session, uint64_t* sequence, const Me
                                   const Delivery& delivery, uint16_t packet_id) {
   if (!stores_outgoing(session, delivery.qos)) return;
   persist::OutgoingRecord record = outgoing_record(delivery);
-  if (*sequence == 0) {
+  bool created = *sequence == 0;
+  if (created) {
     *sequence = ++session->last_store_sequence;
     record.body_id = hold_body(message);
   } else {
@@ -67,7 +68,12 @@ void ShardState::journal_outgoing(Session* session, uint64_t* sequence, const Me
   record.state = packet_id == 0 ? persist::OutgoingState::kQueued : persist::OutgoingState::kPublishSent;
   record.packet_id = packet_id;
   persist::encode_outgoing(record, &record_scratch_);
-  journal_->put(persist::outgoing_key(session->client_id, *sequence), record_scratch_);
+  // Created: acknowledged before its batch leaves, it never reaches the store (ShardJournal).
+  if (created) {
+    journal_->create(persist::outgoing_key(session->client_id, *sequence), record_scratch_);
+  } else {
+    journal_->put(persist::outgoing_key(session->client_id, *sequence), record_scratch_);
+  }
 }
 
 void ShardState::journal_pubrel_sent(Session* session, OutgoingInflight& inflight) {
@@ -151,7 +157,7 @@ void ShardState::journal_incoming_qos2(Session* session, uint16_t packet_id, boo
   if (journal_ == nullptr || !session->persisted) return;
   std::string key = persist::incoming_qos2_key(session->client_id, packet_id);
   if (received) {
-    journal_->put(key, persist::incoming_qos2_value());
+    journal_->create(key, persist::incoming_qos2_value());
   } else {
     journal_->erase(key);
   }

@@ -38,40 +38,71 @@ int64_t steady_ms() {
 
 // ShardJournal (shard thread).
 
-ShardJournal::~ShardJournal() { delete open_batch_; }
+ShardJournal::~ShardJournal() = default;
 
 void ShardJournal::put(std::string_view key, std::string_view value) {
-  if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
-  rocksdb::Status status = open_batch_->Put(rocksdb::Slice(key.data(), key.size()),
-                                            rocksdb::Slice(value.data(), value.size()));
-  COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::Put failed");
+  auto created = created_.find(absl::string_view(key.data(), key.size()));
+  if (created != created_.end()) {
+    // Still new to the store: this put replaces the creating one.
+    ops_[created->second].live = false;
+    created->second = static_cast<uint32_t>(ops_.size());
+  }
+  ops_.push_back(Op{Op::Kind::kPut, true, std::string(key), std::string(value)});
+}
+
+void ShardJournal::create(std::string_view key, std::string_view value) {
+  COREMQ_ASSERT_MSG(!created_.contains(absl::string_view(key.data(), key.size())), "a key created twice in one batch");
+  created_.emplace(std::string(key), static_cast<uint32_t>(ops_.size()));
+  ops_.push_back(Op{Op::Kind::kPut, true, std::string(key), std::string(value)});
 }
 
 void ShardJournal::erase(std::string_view key) {
-  if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
-  rocksdb::Status status = open_batch_->Delete(rocksdb::Slice(key.data(), key.size()));
-  COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::Delete failed");
+  auto created = created_.find(absl::string_view(key.data(), key.size()));
+  if (created != created_.end()) {
+    // Created in this batch and gone before it leaves: the store never sees it.
+    ops_[created->second].live = false;
+    created_.erase(created);
+    ++changes_elided_;
+    // The batch keeps a (now empty) entry: answers made meanwhile wait for its number.
+    return;
+  }
+  ops_.push_back(Op{Op::Kind::kErase, true, std::string(key), {}});
 }
 
 void ShardJournal::erase_range(std::string_view begin, std::string_view end) {
-  if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
-  rocksdb::Status status = open_batch_->DeleteRange(rocksdb::Slice(begin.data(), begin.size()),
-                                                    rocksdb::Slice(end.data(), end.size()));
-  COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::DeleteRange failed");
+  // Applied in order after what came before; keys created earlier in the batch are covered by
+  // it, so they are no longer "new" for a later erase (which then writes a harmless delete).
+  created_.clear();
+  ops_.push_back(Op{Op::Kind::kEraseRange, true, std::string(begin), std::string(end)});
 }
 
 void ShardJournal::submit() {
-  if (open_batch_ == nullptr) return;
+  if (ops_.empty()) return;
+  // Grows until the committer answers.
+  if (next_number_ - 1 - durable_ >= std::max(store_.options_.batches_in_flight, 1u)) return;
   Store::Lane& lane = *store_.lanes_[shard_];
-  if (!lane.requests.try_push(Store::CommitRequest{next_number_, open_batch_})) {
+  auto* batch = new rocksdb::WriteBatch();
+  for (const Op& op : ops_) {
+    if (!op.live) continue;
+    rocksdb::Status status;
+    switch (op.kind) {
+      case Op::Kind::kPut: status = batch->Put(op.key, op.value); break;
+      case Op::Kind::kErase: status = batch->Delete(op.key); break;
+      case Op::Kind::kEraseRange: status = batch->DeleteRange(op.key, op.value); break;
+    }
+    COREMQ_ASSERT_MSG(status.ok(), "WriteBatch refused a change");
+  }
+  if (!lane.requests.try_push(Store::CommitRequest{next_number_, batch})) {
     // The committer is behind (a slow or failing disk): the batch stays open and takes this
     // turn's and later turns' changes too; what waits on it waits longer.
+    delete batch;
     ++submits_delayed_;
     LOG_WARNING_LIMITED("store: the committer is behind, %u batches queued; acknowledgements wait",
                         lane.requests.capacity());
     return;
   }
-  open_batch_ = nullptr;
+  ops_.clear();
+  created_.clear();
   ++next_number_;
   store_.notify();
 }
@@ -208,6 +239,7 @@ bool Store::write_one(rocksdb::WriteBatch& batch) {
     failing_writes_for_test_.fetch_sub(1);
     return false;
   }
+  if (batch.Count() == 0) return true;  // every change elided: only its number is answered
   rocksdb::WriteOptions write;
   rocksdb::Status status = db_->Write(write, &batch);
   if (status.ok()) return true;

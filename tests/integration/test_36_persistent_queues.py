@@ -13,6 +13,7 @@ import time
 import pytest
 
 import helpers
+import helpers_http
 from test_27_persistence import StoreBroker
 
 pytestmark = pytest.mark.coremq_only("durable queues are coremq's (mosquitto saves snapshots)")
@@ -220,3 +221,23 @@ def test_a_received_qos2_id_still_marks_a_resend_as_duplicate_after_kill_9(store
         assert packet.type == helpers.PUBREL, packet
     watcher.pending = []
     watcher.expect_no_packet(0.5)
+
+
+def test_the_store_counts_what_it_holds(store_broker, names, threads):
+    """/metrics' coremq_store_messages (and $SYS/broker/store/messages/count) count one body per
+    message per shard holding it, and fall back to zero once the messages are delivered."""
+    broker = store_broker(http_listener="127.0.0.1:0")
+    keepers = subscriber_ids(names, threads, 2)
+    park_subscribers(broker, keepers, names.topic("c/#"), 1)
+    publisher = helpers.RawClient(broker.port)
+    publisher.connect(names.pub())
+    for index in range(5):
+        publisher.publish(names.topic("c/x"), b"%d" % index, qos=1, packet_id=index + 1)
+    samples = helpers_http.metrics(broker)
+    shards_holding = len({helpers.shard_of(keeper, threads) for keeper in keepers})
+    assert helpers_http.metric(samples, "coremq_store_messages") == 5 * shards_holding
+    assert helpers_http.metric(samples, "coremq_store_message_bytes") > 0
+    for keeper in keepers:
+        assert len(drain(broker, keeper, 5)) == 5
+    helpers_http.wait_for_metric(broker, lambda s: helpers_http.metric(s, "coremq_store_messages") == 0,
+                                 "store emptied after delivery")

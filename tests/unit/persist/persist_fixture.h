@@ -37,6 +37,7 @@ struct StoreFixture {
     options.data_dir = dir;
     options.fsync = fsync;
     options.commit_queue_capacity = 4;
+    options.batches_in_flight = 8;  // above the ring: the store tests fill it
     std::string error;
     store = persist::Store::open(options, shards, [this](uint32_t) { ++wakes; }, &error);
     EXPECT_NE(store, nullptr) << error;
