@@ -52,7 +52,8 @@ enum class DisconnectReason : uint8_t {
   kSlowConsumer,      // it did not read what it was sent (twice --max-client-output-bytes)
   kTransportError,    // its TLS or WebSocket layer refused what it sent
   kAuthentication,    // an MQTT 5 re-authentication failed
-  kAdministrative,    // closed by the host: the message interceptor's kDisconnect (an admin API later)
+  kAdministrative,    // closed by the host: the message interceptor's kDisconnect, or the admin API
+                      // (DELETE /api/v1/clients/{id})
 };
 COREMQ_API const char* disconnect_reason_name(DisconnectReason reason);
 

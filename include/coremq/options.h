@@ -54,6 +54,11 @@ struct ListenerOptions {
   bool tls = false;
   TlsOptions tls_options;
   Anonymous allow_anonymous = Anonymous::kDefault;
+  // Refuse (CONNACK 0x05/0x87) a client whose username nothing can check: no password_file, not
+  // from a certificate, no MQTT 5 authentication method. Mosquitto 2's rule when allow_anonymous
+  // is false, which the config file sets for such listeners (src/config); false (flags,
+  // embedders): a username without a password file is taken as given.
+  bool refuse_unchecked_usernames = false;
   // Mosquitto password file (mosquitto_passwd / coremq-passwd format); empty: none.
   std::string password_file;
   // Mosquitto ACL file; empty: every client may publish and subscribe to everything.

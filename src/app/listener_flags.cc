@@ -69,7 +69,10 @@ bool listeners_from_flags(const std::vector<std::string>& command_line_specs, co
         return false;
       }
       listener.port = options->port;
-      if (allow_anonymous) listener.allow_anonymous = ListenerOptions::Anonymous::kAllow;
+      if (allow_anonymous) {
+        listener.allow_anonymous = ListenerOptions::Anonymous::kAllow;
+        listener.refuse_unchecked_usernames = false;  // the flag opens the listener the file closed
+      }
       if (!options->acl_file.empty()) listener.acl_file = options->acl_file;
       if (!password_file.empty()) listener.password_file = password_file;
       options->listeners.push_back(std::move(listener));

@@ -281,6 +281,18 @@ void write_all(int fd, const char* data, size_t length) {
   }
 }
 
+// syslog keeps the time and the priority itself: a text line goes without its own "TIME L "
+// prefix (as Mosquitto's syslog lines carry no time stamp of their own), keeping "[shard N]";
+// a JSON line goes whole, so that it still parses.
+std::string_view syslog_text(std::string_view line) {
+  constexpr size_t kTextPrefixBytes = sizeof("2026-01-01T00:00:00.000Z I ") - 1;
+  bool text_prefix = line.size() >= kTextPrefixBytes && line.front() != '{' &&
+                     line[kTextPrefixBytes - 4] == 'Z' && line[kTextPrefixBytes - 3] == ' ' &&
+                     line[kTextPrefixBytes - 1] == ' ';
+  if (text_prefix) line.remove_prefix(kTextPrefixBytes);
+  return line;
+}
+
 int syslog_priority(LogLevel level) {
   switch (level) {
     case LogLevel::kDebug: return LOG_DEBUG;
@@ -396,7 +408,8 @@ class LogThread {
   void emit(LogLevel level, std::string_view line) {
     recent().add(line);
     if (options_.destinations.to_syslog) {
-      syslog(syslog_priority(level), "%.*s", static_cast<int>(line.size()), line.data());
+      std::string_view text = syslog_text(line);
+      syslog(syslog_priority(level), "%.*s", static_cast<int>(text.size()), text.data());
     }
     batch_.append(line);
     batch_.push_back('\n');

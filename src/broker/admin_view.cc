@@ -136,14 +136,14 @@ AdminDisconnect ShardState::admin_disconnect(std::string_view client_id, bool di
   bool was_connected = session->connection != nullptr;
   if (was_connected) {
     Connection* connection = session->connection;
-    // The disconnect line (connection_log.cc) says why, with reason "admin".
-    note_close(CloseReason::kAdmin, discard_session ? "admin API, session discarded" : "admin API",
-               static_cast<int>(mqtt::ReasonCode::kAdministrativeAction));
     if (connection->version == mqtt::ProtocolVersion::kV5) {
       send_disconnect(connection, mqtt::ReasonCode::kAdministrativeAction,
                       "disconnected by an administrator");
     }
-    end_connection(connection, /*publish_will=*/true, /*flush_first=*/true);
+    // The disconnect line (connection_log.cc) says reason "admin", the event kAdministrative.
+    end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
+                   {CloseReason::kAdmin, static_cast<int>(mqtt::ReasonCode::kAdministrativeAction),
+                    discard_session ? "admin API, session discarded" : "admin API"});
   }
   result.was_connected = was_connected;
   if (discard_session) {

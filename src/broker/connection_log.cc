@@ -1,6 +1,7 @@
 // The info lines of a client's connect and disconnect, with structured fields (client id,
 // address, protocol and transport, listener, keep-alive; for a disconnect the reason, its
-// reason code and detail), so that text logs read well and JSON logs (--log-format json) parse.
+// reason code and detail, from the same EndCause the event hook is told), so that text logs
+// read well and JSON logs (--log-format json) parse.
 // Off the publish path: once per CONNECT and per close. Rate-limited per shard
 // (Options::log_connection_lines_per_second), so a connect flood collapses into
 // "(N similar lines suppressed)". Shard thread only.
@@ -70,8 +71,41 @@ const char* close_reason_name(CloseReason reason) {
       return "shutdown";
     case CloseReason::kAdmin:
       return "admin";
+    case CloseReason::kInterceptor:
+      return "interceptor";
   }
   return "closed";
+}
+
+DisconnectReason disconnect_reason_of(CloseReason reason) {
+  // No default: a new CloseReason does not compile (-Wswitch, warnings are errors) until it
+  // says which event it is.
+  switch (reason) {
+    case CloseReason::kUnknown:
+    case CloseReason::kConnectionLost:
+      return DisconnectReason::kConnectionLost;
+    case CloseReason::kClientDisconnect:
+      return DisconnectReason::kClientDisconnect;
+    case CloseReason::kKeepAliveTimeout:
+      return DisconnectReason::kKeepAliveTimeout;
+    case CloseReason::kProtocolError:
+    case CloseReason::kPacketTooLarge:
+      return DisconnectReason::kProtocolError;
+    case CloseReason::kTakeover:
+      return DisconnectReason::kTakenOver;
+    case CloseReason::kTransportError:
+      return DisconnectReason::kTransportError;
+    case CloseReason::kSlowConsumer:
+      return DisconnectReason::kSlowConsumer;
+    case CloseReason::kAuthentication:
+      return DisconnectReason::kAuthentication;
+    case CloseReason::kShutdown:
+      return DisconnectReason::kShutdown;
+    case CloseReason::kAdmin:
+    case CloseReason::kInterceptor:
+      return DisconnectReason::kAdministrative;
+  }
+  return DisconnectReason::kConnectionLost;
 }
 
 void ShardState::log_connected(const Connection* connection, const Session* session,
@@ -101,8 +135,8 @@ void ShardState::log_connected(const Connection* connection, const Session* sess
   base::log_write_fields(base::LogLevel::kInfo, message, std::span(fields, count));
 }
 
-void ShardState::log_disconnected(const Connection* connection, const Session* session, CloseReason reason,
-                                  int reason_code, std::string_view detail) {
+void ShardState::log_disconnected(const Connection* connection, const Session* session,
+                                  const EndCause& cause) {
   if (!base::log_enabled(base::LogLevel::kInfo)) return;
   static thread_local base::LogRateLimit limit;
   uint64_t suppressed = 0;
@@ -110,7 +144,7 @@ void ShardState::log_disconnected(const Connection* connection, const Session* s
   std::string address = format_peer(connection->peer, connection->in_process);
   std::string message = "client disconnected";
   if (suppressed > 0) message += absl::StrFormat(" (%u similar lines suppressed)", suppressed);
-  std::string code = reason_code >= 0 ? absl::StrFormat("0x%02x", reason_code) : std::string();
+  std::string code = cause.reason_code >= 0 ? absl::StrFormat("0x%02x", cause.reason_code) : std::string();
   base::LogField fields[] = {
       base::LogField::string("client_id", session->client_id),
       base::LogField::string("address", address),
@@ -118,9 +152,9 @@ void ShardState::log_disconnected(const Connection* connection, const Session* s
       base::LogField::string("transport", transport_name(connection, listeners_)),
       base::LogField::integer("listener", connection->listener),
       base::LogField::integer("keep_alive", connection->keep_alive_seconds),
-      base::LogField::string("reason", close_reason_name(reason)),
+      base::LogField::string("reason", close_reason_name(cause.reason)),
       base::LogField::string("reason_code", code),
-      base::LogField::string("detail", detail),
+      base::LogField::string("detail", cause.detail),
   };
   // reason_code and detail only when there are some.
   base::LogField present[std::size(fields)];

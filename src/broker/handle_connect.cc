@@ -137,6 +137,18 @@ ShardState::Next ShardState::handle_connect(Connection* connection, std::span<co
     return Next::kStop;
   }
 
+  if (!connection->in_process && connect.has_username && !connect.properties.authentication_method &&
+      listeners_[connection->listener].refuse_unchecked_usernames &&
+      listeners_[connection->listener].password_file.empty() && !username_from_certificate(connection)) {
+    // A config file's listener without allow_anonymous and without a password file: nothing can
+    // check the username, so Mosquitto 2 refuses it, and so does coremq (the file's meaning).
+    ++counters_.authentication_failures;
+    refuse_connect(connection, version, ReasonCode::kNotAuthorized,
+                   absl::StrFormat("username '%s' cannot be checked: listener %u has no password file and "
+                                   "refuses anonymous clients (allow_anonymous false in the config file)",
+                                   connect.username, connection->listener));
+    return Next::kStop;
+  }
   if (v5 && connect.properties.authentication_method) {
     return begin_authentication(connection, connect, body, flags, std::move(client_id), assigned);
   }
@@ -349,9 +361,8 @@ void ShardState::end_authentication(Connection* connection, ReasonCode reason, s
   }
   // MQTT-4.12.1-2: DISCONNECT and close. The client did not ask to leave: its will goes out.
   send_disconnect(connection, reason, why);
-  note_close(CloseReason::kAuthentication, why, static_cast<int>(reason));
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
-                 {DisconnectReason::kAuthentication, static_cast<uint8_t>(reason)});
+                 {CloseReason::kAuthentication, static_cast<int>(reason), why});
 }
 
 bool ShardState::send_auth(Connection* connection, ReasonCode reason, std::string_view data) {
@@ -412,10 +423,9 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
     // a network failure would close it (so its will is due), MQTT 5 clients with 0x8E.
     Connection* old = session->connection;
     if (old->version == ProtocolVersion::kV5) send_disconnect(old, ReasonCode::kSessionTakenOver, "session taken over");
-    note_close(CloseReason::kTakeover, "a new connection took the client id over",
-               old->version == ProtocolVersion::kV5 ? static_cast<int>(ReasonCode::kSessionTakenOver) : -1);
     end_connection(old, /*publish_will=*/true, /*flush_first=*/old->version == ProtocolVersion::kV5,
-                   {DisconnectReason::kTakenOver, static_cast<uint8_t>(ReasonCode::kSessionTakenOver)});
+                   {CloseReason::kTakeover, static_cast<int>(ReasonCode::kSessionTakenOver),
+                    "a new connection took the client id over"});
     session = find_session(client_id);  // a session with expiry 0 ended with its connection
   }
   if (session != nullptr && connect.clean_session) {
@@ -576,7 +586,9 @@ void ShardState::refuse_connect(Connection* connection, ProtocolVersion version,
       mqtt::encode_connack(out, false, mqtt::connect_return_code_for(reason));
     }
   });
-  end_connection(connection, /*publish_will=*/false, /*flush_first=*/true);
+  // Never connected: no disconnect line nor event (the line above says why).
+  end_connection(connection, /*publish_will=*/false, /*flush_first=*/true,
+                 {CloseReason::kUnknown, static_cast<int>(reason), why});
 }
 
 bool ShardState::over_max_keep_alive(uint16_t keep_alive_seconds) const {

@@ -344,9 +344,8 @@ bool ShardState::handle_disconnect(Connection* connection, std::span<const uint8
   // MQTT-3.14.4-3: only a normal disconnection (0x00) discards the will; 0x04 asks for
   // it, and an error reason is a failure the will exists for.
   bool publish_will = disconnect.reason_code != static_cast<uint8_t>(ReasonCode::kNormalDisconnection);
-  note_close(CloseReason::kClientDisconnect, {}, disconnect.reason_code);
   end_connection(connection, publish_will, /*flush_first=*/true,
-                 {DisconnectReason::kClientDisconnect, disconnect.reason_code});
+                 {CloseReason::kClientDisconnect, disconnect.reason_code});
   return false;
 }
 

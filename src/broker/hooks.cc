@@ -155,7 +155,8 @@ ShardState::Interception ShardState::intercept_publish(Connection* connection, m
       bool tell_client = connection->version == ProtocolVersion::kV5;
       if (tell_client) send_disconnect(connection, reason, "the message interceptor ended the connection");
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client,
-                     {DisconnectReason::kAdministrative, static_cast<uint8_t>(reason)});
+                     {CloseReason::kInterceptor, static_cast<int>(reason),
+                      "the message interceptor ended the connection"});
       return Interception::kStop;
     }
     case InterceptionVerdict::Action::kDefer: COREMQ_ASSERT_MSG(false, "a deferral is held above"); break;
@@ -224,13 +225,14 @@ void ShardState::report_connected(Connection* connection, bool clean_start, bool
   call_event_hook([&](EventHook& hook) { hook.on_client_connected(event); });
 }
 
-void ShardState::report_disconnected(Connection* connection, Session* session, EndCause cause, bool will_published) {
+void ShardState::report_disconnected(Connection* connection, Session* session, const EndCause& cause,
+                                     bool will_published) {
   COREMQ_ASSERT(events_ != nullptr);
   connection->connect_reported = false;
   ClientDisconnectedEvent event;
   event.client = hook_identity(session);
-  event.reason = cause.reason;
-  event.reason_code = cause.reason_code;
+  event.reason = disconnect_reason_of(cause.reason);
+  event.reason_code = cause.reason_code >= 0 ? static_cast<uint8_t>(cause.reason_code) : 0;
   event.will_published = will_published;
   call_event_hook([&](EventHook& hook) { hook.on_client_disconnected(event); });
 }

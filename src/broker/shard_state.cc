@@ -126,8 +126,9 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
       ++counters_.slow_consumers_disconnected;
       LOG_WARNING_LIMITED("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
                   connection->session ? connection->session->client_id : std::string(), options_.max_client_output_bytes);
-      note_close(CloseReason::kSlowConsumer, "does not read what it is sent (over twice --max-client-output-bytes)");
-      end_connection(connection, /*publish_will=*/true, /*flush_first=*/false, {DisconnectReason::kSlowConsumer, 0});
+      end_connection(connection, /*publish_will=*/true, /*flush_first=*/false,
+                     {CloseReason::kSlowConsumer, -1,
+                      "does not read what it is sent (over twice --max-client-output-bytes)"});
       next = Next::kStop;
       break;
     }
@@ -152,7 +153,9 @@ ShardState::Next ShardState::handle_packet(Connection* connection, const mqtt::F
   if (connection->state == ConnectionState::kAuthenticating) {
     if (header.type == PacketType::kAuth) return handle_auth(connection, body, header.flags) ? Next::kContinue : Next::kStop;
     if (header.type == PacketType::kDisconnect) {
-      end_connection(connection, /*publish_will=*/false, /*flush_first=*/false);
+      // Not connected yet: neither logged nor reported as a disconnect.
+      end_connection(connection, /*publish_will=*/false, /*flush_first=*/false,
+                     {CloseReason::kClientDisconnect, -1, "DISCONNECT during authentication"});
       return Next::kStop;
     }
     close_for_protocol_error(connection, ReasonCode::kProtocolError,
@@ -256,10 +259,10 @@ bool ShardState::stage_packet_into(base::ByteBuffer& out, Connection* connection
   if (type != mqtt::PacketType::kDisconnect) {
     // What was staged before still goes out. A client that never had its CONNACK was never
     // connected, so its will is not published.
-    note_close(CloseReason::kPacketTooLarge,
-               absl::StrFormat("a %s over the client's Maximum Packet Size", mqtt::packet_type_name(type)));
+    std::string why =
+        absl::StrFormat("a %s over the client's Maximum Packet Size", mqtt::packet_type_name(type));
     end_connection(connection, /*publish_will=*/type != mqtt::PacketType::kConnack, /*flush_first=*/true,
-                   {DisconnectReason::kProtocolError, static_cast<uint8_t>(ReasonCode::kPacketTooLarge)});
+                   {CloseReason::kPacketTooLarge, static_cast<int>(ReasonCode::kPacketTooLarge), why});
   }
   return false;
 }
@@ -281,19 +284,15 @@ void ShardState::close_for_protocol_error(Connection* connection, ReasonCode rea
     LOG_INFO_LIMITED("closing connection fd %d (client '%s'): %s", connection->fd, who, why);
   }
   if (tell_client) send_disconnect(connection, reason, why);
-  note_close(CloseReason::kProtocolError, why, tell_client ? static_cast<int>(reason) : -1);
   end_connection(connection, /*publish_will=*/true, /*flush_first=*/tell_client,
-                 {DisconnectReason::kProtocolError, static_cast<uint8_t>(reason)});
+                 {CloseReason::kProtocolError, static_cast<int>(reason), why});
 }
 
 void ShardState::end_connection(Connection* connection, bool publish_will, bool flush_first, EndCause cause) {
-  // Taken first: what this close does (a will, a slow consumer dropped) may close others.
-  CloseReason reason = std::exchange(close_reason_, CloseReason::kUnknown);
-  int reason_code = std::exchange(close_reason_code_, -1);
-  std::string detail = std::exchange(close_detail_, std::string());
   if (connection->state == ConnectionState::kClosing) return;
+  // The log line and the event below are both made from `cause`, and only here.
   if (connection->state == ConnectionState::kConnected && connection->session != nullptr) {
-    log_disconnected(connection, connection->session, reason, reason_code, detail);
+    log_disconnected(connection, connection->session, cause);
   }
   bool was_handing_off = connection->state == ConnectionState::kHandingOff;
   connection->state = ConnectionState::kClosing;
@@ -338,8 +337,8 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
 
 void ShardState::on_transport_closed(Connection* connection, bool flush_answer) {
   if (connection->state == ConnectionState::kClosing) return;
-  note_close(CloseReason::kConnectionLost);
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/flush_answer);
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/flush_answer,
+                 {CloseReason::kConnectionLost});
 }
 
 void ShardState::on_transport_error(Connection* connection, std::string_view why) {
@@ -348,12 +347,12 @@ void ShardState::on_transport_error(Connection* connection, std::string_view why
   if (connection->state != ConnectionState::kConnected) {
     LOG_INFO_LIMITED("closing fd %d before CONNECT: %s", connection->fd, why);
   }
-  note_close(CloseReason::kTransportError, why);
   LOG_INFO_LIMITED("closing %s: %s",
                    connection->session != nullptr ? absl::StrFormat("client '%s'", connection->session->client_id)
                                                   : absl::StrFormat("fd %d before CONNECT", connection->fd),
                    why);
-  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true, {DisconnectReason::kTransportError, 0});
+  end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
+                 {CloseReason::kTransportError, -1, why});
 }
 
 void ShardState::on_output_drained(Connection* connection) {
@@ -389,18 +388,18 @@ void ShardState::on_tick(int64_t now_ms) {
       ++counters_.keep_alive_expiries;
       bool v5 = connection->version == mqtt::ProtocolVersion::kV5;
       if (v5) send_disconnect(connection, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
-      note_close(CloseReason::kKeepAliveTimeout,
-                 absl::StrFormat("no packet for 1.5 x %u s", connection->keep_alive_seconds),
-                 v5 ? static_cast<int>(ReasonCode::kKeepAliveTimeout) : -1);
       LOG_INFO_LIMITED("client '%s' keep-alive of %u s expired, closing", connection->session->client_id,
                        connection->keep_alive_seconds);
+      std::string why = absl::StrFormat("no packet for 1.5 x %u s", connection->keep_alive_seconds);
       end_connection(connection, /*publish_will=*/true, /*flush_first=*/true,
-                     {DisconnectReason::kKeepAliveTimeout, static_cast<uint8_t>(ReasonCode::kKeepAliveTimeout)});
+                     {CloseReason::kKeepAliveTimeout, static_cast<int>(ReasonCode::kKeepAliveTimeout), why});
     } else {
       ++counters_.connect_timeouts;
       LOG_INFO_LIMITED("connection fd %d sent no CONNECT (or did not finish its authentication) within %u s, closing",
                connection->fd, options_.connect_timeout_seconds);
-      end_connection(connection, /*publish_will=*/false, /*flush_first=*/false);
+      // Never connected: neither logged nor reported as a disconnect.
+      end_connection(connection, /*publish_will=*/false, /*flush_first=*/false,
+                     {CloseReason::kUnknown, -1, "no CONNECT in time"});
     }
   }
 }
@@ -411,12 +410,8 @@ void ShardState::on_shutdown() {
     if (connection->state == ConnectionState::kConnected && connection->version == mqtt::ProtocolVersion::kV5) {
       send_disconnect(connection, ReasonCode::kServerShuttingDown, "server shutting down");
     }
-    note_close(CloseReason::kShutdown, {},
-               connection->state == ConnectionState::kConnected && connection->version == mqtt::ProtocolVersion::kV5
-                   ? static_cast<int>(ReasonCode::kServerShuttingDown)
-                   : -1);
     end_connection(connection, /*publish_will=*/false, /*flush_first=*/true,
-                   {DisconnectReason::kShutdown, static_cast<uint8_t>(ReasonCode::kServerShuttingDown)});
+                   {CloseReason::kShutdown, static_cast<int>(ReasonCode::kServerShuttingDown)});
   }
 }
 

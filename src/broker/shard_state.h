@@ -80,8 +80,9 @@ class IoPort {
   virtual HookCompletion defer_decision(uint64_t /*token*/, uint32_t /*index*/) { return {}; }
 };
 
-// Why a connected client's connection ended: the disconnect log line's "reason"
-// (connection_log.cc). Set by whoever ends it, through ShardState::note_close.
+// Why a connection ended: the disconnect log line's "reason" (close_reason_name) and, through
+// disconnect_reason_of, the event hook's DisconnectReason. Finer than DisconnectReason where
+// an operator reading the log wants to tell causes apart (a packet too large, an admin kick).
 enum class CloseReason : uint8_t {
   kUnknown,
   kClientDisconnect,   // DISCONNECT from the client (its reason code)
@@ -95,17 +96,27 @@ enum class CloseReason : uint8_t {
   kAuthentication,     // re-authentication failed
   kShutdown,           // the broker is stopping
   kAdmin,              // an operator asked (admin API)
+  kInterceptor,        // the message interceptor's kDisconnect
 };
 const char* close_reason_name(CloseReason reason);
+// The event hook's name for it (several CloseReasons share one DisconnectReason).
+DisconnectReason disconnect_reason_of(CloseReason reason);
 
 // FNV-1a over the client id's bytes: which shard owns the id's session. Documented so
 // tests and operators can predict placement.
 uint32_t owner_shard_of(std::string_view client_id, uint32_t shard_count);
 
-// Why a connection ends, for the event hook (ClientDisconnectedEvent).
+// Why a connection ends: the one record of it, given once by whoever ends the connection to
+// ShardState::end_connection, which makes both the disconnect log line (connection_log.cc)
+// and the event hook's ClientDisconnectedEvent (hooks.cc) from it, so they cannot disagree.
 struct EndCause {
-  DisconnectReason reason = DisconnectReason::kConnectionLost;
-  uint8_t reason_code = 0;
+  CloseReason reason = CloseReason::kUnknown;
+  // The client's DISCONNECT reason code, or the MQTT 5 code that names the broker's cause
+  // (0x8D keep-alive, 0x8E takeover, the protocol error's ...), also for MQTT 3.1.1 clients,
+  // which are not sent it. -1: none (the log line leaves it out, the event says 0).
+  int reason_code = -1;
+  // Why in words, for the log line; a view valid during end_connection only.
+  std::string_view detail;
 };
 
 class ShardState {
@@ -114,15 +125,6 @@ class ShardState {
   ~ShardState();
   ShardState(const ShardState&) = delete;
   ShardState& operator=(const ShardState&) = delete;
-
-  // The reason (and, for the log line, a detail and a reason code; -1 none) the next
-  // end_connection of a connected client logs. Call right before the close; end_connection
-  // takes and clears it.
-  void note_close(CloseReason reason, std::string_view detail = {}, int reason_code = -1) {
-    close_reason_ = reason;
-    close_detail_.assign(detail);
-    close_reason_code_ = reason_code;
-  }
 
   // Events from the shard loop.
   void on_connection_opened(Connection* connection);
@@ -245,7 +247,8 @@ class ShardState {
                       bool session_present);
   // Ends the protocol side of a connection once: detaches its session, schedules or
   // publishes the will, ends or schedules the end of the session, asks the I/O side to close.
-  void end_connection(Connection* connection, bool publish_will, bool flush_first, EndCause cause = {});
+  // `cause` is logged (a connected client's disconnect line) and reported (the event hook).
+  void end_connection(Connection* connection, bool publish_will, bool flush_first, EndCause cause);
   bool wants_problem_information(const Connection* connection) const;
 
   // CONNECT and AUTH (handle_connect.cc).
@@ -331,7 +334,8 @@ class ShardState {
   template <typename Call>
   void call_event_hook(Call&& call);
   void report_connected(Connection* connection, bool clean_start, bool session_present);
-  void report_disconnected(Connection* connection, Session* session, EndCause cause, bool will_published);
+  void report_disconnected(Connection* connection, Session* session, const EndCause& cause,
+                           bool will_published);
   // `added` null: removed.
   void report_subscription(Session* session, std::string_view filter, const SubscriptionOptions* added);
   void report_dropped(const Session* session, std::string_view topic, uint8_t qos, DropReason reason) {
@@ -513,18 +517,13 @@ class ShardState {
   // Options::log_connection_lines_per_second.
   void log_connected(const Connection* connection, const Session* session, std::optional<std::string_view> username,
                      bool clean_start, bool session_present);
-  void log_disconnected(const Connection* connection, const Session* session, CloseReason reason, int reason_code,
-                        std::string_view detail);
+  void log_disconnected(const Connection* connection, const Session* session, const EndCause& cause);
 
   const uint32_t shard_id_;
   const uint32_t shard_count_;
   const Options& options_;
   IoPort& io_;
   ShardCounters counters_;
-  // What note_close left for the next end_connection (see there).
-  CloseReason close_reason_ = CloseReason::kUnknown;
-  int close_reason_code_ = -1;
-  std::string close_detail_;
   // effective_listeners(options_), indexed by Connection::listener, and whether each lets
   // clients without a username in (anonymous_allowed, resolved once).
   const std::vector<ListenerOptions> listeners_;

@@ -255,6 +255,16 @@ class Reader {
       apply_security(global_security_, &result_->default_listener);
       for (ConfigListener& listener : result_->listeners) apply_security(global_security_, &listener.options);
     }
+    if (!result_->local_only) {
+      // Mosquitto 2: allow_anonymous defaults to false once the file defines a listener (true
+      // only in local-only mode). coremq's own default would let anonymous clients in on a
+      // loopback listener, or one with require_certificate: more open than the same file under
+      // Mosquitto, so a file's listener without allow_anonymous refuses them.
+      refuse_anonymous_by_default(&result_->default_listener);
+      for (ConfigListener& listener : result_->listeners) refuse_anonymous_by_default(&listener.options);
+    }
+    if (result_->default_listener_opened) refuse_unchecked_usernames(&result_->default_listener);
+    for (ConfigListener& listener : result_->listeners) refuse_unchecked_usernames(&listener.options);
     if (result_->default_listener_opened) {
       finish_listener(&result_->default_listener,
                       default_listener_where_.empty() ? first_default_option_where_ : default_listener_where_);
@@ -318,6 +328,22 @@ class Reader {
     if (security.allow_anonymous) listener->allow_anonymous = *security.allow_anonymous;
     if (security.password_file) listener->password_file = *security.password_file;
     if (security.acl_file) listener->acl_file = *security.acl_file;
+  }
+
+  static void refuse_anonymous_by_default(ListenerOptions* listener) {
+    if (listener->allow_anonymous == ListenerOptions::Anonymous::kDefault) {
+      listener->allow_anonymous = ListenerOptions::Anonymous::kDeny;
+    }
+  }
+
+  // Mosquitto 2 checks a username only against the password file (or a plugin); with neither,
+  // allow_anonymous decides for every client, with or without a username. So a listener of the
+  // file that refuses anonymous clients and has no password file refuses the others too, but
+  // for usernames its certificates give (the broker says so at start, src/shard/broker.cc).
+  static void refuse_unchecked_usernames(ListenerOptions* listener) {
+    if (listener->allow_anonymous != ListenerOptions::Anonymous::kDeny || !listener->password_file.empty())
+      return;
+    listener->refuse_unchecked_usernames = true;
   }
 
   // A listener is TLS once it has a certificate or key, as in Mosquitto; then its options must

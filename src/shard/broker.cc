@@ -292,6 +292,15 @@ bool BrokerImpl::start(std::string* error) {
   for (const std::string& line : started) LOG_INFO("%s", line);
   for (size_t index = 0; index < listeners_.size(); ++index) {
     const ListenerOptions& listener = listeners_[index];
+    if (listener.refuse_unchecked_usernames && listener.password_file.empty()) {
+      LOG_WARNING(
+          "listener %s refuses every client but those a certificate names (CONNACK 0x05 / 0x87): "
+          "allow_anonymous is false and it has no password file, as Mosquitto 2 reads a config file "
+          "(allow_anonymous defaults to false once the file defines a listener); give it a password_file "
+          "or `allow_anonymous true`",
+          broker::listener_url(listener, broker::bind_addresses(listener.address)[0].numeric,
+                               listener_ports_[index]));
+    }
     if (listener.allow_anonymous != ListenerOptions::Anonymous::kDefault || broker::anonymous_allowed(listener)) {
       continue;
     }

@@ -168,7 +168,7 @@ def test_bad_listener_section_is_an_error(tmp_path):
 def test_unsupported_mosquitto_option_warns_and_starts(start_config_broker, clients, names):
     port = free_port()
     config = (f"listener {port} 127.0.0.1\nlog_dest topic\n"
-              "autosave_interval 1800\n")
+              "autosave_interval 1800\nallow_anonymous true\n")
     broker = start_config_broker(config)
     log = broker.log()
     assert f"{broker.config_path}:2: warning: log_dest topic is not supported and is ignored" in log
@@ -195,16 +195,16 @@ def test_no_listener_listens_on_loopback_only_as_mosquitto_2(start_config_broker
 
 
 def test_environment_overrides_file_and_flags_override_environment(start_config_broker, clients, names):
-    config = f"listener {free_port()} 127.0.0.1\nmax_keepalive 30\n"
+    config = f"listener {free_port()} 127.0.0.1\nallow_anonymous true\nmax_keepalive 30\n"
     from_file = start_config_broker(config)
     refused_keepalive(clients, from_file, names.client("file35", 0), 35)
 
-    from_environment = start_config_broker(f"listener {free_port()} 127.0.0.1\nmax_keepalive 30\n",
+    from_environment = start_config_broker(f"listener {free_port()} 127.0.0.1\nallow_anonymous true\nmax_keepalive 30\n",
                                            environment={"COREMQ_MAX_KEEPALIVE": "40"})
     clients.raw(names.client("env35", 1), broker=from_environment, keepalive=35).ping()
     refused_keepalive(clients, from_environment, names.client("env45", 2), 45)
 
-    from_flag = start_config_broker(f"listener {free_port()} 127.0.0.1\nmax_keepalive 30\n",
+    from_flag = start_config_broker(f"listener {free_port()} 127.0.0.1\nallow_anonymous true\nmax_keepalive 30\n",
                                     arguments=["--max-keepalive=50"],
                                     environment={"COREMQ_MAX_KEEPALIVE": "40"})
     clients.raw(names.client("flag45", 3), broker=from_flag, keepalive=45).ping()

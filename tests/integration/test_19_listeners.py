@@ -201,11 +201,18 @@ def test_allow_anonymous_opens_the_listener(start_listeners, raw_clients, names,
     client.ping()
 
 
-def test_config_file_with_two_listener_sections(start_listeners, raw_clients, names):
+def test_config_file_with_two_listener_sections(start_listeners, raw_clients, names, coremq_passwd, tmp_path):
     loopback_port, network_port = conftest.free_port(), conftest.free_port()
+    # A file's listener refuses anonymous clients by default, and without a password file every
+    # client, as in Mosquitto 2: the loopback section opens, the network one checks passwords.
+    password_file = tmp_path / "passwords"
+    subprocess.run([coremq_passwd, "-c", "-b", str(password_file), "bob", "bob's pw"], check=True, timeout=30,
+                   stdin=subprocess.DEVNULL, capture_output=True)
     config = (f"per_listener_settings true\n"
               f"listener {loopback_port} 127.0.0.1\n"
+              f"allow_anonymous true\n"
               f"listener {network_port} 0.0.0.0\n"
+              f"password_file {password_file}\n"
               f"max_keepalive 60\n")
     broker = start_listeners(config_text=config)
     assert broker.ports("127.0.0.1") == [loopback_port], broker.log()
@@ -224,7 +231,7 @@ def test_config_file_with_two_listener_sections(start_listeners, raw_clients, na
         allowed = raw_clients(loopback_port)
         allowed.connect(names.client("allowed", shard))
     publisher = raw_clients(network_port)
-    publisher.send(connect_packet(names.pub(), username="bob"))
+    publisher.send(connect_packet(names.pub(), username="bob", password="bob's pw"))
     publisher.expect(connack_bytes(0, 0))
     publish_reaches(publisher, subscriber, topic, b"from the file's second listener")
 

@@ -207,6 +207,7 @@ def test_a_data_directory_it_cannot_use_stops_the_start(tmp_path, store_broker):
 def test_config_file_persistence_keys_turn_the_store_on(start_config_broker, clients, names, tmp_path):
     port = free_port()
     data = tmp_path / "config-data"
-    broker = start_config_broker(f"listener {port} 127.0.0.1\npersistence true\npersistence_location {data}\n")
+    broker = start_config_broker(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                                 f"persistence_location {data}\n")
     assert f"store {data} loaded" in broker.log()
     clients.raw(names.sub(), broker=broker).ping()

@@ -2,14 +2,21 @@
 # protocol and transport, listener and keep-alive, and for a disconnect the reason (client
 # DISCONNECT and its code, keep-alive timeout, protocol error and why, takeover, connection
 # lost, shutdown); --log-format json writes one JSON object per line; --log-dest file:PATH is
-# reopened on SIGHUP (logrotate); a connect flood collapses into "(N similar lines suppressed)".
+# reopened on SIGHUP (logrotate); a connect flood collapses into "(N similar lines suppressed)";
+# --log-dest syslog sends each line through syslog(3) to /dev/log (a socket of the test's, in a
+# private mount namespace) with the daemon facility and the line's level.
 import json
 import os
+import re
+import shutil
 import signal
+import socket
+import subprocess
 import time
 
 import pytest
 
+import conftest
 import helpers
 from helpers_v5 import PROTOCOL_ERROR, connect5, raw5
 
@@ -162,3 +169,131 @@ def test_connect_flood_collapses_into_a_count(start_broker, clients, names):
     assert "similar lines suppressed" in text, broker.log_tail()
     connect_lines = text.count("client connected client_id=")
     assert connect_lines < flood, f"{connect_lines} connect lines for {flood + extra} connects"
+
+
+# ------------------------------------------------------------------ syslog
+
+# syslog(3) writes to /dev/log, a path of the machine's: the broker runs in a mount namespace of
+# its own (unshare -m, private propagation, so nothing here is seen outside it) where /dev is a
+# small tmpfs of symbolic links to the real /dev's entries (bound under SCRATCH/dev first) and
+# /dev/log links to the test's socket. Arguments: SOCKET SCRATCH COMMAND...
+SYSLOG_NAMESPACE_SCRIPT = r"""
+set -eu
+socket=$1 scratch=$2
+shift 2
+mkdir -p "$scratch/dev"
+mount --rbind /dev "$scratch/dev"
+mount -t tmpfs -o mode=0755,size=64k coremq-test-dev /dev
+for entry in "$scratch"/dev/* "$scratch"/dev/.[!.]*; do
+  [ -e "$entry" ] || [ -L "$entry" ] || continue
+  ln -s "$entry" "/dev/${entry##*/}"
+done
+rm -f /dev/log
+ln -s "$socket" /dev/log
+exec "$@"
+"""
+SYSLOG_DAEMON = 3  # LOG_DAEMON >> 3, the facility coremq opens syslog with
+SYSLOG_INFO, SYSLOG_WARNING = 6, 4
+
+
+def private_mount_namespace_or_skip():
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1) to give the broker a /dev/log of the test's in a private "
+                    "mount namespace (syslog(3) always writes to /dev/log)")
+    # What the script does first that needs the privilege, in a namespace that ends with the probe.
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "mount", "-t", "tmpfs",
+                            "coremq-probe", "/dev"], capture_output=True, text=True, timeout=10)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a private mount namespace here (a container without CAP_SYS_ADMIN?): "
+                    f"{probe.stderr.strip()}")
+
+
+class SyslogReceiver:
+    """The test's syslog daemon: an AF_UNIX datagram socket that keeps every message it gets as
+    (facility, severity, tag, text), in order."""
+
+    MESSAGE = re.compile(r"<(\d+)>(\w{3} [ \d]\d \d\d:\d\d:\d\d) ([^:\[]+)\[(\d+)\]: (.*)", re.DOTALL)
+
+    def __init__(self, path):
+        self.path = path
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(str(path))
+        self.socket.settimeout(0.1)
+        self.messages = []
+
+    def receive(self):
+        try:
+            while True:
+                datagram = self.socket.recv(65536).decode(errors="replace")
+                match = self.MESSAGE.fullmatch(datagram.rstrip("\n"))
+                assert match, f"not a syslog(3) message: {datagram!r}"
+                priority = int(match.group(1))
+                self.messages.append((priority >> 3, priority & 7, match.group(3), int(match.group(4)),
+                                      match.group(5)))
+        except socket.timeout:
+            pass
+
+    def wait_for(self, text):
+        """The first message containing text (waits, bounded)."""
+        def found():
+            self.receive()
+            return any(text in message[4] for message in self.messages)
+        assert helpers.wait_until(found, timeout=WAIT_SECONDS), f"no syslog message with {text!r} in {self.messages}"
+        return next(message for message in self.messages if text in message[4])
+
+    def close(self):
+        self.socket.close()
+
+
+class SyslogBroker(conftest.Broker):
+    """coremq with --log-dest=stderr,syslog (stderr for the harness's ready line) run through
+    SYSLOG_NAMESPACE_SCRIPT; exec keeps the broker's pid the one Popen started."""
+
+    def __init__(self, directory, threads, options, socket_path):
+        super().__init__(directory, threads, options)
+        self.socket_path = socket_path
+
+    def _coremq_command(self):
+        return ["unshare", "--mount", "--propagation", "private", "bash", "-c", SYSLOG_NAMESPACE_SCRIPT,
+                "coremq-syslog", str(self.socket_path), str(self.directory / "namespace"),
+                *super()._coremq_command()]
+
+
+def test_syslog_destination_gets_each_line_with_its_level(threads, tmp_path, clients, names):
+    private_mount_namespace_or_skip()
+    receiver = SyslogReceiver(tmp_path / "log.sock")
+    broker = SyslogBroker(tmp_path / "broker", threads,
+                          {"log_dest": "stderr,syslog", "sys_interval": 0, "max_connections": 2},
+                          receiver.path)
+    try:
+        broker.start()
+        clients.broker = broker
+        pid = broker.process.pid
+        started = receiver.wait_for("coremq started")
+        assert started[:4] == (SYSLOG_DAEMON, SYSLOG_INFO, "coremq", pid), started
+        client_id = names.client("syslog", 1)
+        client = clients.raw(client_id)
+        connected = receiver.wait_for(f'client connected client_id="{client_id}"')
+        assert connected[:2] == (SYSLOG_DAEMON, SYSLOG_INFO), connected
+        # A warning: a third connection over --max-connections=2 is refused.
+        second = clients.raw(names.client("second", 2))
+        third = clients.raw()
+        third.expect_closed()
+        refused = receiver.wait_for("refusing connections: --max-connections=2 reached")
+        assert refused[:2] == (SYSLOG_DAEMON, SYSLOG_WARNING), refused
+        client.disconnect_and_wait()
+        second.disconnect_and_wait()
+        gone = receiver.wait_for(f'client disconnected client_id="{client_id}"')
+        assert 'reason="client-disconnect"' in gone[4], gone
+        # syslog has the time and the level: the text starts at the shard, as on stderr after those.
+        assert connected[4].startswith(f"[shard {helpers.shard_of(client_id, threads)}] client connected "), connected
+        assert started[4] == "coremq started" or started[4].startswith("coremq started:"), started
+        stderr_line = next(line for line in broker.log().splitlines()
+                           if f'client connected client_id="{client_id}"' in line)
+        assert stderr_line.endswith(connected[4]), (stderr_line, connected)
+    finally:
+        clients.close_all()
+        broker.stop()
+        receiver.close()
+    # Nothing of the namespace is left on the machine: /dev/log is as it was.
+    assert not os.path.lexists("/dev/log") or os.path.realpath("/dev/log") != str(receiver.path)

@@ -172,5 +172,30 @@ TEST_F(ShardAnonymousPolicy, AllowAnonymousOpensTheNetworkListener) {
   EXPECT_EQ(connection->state, broker::ConnectionState::kConnected);
 }
 
+// A config file's listener with allow_anonymous false and no password file (Mosquitto 2 refuses
+// every client there): a username nothing can check is refused too, with 0x05 / 0x87.
+TEST_F(ShardAnonymousPolicy, UncheckedUsernameIsRefusedWhereTheFileSaysSo) {
+  options.listeners[1].allow_anonymous = Anonymous::kDeny;
+  options.listeners[1].refuse_unchecked_usernames = true;
+  broker::Connection* refused = open_on(1);
+  feed(refused, connect_with("named", 4, true));
+  EXPECT_EQ(refused->state, broker::ConnectionState::kClosing);
+  EXPECT_EQ(take_output(refused), connack_bytes(false, mqtt::ConnectReturnCode::kNotAuthorized));
+  broker::Connection* refused5 = open_on(1);
+  feed(refused5, connect_with("named5", 5, true));
+  std::vector<OutputPacket> packets = split_packets(take_output(refused5));
+  ASSERT_EQ(packets.size(), 1u);
+  ASSERT_EQ(packets[0].type, mqtt::PacketType::kConnack);
+  ASSERT_GE(packets[0].body.size(), 2u);
+  EXPECT_EQ(static_cast<uint8_t>(packets[0].body[1]), 0x87);  // Not authorized, with a Reason String
+  EXPECT_EQ(shard().counters().authentication_failures, 2u);
+  EXPECT_EQ(shard().counters().anonymous_refused, 0u);
+  EXPECT_EQ(shard().session_count(), 0u);
+  // The other listener, without the setting, takes the same username as given.
+  broker::Connection* accepted = open_on(0);
+  feed(accepted, connect_with("named-loop", 4, true));
+  EXPECT_EQ(accepted->state, broker::ConnectionState::kConnected);
+}
+
 }  // namespace
 }  // namespace coremq::testing

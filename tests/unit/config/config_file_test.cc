@@ -353,12 +353,52 @@ TEST(ConfigListeners, SecurityOptionsPerListenerWithPerListenerSettings) {
   ASSERT_EQ(r.result.listeners.size(), 2u);
   EXPECT_EQ(r.result.default_listener.allow_anonymous, ListenerOptions::Anonymous::kAllow);
   EXPECT_EQ(r.result.default_listener.password_file, "");
-  EXPECT_EQ(r.result.listeners[0].options.allow_anonymous, ListenerOptions::Anonymous::kDefault);
+  // Not set: refused, as in Mosquitto 2 once a file defines a listener.
+  EXPECT_EQ(r.result.listeners[0].options.allow_anonymous, ListenerOptions::Anonymous::kDeny);
   EXPECT_EQ(r.result.listeners[0].options.password_file, "/etc/passwd-a");
   EXPECT_EQ(r.result.listeners[0].options.acl_file, "");
   EXPECT_EQ(r.result.listeners[1].options.allow_anonymous, ListenerOptions::Anonymous::kDeny);
   EXPECT_EQ(r.result.listeners[1].options.password_file, "");
   EXPECT_EQ(r.result.listeners[1].options.acl_file, "/etc/acl");
+}
+
+// Mosquitto 2: allow_anonymous defaults to false once the file defines a listener (even on
+// loopback, where coremq's flags let anonymous clients in), and to true in local-only mode.
+TEST(ConfigListeners, AnonymousClientsAreRefusedByDefaultOnceTheFileDefinesAListener) {
+  Read sections = read("listener 1883 127.0.0.1\nlistener 8883 ::1\n");
+  ASSERT_EQ(sections.result.listeners.size(), 2u);
+  for (const ConfigListener& listener : sections.result.listeners) {
+    EXPECT_EQ(listener.options.allow_anonymous, ListenerOptions::Anonymous::kDeny) << listener.where;
+  }
+  Read port = read("port 1883\nbind_address localhost\n");
+  EXPECT_EQ(port.result.default_listener.allow_anonymous, ListenerOptions::Anonymous::kDeny);
+  Read local_only = read("max_keepalive 30\n");
+  EXPECT_TRUE(local_only.result.local_only);
+  EXPECT_EQ(local_only.result.default_listener.allow_anonymous, ListenerOptions::Anonymous::kDefault);
+  Read allowed = read("listener 1883 127.0.0.1\nallow_anonymous true\n");
+  EXPECT_EQ(allowed.result.listeners[0].options.allow_anonymous, ListenerOptions::Anonymous::kAllow);
+  EXPECT_FALSE(allowed.result.listeners[0].options.refuse_unchecked_usernames);
+}
+
+// Mosquitto 2 checks usernames only against a password file: a listener of the file that refuses
+// anonymous clients and has none refuses every client (but certificate users).
+TEST(ConfigListeners, NoPasswordFileAndNoAnonymousRefusesUsernamesToo) {
+  Read r = read(
+      "per_listener_settings true\n"
+      "listener 1883 127.0.0.1\n"  // refuses everyone
+      "listener 1884 127.0.0.1\n"
+      "password_file /etc/passwd-a\n"
+      "listener 1885 127.0.0.1\n"
+      "allow_anonymous true\n");
+  ASSERT_EQ(r.result.listeners.size(), 3u);
+  EXPECT_TRUE(r.result.listeners[0].options.refuse_unchecked_usernames);
+  EXPECT_FALSE(r.result.listeners[1].options.refuse_unchecked_usernames);
+  EXPECT_FALSE(r.result.listeners[2].options.refuse_unchecked_usernames);
+  EXPECT_TRUE(r.result.diagnostics.empty());
+  // Local-only mode with allow_anonymous false said outright: the same.
+  Read local = read("max_keepalive 30\nallow_anonymous false\n");
+  EXPECT_TRUE(local.result.local_only);
+  EXPECT_TRUE(local.result.default_listener.refuse_unchecked_usernames);
 }
 
 TEST(ConfigListeners, BadListenerSettingsNameTheirLine) {
