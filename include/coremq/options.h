@@ -160,7 +160,10 @@ struct BridgeOptions {
   // QoS 1/2 stay unacknowledged in the bridge's local session, which holds them in order), and
   // QoS 1/2 messages sent to the remote and not yet acknowledged.
   uint32_t max_queued_messages = 10000;
-  uint32_t max_inflight = 20;
+  uint32_t max_inflight = 1000;
+  // Of those, QoS 2 messages (a 3.1.1 Mosquitto remote drops a client with more unreleased than
+  // its max_inflight_messages, 20 by default).
+  uint32_t max_inflight_qos2 = 20;
 };
 
 struct Options {

@@ -59,7 +59,8 @@ constexpr std::string_view kSupported[] = {"address",
                                            "bridge_max_packet_size",
                                            "bridge_outgoing_retain",
                                            "bridge_max_queued_messages",
-                                           "bridge_max_inflight"};
+                                           "bridge_max_inflight",
+                                           "bridge_max_inflight_qos2"};
 
 bool parse_uint(std::string_view text, uint64_t low, uint64_t high, uint64_t* value) {
   auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), *value);
@@ -337,6 +338,9 @@ BridgeOptionStatus set_bridge_option(std::string_view name, const std::vector<st
   } else if (name == "bridge_max_inflight") {
     status = number(name, words, 1, 65535, &value, message);
     bridge->max_inflight = static_cast<uint32_t>(value);
+  } else if (name == "bridge_max_inflight_qos2") {
+    status = number(name, words, 1, 65535, &value, message);
+    bridge->max_inflight_qos2 = static_cast<uint32_t>(value);
   } else {
     *message = absl::StrFormat("'%s' is not a bridge option", name);
     return BridgeOptionStatus::kUnknown;

@@ -167,6 +167,7 @@ constexpr std::string_view kBridgeOptions[] = {
     "bridge_insecure",
     "bridge_keyfile",
     "bridge_max_inflight",
+    "bridge_max_inflight_qos2",
     "bridge_max_packet_size",
     "bridge_max_queued_messages",
     "bridge_outgoing_retain",

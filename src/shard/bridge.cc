@@ -13,6 +13,7 @@
 #include "broker/shard_state.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
+#include "mqtt/properties.h"
 
 namespace coremq::shard {
 
@@ -22,6 +23,9 @@ constexpr int64_t kConnectTimeoutMs = 10000;
 constexpr uint8_t kTryPrivateBit = 0x80;
 // QoS 2 messages from the remote between PUBREC and PUBREL (its packet ids: at most 65535).
 constexpr size_t kRemoteQos2Max = 65535;
+// The most QoS 1/2 messages one refill of the in-flight window sends (a batch of 64-byte
+// messages fills a few kilobytes: one send, one read on the remote).
+constexpr uint32_t kRefillBatchMax = 64;
 
 uint64_t user_data_of(void* operation) {
   return reinterpret_cast<uint64_t>(operation) | Bridge::kUserDataTag;
@@ -138,7 +142,22 @@ void Bridge::on_local_closed() {
   stop();
 }
 
-void Bridge::publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain) {
+void Bridge::encode_crossing_properties(const mqtt::Properties& received, bool keep_expiry,
+                                        base::ByteBuffer& out) {
+  out.clear();
+  if (received.encoded.empty()) return;
+  mqtt::Properties crossing = received;
+  crossing.topic_alias.reset();
+  crossing.subscription_identifier.reset();
+  if (!keep_expiry) crossing.message_expiry_interval_seconds.reset();
+  user_property_scratch_.resize(received.user_property_count);
+  size_t users = mqtt::copy_user_properties(received, user_property_scratch_);
+  mqtt::encode_property_bytes(out, mqtt::PropertyContext::kPublish, crossing,
+                              std::span(user_property_scratch_.data(), users));
+}
+
+void Bridge::publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                           std::span<const uint8_t> property_bytes) {
   base::ByteBuffer bytes;
   mqtt::PublishPacket publish;
   publish.topic = topic;
@@ -149,7 +168,7 @@ void Bridge::publish_local(std::string_view topic, std::string_view payload, uin
     if (++local_packet_id_ == 0) local_packet_id_ = 1;
     publish.packet_id = local_packet_id_;
   }
-  mqtt::encode_publish(bytes, publish, mqtt::ProtocolVersion::kV5, {});
+  mqtt::encode_publish(bytes, publish, mqtt::ProtocolVersion::kV5, property_bytes);
   feed_local(bytes);
 }
 
@@ -217,8 +236,17 @@ void Bridge::take_local_publish(const mqtt::PublishPacket& publish, base::ByteBu
           "bridge %s: queue full (bridge_max_queued_messages=%u): QoS 0 message dropped (%u so far)",
           options.name, options.max_queued_messages, dropped);
     } else {
-      queue_.push_back(OutboundMessage{std::move(*remote_topic), std::string(publish.payload), publish.qos,
-                                       publish.retain && options.outgoing_retain});
+      OutboundMessage message{std::move(*remote_topic), std::string(publish.payload), {}, 0, publish.qos,
+                              publish.retain && options.outgoing_retain};
+      if (version_ == mqtt::ProtocolVersion::kV5 && !publish.properties.encoded.empty()) {
+        // The broker sent the time left (MQTT-3.3.2-6); the queue may hold the message a while.
+        if (publish.properties.message_expiry_interval_seconds)
+          message.expires_at_ms = now_ms_ + int64_t{*publish.properties.message_expiry_interval_seconds} * 1000;
+        encode_crossing_properties(publish.properties, false, property_scratch_);
+        message.properties.assign(reinterpret_cast<const char*>(property_scratch_.data()),
+                                  property_scratch_.size());
+      }
+      queue_.push_back(std::move(message));
       queued = true;
     }
   }
@@ -642,7 +670,9 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
       }
       if (!duplicate) {
         if (std::optional<std::string> local_topic = topics_.to_local(publish.topic)) {
-          publish_local(*local_topic, publish.payload, publish.qos, publish.retain);
+          // MQTT 5: its properties cross too, the expiry as the time left the remote sent.
+          encode_crossing_properties(publish.properties, true, property_scratch_);
+          publish_local(*local_topic, publish.payload, publish.qos, publish.retain, property_scratch_.span());
           ++stats_.messages_in;
           last_traffic_ms_ = now_ms;
         }
@@ -700,6 +730,7 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
         break;
       }
       packet_id_used_[found->packet_id] = false;
+      if (found->message.qos == 2) --inflight_qos2_;
       inflight_.erase(found);
       ++stats_.messages_out;
       release_held_acks();
@@ -769,7 +800,7 @@ void Bridge::after_connack(int64_t now_ms) {
       }
       send_remote(pubrel);
     } else {
-      encode_publish_remote(entry.message, entry.packet_id, true);
+      (void)encode_publish_remote(entry.message, entry.packet_id, true, false);
     }
   }
   notify_local(true);
@@ -784,7 +815,21 @@ uint16_t Bridge::next_packet_id() {
   return last_packet_id_;
 }
 
-void Bridge::encode_publish_remote(const OutboundMessage& message, uint16_t packet_id, bool dup) {
+bool Bridge::encode_publish_remote(const OutboundMessage& message, uint16_t packet_id, bool dup,
+                                   bool drop_expired) {
+  std::span<const uint8_t> property_bytes(reinterpret_cast<const uint8_t*>(message.properties.data()),
+                                          message.properties.size());
+  if (message.expires_at_ms != 0) {
+    int64_t left_ms = message.expires_at_ms - now_ms_;
+    if (left_ms <= 0 && drop_expired) return false;
+    // The time left, rounded up, in a block of its own after the others (order is free).
+    mqtt::Properties expiry;
+    expiry.message_expiry_interval_seconds = static_cast<uint32_t>(std::max<int64_t>(1, (left_ms + 999) / 1000));
+    property_scratch_.clear();
+    property_scratch_.append(property_bytes);
+    mqtt::encode_property_bytes(property_scratch_, mqtt::PropertyContext::kPublish, expiry);
+    property_bytes = property_scratch_.span();
+  }
   mqtt::PublishPacket publish;
   publish.topic = message.topic;
   publish.payload = message.payload;
@@ -792,7 +837,9 @@ void Bridge::encode_publish_remote(const OutboundMessage& message, uint16_t pack
   publish.retain = message.retain;
   publish.dup = dup;
   publish.packet_id = packet_id;
-  mqtt::encode_publish(output_, publish, version_, {});
+  if (version_ != mqtt::ProtocolVersion::kV5) property_bytes = {};
+  mqtt::encode_publish(output_, publish, version_, property_bytes);
+  return true;
 }
 
 void Bridge::pump() {
@@ -802,11 +849,27 @@ void Bridge::pump() {
   uint32_t limit = options.max_packet_size;
   if (remote_maximum_packet_size_ > 0 && (limit == 0 || remote_maximum_packet_size_ < limit))
     limit = remote_maximum_packet_size_;
-  while (!queue_.empty() && (queue_.front().qos == 0 || inflight_.size() < window)) {
+  // Refill a full window in batches: once it was full, wait until `batch` slots are free. Sending
+  // a message per PUBACK as it comes turned a remote that acknowledges one message per write (as
+  // Mosquitto does) into one PUBLISH per loop turn, a send and a wake-up per message on both sides.
+  uint32_t batch = std::max<uint32_t>(1, std::min<uint32_t>(window / 2, kRefillBatchMax));
+  if (refill_waits_ && window - std::min<size_t>(inflight_.size(), window) >= batch) refill_waits_ = false;
+  while (!queue_.empty() && (queue_.front().qos == 0 || (!refill_waits_ && inflight_.size() < window))) {
+    if (queue_.front().qos == 2 && inflight_qos2_ >= options.max_inflight_qos2) {
+      // A 3.1.1 remote cannot say how many QoS 2 messages it takes at once, and Mosquitto
+      // drops a client that has more than its max_inflight_messages (20) unreleased.
+      uint64_t waits = ++stats_.qos2_window_full;
+      LOG_INFO_LIMITED("bridge %s: %u QoS 2 messages in flight (bridge_max_inflight_qos2): the next waits (%u so far)",
+                       options.name, inflight_qos2_, waits);
+      break;
+    }
     OutboundMessage message = std::move(queue_.front());
     queue_.pop_front();
+    // (+ 5: the Message Expiry Interval added on the way out)
     size_t size = version_ == mqtt::ProtocolVersion::kV5
-                      ? mqtt::publish_packet_size_v5(message.topic, message.qos, 0, message.payload.size())
+                      ? mqtt::publish_packet_size_v5(message.topic, message.qos,
+                                                     message.properties.size() + (message.expires_at_ms != 0 ? 5 : 0),
+                                                     message.payload.size())
                       : mqtt::publish_packet_size(message.topic, message.qos, message.payload.size());
     if (limit > 0 && size > limit) {
       uint64_t dropped = ++stats_.dropped_too_large;
@@ -815,14 +878,24 @@ void Bridge::pump() {
           size, limit, dropped);
       continue;
     }
+    if (message.expires_at_ms != 0 && message.expires_at_ms <= now_ms_) {
+      // MQTT-3.3.2-5: an expired message is not sent on (Mosquitto drops it too).
+      uint64_t expired = ++stats_.dropped_expired;
+      LOG_INFO_LIMITED("bridge %s: a message expired while queued: dropped (%u so far)", options.name, expired);
+      continue;
+    }
     if (message.qos == 0) {
-      encode_publish_remote(message, 0, false);
+      bool encoded = encode_publish_remote(message, 0, false, true);
+      COREMQ_ASSERT(encoded);  // not expired: checked above
       ++stats_.messages_out;
       continue;
     }
     uint16_t id = next_packet_id();
-    encode_publish_remote(message, id, false);
+    bool encoded = encode_publish_remote(message, id, false, true);
+    COREMQ_ASSERT(encoded);
+    if (message.qos == 2) ++inflight_qos2_;
     inflight_.push_back(InflightMessage{std::move(message), id, false});
+    if (inflight_.size() >= window) refill_waits_ = true;
   }
   release_held_acks();
 }

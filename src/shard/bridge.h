@@ -87,6 +87,8 @@ struct BridgeStats {
   uint64_t dropped_qos0 = 0;       // QoS 0 past max_queued_messages
   uint64_t dropped_too_large = 0;  // over bridge_max_packet_size or the remote's Maximum Packet Size
   uint64_t queue_full = 0;         // QoS 1/2 whose local acknowledgement waited for room
+  uint64_t qos2_window_full = 0;   // times a QoS 2 message waited for bridge_max_inflight_qos2
+  uint64_t dropped_expired = 0;    // MQTT 5 messages whose Message Expiry Interval ran out in the queue
   uint64_t connects = 0;           // successful CONNACKs
   uint64_t reconnects = 0;         // connections lost (or refused) after which the bridge tries again
   uint64_t connect_failures = 0;
@@ -131,6 +133,10 @@ class Bridge {
   struct OutboundMessage {
     std::string topic;
     std::string payload;
+    // MQTT 5: the properties that travel with the message (encoded, without a Message Expiry
+    // Interval, which is kept as a deadline and sent as the time left); empty under 3.1.1.
+    std::string properties;
+    int64_t expires_at_ms = 0;  // 0: never
     uint8_t qos = 0;
     bool retain = false;
   };
@@ -147,7 +153,11 @@ class Bridge {
   void handle(OperationKind kind, int result, int64_t now_ms);
   void open_local(int64_t now_ms);
   void feed_local(const base::ByteBuffer& bytes);
-  void publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain);
+  void publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                     std::span<const uint8_t> property_bytes = {});
+  // The properties of a received MQTT 5 PUBLISH that cross the bridge: all but this hop's own
+  // (Topic Alias, Subscription Identifiers) and, unless keep_expiry, the Message Expiry Interval.
+  void encode_crossing_properties(const mqtt::Properties& received, bool keep_expiry, base::ByteBuffer& out);
   void notify_local(bool connected);
   void take_local_publish(const mqtt::PublishPacket& publish, base::ByteBuffer& acks);
   void release_held_acks();
@@ -165,7 +175,10 @@ class Bridge {
   void send_connect();
   void after_connack(int64_t now_ms);
   void pump();
-  void encode_publish_remote(const OutboundMessage& message, uint16_t packet_id, bool dup);
+  // Appends the PUBLISH to output_; false (nothing appended) when its MQTT 5 expiry has passed
+  // and `drop_expired` (a message not yet sent; one in flight goes again with a second left).
+  [[nodiscard]] bool encode_publish_remote(const OutboundMessage& message, uint16_t packet_id, bool dup,
+                                           bool drop_expired);
   uint16_t next_packet_id();
   void lose_connection(const char* why, int64_t now_ms);
   void finish_close(int64_t now_ms);
@@ -216,10 +229,14 @@ class Bridge {
   uint32_t remote_receive_maximum_ = 65535;
   uint32_t remote_maximum_packet_size_ = 0;
   uint64_t random_state_;
+  std::vector<mqtt::UserProperty> user_property_scratch_;
+  base::ByteBuffer property_scratch_;
 
   // ---- store and forward ----
   std::deque<OutboundMessage> queue_;
   std::deque<InflightMessage> inflight_;
+  bool refill_waits_ = false;   // the window was full: refill once a batch of it is free (pump)
+  uint32_t inflight_qos2_ = 0;  // of inflight_, the QoS 2 messages
   std::vector<bool> packet_id_used_;
   uint16_t last_packet_id_ = 0;
   std::vector<uint16_t> remote_qos2_received_;  // QoS 2 from the remote between PUBREC and PUBREL

@@ -10,6 +10,7 @@ import pytest
 
 import helpers
 from conftest import free_port, is_mosquitto
+from helpers_v5 import PahoClient5, paho_properties
 
 pytestmark = pytest.mark.coremq_only("coremq's bridges")
 
@@ -183,6 +184,58 @@ def test_two_coremqs_bridged_both_ways_do_not_echo(start_broker, version):
     local_sub.expect_none(1.0)
     remote_sub.expect_none(1.0)
     for c in (local_sub, remote_sub, local_pub, remote_pub):
+        c.disconnect()
+
+
+# Every MQTT 5 PUBLISH property a message carries from its publisher to its subscribers (the
+# Topic Alias and Subscription Identifiers belong to one connection, so they are not here).
+CROSSING_PROPERTIES = dict(PayloadFormatIndicator=1, ContentType="text/plain; charset=utf-8",
+                           ResponseTopic="reply/to/me", CorrelationData=b"\x00\x01corr\xff",
+                           MessageExpiryInterval=600,
+                           UserProperty=[("k1", "v1"), ("k2", "v2"), ("k1", "again")])
+
+
+def assert_properties_crossed(message, topic, payload):
+    assert (message.topic, message.payload, message.qos) == (topic, payload, 1)
+    assert message.prop("PayloadFormatIndicator") == 1
+    assert message.prop("ContentType") == "text/plain; charset=utf-8"
+    assert message.prop("ResponseTopic") == "reply/to/me"
+    assert message.prop("CorrelationData") == b"\x00\x01corr\xff"
+    # The time left: what the publisher set minus what the hops took (seconds at most here).
+    expiry = message.prop("MessageExpiryInterval")
+    assert expiry is not None and 540 <= expiry <= 600, expiry
+    assert message.user_properties == [("k1", "v1"), ("k2", "v2"), ("k1", "again")]
+
+
+def client5(port, name):
+    c = PahoClient5(port, name)
+    c.connect()
+    return c
+
+
+@pytest.mark.parametrize("remote_kind", ["mosquitto", "coremq"])
+def test_mqtt5_bridge_carries_message_properties_both_ways(start_broker, mosquitto, remote_kind):
+    remote = mosquitto() if remote_kind == "mosquitto" else start_broker()
+    local = start_broker(bridge=f"b5,address=127.0.0.1:{remote.port},bridge_protocol_version=mqttv50,"
+                         "remote_clientid=edge5,topic=p/# out 1 up/ site/,topic=p/# in 1 down/ cmd/")
+    wait_bridge_up(local.port, "$SYS/broker/connection/edge5/state")
+    remote_sub = client5(remote.port, "remote-sub5")
+    remote_sub.subscribe("site/#", 1)
+    local_sub = client5(local.port, "local-sub5")
+    local_sub.subscribe("down/#", 1)
+    local_pub = client5(local.port, "local-pub5")
+    remote_pub = client5(remote.port, "remote-pub5")
+    properties = paho_properties("PUBLISH", **CROSSING_PROPERTIES)
+    local_pub.publish5("up/p/out", b"outbound", 1, properties=properties)
+    assert_properties_crossed(remote_sub.get(timeout=WAIT), "site/p/out", b"outbound")
+    remote_pub.publish5("cmd/p/in", b"inbound", 1, properties=properties)
+    assert_properties_crossed(local_sub.get(timeout=WAIT), "down/p/in", b"inbound")
+    # A message without properties arrives without them (none made up on the way).
+    local_pub.publish5("up/p/plain", b"plain", 1)
+    plain = remote_sub.get(timeout=WAIT)
+    assert plain.payload == b"plain" and plain.user_properties == []
+    assert plain.prop("MessageExpiryInterval") is None and plain.prop("ContentType") is None
+    for c in (remote_sub, local_sub, local_pub, remote_pub):
         c.disconnect()
 
 

@@ -3,7 +3,8 @@
 // bridge pointed at a fake remote broker the test plays byte by byte on a loopback socket, and a
 // local client on the shard's own listener. Checked: the CONNECT (bridge bit, will), the remote
 // SUBSCRIBE with No Local under MQTT 5, forwarding with prefixes, a lost connection's in-flight
-// message resent with DUP after restart_timeout, start_type once.
+// message resent with DUP after restart_timeout, start_type once, the in-flight window refilled in
+// batches, the QoS 2 bound, MQTT 5 properties forwarded with the expiry as the time left.
 // Single-threaded: everything runs on the test thread; every wait is bounded (kWaitSeconds).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,7 +22,9 @@
 #include <gtest/gtest.h>
 
 #include "io/listener.h"
+#include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
+#include "mqtt/properties.h"
 #include "shard/shard.h"
 
 namespace coremq::shard {
@@ -100,7 +103,8 @@ class Wire {
 class BridgeHarness {
  public:
   explicit BridgeHarness(uint8_t version = 4,
-                         BridgeOptions::StartType start = BridgeOptions::StartType::kAutomatic) {
+                         BridgeOptions::StartType start = BridgeOptions::StartType::kAutomatic,
+                         const std::function<void(BridgeOptions&)>& adjust = {}) {
     std::string error;
     remote_listener_ = io::open_listener("127.0.0.1", 0, 16, /*join_group=*/false, &remote_port_, &error);
     EXPECT_GE(remote_listener_, 0) << error;
@@ -117,6 +121,7 @@ class BridgeHarness {
     setup.options.restart_timeout_cap_seconds = 0;
     setup.options.topics.push_back(BridgeTopic{"#", BridgeTopic::Direction::kOut, 1, "up/", "site/"});
     setup.options.topics.push_back(BridgeTopic{"cmd/#", BridgeTopic::Direction::kIn, 1, "", ""});
+    if (adjust) adjust(setup.options);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(remote_port_);
@@ -167,7 +172,7 @@ class BridgeHarness {
     }
     return nullptr;
   }
-  std::unique_ptr<Wire> connect_local(const std::string& client_id) {
+  std::unique_ptr<Wire> connect_local(const std::string& client_id, uint8_t version = 4) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -178,6 +183,7 @@ class BridgeHarness {
     base::ByteBuffer bytes;
     mqtt::ConnectPacket connect;
     connect.client_id = client_id;
+    connect.protocol_level = version;
     mqtt::encode_connect(bytes, connect);
     wire->send(bytes);
     auto connack = wire->read([this] { turn(); });
@@ -218,11 +224,12 @@ base::ByteBuffer connack(uint8_t version) {
   return bytes;
 }
 
-base::ByteBuffer publish_qos1(std::string_view topic, std::string_view payload, uint16_t packet_id) {
+base::ByteBuffer publish_qos1(std::string_view topic, std::string_view payload, uint16_t packet_id,
+                              uint8_t qos = 1) {
   mqtt::PublishPacket publish;
   publish.topic = topic;
   publish.payload = payload;
-  publish.qos = 1;
+  publish.qos = qos;
   publish.packet_id = packet_id;
   base::ByteBuffer bytes;
   mqtt::encode_publish(bytes, publish, mqtt::ProtocolVersion::kV311, {});
@@ -362,13 +369,152 @@ TEST(BridgeShard, LazyStartConnectsOnceTheThresholdOfMessagesWaits) {
   remote->send(connack(4));
   ASSERT_TRUE(remote->read(harness.turner()).has_value());  // SUBSCRIBE
   ASSERT_TRUE(remote->read(harness.turner()).has_value());  // notification
-  // All ten, in order (the window is 20).
+  // All ten, in order (the window is 1000).
   for (int i = 1; i <= 10; ++i) {
     auto forwarded = remote->read(harness.turner());
     ASSERT_TRUE(forwarded.has_value());
     EXPECT_EQ(string_at(forwarded->body, 0), "site/lazy");
     EXPECT_EQ(forwarded->body.substr(2 + 9 + 2), std::to_string(i));
   }
+}
+
+// Connects the bridge to the fake remote: CONNECT, CONNACK, then the SUBSCRIBE and notification.
+void bring_up(BridgeHarness& harness, Wire& remote) {
+  ASSERT_TRUE(remote.read(harness.turner()).has_value());  // CONNECT
+  remote.send(connack(4));
+  ASSERT_TRUE(remote.read(harness.turner()).has_value());  // SUBSCRIBE
+  ASSERT_TRUE(remote.read(harness.turner()).has_value());  // notification
+}
+
+base::ByteBuffer ack(mqtt::PacketType type, uint16_t packet_id) {
+  base::ByteBuffer bytes;
+  mqtt::encode_ack(bytes, type, packet_id);
+  return bytes;
+}
+
+TEST(BridgeShard, AFullWindowRefillsInBatchesNotOneMessagePerAcknowledgement) {
+  // A window of 4 refills 2 at a time: one PUBACK frees a slot that stays free; the second
+  // sends two messages at once.
+  BridgeHarness harness(4, BridgeOptions::StartType::kAutomatic, [](BridgeOptions& options) { options.max_inflight = 4; });
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  bring_up(harness, *remote);
+  auto publisher = harness.connect_local("pub");
+  for (uint16_t i = 1; i <= 8; ++i) {
+    publisher->send(publish_qos1("up/w", std::to_string(i), i));
+    ASSERT_TRUE(publisher->read(harness.turner()).has_value());  // PUBACK
+  }
+  std::vector<uint16_t> ids;
+  for (int i = 1; i <= 4; ++i) {
+    auto forwarded = remote->read(harness.turner());
+    ASSERT_TRUE(forwarded.has_value());
+    EXPECT_EQ(forwarded->body.substr(2 + 6 + 2), std::to_string(i));
+    ids.push_back(packet_id_of(*forwarded));
+  }
+  EXPECT_EQ(harness.stats().inflight, 4u);
+  EXPECT_EQ(harness.stats().queued, 4u);
+  remote->send(ack(mqtt::PacketType::kPuback, ids[0]));
+  ASSERT_TRUE(harness.turn_until([&] { return harness.stats().messages_out == 1; }));
+  for (int i = 0; i < 4; ++i) harness.turn();
+  EXPECT_EQ(harness.stats().inflight, 3u) << "refilled one slot at a time";
+  EXPECT_EQ(harness.stats().queued, 4u);
+  remote->send(ack(mqtt::PacketType::kPuback, ids[1]));
+  for (int i = 5; i <= 6; ++i) {
+    auto forwarded = remote->read(harness.turner());
+    ASSERT_TRUE(forwarded.has_value());
+    EXPECT_EQ(forwarded->body.substr(2 + 6 + 2), std::to_string(i));
+  }
+  EXPECT_EQ(harness.stats().inflight, 4u);
+  EXPECT_EQ(harness.stats().queued, 2u);
+}
+
+TEST(BridgeShard, QoS2MessagesInFlightStayWithinTheirOwnBound) {
+  BridgeHarness harness(4, BridgeOptions::StartType::kAutomatic, [](BridgeOptions& options) {
+    options.max_inflight_qos2 = 2;
+    options.topics[0].qos = 2;
+  });
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  bring_up(harness, *remote);
+  auto publisher = harness.connect_local("pub");
+  for (uint16_t i = 1; i <= 3; ++i) {
+    publisher->send(publish_qos1("up/q2", std::to_string(i), i, 2));
+    auto pubrec = publisher->read(harness.turner());
+    ASSERT_TRUE(pubrec && pubrec->first == 0x50);
+    publisher->send(ack(mqtt::PacketType::kPubrel, i));
+    ASSERT_TRUE(publisher->read(harness.turner()).has_value());  // PUBCOMP
+  }
+  std::vector<uint16_t> ids;
+  for (int i = 1; i <= 2; ++i) {
+    auto forwarded = remote->read(harness.turner());
+    ASSERT_TRUE(forwarded.has_value());
+    EXPECT_EQ(forwarded->first, 0x34) << "QoS 2";
+    ids.push_back(packet_id_of(*forwarded));
+  }
+  for (int i = 0; i < 4; ++i) harness.turn();
+  EXPECT_EQ(harness.stats().inflight, 2u);
+  EXPECT_EQ(harness.stats().queued, 1u);
+  EXPECT_GT(harness.stats().qos2_window_full, 0u);
+  // PUBREC: the first is released (still in flight); PUBCOMP ends it and the third goes.
+  remote->send(ack(mqtt::PacketType::kPubrec, ids[0]));
+  auto pubrel = remote->read(harness.turner());
+  ASSERT_TRUE(pubrel && pubrel->first == 0x62);
+  EXPECT_EQ(harness.stats().queued, 1u);
+  remote->send(ack(mqtt::PacketType::kPubcomp, ids[0]));
+  auto third = remote->read(harness.turner());
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->first, 0x34);
+  EXPECT_EQ(third->body.substr(2 + 7 + 2), "3");
+}
+
+TEST(BridgeShard, Mqtt5PropertiesCrossAndAMessageThatExpiresInTheQueueIsDropped) {
+  BridgeHarness harness(5);
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // CONNECT; no CONNACK yet: messages queue
+  auto publisher = harness.connect_local("pub5", 5);
+  auto publish5 = [&](std::string_view payload, uint32_t expiry_seconds, uint16_t packet_id) {
+    mqtt::Properties properties;
+    properties.message_expiry_interval_seconds = expiry_seconds;
+    properties.content_type = "text/plain";
+    mqtt::UserProperty users[] = {{"k", "v1"}, {"k", "v2"}};
+    base::ByteBuffer property_bytes;
+    mqtt::encode_property_bytes(property_bytes, mqtt::PropertyContext::kPublish, properties, users);
+    mqtt::PublishPacket publish;
+    publish.topic = "up/e";
+    publish.payload = payload;
+    publish.qos = 1;
+    publish.packet_id = packet_id;
+    base::ByteBuffer bytes;
+    mqtt::encode_publish(bytes, publish, mqtt::ProtocolVersion::kV5, property_bytes.span());
+    publisher->send(bytes);
+    auto puback = publisher->read(harness.turner());
+    ASSERT_TRUE(puback && puback->first == 0x40);
+  };
+  publish5("short", 1, 1);
+  publish5("long", 600, 2);
+  ASSERT_TRUE(harness.turn_until([&] { return harness.stats().queued == 2; }));
+  harness.advance(2500);  // the first one's second runs out while the remote is not there
+  remote->send(connack(5));
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // SUBSCRIBE
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // notification
+  auto forwarded = remote->read(harness.turner());
+  ASSERT_TRUE(forwarded.has_value());
+  mqtt::PublishPacket publish;
+  std::span<const uint8_t> body(reinterpret_cast<const uint8_t*>(forwarded->body.data()), forwarded->body.size());
+  ASSERT_EQ(mqtt::decode_publish_from_server(body, forwarded->first & 0x0F, mqtt::ProtocolVersion::kV5, &publish),
+            mqtt::DecodeStatus::kOk);
+  EXPECT_EQ(publish.topic, "site/e");
+  EXPECT_EQ(publish.payload, "long");
+  EXPECT_EQ(publish.properties.content_type, std::optional<std::string_view>("text/plain"));
+  ASSERT_TRUE(publish.properties.message_expiry_interval_seconds.has_value());
+  EXPECT_EQ(*publish.properties.message_expiry_interval_seconds, 598u) << "600 s less the 2.5 s queued, rounded up";
+  mqtt::UserProperty users[4];
+  ASSERT_EQ(mqtt::copy_user_properties(publish.properties, users), 2u);
+  EXPECT_EQ(users[0].value, "v1");
+  EXPECT_EQ(users[1].value, "v2");
+  EXPECT_EQ(harness.stats().dropped_expired, 1u);
+  EXPECT_EQ(harness.stats().queued, 0u);
 }
 
 }  // namespace

@@ -59,7 +59,7 @@ TEST(BridgeSpecTest, ACompactSpecFillsTheOptions) {
   ASSERT_TRUE(config::parse_bridge_spec(
       "edge,address=broker.example:8883 [::1]:1884 10.0.0.2,topic=s/# both 2 l/ r/,topic=\"\" in 0 a/b c/d,"
       "bridge_protocol_version=mqttv50,try_private=false,cleansession=true,restart_timeout=3 60,"
-      "start_type=lazy,threshold=5,bridge_max_queued_messages=7",
+      "start_type=lazy,threshold=5,bridge_max_queued_messages=7,bridge_max_inflight_qos2=3",
       &bridge, &error))
       << error;
   EXPECT_EQ(bridge.name, "edge");
@@ -83,6 +83,8 @@ TEST(BridgeSpecTest, ACompactSpecFillsTheOptions) {
   EXPECT_EQ(bridge.start_type, BridgeOptions::StartType::kLazy);
   EXPECT_EQ(bridge.threshold, 5u);
   EXPECT_EQ(bridge.max_queued_messages, 7u);
+  EXPECT_EQ(bridge.max_inflight_qos2, 3u);
+  EXPECT_EQ(bridge.max_inflight, 1000u) << "the default";
 }
 
 TEST(BridgeSpecTest, BadSpecsAreRefusedWithAReason) {
@@ -91,7 +93,7 @@ TEST(BridgeSpecTest, BadSpecsAreRefusedWithAReason) {
         "x,address=h,topic=a/# out 0 pre+/ r/", "x,address=h,topic=\"\" out 0 a/",
         "x,address=h,topic=#,keepalive_interval=1", "x,address=h,topic=#,bridge_tls_version=tlsv1.1",
         "x,address=h,topic=#,bridge_certfile=/c.pem", "x,address=h,topic=#,nonsense=1",
-        "x,address=h,topic=#,restart_timeout=10 5"}) {
+        "x,address=h,topic=#,restart_timeout=10 5", "x,address=h,topic=#,bridge_max_inflight_qos2=0"}) {
     BridgeOptions bridge;
     std::string error;
     EXPECT_FALSE(config::parse_bridge_spec(spec, &bridge, &error)) << spec;
