@@ -92,6 +92,11 @@ struct PersistenceOptions {
   // Commit requests one shard may have waiting for the committer; past it the shard keeps
   // adding to its open batch and submits it once there is room (its acknowledgements wait).
   uint32_t commit_queue_capacity = 256;
+  // Batches one shard may have with the committer, not yet answered. Its open batch grows
+  // meanwhile (one write for many turns), and a message queued for a persistent session and
+  // acknowledged by it before its batch leaves never reaches the disk. 1 keeps batches large;
+  // more lowers the latency of an acknowledgement when the disk is idle.
+  uint32_t batches_in_flight = 1;
 };
 
 // One `topic` line of a bridge: what crosses it, which way, at which QoS, and how the topic

@@ -157,6 +157,8 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
         [](const shard::ShardSnapshot& s) { return s.sessions - std::min(s.sessions, s.sessions_online); });
   gauge("subscriptions", [](const shard::ShardSnapshot& s) { return s.subscriptions; });
   gauge("retained_messages", [](const shard::ShardSnapshot& s) { return s.retained; });
+  gauge("store_messages", [](const shard::ShardSnapshot& s) { return s.stored_messages; });
+  gauge("store_message_bytes", [](const shard::ShardSnapshot& s) { return s.stored_message_bytes; });
   gauge("cross_shard_ring_depth", [](const shard::ShardSnapshot& s) { return s.inbound_ring_depth; });
   gauge("input_paused", [](const shard::ShardSnapshot& s) { return uint64_t{s.input_paused}; });
   gauge("shards_answered", [](const shard::ShardSnapshot& s) { return uint64_t{s.answered}; });

@@ -8,13 +8,15 @@
 #include "base/assert.h"
 #include "base/log.h"
 #include "broker/shard_state.h"
+#include "mqtt/encoder.h"
 
 namespace coremq::broker {
 
 void ShardState::wait_for_peers(WaitingAnswer answer) {
-  COREMQ_ASSERT(answers_must_wait());
   Connection* connection = answer.connection;
-  COREMQ_ASSERT(connection->state == ConnectionState::kConnected && !connection->input_held);
+  COREMQ_ASSERT(answers_must_wait() || connection->answers_waiting > 0);
+  COREMQ_ASSERT(connection->state == ConnectionState::kConnected);
+  COREMQ_ASSERT(!answer.holds_input || !connection->input_held);
   answer.sequence = change_sequence_;
   // With persistence the answer may wait for this shard's own batch only (journal_caught_up).
   answer.batch = journal_caught_up() ? 0 : journal_batch_needed();
@@ -30,7 +32,8 @@ void ShardState::wait_for_peers(WaitingAnswer answer) {
     }
   }
   COREMQ_ASSERT(waiting_answers_.empty() || waiting_answers_.back().sequence <= answer.sequence);
-  connection->input_held = true;
+  if (answer.holds_input) connection->input_held = true;
+  ++connection->answers_waiting;
   if (answer.sequence > applied_by_all_) ++counters_.answers_held_for_peers;
   if (answer.batch != 0) ++counters_.answers_held_for_store;
   waiting_answers_.push_back(std::move(answer));
@@ -63,9 +66,12 @@ void ShardState::release_waiting_answers() {
 
 void ShardState::send_waiting_answer(WaitingAnswer& answer) {
   Connection* connection = answer.connection;
-  COREMQ_ASSERT(connection->input_held && connection->state == ConnectionState::kConnected);
+  COREMQ_ASSERT(connection->state == ConnectionState::kConnected && connection->answers_waiting > 0);
+  COREMQ_ASSERT(!answer.holds_input || connection->input_held);
+  --connection->answers_waiting;
   connection->output.append(answer.packet.span());
   io_.request_flush(connection);
+  if (!answer.holds_input) return;
   Session* session = connection->session;
   for (const std::string& filter : answer.retained_filters) {
     // The subscription is still there: the client's UNSUBSCRIBE, if any, is held behind.
@@ -90,16 +96,47 @@ void ShardState::resume_held_input(Connection* connection) {
   if (connection->state == ConnectionState::kConnected && !connection->input_held) io_.resume_input(connection);
 }
 
-void ShardState::drop_waiting_answer(Connection* connection) {
-  COREMQ_ASSERT(connection->input_held);
-  connection->input_held = false;
-  for (auto it = waiting_answers_.begin(); it != waiting_answers_.end(); ++it) {
-    if (it->connection == connection) {
-      waiting_answers_.erase(it);
-      return;
+void ShardState::drop_waiting_answers(Connection* connection) {
+  COREMQ_ASSERT(connection->answers_waiting > 0);
+  bool held = false;
+  for (auto it = waiting_answers_.begin(); it != waiting_answers_.end();) {
+    if (it->connection != connection) {
+      ++it;
+      continue;
     }
+    held |= it->holds_input;
+    it = waiting_answers_.erase(it);
+    --connection->answers_waiting;
   }
-  COREMQ_ASSERT_MSG(false, "a held connection without a waiting answer");
+  COREMQ_ASSERT_MSG(connection->answers_waiting == 0, "an answer counted but not in the list");
+  if (held) connection->input_held = false;
+}
+
+bool ShardState::send_durable_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id,
+                                  uint8_t reason) {
+  if (journal_ == nullptr || !answers_must_wait()) return send_ack(connection, type, packet_id, reason);
+  return queue_ack(connection, type, packet_id, reason);
+}
+
+bool ShardState::queue_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason) {
+  WaitingAnswer answer;
+  answer.connection = connection;
+  // Bounded per client: past the Receive Maximum this broker announces (what an MQTT 5 client
+  // may have unacknowledged anyway), the client's input waits too, so a 3.1.1 client cannot
+  // queue acknowledgements without end while the store is slow.
+  answer.holds_input = connection->answers_waiting >= options_.receive_maximum && !connection->input_held;
+  if (answer.holds_input) ++counters_.answers_held_input_for_store;
+  if (!stage_packet_into(answer.packet, connection, type, [&](base::ByteBuffer& out, bool) {
+        if (type == mqtt::PacketType::kPingresp) {
+          mqtt::encode_pingresp(out);
+        } else {
+          encode_ack(out, connection->version, type, packet_id, reason);
+        }
+      })) {
+    return false;
+  }
+  wait_for_peers(std::move(answer));
+  return true;
 }
 
 }  // namespace coremq::broker

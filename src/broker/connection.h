@@ -100,6 +100,11 @@ struct Connection {
   // Set by ShardState while an answer to this client waits for other shards (a SUBACK until
   // every peer has applied the new filter): the loop parks what arrives meanwhile, unread.
   bool input_held = false;
+  // Answers to this client in ShardState's waiting list (barrier.cc): a SUBACK or CONNACK that
+  // holds input, and, with --persistence, acknowledgements that wait for the store without
+  // holding input. While any waits, every later PUBACK/PUBREC/PUBREL/PUBCOMP queues behind
+  // it, so they leave in order.
+  uint32_t answers_waiting = 0;
   // An in-process client (coremq::LocalClient): no socket (fd -1); the shard loop hands its
   // output to the delivery thread and feeds it packets from its local intake (src/shard/local_hub.h).
   bool in_process = false;

@@ -25,6 +25,15 @@ size_t variable_integer_size(uint32_t value) { return mqtt::remaining_length_siz
 void ShardState::publish_from_here(MessageRef message) {
   if (message->retain()) update_retained(message, /*from_here=*/true);
   deliver_locally(message);
+  uint64_t forwarded_before = counters_.messages_forwarded_to_shards;
+  // --persistence: a QoS 1/2 message another shard takes may be queued there for a persistent
+  // session; its acknowledgement waits for the barrier, which that shard answers once its
+  // batch is durable (answer_barrier_request).
+  auto note_durable_forward = [&] {
+    if (journal_ != nullptr && message->qos() > 0 && counters_.messages_forwarded_to_shards != forwarded_before) {
+      note_change_posted();
+    }
+  };
   // Exactly one member of each matching shared group gets it; the choice is made here,
   // on the shard where the message entered.
   shared_.match(message->topic(), [&](SharedSubscriptions::Group& group) { dispatch_shared(message, group, 0); });
@@ -40,6 +49,7 @@ void ShardState::publish_from_here(MessageRef message) {
     ++counters_.messages_forwarded_to_shards;
   };
   remote_interest_.match(message->topic(), [&](uint32_t shard, uint8_t) { forward(shard); });
+  note_durable_forward();
 }
 
 uint64_t ShardState::next_retain_stamp() {
@@ -212,6 +222,13 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
     send_publish(session, message, delivery, /*dup=*/false, 0);
     return;
   }
+  if (delivery.qos == 2 && stores_outgoing(session, 2)) [[unlikely]] {
+    // --persistence: through the queue, which sends once the record is durable (see
+    // Session::send_after_batch).
+    enqueue(session, message, std::move(delivery));
+    hold_queue_for_store(session);
+    return;
+  }
   if (connection != nullptr && session->queue.empty() && session->inflight.size() < send_window(session)) {
     start_inflight(session, message, std::move(delivery));
     return;
@@ -219,10 +236,13 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
   enqueue(session, message, std::move(delivery));
 }
 
-void ShardState::start_inflight(Session* session, const MessageRef& message, Delivery delivery) {
+void ShardState::start_inflight(Session* session, const MessageRef& message, Delivery delivery,
+                                uint64_t store_sequence) {
   uint16_t packet_id = next_packet_id(session);
-  session->inflight.push_back(OutgoingInflight{packet_id, false, std::move(delivery), message});
-  const OutgoingInflight& inflight = session->inflight.back();
+  session->inflight.push_back(OutgoingInflight{packet_id, false, std::move(delivery), message, store_sequence});
+  OutgoingInflight& inflight = session->inflight.back();
+  // --persistence: the record says sent with this packet id, so a restart resends it with DUP.
+  journal_outgoing(session, &inflight.store_sequence, message, inflight.delivery, packet_id);
   send_publish(session, message, inflight.delivery, /*dup=*/false, packet_id);
 }
 
@@ -305,11 +325,17 @@ void ShardState::enqueue(Session* session, const MessageRef& message, Delivery d
   }
   if (delivery.qos == 0) ++session->queued_qos0;
   queue.push_back(QueuedDelivery{std::move(delivery), message});
+  QueuedDelivery& queued = queue.back();
+  journal_outgoing(session, &queued.store_sequence, message, queued.delivery, 0);
 }
 
 void ShardState::pump_queue(Session* session) {
   Connection* connection = session->connection;
   if (connection == nullptr || connection->state != ConnectionState::kConnected) return;
+  if (session->send_after_batch != 0) {
+    if (!journal_durable(session->send_after_batch)) return;  // resumes on on_durable
+    session->send_after_batch = 0;
+  }
   auto& queue = session->queue;
   int64_t now = io_.now_ms();
   while (!queue.empty()) {
@@ -319,12 +345,13 @@ void ShardState::pump_queue(Session* session) {
       // MQTT-3.3.2-5: an expired message is not sent; nor one too large for this client.
       report_dropped(session, front.message->topic(), front.delivery.qos,
                      front.message->expired(now) ? DropReason::kExpired : DropReason::kOverClientMaximum);
+      journal_outgoing_done(&front.store_sequence, session, front.message.get());
     } else if (qos0) {
       if (output_over_limit(connection)) return;  // resumes on on_output_drained
       send_publish(session, front.message, front.delivery, /*dup=*/false, 0);
     } else {
       if (session->inflight.size() >= send_window(session)) return;  // resumes on the next ack
-      start_inflight(session, front.message, std::move(front.delivery));
+      start_inflight(session, front.message, std::move(front.delivery), front.store_sequence);
     }
     if (qos0) --session->queued_qos0;
     queue.pop_front();

@@ -109,6 +109,7 @@ bool ShardState::handle_publish(Connection* connection, std::span<const uint8_t>
     // only by the packet id space; MQTT 5 by the Receive Maximum we announced.
     if (!session->incoming_qos2) session->incoming_qos2 = std::make_unique<absl::flat_hash_set<uint16_t>>();
     bool first = session->incoming_qos2->insert(publish.packet_id).second;
+    if (first) journal_incoming_qos2(session, publish.packet_id, /*received=*/true);
     if (first && connection->version == ProtocolVersion::kV5 &&
         session->incoming_qos2->size() > options_.receive_maximum) {
       close_for_protocol_error(connection, ReasonCode::kReceiveMaximumExceeded,
@@ -171,6 +172,10 @@ ShardState::Interception ShardState::authorize_publish(Connection* connection, c
 }
 
 bool ShardState::acknowledge_publish(Connection* connection, PacketType type, uint16_t packet_id, bool retain) {
+  // --persistence: the message is durable for every persistent session it was queued for or
+  // sent to, on this shard and on the peers it was forwarded to (their barrier acks wait for
+  // their own batches), and a retained message's record is durable.
+  if (journal_ != nullptr) return send_durable_ack(connection, type, packet_id, 0);
   // A retained message acknowledged to its publisher is in every shard's copy (barrier.cc),
   // so any SUBSCRIBE the publisher (or anyone told by it) makes afterwards gets it.
   if (!retain || !answers_must_wait()) return send_ack(connection, type, packet_id, 0);
@@ -234,6 +239,11 @@ void ShardState::encode_ack(base::ByteBuffer& out, ProtocolVersion version, Pack
 }
 
 bool ShardState::send_ack(Connection* connection, PacketType type, uint16_t packet_id, uint8_t reason) {
+  // Behind an acknowledgement to this client that waits (for peers or the store): acks keep
+  // the order of what they answer (MQTT-4.6.0-2).
+  if (connection->answers_waiting > 0) [[unlikely]] {
+    return queue_ack(connection, type, packet_id, reason);
+  }
   return stage_packet(connection, type, [&](base::ByteBuffer& out, bool) {
     encode_ack(out, connection->version, type, packet_id, reason);
   });
@@ -267,7 +277,10 @@ bool ShardState::handle_ack(Connection* connection, PacketType type, std::span<c
   switch (type) {
     case PacketType::kPubrel: {
       bool known = session->incoming_qos2 != nullptr && session->incoming_qos2->erase(packet_id) > 0;
-      return send_ack(connection, PacketType::kPubcomp, packet_id, known ? 0 : not_found);
+      if (!known) return send_ack(connection, PacketType::kPubcomp, packet_id, not_found);
+      // --persistence: the id's record is gone before PUBCOMP frees the client to reuse the id.
+      journal_incoming_qos2(session, packet_id, /*received=*/false);
+      return send_durable_ack(connection, PacketType::kPubcomp, packet_id, 0);
     }
     case PacketType::kPubrec: {
       OutgoingInflight* inflight = find_inflight(session, packet_id);
@@ -282,8 +295,11 @@ bool ShardState::handle_ack(Connection* connection, PacketType type, std::span<c
       // Only the PUBREL/PUBCOMP exchange remains: the message itself is not needed. A
       // repeated PUBREC is answered again.
       inflight->pubrec_received = true;
+      // --persistence: the record says PUBREL sent before it is, so a restart resends the
+      // PUBREL and never the PUBLISH the client already has.
+      journal_pubrel_sent(session, *inflight);
       inflight->message = MessageRef();
-      return send_ack(connection, PacketType::kPubrel, packet_id, 0);
+      return send_durable_ack(connection, PacketType::kPubrel, packet_id, 0);
     }
     case PacketType::kPuback:
     case PacketType::kPubcomp: {
@@ -345,6 +361,7 @@ void ShardState::finish_inflight(Session* session, uint16_t packet_id) {
   auto& inflight = session->inflight;
   for (size_t i = 0; i < inflight.size(); ++i) {
     if (inflight[i].packet_id == packet_id) {
+      journal_outgoing_done(&inflight[i].store_sequence, session, inflight[i].message.get());
       inflight.erase(i);
       break;
     }

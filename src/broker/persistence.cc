@@ -30,6 +30,7 @@ void ShardState::on_durable() {
     ack.sequence = deferred.sequence;
     io_.post(deferred.peer, ack);
   }
+  if (!queues_held_for_store_.empty()) pump_queues_held_for_store();
   release_waiting_answers();
 }
 
@@ -116,12 +117,21 @@ void ShardState::journal_session(Session* session) {
   }
   persist::encode_session(record, &record_scratch_);
   journal_->put(persist::session_key(session->client_id), record_scratch_);
-  session->persisted = true;
+  if (!session->persisted) {
+    session->persisted = true;
+    journal_existing_outgoing(session);
+  }
 }
 
 void ShardState::journal_session_gone(Session* session) {
   if (journal_ == nullptr || !session->persisted) return;
   journal_->erase(persist::session_key(session->client_id));
+  // Its messages and QoS 2 ids: one range each, whatever their number.
+  release_stored_outgoing(session);
+  auto [outgoing_begin, outgoing_end] = persist::outgoing_range(session->client_id);
+  journal_->erase_range(outgoing_begin, outgoing_end);
+  auto [incoming_begin, incoming_end] = persist::incoming_qos2_range(session->client_id);
+  journal_->erase_range(incoming_begin, incoming_end);
   session->persisted = false;
 }
 
@@ -132,7 +142,8 @@ void ShardState::restore_retained(const MessageRef& message) {
   (void)retained_.update(message, io_.now_ms());
 }
 
-void ShardState::restore_session(const persist::SessionRecord& record) {
+void ShardState::restore_session(const persist::LoadedSession& loaded, const RestoredBodies& bodies) {
+  const persist::SessionRecord& record = loaded.record;
   COREMQ_ASSERT(connections_.empty());
   COREMQ_ASSERT(owner_shard_of(record.client_id, shard_count_) == shard_id_);
   if (find_session(record.client_id) != nullptr) return;
@@ -196,8 +207,45 @@ void ShardState::restore_session(const persist::SessionRecord& record) {
   if (session->expiry_seconds != kSessionNeverExpires) {
     schedule(std::max(now, disconnected_at + int64_t{session->expiry_seconds} * 1000), /*is_will=*/false, session);
   }
+  restore_outgoing(session, loaded, bodies);
   // A record written while the client was connected now says when its disconnect counted.
   if (record.disconnected_at_unix_ms == 0) journal_session(session);
+}
+
+void ShardState::restore_outgoing(Session* session, const persist::LoadedSession& loaded,
+                                  const RestoredBodies& bodies) {
+  // In sequence order: what was in flight is resent first (with DUP, or its PUBREL) when the
+  // client comes back, then the queue, as before the restart.
+  for (const persist::OutgoingRecord& entry : loaded.outgoing) {
+    Delivery delivery;
+    delivery.qos = entry.qos;
+    delivery.retain_flag = entry.retain_flag;
+    delivery.subscription_ids.assign(entry.subscription_ids.begin(), entry.subscription_ids.end());
+    delivery.shared_group = entry.shared_group;
+    MessageRef message;
+    if (entry.state != persist::OutgoingState::kPubrelSent) {
+      auto body = bodies.find(entry.body_id);
+      COREMQ_ASSERT_MSG(body != bodies.end(), "Store::load hands over every body a record names");
+      message = body->second;
+      auto [stored, made] = stored_bodies_.try_emplace(message.get(), StoredBody{entry.body_id, 0});
+      COREMQ_ASSERT(stored->second.id == entry.body_id);
+      if (made) stored_body_bytes_ += message->memory_size();
+      ++stored->second.references;
+    }
+    session->last_store_sequence = std::max(session->last_store_sequence, entry.sequence);
+    if (entry.state == persist::OutgoingState::kQueued) {
+      session->queue.push_back(QueuedDelivery{std::move(delivery), std::move(message), entry.sequence});
+    } else {
+      bool pubrel = entry.state == persist::OutgoingState::kPubrelSent;
+      session->inflight.push_back(
+          OutgoingInflight{entry.packet_id, pubrel, std::move(delivery), std::move(message), entry.sequence});
+      session->last_packet_id = entry.packet_id;
+    }
+  }
+  if (!loaded.incoming_qos2.empty()) {
+    session->incoming_qos2 = std::make_unique<absl::flat_hash_set<uint16_t>>(loaded.incoming_qos2.begin(),
+                                                                             loaded.incoming_qos2.end());
+  }
 }
 
 }  // namespace coremq::broker

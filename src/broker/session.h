@@ -52,12 +52,16 @@ struct OutgoingInflight {
   bool pubrec_received = false;  // QoS 2: PUBREL sent, waiting for PUBCOMP
   Delivery delivery;
   MessageRef message;
+  // With --persistence, for a persistent session: this message's record in the store (its
+  // key's sequence number); 0 when it has none.
+  uint64_t store_sequence = 0;
 };
 
 // A message waiting for the client: offline, or behind a full in-flight window.
 struct QueuedDelivery {
   Delivery delivery;
   MessageRef message;
+  uint64_t store_sequence = 0;  // as OutgoingInflight::store_sequence
 };
 
 struct WillMessage {
@@ -99,6 +103,12 @@ struct Session {
   // Scratch used while one message is matched, to deliver once per session at the
   // highest matching QoS without a set allocation.
   uint64_t match_epoch = 0;
+  // With --persistence: the sequence number of this session's last outgoing message record, and
+  // the journal batch that must be durable before its queue may send again (0: none): a QoS 2
+  // PUBLISH leaves only once its record is durable, or a crash could lose the record of a
+  // message the client has, and a resend from its publisher would reach the client twice.
+  uint64_t last_store_sequence = 0;
+  uint64_t send_after_batch = 0;
 
   // filter -> options; mirrors this session's entries in the shard's topic tree (shared
   // subscriptions are kept under their full "$share/group/filter" text).

@@ -92,6 +92,8 @@ void ShardState::fail_over_shared_deliveries(Session* session) {
   // another member of the group (MQTT 5 section 4.8.2). A QoS 2 message whose PUBREC
   // came back was received and is not sent again.
   std::vector<std::pair<std::string, MessageRef>> orphans;
+  // --persistence: the session's records go with it (journal_session_gone, a range delete).
+  release_stored_outgoing(session);
   for (size_t i = 0; i < session->inflight.size(); ++i) {
     OutgoingInflight& inflight = session->inflight[i];
     if (!inflight.delivery.shared_group.empty() && !inflight.pubrec_received) {

@@ -88,6 +88,9 @@ struct ShardCounters {
   // retained PUBACK) that waited for the store's committer.
   uint64_t store_full_refusals = 0;
   uint64_t answers_held_for_store = 0;
+  // Acknowledgements waiting for the store reached the client's bound (--receive-maximum):
+  // its input waited too.
+  uint64_t answers_held_input_for_store = 0;
   // The message interceptor (Options::message_interceptor): messages it dropped, clients it
   // disconnected, messages it rewrote, and rewrites refused as invalid (the message dropped).
   uint64_t interceptor_drops = 0;
@@ -112,7 +115,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 59 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 60 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -162,6 +165,7 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("sessions_expired", counters.sessions_expired);
   visit("store_full_refusals", counters.store_full_refusals);
   visit("answers_held_for_store", counters.answers_held_for_store);
+  visit("answers_held_input_for_store", counters.answers_held_input_for_store);
   visit("interceptor_drops", counters.interceptor_drops);
   visit("interceptor_disconnects", counters.interceptor_disconnects);
   visit("interceptor_rewrites", counters.interceptor_rewrites);

@@ -181,8 +181,12 @@ ShardState::Next ShardState::handle_packet(Connection* connection, const mqtt::F
         close_for_protocol_error(connection, ReasonCode::kMalformedPacket, "malformed PINGREQ");
         return Next::kStop;
       }
-      keep_going = stage_packet(connection, PacketType::kPingresp,
-                                [](base::ByteBuffer& out, bool) { mqtt::encode_pingresp(out); });
+      // Behind acknowledgements that wait for the store (as behind a waiting SUBACK), so a
+      // client that synchronises on PINGRESP has every earlier answer first.
+      keep_going = connection->answers_waiting > 0
+                       ? queue_ack(connection, PacketType::kPingresp, 0, 0)
+                       : stage_packet(connection, PacketType::kPingresp,
+                                      [](base::ByteBuffer& out, bool) { mqtt::encode_pingresp(out); });
       break;
     case PacketType::kDisconnect: handle_disconnect(connection, body, header.flags); return Next::kStop;
     case PacketType::kAuth: keep_going = handle_auth(connection, body, header.flags); break;
@@ -294,7 +298,7 @@ void ShardState::end_connection(Connection* connection, bool publish_will, bool 
   connection->state = ConnectionState::kClosing;
   forget_password_check(connection);
   forget_pending_decision(connection);
-  if (connection->input_held) drop_waiting_answer(connection);
+  if (connection->answers_waiting > 0) drop_waiting_answers(connection);
   connections_.erase(connection);
   COREMQ_ASSERT(counters_.connections_current > 0);
   --counters_.connections_current;

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "base/log_histogram.h"
@@ -38,7 +39,7 @@
 
 namespace coremq::persist {
 class ShardJournal;
-struct SessionRecord;
+struct LoadedSession;
 }  // namespace coremq::persist
 
 namespace coremq::broker {
@@ -167,8 +168,14 @@ class ShardState {
   // Start-up, before the first connection: a retained message from the store into this copy;
   // a persistent session of a client id this shard owns, offline, its timers set from the
   // record's deadlines.
+  // A session's outgoing messages come with it, their bodies looked up in `bodies` (by the
+  // store's body id; each shard's sessions name bodies no other shard's do).
   void restore_retained(const MessageRef& message);
-  void restore_session(const persist::SessionRecord& record);
+  using RestoredBodies = absl::flat_hash_map<uint64_t, MessageRef>;
+  void restore_session(const persist::LoadedSession& loaded, const RestoredBodies& bodies);
+  // The message bodies this shard's persistent sessions hold in the store, and their bytes.
+  size_t stored_messages() const { return stored_bodies_.size(); }
+  uint64_t stored_message_bytes() const { return stored_body_bytes_; }
   // The journal's durable batch moved: answers and peers' barrier acks waiting for it go.
   void on_durable();
   // Tests and the store size bound: whether new durable state is refused (the store is full).
@@ -410,7 +417,8 @@ class ShardState {
                                    const Delivery& delivery) const;
   void pump_queue(Session* session);
   void enqueue(Session* session, const MessageRef& message, Delivery delivery);
-  void start_inflight(Session* session, const MessageRef& message, Delivery delivery);
+  // store_sequence: the message's record when it comes from the queue (0: none yet).
+  void start_inflight(Session* session, const MessageRef& message, Delivery delivery, uint64_t store_sequence = 0);
   OutgoingInflight* find_inflight(Session* session, uint16_t packet_id);
   void finish_inflight(Session* session, uint16_t packet_id);
   uint16_t next_packet_id(Session* session);
@@ -432,6 +440,10 @@ class ShardState {
     std::vector<std::string> retained_filters;
     // With a journal: the batch that must be durable first (what the answer acknowledges).
     uint64_t batch = 0;
+    // A SUBACK or CONNACK holds the client's input until it leaves; an acknowledgement that
+    // waits for the store does not (the client's next PUBLISH is handled meanwhile, so a
+    // pipelining publisher's acks share batches), unless the client has too many waiting.
+    bool holds_input = true;
   };
   // Counts a change just posted to every peer.
   void note_change_posted() { ++change_sequence_; }
@@ -450,8 +462,14 @@ class ShardState {
   // Sends the answer and its retained messages, then handles the input that waited.
   void send_waiting_answer(WaitingAnswer& answer);
   void resume_held_input(Connection* connection);
-  // A held connection that ends drops its answer (the client will never read it).
-  void drop_waiting_answer(Connection* connection);
+  // A connection that ends drops its waiting answers (the client will never read them).
+  void drop_waiting_answers(Connection* connection);
+  // With --persistence: an acknowledgement that promises durable state (the PUBACK/PUBREC of a
+  // QoS 1/2 PUBLISH, a PUBREL to or PUBCOMP from a persistent session), sent once everything
+  // this shard and, through the barrier, its peers changed before it is durable.
+  bool send_durable_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
+  // Puts an acknowledgement (or a PINGRESP) in the waiting list, behind the client's earlier ones.
+  bool queue_ack(Connection* connection, mqtt::PacketType type, uint16_t packet_id, uint8_t reason);
 
   // Durable persistence (persistence.cc); every one is a no-op without a journal.
   // The session's record as it stands (a put), or its deletion when it is no longer persistent.
@@ -462,6 +480,31 @@ class ShardState {
   void journal_retained(const MessageRef& message, RetainedStore::Update update);
   // A peer's barrier request, answered once this shard's changes before it are durable.
   void answer_barrier_request(uint32_t peer, uint64_t sequence);
+  // Outgoing QoS 1/2 messages of persistent sessions (persistent_messages.cc); each is a no-op
+  // for a session the store does not hold, a QoS 0 delivery, or without a journal.
+  bool stores_outgoing(const Session* session, uint8_t qos) const {
+    return journal_ != nullptr && session->persisted && qos > 0;
+  }
+  // The message queued (packet_id 0) or sent with packet_id: its record, and a reference to
+  // its body (written with the first one). *sequence names the record (0: make one).
+  void journal_outgoing(Session* session, uint64_t* sequence, const MessageRef& message, const Delivery& delivery,
+                        uint16_t packet_id);
+  // QoS 2, PUBREC received: the record says PUBREL sent; the body is no longer needed.
+  void journal_pubrel_sent(Session* session, OutgoingInflight& inflight);
+  // The message is done (acknowledged, dropped, expired, handed to another member): its
+  // record goes, and its body's reference (message: null once PUBREC came).
+  void journal_outgoing_done(uint64_t* sequence, const Session* session, const Message* message);
+  // Forgets (without deleting records) every body reference the session's messages hold.
+  void release_stored_outgoing(Session* session);
+  // The session just became persistent: what it already holds goes to the store too.
+  void journal_existing_outgoing(Session* session);
+  void journal_incoming_qos2(Session* session, uint16_t packet_id, bool received);
+  // The session's queue sends nothing until the open batch is durable; on_durable pumps it.
+  void hold_queue_for_store(Session* session);
+  void pump_queues_held_for_store();
+  uint64_t hold_body(const MessageRef& message);
+  void release_body(const Message* message);
+  void restore_outgoing(Session* session, const persist::LoadedSession& loaded, const RestoredBodies& bodies);
 
   // Sessions, wills and their timers (sessions.cc).
   Session* find_session(std::string_view client_id);
@@ -555,6 +598,15 @@ class ShardState {
   };
   std::deque<DeferredBarrierAck> deferred_barrier_acks_;
   std::string record_scratch_;
+  // Bodies in the store, by the message they hold; deleted with their last reference.
+  struct StoredBody {
+    uint64_t id = 0;
+    uint32_t references = 0;
+  };
+  absl::flat_hash_map<const Message*, StoredBody> stored_bodies_;
+  // Client ids of sessions whose queue waits for a batch (Session::send_after_batch).
+  std::vector<std::string> queues_held_for_store_;
+  uint64_t stored_body_bytes_ = 0;
   // CONNECTs waiting for the password checker, by the token it answers with.
   absl::flat_hash_map<uint64_t, Connection*> password_checks_;
   uint64_t password_check_last_ = 0;

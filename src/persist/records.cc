@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "base/assert.h"
 
 namespace coremq::persist {
 
@@ -15,6 +16,38 @@ namespace {
 constexpr uint32_t kStringBytesMax = 256u * 1024 * 1024;  // an MQTT packet's largest size
 constexpr uint32_t kSubscriptionsMax = 1u << 20;
 constexpr uint8_t kSessionHasWill = 1;
+constexpr uint32_t kSubscriptionIdsMax = 1u << 16;
+constexpr uint32_t kSubscriptionIdentifierMax = 268'435'455;
+
+void append_big_endian(std::string* key, uint64_t value, int bytes) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) key->push_back(static_cast<char>(value >> shift));
+}
+
+uint64_t read_big_endian(std::string_view bytes) {
+  uint64_t value = 0;
+  for (char c : bytes) value = (value << 8) | static_cast<uint8_t>(c);
+  return value;
+}
+
+// Type byte, client id length (2 bytes), client id: the start of one client's keys of a type.
+std::string client_prefix(RecordType type, std::string_view client_id) {
+  COREMQ_ASSERT(client_id.size() <= 0xFFFF);
+  std::string key(key_prefix(type));
+  append_big_endian(&key, client_id.size(), 2);
+  key.append(client_id);
+  return key;
+}
+
+// Splits a client-keyed key into its client id and its suffix of `suffix_bytes`.
+bool parse_client_key(std::string_view key, RecordType type, size_t suffix_bytes, std::string* client_id,
+                      uint64_t* suffix) {
+  if (key.size() < 3 || key[0] != static_cast<char>(type)) return false;
+  size_t length = read_big_endian(key.substr(1, 2));
+  if (length == 0 || key.size() != 3 + length + suffix_bytes) return false;
+  client_id->assign(key.substr(3, length));
+  *suffix = read_big_endian(key.substr(3 + length));
+  return true;
+}
 
 class Writer {
  public:
@@ -129,6 +162,12 @@ std::string_view key_prefix(RecordType type) {
       return "R";
     case RecordType::kSession:
       return "S";
+    case RecordType::kBody:
+      return "B";
+    case RecordType::kOutgoing:
+      return "Q";
+    case RecordType::kIncomingQos2:
+      return "I";
   }
   return "?";
 }
@@ -143,6 +182,59 @@ std::string session_key(std::string_view client_id) {
   std::string key(key_prefix(RecordType::kSession));
   key.append(client_id);
   return key;
+}
+
+std::string body_key(uint64_t body_id) {
+  std::string key(key_prefix(RecordType::kBody));
+  append_big_endian(&key, body_id, 8);
+  return key;
+}
+
+std::string outgoing_key(std::string_view client_id, uint64_t sequence) {
+  std::string key = client_prefix(RecordType::kOutgoing, client_id);
+  append_big_endian(&key, sequence, 8);
+  return key;
+}
+
+std::string incoming_qos2_key(std::string_view client_id, uint16_t packet_id) {
+  std::string key = client_prefix(RecordType::kIncomingQos2, client_id);
+  append_big_endian(&key, packet_id, 2);
+  return key;
+}
+
+namespace {
+// Every key of the client sorts before prefix + 0xFF repeated one byte longer than its suffix.
+std::pair<std::string, std::string> client_range(RecordType type, std::string_view client_id, size_t suffix_bytes) {
+  std::string begin = client_prefix(type, client_id);
+  std::string end = begin;
+  end.append(suffix_bytes + 1, '\xff');
+  return {std::move(begin), std::move(end)};
+}
+}  // namespace
+
+std::pair<std::string, std::string> outgoing_range(std::string_view client_id) {
+  return client_range(RecordType::kOutgoing, client_id, 8);
+}
+
+std::pair<std::string, std::string> incoming_qos2_range(std::string_view client_id) {
+  return client_range(RecordType::kIncomingQos2, client_id, 2);
+}
+
+bool parse_body_key(std::string_view key, uint64_t* body_id) {
+  if (key.size() != 9 || key[0] != static_cast<char>(RecordType::kBody)) return false;
+  *body_id = read_big_endian(key.substr(1));
+  return *body_id != 0;
+}
+
+bool parse_outgoing_key(std::string_view key, std::string* client_id, uint64_t* sequence) {
+  return parse_client_key(key, RecordType::kOutgoing, 8, client_id, sequence) && *sequence != 0;
+}
+
+bool parse_incoming_qos2_key(std::string_view key, std::string* client_id, uint16_t* packet_id) {
+  uint64_t id = 0;
+  if (!parse_client_key(key, RecordType::kIncomingQos2, 2, client_id, &id) || id == 0) return false;
+  *packet_id = static_cast<uint16_t>(id);
+  return true;
 }
 
 void encode_retained(const RetainedRecord& record, std::string* out) {
@@ -258,6 +350,112 @@ bool decode_session(std::string_view key, std::string_view value, SessionRecord*
     subscription.retain_as_published = (options & 2) != 0;
   }
   if (!reader.finish()) return reader_error(reader, error);
+  return true;
+}
+
+void encode_body(const BodyRecord& record, std::string* out) {
+  Writer writer(out);
+  writer.u8(kRecordVersion);
+  writer.u8(record.qos);
+  writer.u8(record.retain ? 1 : 0);
+  writer.u64(static_cast<uint64_t>(record.expires_at_unix_ms));
+  writer.bytes(record.topic);
+  writer.bytes(record.payload);
+  writer.bytes(record.property_bytes);
+}
+
+bool decode_body(std::string_view key, std::string_view value, BodyRecord* record, std::string* error) {
+  if (!parse_body_key(key, &record->id)) {
+    *error = "not a body key";
+    return false;
+  }
+  Reader reader(value);
+  uint8_t retain = 0;
+  bool ok = reader.version() && reader.u8("qos", &record->qos) && reader.u8("retain", &retain) &&
+            reader.i64("expires_at", &record->expires_at_unix_ms) && reader.bytes("topic", &record->topic) &&
+            reader.bytes("payload", &record->payload) && reader.bytes("properties", &record->property_bytes) &&
+            reader.finish();
+  if (!ok) return reader_error(reader, error);
+  if (record->qos == 0 || record->qos > 2 || retain > 1 || record->topic.empty() || record->topic.size() > 0xFFFF) {
+    *error = "qos, retain flag or topic out of range";
+    return false;
+  }
+  record->retain = retain == 1;
+  return true;
+}
+
+void encode_outgoing(const OutgoingRecord& record, std::string* out) {
+  Writer writer(out);
+  writer.u8(kRecordVersion);
+  writer.u8(static_cast<uint8_t>(record.state));
+  writer.u64(record.body_id);
+  writer.u8(static_cast<uint8_t>(record.packet_id >> 8));
+  writer.u8(static_cast<uint8_t>(record.packet_id));
+  writer.u8(record.qos);
+  writer.u8(record.retain_flag ? 1 : 0);
+  writer.u32(static_cast<uint32_t>(record.subscription_ids.size()));
+  for (uint32_t id : record.subscription_ids) writer.u32(id);
+  writer.bytes(record.shared_group);
+}
+
+bool decode_outgoing(std::string_view key, std::string_view value, OutgoingRecord* record, std::string* error) {
+  if (!parse_outgoing_key(key, &record->client_id, &record->sequence)) {
+    *error = "not an outgoing message key";
+    return false;
+  }
+  Reader reader(value);
+  uint8_t state = 0, id_high = 0, id_low = 0, retain = 0;
+  uint32_t count = 0;
+  bool ok = reader.version() && reader.u8("state", &state) && reader.u64("body", &record->body_id) &&
+            reader.u8("packet_id", &id_high) && reader.u8("packet_id", &id_low) && reader.u8("qos", &record->qos) &&
+            reader.u8("retain", &retain) && reader.u32("subscription_id_count", &count);
+  if (!ok) return reader_error(reader, error);
+  if (count > kSubscriptionIdsMax) {
+    *error = absl::StrFormat("%u subscription identifiers", count);
+    return false;
+  }
+  record->subscription_ids.clear();
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t id = 0;
+    if (!reader.u32("subscription_id", &id)) return reader_error(reader, error);
+    if (id == 0 || id > kSubscriptionIdentifierMax) {
+      *error = absl::StrFormat("subscription identifier %u", id);
+      return false;
+    }
+    record->subscription_ids.push_back(id);
+  }
+  if (!reader.bytes("shared_group", &record->shared_group) || !reader.finish()) return reader_error(reader, error);
+  record->packet_id = static_cast<uint16_t>((id_high << 8) | id_low);
+  if (state > static_cast<uint8_t>(OutgoingState::kPubrelSent) || record->qos == 0 || record->qos > 2 || retain > 1) {
+    *error = "state, qos or retain flag out of range";
+    return false;
+  }
+  record->state = static_cast<OutgoingState>(state);
+  record->retain_flag = retain == 1;
+  bool queued = record->state == OutgoingState::kQueued;
+  bool pubrel = record->state == OutgoingState::kPubrelSent;
+  if ((record->packet_id == 0) != queued || (record->body_id == 0) != pubrel || (pubrel && record->qos != 2)) {
+    *error = "packet id or body does not fit the state";
+    return false;
+  }
+  return true;
+}
+
+std::string_view incoming_qos2_value() {
+  static constexpr char kValue[] = {static_cast<char>(kRecordVersion)};
+  return {kValue, 1};
+}
+
+bool decode_incoming_qos2(std::string_view key, std::string_view value, std::string* client_id, uint16_t* packet_id,
+                          std::string* error) {
+  if (!parse_incoming_qos2_key(key, client_id, packet_id)) {
+    *error = "not an incoming QoS 2 key";
+    return false;
+  }
+  if (value != incoming_qos2_value()) {
+    *error = "value is not one version byte";
+    return false;
+  }
   return true;
 }
 

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace coremq::persist {
@@ -25,6 +26,17 @@ enum class RecordType : char {
   kMeta = 'M',      // the store's own facts (format version)
   kRetained = 'R',  // R + topic -> RetainedRecord
   kSession = 'S',   // S + client id -> SessionRecord (its subscriptions and will included)
+  // A message body that persistent sessions of one shard queued or have in flight, shared by
+  // all of them: B + body id (8 bytes, big-endian) -> BodyRecord. Deleted with its last entry.
+  kBody = 'B',
+  // One QoS 1/2 message of a persistent session, queued or in flight, in the session's order:
+  // Q + client id length (2 bytes, big-endian) + client id + sequence (8 bytes, big-endian)
+  // -> OutgoingRecord. The length prefix keeps one client's entries contiguous and in
+  // sequence order, so a session's entries are one range (deleted with DeleteRange).
+  kOutgoing = 'Q',
+  // A QoS 2 packet id received from a persistent session's client whose PUBREL has not come:
+  // I + client id length (2 bytes) + client id + packet id (2 bytes) -> a version byte.
+  kIncomingQos2 = 'I',
 };
 
 // Times in records are wall-clock Unix milliseconds (monotonic time does not survive a reboot).
@@ -66,15 +78,58 @@ struct SessionRecord {
   std::vector<SubscriptionRecord> subscriptions;
 };
 
+// Where an outgoing message of a persistent session stands.
+enum class OutgoingState : uint8_t {
+  kQueued = 0,       // waiting for the client (offline, or behind a full in-flight window)
+  kPublishSent = 1,  // PUBLISH sent with packet_id, no PUBACK/PUBREC yet: resent with DUP
+  kPubrelSent = 2,   // QoS 2: PUBREC came, PUBREL sent, no PUBCOMP yet: PUBREL resent; no body
+};
+
+struct BodyRecord {
+  uint64_t id = 0;  // from the key
+  std::string topic;
+  std::string payload;
+  std::string property_bytes;  // MQTT 5 properties forwarded to subscribers, encoded
+  uint8_t qos = 0;
+  bool retain = false;
+  int64_t expires_at_unix_ms = 0;  // 0: never
+};
+
+struct OutgoingRecord {
+  std::string client_id;  // from the key
+  uint64_t sequence = 0;  // from the key; orders one session's entries
+  uint64_t body_id = 0;   // 0 exactly in kPubrelSent
+  OutgoingState state = OutgoingState::kQueued;
+  uint16_t packet_id = 0;  // 0 exactly in kQueued
+  uint8_t qos = 1;         // 1 or 2: QoS 0 is never stored
+  bool retain_flag = false;
+  std::vector<uint32_t> subscription_ids;
+  std::string shared_group;  // "group/filter" it came through; empty for ordinary subscriptions
+};
+
 // Keys.
 std::string retained_key(std::string_view topic);
 std::string session_key(std::string_view client_id);
+std::string body_key(uint64_t body_id);
+std::string outgoing_key(std::string_view client_id, uint64_t sequence);
+std::string incoming_qos2_key(std::string_view client_id, uint16_t packet_id);
+// [begin, end) of every key of one client's outgoing (or incoming QoS 2) records.
+std::pair<std::string, std::string> outgoing_range(std::string_view client_id);
+std::pair<std::string, std::string> incoming_qos2_range(std::string_view client_id);
+// Key parsers: false when the key is not of that type's shape.
+[[nodiscard]] bool parse_body_key(std::string_view key, uint64_t* body_id);
+[[nodiscard]] bool parse_outgoing_key(std::string_view key, std::string* client_id, uint64_t* sequence);
+[[nodiscard]] bool parse_incoming_qos2_key(std::string_view key, std::string* client_id, uint16_t* packet_id);
 // The one-byte prefix every key of a type starts with (for range scans).
 std::string_view key_prefix(RecordType type);
 
 // Encodings: `out` is replaced.
 void encode_retained(const RetainedRecord& record, std::string* out);
 void encode_session(const SessionRecord& record, std::string* out);
+void encode_body(const BodyRecord& record, std::string* out);
+void encode_outgoing(const OutgoingRecord& record, std::string* out);
+// The value of an incoming QoS 2 record (its facts are all in the key).
+std::string_view incoming_qos2_value();
 
 // Decoders: false with *error saying what is wrong (a truncated field, an unknown version,
 // bytes left over, a value out of range); *record is then unspecified. `key` is the record's
@@ -83,5 +138,10 @@ void encode_session(const SessionRecord& record, std::string* out);
                                    std::string* error);
 [[nodiscard]] bool decode_session(std::string_view key, std::string_view value, SessionRecord* record,
                                   std::string* error);
+[[nodiscard]] bool decode_body(std::string_view key, std::string_view value, BodyRecord* record, std::string* error);
+[[nodiscard]] bool decode_outgoing(std::string_view key, std::string_view value, OutgoingRecord* record,
+                                   std::string* error);
+[[nodiscard]] bool decode_incoming_qos2(std::string_view key, std::string_view value, std::string* client_id,
+                                        uint16_t* packet_id, std::string* error);
 
 }  // namespace coremq::persist

@@ -25,17 +25,6 @@ namespace coremq::persist {
 
 namespace {
 
-// Same definition as broker::owner_shard_of (FNV-1a over the client id), repeated here so the
-// store does not depend on the broker module; tests/unit/persist checks they agree.
-uint32_t owner_of(std::string_view client_id, uint32_t shard_count) {
-  uint32_t hash = 2166136261u;
-  for (char c : client_id) {
-    hash ^= static_cast<uint8_t>(c);
-    hash *= 16777619u;
-  }
-  return hash % shard_count;
-}
-
 constexpr int64_t kRetryPauseMs = 100;
 constexpr int64_t kSizeCheckIntervalMs = 1000;
 constexpr size_t kBatchesPerLanePerPass = 64;
@@ -49,33 +38,71 @@ int64_t steady_ms() {
 
 // ShardJournal (shard thread).
 
-ShardJournal::~ShardJournal() { delete open_batch_; }
+ShardJournal::~ShardJournal() = default;
 
 void ShardJournal::put(std::string_view key, std::string_view value) {
-  if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
-  rocksdb::Status status = open_batch_->Put(rocksdb::Slice(key.data(), key.size()),
-                                            rocksdb::Slice(value.data(), value.size()));
-  COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::Put failed");
+  auto created = created_.find(absl::string_view(key.data(), key.size()));
+  if (created != created_.end()) {
+    // Still new to the store: this put replaces the creating one.
+    ops_[created->second].live = false;
+    created->second = static_cast<uint32_t>(ops_.size());
+  }
+  ops_.push_back(Op{Op::Kind::kPut, true, std::string(key), std::string(value)});
+}
+
+void ShardJournal::create(std::string_view key, std::string_view value) {
+  COREMQ_ASSERT_MSG(!created_.contains(absl::string_view(key.data(), key.size())), "a key created twice in one batch");
+  created_.emplace(std::string(key), static_cast<uint32_t>(ops_.size()));
+  ops_.push_back(Op{Op::Kind::kPut, true, std::string(key), std::string(value)});
 }
 
 void ShardJournal::erase(std::string_view key) {
-  if (open_batch_ == nullptr) open_batch_ = new rocksdb::WriteBatch();
-  rocksdb::Status status = open_batch_->Delete(rocksdb::Slice(key.data(), key.size()));
-  COREMQ_ASSERT_MSG(status.ok(), "WriteBatch::Delete failed");
+  auto created = created_.find(absl::string_view(key.data(), key.size()));
+  if (created != created_.end()) {
+    // Created in this batch and gone before it leaves: the store never sees it.
+    ops_[created->second].live = false;
+    created_.erase(created);
+    ++changes_elided_;
+    // The batch keeps a (now empty) entry: answers made meanwhile wait for its number.
+    return;
+  }
+  ops_.push_back(Op{Op::Kind::kErase, true, std::string(key), {}});
+}
+
+void ShardJournal::erase_range(std::string_view begin, std::string_view end) {
+  // Applied in order after what came before; keys created earlier in the batch are covered by
+  // it, so they are no longer "new" for a later erase (which then writes a harmless delete).
+  created_.clear();
+  ops_.push_back(Op{Op::Kind::kEraseRange, true, std::string(begin), std::string(end)});
 }
 
 void ShardJournal::submit() {
-  if (open_batch_ == nullptr) return;
+  if (ops_.empty()) return;
+  // Grows until the committer answers.
+  if (next_number_ - 1 - durable_ >= std::max(store_.options_.batches_in_flight, 1u)) return;
   Store::Lane& lane = *store_.lanes_[shard_];
-  if (!lane.requests.try_push(Store::CommitRequest{next_number_, open_batch_})) {
+  auto* batch = new rocksdb::WriteBatch();
+  for (const Op& op : ops_) {
+    if (!op.live) continue;
+    rocksdb::Status status;
+    switch (op.kind) {
+      case Op::Kind::kPut: status = batch->Put(op.key, op.value); break;
+      case Op::Kind::kErase: status = batch->Delete(op.key); break;
+      case Op::Kind::kEraseRange: status = batch->DeleteRange(op.key, op.value); break;
+    }
+    COREMQ_ASSERT_MSG(status.ok(), "WriteBatch refused a change");
+  }
+  if (!lane.requests.try_push(Store::CommitRequest{next_number_, batch})) {
     // The committer is behind (a slow or failing disk): the batch stays open and takes this
     // turn's and later turns' changes too; what waits on it waits longer.
+    delete batch;
     ++submits_delayed_;
     LOG_WARNING_LIMITED("store: the committer is behind, %u batches queued; acknowledgements wait",
                         lane.requests.capacity());
     return;
   }
-  open_batch_ = nullptr;
+  ops_.clear();
+  created_.clear();
   ++next_number_;
   store_.notify();
 }
@@ -185,78 +212,6 @@ std::unique_ptr<Store> Store::open(const PersistenceOptions& options, uint32_t s
   return store;
 }
 
-bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
-  COREMQ_ASSERT(!committer_.joinable());
-  int64_t started = steady_ms();
-  state->sessions_by_shard.assign(shard_count(), {});
-  rocksdb::WriteBatch expired;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  std::string decode_error;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    std::string_view key(it->key().data(), it->key().size());
-    std::string_view value(it->value().data(), it->value().size());
-    if (key.empty()) continue;
-    switch (static_cast<RecordType>(key[0])) {
-      case RecordType::kMeta:
-        break;
-      case RecordType::kRetained: {
-        RetainedRecord record;
-        if (!decode_retained(key, value, &record, &decode_error)) {
-          ++state->corrupt_skipped;
-          LOG_WARNING_LIMITED("store: retained record '%s' skipped: %s", absl::CHexEscape(absl::string_view(key.data() + 1, key.size() - 1)),
-                              decode_error);
-          break;
-        }
-        if (record.expires_at_unix_ms != 0 && record.expires_at_unix_ms <= now_unix_ms) {
-          ++state->expired_dropped;
-          expired.Delete(it->key());
-          break;
-        }
-        state->retained.push_back(std::move(record));
-        break;
-      }
-      case RecordType::kSession: {
-        SessionRecord record;
-        if (!decode_session(key, value, &record, &decode_error)) {
-          ++state->corrupt_skipped;
-          LOG_WARNING_LIMITED("store: session record '%s' skipped: %s", absl::CHexEscape(absl::string_view(key.data() + 1, key.size() - 1)),
-                              decode_error);
-          break;
-        }
-        // A session whose client was connected at the crash counts as disconnected now.
-        if (record.disconnected_at_unix_ms != 0 && record.expiry_seconds != 0xFFFFFFFF &&
-            record.disconnected_at_unix_ms + int64_t{record.expiry_seconds} * 1000 <= now_unix_ms) {
-          ++state->expired_dropped;
-          expired.Delete(it->key());
-          break;
-        }
-        ++state->sessions;
-        uint32_t owner = owner_of(record.client_id, shard_count());
-        state->sessions_by_shard[owner].push_back(std::move(record));
-        break;
-      }
-      default:
-        ++state->corrupt_skipped;
-        LOG_WARNING_LIMITED("store: record of unknown type 0x%02x skipped", static_cast<uint8_t>(key[0]));
-        break;
-    }
-  }
-  if (!it->status().ok()) {
-    *error = absl::StrFormat("--data-dir %s: reading the store failed: %s", options_.data_dir,
-                             it->status().ToString());
-    return false;
-  }
-  if (expired.Count() > 0) {
-    rocksdb::Status status = db_->Write(rocksdb::WriteOptions(), &expired);
-    if (!status.ok()) {
-      *error = absl::StrFormat("--data-dir %s: cannot write to the store: %s", options_.data_dir, status.ToString());
-      return false;
-    }
-  }
-  state->load_ms = steady_ms() - started;
-  return true;
-}
-
 void Store::start() {
   COREMQ_ASSERT(!committer_.joinable());
   committer_ = std::thread([this] { run(); });
@@ -284,6 +239,7 @@ bool Store::write_one(rocksdb::WriteBatch& batch) {
     failing_writes_for_test_.fetch_sub(1);
     return false;
   }
+  if (batch.Count() == 0) return true;  // every change elided: only its number is answered
   rocksdb::WriteOptions write;
   rocksdb::Status status = db_->Write(write, &batch);
   if (status.ok()) return true;

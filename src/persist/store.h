@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "base/spsc_ring.h"
 #include "coremq/options.h"
 #include "persist/records.h"
@@ -36,28 +37,54 @@ class WriteBatch;
 
 namespace coremq::persist {
 
+// A persistent session as stored: its record, its outgoing QoS 1/2 messages in sequence order,
+// and the QoS 2 packet ids its client sent that wait for PUBREL.
+struct LoadedSession {
+  SessionRecord record;
+  std::vector<OutgoingRecord> outgoing;
+  std::vector<uint16_t> incoming_qos2;
+};
+
 // What the store held at start-up, expired records already dropped.
 struct LoadedState {
   std::vector<RetainedRecord> retained;
   // By owner shard (owner_shard_of(client_id, shard_count) of the shard count now running).
-  std::vector<std::vector<SessionRecord>> sessions_by_shard;
+  std::vector<std::vector<LoadedSession>> sessions_by_shard;
+  // Every body an outgoing record names; each is named by sessions of one shard only (load
+  // copies a body the shard count now splits between shards, so each key keeps one writer).
+  std::vector<BodyRecord> bodies;
   uint64_t sessions = 0;
-  uint64_t expired_dropped = 0;  // sessions and retained messages past their deadline
+  uint64_t outgoing_messages = 0;  // queued and in-flight messages of the loaded sessions
+  uint64_t expired_dropped = 0;    // sessions, retained and queued messages past their deadline
   uint64_t corrupt_skipped = 0;  // records that failed to decode (each logged)
   int64_t load_ms = 0;
 };
 
 // One shard's changes, numbered by batch. Shard thread only.
+//
+// The open batch keeps its changes as a list until it is submitted, so a key created in it and
+// erased before it leaves (a message queued for a persistent session and acknowledged by it
+// while the previous batch was being written) costs the store nothing: such a message never
+// needed to be durable, its subscriber has it. To give that time, a shard has at most
+// PersistenceOptions::batches_in_flight batches with the committer; its open batch grows
+// meanwhile (group commit).
 class ShardJournal {
  public:
   ~ShardJournal();
   ShardJournal(const ShardJournal&) = delete;
   ShardJournal& operator=(const ShardJournal&) = delete;
 
-  // Changes of this turn, in order.
+  // Changes, in order. create() is put() for a key the store does not hold (a new record).
   void put(std::string_view key, std::string_view value);
+  void create(std::string_view key, std::string_view value);
   void erase(std::string_view key);
-  bool has_changes() const { return open_batch_ != nullptr; }
+  void erase_range(std::string_view begin, std::string_view end);
+  // A body id no other body in the store has: this shard's number in the top 16 bits, then a
+  // count that starts above every id the store held at load.
+  uint64_t next_body_id() { return (uint64_t{shard_} << 48) | ++body_sequence_; }
+  bool has_changes() const { return !ops_.empty(); }
+  // Changes that never reached the store: created and erased in one open batch.
+  uint64_t changes_elided() const { return changes_elided_; }
 
   // The batch number an answer made now depends on: the open batch if it has changes, else the
   // last one submitted. Durable once durable() reaches it.
@@ -65,25 +92,37 @@ class ShardJournal {
   uint64_t durable() const { return durable_; }
   bool is_durable(uint64_t batch) const { return batch <= durable_; }
 
-  // End of the shard's turn: hands the open batch to the committer (if its ring has room;
-  // otherwise it stays open and grows until a later turn finds room, counted).
+  // End of the shard's turn: hands the open batch to the committer once fewer than
+  // batches_in_flight of this shard's batches wait there and its ring has room (a full ring is
+  // counted); otherwise it stays open and grows until a later turn.
   void submit();
   // Takes the committer's answers; true when durable() moved.
   bool drain_answers();
   bool answers_ready() const;
-  // The open batch waits for room in the ring (the shard keeps turning to retry).
+  // The open batch waits to be handed over (the shard keeps turning to retry).
   bool submit_pending() const { return has_changes(); }
   uint64_t submits_delayed() const { return submits_delayed_; }
 
  private:
   friend class Store;
   ShardJournal(class Store& store, uint32_t shard) : store_(store), shard_(shard) {}
+  struct Op {
+    enum class Kind : uint8_t { kPut, kErase, kEraseRange };
+    Kind kind = Kind::kPut;
+    bool live = true;
+    std::string key;
+    std::string value;  // kPut: the value; kEraseRange: the range's end
+  };
   Store& store_;
   const uint32_t shard_;
-  rocksdb::WriteBatch* open_batch_ = nullptr;
+  std::vector<Op> ops_;  // the open batch
+  // Keys created in the open batch (by create(), then maybe put()): the index of their last put.
+  absl::flat_hash_map<std::string, uint32_t> created_;
+  uint64_t changes_elided_ = 0;
   uint64_t next_number_ = 1;  // number of the open (or next) batch
   uint64_t durable_ = 0;
   uint64_t submits_delayed_ = 0;
+  uint64_t body_sequence_ = 0;  // set by Store::load
 };
 
 class Store {

@@ -117,6 +117,7 @@ class BrokerImpl final : public shard::ShardAccess {
   // take from it as they start.
   std::unique_ptr<persist::Store> store_;
   std::vector<broker::MessageRef> restored_retained_;
+  broker::ShardState::RestoredBodies restored_bodies_;  // queued and in-flight messages, by body id
   persist::LoadedState restored_;
   [[nodiscard]] bool open_store(uint32_t count, std::string* error);
   std::vector<std::unique_ptr<shard::Shard>> shards_;
@@ -245,7 +246,9 @@ bool BrokerImpl::start(std::string* error) {
     shards_[i]->set_peers(std::move(peers), std::move(inbound));
     shards_[i]->set_transport_factories(std::move(transport_factories_[i]));
     shards_[i]->set_password_checker(password_checker_.get());
-    if (store_ != nullptr) shards_[i]->set_store(store_.get(), &restored_retained_, &restored_.sessions_by_shard[i]);
+    if (store_ != nullptr) {
+      shards_[i]->set_store(store_.get(), &restored_retained_, &restored_.sessions_by_shard[i], &restored_bodies_);
+    }
   }
   if (store_ != nullptr) store_->start();
   if (password_checker_ != nullptr) password_checker_->start();
@@ -283,6 +286,7 @@ bool BrokerImpl::start(std::string* error) {
   }
   // The shards hold what they took from the store; the loaded records are not needed again.
   restored_retained_ = {};
+  restored_bodies_ = {};
   restored_ = {};
   // Logged once every shard serves: whoever waits for these lines may connect at once.
   for (const std::string& line : started) LOG_INFO("%s", line);
@@ -354,13 +358,25 @@ bool BrokerImpl::open_store(uint32_t count, std::string* error) {
   }
   restored_.retained.clear();
   restored_.retained.shrink_to_fit();
+  // One Message per stored body; the sessions of one shard that queued it share it again.
+  restored_bodies_.reserve(restored_.bodies.size());
+  for (const persist::BodyRecord& record : restored_.bodies) {
+    broker::Message::Extras extras;
+    extras.property_bytes = record.property_bytes;
+    extras.expires_at_ms = record.expires_at_unix_ms == 0 ? 0 : record.expires_at_unix_ms - offset_ms;
+    restored_bodies_.emplace(record.id, broker::MessageRef::adopt(broker::Message::create(
+                                            record.topic, record.payload, record.qos, record.retain,
+                                            broker::Message::Origin{0, nullptr}, extras)));
+  }
+  restored_.bodies.clear();
+  restored_.bodies.shrink_to_fit();
   const char* fsync = options_.persistence.fsync == PersistenceOptions::Fsync::kAlways  ? "always"
                       : options_.persistence.fsync == PersistenceOptions::Fsync::kBatch ? "batch"
                                                                                         : "never";
-  LOG_INFO("store %s loaded in %d ms: %u retained messages, %u persistent sessions, %u expired dropped, %u corrupt "
-           "records skipped (--fsync=%s)",
+  LOG_INFO("store %s loaded in %d ms: %u retained messages, %u persistent sessions with %u queued or in-flight "
+           "messages, %u expired dropped, %u corrupt records skipped (--fsync=%s)",
            options_.persistence.data_dir, restored_.load_ms, restored_retained_.size(), restored_.sessions,
-           restored_.expired_dropped, restored_.corrupt_skipped, fsync);
+           restored_.outgoing_messages, restored_.expired_dropped, restored_.corrupt_skipped, fsync);
   return true;
 }
 

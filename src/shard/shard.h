@@ -129,10 +129,12 @@ class Shard final : public broker::IoPort {
   // Wiring, before start() (--persistence): the store, and what this shard takes from it as
   // it starts (every retained message, the sessions it owns); both outlive start().
   void set_store(persist::Store* store, const std::vector<broker::MessageRef>* retained,
-                 const std::vector<persist::SessionRecord>* sessions) {
+                 const std::vector<persist::LoadedSession>* sessions,
+                 const broker::ShardState::RestoredBodies* bodies) {
     store_ = store;
     restore_retained_ = retained;
     restore_sessions_ = sessions;
+    restore_bodies_ = bodies;
   }
   // Set during start-up: an error message if the ring could not be made.
   const std::string& startup_error() const { return startup_error_; }
@@ -381,7 +383,8 @@ class Shard final : public broker::IoPort {
   ShardLocalSide local_;
   persist::Store* store_ = nullptr;
   const std::vector<broker::MessageRef>* restore_retained_ = nullptr;
-  const std::vector<persist::SessionRecord>* restore_sessions_ = nullptr;
+  const std::vector<persist::LoadedSession>* restore_sessions_ = nullptr;
+  const broker::ShardState::RestoredBodies* restore_bodies_ = nullptr;
   // Bridges (shard_bridge.cc): made at set-up from bridge_setups_; each one's local side is an
   // in-process connection whose output and close come here instead of the delivery thread.
   std::vector<BridgeSetup> bridge_setups_;

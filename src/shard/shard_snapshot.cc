@@ -31,6 +31,8 @@ std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chr
         taken.sessions = state.session_count();
         taken.subscriptions = state.subscription_count();
         taken.retained = state.retained_count();
+        taken.stored_messages = state.stored_messages();
+        taken.stored_message_bytes = state.stored_message_bytes();
         taken.sessions_online = state.online_session_count();
         taken.sockets = shard.socket_count();
         taken.inbound_ring_depth = shard.inbound_ring_depth();

@@ -23,6 +23,10 @@ struct ShardSnapshot {
   uint64_t sessions = 0;       // sessions this shard owns, online or not
   uint64_t subscriptions = 0;  // one per session and filter
   uint64_t retained = 0;       // live messages in this shard's retained copy
+  // --persistence: message bodies this shard's persistent sessions hold in the store, and
+  // their bytes (0 without a store).
+  uint64_t stored_messages = 0;
+  uint64_t stored_message_bytes = 0;
   uint64_t sessions_online = 0;       // of `sessions`, those with a connection attached
   uint64_t sockets = 0;               // the shard's open client sockets, closing ones included
   uint64_t inbound_ring_depth = 0;    // items waiting in the rings from every peer

@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "persist/records.h"
+#include "persist/store.h"
 #include "shard/shard.h"
 
 namespace coremq::shard {
@@ -21,10 +22,11 @@ void Shard::restore_from_store() {
     for (const broker::MessageRef& message : *restore_retained_) state_->restore_retained(message);
   }
   if (restore_sessions_ != nullptr) {
-    for (const persist::SessionRecord& record : *restore_sessions_) state_->restore_session(record);
+    for (const persist::LoadedSession& loaded : *restore_sessions_) state_->restore_session(loaded, *restore_bodies_);
   }
   restore_retained_ = nullptr;
   restore_sessions_ = nullptr;
+  restore_bodies_ = nullptr;
 }
 
 void Shard::drain_store_answers() {

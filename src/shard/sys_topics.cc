@@ -30,6 +30,8 @@ enum ValueIndex : int {
   kBytesSent,
   kSubscriptions,
   kRetained,
+  kStoreMessages,
+  kStoreBytes,
   kConnects,  // not published itself: the source of load/connections
   kSockets,   // not published itself: the source of load/sockets
   kValueCount,
@@ -51,6 +53,8 @@ constexpr const char* kValueTopics[kValueCount] = {
     "$SYS/broker/bytes/sent",
     "$SYS/broker/subscriptions/count",
     "$SYS/broker/retained messages/count",
+    "$SYS/broker/store/messages/count",
+    "$SYS/broker/store/messages/bytes",
     nullptr,
     nullptr,
 };
@@ -86,6 +90,8 @@ SysTotals sum_shard_snapshots(const std::vector<ShardSnapshot>& snapshots, const
     totals.subscriptions += snapshot.subscriptions;
     // Every shard keeps a full copy of the retained store: they agree, so any one will do.
     totals.retained = std::max<uint64_t>(totals.retained, snapshot.retained);
+    totals.stored_messages += snapshot.stored_messages;
+    totals.stored_message_bytes += snapshot.stored_message_bytes;
     totals.sessions_expired += counters.sessions_expired;
     totals.packets_received += counters.packets_received;
     totals.packets_sent += counters.packets_sent;
@@ -145,6 +151,9 @@ std::vector<SysTree::Publication> SysTree::update(const SysTotals& totals, doubl
   next[kBytesSent] = totals.bytes_sent;
   next[kSubscriptions] = totals.subscriptions;
   next[kRetained] = totals.retained;
+  // Mosquitto counts the messages its store holds, retained ones included.
+  next[kStoreMessages] = totals.retained + totals.stored_messages;
+  next[kStoreBytes] = totals.stored_message_bytes;
   next[kConnects] = totals.connects_received;
   next[kSockets] = totals.sockets_accepted;
 

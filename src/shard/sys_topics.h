@@ -32,6 +32,9 @@ struct SysTotals {
   uint64_t sessions = 0;     // sessions, online or kept offline
   uint64_t subscriptions = 0;
   uint64_t retained = 0;  // retained messages (every shard holds a full copy: shard 0's)
+  // --persistence: queued and in-flight message bodies in the store, and their bytes.
+  uint64_t stored_messages = 0;
+  uint64_t stored_message_bytes = 0;
   uint64_t sessions_expired = 0;
   uint64_t packets_received = 0;
   uint64_t packets_sent = 0;

@@ -1,11 +1,13 @@
 // libFuzzer target for the store's record decoders (src/persist/records.h): what the loader
 // reads back from a RocksDB database that may be damaged. The first byte picks the record type
-// (even: retained, odd: session), the next up to 32 bytes (to the first NUL) are the key's
-// identity, the rest is the value.
+// (modulo 5: retained, session, message body, outgoing message, incoming QoS 2 id), the second
+// gives the length of the key's identity that follows (for the last three, the key's bytes after
+// its type byte, so key parsing is fuzzed too), the rest is the value.
 //
 // Checked on every input: no crash, sanitizer report or assertion; a refused record has an
-// error message; an accepted one encodes back to exactly the bytes it was decoded from (one
-// encoding per record, so a record that reloads is the record that was written).
+// error message; an accepted one encodes back to exactly the bytes it was decoded from, and
+// its key too (one encoding per record, so a record that reloads is the record that was
+// written).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -25,33 +27,74 @@ void require(bool condition) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  bool session = (input[0] & 1) != 0;
+  int type = static_cast<uint8_t>(input[0]) % 5;
   input.remove_prefix(1);
-  size_t identity_end = input.find('\0');
-  if (identity_end == std::string_view::npos || identity_end > 32) identity_end = std::min<size_t>(input.size(), 8);
-  std::string_view identity = input.substr(0, identity_end);
-  std::string_view value = input.substr(std::min(input.size(), identity_end + 1));
+  if (input.empty()) return 0;
+  size_t identity_size = std::min<size_t>(static_cast<uint8_t>(input[0]), input.size() - 1);
+  std::string_view identity = input.substr(1, identity_size);
+  std::string_view value = input.substr(1 + identity_size);
   std::string error;
   std::string encoded;
-  if (session) {
-    std::string key = coremq::persist::session_key(identity);
-    coremq::persist::SessionRecord record;
-    if (coremq::persist::decode_session(key, value, &record, &error)) {
-      require(record.client_id == identity);
-      coremq::persist::encode_session(record, &encoded);
-      require(encoded == value);
-    } else {
-      require(!error.empty());
+  namespace persist = coremq::persist;
+  switch (type) {
+    case 0: {
+      std::string key = persist::retained_key(identity);
+      persist::RetainedRecord record;
+      if (persist::decode_retained(key, value, &record, &error)) {
+        require(record.topic == identity);
+        persist::encode_retained(record, &encoded);
+        require(encoded == value);
+      } else {
+        require(!error.empty());
+      }
+      break;
     }
-  } else {
-    std::string key = coremq::persist::retained_key(identity);
-    coremq::persist::RetainedRecord record;
-    if (coremq::persist::decode_retained(key, value, &record, &error)) {
-      require(record.topic == identity);
-      coremq::persist::encode_retained(record, &encoded);
-      require(encoded == value);
-    } else {
-      require(!error.empty());
+    case 1: {
+      std::string key = persist::session_key(identity);
+      persist::SessionRecord record;
+      if (persist::decode_session(key, value, &record, &error)) {
+        require(record.client_id == identity);
+        persist::encode_session(record, &encoded);
+        require(encoded == value);
+      } else {
+        require(!error.empty());
+      }
+      break;
+    }
+    case 2: {
+      std::string key = std::string(persist::key_prefix(persist::RecordType::kBody)) + std::string(identity);
+      persist::BodyRecord record;
+      if (persist::decode_body(key, value, &record, &error)) {
+        require(persist::body_key(record.id) == key);
+        persist::encode_body(record, &encoded);
+        require(encoded == value);
+      } else {
+        require(!error.empty());
+      }
+      break;
+    }
+    case 3: {
+      std::string key = std::string(persist::key_prefix(persist::RecordType::kOutgoing)) + std::string(identity);
+      persist::OutgoingRecord record;
+      if (persist::decode_outgoing(key, value, &record, &error)) {
+        require(persist::outgoing_key(record.client_id, record.sequence) == key);
+        persist::encode_outgoing(record, &encoded);
+        require(encoded == value);
+      } else {
+        require(!error.empty());
+      }
+      break;
+    }
+    default: {
+      std::string key = std::string(persist::key_prefix(persist::RecordType::kIncomingQos2)) + std::string(identity);
+      std::string client_id;
+      uint16_t packet_id = 0;
+      if (persist::decode_incoming_qos2(key, value, &client_id, &packet_id, &error)) {
+        require(persist::incoming_qos2_key(client_id, packet_id) == key);
+      } else {
+        require(!error.empty());
+      }
+      break;
     }
   }
   return 0;

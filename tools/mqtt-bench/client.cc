@@ -331,6 +331,7 @@ bool Client::handle_ack(mqtt::PacketType type, const mqtt::FixedHeader& header, 
                                           mqtt::packet_type_name(type), id));
   }
   clear_bit(awaiting, id);
+  if (type != mqtt::PacketType::kPubcomp) note_acknowledged(id);
   // A PUBREC with a failure reason ends the flow there (MQTT 5 section 4.3.3): no PUBREL.
   if (type == mqtt::PacketType::kPubrec && ack.reason_code < 0x80) {
     set_bit(awaiting_complete_, id);
@@ -341,6 +342,17 @@ bool Client::handle_ack(mqtt::PacketType type, const mqtt::FixedHeader& header, 
   inflight_--;
   context_.result->acknowledged++;
   return true;
+}
+
+void Client::note_acknowledged(uint16_t packet_id) {
+  // In order: anything older than this id was acknowledged out of order or not at all.
+  while (!ack_stamps_.empty() && ack_stamps_.front().first != packet_id) ack_stamps_.pop_front();
+  if (ack_stamps_.empty()) return;
+  int64_t stamp_ns = ack_stamps_.front().second;
+  ack_stamps_.pop_front();
+  if (stamp_ns >= context_.measure_start_ns && stamp_ns < context_.measure_end_ns) {
+    context_.result->ack_latency_ns.record(static_cast<uint64_t>(std::max<int64_t>(0, monotonic_ns() - stamp_ns)));
+  }
 }
 
 bool Client::handle_disconnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body) {
@@ -448,6 +460,7 @@ bool Client::reconnect_due(int64_t now_ns) const {
 
 void Client::reset_for_reconnect() {
   COREMQ_ASSERT(inflight_ == 0);
+  ack_stamps_.clear();
   state_ = ClientState::kNotStarted;
   partial_.clear();
   staging.clear();
@@ -504,6 +517,7 @@ uint32_t Client::publish(uint32_t budget) {
     if (options.qos > 0) {
       packet_id = take_packet_id();
       set_bit(awaiting_ack_, packet_id);
+      ack_stamps_.emplace_back(packet_id, stamp_ns);
       inflight_++;
     }
     uint32_t size = next_payload_bytes();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -96,6 +97,8 @@ class Client {
   void on_connecting() { state_ = ClientState::kConnecting; }
   // TCP is up: stages CONNECT.
   void on_connected();
+  // A PUBACK (QoS 1) or PUBREC (QoS 2) for packet_id: its latency from the message's send stamp.
+  void note_acknowledged(uint16_t packet_id);
   // Feeds bytes received from the broker. False on a protocol error or refusal (error() says).
   [[nodiscard]] bool on_bytes(std::span<const uint8_t> bytes, int64_t now_ns);
   // Marks the client failed with a message (connect error, broker closed the socket).
@@ -175,6 +178,10 @@ class Client {
   // QoS 1/2: bit per packet identifier awaiting PUBACK/PUBREC, and (QoS 2) awaiting PUBCOMP.
   std::vector<uint64_t> awaiting_ack_;
   std::vector<uint64_t> awaiting_complete_;
+  // QoS 1/2: (packet id, send stamp) of messages awaiting PUBACK/PUBREC, in send order (a
+  // broker acknowledges in order, MQTT-4.6.0-2), for the acknowledgement latency; at most the
+  // window.
+  std::deque<std::pair<uint16_t, int64_t>> ack_stamps_;
 
   // MQTT 5: what the broker's CONNACK allows, and whether this connection already sent the
   // topic with its alias (after that the alias goes alone).

@@ -239,6 +239,13 @@ void print_report(const Report& report, std::FILE* out) {
   }
   if (publishes(options) && options.qos > 0) {
     row(out, options.qos == 1 ? "PUBACK missing" : "PUBCOMP missing", format_count(report.unacknowledged));
+    std::string latency;
+    for (const LatencySummary& summary : kLatencyRows) {
+      latency += absl::StrFormat("%s%s %s", latency.empty() ? "" : ", ", summary.name,
+                                 format_latency(latency_value(report.ack_latency_ns, summary.percent)));
+    }
+    row(out, options.qos == 1 ? "PUBACK latency" : "PUBREC latency",
+        report.ack_latency_ns.count() > 0 ? latency : "no measured acknowledgements");
   }
   if (subscribes(options)) {
     std::string latency;
@@ -357,6 +364,12 @@ bool write_json(const Report& report, const std::string& path, std::string* erro
                                latency_value(report.latency_ns, summary.percent) / 1e3);
   }
   field("latency_us", latency + "}");
+  std::string ack_latency = "{";
+  for (const LatencySummary& summary : kLatencyRows) {
+    ack_latency += absl::StrFormat("%s\"%s\": %.3f", ack_latency.size() > 1 ? ", " : "", summary.name,
+                                   latency_value(report.ack_latency_ns, summary.percent) / 1e3);
+  }
+  field("ack_latency_us", ack_latency + "}");
   field("latency_samples", integer(report.latency_ns.count()));
   field("tool_cpu_seconds", number(report.tool_cpu_s));
   field("broker_cpu_seconds", report.has_broker ? number(report.broker_cpu_s) : "null");

@@ -43,6 +43,7 @@ struct Report {
   uint64_t unacknowledged = 0;
   uint64_t granted_qos_lower = 0; // subscriptions granted below --qos
   Histogram latency_ns;
+  Histogram ack_latency_ns;  // QoS 1/2: send to PUBACK (PUBREC)
 
   double tool_cpu_s = 0;
   bool has_broker = false;

@@ -317,6 +317,7 @@ void Controller::merge_results() {
   for (auto& worker : workers_) {
     WorkerResult& result = worker->result();
     report_->latency_ns.merge(result.latency_ns);
+    report_->ack_latency_ns.merge(result.ack_latency_ns);
     report_->sent += result.sent;
     report_->sent_in_window += result.sent_in_window;
     report_->received += result.received;

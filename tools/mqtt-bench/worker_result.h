@@ -33,6 +33,7 @@ struct SubscriberResult {
 
 struct WorkerResult {
   Histogram latency_ns;             // messages sent inside the measurement window
+  Histogram ack_latency_ns;         // QoS 1/2: send to PUBACK/PUBREC, same window
   uint64_t sent = 0;
   uint64_t sent_in_window = 0;
   uint64_t received = 0;

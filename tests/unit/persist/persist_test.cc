@@ -17,25 +17,13 @@
 #include "broker/shard_state.h"
 #include "persist/records.h"
 #include "persist/store.h"
+#include "persist_fixture.h"
 
 namespace coremq::testing {
 namespace {
 
 using persist::RetainedRecord;
 using persist::SessionRecord;
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/coremq-persist-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 SessionRecord sample_session() {
   SessionRecord record;
@@ -138,32 +126,6 @@ TEST(PersistRecords, UnknownVersionKeyTypeAndOutOfRangeValuesAreRefused) {
 }
 
 // A store with its committer running; the test thread plays every shard.
-struct StoreFixture {
-  explicit StoreFixture(const std::string& dir, uint32_t shards = 2,
-                        PersistenceOptions::Fsync fsync = PersistenceOptions::Fsync::kBatch) {
-    options.engine = PersistenceOptions::Engine::kRocksDb;
-    options.data_dir = dir;
-    options.fsync = fsync;
-    options.commit_queue_capacity = 4;
-    std::string error;
-    store = persist::Store::open(options, shards, [this](uint32_t) { ++wakes; }, &error);
-    EXPECT_NE(store, nullptr) << error;
-  }
-  // Drains shard `shard`'s answers until `batch` is durable or 10 s pass.
-  bool wait_durable(uint32_t shard, uint64_t batch) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      store->journal(shard).drain_answers();
-      if (store->journal(shard).is_durable(batch)) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return false;
-  }
-  PersistenceOptions options;
-  std::atomic<int> wakes{0};
-  std::unique_ptr<persist::Store> store;
-};
-
 void put_session(persist::ShardJournal& journal, const std::string& client_id, uint32_t expiry,
                  int64_t disconnected_at) {
   SessionRecord record;
@@ -219,7 +181,8 @@ TEST(PersistStore, BatchesAreAnsweredInOrderAndReloadedByOwnerShard) {
   EXPECT_EQ(loaded.retained[0].stamp, 5u << 8);
   size_t placed = 0;
   for (uint32_t shard = 0; shard < 3; ++shard) {
-    for (const SessionRecord& record : loaded.sessions_by_shard[shard]) {
+    for (const persist::LoadedSession& session : loaded.sessions_by_shard[shard]) {
+      const SessionRecord& record = session.record;
       EXPECT_EQ(broker::owner_shard_of(record.client_id, 3), shard) << record.client_id;
       EXPECT_NE(record.client_id, "client-19");
       ++placed;
@@ -373,11 +336,14 @@ TEST_F(PersistGating, RetainedPubackWaitsForItsBatchAndLaterAnswersKeepTheirOrde
   broker::Connection* publisher = connect("publisher", true);
   feed(publisher, publish_bytes("state/1", "on", 1, 7, /*retain=*/true) + pingreq_bytes());
   EXPECT_EQ(take(publisher), "");  // neither the PUBACK nor the PINGRESP behind it
-  EXPECT_TRUE(publisher->input_held);
-  EXPECT_EQ(state_->counters().answers_held_for_store, 1u);
+  // The acknowledgement waits without holding the client's input (a pipelining publisher's
+  // acks share batches); what it sends meanwhile is answered behind it.
+  EXPECT_FALSE(publisher->input_held);
+  EXPECT_EQ(publisher->answers_waiting, 2u);
+  EXPECT_EQ(state_->counters().answers_held_for_store, 2u);
   commit_turn();
   EXPECT_EQ(take(publisher), ack_bytes(mqtt::PacketType::kPuback, 7) + pingresp_bytes());
-  EXPECT_FALSE(publisher->input_held);
+  EXPECT_EQ(publisher->answers_waiting, 0u);
   // A live (not retained) QoS 1 message writes nothing and is answered at once.
   feed(publisher, publish_bytes("live/1", "x", 1, 8));
   EXPECT_EQ(take(publisher), ack_bytes(mqtt::PacketType::kPuback, 8));
@@ -407,7 +373,7 @@ TEST_F(PersistGating, PersistentSessionsSubackWaitsAndItsRecordReloads) {
   StoreFixture reopened(dir_.path(), 1);
   ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
   ASSERT_EQ(loaded.sessions, 1u);
-  const SessionRecord& record = loaded.sessions_by_shard[0][0];
+  const SessionRecord& record = loaded.sessions_by_shard[0][0].record;
   EXPECT_EQ(record.client_id, "keeper");
   ASSERT_EQ(record.subscriptions.size(), 1u);
   EXPECT_EQ(record.subscriptions[0].filter, "a/#");
@@ -416,11 +382,93 @@ TEST_F(PersistGating, PersistentSessionsSubackWaitsAndItsRecordReloads) {
   FakeIo io(0, 1);
   io.now = 5000;
   broker::ShardState restored(0, 1, options_, io);
-  restored.restore_session(record);
+  restored.restore_session(loaded.sessions_by_shard[0][0], {});
   EXPECT_EQ(restored.session_count(), 1u);
   EXPECT_EQ(restored.subscription_count(), 1u);
 }
 
+
+TEST_F(PersistGating, LiveMessageForAnOfflinePersistentSessionIsAcknowledgedOnceStoredAndReloads) {
+  broker::Connection* keeper = connect("keeper", /*clean=*/false);
+  commit_turn();
+  feed(keeper, subscribe_bytes(3, {{"a/#", 1}}));
+  commit_turn();
+  take(keeper);
+  feed(keeper, disconnect_bytes());
+  commit_turn();
+  broker::Connection* publisher = connect("publisher", /*clean=*/true);
+  feed(publisher, publish_bytes("a/1", "queued", 1, 8) + pingreq_bytes());
+  // Queued for the offline session: the PUBACK (and the PINGRESP behind it) wait for the store,
+  // while the client's input is not held.
+  EXPECT_EQ(take(publisher), "");
+  EXPECT_FALSE(publisher->input_held);
+  EXPECT_EQ(state_->stored_messages(), 1u);
+  commit_turn();
+  EXPECT_EQ(take(publisher), ack_bytes(mqtt::PacketType::kPuback, 8) + pingresp_bytes());
+  // A message no persistent session takes is answered at once.
+  feed(publisher, publish_bytes("b/1", "live", 1, 9));
+  EXPECT_EQ(take(publisher), ack_bytes(mqtt::PacketType::kPuback, 9));
+  fixture_->store->stop();
+  state_.reset();
+  fixture_.reset();
+
+  // Reloaded into a fresh shard, the session gets its message when it comes back.
+  StoreFixture reopened(dir_.path(), 1);
+  persist::LoadedState loaded;
+  std::string error;
+  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  ASSERT_EQ(loaded.outgoing_messages, 1u);
+  broker::ShardState::RestoredBodies bodies;
+  for (const persist::BodyRecord& body : loaded.bodies) {
+    bodies.emplace(body.id, broker::MessageRef::adopt(broker::Message::create(body.topic, body.payload, body.qos,
+                                                                              body.retain, {})));
+  }
+  reopened.store->start();
+  state_ = std::make_unique<broker::ShardState>(0, 1, options_, *io_);
+  state_->set_journal(&reopened.store->journal(0), 0);
+  state_->restore_session(loaded.sessions_by_shard[0][0], bodies);
+  bodies.clear();
+  EXPECT_EQ(state_->stored_messages(), 1u);
+  connections_.clear();
+  keeper = connect("keeper", /*clean=*/false);
+  EXPECT_EQ(take(keeper),
+            connack_bytes(true, mqtt::ConnectReturnCode::kAccepted) + publish_bytes("a/1", "queued", 1, 1));
+  // Acknowledged: its records go (the body with its last entry).
+  feed(keeper, ack_bytes(mqtt::PacketType::kPuback, 1));
+  EXPECT_EQ(state_->stored_messages(), 0u);
+  persist::ShardJournal& journal = reopened.store->journal(0);
+  uint64_t needed = journal.batch_needed();
+  journal.submit();
+  ASSERT_TRUE(reopened.wait_durable(0, needed));
+  state_.reset();
+  reopened.store->stop();
+  persist::LoadedState after;
+  ASSERT_TRUE(reopened.store->load(0, &after, &error)) << error;
+  EXPECT_EQ(after.outgoing_messages, 0u);
+  EXPECT_TRUE(after.bodies.empty());
+}
+
+TEST_F(PersistGating, Qos2ToAPersistentSessionLeavesOnlyOnceItsRecordIsDurable) {
+  broker::Connection* keeper = connect("keeper", /*clean=*/false);
+  commit_turn();
+  feed(keeper, subscribe_bytes(3, {{"a/#", 2}}));
+  commit_turn();
+  take(keeper);
+  broker::Connection* publisher = connect("publisher", /*clean=*/true);
+  feed(publisher, publish_bytes("a/1", "once", 2, 8) + publish_bytes("a/2", "after", 1, 9));
+  // Not sent before its record is durable (a crash would forget it while the client has it);
+  // the QoS 1 message behind it waits in the queue too, keeping the order.
+  EXPECT_EQ(take(keeper), "");
+  EXPECT_EQ(take(publisher), "");
+  commit_turn();
+  EXPECT_EQ(take(keeper), publish_bytes("a/1", "once", 2, 1) + publish_bytes("a/2", "after", 1, 2));
+  EXPECT_EQ(take(publisher), ack_bytes(mqtt::PacketType::kPubrec, 8) + ack_bytes(mqtt::PacketType::kPuback, 9));
+  // PUBREC: the PUBREL waits for the record saying so.
+  feed(keeper, ack_bytes(mqtt::PacketType::kPubrec, 1));
+  EXPECT_EQ(take(keeper), "");
+  commit_turn();
+  EXPECT_EQ(take(keeper), ack_bytes(mqtt::PacketType::kPubrel, 1));
+}
 
 // Two shards on one store: the retained topic's owner is the other shard, so the publisher's
 // PUBACK waits for the peer's barrier ack, and the peer gives it only once its own batch (the

@@ -34,8 +34,8 @@ TEST(SysTreeTest, FirstUpdateSendsEverythingThenOnlyWhatChanged) {
   EXPECT_EQ(first["$SYS/broker/clients/maximum"], "5");
   EXPECT_EQ(first["$SYS/broker/retained messages/count"], "0");
   EXPECT_EQ(first["$SYS/broker/load/bytes/sent/15min"], "0.00");
-  // 14 values, 9 loads x 3 windows, version and uptime.
-  EXPECT_EQ(first.size(), 14u + 27u + 2u);
+  // 16 values, 9 loads x 3 windows, version and uptime.
+  EXPECT_EQ(first.size(), 16u + 27u + 2u);
 
   // Nothing moved: only the uptime goes out.
   auto second = as_map(tree.update(totals, 10.2));
@@ -50,13 +50,15 @@ TEST(SysTreeTest, FirstUpdateSendsEverythingThenOnlyWhatChanged) {
   EXPECT_EQ(third["$SYS/broker/clients/total"], "2");
   EXPECT_EQ(third["$SYS/broker/clients/disconnected"], "1");
   EXPECT_EQ(third["$SYS/broker/retained messages/count"], "7");
+  // The store holds the retained messages (and, with --persistence, queued bodies).
+  EXPECT_EQ(third["$SYS/broker/store/messages/count"], "7");
   // The maximum never goes down.
   EXPECT_EQ(third.count("$SYS/broker/clients/maximum"), 0u);
   EXPECT_EQ(third.count("$SYS/broker/version"), 0u);
 
   tree.forget_all();
   auto again = as_map(tree.update(totals, 30.2));
-  EXPECT_EQ(again.size(), 14u + 27u + 2u);
+  EXPECT_EQ(again.size(), 16u + 27u + 2u);
   EXPECT_EQ(again["$SYS/broker/clients/maximum"], "5");
 }
 
