@@ -143,9 +143,10 @@ void Bridge::open_local(int64_t now_ms) {
   }
   feed_local(bytes);
   if (setup_.durable && (local_->session == nullptr || !local_->session->persisted)) {
-    LOG_WARNING("bridge %s: its local session is not in the store (store full?): what it queues is lost if "
-                "coremq stops",
-                setup_.options.name);
+    LOG_WARNING(
+        "bridge %s: its local session is not in the store (store full?): what it queues is lost if "
+        "coremq stops",
+        setup_.options.name);
   }
   notify_local(false);
 }
@@ -288,8 +289,11 @@ void Bridge::take_local_publish(const mqtt::PublishPacket& publish, base::ByteBu
           "bridge %s: queue full (bridge_max_queued_messages=%u): QoS 0 message dropped (%u so far)",
           options.name, options.max_queued_messages, dropped);
     } else {
-      OutboundMessage message{std::move(*remote_topic), std::string(publish.payload), {}, 0, 0, publish.qos,
-                              publish.retain && options.outgoing_retain};
+      OutboundMessage message;
+      message.topic = std::move(*remote_topic);
+      message.payload.assign(publish.payload);
+      message.qos = publish.qos;
+      message.retain = publish.retain && options.outgoing_retain;
       if (setup_.durable) message.local_packet_id = publish.packet_id;
       if (version_ == mqtt::ProtocolVersion::kV5 && !publish.properties.encoded.empty()) {
         // The broker sent the time left (MQTT-3.3.2-6); the queue may hold the message a while.
@@ -343,11 +347,13 @@ void Bridge::take_local_pubrel(uint16_t packet_id, base::ByteBuffer& acks) {
     packet_id_used_[packet_id] = true;
     ++inflight_qos2_;
     inflight_.push_back(InflightMessage{std::move(release), packet_id, true, true});
-    if (state_now_ == BridgeState::kConnected && !closing_) send_remote_ack(mqtt::PacketType::kPubrel, packet_id);
+    if (state_now_ == BridgeState::kConnected && !closing_)
+      send_remote_ack(mqtt::PacketType::kPubrel, packet_id);
     return;
   }
   found->released = true;
-  if (state_now_ == BridgeState::kConnected && !closing_) send_remote_ack(mqtt::PacketType::kPubrel, packet_id);
+  if (state_now_ == BridgeState::kConnected && !closing_)
+    send_remote_ack(mqtt::PacketType::kPubrel, packet_id);
 }
 
 void Bridge::acknowledge_dropped_local(const OutboundMessage& message) {
@@ -854,9 +860,9 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
       if (setup_.durable) {
         // The remote has it (PUBACK, PUBCOMP, or an error PUBREC that ends the exchange): now the
         // local session may forget it.
-        mqtt::PacketType local_type = found->message.qos == 1 ? mqtt::PacketType::kPuback
+        mqtt::PacketType local_type = found->message.qos == 1                    ? mqtt::PacketType::kPuback
                                       : header.type == mqtt::PacketType::kPubrec ? mqtt::PacketType::kPubrec
-                                                                                  : mqtt::PacketType::kPubcomp;
+                                                                                 : mqtt::PacketType::kPubcomp;
         uint8_t reason = local_type == mqtt::PacketType::kPubrec ? 0x80 : 0;
         if (local_type != mqtt::PacketType::kPubrec || !found->remote_received)
           mqtt::encode_ack_v5(local_acks_, local_type, found->message.local_packet_id, reason, {});

@@ -94,7 +94,7 @@ struct BridgeStats {
   std::string remote;              // the address connected to (or last tried)
   uint64_t queued = 0;             // outbound messages waiting for the remote
   uint64_t inflight = 0;           // sent to the remote, not yet acknowledged
-  uint64_t held_local_acks = 0;    // local QoS 1/2 messages past the bound, not yet acknowledged
+  uint64_t held_local_acks = 0;    // local QoS 1/2 not yet acknowledged (past the bound; durable: all)
   uint64_t messages_out = 0;       // sent to the remote (QoS 1/2: acknowledged by it)
   uint64_t messages_in = 0;        // received from the remote and published locally
   uint64_t dropped_qos0 = 0;       // QoS 0 past max_queued_messages

@@ -4,7 +4,8 @@
 // local client on the shard's own listener. Checked: the CONNECT (bridge bit, will), the remote
 // SUBSCRIBE with No Local under MQTT 5, forwarding with prefixes, a lost connection's in-flight
 // message resent with DUP after restart_timeout, start_type once, the in-flight window refilled in
-// batches, the QoS 2 bound, MQTT 5 properties forwarded with the expiry as the time left.
+// batches, the QoS 2 bound, MQTT 5 properties forwarded with the expiry as the time left, and the
+// durable mode (--persistence) acknowledging locally only what the remote acknowledged.
 // Single-threaded: everything runs on the test thread; every wait is bounded (kWaitSeconds).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -524,8 +525,9 @@ TEST(BridgeShard, Mqtt5PropertiesCrossAndAMessageThatExpiresInTheQueueIsDropped)
 // remote acknowledged it, and the remote packet id is the local one. The shard here has no store:
 // the local session's in-flight window shows what the store would keep.
 TEST(BridgeShard, DurableModeAcknowledgesLocallyOnlyWhatTheRemoteAcknowledged) {
-  BridgeHarness harness(4, BridgeOptions::StartType::kAutomatic, [](BridgeOptions& options) { options.topics[0].qos = 2; },
-                        /*durable=*/true);
+  BridgeHarness harness(
+      4, BridgeOptions::StartType::kAutomatic, [](BridgeOptions& options) { options.topics[0].qos = 2; },
+      /*durable=*/true);
   auto remote = harness.accept_remote();
   ASSERT_NE(remote, nullptr);
   ASSERT_TRUE(remote->read(harness.turner()).has_value());  // CONNECT; no CONNACK yet: messages wait
