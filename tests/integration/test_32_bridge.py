@@ -233,6 +233,31 @@ def test_durable_bridge_queue_survives_kill_9_of_the_bridging_broker(store_bridg
     remote_sub.disconnect()
 
 
+def test_durable_bridge_drops_subscriptions_of_topic_lines_removed_since_the_last_run(store_bridge, mosquitto):
+    """The bridge's local session outlives coremq: after a restart with other topic lines, the
+    old line's filter is unsubscribed (logged), and what only it matched is not forwarded."""
+    remote = mosquitto()
+    remote_sub = client(remote.port, "remote-sub-bd3")
+    remote_sub.subscribe("#", 1)
+    spec = f"bd3,address=127.0.0.1:{remote.port},remote_clientid=edgebd3,restart_timeout=1,notifications=false,"
+    local = store_bridge(bridge=spec + "topic=old/# out 1")
+    publisher = client(local.port, "pub-bd3")
+    publisher.publish("old/x", b"first", 1)
+    assert remote_sub.get(timeout=WAIT).payload == b"first"
+    publisher.disconnect()
+    local.options["bridge"] = spec + "topic=new/# out 1"
+    local.restart()
+    assert "1 local subscriptions of the last run are no longer configured" in local.log()
+    publisher = client(local.port, "pub-bd3b")
+    publisher.publish("old/x", b"not forwarded", 1)
+    publisher.publish("new/x", b"second", 1)
+    message = remote_sub.get(timeout=WAIT)
+    assert (message.topic, message.payload) == ("new/x", b"second")
+    remote_sub.expect_none(0.5)
+    publisher.disconnect()
+    remote_sub.disconnect()
+
+
 @pytest.mark.parametrize("qos", [1, 2])
 def test_durable_bridge_kill_9_mid_stream_at_random_moments_loses_nothing(store_bridge, mosquitto, qos):
     """--persistence, the remote up: a publisher streams QoS 1 (2) messages through the bridge
