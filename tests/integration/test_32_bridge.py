@@ -1,6 +1,7 @@
 # Bridges (docs/BRIDGING.md) against a real remote: Debian's mosquitto, started here on a free
 # loopback port with a generated config, and coremq bridged to it with --bridge (and to another
-# coremq, and mosquitto bridged to coremq with try_private). Each test synchronises on message
+# coremq, and mosquitto bridged to coremq with try_private; with --persistence=rocksdb, a durable
+# bridge through kill -9 of coremq itself). Each test synchronises on message
 # round trips (a SUBACK, the notification topic's retained "1", a message echo), never on sleep.
 import os
 import re
