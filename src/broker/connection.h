@@ -108,6 +108,9 @@ struct Connection {
   // An in-process client (coremq::LocalClient): no socket (fd -1); the shard loop hands its
   // output to the delivery thread and feeds it packets from its local intake (src/shard/local_hub.h).
   bool in_process = false;
+  // A bridge's local side with --persistence (src/shard/bridge.h): its in-flight window is the
+  // Receive Maximum it announced, not --max-inflight (it holds each message until the remote has it).
+  bool own_inflight_window = false;
   // The CONNECT's protocol level had the bridge bit (a Mosquitto bridge with try_private): its
   // subscriptions get No Local and Retain As Published (handle_subscribe.cc).
   bool bridge_client = false;

@@ -166,7 +166,7 @@ bool ShardState::output_over_limit(const Connection* connection) const {
 
 uint32_t ShardState::send_window(const Session* session) const {
   const Connection* connection = session->connection;
-  uint32_t window = options_.max_inflight;
+  uint32_t window = connection != nullptr && connection->own_inflight_window ? 65535 : options_.max_inflight;
   if (connection != nullptr) window = std::min<uint32_t>(window, connection->client_receive_maximum);
   return window;
 }

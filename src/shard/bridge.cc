@@ -80,6 +80,11 @@ BridgeStats Bridge::stats() const {
   stats.queued = queue_.size();
   stats.inflight = inflight_.size();
   stats.held_local_acks = held_acks_.size();
+  if (setup_.durable) {
+    // Every QoS 1/2 message the bridge holds waits for the remote before its local acknowledgement.
+    stats.held_local_acks = inflight_.size();
+    for (const OutboundMessage& message : queue_) stats.held_local_acks += message.qos > 0 ? 1 : 0;
+  }
   return stats;
 }
 
@@ -105,26 +110,70 @@ void Bridge::open_local(int64_t now_ms) {
   local_ = new broker::Connection();
   local_->in_process = true;
   local_->accepted_at_ms = now_ms;
+  // Durable: the window is the Receive Maximum below, not --max-inflight (every message the
+  // bridge holds is in it until the remote acknowledges it).
+  local_->own_inflight_window = setup_.durable;
   state_.on_connection_opened(local_);
   base::ByteBuffer bytes;
   mqtt::ConnectPacket connect;
   connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolVersion::kV5);
-  connect.clean_session = true;
+  connect.clean_session = !setup_.durable;
   connect.client_id = setup_.local_clientid;
+  if (setup_.durable) {
+    connect.properties.session_expiry_interval_seconds = broker::kSessionNeverExpires;
+    connect.properties.receive_maximum =
+        static_cast<uint16_t>(std::clamp<uint32_t>(setup_.options.max_queued_messages, 1, 65535));
+  }
   mqtt::encode_connect(bytes, connect);
+  feed_local(bytes);
+  COREMQ_ASSERT(local_->state == broker::ConnectionState::kConnected);
+  bytes.clear();
+  if (setup_.durable) tidy_restored_local_session(bytes);
   // The subscriptions: No Local, so what the bridge publishes (from the remote) never comes back
-  // to it; Retain As Published, so the remote sees the retain flag the publisher set.
+  // to it; Retain As Published, so the remote sees the retain flag the publisher set. Durable:
+  // retained messages only for a new subscription, so a restart does not forward them again.
   std::vector<BridgeTopics::Filter> filters = topics_.local_filters();
   std::vector<mqtt::SubscribeTopic> entries;
+  uint8_t retain_handling = setup_.durable ? 1 : 0;
   for (const BridgeTopics::Filter& filter : filters) {
-    entries.push_back(mqtt::SubscribeTopic{filter.filter, filter.qos, true, true, 0});
+    entries.push_back(mqtt::SubscribeTopic{filter.filter, filter.qos, true, true, retain_handling});
   }
   if (!entries.empty()) {
     mqtt::encode_subscribe(bytes, ++local_packet_id_, entries, mqtt::ProtocolVersion::kV5, {});
   }
   feed_local(bytes);
-  COREMQ_ASSERT(local_->state == broker::ConnectionState::kConnected);
+  if (setup_.durable && (local_->session == nullptr || !local_->session->persisted)) {
+    LOG_WARNING(
+        "bridge %s: its local session is not in the store (store full?): what it queues is lost if "
+        "coremq stops",
+        setup_.options.name);
+  }
   notify_local(false);
+}
+
+void Bridge::tidy_restored_local_session(base::ByteBuffer& bytes) {
+  const broker::Session* session = local_->session;
+  if (session == nullptr) return;
+  // Subscriptions of the last run's topic lines that the config no longer has.
+  std::vector<BridgeTopics::Filter> filters = topics_.local_filters();
+  std::vector<std::string_view> stale;
+  for (const auto& [filter, options] : session->subscriptions) {
+    bool wanted = std::any_of(filters.begin(), filters.end(),
+                              [&](const BridgeTopics::Filter& entry) { return entry.filter == filter; });
+    if (!wanted) stale.push_back(filter);
+  }
+  if (!stale.empty()) {
+    LOG_INFO("bridge %s: %u local subscriptions of the last run are no longer configured: removed",
+             setup_.options.name, stale.size());
+    mqtt::encode_unsubscribe(bytes, ++local_packet_id_, stale, mqtt::ProtocolVersion::kV5, {});
+  }
+  // QoS 2 messages this bridge published locally in the last run, delivered but not released:
+  // released now, or the broker would take a new message with one of those ids for a duplicate.
+  if (session->incoming_qos2 != nullptr) {
+    for (uint16_t packet_id : *session->incoming_qos2) {
+      mqtt::encode_ack_v5(bytes, mqtt::PacketType::kPubrel, packet_id, 0, {});
+    }
+  }
 }
 
 void Bridge::feed_local(const base::ByteBuffer& bytes) {
@@ -197,7 +246,11 @@ void Bridge::on_local_output(base::ByteBuffer bytes, int64_t now_ms) {
       mqtt::AckPacket pubrel;
       COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPubrel,
                                      mqtt::ProtocolVersion::kV5, &pubrel) == mqtt::DecodeStatus::kOk);
-      mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubcomp, pubrel.packet_id, 0, {});
+      if (setup_.durable) {
+        take_local_pubrel(pubrel.packet_id, acks);
+      } else {
+        mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubcomp, pubrel.packet_id, 0, {});
+      }
     } else if (header.type == mqtt::PacketType::kPubrec) {
       // Our own QoS 2 publish (from the remote) was taken: release it.
       mqtt::AckPacket pubrec;
@@ -236,8 +289,12 @@ void Bridge::take_local_publish(const mqtt::PublishPacket& publish, base::ByteBu
           "bridge %s: queue full (bridge_max_queued_messages=%u): QoS 0 message dropped (%u so far)",
           options.name, options.max_queued_messages, dropped);
     } else {
-      OutboundMessage message{std::move(*remote_topic), std::string(publish.payload), {}, 0, publish.qos,
-                              publish.retain && options.outgoing_retain};
+      OutboundMessage message;
+      message.topic = std::move(*remote_topic);
+      message.payload.assign(publish.payload);
+      message.qos = publish.qos;
+      message.retain = publish.retain && options.outgoing_retain;
+      if (setup_.durable) message.local_packet_id = publish.packet_id;
       if (version_ == mqtt::ProtocolVersion::kV5 && !publish.properties.encoded.empty()) {
         // The broker sent the time left (MQTT-3.3.2-6); the queue may hold the message a while.
         if (publish.properties.message_expiry_interval_seconds)
@@ -252,6 +309,13 @@ void Bridge::take_local_publish(const mqtt::PublishPacket& publish, base::ByteBu
   }
   if (publish.qos == 0) return;
   mqtt::PacketType type = publish.qos == 1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec;
+  if (setup_.durable) {
+    // Acknowledged when the remote acknowledges it (pump, handle_remote_packet); the local
+    // session's window (Receive Maximum max_queued_messages) bounds what waits here. One that
+    // goes nowhere (a subscription no topic line maps) is answered at once.
+    if (!queued) mqtt::encode_ack_v5(acks, type, publish.packet_id, 0, {});
+    return;
+  }
   // Past the bound the acknowledgement waits: the broker keeps what follows in the bridge's
   // session (its in-flight window, then its queue), in order.
   if (queued && (queue_.size() > options.max_queued_messages || !held_acks_.empty())) {
@@ -263,6 +327,59 @@ void Bridge::take_local_publish(const mqtt::PublishPacket& publish, base::ByteBu
     return;
   }
   mqtt::encode_ack_v5(acks, type, publish.packet_id, 0, {});
+}
+
+void Bridge::take_local_pubrel(uint16_t packet_id, base::ByteBuffer& acks) {
+  auto found = std::find_if(inflight_.begin(), inflight_.end(),
+                            [&](const InflightMessage& entry) { return entry.packet_id == packet_id; });
+  if (found == inflight_.end()) {
+    if (std::any_of(queue_.begin(), queue_.end(),
+                    [&](const OutboundMessage& message) { return message.local_packet_id == packet_id; })) {
+      // Cannot happen: the local PUBREC (which the PUBREL answers) follows the remote's.
+      mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubcomp, packet_id, 0, {});
+      return;
+    }
+    // Restored from the last run: the local PUBREC was durable, so the remote had the message;
+    // its PUBREL goes (again) and the remote's PUBCOMP ends both exchanges.
+    OutboundMessage release;
+    release.qos = 2;
+    release.local_packet_id = packet_id;
+    packet_id_used_[packet_id] = true;
+    ++inflight_qos2_;
+    inflight_.push_back(InflightMessage{std::move(release), packet_id, true, true});
+    if (state_now_ == BridgeState::kConnected && !closing_)
+      send_remote_ack(mqtt::PacketType::kPubrel, packet_id);
+    return;
+  }
+  found->released = true;
+  if (state_now_ == BridgeState::kConnected && !closing_)
+    send_remote_ack(mqtt::PacketType::kPubrel, packet_id);
+}
+
+void Bridge::acknowledge_dropped_local(const OutboundMessage& message) {
+  if (!setup_.durable || message.qos == 0) return;
+  if (message.qos == 1) {
+    mqtt::encode_ack_v5(local_acks_, mqtt::PacketType::kPuback, message.local_packet_id, 0, {});
+  } else {
+    // 0x80 (unspecified error): an error PUBREC ends a QoS 2 exchange, no PUBREL follows.
+    mqtt::encode_ack_v5(local_acks_, mqtt::PacketType::kPubrec, message.local_packet_id, 0x80, {});
+  }
+}
+
+void Bridge::flush_local_acks() {
+  if (local_acks_.empty()) return;
+  feed_local(local_acks_);
+  local_acks_.clear();
+}
+
+void Bridge::send_remote_ack(mqtt::PacketType type, uint16_t packet_id) {
+  base::ByteBuffer bytes;
+  if (version_ == mqtt::ProtocolVersion::kV5) {
+    mqtt::encode_ack_v5(bytes, type, packet_id, 0, {});
+  } else {
+    mqtt::encode_ack(bytes, type, packet_id);
+  }
+  send_remote(bytes);
 }
 
 void Bridge::release_held_acks() {
@@ -424,6 +541,7 @@ void Bridge::on_received(int result, int64_t now_ms) {
     input_.append(received);
   }
   handle_remote_packets(now_ms);
+  flush_local_acks();  // one batch for the local session per receive
   if (closing_) return;
   arm_receive();
   pump();
@@ -720,6 +838,14 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
         return entry.packet_id == ack.packet_id;
       });
       if (found == inflight_.end()) break;  // a late or duplicate acknowledgement
+      if (setup_.durable && header.type == mqtt::PacketType::kPubrec && ack.reason_code < 0x80) {
+        // Passed on; the remote's PUBREL waits for the local one (take_local_pubrel).
+        if (!found->remote_received && !found->released) {
+          found->remote_received = true;
+          mqtt::encode_ack_v5(local_acks_, mqtt::PacketType::kPubrec, found->message.local_packet_id, 0, {});
+        }
+        break;
+      }
       if (header.type == mqtt::PacketType::kPubrec && ack.reason_code < 0x80) {
         found->released = true;
         if (version_ == mqtt::ProtocolVersion::kV5) {
@@ -731,6 +857,16 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
       }
       packet_id_used_[found->packet_id] = false;
       if (found->message.qos == 2) --inflight_qos2_;
+      if (setup_.durable) {
+        // The remote has it (PUBACK, PUBCOMP, or an error PUBREC that ends the exchange): now the
+        // local session may forget it.
+        mqtt::PacketType local_type = found->message.qos == 1                    ? mqtt::PacketType::kPuback
+                                      : header.type == mqtt::PacketType::kPubrec ? mqtt::PacketType::kPubrec
+                                                                                 : mqtt::PacketType::kPubcomp;
+        uint8_t reason = local_type == mqtt::PacketType::kPubrec ? 0x80 : 0;
+        if (local_type != mqtt::PacketType::kPubrec || !found->remote_received)
+          mqtt::encode_ack_v5(local_acks_, local_type, found->message.local_packet_id, reason, {});
+      }
       inflight_.erase(found);
       ++stats_.messages_out;
       release_held_acks();
@@ -791,6 +927,8 @@ void Bridge::after_connack(int64_t now_ms) {
   send_remote(bytes);
   // What was in flight goes again first, in order (DUP set), then the queue.
   for (const InflightMessage& entry : inflight_) {
+    // Durable QoS 2 past the remote's PUBREC: its PUBREL waits for the local one.
+    if (entry.remote_received && !entry.released) continue;
     if (entry.released) {
       base::ByteBuffer pubrel;
       if (version_ == mqtt::ProtocolVersion::kV5) {
@@ -876,12 +1014,14 @@ void Bridge::pump() {
       LOG_WARNING_LIMITED(
           "bridge %s: a %u-byte message is over the packet size limit %u: dropped (%u so far)", options.name,
           size, limit, dropped);
+      acknowledge_dropped_local(message);
       continue;
     }
     if (message.expires_at_ms != 0 && message.expires_at_ms <= now_ms_) {
       // MQTT-3.3.2-5: an expired message is not sent on (Mosquitto drops it too).
       uint64_t expired = ++stats_.dropped_expired;
       LOG_INFO_LIMITED("bridge %s: a message expired while queued: dropped (%u so far)", options.name, expired);
+      acknowledge_dropped_local(message);
       continue;
     }
     if (message.qos == 0) {
@@ -890,13 +1030,21 @@ void Bridge::pump() {
       ++stats_.messages_out;
       continue;
     }
-    uint16_t id = next_packet_id();
+    // Durable: the local packet id goes to the remote too (see bridge.h).
+    uint16_t id = message.local_packet_id;
+    if (setup_.durable) {
+      COREMQ_ASSERT(id != 0);
+      packet_id_used_[id] = true;
+    } else {
+      id = next_packet_id();
+    }
     bool encoded = encode_publish_remote(message, id, false, true);
     COREMQ_ASSERT(encoded);
     if (message.qos == 2) ++inflight_qos2_;
     inflight_.push_back(InflightMessage{std::move(message), id, false});
     if (inflight_.size() >= window) refill_waits_ = true;
   }
+  flush_local_acks();
   release_held_acks();
 }
 

@@ -15,12 +15,21 @@
 //
 // Store and forward: outbound messages wait in `queue_` (bounded by max_queued_messages) while
 // the remote is down or slow and go out in order, at most max_inflight QoS 1/2 unacknowledged.
-// A QoS 1/2 message is acknowledged to the local session only once it is in the queue, and past
-// the bound its acknowledgement waits (so the broker keeps it in the bridge's session, where its
-// own --max-queued-messages bound and counters apply); QoS 0 past the bound is dropped and
-// counted. The queue is in memory: OutboundMessage is a plain value, so a later step can back it
-// with the persistent store (append on enqueue, delete on PUBACK/PUBCOMP) without changing the
-// state machine.
+// QoS 0 past the bound is dropped and counted. Two ways to acknowledge a QoS 1/2 message to the
+// local session:
+// - In memory (no persistence): once it is in the queue; past the bound its acknowledgement waits
+//   (so the broker keeps it in the bridge's session, where its own --max-queued-messages bound and
+//   counters apply). A crash of this broker loses what the queue held.
+// - Durable (BridgeSetup::durable, --persistence): the local session is persistent (clean start
+//   0, expiry never, Receive Maximum max_queued_messages, exempt from --max-inflight) and a
+//   message is acknowledged to it only once the remote acknowledged it: PUBACK on the remote's
+//   PUBACK; PUBREC on the remote's PUBREC, the remote's PUBREL only after the local PUBREL (whose
+//   record is durable by then), PUBCOMP on the remote's PUBCOMP. Until then the message is in the
+//   session's in-flight window, which the store keeps; a restarted broker resends it with DUP
+//   when the bridge's local side reconnects at start. The remote packet id IS the local one
+//   (unique: the remote's in flight is a subset of the local session's), so no mapping has to
+//   survive a crash, and a QoS 2 resend reaches a persistent remote session with the id it
+//   already holds, which it recognises as a duplicate.
 //
 // Lifetime: made by the Shard at set-up from a BridgeSetup, lives until the Shard is destroyed.
 // Its operation records are fields, so a completion that arrives after the socket closed still
@@ -64,6 +73,10 @@ struct BridgeSetup {
   std::string local_clientid;
   std::string remote_clientid;
   std::string notification_topic;
+  // Durable store and forward (--persistence, set by the Shard; tests set it directly): the local
+  // session is persistent and a QoS 1/2 message is acknowledged to it only once the remote
+  // acknowledged it, so the broker's store keeps it until then (see "Store and forward" above).
+  bool durable = false;
 };
 
 // Controlling thread, at start: each bridge with its defaults and resolved addresses, by the
@@ -81,7 +94,7 @@ struct BridgeStats {
   std::string remote;              // the address connected to (or last tried)
   uint64_t queued = 0;             // outbound messages waiting for the remote
   uint64_t inflight = 0;           // sent to the remote, not yet acknowledged
-  uint64_t held_local_acks = 0;    // local QoS 1/2 messages past the bound, not yet acknowledged
+  uint64_t held_local_acks = 0;    // local QoS 1/2 not yet acknowledged (past the bound; durable: all)
   uint64_t messages_out = 0;       // sent to the remote (QoS 1/2: acknowledged by it)
   uint64_t messages_in = 0;        // received from the remote and published locally
   uint64_t dropped_qos0 = 0;       // QoS 0 past max_queued_messages
@@ -137,6 +150,9 @@ class Bridge {
     // Interval, which is kept as a deadline and sent as the time left); empty under 3.1.1.
     std::string properties;
     int64_t expires_at_ms = 0;  // 0: never
+    // Durable: the local session's packet id, acknowledged once the remote acknowledged it (and
+    // the remote packet id too); 0 in memory.
+    uint16_t local_packet_id = 0;
     uint8_t qos = 0;
     bool retain = false;
   };
@@ -144,6 +160,9 @@ class Bridge {
     OutboundMessage message;
     uint16_t packet_id = 0;
     bool released = false;  // QoS 2: PUBREC received, PUBREL sent, waiting for PUBCOMP
+    // Durable QoS 2: the remote's PUBREC came and was passed on; its PUBREL waits for the local
+    // one (so a crash before the local PUBREC is durable resends a PUBLISH the remote still holds).
+    bool remote_received = false;
   };
   struct HeldAck {
     uint16_t packet_id;
@@ -161,6 +180,16 @@ class Bridge {
   void notify_local(bool connected);
   void take_local_publish(const mqtt::PublishPacket& publish, base::ByteBuffer& acks);
   void release_held_acks();
+  // Durable: the local PUBREL of a QoS 2 message (known, or restored from the last run).
+  void take_local_pubrel(uint16_t packet_id, base::ByteBuffer& acks);
+  // Durable: a local message that will not reach the remote (not routed, too large, expired) is
+  // acknowledged at once (QoS 2: an error PUBREC ends the exchange).
+  void acknowledge_dropped_local(const OutboundMessage& message);
+  // Durable, at start: the restored session's subscriptions no topic line names any more are
+  // removed, and its QoS 2 messages received but not released are released.
+  void tidy_restored_local_session(base::ByteBuffer& bytes);
+  void send_remote_ack(mqtt::PacketType type, uint16_t packet_id);
+  void flush_local_acks();
 
   void begin_connect(int64_t now_ms);
   void on_connected(int result, int64_t now_ms);
@@ -196,6 +225,7 @@ class Bridge {
   broker::Connection* local_ = nullptr;
   uint16_t local_packet_id_ = 0;
   std::deque<HeldAck> held_acks_;
+  base::ByteBuffer local_acks_;  // durable: acknowledgements for the local session, fed once per batch
 
   // ---- remote side ----
   BridgeState state_now_ = BridgeState::kIdle;

@@ -7,6 +7,8 @@ namespace coremq::shard {
 
 void Shard::start_bridges() {
   for (BridgeSetup& setup : bridge_setups_) {
+    // --persistence: the bridge's queue lives in its persistent local session (bridge.h).
+    if (store_ != nullptr) setup.durable = true;
     LOG_INFO("bridge %s: runs on this shard (local client id '%s', remote client id '%s')",
              setup.options.name, setup.local_clientid, setup.remote_clientid);
     bridges_.push_back(std::make_unique<Bridge>(std::move(setup), ring_, *state_, options_.max_packet_size));

@@ -4,7 +4,8 @@
 // local client on the shard's own listener. Checked: the CONNECT (bridge bit, will), the remote
 // SUBSCRIBE with No Local under MQTT 5, forwarding with prefixes, a lost connection's in-flight
 // message resent with DUP after restart_timeout, start_type once, the in-flight window refilled in
-// batches, the QoS 2 bound, MQTT 5 properties forwarded with the expiry as the time left.
+// batches, the QoS 2 bound, MQTT 5 properties forwarded with the expiry as the time left, and the
+// durable mode (--persistence) acknowledging locally only what the remote acknowledged.
 // Single-threaded: everything runs on the test thread; every wait is bounded (kWaitSeconds).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -104,7 +105,8 @@ class BridgeHarness {
  public:
   explicit BridgeHarness(uint8_t version = 4,
                          BridgeOptions::StartType start = BridgeOptions::StartType::kAutomatic,
-                         const std::function<void(BridgeOptions&)>& adjust = {}) {
+                         const std::function<void(BridgeOptions&)>& adjust = {}, bool durable = false)
+      : durable_(durable) {
     std::string error;
     remote_listener_ = io::open_listener("127.0.0.1", 0, 16, /*join_group=*/false, &remote_port_, &error);
     EXPECT_GE(remote_listener_, 0) << error;
@@ -134,6 +136,7 @@ class BridgeHarness {
     setup.local_clientid = "local.b";
     setup.remote_clientid = "edge.b";
     setup.notification_topic = "$SYS/broker/connection/edge.b/state";
+    setup.durable = durable_;
     std::vector<BridgeSetup> setups;
     setups.push_back(std::move(setup));
     shard_->set_bridges(std::move(setups));
@@ -205,6 +208,7 @@ class BridgeHarness {
   BridgeStats stats() { return shard_->bridge_stats().at(0); }
 
  private:
+  bool durable_ = false;
   Options options_;
   SharedState shared_;
   std::unique_ptr<Shard> shard_;
@@ -515,6 +519,87 @@ TEST(BridgeShard, Mqtt5PropertiesCrossAndAMessageThatExpiresInTheQueueIsDropped)
   EXPECT_EQ(users[1].value, "v2");
   EXPECT_EQ(harness.stats().dropped_expired, 1u);
   EXPECT_EQ(harness.stats().queued, 0u);
+}
+
+// Durable mode (--persistence): the bridge's local session holds each QoS 1/2 message until the
+// remote acknowledged it, and the remote packet id is the local one. The shard here has no store:
+// the local session's in-flight window shows what the store would keep.
+TEST(BridgeShard, DurableModeAcknowledgesLocallyOnlyWhatTheRemoteAcknowledged) {
+  BridgeHarness harness(
+      4, BridgeOptions::StartType::kAutomatic, [](BridgeOptions& options) { options.topics[0].qos = 2; },
+      /*durable=*/true);
+  auto remote = harness.accept_remote();
+  ASSERT_NE(remote, nullptr);
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // CONNECT; no CONNACK yet: messages wait
+  auto publisher = harness.connect_local("pub");
+  // More than --max-inflight (64, the window of any other client): the bridge's is its Receive Maximum.
+  constexpr uint16_t kCount = 100;
+  for (uint16_t i = 1; i <= kCount; ++i) {
+    publisher->send(publish_qos1("up/d", std::to_string(i), i));
+    auto puback = publisher->read(harness.turner());
+    ASSERT_TRUE(puback && puback->first == 0x40) << "the publisher's PUBACK does not wait for the remote";
+  }
+  ASSERT_TRUE(harness.turn_until([&] { return harness.stats().queued == kCount; })) << harness.stats().queued;
+  EXPECT_EQ(harness.stats().held_local_acks, kCount) << "nothing acknowledged to the local session yet";
+  remote->send(connack(4));
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // SUBSCRIBE
+  ASSERT_TRUE(remote->read(harness.turner()).has_value());  // notification
+  std::vector<uint16_t> ids;
+  for (int i = 1; i <= kCount; ++i) {
+    auto forwarded = remote->read(harness.turner());
+    ASSERT_TRUE(forwarded.has_value());
+    ASSERT_EQ(forwarded->first, 0x32) << "QoS 1, no DUP";
+    EXPECT_EQ(forwarded->body.substr(2 + 6 + 2), std::to_string(i)) << "in order";
+    ids.push_back(packet_id_of(*forwarded));
+  }
+  // The remote id is the local session's: the broker numbers a session's messages 1, 2, 3 ...
+  for (int i = 0; i < kCount; ++i) EXPECT_EQ(ids[i], i + 1);
+  EXPECT_EQ(harness.stats().inflight, kCount);
+  EXPECT_EQ(harness.stats().held_local_acks, kCount);
+  // A PUBACK from the remote frees the local message: the held count falls one by one.
+  for (int i = 0; i < 10; ++i) remote->send(ack(mqtt::PacketType::kPuback, ids[i]));
+  ASSERT_TRUE(harness.turn_until([&] { return harness.stats().held_local_acks == kCount - 10; }))
+      << harness.stats().held_local_acks;
+  EXPECT_EQ(harness.stats().messages_out, 10u);
+  // A lost connection keeps the other 90 unacknowledged locally; they go again with DUP and their ids.
+  remote->close();
+  ASSERT_TRUE(harness.turn_until([&] { return harness.stats().state == BridgeState::kWaitingToRestart; }));
+  EXPECT_EQ(harness.stats().held_local_acks, kCount - 10);
+  harness.advance(2500);
+  auto again = harness.accept_remote();
+  ASSERT_NE(again, nullptr);
+  bring_up(harness, *again);
+  for (int i = 10; i < kCount; ++i) {
+    auto resent = again->read(harness.turner());
+    ASSERT_TRUE(resent.has_value());
+    EXPECT_EQ(resent->first, 0x3A) << "QoS 1 with DUP";
+    EXPECT_EQ(packet_id_of(*resent), ids[i]);
+    again->send(ack(mqtt::PacketType::kPuback, ids[i]));
+  }
+  ASSERT_TRUE(harness.turn_until([&] { return harness.stats().held_local_acks == 0; }))
+      << harness.stats().held_local_acks;
+  EXPECT_EQ(harness.stats().messages_out, kCount);
+
+  // QoS 2: the remote's PUBREC becomes the local PUBREC; the remote's PUBREL waits for the local
+  // one; the remote's PUBCOMP ends the local exchange.
+  publisher->send(publish_qos1("up/q", "two", 500, 2));
+  ASSERT_TRUE(publisher->read(harness.turner()).has_value());  // PUBREC
+  publisher->send(ack(mqtt::PacketType::kPubrel, 500));
+  ASSERT_TRUE(publisher->read(harness.turner()).has_value());  // PUBCOMP
+  auto qos2 = again->read(harness.turner());
+  ASSERT_TRUE(qos2.has_value());
+  EXPECT_EQ(qos2->first, 0x34);
+  uint16_t id = packet_id_of(*qos2);
+  EXPECT_EQ(harness.stats().held_local_acks, 1u);
+  again->send(ack(mqtt::PacketType::kPubrec, id));
+  auto pubrel = again->read(harness.turner());
+  ASSERT_TRUE(pubrel.has_value());
+  EXPECT_EQ(pubrel->first, 0x62) << "the local PUBREL came back and went on";
+  EXPECT_EQ(packet_id_of(Packet{0, std::string(2, 0) + pubrel->body}), id);
+  EXPECT_EQ(harness.stats().held_local_acks, 1u) << "until the remote's PUBCOMP";
+  again->send(ack(mqtt::PacketType::kPubcomp, id));
+  ASSERT_TRUE(harness.turn_until([&] { return harness.stats().held_local_acks == 0; }));
+  EXPECT_EQ(harness.stats().inflight, 0u);
 }
 
 }  // namespace
