@@ -210,7 +210,7 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
       report_dropped(session, message->topic(), 0, DropReason::kOffline);
       return;
     }
-    if (!session->queue.empty()) {
+    if (!session->queue.empty() || session->send_after_batch != 0) {
       enqueue(session, message, std::move(delivery));  // behind what already waits, to keep order
       return;
     }
@@ -222,14 +222,9 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
     send_publish(session, message, delivery, /*dup=*/false, 0);
     return;
   }
-  if (delivery.qos == 2 && stores_outgoing(session, 2)) [[unlikely]] {
-    // --persistence: through the queue, which sends once the record is durable (see
-    // Session::send_after_batch).
-    enqueue(session, message, std::move(delivery));
-    hold_queue_for_store(session);
-    return;
-  }
-  if (connection != nullptr && session->queue.empty() && session->inflight.size() < send_window(session)) {
+  // Behind a QoS 2 PUBLISH that waits for its record (Session::send_after_batch), in the queue.
+  if (connection != nullptr && session->queue.empty() && session->send_after_batch == 0 &&
+      session->inflight.size() < send_window(session)) {
     start_inflight(session, message, std::move(delivery));
     return;
   }
@@ -239,10 +234,18 @@ void ShardState::deliver_to_session(Session* session, const MessageRef& message,
 void ShardState::start_inflight(Session* session, const MessageRef& message, Delivery delivery,
                                 uint64_t store_sequence) {
   uint16_t packet_id = next_packet_id(session);
-  session->inflight.push_back(OutgoingInflight{packet_id, false, std::move(delivery), message, store_sequence});
+  session->inflight.push_back(OutgoingInflight{packet_id, false, false, std::move(delivery), message, store_sequence});
   OutgoingInflight& inflight = session->inflight.back();
   // --persistence: the record says sent with this packet id, so a restart resends it with DUP.
   journal_outgoing(session, &inflight.store_sequence, message, inflight.delivery, packet_id);
+  if (inflight.delivery.qos == 2 && inflight.store_sequence != 0) [[unlikely]] {
+    // A QoS 2 PUBLISH leaves once that record is durable: sent earlier, a crash could forget a
+    // message the client has (or restore it as queued, to go out with a new packet id), and the
+    // client would take the next copy for a new message. pump_queue sends it (on_durable).
+    inflight.awaiting_store = true;
+    hold_queue_for_store(session);
+    return;
+  }
   send_publish(session, message, inflight.delivery, /*dup=*/false, packet_id);
 }
 
@@ -335,10 +338,17 @@ void ShardState::pump_queue(Session* session) {
   if (session->send_after_batch != 0) {
     if (!journal_durable(session->send_after_batch)) return;  // resumes on on_durable
     session->send_after_batch = 0;
+    // The QoS 2 PUBLISHes whose records are now durable: the tail of the in-flight window.
+    for (size_t i = 0; i < session->inflight.size(); ++i) {
+      OutgoingInflight& inflight = session->inflight[i];
+      if (!inflight.awaiting_store) continue;
+      inflight.awaiting_store = false;
+      send_publish(session, inflight.message, inflight.delivery, /*dup=*/false, inflight.packet_id);
+    }
   }
   auto& queue = session->queue;
   int64_t now = io_.now_ms();
-  while (!queue.empty()) {
+  while (!queue.empty() && session->send_after_batch == 0) {
     QueuedDelivery& front = queue.front();
     bool qos0 = front.delivery.qos == 0;
     if (front.message->expired(now) || exceeds_client_packet_limit(connection, *front.message, front.delivery)) {

@@ -626,6 +626,10 @@ void ShardState::resume_session(Session* session) {
   // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in their order.
   for (size_t i = 0; i < session->inflight.size();) {
     OutgoingInflight& inflight = session->inflight[i];
+    if (inflight.awaiting_store) {
+      ++i;  // never sent: pump_queue sends it once its record is durable
+      continue;
+    }
     if (inflight.pubrec_received) {
       if (!send_ack(connection, mqtt::PacketType::kPubrel, inflight.packet_id, 0)) return;  // closed
     } else if (exceeds_client_packet_limit(connection, *inflight.message, inflight.delivery)) {

@@ -238,7 +238,7 @@ void ShardState::restore_outgoing(Session* session, const persist::LoadedSession
     } else {
       bool pubrel = entry.state == persist::OutgoingState::kPubrelSent;
       session->inflight.push_back(
-          OutgoingInflight{entry.packet_id, pubrel, std::move(delivery), std::move(message), entry.sequence});
+          OutgoingInflight{entry.packet_id, pubrel, false, std::move(delivery), std::move(message), entry.sequence});
       session->last_packet_id = entry.packet_id;
     }
   }

@@ -131,7 +131,7 @@ void ShardState::journal_existing_outgoing(Session* session) {
 }
 
 void ShardState::hold_queue_for_store(Session* session) {
-  if (session->queue.empty() || journal_->is_durable(journal_->batch_needed())) return;
+  if (journal_->is_durable(journal_->batch_needed())) return;
   if (session->send_after_batch == 0) queues_held_for_store_.push_back(session->client_id);
   session->send_after_batch = journal_->batch_needed();
 }
@@ -146,9 +146,9 @@ void ShardState::pump_queues_held_for_store() {
       queues_held_for_store_[kept++] = std::move(queues_held_for_store_[i]);
       continue;
     }
+    // Offline: send_after_batch stays set (durable now), so the client's return sends what
+    // waited (pump_queue, after resume_session's resends).
     pump_queue(session);
-    // Offline: the batch is durable all the same; the queue sends when the client returns.
-    session->send_after_batch = 0;
   }
   queues_held_for_store_.resize(kept);
 }

@@ -50,6 +50,8 @@ struct Delivery {
 struct OutgoingInflight {
   uint16_t packet_id = 0;
   bool pubrec_received = false;  // QoS 2: PUBREL sent, waiting for PUBCOMP
+  // --persistence, QoS 2: not sent yet, waiting for its record (Session::send_after_batch).
+  bool awaiting_store = false;
   Delivery delivery;
   MessageRef message;
   // With --persistence, for a persistent session: this message's record in the store (its

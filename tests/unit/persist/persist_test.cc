@@ -470,6 +470,32 @@ TEST_F(PersistGating, Qos2ToAPersistentSessionLeavesOnlyOnceItsRecordIsDurable) 
   EXPECT_EQ(take(keeper), ack_bytes(mqtt::PacketType::kPubrel, 1));
 }
 
+TEST_F(PersistGating, Qos2FromTheQueueLeavesOnlyOnceItsPacketIdIsDurable) {
+  // A window of one: the second message waits in the queue (its "queued" record durable) and
+  // moves to the window when the first completes; its PUBLISH, with the packet id it gets then,
+  // leaves only once the record naming that id is durable (else a crash would restore it as
+  // queued and send it again under a new id).
+  options_.max_inflight = 1;
+  state_ = std::make_unique<broker::ShardState>(0, 1, options_, *io_);
+  state_->set_journal(&fixture_->store->journal(0), 0);
+  broker::Connection* keeper = connect("keeper", /*clean=*/false);
+  commit_turn();
+  feed(keeper, subscribe_bytes(3, {{"a/#", 2}}));
+  commit_turn();
+  take(keeper);
+  broker::Connection* publisher = connect("publisher", /*clean=*/true);
+  feed(publisher, publish_bytes("a/1", "first", 2, 8) + publish_bytes("a/2", "second", 2, 9));
+  commit_turn();
+  EXPECT_EQ(take(keeper), publish_bytes("a/1", "first", 2, 1));
+  feed(keeper, ack_bytes(mqtt::PacketType::kPubrec, 1));
+  commit_turn();
+  EXPECT_EQ(take(keeper), ack_bytes(mqtt::PacketType::kPubrel, 1));
+  feed(keeper, ack_bytes(mqtt::PacketType::kPubcomp, 1));
+  EXPECT_EQ(take(keeper), "");  // the second one's record with its packet id is not durable yet
+  commit_turn();
+  EXPECT_EQ(take(keeper), publish_bytes("a/2", "second", 2, 2));
+}
+
 // Two shards on one store: the retained topic's owner is the other shard, so the publisher's
 // PUBACK waits for the peer's barrier ack, and the peer gives it only once its own batch (the
 // retained record) is durable: the barrier extended, not a second mechanism.
