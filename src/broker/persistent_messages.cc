@@ -12,33 +12,16 @@
 
 namespace coremq::broker {
 
-namespace {
-
-persist::OutgoingRecord outgoing_record(const Delivery& delivery) {
-  persist::OutgoingRecord record;
-  record.qos = delivery.qos;
-  record.retain_flag = delivery.retain_flag;
-  record.subscription_ids.assign(delivery.subscription_ids.begin(), delivery.subscription_ids.end());
-  record.shared_group = delivery.shared_group;
-  return record;
-}
-
-}  // namespace
-
 uint64_t ShardState::hold_body(const MessageRef& message) {
   auto [found, made] = stored_bodies_.try_emplace(message.get());
   StoredBody& body = found->second;
   if (made) {
     body.id = journal_->next_body_id();
-    persist::BodyRecord record;
-    record.qos = message->qos();
-    record.retain = message->retain();
-    record.expires_at_unix_ms = message->expires_at_ms() == 0 ? 0 : message->expires_at_ms() + unix_offset_ms_;
-    record.topic.assign(message->topic());
-    record.payload.assign(message->payload());
-    record.property_bytes.assign(message->property_bytes());
-    persist::encode_body(record, &record_scratch_);
-    journal_->create(persist::body_key(body.id), record_scratch_);
+    int64_t expires_at = message->expires_at_ms() == 0 ? 0 : message->expires_at_ms() + unix_offset_ms_;
+    persist::encode_body_fields(message->topic(), message->payload(), message->property_bytes(), message->qos(),
+                                message->retain(), expires_at, &record_scratch_);
+    persist::body_key_into(body.id, &key_scratch_);
+    journal_->create(key_scratch_, record_scratch_);
     stored_body_bytes_ += message->memory_size();
   }
   ++body.references;
@@ -49,7 +32,8 @@ void ShardState::release_body(const Message* message) {
   auto found = stored_bodies_.find(message);
   COREMQ_ASSERT_MSG(found != stored_bodies_.end(), "a stored message without its body");
   if (--found->second.references > 0) return;
-  journal_->erase(persist::body_key(found->second.id));
+  persist::body_key_into(found->second.id, &key_scratch_);
+  journal_->erase(key_scratch_);
   stored_body_bytes_ -= message->memory_size();
   stored_bodies_.erase(found);
 }
@@ -57,38 +41,41 @@ void ShardState::release_body(const Message* message) {
 void ShardState::journal_outgoing(Session* session, uint64_t* sequence, const MessageRef& message,
                                   const Delivery& delivery, uint16_t packet_id) {
   if (!stores_outgoing(session, delivery.qos)) return;
-  persist::OutgoingRecord record = outgoing_record(delivery);
   bool created = *sequence == 0;
+  uint64_t body_id = 0;
   if (created) {
     *sequence = ++session->last_store_sequence;
-    record.body_id = hold_body(message);
+    body_id = hold_body(message);
   } else {
-    record.body_id = stored_bodies_.at(message.get()).id;
+    body_id = stored_bodies_.at(message.get()).id;
   }
-  record.state = packet_id == 0 ? persist::OutgoingState::kQueued : persist::OutgoingState::kPublishSent;
-  record.packet_id = packet_id;
-  persist::encode_outgoing(record, &record_scratch_);
+  persist::OutgoingState state = packet_id == 0 ? persist::OutgoingState::kQueued : persist::OutgoingState::kPublishSent;
+  persist::encode_outgoing_fields(state, body_id, packet_id, delivery.qos, delivery.retain_flag,
+                                  delivery.subscription_ids, delivery.shared_group, &record_scratch_);
+  persist::outgoing_key_into(session->client_id, *sequence, &key_scratch_);
   // Created: acknowledged before its batch leaves, it never reaches the store (ShardJournal).
   if (created) {
-    journal_->create(persist::outgoing_key(session->client_id, *sequence), record_scratch_);
+    journal_->create(key_scratch_, record_scratch_);
   } else {
-    journal_->put(persist::outgoing_key(session->client_id, *sequence), record_scratch_);
+    journal_->put(key_scratch_, record_scratch_);
   }
 }
 
 void ShardState::journal_pubrel_sent(Session* session, OutgoingInflight& inflight) {
   if (inflight.store_sequence == 0) return;
-  persist::OutgoingRecord record = outgoing_record(inflight.delivery);
-  record.state = persist::OutgoingState::kPubrelSent;
-  record.packet_id = inflight.packet_id;
-  persist::encode_outgoing(record, &record_scratch_);
-  journal_->put(persist::outgoing_key(session->client_id, inflight.store_sequence), record_scratch_);
+  const Delivery& delivery = inflight.delivery;
+  persist::encode_outgoing_fields(persist::OutgoingState::kPubrelSent, 0, inflight.packet_id, delivery.qos,
+                                  delivery.retain_flag, delivery.subscription_ids, delivery.shared_group,
+                                  &record_scratch_);
+  persist::outgoing_key_into(session->client_id, inflight.store_sequence, &key_scratch_);
+  journal_->put(key_scratch_, record_scratch_);
   if (inflight.message) release_body(inflight.message.get());
 }
 
 void ShardState::journal_outgoing_done(uint64_t* sequence, const Session* session, const Message* message) {
   if (*sequence == 0) return;
-  journal_->erase(persist::outgoing_key(session->client_id, *sequence));
+  persist::outgoing_key_into(session->client_id, *sequence, &key_scratch_);
+  journal_->erase(key_scratch_);
   if (message != nullptr) release_body(message);
   *sequence = 0;
 }
@@ -155,11 +142,11 @@ void ShardState::pump_queues_held_for_store() {
 
 void ShardState::journal_incoming_qos2(Session* session, uint16_t packet_id, bool received) {
   if (journal_ == nullptr || !session->persisted) return;
-  std::string key = persist::incoming_qos2_key(session->client_id, packet_id);
+  persist::incoming_qos2_key_into(session->client_id, packet_id, &key_scratch_);
   if (received) {
-    journal_->create(key, persist::incoming_qos2_value());
+    journal_->create(key_scratch_, persist::incoming_qos2_value());
   } else {
-    journal_->erase(key);
+    journal_->erase(key_scratch_);
   }
 }
 

@@ -598,6 +598,7 @@ class ShardState {
   };
   std::deque<DeferredBarrierAck> deferred_barrier_acks_;
   std::string record_scratch_;
+  std::string key_scratch_;
   // Bodies in the store, by the message they hold; deleted with their last reference.
   struct StoredBody {
     uint64_t id = 0;

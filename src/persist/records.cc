@@ -30,11 +30,17 @@ uint64_t read_big_endian(std::string_view bytes) {
 }
 
 // Type byte, client id length (2 bytes), client id: the start of one client's keys of a type.
-std::string client_prefix(RecordType type, std::string_view client_id) {
+void client_prefix_into(RecordType type, std::string_view client_id, std::string* key) {
   COREMQ_ASSERT(client_id.size() <= 0xFFFF);
-  std::string key(key_prefix(type));
-  append_big_endian(&key, client_id.size(), 2);
-  key.append(client_id);
+  key->clear();
+  key->push_back(static_cast<char>(type));
+  append_big_endian(key, client_id.size(), 2);
+  key->append(client_id);
+}
+
+std::string client_prefix(RecordType type, std::string_view client_id) {
+  std::string key;
+  client_prefix_into(type, client_id, &key);
   return key;
 }
 
@@ -184,21 +190,37 @@ std::string session_key(std::string_view client_id) {
   return key;
 }
 
+void body_key_into(uint64_t body_id, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(RecordType::kBody));
+  append_big_endian(out, body_id, 8);
+}
+
+void outgoing_key_into(std::string_view client_id, uint64_t sequence, std::string* out) {
+  client_prefix_into(RecordType::kOutgoing, client_id, out);
+  append_big_endian(out, sequence, 8);
+}
+
+void incoming_qos2_key_into(std::string_view client_id, uint16_t packet_id, std::string* out) {
+  client_prefix_into(RecordType::kIncomingQos2, client_id, out);
+  append_big_endian(out, packet_id, 2);
+}
+
 std::string body_key(uint64_t body_id) {
-  std::string key(key_prefix(RecordType::kBody));
-  append_big_endian(&key, body_id, 8);
+  std::string key;
+  body_key_into(body_id, &key);
   return key;
 }
 
 std::string outgoing_key(std::string_view client_id, uint64_t sequence) {
-  std::string key = client_prefix(RecordType::kOutgoing, client_id);
-  append_big_endian(&key, sequence, 8);
+  std::string key;
+  outgoing_key_into(client_id, sequence, &key);
   return key;
 }
 
 std::string incoming_qos2_key(std::string_view client_id, uint16_t packet_id) {
-  std::string key = client_prefix(RecordType::kIncomingQos2, client_id);
-  append_big_endian(&key, packet_id, 2);
+  std::string key;
+  incoming_qos2_key_into(client_id, packet_id, &key);
   return key;
 }
 
@@ -353,15 +375,21 @@ bool decode_session(std::string_view key, std::string_view value, SessionRecord*
   return true;
 }
 
-void encode_body(const BodyRecord& record, std::string* out) {
+void encode_body_fields(std::string_view topic, std::string_view payload, std::string_view property_bytes, uint8_t qos,
+                        bool retain, int64_t expires_at_unix_ms, std::string* out) {
   Writer writer(out);
   writer.u8(kRecordVersion);
-  writer.u8(record.qos);
-  writer.u8(record.retain ? 1 : 0);
-  writer.u64(static_cast<uint64_t>(record.expires_at_unix_ms));
-  writer.bytes(record.topic);
-  writer.bytes(record.payload);
-  writer.bytes(record.property_bytes);
+  writer.u8(qos);
+  writer.u8(retain ? 1 : 0);
+  writer.u64(static_cast<uint64_t>(expires_at_unix_ms));
+  writer.bytes(topic);
+  writer.bytes(payload);
+  writer.bytes(property_bytes);
+}
+
+void encode_body(const BodyRecord& record, std::string* out) {
+  encode_body_fields(record.topic, record.payload, record.property_bytes, record.qos, record.retain,
+                     record.expires_at_unix_ms, out);
 }
 
 bool decode_body(std::string_view key, std::string_view value, BodyRecord* record, std::string* error) {
@@ -384,18 +412,25 @@ bool decode_body(std::string_view key, std::string_view value, BodyRecord* recor
   return true;
 }
 
-void encode_outgoing(const OutgoingRecord& record, std::string* out) {
+void encode_outgoing_fields(OutgoingState state, uint64_t body_id, uint16_t packet_id, uint8_t qos, bool retain_flag,
+                            std::span<const uint32_t> subscription_ids, std::string_view shared_group,
+                            std::string* out) {
   Writer writer(out);
   writer.u8(kRecordVersion);
-  writer.u8(static_cast<uint8_t>(record.state));
-  writer.u64(record.body_id);
-  writer.u8(static_cast<uint8_t>(record.packet_id >> 8));
-  writer.u8(static_cast<uint8_t>(record.packet_id));
-  writer.u8(record.qos);
-  writer.u8(record.retain_flag ? 1 : 0);
-  writer.u32(static_cast<uint32_t>(record.subscription_ids.size()));
-  for (uint32_t id : record.subscription_ids) writer.u32(id);
-  writer.bytes(record.shared_group);
+  writer.u8(static_cast<uint8_t>(state));
+  writer.u64(body_id);
+  writer.u8(static_cast<uint8_t>(packet_id >> 8));
+  writer.u8(static_cast<uint8_t>(packet_id));
+  writer.u8(qos);
+  writer.u8(retain_flag ? 1 : 0);
+  writer.u32(static_cast<uint32_t>(subscription_ids.size()));
+  for (uint32_t id : subscription_ids) writer.u32(id);
+  writer.bytes(shared_group);
+}
+
+void encode_outgoing(const OutgoingRecord& record, std::string* out) {
+  encode_outgoing_fields(record.state, record.body_id, record.packet_id, record.qos, record.retain_flag,
+                         record.subscription_ids, record.shared_group, out);
 }
 
 bool decode_outgoing(std::string_view key, std::string_view value, OutgoingRecord* record, std::string* error) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -113,6 +114,10 @@ std::string session_key(std::string_view client_id);
 std::string body_key(uint64_t body_id);
 std::string outgoing_key(std::string_view client_id, uint64_t sequence);
 std::string incoming_qos2_key(std::string_view client_id, uint16_t packet_id);
+// The same keys written into *out (replaced), for callers that reuse one buffer.
+void body_key_into(uint64_t body_id, std::string* out);
+void outgoing_key_into(std::string_view client_id, uint64_t sequence, std::string* out);
+void incoming_qos2_key_into(std::string_view client_id, uint16_t packet_id, std::string* out);
 // [begin, end) of every key of one client's outgoing (or incoming QoS 2) records.
 std::pair<std::string, std::string> outgoing_range(std::string_view client_id);
 std::pair<std::string, std::string> incoming_qos2_range(std::string_view client_id);
@@ -128,6 +133,13 @@ void encode_retained(const RetainedRecord& record, std::string* out);
 void encode_session(const SessionRecord& record, std::string* out);
 void encode_body(const BodyRecord& record, std::string* out);
 void encode_outgoing(const OutgoingRecord& record, std::string* out);
+// The same encodings from their fields, for a shard that has them in its own structures (no
+// record to fill, so no copy of a payload or a list).
+void encode_body_fields(std::string_view topic, std::string_view payload, std::string_view property_bytes, uint8_t qos,
+                        bool retain, int64_t expires_at_unix_ms, std::string* out);
+void encode_outgoing_fields(OutgoingState state, uint64_t body_id, uint16_t packet_id, uint8_t qos, bool retain_flag,
+                            std::span<const uint32_t> subscription_ids, std::string_view shared_group,
+                            std::string* out);
 // The value of an incoming QoS 2 record (its facts are all in the key).
 std::string_view incoming_qos2_value();
 

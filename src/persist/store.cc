@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "base/assert.h"
@@ -40,49 +41,78 @@ int64_t steady_ms() {
 
 ShardJournal::~ShardJournal() = default;
 
+namespace {
+// Past this, a reused op's strings give their memory back after the batch leaves (a large
+// payload does not stay allocated in a slot that usually holds small ones).
+constexpr size_t kOpBytesKeptMax = 64 * 1024;
+
+uint64_t key_hash(std::string_view key) { return absl::Hash<absl::string_view>{}(absl::string_view(key.data(), key.size())); }
+}  // namespace
+
+ShardJournal::Op& ShardJournal::next_op(Op::Kind kind, std::string_view key, std::string_view value) {
+  if (op_count_ == ops_.size()) ops_.emplace_back();
+  Op& op = ops_[op_count_++];
+  op.kind = kind;
+  op.live = true;
+  op.key.assign(key);
+  op.value.assign(value);
+  return op;
+}
+
+int64_t ShardJournal::created_index(std::string_view key, uint64_t hash) const {
+  auto created = created_.find(hash);
+  if (created == created_.end() || ops_[created->second].key != key) return -1;
+  return created->second;
+}
+
 void ShardJournal::put(std::string_view key, std::string_view value) {
-  auto created = created_.find(absl::string_view(key.data(), key.size()));
-  if (created != created_.end()) {
+  uint64_t hash = key_hash(key);
+  int64_t index = created_.empty() ? -1 : created_index(key, hash);
+  if (index >= 0) {
     // Still new to the store: this put replaces the creating one.
-    ops_[created->second].live = false;
-    created->second = static_cast<uint32_t>(ops_.size());
+    ops_[static_cast<size_t>(index)].live = false;
+    created_[hash] = static_cast<uint32_t>(op_count_);
   }
-  ops_.push_back(Op{Op::Kind::kPut, true, std::string(key), std::string(value)});
+  next_op(Op::Kind::kPut, key, value);
 }
 
 void ShardJournal::create(std::string_view key, std::string_view value) {
-  COREMQ_ASSERT_MSG(!created_.contains(absl::string_view(key.data(), key.size())), "a key created twice in one batch");
-  created_.emplace(std::string(key), static_cast<uint32_t>(ops_.size()));
-  ops_.push_back(Op{Op::Kind::kPut, true, std::string(key), std::string(value)});
+  uint64_t hash = key_hash(key);
+  COREMQ_ASSERT_MSG(created_index(key, hash) < 0, "a key created twice in one batch");
+  // A different key with the same hash keeps its entry: this one is then written as a plain put.
+  created_.try_emplace(hash, static_cast<uint32_t>(op_count_));
+  next_op(Op::Kind::kPut, key, value);
 }
 
 void ShardJournal::erase(std::string_view key) {
-  auto created = created_.find(absl::string_view(key.data(), key.size()));
-  if (created != created_.end()) {
+  uint64_t hash = key_hash(key);
+  int64_t index = created_.empty() ? -1 : created_index(key, hash);
+  if (index >= 0) {
     // Created in this batch and gone before it leaves: the store never sees it.
-    ops_[created->second].live = false;
-    created_.erase(created);
+    ops_[static_cast<size_t>(index)].live = false;
+    created_.erase(hash);
     ++changes_elided_;
     // The batch keeps a (now empty) entry: answers made meanwhile wait for its number.
     return;
   }
-  ops_.push_back(Op{Op::Kind::kErase, true, std::string(key), {}});
+  next_op(Op::Kind::kErase, key, {});
 }
 
 void ShardJournal::erase_range(std::string_view begin, std::string_view end) {
   // Applied in order after what came before; keys created earlier in the batch are covered by
   // it, so they are no longer "new" for a later erase (which then writes a harmless delete).
   created_.clear();
-  ops_.push_back(Op{Op::Kind::kEraseRange, true, std::string(begin), std::string(end)});
+  next_op(Op::Kind::kEraseRange, begin, end);
 }
 
 void ShardJournal::submit() {
-  if (ops_.empty()) return;
+  if (op_count_ == 0) return;
   // Grows until the committer answers.
   if (next_number_ - 1 - durable_ >= std::max(store_.options_.batches_in_flight, 1u)) return;
   Store::Lane& lane = *store_.lanes_[shard_];
   auto* batch = new rocksdb::WriteBatch();
-  for (const Op& op : ops_) {
+  for (size_t i = 0; i < op_count_; ++i) {
+    const Op& op = ops_[i];
     if (!op.live) continue;
     rocksdb::Status status;
     switch (op.kind) {
@@ -101,7 +131,11 @@ void ShardJournal::submit() {
                         lane.requests.capacity());
     return;
   }
-  ops_.clear();
+  for (size_t i = 0; i < op_count_; ++i) {
+    Op& op = ops_[i];
+    if (op.value.capacity() > kOpBytesKeptMax) std::string().swap(op.value);
+  }
+  op_count_ = 0;
   created_.clear();
   ++next_number_;
   store_.notify();

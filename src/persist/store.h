@@ -82,7 +82,7 @@ class ShardJournal {
   // A body id no other body in the store has: this shard's number in the top 16 bits, then a
   // count that starts above every id the store held at load.
   uint64_t next_body_id() { return (uint64_t{shard_} << 48) | ++body_sequence_; }
-  bool has_changes() const { return !ops_.empty(); }
+  bool has_changes() const { return op_count_ > 0; }
   // Changes that never reached the store: created and erased in one open batch.
   uint64_t changes_elided() const { return changes_elided_; }
 
@@ -115,9 +115,17 @@ class ShardJournal {
   };
   Store& store_;
   const uint32_t shard_;
-  std::vector<Op> ops_;  // the open batch
-  // Keys created in the open batch (by create(), then maybe put()): the index of their last put.
-  absl::flat_hash_map<std::string, uint32_t> created_;
+  // Appends an op, reusing a slot of an earlier batch (and its strings' capacity), so a turn's
+  // changes cost no allocation once the journal has grown to the usual batch.
+  Op& next_op(Op::Kind kind, std::string_view key, std::string_view value);
+  // The open batch: ops_[0, op_count_).
+  std::vector<Op> ops_;
+  size_t op_count_ = 0;
+  // Keys created in the open batch (by create(), then maybe put()), by the hash of the key: the
+  // index of their last put (whose key is compared, so a hash collision only loses an elision).
+  absl::flat_hash_map<uint64_t, uint32_t> created_;
+  // The open ops index for a key created in this batch, or -1.
+  int64_t created_index(std::string_view key, uint64_t hash) const;
   uint64_t changes_elided_ = 0;
   uint64_t next_number_ = 1;  // number of the open (or next) batch
   uint64_t durable_ = 0;

@@ -230,5 +230,42 @@ TEST(PersistQueueLoad, RepairsOrphansExpiryAndSharedBodies) {
   EXPECT_EQ(again.bodies.size(), 2u);
 }
 
+TEST(PersistJournal, WhatIsCreatedAndErasedInOneBatchNeverReachesTheStore) {
+  base::set_log_level(base::LogLevel::kError);
+  TempDir dir;
+  auto retained = [](const std::string& topic, const std::string& payload) {
+    std::string value;
+    persist::encode_retained(persist::RetainedRecord{topic, payload, "", 1, 1 << 8, 0}, &value);
+    return value;
+  };
+  {
+    StoreFixture fixture(dir.path(), 1);
+    persist::ShardJournal& journal = fixture.store->journal(0);
+    fixture.store->start();
+    journal.create(persist::retained_key("a"), retained("a", "1"));
+    journal.erase(persist::retained_key("a"));  // same batch: elided
+    EXPECT_EQ(journal.changes_elided(), 1u);
+    EXPECT_TRUE(journal.has_changes());  // the batch still leaves (answers wait for its number)
+    journal.create(persist::retained_key("b"), retained("b", "1"));
+    journal.put(persist::retained_key("b"), retained("b", "2"));  // replaces the creating put
+    journal.submit();
+    ASSERT_TRUE(fixture.wait_durable(0, 1));
+    journal.erase(persist::retained_key("b"));  // created in an earlier batch: a real delete
+    journal.create(persist::retained_key("c"), retained("c", std::string(100 * 1024, 'x')));
+    journal.create(persist::retained_key("a"), retained("a", "again"));  // a key elided before
+    journal.submit();
+    ASSERT_TRUE(fixture.wait_durable(0, 2));
+    EXPECT_EQ(journal.changes_elided(), 1u);
+    fixture.store->stop();
+  }
+  StoreFixture reopened(dir.path(), 1);
+  persist::LoadedState loaded;
+  std::string error;
+  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  std::vector<std::string> topics;
+  for (const persist::RetainedRecord& record : loaded.retained) topics.push_back(record.topic + "=" + record.payload.substr(0, 5));
+  EXPECT_EQ(topics, (std::vector<std::string>{"a=again", "c=xxxxx"}));
+}
+
 }  // namespace
 }  // namespace coremq::testing
