@@ -77,6 +77,9 @@ def keepalive_close_seconds_max(keepalive_seconds: int) -> float:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "coremq_only(reason): coremq behaviour mosquitto lacks")
+    # tests/integration/run gives these the machine to themselves, after the parallel pass.
+    config.addinivalue_line("markers", "serial(reason): runs alone, not beside other tests on "
+                            "parallel workers (CPU-saturating, or a port given up and taken again)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,6 +14,10 @@ import pytest
 import conftest
 import helpers
 
+# A port is given up and taken again (and a second broker must find one in use): a broker or
+# free_port() on another worker could take it in between.
+pytestmark = pytest.mark.serial("gives up a port and takes it again")
+
 START_SECONDS = 10
 
 

@@ -490,6 +490,7 @@ def report(what, **figures):
     print(f"\n[test_25] {what}: " + ", ".join(f"{name}={value}" for name, value in figures.items()))
 
 
+@pytest.mark.serial("the flood saturates both CPUs; its round trips have a 2 s bound")
 def test_wrong_password_flood_waiting_in_the_queue(start_coremq, slow_password_file, names, threads):
     """200 connections send wrong passwords for `medium` without pause; the queue (the default
     --password-check-queue, 1024 per shard) holds them all, so the checker works flat out while
@@ -547,6 +548,7 @@ def test_wrong_password_flood_waiting_in_the_queue(start_coremq, slow_password_f
     subscriber.close()
 
 
+@pytest.mark.serial("the flood saturates both CPUs; its round trips have a 2 s bound")
 def test_wrong_password_flood_over_a_small_queue(start_coremq, slow_password_file, names, threads):
     """200 connections send wrong passwords for `slow` (100,000 rounds) without pause, over
     --password-check-queue=4: the queue stays full and the rest is refused Server busy at once.

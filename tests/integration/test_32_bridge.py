@@ -127,6 +127,7 @@ def test_out_and_in_at_every_qos_with_prefixes(start_broker, mosquitto, version)
         c.disconnect()
 
 
+@pytest.mark.serial("the remote gives up its port and takes it again")
 def test_remote_killed_and_restarted_mid_stream_loses_nothing(start_broker, mosquitto):
     remote = mosquitto()
     local = start_broker(bridge=f"b2,address=127.0.0.1:{remote.port},remote_clientid=edge2,"

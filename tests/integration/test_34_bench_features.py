@@ -101,6 +101,7 @@ def mosquitto(tmp_path_factory):
 
 # ---------------------------------------------------------------- open loop
 
+@pytest.mark.serial("asserts the achieved rate within 10 %")
 def test_uniform_rate_is_kept_and_counted(broker, tmp_path):
     """--rate 1000 --arrival uniform for 3 s: about 3,000 messages, all delivered, the schedule
     is reported (on a loaded machine it may report falling behind: only that it is reported)."""
@@ -212,6 +213,7 @@ class StallingProxy:
             end.close()
 
 
+@pytest.mark.serial("bounds how far a loaded run falls behind its schedule")
 def test_stalled_broker_shows_as_latency_not_omission(broker, tmp_path):
     """The broker stops reading for 2.5 s mid-run. The publishers' window fills, the tool falls
     behind its schedule and says so, and the messages scheduled during the stall carry their
@@ -281,6 +283,7 @@ def test_descriptor_limit_is_a_clear_error(tmp_path):
     assert "RLIMIT_NOFILE" in result.stderr and "--process-count" in result.stderr, output(result)
 
 
+@pytest.mark.serial("10,000 connections at once take both CPUs")
 def test_ten_thousand_connections(broker, tmp_path):
     """A fleet-sized `conn`: 10,000 held connections spread over 254 source addresses."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
