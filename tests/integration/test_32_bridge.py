@@ -204,6 +204,7 @@ def collect_until(subscriber, wanted, limit):
     return values
 
 
+@pytest.mark.serial("the remote gives up its port and takes it again")
 def test_durable_bridge_queue_survives_kill_9_of_the_bridging_broker(store_bridge, mosquitto):
     """--persistence: QoS 1 messages acknowledged to their publisher while the remote is down wait
     in the bridge's persistent local session; coremq is killed with kill -9, the remote and then
