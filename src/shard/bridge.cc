@@ -157,7 +157,9 @@ void Bridge::tidy_restored_local_session(base::ByteBuffer& bytes) {
   // Subscriptions of the last run's topic lines that the config no longer has.
   std::vector<BridgeTopics::Filter> filters = topics_.local_filters();
   std::vector<std::string_view> stale;
-  for (const auto& [filter, options] : session->subscriptions) {
+  for (const auto& subscription : session->subscriptions) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    std::string_view filter = subscription.first;
     bool wanted = std::any_of(filters.begin(), filters.end(),
                               [&](const BridgeTopics::Filter& entry) { return entry.filter == filter; });
     if (!wanted) stale.push_back(filter);
