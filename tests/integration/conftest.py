@@ -407,3 +407,47 @@ def test_time_bound():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
+
+
+# ---------------------------------------------------------------- durable stores
+
+class StoreBroker(Broker):
+    """A coremq broker on a data directory that outlives it: restart() starts a new process on
+    the same directory (optionally with another --threads); kill() is kill -9. Queues are large
+    enough for every retained message a test reads back at once."""
+
+    def __init__(self, directory, threads, data_dir, **options):
+        super().__init__(directory, threads, {"persistence": "rocksdb", "data_dir": str(data_dir),
+                                              "max_queued_messages": 1000000, **options})
+        self.generation = 0
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(10)
+
+    def restart(self, threads=None):
+        if self.alive():
+            self.stop()
+        if threads is not None:
+            self.threads = threads
+        self.generation += 1
+        self.log_path = self.directory / f"broker-{self.generation}.log"
+        return self.start()
+
+
+@pytest.fixture
+def store_broker(threads, tmp_path):
+    """Starts StoreBrokers (--persistence=rocksdb) for test_27, test_32 and test_36; each on its own
+    data directory; stopped at the end."""
+    started = []
+
+    def start(**options):
+        broker = StoreBroker(tmp_path / f"broker{len(started)}", threads, tmp_path / f"data{len(started)}",
+                             **options)
+        started.append(broker)
+        return broker.start()
+
+    yield start
+    for broker in started:
+        if broker.alive():
+            broker.stop()

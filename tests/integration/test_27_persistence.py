@@ -14,53 +14,13 @@ import time
 import pytest
 
 import helpers
-from conftest import COREMQ_BINARY, Broker, free_port
+from conftest import COREMQ_BINARY, free_port
 
 pytestmark = pytest.mark.coremq_only("durable persistence is coremq's (mosquitto saves snapshots)")
 
 # Per --threads value: 20 across t1 and t4 in scripts/test; COREMQ_PERSIST_KILL_ROUNDS=200 for a
 # longer soak of the same loop.
 KILL_ROUNDS = int(os.environ.get("COREMQ_PERSIST_KILL_ROUNDS", "10"))
-
-
-class StoreBroker(Broker):
-    """A coremq broker on a data directory that outlives it: restart() starts a new process on
-    the same directory (optionally with another --threads); kill() is kill -9. Queues are large
-    enough for every retained message a test reads back at once."""
-
-    def __init__(self, directory, threads, data_dir, **options):
-        super().__init__(directory, threads, {"persistence": "rocksdb", "data_dir": str(data_dir),
-                                              "max_queued_messages": 1000000, **options})
-        self.generation = 0
-
-    def kill(self):
-        self.process.kill()
-        self.process.wait(10)
-
-    def restart(self, threads=None):
-        if self.alive():
-            self.stop()
-        if threads is not None:
-            self.threads = threads
-        self.generation += 1
-        self.log_path = self.directory / f"broker-{self.generation}.log"
-        return self.start()
-
-
-@pytest.fixture
-def store_broker(threads, tmp_path):
-    started = []
-
-    def start(**options):
-        broker = StoreBroker(tmp_path / f"broker{len(started)}", threads, tmp_path / f"data{len(started)}",
-                             **options)
-        started.append(broker)
-        return broker.start()
-
-    yield start
-    for broker in started:
-        if broker.alive():
-            broker.stop()
 
 
 def loaded_counts(broker):

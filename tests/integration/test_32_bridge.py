@@ -16,7 +16,6 @@ import pytest
 import helpers
 from conftest import free_port, is_mosquitto
 from helpers_v5 import PahoClient5, paho_properties
-from test_27_persistence import StoreBroker
 
 pytestmark = pytest.mark.coremq_only("coremq's bridges")
 
@@ -170,22 +169,6 @@ def test_remote_killed_and_restarted_mid_stream_loses_nothing(start_broker, mosq
     publisher.disconnect()
 
 
-@pytest.fixture
-def store_bridge(threads, tmp_path):
-    """coremq with --persistence=rocksdb on a data directory that outlives kill -9 (StoreBroker)."""
-    started = []
-
-    def start(**options):
-        broker = StoreBroker(tmp_path / f"store{len(started)}", threads, tmp_path / f"data{len(started)}", **options)
-        started.append(broker)
-        return broker.start()
-
-    yield start
-    for broker in started:
-        if broker.alive():
-            broker.stop()
-
-
 def first_occurrences(values):
     seen = set()
     ordered = []
@@ -205,12 +188,12 @@ def collect_until(subscriber, wanted, limit):
 
 
 @pytest.mark.serial("the remote gives up its port and takes it again")
-def test_durable_bridge_queue_survives_kill_9_of_the_bridging_broker(store_bridge, mosquitto):
+def test_durable_bridge_queue_survives_kill_9_of_the_bridging_broker(store_broker, mosquitto):
     """--persistence: QoS 1 messages acknowledged to their publisher while the remote is down wait
     in the bridge's persistent local session; coremq is killed with kill -9, the remote and then
     coremq come back, and every message reaches the remote subscriber, in order."""
     remote = mosquitto()
-    local = store_bridge(bridge=f"bd1,address=127.0.0.1:{remote.port},remote_clientid=edgebd1,"
+    local = store_broker(bridge=f"bd1,address=127.0.0.1:{remote.port},remote_clientid=edgebd1,"
                          "restart_timeout=1,topic=data/# out 1")
     wait_bridge_up(local.port, "$SYS/broker/connection/edgebd1/state")
     remote.stop()
@@ -236,14 +219,14 @@ def test_durable_bridge_queue_survives_kill_9_of_the_bridging_broker(store_bridg
     remote_sub.disconnect()
 
 
-def test_durable_bridge_drops_subscriptions_of_topic_lines_removed_since_the_last_run(store_bridge, mosquitto):
+def test_durable_bridge_drops_subscriptions_of_topic_lines_removed_since_the_last_run(store_broker, mosquitto):
     """The bridge's local session outlives coremq: after a restart with other topic lines, the
     old line's filter is unsubscribed (logged), and what only it matched is not forwarded."""
     remote = mosquitto()
     remote_sub = client(remote.port, "remote-sub-bd3")
     remote_sub.subscribe("#", 1)
     spec = f"bd3,address=127.0.0.1:{remote.port},remote_clientid=edgebd3,restart_timeout=1,notifications=false,"
-    local = store_bridge(bridge=spec + "topic=old/# out 1")
+    local = store_broker(bridge=spec + "topic=old/# out 1")
     publisher = client(local.port, "pub-bd3")
     publisher.publish("old/x", b"first", 1)
     assert remote_sub.get(timeout=WAIT).payload == b"first"
@@ -262,7 +245,7 @@ def test_durable_bridge_drops_subscriptions_of_topic_lines_removed_since_the_las
 
 
 @pytest.mark.parametrize("qos", [1, 2])
-def test_durable_bridge_kill_9_mid_stream_at_random_moments_loses_nothing(store_bridge, mosquitto, qos):
+def test_durable_bridge_kill_9_mid_stream_at_random_moments_loses_nothing(store_broker, mosquitto, qos):
     """--persistence, the remote up: a publisher streams QoS 1 (2) messages through the bridge
     while coremq is killed (-9) at a random moment, a few rounds; every message whose PUBACK
     (PUBREC) came back reaches the remote subscriber, first occurrences in publish order;
@@ -273,7 +256,7 @@ def test_durable_bridge_kill_9_mid_stream_at_random_moments_loses_nothing(store_
     remote = mosquitto("max_queued_messages 100000\n")
     remote_sub = client(remote.port, f"remote-sub-bd2-{qos}")
     remote_sub.subscribe("data/#", qos)
-    local = store_bridge(bridge=f"bd2,address=127.0.0.1:{remote.port},remote_clientid=edgebd2,"
+    local = store_broker(bridge=f"bd2,address=127.0.0.1:{remote.port},remote_clientid=edgebd2,"
                          f"restart_timeout=1,topic=data/# out {qos}")
     rng = random.Random(32 + qos)
     acknowledged = []

@@ -14,7 +14,6 @@ import pytest
 
 import helpers
 import helpers_http
-from test_27_persistence import StoreBroker
 
 pytestmark = pytest.mark.coremq_only("durable queues are coremq's (mosquitto saves snapshots)")
 
@@ -29,22 +28,6 @@ def kill_rounds(threads):
     return 20 if threads > 1 else 8
 # Bounds one round's stream (the kill usually comes first).
 MESSAGES_PER_ROUND_MAX = 3000
-
-
-@pytest.fixture
-def store_broker(threads, tmp_path):
-    started = []
-
-    def start(**options):
-        broker = StoreBroker(tmp_path / f"broker{len(started)}", threads, tmp_path / f"data{len(started)}",
-                             **options)
-        started.append(broker)
-        return broker.start()
-
-    yield start
-    for broker in started:
-        if broker.alive():
-            broker.stop()
 
 
 def subscriber_ids(names, threads, count):

@@ -315,6 +315,15 @@ class PersistGating : public ::testing::Test {
     connection->output.clear();
     return bytes;
   }
+  // A new persistent session subscribed to a/# at `qos`, its CONNACK and SUBACK durable and read.
+  broker::Connection* persistent_subscriber(std::string_view client_id, uint8_t qos) {
+    broker::Connection* connection = connect(client_id, /*clean=*/false);
+    commit_turn();
+    feed(connection, subscribe_bytes(3, {{"a/#", qos}}));
+    commit_turn();
+    take(connection);
+    return connection;
+  }
   // The shard loop's end of turn and its next drain, until the journal has caught up.
   void commit_turn() {
     persist::ShardJournal& journal = fixture_->store->journal(0);
@@ -389,11 +398,7 @@ TEST_F(PersistGating, PersistentSessionsSubackWaitsAndItsRecordReloads) {
 
 
 TEST_F(PersistGating, LiveMessageForAnOfflinePersistentSessionIsAcknowledgedOnceStoredAndReloads) {
-  broker::Connection* keeper = connect("keeper", /*clean=*/false);
-  commit_turn();
-  feed(keeper, subscribe_bytes(3, {{"a/#", 1}}));
-  commit_turn();
-  take(keeper);
+  broker::Connection* keeper = persistent_subscriber("keeper", 1);
   feed(keeper, disconnect_bytes());
   commit_turn();
   broker::Connection* publisher = connect("publisher", /*clean=*/true);
@@ -449,11 +454,7 @@ TEST_F(PersistGating, LiveMessageForAnOfflinePersistentSessionIsAcknowledgedOnce
 }
 
 TEST_F(PersistGating, Qos2ToAPersistentSessionLeavesOnlyOnceItsRecordIsDurable) {
-  broker::Connection* keeper = connect("keeper", /*clean=*/false);
-  commit_turn();
-  feed(keeper, subscribe_bytes(3, {{"a/#", 2}}));
-  commit_turn();
-  take(keeper);
+  broker::Connection* keeper = persistent_subscriber("keeper", 2);
   broker::Connection* publisher = connect("publisher", /*clean=*/true);
   feed(publisher, publish_bytes("a/1", "once", 2, 8) + publish_bytes("a/2", "after", 1, 9));
   // Not sent before its record is durable (a crash would forget it while the client has it);
@@ -478,11 +479,7 @@ TEST_F(PersistGating, Qos2FromTheQueueLeavesOnlyOnceItsPacketIdIsDurable) {
   options_.max_inflight = 1;
   state_ = std::make_unique<broker::ShardState>(0, 1, options_, *io_);
   state_->set_journal(&fixture_->store->journal(0), 0);
-  broker::Connection* keeper = connect("keeper", /*clean=*/false);
-  commit_turn();
-  feed(keeper, subscribe_bytes(3, {{"a/#", 2}}));
-  commit_turn();
-  take(keeper);
+  broker::Connection* keeper = persistent_subscriber("keeper", 2);
   broker::Connection* publisher = connect("publisher", /*clean=*/true);
   feed(publisher, publish_bytes("a/1", "first", 2, 8) + publish_bytes("a/2", "second", 2, 9));
   commit_turn();
