@@ -206,6 +206,9 @@ struct Options {
   // Bytes staged for one connection's socket; past this QoS 0 messages to it are dropped
   // and, past twice this, the connection is closed as a slow consumer.
   uint32_t max_client_output_bytes = 8 * 1024 * 1024;
+  // Payloads of at least this many bytes go to plain-TCP clients straight from the message
+  // (one gathered send) instead of being copied into each client's output; 0: always copy.
+  uint32_t payload_reference_min_bytes = 1024;
   // Seconds a new connection may take to send CONNECT.
   uint32_t connect_timeout_seconds = 10;
   // Seconds a close that has something to tell the client (a CONNACK refusal, a DISCONNECT

@@ -51,6 +51,9 @@ ABSL_FLAG(uint32_t, max_queued_messages, 1000,
           "oldest QoS 0 message is dropped first, then new messages.");
 ABSL_FLAG(uint32_t, max_client_output_bytes, 8 * 1024 * 1024,
           "Bytes staged for one client's socket; past this QoS 0 messages to that client are dropped.");
+ABSL_FLAG(uint32_t, payload_reference_min, 1024,
+          "Payloads of at least this many bytes are sent to plain-TCP clients from the message itself, not "
+          "copied per subscriber; 0 always copies.");
 ABSL_FLAG(uint32_t, connect_timeout, 10, "Seconds a new connection may take to send CONNECT.");
 ABSL_FLAG(uint32_t, close_linger, 3,
           "Seconds a broker-initiated close may take to deliver its last packet (DISCONNECT, CONNACK) and see "
@@ -242,6 +245,7 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   options->max_client_output_bytes = absl::GetFlag(FLAGS_max_client_output_bytes);
   if (!in_range("max_client_output_bytes", options->max_client_output_bytes, error))
     return false;
+  options->payload_reference_min_bytes = absl::GetFlag(FLAGS_payload_reference_min);
   options->connect_timeout_seconds = absl::GetFlag(FLAGS_connect_timeout);
   if (!in_range("connect_timeout", options->connect_timeout_seconds, error)) return false;
   options->close_linger_seconds = absl::GetFlag(FLAGS_close_linger);

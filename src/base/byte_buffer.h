@@ -60,6 +60,16 @@ class ByteBuffer {
     capacity_ = static_cast<uint32_t>(grown);
   }
 
+  // Capacity for exactly `wanted` bytes (no doubling): for a size known in advance.
+  void reserve_exact(size_t wanted) {
+    if (wanted <= capacity_) return;
+    COREMQ_ASSERT_MSG(wanted <= kCapacityMax, "byte buffer over 2 GiB");
+    auto* fresh = static_cast<uint8_t*>(std::realloc(data_, wanted));
+    COREMQ_ASSERT_MSG(fresh != nullptr, "out of memory");
+    data_ = fresh;
+    capacity_ = static_cast<uint32_t>(wanted);
+  }
+
   // Extends the buffer by `count` bytes and returns where they start, for in-place encoding.
   uint8_t* grow(size_t count) {
     reserve(size_t{size_} + count);
@@ -103,6 +113,16 @@ class ByteBuffer {
     }
     std::memmove(data_, data_ + count, size_ - count);
     size_ -= static_cast<uint32_t>(count);
+  }
+
+  // Hands the memory to the caller (who frees it with std::free) and leaves the buffer empty.
+  uint8_t* release_storage(size_t* capacity) {
+    *capacity = capacity_;
+    uint8_t* storage = data_;
+    data_ = nullptr;
+    size_ = 0;
+    capacity_ = 0;
+    return storage;
   }
 
   void swap(ByteBuffer& other) noexcept {

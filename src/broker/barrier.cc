@@ -88,9 +88,10 @@ void ShardState::resume_held_input(Connection* connection) {
   if (!connection->input.empty()) {
     size_t consumed = 0;
     Next next = process_input(connection, connection->input.span(), &consumed);
+    bool input_taken = std::exchange(input_taken_by_message_, false);  // by its last packet's message
     if (next == Next::kStop) return;
     COREMQ_ASSERT(next == Next::kContinue);
-    connection->input.consume_front(consumed);
+    if (!input_taken) connection->input.consume_front(consumed);
     if (connection->input.empty()) connection->input.shrink();
   }
   if (connection->state == ConnectionState::kConnected && !connection->input_held) io_.resume_input(connection);

@@ -12,6 +12,7 @@
 
 #include "base/byte_buffer.h"
 #include "base/string_map.h"
+#include "broker/output_references.h"
 #include "broker/pending_decision.h"
 #include "mqtt/packet.h"
 #include "transport/channel.h"
@@ -116,6 +117,10 @@ struct Connection {
   bool bridge_client = false;
   // The event hook was told this client connected: it is told once when it goes.
   bool connect_reported = false;
+  // Set by the shard loop for plain TCP sockets: large payloads may go out by reference
+  // (`references`) instead of copied into `output`. Off for TLS and WebSocket (their
+  // transport encodes the bytes), in-process clients and the sans-I/O tests.
+  bool payloads_by_reference = false;
 
   Session* session = nullptr;
   std::unique_ptr<TopicAliases> topic_aliases;
@@ -135,6 +140,16 @@ struct Connection {
   base::ByteBuffer output;
   // Bytes the kernel is sending now; never touched until that send completes.
   base::ByteBuffer sending;
+  // Payloads sent from their Message, between the bytes of `output` and `sending`; null
+  // until the first one (most connections never have one).
+  std::unique_ptr<OutputReferences> references;
+
+  // Everything staged for this client and not yet sent: what the output bounds count.
+  size_t unsent_output_bytes() const {
+    size_t bytes = output.size() + sending.size();
+    if (references) bytes += references->pending_bytes + references->sending_bytes - references->sent;
+    return bytes;
+  }
 };
 
 }  // namespace coremq::broker

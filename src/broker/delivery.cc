@@ -161,7 +161,7 @@ void ShardState::deliver_shared_locally(const MessageRef& message, SharedSubscri
 }
 
 bool ShardState::output_over_limit(const Connection* connection) const {
-  return connection->output.size() + connection->sending.size() >= options_.max_client_output_bytes;
+  return connection->unsent_output_bytes() >= options_.max_client_output_bytes;
 }
 
 uint32_t ShardState::send_window(const Session* session) const {
@@ -298,10 +298,30 @@ void ShardState::send_publish(Session* session, const MessageRef& message, const
     mqtt::encode_publish_header_v5(connection->output, topic, delivery.qos, delivery.retain_flag, dup, packet_id,
                                    properties.span(), payload.size());
   }
-  connection->output.append(payload);
+  stage_payload(connection, message, payload);
   ++counters_.messages_delivered;
   ++counters_.packets_sent;
   io_.request_flush(connection);
+}
+
+void ShardState::stage_payload(Connection* connection, const MessageRef& message, std::string_view payload) {
+  uint32_t threshold = options_.payload_reference_min_bytes;
+  if (!connection->payloads_by_reference || threshold == 0 || payload.size() < threshold) {
+    connection->output.append(payload);
+    return;
+  }
+  if (!connection->references) connection->references = std::make_unique<OutputReferences>();
+  OutputReferences& references = *connection->references;
+  if (references.pending.size() >= kPayloadReferencesPerSendMax) {
+    // One send gathers at most 2 * this + 1 pieces (under the kernel's UIO_MAXIOV): the rest
+    // of this turn's payloads for this client are copied, as small ones are.
+    ++counters_.payload_references_over_bound;
+    connection->output.append(payload);
+    return;
+  }
+  references.pending.push_back(PayloadReference{static_cast<uint32_t>(connection->output.size()), message});
+  references.pending_bytes += payload.size();
+  ++counters_.payloads_sent_by_reference;
 }
 
 void ShardState::enqueue(Session* session, const MessageRef& message, Delivery delivery) {

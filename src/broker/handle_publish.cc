@@ -203,14 +203,32 @@ MessageRef ShardState::make_message(Connection* connection, const mqtt::PublishP
     extras.property_bytes = encode_rewritten_properties(*replaced_properties);
     return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));
   }
-  if (connection->version != ProtocolVersion::kV5 || publish.properties.encoded.empty()) {
-    return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));
+  if (connection->version == ProtocolVersion::kV5 && !publish.properties.encoded.empty()) {
+    if (publish.properties.message_expiry_interval_seconds) {
+      extras.expires_at_ms = io_.now_ms() + int64_t{*publish.properties.message_expiry_interval_seconds} * 1000;
+    }
+    extras.property_bytes = encode_forwarded_properties(publish.properties);
   }
-  if (publish.properties.message_expiry_interval_seconds) {
-    extras.expires_at_ms = io_.now_ms() + int64_t{*publish.properties.message_expiry_interval_seconds} * 1000;
+  if (ends_input_buffer(connection, publish.payload)) {
+    // A large PUBLISH assembled in the input buffer, and the last bytes there: the message
+    // takes the buffer over, so its payload is copied once on the way in (from the receive
+    // buffers), not twice. The caller then leaves the consumed input alone (input_taken_by_message_).
+    size_t block_size = 0;
+    void* block = connection->input.release_storage(&block_size);
+    input_taken_by_message_ = true;
+    ++counters_.payloads_received_in_place;
+    return MessageRef::adopt(Message::create_around(topic, publish.payload, block, block_size, publish.qos,
+                                                    publish.retain, origin, extras));
   }
-  extras.property_bytes = encode_forwarded_properties(publish.properties);
   return MessageRef::adopt(Message::create(topic, publish.payload, publish.qos, publish.retain, origin, extras));
+}
+
+bool ShardState::ends_input_buffer(const Connection* connection, std::string_view payload) const {
+  uint32_t threshold = options_.payload_reference_min_bytes;
+  if (threshold == 0 || payload.size() < threshold || connection->input.empty()) return false;
+  auto input_start = reinterpret_cast<uintptr_t>(connection->input.data());
+  auto payload_start = reinterpret_cast<uintptr_t>(payload.data());
+  return payload_start >= input_start && payload_start + payload.size() == input_start + connection->input.size();
 }
 
 std::string_view ShardState::encode_forwarded_properties(const mqtt::Properties& received) {

@@ -71,9 +71,27 @@ class Message {
     return message;
   }
 
+  // The same, with a payload that stays where it is: inside `block`, a malloc'd buffer of
+  // `block_size` bytes the message takes over and frees (a large PUBLISH's receive buffer, so
+  // its payload is not copied again).
+  static Message* create_around(std::string_view topic, std::string_view payload, void* block, size_t block_size,
+                                uint8_t qos, bool retain, Origin origin, const Extras& extras) {
+    Message* message = create(topic, std::string_view(), qos, retain, origin, extras);
+    message->payload_block_ = block;
+    message->payload_at_ = payload.data();
+    message->payload_size_ = static_cast<uint32_t>(payload.size());
+    message->payload_block_size_ = static_cast<uint32_t>(block_size);
+    return message;
+  }
+
   std::string_view topic() const { return {bytes(), topic_size_}; }
-  std::string_view payload() const { return {bytes() + topic_size_, payload_size_}; }
-  std::string_view property_bytes() const { return {bytes() + topic_size_ + payload_size_, property_size_}; }
+  std::string_view payload() const {
+    return {payload_block_ != nullptr ? payload_at_ : bytes() + topic_size_, payload_size_};
+  }
+  std::string_view property_bytes() const {
+    size_t inline_payload = payload_block_ != nullptr ? 0 : payload_size_;
+    return {bytes() + topic_size_ + inline_payload, property_size_};
+  }
   uint8_t qos() const { return qos_; }
   bool retain() const { return retain_; }
   const Origin& origin() const { return origin_; }
@@ -81,13 +99,17 @@ class Message {
   uint64_t retain_stamp() const { return retain_stamp_; }
   int64_t ingress_us() const { return ingress_us_; }
   bool expired(int64_t now_ms) const { return expires_at_ms_ != 0 && now_ms >= expires_at_ms_; }
-  size_t memory_size() const { return sizeof(Message) + topic_size_ + payload_size_ + property_size_; }
+  size_t memory_size() const {
+    size_t payload = payload_block_ != nullptr ? payload_block_size_ : payload_size_;
+    return sizeof(Message) + topic_size_ + payload + property_size_;
+  }
 
   void add_reference() { references_.fetch_add(1, std::memory_order_relaxed); }
   void drop_reference() {
     uint32_t before = references_.fetch_sub(1, std::memory_order_acq_rel);
     COREMQ_ASSERT(before >= 1);
     if (before == 1) {
+      std::free(payload_block_);
       this->~Message();
       std::free(this);
     }
@@ -108,6 +130,10 @@ class Message {
   int64_t expires_at_ms_ = 0;
   uint64_t retain_stamp_ = 0;
   int64_t ingress_us_ = 0;
+  // Null: the payload follows the topic in this allocation (create_around sets them).
+  void* payload_block_ = nullptr;
+  const char* payload_at_ = nullptr;
+  uint32_t payload_block_size_ = 0;
 };
 
 // An owning handle to a Message. Moves are free; copies touch the atomic count.

@@ -20,6 +20,12 @@ struct ShardCounters {
   uint64_t qos0_dropped_slow_consumer = 0;
   uint64_t messages_dropped_queue_full = 0;
   uint64_t qos0_dropped_offline = 0;
+  // Large payloads sent to plain-TCP clients from the message itself, not copied
+  // (--payload-reference-min), and those copied because one send had its fill of them.
+  uint64_t payloads_sent_by_reference = 0;
+  uint64_t payload_references_over_bound = 0;
+  // Large PUBLISHes whose message took over the buffer they were assembled in (no payload copy).
+  uint64_t payloads_received_in_place = 0;
   uint64_t slow_consumers_disconnected = 0;
   uint64_t cross_shard_queue_full = 0;
   uint64_t keep_alive_expiries = 0;
@@ -115,7 +121,7 @@ struct ShardCounters {
 // size check fails the build until it is.
 template <typename Visit>
 void for_each_counter(const ShardCounters& counters, Visit&& visit) {
-  static_assert(sizeof(ShardCounters) == 60 * sizeof(uint64_t), "list the new counter below");
+  static_assert(sizeof(ShardCounters) == 63 * sizeof(uint64_t), "list the new counter below");
   visit("connections_accepted", counters.connections_accepted);
   visit("connections_refused_limit", counters.connections_refused_limit);
   visit("connections_current", counters.connections_current);
@@ -126,6 +132,9 @@ void for_each_counter(const ShardCounters& counters, Visit&& visit) {
   visit("messages_delivered", counters.messages_delivered);
   visit("messages_forwarded_to_shards", counters.messages_forwarded_to_shards);
   visit("qos0_dropped_slow_consumer", counters.qos0_dropped_slow_consumer);
+  visit("payloads_sent_by_reference", counters.payloads_sent_by_reference);
+  visit("payload_references_over_bound", counters.payload_references_over_bound);
+  visit("payloads_received_in_place", counters.payloads_received_in_place);
   visit("messages_dropped_queue_full", counters.messages_dropped_queue_full);
   visit("qos0_dropped_offline", counters.qos0_dropped_offline);
   visit("slow_consumers_disconnected", counters.slow_consumers_disconnected);

@@ -60,14 +60,28 @@ void ShardState::on_bytes(Connection* connection, std::span<const uint8_t> bytes
     return;
   }
 
+  // A packet kept from earlier reads takes only its own bytes from this one: what follows is
+  // handled straight from the receive buffer, and a large PUBLISH then ends the input buffer,
+  // which its message can take over (make_message). Connected clients only: a CONNECT that
+  // moves to another shard takes the rest of the read with it (kHandOff below).
+  if (!connection->input.empty() && connection->state == ConnectionState::kConnected) {
+    size_t missing = bytes_to_complete_buffered_packet(connection);
+    if (missing != 0 && missing < bytes.size()) {
+      on_bytes(connection, bytes.first(missing));
+      on_bytes(connection, bytes.subspan(missing));  // dropped if the first closed the connection
+      return;
+    }
+  }
+
   // Complete packets are handled straight from the receive buffer; only the tail of an
   // incomplete one is copied (and kept until the rest arrives).
   bool buffered = !connection->input.empty();
-  if (buffered) connection->input.append(bytes);
+  if (buffered) append_partial_packet(connection, bytes);
   std::span<const uint8_t> pending = buffered ? connection->input.span() : bytes;
 
   size_t consumed = 0;
   Next next = process_input(connection, pending, &consumed);
+  bool input_taken = std::exchange(input_taken_by_message_, false);
   if (next == Next::kStop) return;
   if (next == Next::kHandOff) {
     // The CONNECT names a client id owned by another shard: the socket moves there with
@@ -80,14 +94,46 @@ void ShardState::on_bytes(Connection* connection, std::span<const uint8_t> bytes
     io_.hand_off_connection(connection, hand_off_target_);
     return;
   }
-  if (buffered) {
+  if (input_taken) {
+    COREMQ_ASSERT(buffered && connection->input.empty());  // its last packet's message has the buffer
+  } else if (buffered) {
     connection->input.consume_front(consumed);
     // Complete packets are read from the receive buffers; this one holds only a
     // partial packet, so once it is empty an idle connection keeps no memory here.
     if (connection->input.empty()) connection->input.shrink();
   } else if (consumed < bytes.size()) {
-    connection->input.append(bytes.subspan(consumed));
+    append_partial_packet(connection, bytes.subspan(consumed));
   }
+}
+
+size_t ShardState::bytes_to_complete_buffered_packet(const Connection* connection) const {
+  mqtt::FixedHeader header{};
+  if (mqtt::parse_fixed_header(connection->input.span(), options_.max_packet_size, &header) !=
+      mqtt::FrameStatus::kComplete) {
+    return 0;  // not even its fixed header yet (or a bad one, refused by process_input)
+  }
+  size_t packet_size = size_t{header.header_length} + header.remaining_length;
+  return packet_size > connection->input.size() ? packet_size - connection->input.size() : 0;
+}
+
+void ShardState::append_partial_packet(Connection* connection, std::span<const uint8_t> bytes) {
+  base::ByteBuffer& input = connection->input;
+  size_t wanted = input.size() + bytes.size();
+  if (wanted > input.capacity()) {
+    // A packet larger than a receive buffer comes in pieces: sized from its fixed header, the
+    // buffer is allocated once instead of doubled (and copied) all the way up. A packet over
+    // kInputReserveAtOnceMax gets its whole size only once an eighth of it is here, so a
+    // client announcing a large packet is given memory as it sends, not before.
+    std::span<const uint8_t> packet_start = input.empty() ? bytes : input.span();
+    mqtt::FixedHeader header{};
+    if (mqtt::parse_fixed_header(packet_start, options_.max_packet_size, &header) == mqtt::FrameStatus::kComplete) {
+      size_t packet_size = size_t{header.header_length} + header.remaining_length;
+      if (packet_size <= kInputReserveAtOnceMax || wanted >= packet_size / 8) {
+        input.reserve_exact(std::max(packet_size, wanted));
+      }
+    }
+  }
+  input.append(bytes);
 }
 
 ShardState::Next ShardState::process_input(Connection* connection, std::span<const uint8_t> bytes,
@@ -122,7 +168,7 @@ ShardState::Next ShardState::process_input(Connection* connection, std::span<con
     offset += packet_size;
     // Answers (PUBACK, PINGRESP ...) to a client that sends but never reads are the one
     // output the other bounds do not cover: past twice the bound the client goes.
-    if (connection->output.size() + connection->sending.size() > 2 * size_t{options_.max_client_output_bytes}) {
+    if (connection->unsent_output_bytes() > 2 * size_t{options_.max_client_output_bytes}) {
       ++counters_.slow_consumers_disconnected;
       LOG_WARNING_LIMITED("client '%s' does not read what it is sent (over twice --max-client-output-bytes=%u): closing",
                   connection->session ? connection->session->client_id : std::string(), options_.max_client_output_bytes);

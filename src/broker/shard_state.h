@@ -413,6 +413,17 @@ class ShardState {
   void deliver_to_session(Session* session, const MessageRef& message, Delivery delivery);
   void send_publish(Session* session, const MessageRef& message, const Delivery& delivery, bool dup,
                     uint16_t packet_id);
+  // The payload after its header: copied into the output, or, for a large one to a plain-TCP
+  // client, sent later from the message itself (broker/output_references.h).
+  void stage_payload(Connection* connection, const MessageRef& message, std::string_view payload);
+  // True when `payload` is large and ends the connection's input buffer, which its message
+  // may then take over (make_message).
+  bool ends_input_buffer(const Connection* connection, std::string_view payload) const;
+  // Bytes the packet kept in the connection's input still lacks; 0 when its fixed header is not
+  // complete yet.
+  size_t bytes_to_complete_buffered_packet(const Connection* connection) const;
+  // Keeps the start of an incomplete packet (or more of it) until the rest arrives.
+  void append_partial_packet(Connection* connection, std::span<const uint8_t> bytes);
   bool exceeds_client_packet_limit(const Connection* connection, const Message& message,
                                    const Delivery& delivery) const;
   void pump_queue(Session* session);
@@ -573,6 +584,9 @@ class ShardState {
   std::vector<uint64_t> shard_match_epoch_;
   // Client ids the broker assigns are this prefix and 32 hex digits of random_.
   static constexpr std::string_view kAssignedIdPrefix = "coremq-";
+  // Largest packet whose input buffer is sized at its first bytes (append_partial_packet).
+  static constexpr size_t kInputReserveAtOnceMax = 64 * 1024;
+
   base::RandomPool random_;
   int64_t now_ms_ = 0;
   int64_t turn_time_us_ = 0;
@@ -625,6 +639,9 @@ class ShardState {
   mqtt::PacketType current_packet_type_ = mqtt::PacketType::kPublish;
   uint8_t current_packet_flags_ = 0;
   std::span<const uint8_t> current_packet_body_;
+  // Set by make_message when a message took the connection's input buffer over; read and
+  // cleared by whoever called process_input on that buffer.
+  bool input_taken_by_message_ = false;
   // Decisions this shard waits for, by token; the one being handled again.
   absl::flat_hash_map<uint64_t, Connection*> pending_decisions_;
   uint64_t decision_token_last_ = 0;

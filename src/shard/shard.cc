@@ -428,6 +428,7 @@ void Shard::on_accept(ListenSocket* socket, int result, bool more) {
   Connection* connection = open_connection(fd, now_ms_);
   connection->listener = socket->listener;
   bool attached = attach_channel(connection);
+  connection->payloads_by_reference = connection->channel == nullptr;
   state_->on_connection_opened(connection);
   if (!attached) {
     state_->on_transport_error(connection, "no transport for a new connection (out of memory)");
@@ -495,6 +496,7 @@ void Shard::tick() {
       if (!connection->send_in_flight && !has_unsent_output(connection)) {
         connection->sending.shrink();
         connection->output.shrink();
+        connection->references.reset();
         if (connection->channel != nullptr) connection->channel->wire_pending.shrink();
       }
     }

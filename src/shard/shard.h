@@ -176,6 +176,10 @@ class Shard final : public broker::IoPort {
   void arm_eventfd();
   void arm_receive(broker::Connection* connection);
   void start_send(broker::Connection* connection);
+  // A send that gathers headers and payloads sent by reference (one sendmsg), and the end of
+  // one (broker/output_references.h).
+  void submit_gathered_send(broker::Connection* connection);
+  static void drop_gathered_send(broker::OutputReferences* references);
   void shut_down_socket(broker::Connection* connection);
   void maybe_release(broker::Connection* connection);
   broker::Connection* open_connection(int fd, int64_t accepted_at_ms);

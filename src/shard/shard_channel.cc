@@ -35,6 +35,10 @@ bool Shard::attach_channel(Connection* connection) {
 
 bool Shard::has_unsent_output(const Connection* connection) {
   if (!connection->output.empty()) return true;
+  // The rest of a short gathered send (its headers are in `sending`, not `output`).
+  if (connection->references != nullptr && !connection->send_in_flight && !connection->references->sending.empty()) {
+    return true;
+  }
   return connection->channel != nullptr && !connection->channel->wire_pending.empty();
 }
 

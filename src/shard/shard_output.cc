@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "base/assert.h"
 #include "base/log.h"
@@ -53,15 +55,62 @@ void Shard::start_send(Connection* connection) {
     return;
   }
   COREMQ_ASSERT(!connection->send_in_flight);
+  broker::OutputReferences* references = connection->references.get();
+  if (references != nullptr && !references->sending.empty()) {
+    // The rest of a short gathered send: it goes before anything gathered since.
+    submit_gathered_send(connection);
+    return;
+  }
   COREMQ_ASSERT(connection->sending.empty());
   if (connection->channel != nullptr) {
     prepare_channel_send(connection);
     if (connection->sending.empty()) return;
   } else {
     connection->sending.swap(connection->output);
+    if (references != nullptr && !references->pending.empty()) {
+      references->sending.swap(references->pending);
+      references->sending_bytes = std::exchange(references->pending_bytes, 0);
+      references->sent = 0;
+      submit_gathered_send(connection);
+      return;
+    }
   }
   io_uring_sqe* sqe = ring_.next_sqe();
   io_uring_prep_send(sqe, connection->fd, connection->sending.data(), connection->sending.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kSend));
+  connection->send_in_flight = true;
+  ++connection->operations_in_flight;
+}
+
+void Shard::submit_gathered_send(Connection* connection) {
+  broker::OutputReferences& references = *connection->references;
+  // Headers from `sending`, payloads from their messages, in stream order, less what a short
+  // send already took.
+  references.gather.clear();
+  uint64_t skip = references.sent;
+  auto add_piece = [&](const void* base, size_t size) {
+    if (skip >= size) {
+      skip -= size;
+      return;
+    }
+    references.gather.push_back(iovec{const_cast<char*>(static_cast<const char*>(base)) + skip, size - skip});
+    skip = 0;
+  };
+  const uint8_t* headers = connection->sending.data();
+  size_t at = 0;
+  for (const broker::PayloadReference& reference : references.sending) {
+    add_piece(headers + at, reference.offset - at);
+    at = reference.offset;
+    std::string_view payload = reference.message->payload();
+    add_piece(payload.data(), payload.size());
+  }
+  add_piece(headers + at, connection->sending.size() - at);
+  COREMQ_ASSERT(!references.gather.empty() && references.gather.size() <= IOV_MAX);
+  references.header = msghdr{};
+  references.header.msg_iov = references.gather.data();
+  references.header.msg_iovlen = references.gather.size();
+  io_uring_sqe* sqe = ring_.next_sqe();
+  io_uring_prep_sendmsg(sqe, connection->fd, &references.header, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, user_data(connection, Tag::kSend));
   connection->send_in_flight = true;
   ++connection->operations_in_flight;
@@ -71,8 +120,11 @@ void Shard::on_send(Connection* connection, int result) {
   COREMQ_ASSERT(connection->send_in_flight && connection->operations_in_flight > 0);
   connection->send_in_flight = false;
   --connection->operations_in_flight;
+  broker::OutputReferences* references = connection->references.get();
+  bool gathered = references != nullptr && !references->sending.empty();
   if (result < 0) {
     connection->sending.clear();
+    if (gathered) drop_gathered_send(references);
     if (result != -EPIPE && result != -ECONNRESET) LOG_DEBUG("send on fd %d: %s", connection->fd, std::strerror(-result));
     state_->on_transport_closed(connection);
     if (connection->close_after_flush) shut_down_socket(connection);
@@ -81,7 +133,14 @@ void Shard::on_send(Connection* connection, int result) {
   }
   auto sent = static_cast<size_t>(result);
   state_->counters().bytes_sent += sent;
-  if (sent < connection->sending.size() && connection->channel != nullptr) {
+  if (gathered) {
+    references->sent += sent;
+    if (references->sent < connection->sending.size() + references->sending_bytes) {
+      request_flush(connection);  // a short send: start_send sends the rest first
+      return;
+    }
+    drop_gathered_send(references);
+  } else if (sent < connection->sending.size() && connection->channel != nullptr) {
     keep_unsent_wire_bytes(connection, sent);  // wire bytes: never encoded twice
     if (connection->state == ConnectionState::kHandingOff && delayed_hand_offs_.contains(connection)) {
       complete_delayed_hand_off(connection);
@@ -90,7 +149,7 @@ void Shard::on_send(Connection* connection, int result) {
     request_flush(connection);
     return;
   }
-  if (sent < connection->sending.size()) {
+  if (!gathered && sent < connection->sending.size()) {
     // A short send: the rest goes first, before anything gathered since.
     connection->sending.consume_front(sent);
     if (!connection->output.empty()) {
@@ -113,6 +172,12 @@ void Shard::on_send(Connection* connection, int result) {
     return;
   }
   maybe_release(connection);
+}
+
+void Shard::drop_gathered_send(broker::OutputReferences* references) {
+  references->sending.clear();  // the messages' last references may go here
+  references->sending_bytes = 0;
+  references->sent = 0;
 }
 
 // ---- closing and releasing ---------------------------------------------------
@@ -287,6 +352,7 @@ void Shard::adopt(broker::ConnectionHandoff* handoff) {
   Connection* connection = open_connection(handoff->fd, handoff->accepted_at_ms);
   connection->listener = handoff->listener;
   connection->channel = std::move(handoff->channel);
+  connection->payloads_by_reference = connection->channel == nullptr;
   if (has_unsent_output(connection)) request_flush(connection);  // handshake bytes not sent there yet
   state_->on_connection_opened(connection);
   if (!handoff->input.empty() && should_park(connection)) {
