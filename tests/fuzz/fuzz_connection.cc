@@ -19,9 +19,13 @@
 // the refusal paths run among everything else. Built with ASan + UBSan; LeakSanitizer checks that
 // every Message reference and posted item is released.
 //
+// Half the connections send large payloads by reference (as plain-TCP ones do; the threshold is
+// 16 bytes here), and a large PUBLISH may become its message in place.
+//
 // Oracles beyond "no crash, no leak, no failed COREMQ_ASSERT":
-//   - every byte the broker writes to a connection frames and decodes as a server-to-client
-//     packet of MQTT 3.1.1, and the first packet of a connection is a CONNACK;
+//   - every byte the broker writes to a connection (headers with the payloads staged by
+//     reference between them) frames and decodes as a server-to-client packet of MQTT 3.1.1,
+//     and the first packet of a connection is a CONNACK;
 //   - each shard's connection_count() and connections_current counter equal the number of
 //     connections the fuzzer holds on that shard that are neither closed nor handed off;
 //   - a connection the broker closed or handed off gets no new output;
@@ -46,6 +50,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "auth/acl_file.h"
@@ -197,6 +202,8 @@ Options options_from(uint8_t presets) {
   // at 1 MiB), and allocating that in every input costs most of the fuzzer's speed. The scripts
   // never build a packet over 4.2 KB.
   options.max_packet_size = (presets & 0x40) ? 128 : 8192;
+  // Low, so the fuzzer's short payloads take the by-reference and in-place paths too.
+  options.payload_reference_min_bytes = 16;
   if (presets & 0x80) {
     options.max_subscriptions_per_session = 2;
     options.max_sessions = 3;
@@ -327,8 +334,12 @@ class Cluster {
     Client& client = clients_[index];
     Connection* connection = client.connection.get();
     if (!connection->sending.empty() || connection->output.empty()) return;
-    check_output(client, connection->output.span());
+    check_output(client, staged_stream(*connection));
     connection->sending.swap(connection->output);
+    if (connection->references) {
+      connection->references->sending.swap(connection->references->pending);
+      connection->references->sending_bytes = std::exchange(connection->references->pending_bytes, 0);
+    }
     client.closing_output_size = connection->output.size();
   }
 
@@ -337,9 +348,10 @@ class Cluster {
     if (index < 0 || clients_[index].handed_off) return;
     Client& client = clients_[index];
     Connection* connection = client.connection.get();
-    check_output(client, connection->output.span());
+    check_output(client, staged_stream(*connection));
     connection->output.clear();
     connection->sending.clear();
+    if (connection->references) *connection->references = broker::OutputReferences();
     client.closing_output_size = 0;
     if (connection->state == ConnectionState::kConnected) {
       shards_[client.shard]->on_output_drained(connection);
@@ -428,7 +440,26 @@ class Cluster {
 
   // What is still staged at the end (what is in `sending` was checked when the send began).
   void check_all_output() {
-    for (Client& client : clients_) check_output(client, client.connection->output.span());
+    for (Client& client : clients_) check_output(client, staged_stream(*client.connection));
+  }
+
+  // The bytes a gathered send of the staged output would write: its headers with each payload
+  // staged by reference at its offset (broker/output_references.h).
+  static std::vector<uint8_t> staged_stream(const Connection& connection) {
+    std::span<const uint8_t> headers = connection.output.span();
+    std::vector<uint8_t> stream;
+    size_t at = 0;
+    if (connection.references) {
+      for (const broker::PayloadReference& reference : connection.references->pending) {
+        stream.insert(stream.end(), headers.begin() + static_cast<ptrdiff_t>(at),
+                      headers.begin() + static_cast<ptrdiff_t>(reference.offset));
+        std::string_view payload = reference.message->payload();
+        stream.insert(stream.end(), payload.begin(), payload.end());
+        at = reference.offset;
+      }
+    }
+    stream.insert(stream.end(), headers.begin() + static_cast<ptrdiff_t>(at), headers.end());
+    return stream;
   }
 
  private:
@@ -437,6 +468,8 @@ class Cluster {
     client.connection = std::make_unique<Connection>();
     client.connection->fd = static_cast<int>(clients_.size());
     client.connection->accepted_at_ms = accepted_at_ms;
+    // Half the clients are plain TCP as the loop sees them: payloads by reference.
+    client.connection->payloads_by_reference = clients_.size() % 2 == 0;
     client.shard = shard;
     shards_[shard]->on_connection_opened(client.connection.get());
     return static_cast<int>(clients_.size() - 1);
