@@ -5,6 +5,7 @@
 // the connection, into the in-flight window, or into the session's queue.
 // Runs on the shard that owns the sessions.
 #include <algorithm>
+#include <cstring>
 
 #include "base/assert.h"
 #include "base/log.h"
@@ -249,6 +250,30 @@ void ShardState::start_inflight(Session* session, const MessageRef& message, Del
   send_publish(session, message, inflight.delivery, /*dup=*/false, packet_id);
 }
 
+template <typename Encode>
+void ShardState::encode_publish_header_cached(base::ByteBuffer& out, const MessageRef& message, uint8_t form,
+                                              uint16_t packet_id, size_t property_block_size, Encode&& encode) {
+  PublishHeaderCache& cache = header_cache_;
+  if (cache.message.get() == message.get() && cache.form == form) {
+    uint8_t* at = out.grow(cache.size);
+    std::memcpy(at, cache.bytes.data(), cache.size);
+    if (cache.packet_id_at != 0) {
+      at[cache.packet_id_at] = static_cast<uint8_t>(packet_id >> 8);
+      at[cache.packet_id_at + 1] = static_cast<uint8_t>(packet_id);
+    }
+    return;
+  }
+  size_t start = out.size();
+  encode(out);
+  size_t size = out.size() - start;
+  if (size > cache.bytes.size()) return;  // a long topic: encoded each time
+  cache.message = message;
+  cache.form = form;
+  cache.size = static_cast<uint8_t>(size);
+  cache.packet_id_at = (form & 3) != 0 ? static_cast<uint8_t>(size - 2 - property_block_size) : 0;
+  std::memcpy(cache.bytes.data(), out.data() + start, size);
+}
+
 void ShardState::send_publish(Session* session, const MessageRef& message, const Delivery& delivery, bool dup,
                               uint16_t packet_id) {
   Connection* connection = session->connection;
@@ -260,9 +285,29 @@ void ShardState::send_publish(Session* session, const MessageRef& message, const
     delivery_latency_us_.observe(static_cast<uint64_t>(latency_us));
   }
   std::string_view payload = message->payload();
+  auto form = static_cast<uint8_t>(delivery.qos | (delivery.retain_flag ? 4 : 0));
   if (connection->version != mqtt::ProtocolVersion::kV5) {
-    mqtt::encode_publish_header(connection->output, message->topic(), delivery.qos, delivery.retain_flag, dup,
-                                packet_id, payload.size());
+    auto encode = [&](base::ByteBuffer& out) {
+      mqtt::encode_publish_header(out, message->topic(), delivery.qos, delivery.retain_flag, dup, packet_id,
+                                  payload.size());
+    };
+    if (dup) {
+      encode(connection->output);  // a resend: rare, and never the same header twice
+    } else {
+      encode_publish_header_cached(connection->output, message, form, packet_id, 0, encode);
+    }
+  } else if (!dup && message->expires_at_ms() == 0 && delivery.subscription_ids.empty() &&
+             connection->client_topic_alias_maximum == 0) {
+    // Nothing of this hop's own: every such MQTT 5 subscriber gets the same header.
+    std::string_view forwarded = message->property_bytes();
+    auto forwarded_bytes = std::span(reinterpret_cast<const uint8_t*>(forwarded.data()), forwarded.size());
+    size_t block_size = variable_integer_size(static_cast<uint32_t>(forwarded.size())) + forwarded.size();
+    encode_publish_header_cached(connection->output, message, static_cast<uint8_t>(form | 8), packet_id, block_size,
+                                 [&](base::ByteBuffer& out) {
+                                   mqtt::encode_publish_header_v5(out, message->topic(), delivery.qos,
+                                                                  delivery.retain_flag, false, packet_id,
+                                                                  forwarded_bytes, payload.size());
+                                 });
   } else {
     // This hop's properties, then the ones the publisher set (forwarded unchanged).
     base::ByteBuffer& properties = property_scratch_;

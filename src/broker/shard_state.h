@@ -6,6 +6,7 @@
 // Single-threaded: every method runs on the owning shard's thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -193,7 +194,10 @@ class ShardState {
   size_t retained_count() const { return retained_.size(); }
   // The shard loop's monotonic time (us) at the start of this turn: messages entering now are
   // stamped with it, and their delivery is measured against it (delivery_latency_us).
-  void set_turn_time_us(int64_t now_us) { turn_time_us_ = now_us; }
+  void set_turn_time_us(int64_t now_us) {
+    turn_time_us_ = now_us;
+    header_cache_.message = MessageRef();  // a message is not kept alive past its turn
+  }
   const base::LogHistogram& delivery_latency_us() const { return delivery_latency_us_; }
   // The admin API (admin_view.cc; from a ShardAccess callback on this shard's thread).
   // Sessions whose id is above query.after and match its filters, the smallest query.limit
@@ -413,6 +417,13 @@ class ShardState {
   void deliver_to_session(Session* session, const MessageRef& message, Delivery delivery);
   void send_publish(Session* session, const MessageRef& message, const Delivery& delivery, bool dup,
                     uint16_t packet_id);
+  // Writes the header of `message` in `form` (PublishHeaderCache) with `packet_id` into `out`:
+  // from the cache when the last header was this message's in this form, else by `encode`,
+  // which then fills the cache. `property_block_size`: the MQTT 5 property block after the
+  // packet id (0 for 3.1/3.1.1).
+  template <typename Encode>
+  void encode_publish_header_cached(base::ByteBuffer& out, const MessageRef& message, uint8_t form, uint16_t packet_id,
+                                    size_t property_block_size, Encode&& encode);
   // The payload after its header: copied into the output, or, for a large one to a plain-TCP
   // client, sent later from the message itself (broker/output_references.h).
   void stage_payload(Connection* connection, const MessageRef& message, std::string_view payload);
@@ -631,6 +642,18 @@ class ShardState {
   std::vector<uint8_t> reason_code_scratch_;
   std::vector<mqtt::UserProperty> user_property_scratch_;
   base::ByteBuffer property_scratch_;
+  // The last PUBLISH header encoded without per-delivery properties (any 3.1/3.1.1 client; an
+  // MQTT 5 client with no expiry, subscription identifier or topic alias in it). A message
+  // fanned out goes to many sessions in a row: each after the first copies these bytes and
+  // patches its packet id instead of encoding again (encode_publish_header_cached).
+  struct PublishHeaderCache {
+    MessageRef message;  // held, so no other message can reuse its address meanwhile
+    uint8_t form = 0;    // qos | retain << 2 | MQTT 5 << 3
+    uint8_t size = 0;
+    uint8_t packet_id_at = 0;  // 0: QoS 0, no packet id
+    std::array<uint8_t, 128> bytes{};
+  };
+  PublishHeaderCache header_cache_;
   // Options' hooks, cached: the hot paths test these pointers.
   MessageInterceptor* const interceptor_;
   EventHook* const events_;

@@ -575,5 +575,45 @@ TEST_F(ShardTopicAliasBroker, ZeroMeansNoAliases) {
   EXPECT_FALSE(publish.properties.topic_alias.has_value());
 }
 
+// One message fanned out to 3.1.1 and MQTT 5 subscribers: the header is encoded once per form
+// and reused (ShardState's header cache), so each copy must still carry its own subscriber's
+// packet id, its own version's layout and, for MQTT 5, its own per-delivery properties.
+TEST_F(ShardProtocol, FannedOutHeadersCarryEachSubscribersPacketIdVersionAndProperties) {
+  broker::Connection* ahead = connect("ahead");  // 3.1.1; a message of its own first: next id 2
+  subscribe(ahead, "t", 1);
+  subscribe(ahead, "solo", 1, 2);
+  broker::Connection* fresh = connect("fresh");  // 3.1.1, next id 1
+  subscribe(fresh, "t", 1);
+  broker::Connection* v5 = accepted5("v5");
+  feed(v5, subscribe5_bytes(1, {"t"}, 1));
+  take_output(v5);
+  broker::Connection* aliased = accepted5("aliased", {.topic_alias_maximum = 5});
+  feed(aliased, subscribe5_bytes(1, {"t"}, 1));
+  take_output(aliased);
+  broker::Connection* publisher = connect("pub");
+  feed(publisher, publish_bytes("solo", "own", 1, 1));
+  EXPECT_EQ(take_output(ahead), publish_bytes("solo", "own", 1, 1));
+  feed(publisher, publish_bytes("t", "fanned", 1, 2));
+  EXPECT_EQ(take_output(ahead), publish_bytes("t", "fanned", 1, 2));
+  EXPECT_EQ(take_output(fresh), publish_bytes("t", "fanned", 1, 1));
+  EXPECT_EQ(take_output(v5), publish5_bytes("t", "fanned", 1, 1));
+  std::vector<OutputPacket> aliased_packets = split_packets(take_output(aliased));
+  ASSERT_EQ(aliased_packets.size(), 1u);
+  mqtt::PublishPacket with_alias;
+  ASSERT_EQ(mqtt::decode_publish_from_server(as_span(aliased_packets[0].body), aliased_packets[0].flags,
+                                             ProtocolVersion::kV5, &with_alias),
+            mqtt::DecodeStatus::kOk);
+  EXPECT_EQ(with_alias.packet_id, 1);
+  EXPECT_EQ(with_alias.payload, "fanned");
+  EXPECT_TRUE(with_alias.properties.topic_alias.has_value());
+  // QoS 0 and QoS 1 copies of one message are different forms of its header.
+  feed(fresh, subscribe_bytes(2, {{"t", 0}}));
+  take_output(fresh);
+  feed(publisher, publish_bytes("t", "mixed", 1, 3));
+  EXPECT_EQ(take_output(ahead), publish_bytes("t", "mixed", 1, 3));
+  EXPECT_EQ(take_output(fresh), publish_bytes("t", "mixed", 0, 0));
+  EXPECT_EQ(take_output(v5), publish5_bytes("t", "mixed", 1, 2));
+}
+
 }  // namespace
 }  // namespace coremq::testing
