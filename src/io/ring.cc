@@ -1,7 +1,9 @@
 // Ring set-up and feature probing; see ring.h. Runs on the owning shard's thread.
 #include "io/ring.h"
 
+#include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -11,6 +13,11 @@
 #include "base/log.h"
 
 namespace coremq::io {
+
+namespace {
+// IORING_FEAT_MIN_TIMEOUT, from Linux 6.12's uapi header (Debian 12's predates it).
+constexpr uint32_t kFeatureMinTimeout = 1U << 15;
+}  // namespace
 
 int kernel_version() {
   utsname name{};
@@ -59,7 +66,29 @@ bool Ring::init(uint32_t entries, std::string* error) {
   int version = kernel_version();
   features_.multishot_accept = version >= 519;
   features_.recv_multishot = version >= 600;
+  features_.min_wait = (params.features & kFeatureMinTimeout) != 0;
   return true;
+}
+
+int Ring::submit_and_wait_min(uint32_t batch, uint32_t min_wait_us, const __kernel_timespec& timeout) {
+  COREMQ_ASSERT(features_.min_wait);
+  // liburing 2.3 (Debian 12) has no call that sets the minimum wait, so this is what its
+  // io_uring_submit_and_wait_timeout does, with the field the kernel reads it from (named
+  // `pad` in these headers, `min_wait_usec` from 6.12 on): publish the prepared entries,
+  // then one io_uring_enter that submits them and waits.
+  io_uring_sq& sq = ring_.sq;
+  unsigned tail = sq.sqe_tail;
+  if (sq.sqe_head != tail) {
+    sq.sqe_head = tail;
+    io_uring_smp_store_release(sq.ktail, tail);
+  }
+  unsigned to_submit = tail - io_uring_smp_load_acquire(sq.khead);
+  io_uring_getevents_arg arg{};
+  arg.pad = min_wait_us;
+  arg.ts = reinterpret_cast<uint64_t>(&timeout);
+  long result = ::syscall(__NR_io_uring_enter, ring_.ring_fd, to_submit, batch,
+                          IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+  return result < 0 ? -errno : 0;
 }
 
 io_uring_sqe* Ring::next_sqe() {

@@ -18,6 +18,7 @@ struct RingFeatures {
   bool multishot_accept = false;
   bool recv_multishot = false;   // also needs a buffer ring
   bool buffer_ring = false;      // set by BufferRing::init when registration worked
+  bool min_wait = false;         // IORING_FEAT_MIN_TIMEOUT (6.12): see submit_and_wait_min
 };
 
 class Ring {
@@ -33,6 +34,13 @@ class Ring {
 
   // Never returns null: when the submission queue is full it is submitted first.
   io_uring_sqe* next_sqe();
+
+  // Submits what is prepared and waits up to `timeout` for a completion, as
+  // io_uring_submit_and_wait_timeout does, but with the kernel's minimum wait (needs
+  // features().min_wait): once `min_wait_us` has passed since the call, it returns as soon as
+  // one completion is there, and before that only when `batch` are, so completions arriving
+  // close together are handled in one wake-up. Returns 0 or -errno (-ETIME on timeout).
+  int submit_and_wait_min(uint32_t batch, uint32_t min_wait_us, const __kernel_timespec& timeout);
 
   io_uring* raw() { return &ring_; }
   int fd() const { return ring_.ring_fd; }

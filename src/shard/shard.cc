@@ -32,6 +32,9 @@ using broker::CrossShardItem;
 namespace {
 constexpr int64_t kTickIntervalMs = 250;
 constexpr int64_t kIdleSweepIntervalMs = 1000;
+// Completions a coalescing wait (--coalesce-wait-us) waits for before its window ends: more
+// than a quiet loop gets within it, so the window decides.
+constexpr uint32_t kCoalesceBatch = 256;
 constexpr int64_t kShutdownGraceMs = 3000;
 }  // namespace
 
@@ -316,8 +319,14 @@ void Shard::enter_kernel() {
   __kernel_timespec timeout{};
   timeout.tv_sec = wait_ms / 1000;
   timeout.tv_nsec = (wait_ms % 1000) * 1000000;
-  io_uring_cqe* cqe = nullptr;
-  int result = io_uring_submit_and_wait_timeout(ring_.raw(), &cqe, 1, &timeout, nullptr);
+  int result = 0;
+  if (options_.coalesce_wait_us > 0 && ring_.features().min_wait) {
+    // A quiet loop handles what arrives within the window in one wake-up (--coalesce-wait-us).
+    result = ring_.submit_and_wait_min(kCoalesceBatch, options_.coalesce_wait_us, timeout);
+  } else {
+    io_uring_cqe* cqe = nullptr;
+    result = io_uring_submit_and_wait_timeout(ring_.raw(), &cqe, 1, &timeout, nullptr);
+  }
   if (result < 0 && result != -ETIME && result != -EINTR && result != -EBUSY) {
     LOG_WARNING("io_uring wait: %s", std::strerror(-result));
   }
