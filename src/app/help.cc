@@ -90,6 +90,8 @@ constexpr base::FlagPlacement kPlacements[] = {
     {"pin_threads", kPerformance},
     {"ring_entries", kPerformance},
     {"receive_buffer_size", kPerformance, "BYTES"},
+    {"payload_reference_min", kPerformance, "BYTES"},
+    {"coalesce_wait_us", kPerformance, "MICROSECONDS"},
     {"receive_buffer_count", kPerformance},
     {"cross_shard_queue_capacity", kPerformance},
     {"max_handshakes_per_turn", kPerformance},
