@@ -226,19 +226,20 @@ std::unique_ptr<Store> Store::open(const PersistenceOptions& options, uint32_t s
     return nullptr;
   }
   store->db_.reset(db);
-  // The format marker: a later build that changes encodings reads it first.
+  // The format marker: a later build that changes encodings reads it first. An older format
+  // (1) is converted by load(), which then writes the marker.
   std::string meta_key = std::string(key_prefix(RecordType::kMeta)) + "format";
   std::string meta_value;
   status = db->Get(rocksdb::ReadOptions(), meta_key, &meta_value);
   if (status.IsNotFound()) {
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    status = db->Put(sync, meta_key, std::string(1, static_cast<char>(kRecordVersion)));
+    status = db->Put(sync, meta_key, std::string(1, static_cast<char>(kStoreFormat)));
     if (!status.ok()) {
       *error = absl::StrFormat("--data-dir %s: cannot write to the store: %s", dir, status.ToString());
       return nullptr;
     }
-  } else if (!status.ok() || meta_value.size() != 1 || static_cast<uint8_t>(meta_value[0]) > kRecordVersion) {
+  } else if (!status.ok() || meta_value.size() != 1 || static_cast<uint8_t>(meta_value[0]) > kStoreFormat) {
     *error = absl::StrFormat("--data-dir %s: the store was written by a newer coremq (format %u) or is damaged",
                              dir, meta_value.empty() ? 0u : static_cast<uint8_t>(meta_value[0]));
     return nullptr;

@@ -57,6 +57,9 @@ struct LoadedState {
   uint64_t outgoing_messages = 0;  // queued and in-flight messages of the loaded sessions
   uint64_t expired_dropped = 0;    // sessions, retained and queued messages past their deadline
   uint64_t corrupt_skipped = 0;  // records that failed to decode (each logged)
+  // Records of a format-1 store rewritten under format 2 (sessions given a number, outgoing
+  // and incoming QoS 2 records keyed by it).
+  uint64_t converted = 0;
   int64_t load_ms = 0;
 };
 
@@ -82,6 +85,9 @@ class ShardJournal {
   // A body id no other body in the store has: this shard's number in the top 16 bits, then a
   // count that starts above every id the store held at load.
   uint64_t next_body_id() { return (uint64_t{shard_} << 48) | ++body_sequence_; }
+  // A session number no other session in the store has (SessionRecord::session_number), made
+  // the same way: a session keeps it while it is stored, whichever shard owns it later.
+  uint64_t next_session_number() { return (uint64_t{shard_} << 48) | ++session_sequence_; }
   bool has_changes() const { return op_count_ > 0; }
   // Changes that never reached the store: created and erased in one open batch.
   uint64_t changes_elided() const { return changes_elided_; }
@@ -130,7 +136,8 @@ class ShardJournal {
   uint64_t next_number_ = 1;  // number of the open (or next) batch
   uint64_t durable_ = 0;
   uint64_t submits_delayed_ = 0;
-  uint64_t body_sequence_ = 0;  // set by Store::load
+  uint64_t body_sequence_ = 0;     // set by Store::load
+  uint64_t session_sequence_ = 0;  // set by Store::load
 };
 
 class Store {
