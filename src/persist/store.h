@@ -91,6 +91,8 @@ class ShardJournal {
   bool has_changes() const { return op_count_ > 0; }
   // Changes that never reached the store: created and erased in one open batch.
   uint64_t changes_elided() const { return changes_elided_; }
+  // Changes dropped as a batch left because a later change of the same key replaced them.
+  uint64_t changes_superseded() const { return changes_superseded_; }
 
   // The batch number an answer made now depends on: the open batch if it has changes, else the
   // last one submitted. Durable once durable() reaches it.
@@ -127,6 +129,12 @@ class ShardJournal {
   // The open batch: ops_[0, op_count_).
   std::vector<Op> ops_;
   size_t op_count_ = 0;
+  // submit()'s scratch: the live ops' indexes in the order they go into the WriteBatch.
+  std::vector<uint32_t> write_order_;
+  // Fills write_order_: each run of ops between range deletes sorted by key (stable), keeping
+  // only the last op of each key; returns how many it dropped. See order_for_write().
+  uint64_t order_for_write();
+  uint64_t changes_superseded_ = 0;
   // Keys created in the open batch (by create(), then maybe put()), by the hash of the key: the
   // index of their last put (whose key is compared, so a hash collision only loses an elision).
   absl::flat_hash_map<uint64_t, uint32_t> created_;
