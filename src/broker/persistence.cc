@@ -233,9 +233,7 @@ void ShardState::restore_outgoing(Session* session, const persist::LoadedSession
       auto body = bodies.find(entry.body_id);
       COREMQ_ASSERT_MSG(body != bodies.end(), "Store::load hands over every body a record names");
       message = body->second;
-      // Every body a loaded record names has a body record (Store::load writes one for a body a
-      // record carried), so later records of this message name it and never carry it.
-      auto [stored, made] = stored_bodies_.try_emplace(message.get(), StoredBody{entry.body_id, 0, true});
+      auto [stored, made] = stored_bodies_.try_emplace(message.get(), StoredBody{entry.body_id, 0});
       COREMQ_ASSERT(stored->second.id == entry.body_id);
       if (made) stored_body_bytes_ += message->memory_size();
       ++stored->second.references;

@@ -1,10 +1,9 @@
 // Durable persistence of what persistent sessions owe their clients (docs/PERSISTENCE.md
 // "Queued and in-flight messages"): every QoS 1/2 message queued for or sent to a persistent
-// session has a record (q + session number + sequence) naming its state and its body: carried
-// in that record while it is the message's only one on this shard, else a body record (B + id)
-// that every session of this shard holding the same message shares, counted here and deleted
-// with its last reference; QoS 2 packet ids received from a persistent session's client wait
-// for their PUBREL in records of their own (i + session number + id). Runs on the owning
+// session has a record (q + session number + sequence) naming its state and a body record
+// (B + id) that every session of this shard holding the same message shares, counted here and
+// deleted with its last reference; QoS 2 packet ids received from a persistent session's client
+// wait for their PUBREL in records of their own (i + session number + id). Runs on the owning
 // shard's thread; every function returns at once without a journal.
 #include "base/assert.h"
 #include "broker/shard_state.h"
@@ -17,17 +16,13 @@ uint64_t ShardState::hold_body(const MessageRef& message) {
   auto [found, made] = stored_bodies_.try_emplace(message.get());
   StoredBody& body = found->second;
   if (made) {
-    // The first record carries the body (journal_outgoing); no body record yet.
     body.id = journal_->next_body_id();
-    stored_body_bytes_ += message->memory_size();
-  } else if (!body.written) {
-    // A second record: the body gets a record of its own, which both name. The first record
-    // still carries its copy until it is rewritten or deleted (the load takes either).
+    int64_t expires_at = message->expires_at_ms() == 0 ? 0 : message->expires_at_ms() + unix_offset_ms_;
     persist::encode_body_fields(message->topic(), message->payload(), message->property_bytes(), message->qos(),
-                                message->retain(), store_expiry(*message), &record_scratch_);
+                                message->retain(), expires_at, &record_scratch_);
     persist::body_key_into(body.id, &key_scratch_);
     journal_->create(key_scratch_, record_scratch_);
-    body.written = true;
+    stored_body_bytes_ += message->memory_size();
   }
   ++body.references;
   return body.id;
@@ -37,10 +32,8 @@ void ShardState::release_body(const Message* message) {
   auto found = stored_bodies_.find(message);
   COREMQ_ASSERT_MSG(found != stored_bodies_.end(), "a stored message without its body");
   if (--found->second.references > 0) return;
-  if (found->second.written) {
-    persist::body_key_into(found->second.id, &key_scratch_);
-    journal_->erase(key_scratch_);
-  }
+  persist::body_key_into(found->second.id, &key_scratch_);
+  journal_->erase(key_scratch_);
   stored_body_bytes_ -= message->memory_size();
   stored_bodies_.erase(found);
 }
@@ -49,18 +42,16 @@ void ShardState::journal_outgoing(Session* session, uint64_t* sequence, const Me
                                   const Delivery& delivery, uint16_t packet_id) {
   if (!stores_outgoing(session, delivery.qos)) return;
   bool created = *sequence == 0;
+  uint64_t body_id = 0;
   if (created) {
     *sequence = ++session->last_store_sequence;
-    hold_body(message);
+    body_id = hold_body(message);
+  } else {
+    body_id = stored_bodies_.at(message.get()).id;
   }
-  const StoredBody& body = stored_bodies_.at(message.get());
-  // The message's only record on this shard carries its body (no body record exists).
-  persist::InlineBodyFields carried{message->topic(), message->payload(), message->property_bytes(),
-                                    message->qos(),   message->retain(),  store_expiry(*message)};
   persist::OutgoingState state = packet_id == 0 ? persist::OutgoingState::kQueued : persist::OutgoingState::kPublishSent;
-  persist::encode_outgoing_fields(state, body.id, packet_id, delivery.qos, delivery.retain_flag,
-                                  delivery.subscription_ids, delivery.shared_group, &record_scratch_,
-                                  body.written ? nullptr : &carried);
+  persist::encode_outgoing_fields(state, body_id, packet_id, delivery.qos, delivery.retain_flag,
+                                  delivery.subscription_ids, delivery.shared_group, &record_scratch_);
   persist::outgoing_key_into(session->store_number, *sequence, &key_scratch_);
   // Created: acknowledged before its batch leaves, it never reaches the store (ShardJournal).
   if (created) {

@@ -503,10 +503,6 @@ class ShardState {
   void hold_queue_for_store(Session* session);
   void pump_queues_held_for_store();
   uint64_t hold_body(const MessageRef& message);
-  // A message's expiry as the store keeps it: a Unix deadline in ms, 0 for none.
-  int64_t store_expiry(const Message& message) const {
-    return message.expires_at_ms() == 0 ? 0 : message.expires_at_ms() + unix_offset_ms_;
-  }
   void release_body(const Message* message);
   void restore_outgoing(Session* session, const persist::LoadedSession& loaded, const RestoredBodies& bodies);
 
@@ -603,13 +599,10 @@ class ShardState {
   std::deque<DeferredBarrierAck> deferred_barrier_acks_;
   std::string record_scratch_;
   std::string key_scratch_;
-  // Bodies in the store, by the message they hold; deleted with their last reference. While one
-  // record holds a body, that record carries it (persist::InlineBodyFields) and no body record
-  // exists; the second reference writes one (`written`), which then stays until the last.
+  // Bodies in the store, by the message they hold; deleted with their last reference.
   struct StoredBody {
     uint64_t id = 0;
     uint32_t references = 0;
-    bool written = false;
   };
   absl::flat_hash_map<const Message*, StoredBody> stored_bodies_;
   // Client ids of sessions whose queue waits for a batch (Session::send_after_batch).

@@ -476,10 +476,9 @@ bool decode_body(std::string_view key, std::string_view value, BodyRecord* recor
 
 void encode_outgoing_fields(OutgoingState state, uint64_t body_id, uint16_t packet_id, uint8_t qos, bool retain_flag,
                             std::span<const uint32_t> subscription_ids, std::string_view shared_group,
-                            std::string* out, const InlineBodyFields* body) {
-  COREMQ_ASSERT(body == nullptr || body_id != 0);
+                            std::string* out) {
   Writer writer(out);
-  writer.u8(body == nullptr ? kRecordVersion : kOutgoingWithBodyVersion);
+  writer.u8(kRecordVersion);
   writer.u8(static_cast<uint8_t>(state));
   writer.u64(body_id);
   writer.u8(static_cast<uint8_t>(packet_id >> 8));
@@ -489,25 +488,11 @@ void encode_outgoing_fields(OutgoingState state, uint64_t body_id, uint16_t pack
   writer.u32(static_cast<uint32_t>(subscription_ids.size()));
   for (uint32_t id : subscription_ids) writer.u32(id);
   writer.bytes(shared_group);
-  if (body != nullptr) {
-    writer.u8(body->qos);
-    writer.u8(body->retain ? 1 : 0);
-    writer.u64(static_cast<uint64_t>(body->expires_at_unix_ms));
-    writer.bytes(body->topic);
-    writer.bytes(body->payload);
-    writer.bytes(body->property_bytes);
-  }
 }
 
 void encode_outgoing(const OutgoingRecord& record, std::string* out) {
-  InlineBodyFields body;
-  if (record.inline_body) {
-    const BodyRecord& inline_body = *record.inline_body;
-    body = InlineBodyFields{inline_body.topic,  inline_body.payload, inline_body.property_bytes,
-                            inline_body.qos,    inline_body.retain,  inline_body.expires_at_unix_ms};
-  }
   encode_outgoing_fields(record.state, record.body_id, record.packet_id, record.qos, record.retain_flag,
-                         record.subscription_ids, record.shared_group, out, record.inline_body ? &body : nullptr);
+                         record.subscription_ids, record.shared_group, out);
 }
 
 namespace {
@@ -537,8 +522,7 @@ bool decode_outgoing_value(std::string_view value, OutgoingRecord* record, std::
   Reader reader(value);
   uint8_t state = 0, id_high = 0, id_low = 0, retain = 0;
   uint32_t count = 0;
-  uint8_t version = 0;
-  bool ok = reader.versions(kRecordVersion, kOutgoingWithBodyVersion, &version) && reader.u8("state", &state) && reader.u64("body", &record->body_id) &&
+  bool ok = reader.version() && reader.u8("state", &state) && reader.u64("body", &record->body_id) &&
             reader.u8("packet_id", &id_high) && reader.u8("packet_id", &id_low) && reader.u8("qos", &record->qos) &&
             reader.u8("retain", &retain) && reader.u32("subscription_id_count", &count);
   if (!ok) return reader_error(reader, error);
@@ -556,22 +540,7 @@ bool decode_outgoing_value(std::string_view value, OutgoingRecord* record, std::
     }
     record->subscription_ids.push_back(id);
   }
-  if (!reader.bytes("shared_group", &record->shared_group)) return reader_error(reader, error);
-  record->inline_body.reset();
-  if (version == kOutgoingWithBodyVersion) {
-    BodyRecord& body = record->inline_body.emplace();
-    uint8_t body_retain = 0;
-    ok = reader.u8("body_qos", &body.qos) && reader.u8("body_retain", &body_retain) &&
-         reader.i64("body_expires_at", &body.expires_at_unix_ms) && reader.bytes("body_topic", &body.topic) &&
-         reader.bytes("body_payload", &body.payload) && reader.bytes("body_properties", &body.property_bytes);
-    if (!ok) return reader_error(reader, error);
-    if (body.qos == 0 || body.qos > 2 || body_retain > 1 || body.topic.empty() || body.topic.size() > 0xFFFF) {
-      *error = "carried body's qos, retain flag or topic out of range";
-      return false;
-    }
-    body.retain = body_retain == 1;
-  }
-  if (!reader.finish()) return reader_error(reader, error);
+  if (!reader.bytes("shared_group", &record->shared_group) || !reader.finish()) return reader_error(reader, error);
   record->packet_id = static_cast<uint16_t>((id_high << 8) | id_low);
   if (state > static_cast<uint8_t>(OutgoingState::kPubrelSent) || record->qos == 0 || record->qos > 2 || retain > 1) {
     *error = "state, qos or retain flag out of range";
@@ -585,11 +554,6 @@ bool decode_outgoing_value(std::string_view value, OutgoingRecord* record, std::
     *error = "packet id or body does not fit the state";
     return false;
   }
-  if (record->inline_body && pubrel) {
-    *error = "a PUBREL-sent record carries a body";
-    return false;
-  }
-  if (record->inline_body) record->inline_body->id = record->body_id;
   return true;
 }
 }  // namespace

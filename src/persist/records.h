@@ -31,8 +31,6 @@ namespace coremq::persist {
 inline constexpr uint8_t kRecordVersion = 1;
 // Version 2 adds the session number (version 1: none, a format-1 store).
 inline constexpr uint8_t kSessionRecordVersion = 2;
-// Version 2 of an outgoing record carries its message body (InlineBodyFields).
-inline constexpr uint8_t kOutgoingWithBodyVersion = 2;
 // The store's format (the `Mformat` marker).
 inline constexpr uint8_t kStoreFormat = 2;
 
@@ -119,21 +117,6 @@ struct BodyRecord {
   int64_t expires_at_unix_ms = 0;  // 0: never
 };
 
-// A message body carried inside an outgoing record (version 2) rather than in a body record of
-// its own: while one session of the shard holds the message, the store then takes one record
-// per message instead of two (a put and a delete fewer in RocksDB's memtable per message). The
-// shard writes the body record only when a second session takes the message
-// (ShardState::hold_body); a record that carries its body and one that names a body record
-// name the same body id.
-struct InlineBodyFields {
-  std::string_view topic;
-  std::string_view payload;
-  std::string_view property_bytes;
-  uint8_t qos = 1;
-  bool retain = false;
-  int64_t expires_at_unix_ms = 0;  // 0: never
-};
-
 struct OutgoingRecord {
   uint64_t session_number = 0;  // from the key
   uint64_t sequence = 0;  // from the key; orders one session's entries
@@ -144,8 +127,6 @@ struct OutgoingRecord {
   bool retain_flag = false;
   std::vector<uint32_t> subscription_ids;
   std::string shared_group;  // "group/filter" it came through; empty for ordinary subscriptions
-  // Version 2: the body itself (its id is body_id); never in kPubrelSent.
-  std::optional<BodyRecord> inline_body;
 };
 
 // Keys.
@@ -183,10 +164,9 @@ void encode_outgoing(const OutgoingRecord& record, std::string* out);
 // record to fill, so no copy of a payload or a list).
 void encode_body_fields(std::string_view topic, std::string_view payload, std::string_view property_bytes, uint8_t qos,
                         bool retain, int64_t expires_at_unix_ms, std::string* out);
-// With `body`, the record carries it (version 2); without, version 1.
 void encode_outgoing_fields(OutgoingState state, uint64_t body_id, uint16_t packet_id, uint8_t qos, bool retain_flag,
                             std::span<const uint32_t> subscription_ids, std::string_view shared_group,
-                            std::string* out, const InlineBodyFields* body = nullptr);
+                            std::string* out);
 // The value of an incoming QoS 2 record (its facts are all in the key).
 std::string_view incoming_qos2_value();
 

@@ -55,9 +55,6 @@ struct Scan {
   absl::flat_hash_map<uint64_t, std::string> client_by_number;
   absl::flat_hash_map<uint64_t, BodyRecord> bodies;
   absl::flat_hash_set<uint64_t> expired_bodies;
-  // Bodies only an outgoing record carried (no body record): written as body records by the
-  // load if a kept record names them, so every loaded body has one.
-  absl::flat_hash_set<uint64_t> carried_bodies;
   // By session number, each in key (= sequence) order.
   absl::flat_hash_map<uint64_t, std::vector<OutgoingRecord>> outgoing;
   absl::flat_hash_map<uint64_t, std::vector<uint16_t>> incoming_qos2;
@@ -69,24 +66,6 @@ struct Scan {
   uint64_t max_body_sequence = 0;
   uint64_t max_session_sequence = 0;
 };
-
-// An outgoing record that carries its body: the body counts as loaded (as a body record would,
-// which B keys, scanned first, already put in scan->bodies if there is one).
-void take_carried_body(OutgoingRecord& record, int64_t now_unix_ms, Scan* scan) {
-  if (!record.inline_body) return;
-  BodyRecord& body = *record.inline_body;
-  scan->max_body_sequence = std::max(scan->max_body_sequence, body.id & kSequenceMask);
-  if (!scan->bodies.contains(body.id) && !scan->expired_bodies.contains(body.id)) {
-    if (body.expires_at_unix_ms != 0 && body.expires_at_unix_ms <= now_unix_ms) {
-      scan->expired_bodies.insert(body.id);
-    } else {
-      uint64_t id = body.id;
-      scan->carried_bodies.insert(id);
-      scan->bodies.emplace(id, std::move(body));
-    }
-  }
-  record.inline_body.reset();
-}
 
 }  // namespace
 
@@ -178,7 +157,6 @@ bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
           break;
         }
         scan.max_session_sequence = std::max(scan.max_session_sequence, record.session_number & kSequenceMask);
-        take_carried_body(record, now_unix_ms, &scan);
         uint64_t number = record.session_number;
         scan.outgoing[number].push_back(std::move(record));
         break;
@@ -202,7 +180,6 @@ bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
           skip_corrupt("format-1 outgoing message", key);
           break;
         }
-        take_carried_body(record, now_unix_ms, &scan);
         scan.legacy_outgoing[client_id].push_back(std::move(record));
         break;
       }
@@ -345,14 +322,9 @@ bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
   }
   // Bodies no message names any more (their last entry's delete reached the disk first).
   for (auto& [id, body] : scan.bodies) {
-    bool carried = scan.carried_bodies.contains(id);
     if (!body_owner.contains(id)) {
-      if (!carried) repairs.Delete(body_key(id));
+      repairs.Delete(body_key(id));
       continue;
-    }
-    if (carried) {
-      encode_body(body, &encoded);
-      repairs.Put(body_key(id), encoded);
     }
     state->bodies.push_back(std::move(body));
   }

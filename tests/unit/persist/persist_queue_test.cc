@@ -14,7 +14,6 @@
 #include "persist/records.h"
 #include "persist/store.h"
 #include "persist_fixture.h"
-#include "rocksdb/db.h"
 
 namespace coremq::testing {
 namespace {
@@ -84,44 +83,6 @@ TEST(PersistQueueRecords, BodyAndOutgoingRoundTrip) {
     persist::encode_outgoing(back, &again);
     EXPECT_EQ(again, value);
   }
-}
-
-// While one record holds a message on its shard it carries the body (version 2): no body record.
-TEST(PersistQueueRecords, AnOutgoingRecordCarriesItsBody) {
-  OutgoingRecord record = sample_outgoing(5, 8, 21, OutgoingState::kQueued, 0);
-  record.inline_body = sample_body(21);
-  std::string value, error;
-  persist::encode_outgoing(record, &value);
-  EXPECT_EQ(value[0], 2);
-  OutgoingRecord back;
-  ASSERT_TRUE(persist::decode_outgoing(persist::outgoing_key(5, 8), value, &back, &error)) << error;
-  ASSERT_TRUE(back.inline_body.has_value());
-  EXPECT_EQ(back.inline_body->id, 21u);
-  EXPECT_EQ(back.inline_body->topic, "fleet/7/temp");
-  EXPECT_EQ(back.inline_body->payload, record.inline_body->payload);
-  EXPECT_EQ(back.inline_body->property_bytes, "\x01\x01");
-  EXPECT_EQ(back.inline_body->qos, 2);
-  EXPECT_TRUE(back.inline_body->retain);
-  EXPECT_EQ(back.inline_body->expires_at_unix_ms, record.inline_body->expires_at_unix_ms);
-  std::string again;
-  persist::encode_outgoing(back, &again);
-  EXPECT_EQ(again, value);
-  // Without a body: version 1, as before.
-  record.inline_body.reset();
-  persist::encode_outgoing(record, &again);
-  EXPECT_EQ(again[0], 1);
-  ASSERT_TRUE(persist::decode_outgoing(persist::outgoing_key(5, 8), again, &back, &error)) << error;
-  EXPECT_FALSE(back.inline_body.has_value());
-  // Every truncation of a carried body is refused, and so is a body carried by a PUBREL-sent record.
-  for (size_t size = 0; size < value.size(); ++size) {
-    EXPECT_FALSE(persist::decode_outgoing(persist::outgoing_key(5, 8), value.substr(0, size), &back, &error)) << size;
-  }
-  std::string pubrel;
-  persist::encode_outgoing(sample_outgoing(5, 8, 0, OutgoingState::kPubrelSent, 3), &pubrel);
-  pubrel[0] = 2;
-  std::string body_part = value.substr(value.size() - (1 + 1 + 8 + 4 + 12 + 4 + 4 + 4 + 2));
-  EXPECT_FALSE(persist::decode_outgoing(persist::outgoing_key(5, 8), pubrel + body_part, &back, &error));
-  EXPECT_FALSE(persist::decode_outgoing(persist::outgoing_key(5, 8), pubrel.substr(0, pubrel.size()), &back, &error));
 }
 
 TEST(PersistQueueRecords, StatesThatDoNotFitAreRefused) {
@@ -398,77 +359,6 @@ TEST(PersistQueueLoad, AFormatOneStoreIsConvertedAtLoad) {
   std::sort(numbers.begin(), numbers.end());
   std::sort(numbers_again.begin(), numbers_again.end());
   EXPECT_EQ(numbers, numbers_again);
-}
-
-// A body only a record carries (no body record: one session of the shard held it) is loaded from
-// that record, written as a body record by the load (so the shard may name it from other records
-// and delete it with its last reference), copied for another shard like any body, and dropped
-// with its record when it expired.
-TEST(PersistQueueLoad, ABodyARecordCarriesIsLoadedAndGetsItsOwnRecord) {
-  base::set_log_level(base::LogLevel::kError);
-  TempDir dir;
-  auto [one, two] = ids_on_two_shards();
-  const int64_t now = 1'800'000'000'000;
-  auto carrying = [](uint64_t number, uint64_t sequence, BodyRecord body) {
-    OutgoingRecord record = sample_outgoing(number, sequence, body.id, OutgoingState::kQueued, 0);
-    record.inline_body = std::move(body);
-    return record;
-  };
-  {
-    StoreFixture fixture(dir.path(), 1);
-    persist::ShardJournal& journal = fixture.store->journal(0);
-    put_session_record(journal, one, 1);
-    put_session_record(journal, two, 2);
-    BodyRecord expired = sample_body(22);
-    expired.expires_at_unix_ms = now - 1;
-    put_outgoing(journal, carrying(1, 1, sample_body(21)));
-    put_outgoing(journal, carrying(1, 2, expired));
-    put_outgoing(journal, sample_outgoing(2, 1, 21, OutgoingState::kQueued, 0));  // names it
-    put_outgoing(journal, carrying(3, 1, sample_body(23)));                      // an orphan's
-    journal.submit();
-    fixture.store->start();
-    ASSERT_TRUE(fixture.wait_durable(0, 1));
-    fixture.store->stop();
-  }
-  auto check = [&](const persist::LoadedState& loaded) {
-    EXPECT_EQ(loaded.sessions, 2u);
-    EXPECT_EQ(loaded.corrupt_skipped, 0u);
-    EXPECT_EQ(loaded.outgoing_messages, 2u);
-    ASSERT_EQ(loaded.bodies.size(), 2u);  // 21 and its copy for the other shard
-    for (const BodyRecord& body : loaded.bodies) EXPECT_EQ(body.topic, "fleet/7/temp");
-    for (uint32_t shard = 0; shard < 2; ++shard) {
-      for (const persist::LoadedSession& session : loaded.sessions_by_shard[shard]) {
-        ASSERT_EQ(session.outgoing.size(), 1u);
-        EXPECT_FALSE(session.outgoing[0].inline_body.has_value());
-      }
-    }
-  };
-  {
-    StoreFixture reopened(dir.path(), 2);
-    persist::LoadedState loaded;
-    std::string error;
-    ASSERT_TRUE(reopened.store->load(now, &loaded, &error)) << error;
-    EXPECT_EQ(loaded.expired_dropped, 1u);
-    check(loaded);
-    // New body ids start above the carried ones.
-    EXPECT_GT(reopened.store->journal(0).next_body_id() & ((uint64_t{1} << 48) - 1), 23u);
-  }
-  {
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.path(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    std::string value;
-    EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), persist::body_key(21), &value).ok());  // written by the load
-    EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), persist::body_key(22), &value).IsNotFound());
-    EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), persist::body_key(23), &value).IsNotFound());
-    EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), persist::outgoing_key(1, 2), &value).IsNotFound());
-  }
-  StoreFixture again_fixture(dir.path(), 2);
-  persist::LoadedState again;
-  std::string error;
-  ASSERT_TRUE(again_fixture.store->load(now, &again, &error)) << error;
-  EXPECT_EQ(again.expired_dropped, 0u);
-  check(again);
 }
 
 // The marker a load writes is the one open() checks: a store of a format newer than this build
