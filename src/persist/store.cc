@@ -150,12 +150,27 @@ void ShardJournal::erase_range(std::string_view begin, std::string_view end) {
 uint64_t ShardJournal::order_for_write() {
   write_order_.clear();
   uint64_t superseded = 0;
-  auto sort_run = [this, &superseded](size_t begin) {
+  auto big_endian = [](std::string_view bytes) {
+    uint64_t value = 0;
+    for (size_t i = 0; i < 8; ++i) value = (value << 8) | (i < bytes.size() ? static_cast<uint8_t>(bytes[i]) : 0);
+    return value;
+  };
+  auto sort_run = [this, &superseded, &big_endian](size_t begin) {
     auto first = write_order_.begin() + static_cast<ptrdiff_t>(begin);
-    std::sort(first, write_order_.end(), [this](uint32_t a, uint32_t b) {
-      int order = ops_[a].key.compare(ops_[b].key);
-      return order != 0 ? order < 0 : a < b;
+    sort_scratch_.clear();
+    for (auto it = first; it != write_order_.end(); ++it) {
+      std::string_view key = ops_[*it].key;
+      sort_scratch_.push_back(
+          SortEntry{big_endian(key), big_endian(key.size() > 8 ? key.substr(8) : std::string_view()), *it});
+    }
+    std::sort(sort_scratch_.begin(), sort_scratch_.end(), [this](const SortEntry& a, const SortEntry& b) {
+      if (a.head != b.head) return a.head < b.head;
+      if (a.tail != b.tail) return a.tail < b.tail;
+      // Equal in their first 16 bytes (zero-padded): the whole keys decide, then journal order.
+      int order = ops_[a.index].key.compare(ops_[b.index].key);
+      return order != 0 ? order < 0 : a.index < b.index;
     });
+    for (size_t i = 0; i < sort_scratch_.size(); ++i) first[static_cast<ptrdiff_t>(i)] = sort_scratch_[i].index;
     // Of each key's ops (now adjacent, in journal order) the last one stays.
     auto kept = first;
     for (auto it = first; it != write_order_.end(); ++it) {
@@ -216,7 +231,11 @@ void ShardJournal::submit() {
     if (op.value.capacity() > kOpBytesKeptMax) std::string().swap(op.value);
   }
   op_count_ = 0;
+  // absl's clear() gives a large table's memory back; the next batch, about as large, would grow
+  // it again through every doubling (a rehash each). One allocation of the size it reached.
+  size_t created_count = created_.size();
   created_.clear();
+  created_.reserve(created_count);
   ++next_number_;
   store_.notify();
 }

@@ -450,9 +450,14 @@ TEST(PersistJournal, ABatchWrittenInKeyOrderEndsWhereItsChangesInOrderWould) {
     journal.erase_range(persist::retained_key("b"), persist::retained_key("c\xff"));
     journal.put(persist::retained_key("c"), retained("c", "4"));
     journal.put(persist::retained_key("e"), retained("e", "1"));
+    // Keys equal in their first 16 bytes (the sort's integer part): the rest decides.
+    journal.put(persist::retained_key("sensors/building-2/x"), retained("sensors/building-2/x", "1"));
+    journal.put(persist::retained_key("sensors/building-2/a"), retained("sensors/building-2/a", "1"));
+    journal.put(persist::retained_key("sensors/building-2/x"), retained("sensors/building-2/x", "2"));
+    journal.put(persist::retained_key("sensors/building-2"), retained("sensors/building-2", "1"));
     journal.submit();
     ASSERT_TRUE(fixture.wait_durable(0, 2));
-    EXPECT_EQ(journal.changes_superseded(), 3u);
+    EXPECT_EQ(journal.changes_superseded(), 4u);
     fixture.store->stop();
   }
   StoreFixture reopened(dir.path(), 1);
@@ -462,7 +467,8 @@ TEST(PersistJournal, ABatchWrittenInKeyOrderEndsWhereItsChangesInOrderWould) {
   std::vector<std::string> topics;
   for (const persist::RetainedRecord& record : loaded.retained) topics.push_back(record.topic + "=" + record.payload);
   std::sort(topics.begin(), topics.end());
-  EXPECT_EQ(topics, (std::vector<std::string>{"a=3", "c=4", "e=1"}));
+  EXPECT_EQ(topics, (std::vector<std::string>{"a=3", "c=4", "e=1", "sensors/building-2/a=1", "sensors/building-2/x=2",
+                                              "sensors/building-2=1"}));
 }
 
 // Queue keys are inserted into RocksDB's memtable with a hint per record type, which RocksDB 7.8
