@@ -130,7 +130,8 @@ class Reader {
   bool versions(uint8_t oldest, uint8_t newest, uint8_t* version) {
     if (!u8("version", version)) return false;
     if (*version < oldest || *version > newest) {
-      error_ = absl::StrFormat("unknown record version %u (this build reads %u to %u)", *version, oldest, newest);
+      error_ =
+          absl::StrFormat("unknown record version %u (this build reads %u to %u)", *version, oldest, newest);
       return false;
     }
     return true;
@@ -259,7 +260,8 @@ std::string legacy_incoming_qos2_key(std::string_view client_id, uint16_t packet
 
 namespace {
 // Every key of the session sorts before prefix + 0xFF repeated one byte longer than its suffix.
-std::pair<std::string, std::string> number_range(RecordType type, uint64_t session_number, size_t suffix_bytes) {
+std::pair<std::string, std::string> number_range(RecordType type, uint64_t session_number,
+                                                 size_t suffix_bytes) {
   std::string begin;
   number_prefix_into(type, session_number, &begin);
   std::string end = begin;

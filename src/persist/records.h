@@ -145,11 +145,13 @@ std::pair<std::string, std::string> incoming_qos2_range(uint64_t session_number)
 // Key parsers: false when the key is not of that type's shape (or names session number 0).
 [[nodiscard]] bool parse_body_key(std::string_view key, uint64_t* body_id);
 [[nodiscard]] bool parse_outgoing_key(std::string_view key, uint64_t* session_number, uint64_t* sequence);
-[[nodiscard]] bool parse_incoming_qos2_key(std::string_view key, uint64_t* session_number, uint16_t* packet_id);
+[[nodiscard]] bool parse_incoming_qos2_key(std::string_view key, uint64_t* session_number,
+                                           uint16_t* packet_id);
 // Format 1's keys (tests and the fuzzer write them; the load reads and converts them).
 std::string legacy_outgoing_key(std::string_view client_id, uint64_t sequence);
 std::string legacy_incoming_qos2_key(std::string_view client_id, uint16_t packet_id);
-[[nodiscard]] bool parse_legacy_outgoing_key(std::string_view key, std::string* client_id, uint64_t* sequence);
+[[nodiscard]] bool parse_legacy_outgoing_key(std::string_view key, std::string* client_id,
+                                             uint64_t* sequence);
 [[nodiscard]] bool parse_legacy_incoming_qos2_key(std::string_view key, std::string* client_id,
                                                   uint16_t* packet_id);
 // The one-byte prefix every key of a type starts with (for range scans).
@@ -180,12 +182,13 @@ std::string_view incoming_qos2_value();
 [[nodiscard]] bool decode_body(std::string_view key, std::string_view value, BodyRecord* record, std::string* error);
 [[nodiscard]] bool decode_outgoing(std::string_view key, std::string_view value, OutgoingRecord* record,
                                    std::string* error);
-[[nodiscard]] bool decode_incoming_qos2(std::string_view key, std::string_view value, uint64_t* session_number,
-                                        uint16_t* packet_id, std::string* error);
+[[nodiscard]] bool decode_incoming_qos2(std::string_view key, std::string_view value,
+                                        uint64_t* session_number, uint16_t* packet_id, std::string* error);
 // Format 1 (the value encodings are the same; *record's session_number is left 0).
-[[nodiscard]] bool decode_legacy_outgoing(std::string_view key, std::string_view value, OutgoingRecord* record,
-                                          std::string* client_id, std::string* error);
-[[nodiscard]] bool decode_legacy_incoming_qos2(std::string_view key, std::string_view value, std::string* client_id,
-                                               uint16_t* packet_id, std::string* error);
+[[nodiscard]] bool decode_legacy_outgoing(std::string_view key, std::string_view value,
+                                          OutgoingRecord* record, std::string* client_id, std::string* error);
+[[nodiscard]] bool decode_legacy_incoming_qos2(std::string_view key, std::string_view value,
+                                               std::string* client_id, uint16_t* packet_id,
+                                               std::string* error);
 
 }  // namespace coremq::persist

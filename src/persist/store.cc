@@ -130,7 +130,8 @@ void ShardJournal::erase(std::string_view key) {
 }
 
 void ShardJournal::erase_range(std::string_view begin, std::string_view end) {
-  COREMQ_ASSERT_MSG(!in_hint_domain(begin), "a range delete that RocksDB would insert with a point key's hint");
+  COREMQ_ASSERT_MSG(!in_hint_domain(begin),
+                    "a range delete that RocksDB would insert with a point key's hint");
   // Applied in order after what came before; keys created earlier in the batch are covered by
   // it, so they are no longer "new" for a later erase (which then writes a harmless delete).
   created_.clear();
@@ -152,7 +153,8 @@ uint64_t ShardJournal::order_for_write() {
   uint64_t superseded = 0;
   auto big_endian = [](std::string_view bytes) {
     uint64_t value = 0;
-    for (size_t i = 0; i < 8; ++i) value = (value << 8) | (i < bytes.size() ? static_cast<uint8_t>(bytes[i]) : 0);
+    for (size_t i = 0; i < 8; ++i)
+      value = (value << 8) | (i < bytes.size() ? static_cast<uint8_t>(bytes[i]) : 0);
     return value;
   };
   auto sort_run = [this, &superseded, &big_endian](size_t begin) {
@@ -170,7 +172,8 @@ uint64_t ShardJournal::order_for_write() {
       int order = ops_[a.index].key.compare(ops_[b.index].key);
       return order != 0 ? order < 0 : a.index < b.index;
     });
-    for (size_t i = 0; i < sort_scratch_.size(); ++i) first[static_cast<ptrdiff_t>(i)] = sort_scratch_[i].index;
+    for (size_t i = 0; i < sort_scratch_.size(); ++i)
+      first[static_cast<ptrdiff_t>(i)] = sort_scratch_[i].index;
     // Of each key's ops (now adjacent, in journal order) the last one stays.
     auto kept = first;
     for (auto it = first; it != write_order_.end(); ++it) {

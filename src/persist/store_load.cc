@@ -113,7 +113,8 @@ bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
           skip_corrupt("session", key);
           break;
         }
-        scan.max_session_sequence = std::max(scan.max_session_sequence, record.session_number & kSequenceMask);
+        scan.max_session_sequence =
+            std::max(scan.max_session_sequence, record.session_number & kSequenceMask);
         // A session whose client was connected at the crash counts as disconnected now.
         if (record.disconnected_at_unix_ms != 0 && record.expiry_seconds != 0xFFFFFFFF &&
             record.disconnected_at_unix_ms + int64_t{record.expiry_seconds} * 1000 <= now_unix_ms) {
@@ -156,7 +157,8 @@ bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
           skip_corrupt("outgoing message", key);
           break;
         }
-        scan.max_session_sequence = std::max(scan.max_session_sequence, record.session_number & kSequenceMask);
+        scan.max_session_sequence =
+            std::max(scan.max_session_sequence, record.session_number & kSequenceMask);
         uint64_t number = record.session_number;
         scan.outgoing[number].push_back(std::move(record));
         break;
@@ -228,8 +230,8 @@ bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
   uint64_t body_sequence = scan.max_body_sequence;
   // rekey: format-1 entries, written again under the session's number (their old keys go with
   // the format-1 ranges below).
-  auto attach = [&](const std::string& client_id, LoadedSession& session, std::vector<OutgoingRecord>& entries,
-                    bool rekey) {
+  auto attach = [&](const std::string& client_id, LoadedSession& session,
+                    std::vector<OutgoingRecord>& entries, bool rekey) {
     uint64_t number = session.record.session_number;
     uint32_t shard = owner_of(client_id, shard_count());
     for (OutgoingRecord& entry : entries) {
@@ -313,8 +315,9 @@ bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
     repairs.DeleteRange(key_prefix(RecordType::kLegacyIncomingQos2), "J");
     // A session with records under both layouts (not written by any build): one order.
     for (auto& [client_id, session] : scan.sessions) {
-      std::stable_sort(session.outgoing.begin(), session.outgoing.end(),
-                       [](const OutgoingRecord& a, const OutgoingRecord& b) { return a.sequence < b.sequence; });
+      std::stable_sort(
+          session.outgoing.begin(), session.outgoing.end(),
+          [](const OutgoingRecord& a, const OutgoingRecord& b) { return a.sequence < b.sequence; });
     }
   }
   if (scan.format < kStoreFormat) {
@@ -347,9 +350,10 @@ bool Store::load(int64_t now_unix_ms, LoadedState* state, std::string* error) {
     }
   }
   if (state->converted > 0) {
-    LOG_INFO("store: converted %u records of a format-1 store (outgoing and incoming QoS 2 records keyed by "
-             "client id) to format %u",
-             state->converted, kStoreFormat);
+    LOG_INFO(
+        "store: converted %u records of a format-1 store (outgoing and incoming QoS 2 records keyed by "
+        "client id) to format %u",
+        state->converted, kStoreFormat);
   }
   state->load_ms = steady_ms() - started;
   return true;

@@ -34,8 +34,8 @@ BodyRecord sample_body(uint64_t id) {
   return body;
 }
 
-OutgoingRecord sample_outgoing(uint64_t session_number, uint64_t sequence, uint64_t body_id, OutgoingState state,
-                               uint16_t packet_id) {
+OutgoingRecord sample_outgoing(uint64_t session_number, uint64_t sequence, uint64_t body_id,
+                               OutgoingState state, uint16_t packet_id) {
   OutgoingRecord record;
   record.session_number = session_number;
   record.sequence = sequence;
@@ -70,7 +70,8 @@ TEST(PersistQueueRecords, BodyAndOutgoingRoundTrip) {
     OutgoingRecord record = sample_outgoing(uint64_t{2} << 48 | 7, 42, body_id, state, packet_id);
     persist::encode_outgoing(record, &value);
     OutgoingRecord back;
-    ASSERT_TRUE(persist::decode_outgoing(persist::outgoing_key(uint64_t{2} << 48 | 7, 42), value, &back, &error))
+    ASSERT_TRUE(
+        persist::decode_outgoing(persist::outgoing_key(uint64_t{2} << 48 | 7, 42), value, &back, &error))
         << error;
     EXPECT_EQ(back.session_number, uint64_t{2} << 48 | 7);
     EXPECT_EQ(back.sequence, 42u);
@@ -112,20 +113,22 @@ TEST(PersistQueueRecords, StatesThatDoNotFitAreRefused) {
   EXPECT_FALSE(persist::decode_outgoing(persist::legacy_outgoing_key("c", 1), value, &back, &error));
   uint64_t number = 0;
   uint16_t packet_id = 0;
-  EXPECT_FALSE(persist::decode_incoming_qos2(persist::incoming_qos2_key(3, 9), "xx", &number, &packet_id, &error));
-  ASSERT_TRUE(persist::decode_incoming_qos2(persist::incoming_qos2_key(3, 9), persist::incoming_qos2_value(), &number,
-                                            &packet_id, &error));
+  EXPECT_FALSE(
+      persist::decode_incoming_qos2(persist::incoming_qos2_key(3, 9), "xx", &number, &packet_id, &error));
+  ASSERT_TRUE(persist::decode_incoming_qos2(persist::incoming_qos2_key(3, 9), persist::incoming_qos2_value(),
+                                            &number, &packet_id, &error));
   EXPECT_EQ(number, 3u);
   EXPECT_EQ(packet_id, 9);
   // Format 1's keys still parse, for the load's conversion.
   std::string client;
   ASSERT_TRUE(persist::decode_legacy_incoming_qos2(persist::legacy_incoming_qos2_key("c", 9),
-                                                   persist::incoming_qos2_value(), &client, &packet_id, &error));
+                                                   persist::incoming_qos2_value(), &client, &packet_id,
+                                                   &error));
   EXPECT_EQ(client, "c");
   EXPECT_EQ(packet_id, 9);
   std::string legacy_client;
-  ASSERT_TRUE(persist::decode_legacy_outgoing(persist::legacy_outgoing_key("c", 1), value, &back, &legacy_client,
-                                              &error))
+  ASSERT_TRUE(persist::decode_legacy_outgoing(persist::legacy_outgoing_key("c", 1), value, &back,
+                                              &legacy_client, &error))
       << error;
   EXPECT_EQ(legacy_client, "c");
   EXPECT_EQ(back.session_number, 0u);
@@ -136,7 +139,8 @@ TEST(PersistQueueRecords, KeysAreShortAndOneSessionsSortInSequenceOrderInsideIts
   // q + number (8, big-endian) + sequence (8, big-endian): the bytes, whatever the client id.
   EXPECT_EQ(persist::outgoing_key(uint64_t{1} << 48 | 0x0203, 0x0405),
             std::string("q\x00\x01\x00\x00\x00\x00\x02\x03\x00\x00\x00\x00\x00\x00\x04\x05", 17));
-  EXPECT_EQ(persist::incoming_qos2_key(5, 0x0607), std::string("i\x00\x00\x00\x00\x00\x00\x00\x05\x06\x07", 11));
+  EXPECT_EQ(persist::incoming_qos2_key(5, 0x0607),
+            std::string("i\x00\x00\x00\x00\x00\x00\x00\x05\x06\x07", 11));
   uint64_t number = 0, sequence = 0;
   ASSERT_TRUE(persist::parse_outgoing_key(persist::outgoing_key(77, 1u << 20), &number, &sequence));
   EXPECT_EQ(number, 77u);
@@ -180,7 +184,8 @@ void put_outgoing(persist::ShardJournal& journal, const OutgoingRecord& record) 
 }
 
 // session_number 0: a format-1 record.
-void put_session_record(persist::ShardJournal& journal, const std::string& client_id, uint64_t session_number) {
+void put_session_record(persist::ShardJournal& journal, const std::string& client_id,
+                        uint64_t session_number) {
   persist::SessionRecord record;
   record.client_id = client_id;
   record.session_number = session_number;
@@ -282,7 +287,8 @@ TEST(PersistQueueLoad, AFormatOneStoreIsConvertedAtLoad) {
   TempDir dir;
   auto [one, two] = ids_on_two_shards();
   const int64_t now = 1'800'000'000'000;
-  auto legacy_outgoing = [](persist::ShardJournal& journal, const std::string& client_id, OutgoingRecord record) {
+  auto legacy_outgoing = [](persist::ShardJournal& journal, const std::string& client_id,
+                            OutgoingRecord record) {
     std::string value;
     persist::encode_outgoing(record, &value);
     journal.put(persist::legacy_outgoing_key(client_id, record.sequence), value);
@@ -465,10 +471,11 @@ TEST(PersistJournal, ABatchWrittenInKeyOrderEndsWhereItsChangesInOrderWould) {
   std::string error;
   ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
   std::vector<std::string> topics;
-  for (const persist::RetainedRecord& record : loaded.retained) topics.push_back(record.topic + "=" + record.payload);
+  for (const persist::RetainedRecord& record : loaded.retained)
+    topics.push_back(record.topic + "=" + record.payload);
   std::sort(topics.begin(), topics.end());
-  EXPECT_EQ(topics, (std::vector<std::string>{"a=3", "c=4", "e=1", "sensors/building-2/a=1", "sensors/building-2/x=2",
-                                              "sensors/building-2=1"}));
+  EXPECT_EQ(topics, (std::vector<std::string>{"a=3", "c=4", "e=1", "sensors/building-2/a=1",
+                                              "sensors/building-2/x=2", "sensors/building-2=1"}));
 }
 
 // Queue keys are inserted into RocksDB's memtable with a hint per record type, which RocksDB 7.8
@@ -495,7 +502,8 @@ TEST(PersistJournal, RangeDeletesAmongHintedQueueInsertsKeepEveryLaterPut) {
         for (uint64_t sequence = round * 10 + 1; sequence <= round * 10 + 10; ++sequence) {
           journal.put(persist::outgoing_key(number, sequence), value);
         }
-        journal.put(persist::incoming_qos2_key(number, static_cast<uint16_t>(round + 1)), persist::incoming_qos2_value());
+        journal.put(persist::incoming_qos2_key(number, static_cast<uint16_t>(round + 1)),
+                    persist::incoming_qos2_value());
         if (number == kGone && round == 2) {
           auto [begin, end] = persist::outgoing_range(kGone);
           journal.erase_range(begin, end);
@@ -519,7 +527,8 @@ TEST(PersistJournal, RangeDeletesAmongHintedQueueInsertsKeepEveryLaterPut) {
     std::vector<uint64_t> sequences;
     for (const OutgoingRecord& entry : session.outgoing) sequences.push_back(entry.sequence);
     std::vector<uint64_t> expected;
-    for (uint64_t sequence = number == kGone ? 31 : 1; sequence <= 40; ++sequence) expected.push_back(sequence);
+    for (uint64_t sequence = number == kGone ? 31 : 1; sequence <= 40; ++sequence)
+      expected.push_back(sequence);
     EXPECT_EQ(sequences, expected) << number;
     EXPECT_EQ(session.incoming_qos2,
               number == kGone ? std::vector<uint16_t>{4} : (std::vector<uint16_t>{1, 2, 3, 4}))
