@@ -187,7 +187,7 @@ std::string_view key_prefix(RecordType type) {
     case RecordType::kBody:
       return "B";
     case RecordType::kOutgoing:
-      return "Q";
+      return "q";
     case RecordType::kIncomingQos2:
       return "i";
     case RecordType::kLegacyOutgoing:

@@ -164,6 +164,15 @@ TEST(PersistQueueRecords, KeysAreShortAndOneSessionsSortInSequenceOrderInsideIts
   EXPECT_LE(incoming_begin, persist::incoming_qos2_key(7, 65535));
   EXPECT_LT(persist::incoming_qos2_key(7, 65535), incoming_end);
   EXPECT_GE(persist::incoming_qos2_key(8, 1), incoming_end);
+  // Every type's prefix is its key byte (the fuzzer and the load's range deletes build keys
+  // from it).
+  using persist::RecordType;
+  for (RecordType type : {RecordType::kMeta, RecordType::kRetained, RecordType::kSession, RecordType::kBody,
+                          RecordType::kOutgoing, RecordType::kIncomingQos2, RecordType::kLegacyOutgoing,
+                          RecordType::kLegacyIncomingQos2}) {
+    EXPECT_EQ(persist::key_prefix(type), std::string(1, static_cast<char>(type)));
+  }
+  EXPECT_EQ(persist::outgoing_key(1, 1).substr(0, 1), persist::key_prefix(RecordType::kOutgoing));
   // Format 1's keys sort apart from format 2's: the load deletes their whole range.
   EXPECT_LT(persist::legacy_outgoing_key("zzz", 1), "R");
   EXPECT_LT(persist::legacy_incoming_qos2_key("zzz", 1), "J");
