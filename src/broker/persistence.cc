@@ -89,7 +89,10 @@ void ShardState::journal_session(Session* session) {
                         session->client_id);
     return;
   }
+  // Numbered when first stored: the short prefix of its outgoing and incoming QoS 2 keys.
+  if (!session->persisted) session->store_number = journal_->next_session_number();
   persist::SessionRecord record;
+  record.session_number = session->store_number;
   record.expiry_seconds = session->expiry_seconds;
   record.will_delay_seconds = session->will_delay_seconds;
   record.disconnected_at_unix_ms = session->connection == nullptr ? io_.now_ms() + unix_offset_ms_ : 0;
@@ -128,11 +131,12 @@ void ShardState::journal_session_gone(Session* session) {
   journal_->erase(persist::session_key(session->client_id));
   // Its messages and QoS 2 ids: one range each, whatever their number.
   release_stored_outgoing(session);
-  auto [outgoing_begin, outgoing_end] = persist::outgoing_range(session->client_id);
+  auto [outgoing_begin, outgoing_end] = persist::outgoing_range(session->store_number);
   journal_->erase_range(outgoing_begin, outgoing_end);
-  auto [incoming_begin, incoming_end] = persist::incoming_qos2_range(session->client_id);
+  auto [incoming_begin, incoming_end] = persist::incoming_qos2_range(session->store_number);
   journal_->erase_range(incoming_begin, incoming_end);
   session->persisted = false;
+  session->store_number = 0;
 }
 
 void ShardState::restore_retained(const MessageRef& message) {
@@ -161,6 +165,8 @@ void ShardState::restore_session(const persist::LoadedSession& loaded, const Res
   session->expiry_seconds = record.expiry_seconds;
   session->will_delay_seconds = record.will_delay_seconds;
   session->persisted = true;
+  COREMQ_ASSERT_MSG(record.session_number != 0, "Store::load numbers every session");
+  session->store_number = record.session_number;
   session->timer_generation = ++timer_generation_last_;
   for (const persist::SubscriptionRecord& stored : record.subscriptions) {
     SubscriptionOptions options;

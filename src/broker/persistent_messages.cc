@@ -1,9 +1,9 @@
 // Durable persistence of what persistent sessions owe their clients (docs/PERSISTENCE.md
 // "Queued and in-flight messages"): every QoS 1/2 message queued for or sent to a persistent
-// session has a record (Q + client id + sequence) naming its state and a body record
+// session has a record (q + session number + sequence) naming its state and a body record
 // (B + id) that every session of this shard holding the same message shares, counted here and
 // deleted with its last reference; QoS 2 packet ids received from a persistent session's client
-// wait for their PUBREL in records of their own (I + client id + id). Runs on the owning
+// wait for their PUBREL in records of their own (i + session number + id). Runs on the owning
 // shard's thread; every function returns at once without a journal.
 #include "base/assert.h"
 #include "broker/shard_state.h"
@@ -52,7 +52,7 @@ void ShardState::journal_outgoing(Session* session, uint64_t* sequence, const Me
   persist::OutgoingState state = packet_id == 0 ? persist::OutgoingState::kQueued : persist::OutgoingState::kPublishSent;
   persist::encode_outgoing_fields(state, body_id, packet_id, delivery.qos, delivery.retain_flag,
                                   delivery.subscription_ids, delivery.shared_group, &record_scratch_);
-  persist::outgoing_key_into(session->client_id, *sequence, &key_scratch_);
+  persist::outgoing_key_into(session->store_number, *sequence, &key_scratch_);
   // Created: acknowledged before its batch leaves, it never reaches the store (ShardJournal).
   if (created) {
     journal_->create(key_scratch_, record_scratch_);
@@ -67,14 +67,14 @@ void ShardState::journal_pubrel_sent(Session* session, OutgoingInflight& infligh
   persist::encode_outgoing_fields(persist::OutgoingState::kPubrelSent, 0, inflight.packet_id, delivery.qos,
                                   delivery.retain_flag, delivery.subscription_ids, delivery.shared_group,
                                   &record_scratch_);
-  persist::outgoing_key_into(session->client_id, inflight.store_sequence, &key_scratch_);
+  persist::outgoing_key_into(session->store_number, inflight.store_sequence, &key_scratch_);
   journal_->put(key_scratch_, record_scratch_);
   if (inflight.message) release_body(inflight.message.get());
 }
 
 void ShardState::journal_outgoing_done(uint64_t* sequence, const Session* session, const Message* message) {
   if (*sequence == 0) return;
-  persist::outgoing_key_into(session->client_id, *sequence, &key_scratch_);
+  persist::outgoing_key_into(session->store_number, *sequence, &key_scratch_);
   journal_->erase(key_scratch_);
   if (message != nullptr) release_body(message);
   *sequence = 0;
@@ -142,7 +142,7 @@ void ShardState::pump_queues_held_for_store() {
 
 void ShardState::journal_incoming_qos2(Session* session, uint16_t packet_id, bool received) {
   if (journal_ == nullptr || !session->persisted) return;
-  persist::incoming_qos2_key_into(session->client_id, packet_id, &key_scratch_);
+  persist::incoming_qos2_key_into(session->store_number, packet_id, &key_scratch_);
   if (received) {
     journal_->create(key_scratch_, persist::incoming_qos2_value());
   } else {

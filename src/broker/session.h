@@ -111,6 +111,9 @@ struct Session {
   // message the client has, and a resend from its publisher would reach the client twice.
   uint64_t last_store_sequence = 0;
   uint64_t send_after_batch = 0;
+  // With --persistence, while `persisted`: the number the store keys this session's outgoing
+  // and incoming QoS 2 records by (persist::SessionRecord::session_number); 0 otherwise.
+  uint64_t store_number = 0;
 
   // filter -> options; mirrors this session's entries in the shard's topic tree (shared
   // subscriptions are kept under their full "$share/group/filter" text).

@@ -38,13 +38,24 @@ void client_prefix_into(RecordType type, std::string_view client_id, std::string
   key->append(client_id);
 }
 
-std::string client_prefix(RecordType type, std::string_view client_id) {
-  std::string key;
-  client_prefix_into(type, client_id, &key);
-  return key;
+// Type byte, session number (8 bytes): the start of one session's keys of a type.
+void number_prefix_into(RecordType type, uint64_t session_number, std::string* key) {
+  COREMQ_ASSERT(session_number != 0);
+  key->clear();
+  key->push_back(static_cast<char>(type));
+  append_big_endian(key, session_number, 8);
 }
 
-// Splits a client-keyed key into its client id and its suffix of `suffix_bytes`.
+// Splits a number-keyed key into its session number and its suffix of `suffix_bytes`.
+bool parse_number_key(std::string_view key, RecordType type, size_t suffix_bytes, uint64_t* session_number,
+                      uint64_t* suffix) {
+  if (key.size() != 9 + suffix_bytes || key[0] != static_cast<char>(type)) return false;
+  *session_number = read_big_endian(key.substr(1, 8));
+  *suffix = read_big_endian(key.substr(9));
+  return *session_number != 0;
+}
+
+// Splits a client-keyed (format 1) key into its client id and its suffix of `suffix_bytes`.
 bool parse_client_key(std::string_view key, RecordType type, size_t suffix_bytes, std::string* client_id,
                       uint64_t* suffix) {
   if (key.size() < 3 || key[0] != static_cast<char>(type)) return false;
@@ -113,9 +124,14 @@ class Reader {
   }
   bool version() {
     uint8_t version = 0;
-    if (!u8("version", &version)) return false;
-    if (version != kRecordVersion) {
-      error_ = absl::StrFormat("unknown record version %u (this build reads %u)", version, kRecordVersion);
+    return versions(kRecordVersion, kRecordVersion, &version);
+  }
+  // A version byte in [oldest, newest], into *version.
+  bool versions(uint8_t oldest, uint8_t newest, uint8_t* version) {
+    if (!u8("version", version)) return false;
+    if (*version < oldest || *version > newest) {
+      error_ =
+          absl::StrFormat("unknown record version %u (this build reads %u to %u)", *version, oldest, newest);
       return false;
     }
     return true;
@@ -171,8 +187,12 @@ std::string_view key_prefix(RecordType type) {
     case RecordType::kBody:
       return "B";
     case RecordType::kOutgoing:
-      return "Q";
+      return "q";
     case RecordType::kIncomingQos2:
+      return "i";
+    case RecordType::kLegacyOutgoing:
+      return "Q";
+    case RecordType::kLegacyIncomingQos2:
       return "I";
   }
   return "?";
@@ -196,13 +216,13 @@ void body_key_into(uint64_t body_id, std::string* out) {
   append_big_endian(out, body_id, 8);
 }
 
-void outgoing_key_into(std::string_view client_id, uint64_t sequence, std::string* out) {
-  client_prefix_into(RecordType::kOutgoing, client_id, out);
+void outgoing_key_into(uint64_t session_number, uint64_t sequence, std::string* out) {
+  number_prefix_into(RecordType::kOutgoing, session_number, out);
   append_big_endian(out, sequence, 8);
 }
 
-void incoming_qos2_key_into(std::string_view client_id, uint16_t packet_id, std::string* out) {
-  client_prefix_into(RecordType::kIncomingQos2, client_id, out);
+void incoming_qos2_key_into(uint64_t session_number, uint16_t packet_id, std::string* out) {
+  number_prefix_into(RecordType::kIncomingQos2, session_number, out);
   append_big_endian(out, packet_id, 2);
 }
 
@@ -212,34 +232,50 @@ std::string body_key(uint64_t body_id) {
   return key;
 }
 
-std::string outgoing_key(std::string_view client_id, uint64_t sequence) {
+std::string outgoing_key(uint64_t session_number, uint64_t sequence) {
   std::string key;
-  outgoing_key_into(client_id, sequence, &key);
+  outgoing_key_into(session_number, sequence, &key);
   return key;
 }
 
-std::string incoming_qos2_key(std::string_view client_id, uint16_t packet_id) {
+std::string incoming_qos2_key(uint64_t session_number, uint16_t packet_id) {
   std::string key;
-  incoming_qos2_key_into(client_id, packet_id, &key);
+  incoming_qos2_key_into(session_number, packet_id, &key);
+  return key;
+}
+
+std::string legacy_outgoing_key(std::string_view client_id, uint64_t sequence) {
+  std::string key;
+  client_prefix_into(RecordType::kLegacyOutgoing, client_id, &key);
+  append_big_endian(&key, sequence, 8);
+  return key;
+}
+
+std::string legacy_incoming_qos2_key(std::string_view client_id, uint16_t packet_id) {
+  std::string key;
+  client_prefix_into(RecordType::kLegacyIncomingQos2, client_id, &key);
+  append_big_endian(&key, packet_id, 2);
   return key;
 }
 
 namespace {
-// Every key of the client sorts before prefix + 0xFF repeated one byte longer than its suffix.
-std::pair<std::string, std::string> client_range(RecordType type, std::string_view client_id, size_t suffix_bytes) {
-  std::string begin = client_prefix(type, client_id);
+// Every key of the session sorts before prefix + 0xFF repeated one byte longer than its suffix.
+std::pair<std::string, std::string> number_range(RecordType type, uint64_t session_number,
+                                                 size_t suffix_bytes) {
+  std::string begin;
+  number_prefix_into(type, session_number, &begin);
   std::string end = begin;
   end.append(suffix_bytes + 1, '\xff');
   return {std::move(begin), std::move(end)};
 }
 }  // namespace
 
-std::pair<std::string, std::string> outgoing_range(std::string_view client_id) {
-  return client_range(RecordType::kOutgoing, client_id, 8);
+std::pair<std::string, std::string> outgoing_range(uint64_t session_number) {
+  return number_range(RecordType::kOutgoing, session_number, 8);
 }
 
-std::pair<std::string, std::string> incoming_qos2_range(std::string_view client_id) {
-  return client_range(RecordType::kIncomingQos2, client_id, 2);
+std::pair<std::string, std::string> incoming_qos2_range(uint64_t session_number) {
+  return number_range(RecordType::kIncomingQos2, session_number, 2);
 }
 
 bool parse_body_key(std::string_view key, uint64_t* body_id) {
@@ -248,13 +284,24 @@ bool parse_body_key(std::string_view key, uint64_t* body_id) {
   return *body_id != 0;
 }
 
-bool parse_outgoing_key(std::string_view key, std::string* client_id, uint64_t* sequence) {
-  return parse_client_key(key, RecordType::kOutgoing, 8, client_id, sequence) && *sequence != 0;
+bool parse_outgoing_key(std::string_view key, uint64_t* session_number, uint64_t* sequence) {
+  return parse_number_key(key, RecordType::kOutgoing, 8, session_number, sequence) && *sequence != 0;
 }
 
-bool parse_incoming_qos2_key(std::string_view key, std::string* client_id, uint16_t* packet_id) {
+bool parse_incoming_qos2_key(std::string_view key, uint64_t* session_number, uint16_t* packet_id) {
   uint64_t id = 0;
-  if (!parse_client_key(key, RecordType::kIncomingQos2, 2, client_id, &id) || id == 0) return false;
+  if (!parse_number_key(key, RecordType::kIncomingQos2, 2, session_number, &id) || id == 0) return false;
+  *packet_id = static_cast<uint16_t>(id);
+  return true;
+}
+
+bool parse_legacy_outgoing_key(std::string_view key, std::string* client_id, uint64_t* sequence) {
+  return parse_client_key(key, RecordType::kLegacyOutgoing, 8, client_id, sequence) && *sequence != 0;
+}
+
+bool parse_legacy_incoming_qos2_key(std::string_view key, std::string* client_id, uint16_t* packet_id) {
+  uint64_t id = 0;
+  if (!parse_client_key(key, RecordType::kLegacyIncomingQos2, 2, client_id, &id) || id == 0) return false;
   *packet_id = static_cast<uint16_t>(id);
   return true;
 }
@@ -293,7 +340,14 @@ bool decode_retained(std::string_view key, std::string_view value, RetainedRecor
 
 void encode_session(const SessionRecord& record, std::string* out) {
   Writer writer(out);
-  writer.u8(kRecordVersion);
+  // A record without a number is a format-1 one (only a test or the fuzzer writes it): one
+  // encoding per record, so what decodes encodes back to the same bytes.
+  if (record.session_number == 0) {
+    writer.u8(1);
+  } else {
+    writer.u8(kSessionRecordVersion);
+    writer.u64(record.session_number);
+  }
   writer.u32(record.expiry_seconds);
   writer.u32(record.will_delay_seconds);
   writer.u64(static_cast<uint64_t>(record.disconnected_at_unix_ms));
@@ -325,7 +379,17 @@ bool decode_session(std::string_view key, std::string_view value, SessionRecord*
   }
   Reader reader(value);
   uint8_t flags = 0;
-  bool ok = reader.version() && reader.u32("expiry", &record->expiry_seconds) &&
+  uint8_t version = 0;
+  record->session_number = 0;
+  if (!reader.versions(1, kSessionRecordVersion, &version)) return reader_error(reader, error);
+  if (version >= 2) {
+    if (!reader.u64("session_number", &record->session_number)) return reader_error(reader, error);
+    if (record->session_number == 0) {
+      *error = "session number 0";
+      return false;
+    }
+  }
+  bool ok = reader.u32("expiry", &record->expiry_seconds) &&
             reader.u32("will_delay", &record->will_delay_seconds) &&
             reader.i64("disconnected_at", &record->disconnected_at_unix_ms) && reader.u8("flags", &flags);
   if (!ok) return reader_error(reader, error);
@@ -433,11 +497,30 @@ void encode_outgoing(const OutgoingRecord& record, std::string* out) {
                          record.subscription_ids, record.shared_group, out);
 }
 
+namespace {
+bool decode_outgoing_value(std::string_view value, OutgoingRecord* record, std::string* error);
+}  // namespace
+
 bool decode_outgoing(std::string_view key, std::string_view value, OutgoingRecord* record, std::string* error) {
-  if (!parse_outgoing_key(key, &record->client_id, &record->sequence)) {
+  if (!parse_outgoing_key(key, &record->session_number, &record->sequence)) {
     *error = "not an outgoing message key";
     return false;
   }
+  return decode_outgoing_value(value, record, error);
+}
+
+bool decode_legacy_outgoing(std::string_view key, std::string_view value, OutgoingRecord* record,
+                            std::string* client_id, std::string* error) {
+  record->session_number = 0;
+  if (!parse_legacy_outgoing_key(key, client_id, &record->sequence)) {
+    *error = "not a format-1 outgoing message key";
+    return false;
+  }
+  return decode_outgoing_value(value, record, error);
+}
+
+namespace {
+bool decode_outgoing_value(std::string_view value, OutgoingRecord* record, std::string* error) {
   Reader reader(value);
   uint8_t state = 0, id_high = 0, id_low = 0, retain = 0;
   uint32_t count = 0;
@@ -475,16 +558,30 @@ bool decode_outgoing(std::string_view key, std::string_view value, OutgoingRecor
   }
   return true;
 }
+}  // namespace
 
 std::string_view incoming_qos2_value() {
   static constexpr char kValue[] = {static_cast<char>(kRecordVersion)};
   return {kValue, 1};
 }
 
-bool decode_incoming_qos2(std::string_view key, std::string_view value, std::string* client_id, uint16_t* packet_id,
-                          std::string* error) {
-  if (!parse_incoming_qos2_key(key, client_id, packet_id)) {
+bool decode_incoming_qos2(std::string_view key, std::string_view value, uint64_t* session_number,
+                          uint16_t* packet_id, std::string* error) {
+  if (!parse_incoming_qos2_key(key, session_number, packet_id)) {
     *error = "not an incoming QoS 2 key";
+    return false;
+  }
+  if (value != incoming_qos2_value()) {
+    *error = "value is not one version byte";
+    return false;
+  }
+  return true;
+}
+
+bool decode_legacy_incoming_qos2(std::string_view key, std::string_view value, std::string* client_id,
+                                 uint16_t* packet_id, std::string* error) {
+  if (!parse_legacy_incoming_qos2_key(key, client_id, packet_id)) {
+    *error = "not a format-1 incoming QoS 2 key";
     return false;
   }
   if (value != incoming_qos2_value()) {

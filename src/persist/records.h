@@ -3,12 +3,19 @@
 // what changed in a turn), by the controlling thread at start-up (decoding what is loaded) and
 // by the fuzzer (tests/fuzz/fuzz_persist_records.cc).
 //
-// Key: one byte naming the record type, then the record's identity (a topic, a client id), so
-// records of one type sit together and a load reads each type with one range scan.
-// Value: a version byte (kRecordVersion), then the fields, little-endian, strings as a u32
-// length and their bytes. A decoder checks every length against what is left and the version
-// against what it knows; a record that fails is reported (the loader logs it and skips it),
-// never trusted.
+// Key: one byte naming the record type, then the record's identity (a topic, a client id, a
+// session number), so records of one type sit together and a load reads each type with one
+// range scan.
+// Value: a version byte (kRecordVersion; a session record kSessionRecordVersion), then the
+// fields, little-endian, strings as a u32 length and their bytes. A decoder checks every length
+// against what is left and the version against what it knows; a record that fails is reported
+// (the loader logs it and skips it), never trusted.
+//
+// Store formats (the `Mformat` marker): 1 keyed a session's outgoing and incoming QoS 2 records
+// by its client id (`Q`/`I` + length + client id + ...); 2 keys them by the session's number
+// (`q`/`i` + 8 bytes + ...), so the keys RocksDB sorts on every insert are short and differ
+// early. A load converts format-1 records (kept here as the legacy keys) and writes the marker;
+// a build that knows only format 1 refuses a format-2 store.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +29,10 @@
 namespace coremq::persist {
 
 inline constexpr uint8_t kRecordVersion = 1;
+// Version 2 adds the session number (version 1: none, a format-1 store).
+inline constexpr uint8_t kSessionRecordVersion = 2;
+// The store's format (the `Mformat` marker).
+inline constexpr uint8_t kStoreFormat = 2;
 
 enum class RecordType : char {
   kMeta = 'M',      // the store's own facts (format version)
@@ -31,13 +42,19 @@ enum class RecordType : char {
   // all of them: B + body id (8 bytes, big-endian) -> BodyRecord. Deleted with its last entry.
   kBody = 'B',
   // One QoS 1/2 message of a persistent session, queued or in flight, in the session's order:
-  // Q + client id length (2 bytes, big-endian) + client id + sequence (8 bytes, big-endian)
-  // -> OutgoingRecord. The length prefix keeps one client's entries contiguous and in
-  // sequence order, so a session's entries are one range (deleted with DeleteRange).
-  kOutgoing = 'Q',
+  // q + session number (8 bytes, big-endian) + sequence (8 bytes, big-endian) -> OutgoingRecord.
+  // One session's entries are contiguous and in sequence order, so they are one range (deleted
+  // with DeleteRange). The number, not the client id: 17 bytes that differ from the 9th on,
+  // where client ids of one fleet share their first tens of bytes, and every key is compared
+  // several times per memtable insert.
+  kOutgoing = 'q',
   // A QoS 2 packet id received from a persistent session's client whose PUBREL has not come:
-  // I + client id length (2 bytes) + client id + packet id (2 bytes) -> a version byte.
-  kIncomingQos2 = 'I',
+  // i + session number (8 bytes) + packet id (2 bytes) -> a version byte.
+  kIncomingQos2 = 'i',
+  // Format 1 (read at load and converted, never written): the same records keyed by client id,
+  // Q/I + client id length (2 bytes, big-endian) + client id + sequence (8) / packet id (2).
+  kLegacyOutgoing = 'Q',
+  kLegacyIncomingQos2 = 'I',
 };
 
 // Times in records are wall-clock Unix milliseconds (monotonic time does not survive a reboot).
@@ -70,6 +87,10 @@ struct WillRecord {
 
 struct SessionRecord {
   std::string client_id;
+  // The number its outgoing and incoming QoS 2 keys start with, unique in the store: the shard
+  // that first stored the session in the top 16 bits, then a count (ShardJournal). 0 only in a
+  // format-1 record (which the load gives a number).
+  uint64_t session_number = 0;
   uint32_t expiry_seconds = 0;  // kSessionNeverExpires (0xFFFFFFFF): never
   uint32_t will_delay_seconds = 0;
   // When the client's connection ended; 0 while it was connected when the record was written
@@ -97,7 +118,7 @@ struct BodyRecord {
 };
 
 struct OutgoingRecord {
-  std::string client_id;  // from the key
+  uint64_t session_number = 0;  // from the key
   uint64_t sequence = 0;  // from the key; orders one session's entries
   uint64_t body_id = 0;   // 0 exactly in kPubrelSent
   OutgoingState state = OutgoingState::kQueued;
@@ -112,19 +133,27 @@ struct OutgoingRecord {
 std::string retained_key(std::string_view topic);
 std::string session_key(std::string_view client_id);
 std::string body_key(uint64_t body_id);
-std::string outgoing_key(std::string_view client_id, uint64_t sequence);
-std::string incoming_qos2_key(std::string_view client_id, uint16_t packet_id);
+std::string outgoing_key(uint64_t session_number, uint64_t sequence);
+std::string incoming_qos2_key(uint64_t session_number, uint16_t packet_id);
 // The same keys written into *out (replaced), for callers that reuse one buffer.
 void body_key_into(uint64_t body_id, std::string* out);
-void outgoing_key_into(std::string_view client_id, uint64_t sequence, std::string* out);
-void incoming_qos2_key_into(std::string_view client_id, uint16_t packet_id, std::string* out);
-// [begin, end) of every key of one client's outgoing (or incoming QoS 2) records.
-std::pair<std::string, std::string> outgoing_range(std::string_view client_id);
-std::pair<std::string, std::string> incoming_qos2_range(std::string_view client_id);
-// Key parsers: false when the key is not of that type's shape.
+void outgoing_key_into(uint64_t session_number, uint64_t sequence, std::string* out);
+void incoming_qos2_key_into(uint64_t session_number, uint16_t packet_id, std::string* out);
+// [begin, end) of every key of one session's outgoing (or incoming QoS 2) records.
+std::pair<std::string, std::string> outgoing_range(uint64_t session_number);
+std::pair<std::string, std::string> incoming_qos2_range(uint64_t session_number);
+// Key parsers: false when the key is not of that type's shape (or names session number 0).
 [[nodiscard]] bool parse_body_key(std::string_view key, uint64_t* body_id);
-[[nodiscard]] bool parse_outgoing_key(std::string_view key, std::string* client_id, uint64_t* sequence);
-[[nodiscard]] bool parse_incoming_qos2_key(std::string_view key, std::string* client_id, uint16_t* packet_id);
+[[nodiscard]] bool parse_outgoing_key(std::string_view key, uint64_t* session_number, uint64_t* sequence);
+[[nodiscard]] bool parse_incoming_qos2_key(std::string_view key, uint64_t* session_number,
+                                           uint16_t* packet_id);
+// Format 1's keys (tests and the fuzzer write them; the load reads and converts them).
+std::string legacy_outgoing_key(std::string_view client_id, uint64_t sequence);
+std::string legacy_incoming_qos2_key(std::string_view client_id, uint16_t packet_id);
+[[nodiscard]] bool parse_legacy_outgoing_key(std::string_view key, std::string* client_id,
+                                             uint64_t* sequence);
+[[nodiscard]] bool parse_legacy_incoming_qos2_key(std::string_view key, std::string* client_id,
+                                                  uint16_t* packet_id);
 // The one-byte prefix every key of a type starts with (for range scans).
 std::string_view key_prefix(RecordType type);
 
@@ -153,7 +182,13 @@ std::string_view incoming_qos2_value();
 [[nodiscard]] bool decode_body(std::string_view key, std::string_view value, BodyRecord* record, std::string* error);
 [[nodiscard]] bool decode_outgoing(std::string_view key, std::string_view value, OutgoingRecord* record,
                                    std::string* error);
-[[nodiscard]] bool decode_incoming_qos2(std::string_view key, std::string_view value, std::string* client_id,
-                                        uint16_t* packet_id, std::string* error);
+[[nodiscard]] bool decode_incoming_qos2(std::string_view key, std::string_view value,
+                                        uint64_t* session_number, uint16_t* packet_id, std::string* error);
+// Format 1 (the value encodings are the same; *record's session_number is left 0).
+[[nodiscard]] bool decode_legacy_outgoing(std::string_view key, std::string_view value,
+                                          OutgoingRecord* record, std::string* client_id, std::string* error);
+[[nodiscard]] bool decode_legacy_incoming_qos2(std::string_view key, std::string_view value,
+                                               std::string* client_id, uint16_t* packet_id,
+                                               std::string* error);
 
 }  // namespace coremq::persist

@@ -57,6 +57,9 @@ struct LoadedState {
   uint64_t outgoing_messages = 0;  // queued and in-flight messages of the loaded sessions
   uint64_t expired_dropped = 0;    // sessions, retained and queued messages past their deadline
   uint64_t corrupt_skipped = 0;  // records that failed to decode (each logged)
+  // Records of a format-1 store rewritten under format 2 (sessions given a number, outgoing
+  // and incoming QoS 2 records keyed by it).
+  uint64_t converted = 0;
   int64_t load_ms = 0;
 };
 
@@ -82,9 +85,14 @@ class ShardJournal {
   // A body id no other body in the store has: this shard's number in the top 16 bits, then a
   // count that starts above every id the store held at load.
   uint64_t next_body_id() { return (uint64_t{shard_} << 48) | ++body_sequence_; }
+  // A session number no other session in the store has (SessionRecord::session_number), made
+  // the same way: a session keeps it while it is stored, whichever shard owns it later.
+  uint64_t next_session_number() { return (uint64_t{shard_} << 48) | ++session_sequence_; }
   bool has_changes() const { return op_count_ > 0; }
   // Changes that never reached the store: created and erased in one open batch.
   uint64_t changes_elided() const { return changes_elided_; }
+  // Changes dropped as a batch left because a later change of the same key replaced them.
+  uint64_t changes_superseded() const { return changes_superseded_; }
 
   // The batch number an answer made now depends on: the open batch if it has changes, else the
   // last one submitted. Durable once durable() reaches it.
@@ -121,6 +129,20 @@ class ShardJournal {
   // The open batch: ops_[0, op_count_).
   std::vector<Op> ops_;
   size_t op_count_ = 0;
+  // submit()'s scratch: the live ops' indexes in the order they go into the WriteBatch.
+  std::vector<uint32_t> write_order_;
+  // The sort's entries: a key's first 16 bytes as two big-endian numbers (zero-padded), so most
+  // comparisons are two integer compares in one array rather than a memcmp through each op.
+  struct SortEntry {
+    uint64_t head = 0;
+    uint64_t tail = 0;
+    uint32_t index = 0;
+  };
+  std::vector<SortEntry> sort_scratch_;
+  // Fills write_order_: each run of ops between range deletes sorted by key (stable), keeping
+  // only the last op of each key; returns how many it dropped. See order_for_write().
+  uint64_t order_for_write();
+  uint64_t changes_superseded_ = 0;
   // Keys created in the open batch (by create(), then maybe put()), by the hash of the key: the
   // index of their last put (whose key is compared, so a hash collision only loses an elision).
   absl::flat_hash_map<uint64_t, uint32_t> created_;
@@ -130,7 +152,8 @@ class ShardJournal {
   uint64_t next_number_ = 1;  // number of the open (or next) batch
   uint64_t durable_ = 0;
   uint64_t submits_delayed_ = 0;
-  uint64_t body_sequence_ = 0;  // set by Store::load
+  uint64_t body_sequence_ = 0;     // set by Store::load
+  uint64_t session_sequence_ = 0;  // set by Store::load
 };
 
 class Store {

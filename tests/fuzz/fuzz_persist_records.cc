@@ -1,8 +1,9 @@
 // libFuzzer target for the store's record decoders (src/persist/records.h): what the loader
 // reads back from a RocksDB database that may be damaged. The first byte picks the record type
-// (modulo 5: retained, session, message body, outgoing message, incoming QoS 2 id), the second
-// gives the length of the key's identity that follows (for the last three, the key's bytes after
-// its type byte, so key parsing is fuzzed too), the rest is the value.
+// (modulo 7: retained, session, message body, outgoing message, incoming QoS 2 id, and format 1's
+// outgoing message and incoming QoS 2 id keyed by client id), the second gives the length of the
+// key's identity that follows (for the last five, the key's bytes after its type byte, so key
+// parsing is fuzzed too), the rest is the value.
 //
 // Checked on every input: no crash, sanitizer report or assertion; a refused record has an
 // error message; an accepted one encodes back to exactly the bytes it was decoded from, and
@@ -27,7 +28,7 @@ void require(bool condition) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  int type = static_cast<uint8_t>(input[0]) % 5;
+  int type = static_cast<uint8_t>(input[0]) % 7;
   input.remove_prefix(1);
   if (input.empty()) return 0;
   size_t identity_size = std::min<size_t>(static_cast<uint8_t>(input[0]), input.size() - 1);
@@ -77,7 +78,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string key = std::string(persist::key_prefix(persist::RecordType::kOutgoing)) + std::string(identity);
       persist::OutgoingRecord record;
       if (persist::decode_outgoing(key, value, &record, &error)) {
-        require(persist::outgoing_key(record.client_id, record.sequence) == key);
+        require(record.session_number != 0);
+        require(persist::outgoing_key(record.session_number, record.sequence) == key);
+        persist::encode_outgoing(record, &encoded);
+        require(encoded == value);
+      } else {
+        require(!error.empty());
+      }
+      break;
+    }
+    case 4: {
+      std::string key = std::string(persist::key_prefix(persist::RecordType::kIncomingQos2)) + std::string(identity);
+      uint64_t session_number = 0;
+      uint16_t packet_id = 0;
+      if (persist::decode_incoming_qos2(key, value, &session_number, &packet_id, &error)) {
+        require(persist::incoming_qos2_key(session_number, packet_id) == key);
+      } else {
+        require(!error.empty());
+      }
+      break;
+    }
+    case 5: {
+      std::string key =
+          std::string(persist::key_prefix(persist::RecordType::kLegacyOutgoing)) + std::string(identity);
+      persist::OutgoingRecord record;
+      std::string client_id;
+      if (persist::decode_legacy_outgoing(key, value, &record, &client_id, &error)) {
+        require(persist::legacy_outgoing_key(client_id, record.sequence) == key);
         persist::encode_outgoing(record, &encoded);
         require(encoded == value);
       } else {
@@ -86,11 +113,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     default: {
-      std::string key = std::string(persist::key_prefix(persist::RecordType::kIncomingQos2)) + std::string(identity);
+      std::string key =
+          std::string(persist::key_prefix(persist::RecordType::kLegacyIncomingQos2)) + std::string(identity);
       std::string client_id;
       uint16_t packet_id = 0;
-      if (persist::decode_incoming_qos2(key, value, &client_id, &packet_id, &error)) {
-        require(persist::incoming_qos2_key(client_id, packet_id) == key);
+      if (persist::decode_legacy_incoming_qos2(key, value, &client_id, &packet_id, &error)) {
+        require(persist::legacy_incoming_qos2_key(client_id, packet_id) == key);
       } else {
         require(!error.empty());
       }
