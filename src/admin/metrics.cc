@@ -42,7 +42,8 @@ const std::map<std::string, std::string, std::less<>>& help_texts() {
       {"cross_shard_pauses", "Times a shard paused its sockets because a peer's ring was full."},
       {"sessions_refused", "Sessions refused by --max-sessions."},
       {"store_batches_waiting",
-       "Batches of changes not yet durable (with the committer, or open): grows while the disk refuses writes."},
+       "Batches of changes not yet durable (with the committer, or open): grows while the disk refuses "
+       "writes."},
   };
   return *texts;
 }
@@ -226,7 +227,8 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   out.family("coremq_store_write_failures_total", "counter",
              "Store writes that failed (disk full, I/O error) and were retried; answers waited meanwhile.");
   out.sample("coremq_store_write_failures_total", "", store.store_write_failures);
-  out.family("coremq_store_batches_written_total", "counter", "Batches of shard changes written to the store.");
+  out.family("coremq_store_batches_written_total", "counter",
+             "Batches of shard changes written to the store.");
   out.sample("coremq_store_batches_written_total", "", store.store_batches_written);
   out.family("coremq_store_syncs_total", "counter", "fsyncs of the store's write-ahead log.");
   out.sample("coremq_store_syncs_total", "", store.store_syncs);

@@ -466,13 +466,15 @@ void Store::run() {
       next_size_check_ms = now + kSizeCheckIntervalMs;
     }
     if (failed) {
-      if (stopping_.load(std::memory_order_acquire) && ++failures_while_stopping >= kFailuresWhileStoppingMax) {
+      if (stopping_.load(std::memory_order_acquire) &&
+          ++failures_while_stopping >= kFailuresWhileStoppingMax) {
         // Every shard has stopped, so no client waits for these answers any more; retrying
         // longer would keep a broker told to stop running for as long as the disk stays full.
         // What was not written was never acknowledged.
-        LOG_WARNING("store: stopping with changes not written (%d writes in a row failed); none of them was "
-                    "acknowledged",
-                    kFailuresWhileStoppingMax);
+        LOG_WARNING(
+            "store: stopping with changes not written (%d writes in a row failed); none of them was "
+            "acknowledged",
+            kFailuresWhileStoppingMax);
         return;
       }
       // A full disk: close the database (it is opened again above once the pause is over) and

@@ -37,6 +37,8 @@ class StoreLogger final : public rocksdb::Logger {
 
 }  // namespace
 
-std::shared_ptr<rocksdb::Logger> make_store_logger() { return std::make_shared<StoreLogger>(); }
+std::shared_ptr<rocksdb::Logger> make_store_logger() {
+  return std::make_shared<StoreLogger>();
+}
 
 }  // namespace coremq::persist
