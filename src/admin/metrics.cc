@@ -41,6 +41,9 @@ const std::map<std::string, std::string, std::less<>>& help_texts() {
       {"retained_dropped", "Retained messages not stored (reason: limit, hard_limit)."},
       {"cross_shard_pauses", "Times a shard paused its sockets because a peer's ring was full."},
       {"sessions_refused", "Sessions refused by --max-sessions."},
+      {"store_batches_waiting",
+       "Batches of changes not yet durable (with the committer, or open): grows while the disk refuses "
+       "writes."},
   };
   return *texts;
 }
@@ -159,6 +162,7 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   gauge("retained_messages", [](const shard::ShardSnapshot& s) { return s.retained; });
   gauge("store_messages", [](const shard::ShardSnapshot& s) { return s.stored_messages; });
   gauge("store_message_bytes", [](const shard::ShardSnapshot& s) { return s.stored_message_bytes; });
+  gauge("store_batches_waiting", [](const shard::ShardSnapshot& s) { return s.store_batches_waiting; });
   gauge("cross_shard_ring_depth", [](const shard::ShardSnapshot& s) { return s.inbound_ring_depth; });
   gauge("input_paused", [](const shard::ShardSnapshot& s) { return uint64_t{s.input_paused}; });
   gauge("shards_answered", [](const shard::ShardSnapshot& s) { return uint64_t{s.answered}; });
@@ -211,6 +215,23 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
     out.histogram("coremq_shard_loop_turn_duration_seconds", shard_label(snapshot.shard),
                   snapshot.turn_duration_us);
   }
+
+  // The store's committer serves every shard: its figures are store-wide, read by every shard
+  // alike, shown once (from the first shard that answered).
+  const shard::ShardSnapshot* first_answered = nullptr;
+  for (const shard::ShardSnapshot& snapshot : shards) {
+    if (snapshot.answered && first_answered == nullptr) first_answered = &snapshot;
+  }
+  shard::ShardSnapshot none;
+  const shard::ShardSnapshot& store = first_answered != nullptr ? *first_answered : none;
+  out.family("coremq_store_write_failures_total", "counter",
+             "Store writes that failed (disk full, I/O error) and were retried; answers waited meanwhile.");
+  out.sample("coremq_store_write_failures_total", "", store.store_write_failures);
+  out.family("coremq_store_batches_written_total", "counter",
+             "Batches of shard changes written to the store.");
+  out.sample("coremq_store_batches_written_total", "", store.store_batches_written);
+  out.family("coremq_store_syncs_total", "counter", "fsyncs of the store's write-ahead log.");
+  out.sample("coremq_store_syncs_total", "", store.store_syncs);
 
   out.family("coremq_shards", "gauge", "Shards (event-loop threads).");
   out.sample("coremq_shards", "", shards.size());

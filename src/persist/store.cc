@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "base/assert.h"
 #include "base/log.h"
+#include "persist/store_logger.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -29,6 +30,13 @@ namespace coremq::persist {
 namespace {
 
 constexpr int64_t kRetryPauseMs = 100;
+// Reopening the database after a failed write: first after this, then at twice the interval
+// each time it fails again, up to the maximum (a reopen replays the log, up to the write buffer).
+constexpr int64_t kReopenFirstMs = 200;
+constexpr int64_t kReopenIntervalMaxMs = 1600;
+// Failed passes (kRetryPauseMs apart) after which a stopping committer gives up what it could
+// not write.
+constexpr int kFailuresWhileStoppingMax = 20;
 constexpr int64_t kSizeCheckIntervalMs = 1000;
 constexpr size_t kBatchesPerLanePerPass = 64;
 
@@ -78,6 +86,40 @@ class RecordTypeHint : public rocksdb::SliceTransform {
 };
 
 uint64_t key_hash(std::string_view key) { return absl::Hash<absl::string_view>{}(absl::string_view(key.data(), key.size())); }
+
+// The database's options (store open and reopen): the memory bounds of the flags, and RocksDB's
+// diagnostics into coremq's log.
+rocksdb::Options database_options(const PersistenceOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.paranoid_checks = true;
+  // One memory bound for every memtable; the block cache is charged for it too, so the two
+  // flags bound RocksDB's memory together.
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(size_t{options.cache_mb} << 20);
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(size_t{options.write_buffer_mb} << 20, cache);
+  db_options.write_buffer_size = std::max<size_t>(size_t{options.write_buffer_mb} << 20 >> 2, 1u << 20);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Each memtable insert is a skip-list search. Without a hint it starts from the splice of the
+  // previous insert only when the key lands right next to it, else from the top levels. The
+  // journal writes each batch sorted by key (ShardJournal::order_for_write); a hint per record
+  // type (the key's first byte) lets each sorted run move its splice forward a few nodes at a
+  // time (RocksDB fixes a hinted splice partially) instead of searching from the top for every
+  // key: the committer's CPU per message fell by about a third in the saturated 100-pairs run.
+  // Only the queue, QoS 2 and body point keys take a hint (in_hint_domain: never a range
+  // delete's key).
+  db_options.memtable_insert_with_hint_prefix_extractor = std::make_shared<RecordTypeHint>();
+  db_options.max_background_jobs = 2;
+  // The committer decides when the log is fsynced (--fsync); RocksDB itself never waits for one.
+  db_options.manual_wal_flush = false;
+  db_options.keep_log_file_num = 4;
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // RocksDB's diagnostics go to coremq's log, not to a LOG file on the store's disk (store_logger.h).
+  db_options.info_log = make_store_logger();
+  return db_options;
+}
 }  // namespace
 
 ShardJournal::Op& ShardJournal::next_op(Op::Kind kind, std::string_view key, std::string_view value) {
@@ -297,32 +339,7 @@ std::unique_ptr<Store> Store::open(const PersistenceOptions& options, uint32_t s
     return nullptr;
   }
 
-  rocksdb::Options db_options;
-  db_options.create_if_missing = true;
-  db_options.paranoid_checks = true;
-  // One memory bound for every memtable; the block cache is charged for it too, so the two
-  // flags bound RocksDB's memory together.
-  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(size_t{options.cache_mb} << 20);
-  db_options.write_buffer_manager =
-      std::make_shared<rocksdb::WriteBufferManager>(size_t{options.write_buffer_mb} << 20, cache);
-  db_options.write_buffer_size = std::max<size_t>(size_t{options.write_buffer_mb} << 20 >> 2, 1u << 20);
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = cache;
-  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  // Each memtable insert is a skip-list search. Without a hint it starts from the splice of the
-  // previous insert only when the key lands right next to it, else from the top levels. The
-  // journal writes each batch sorted by key (ShardJournal::order_for_write); a hint per record
-  // type (the key's first byte) lets each sorted run move its splice forward a few nodes at a
-  // time (RocksDB fixes a hinted splice partially) instead of searching from the top for every
-  // key: the committer's CPU per message fell by about a third in the saturated 100-pairs run.
-  // Only the queue, QoS 2 and body point keys take a hint (in_hint_domain: never a range
-  // delete's key).
-  db_options.memtable_insert_with_hint_prefix_extractor = std::make_shared<RecordTypeHint>();
-  db_options.max_background_jobs = 2;
-  // The committer decides when the log is fsynced (--fsync); RocksDB itself never waits for one.
-  db_options.manual_wal_flush = false;
-  db_options.keep_log_file_num = 4;
-  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  rocksdb::Options db_options = database_options(options);
   rocksdb::DB* db = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(db_options, dir, &db);
   if (!status.ok()) {
@@ -395,7 +412,7 @@ bool Store::write_one(rocksdb::WriteBatch& batch) {
 }
 
 bool Store::sync_log() {
-  if (failing_writes_for_test_.load(std::memory_order_relaxed) > 0) return false;
+  if (failing_writes_for_test_.load(std::memory_order_relaxed) > 0 || db_ == nullptr) return false;
   rocksdb::Status status = db_->SyncWAL();
   if (status.ok()) {
     syncs_.fetch_add(1, std::memory_order_relaxed);
@@ -453,7 +470,7 @@ void Store::answer_written() {
 }
 
 void Store::check_size() {
-  if (options_.max_store_mb == 0) return;
+  if (options_.max_store_mb == 0 || db_ == nullptr) return;
   uint64_t sst = 0;
   uint64_t memtables = 0;
   db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
@@ -471,22 +488,71 @@ void Store::check_size() {
   }
 }
 
+bool Store::reopen_database() {
+  COREMQ_ASSERT(db_ == nullptr);
+  // Why close and open rather than DB::Resume(): after a write to its log failed (ENOSPC),
+  // RocksDB 7.8's recovery clears the error once space returns but may keep writing to the log
+  // whose writer failed (when the memtable it flushes is empty it starts no new log), and that
+  // writer refuses every later append (Debian's build, with assertions on, aborts the process).
+  // Opening the database again replays the log (a record cut short by the failure ends it; it
+  // was never acknowledged), flushes what it held and starts a new log. Found by test_37.
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status status = rocksdb::DB::Open(database_options(options_), options_.data_dir, &db);
+  if (!status.ok()) {
+    LOG_WARNING_LIMITED("store: cannot open the store again after a failed write (%s); retrying",
+                        status.ToString());
+    return false;
+  }
+  db_.reset(db);
+  LOG_WARNING("store: %s opened again after a failed write; writing what waited", options_.data_dir);
+  return true;
+}
+
 void Store::run() {
   pthread_setname_np(pthread_self(), "coremq-store");
   base::set_log_thread_shard(-1);
   int64_t last_sync_ms = steady_ms();
   int64_t next_size_check_ms = 0;
   bool unsynced = false;
+  // A write failed and none has worked since: RocksDB refuses writes until it recovered (a new
+  // log once space returns). Its log's writer that failed must not be synced meanwhile: Debian's
+  // librocksdb 7.8 is built with assertions on, and SyncWAL() on a writer that saw an error
+  // aborts the process (WritableFileWriter::SyncWithoutFlush). Found by test_37 (a full disk).
+  bool writes_refused = false;
+  // After a failed write the database is closed and opened again (reopen_database() says why),
+  // first after kReopenFirstMs, then less and less often while the disk stays full.
+  int64_t reopen_interval_ms = kReopenFirstMs;
+  int64_t next_reopen_ms = 0;
+  int failures_while_stopping = 0;
   for (;;) {
     bool failed = false;
-    bool wrote = write_pending(&failed);
+    bool wrote = false;
+    if (db_ == nullptr) {
+      if (steady_ms() >= next_reopen_ms && reopen_database()) {
+        reopen_interval_ms = kReopenFirstMs;
+      } else {
+        failed = true;
+        if (steady_ms() >= next_reopen_ms) {
+          // Counted as a failed write: nothing can be written until the store opens again.
+          write_failures_.fetch_add(1, std::memory_order_relaxed);
+          next_reopen_ms = steady_ms() + reopen_interval_ms;
+          reopen_interval_ms = std::min(reopen_interval_ms * 2, kReopenIntervalMaxMs);
+        }
+      }
+    }
+    if (db_ != nullptr) wrote = write_pending(&failed);
     unsynced = unsynced || wrote;
+    if (failed) {
+      writes_refused = true;
+    } else if (wrote) {
+      writes_refused = false;
+    }
     int64_t now = steady_ms();
     switch (options_.fsync) {
       case PersistenceOptions::Fsync::kAlways:
         // Group commit: one fsync for everything this pass wrote, then the answers.
         if (unsynced) {
-          if (sync_log()) {
+          if (!writes_refused && sync_log()) {
             unsynced = false;
             answer_written();
           } else {
@@ -497,7 +563,7 @@ void Store::run() {
       case PersistenceOptions::Fsync::kBatch:
         // Answered once in the log (the page cache keeps it across kill -9); fsynced on a timer.
         answer_written();
-        if (unsynced && now - last_sync_ms >= options_.fsync_interval_ms) {
+        if (unsynced && !writes_refused && now - last_sync_ms >= options_.fsync_interval_ms) {
           if (sync_log()) unsynced = false;
           last_sync_ms = now;
         }
@@ -512,10 +578,24 @@ void Store::run() {
       next_size_check_ms = now + kSizeCheckIntervalMs;
     }
     if (failed) {
-      // A full disk: wait, let RocksDB clear its error state if the cause went, and retry.
+      if (stopping_.load(std::memory_order_acquire) &&
+          ++failures_while_stopping >= kFailuresWhileStoppingMax) {
+        // Every shard has stopped, so no client waits for these answers any more; retrying
+        // longer would keep a broker told to stop running for as long as the disk stays full.
+        // What was not written was never acknowledged.
+        LOG_WARNING(
+            "store: stopping with changes not written (%d writes in a row failed); none of them was "
+            "acknowledged",
+            kFailuresWhileStoppingMax);
+        return;
+      }
+      // A full disk: close the database (it is opened again above once the pause is over) and
+      // retry, in order, what failed.
+      if (db_ != nullptr) {
+        db_.reset();
+        next_reopen_ms = steady_ms() + kReopenFirstMs;
+      }
       ::poll(nullptr, 0, static_cast<int>(kRetryPauseMs));
-      rocksdb::Status status = db_->Resume();
-      if (!status.ok()) LOG_WARNING_LIMITED("store: recovery after a failed write: %s", status.ToString());
       continue;
     }
     if (wrote) continue;
@@ -523,7 +603,7 @@ void Store::run() {
     bool lanes_empty = true;
     for (auto& lane : lanes_) lanes_empty = lanes_empty && lane->requests.empty() && lane->held.batch == nullptr;
     if (stopping && lanes_empty) {
-      if (unsynced) sync_log();
+      if (unsynced && !writes_refused) sync_log();
       answer_written();
       return;
     }

@@ -12,8 +12,9 @@
 //     SPSC ring with the highest batch number now durable, then wakes the shard (as the
 //     password checker does). A shard never calls a blocking RocksDB write or an fsync.
 //   - A write that fails (disk full) is logged (rate-limited), counted, and retried after a
-//     pause with DB::Resume(): nothing is answered meanwhile, so what waits on it (PUBACKs,
-//     SUBACKs) is not sent and clients see back-pressure; it recovers when space returns.
+//     pause, the database closed and opened again (reopen_database()): nothing is answered
+//     meanwhile, so what waits on it (PUBACKs, SUBACKs) is not sent and clients see
+//     back-pressure; it recovers when space returns.
 #pragma once
 
 #include <atomic>
@@ -213,6 +214,8 @@ class Store {
   void answer(uint32_t shard, uint64_t durable);
   void answer_written();
   void check_size();
+  // Committer, after a failed write closed the database: opens it again; false while it cannot.
+  bool reopen_database();
   void notify();
 
   const PersistenceOptions options_;

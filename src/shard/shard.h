@@ -126,6 +126,8 @@ class Shard final : public broker::IoPort {
   size_t inbound_ring_depth() const;
   size_t socket_count() const { return connections_.size(); }
   bool input_paused() const { return input_paused_; }
+  // The durable store (--persistence), or null: its journal for this shard is this thread's.
+  const persist::Store* store() const { return store_; }
   // Wiring, before start() (--persistence): the store, and what this shard takes from it as
   // it starts (every retained message, the sessions it owns); both outlive start().
   void set_store(persist::Store* store, const std::vector<broker::MessageRef>* retained,

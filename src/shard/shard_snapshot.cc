@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "broker/shard_state.h"
+#include "persist/store.h"
 #include "shard/shard.h"
 
 namespace coremq::shard {
@@ -33,6 +34,13 @@ std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chr
         taken.retained = state.retained_count();
         taken.stored_messages = state.stored_messages();
         taken.stored_message_bytes = state.stored_message_bytes();
+        if (const persist::Store* store = shard.store(); store != nullptr) {
+          const persist::ShardJournal& journal = store->journal(shard.id());
+          taken.store_batches_waiting = journal.batch_needed() - journal.durable();
+          taken.store_write_failures = store->write_failures();
+          taken.store_batches_written = store->batches_written();
+          taken.store_syncs = store->syncs();
+        }
         taken.sessions_online = state.online_session_count();
         taken.sockets = shard.socket_count();
         taken.inbound_ring_depth = shard.inbound_ring_depth();

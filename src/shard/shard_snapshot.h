@@ -27,6 +27,15 @@ struct ShardSnapshot {
   // their bytes (0 without a store).
   uint64_t stored_messages = 0;
   uint64_t stored_message_bytes = 0;
+  // --persistence: this shard's batches not yet durable (handed to the committer and unanswered,
+  // plus the open one if it has changes): grows while the disk refuses writes.
+  uint64_t store_batches_waiting = 0;
+  // --persistence: the committer's figures, store-wide (every shard reads the same ones; /metrics
+  // shows them once): writes that failed (disk full, I/O error; each retried), batches written,
+  // log fsyncs.
+  uint64_t store_write_failures = 0;
+  uint64_t store_batches_written = 0;
+  uint64_t store_syncs = 0;
   uint64_t sessions_online = 0;       // of `sessions`, those with a connection attached
   uint64_t sockets = 0;               // the shard's open client sockets, closing ones included
   uint64_t inbound_ring_depth = 0;    // items waiting in the rings from every peer

@@ -112,6 +112,29 @@ TEST(MetricsTest, HttpCountersAndNames) {
   EXPECT_TRUE(prometheus_name("connections_current").gauge);
 }
 
+TEST(MetricsTest, StoreFiguresAreShownOnceAndWaitingBatchesPerShard) {
+  std::vector<shard::ShardSnapshot> shards = two_shards();
+  for (shard::ShardSnapshot& snapshot : shards) {
+    // The committer's figures are store-wide: every shard reads the same ones.
+    snapshot.store_write_failures = 6;
+    snapshot.store_batches_written = 40;
+    snapshot.store_syncs = 3;
+  }
+  shards[0].answered = false;  // a shard that did not answer has zeros; the next one is read
+  shards[0].store_write_failures = 0;
+  shards[1].store_batches_waiting = 2;
+  std::string text = render_metrics(shards, HttpCountersCopy{});
+  EXPECT_NE(text.find("# TYPE coremq_store_write_failures_total counter\n"), std::string::npos);
+  EXPECT_EQ(value_of(text, "coremq_store_write_failures_total"), "6");
+  EXPECT_EQ(value_of(text, "coremq_store_batches_written_total"), "40");
+  EXPECT_EQ(value_of(text, "coremq_store_syncs_total"), "3");
+  EXPECT_EQ(value_of(text, "coremq_store_batches_waiting"), "2");
+  EXPECT_EQ(value_of(text, R"(coremq_shard_store_batches_waiting{shard="1"})"), "2");
+  // Without a store every figure is 0.
+  std::string plain = render_metrics(two_shards(), HttpCountersCopy{});
+  EXPECT_EQ(value_of(plain, "coremq_store_write_failures_total"), "0");
+}
+
 TEST(MetricsTest, BrokerStatsSumsShardsButNotRetainedCopies) {
   BrokerStats stats = broker_stats(two_shards());
   ASSERT_EQ(stats.shards.size(), 2u);
