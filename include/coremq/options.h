@@ -241,11 +241,13 @@ struct Options {
 
   // io_uring sizing per shard.
   uint32_t ring_entries = 4096;
-  // 2 KiB: the kernel hands buffers out in ring order, so every buffer of the ring ends up
-  // touched; small buffers keep that fixed cost low, and larger reads cost only more
-  // completions.
-  uint32_t receive_buffer_size = 2048;
-  uint32_t receive_buffer_count = 1024;
+  // 16 KiB x 512 = 8 MiB per shard, all of it touched in time (the kernel hands buffers out
+  // in ring order). Smaller buffers cost a receive completion (and a copy into the packet's
+  // buffer) per 2 KiB of a large packet: with 2 KiB x 1024, 16 KiB pairs took 1.4x the broker
+  // CPU per message; at 64 B the larger buffers measured the same or better (fewer completions
+  // when a client's messages queue up). See docs/BENCHMARKS.md.
+  uint32_t receive_buffer_size = 16384;
+  uint32_t receive_buffer_count = 512;
   // Items one shard may have waiting for each other shard; past it the shard stops
   // reading its sockets until the peer catches up.
   uint32_t cross_shard_queue_capacity = 65536;

@@ -79,8 +79,8 @@ ABSL_FLAG(uint32_t, max_topic_levels, 201,
           "Levels a topic name, filter or will topic may have (1..65536; 201 = Mosquitto's bound); deeper "
           "ones are refused (SUBACK failure, or the connection closed / DISCONNECT 0x90).");
 ABSL_FLAG(uint32_t, ring_entries, 4096, "io_uring submission queue entries per shard.");
-ABSL_FLAG(uint32_t, receive_buffer_size, 2048, "Bytes per provided receive buffer.");
-ABSL_FLAG(uint32_t, receive_buffer_count, 1024, "Provided receive buffers per shard (rounded up to a power of two).");
+ABSL_FLAG(uint32_t, receive_buffer_size, 16384, "Bytes per provided receive buffer.");
+ABSL_FLAG(uint32_t, receive_buffer_count, 512, "Provided receive buffers per shard (rounded up to a power of two).");
 ABSL_FLAG(uint32_t, cross_shard_queue_capacity, 65536,
           "Items each shard may have waiting for each other shard; past it the shard stops reading its "
           "sockets until the peer catches up (nothing is dropped).");
