@@ -9,10 +9,8 @@ ClientIdentity ShardState::hook_identity(const Session* session) const {
   ClientIdentity identity;
   identity.client_id = session->client_id;
   if (session->username != nullptr) identity.username = *session->username;
-  if (session->hook_identity != nullptr) {
-    identity.listener = session->hook_identity->listener;
-    identity.in_process = session->hook_identity->in_process;
-  }
+  identity.listener = session->hook_listener;
+  identity.in_process = session->hook_in_process;
   return identity;
 }
 

@@ -479,12 +479,8 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
   if (std::optional<std::string_view> username = client_username(connection, connect)) {
     session->username = std::make_unique<std::string>(*username);
   }
-  session->hook_identity.reset();
-  if (options_.authorization_hook != nullptr || interceptor_ != nullptr || events_ != nullptr) {
-    session->hook_identity = std::make_unique<Session::HookIdentity>();
-    session->hook_identity->listener = connection->listener;
-    session->hook_identity->in_process = connection->in_process;
-  }
+  session->hook_listener = connection->listener;
+  session->hook_in_process = connection->in_process;
   connection->session = session;
   connection->state = ConnectionState::kConnected;
   // MQTT 5: --server-keep-alive replaces the client's value, and whatever results is held

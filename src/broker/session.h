@@ -88,12 +88,6 @@ struct Session {
   // username and client id); null when that listener has no ACL file. Kept while the session
   // is offline: messages queued for it meanwhile are checked with it, as Mosquitto does.
   std::unique_ptr<auth::CompiledAcl> acl;
-  // With Options::authorization_hook: who the hook is told this client is (set at CONNECT).
-  struct HookIdentity {
-    uint8_t listener = 0;
-    bool in_process = false;
-  };
-  std::unique_ptr<HookIdentity> hook_identity;
   // The username of the client's last CONNECT, for the admin API and the hooks; null for
   // anonymous clients (a pointer: most devices of a fleet have none or share a few, and
   // sessions pay per byte).
@@ -132,6 +126,11 @@ struct Session {
   bool will_pending = false;
   // With --persistence: the store holds a record of this session (deleted when it ends).
   bool persisted = false;
+  // Who the hooks are told this client is, besides its id and username (set at CONNECT): the
+  // listener it came through and whether it is in-process. Inline, in what would be padding:
+  // a session of a fleet pays for every byte.
+  uint8_t hook_listener = 0;
+  bool hook_in_process = false;
 };
 
 }  // namespace coremq::broker
