@@ -86,11 +86,7 @@ void run_pair(benchmark::State& bench, uint32_t subscriber_shard) {
   subscriber->output.clear();
   Connection* publisher = bench::connect_client(*states[0], connections, client_on(0, kShards, "publisher-"));
   pump();
-  mqtt::PublishPacket publish;
-  publish.topic = "bench/pair/1";
-  std::string payload(64 - 2 - 2 - publish.topic.size(), 'x');
-  publish.payload = payload;
-  std::string packet = bytes_of([&](base::ByteBuffer& out) { mqtt::encode_publish(out, publish); });
+  std::string packet = bench::publish_64_bytes("bench/pair/1");
   for (auto _ : bench) {
     feed(*states[0], publisher, packet);
     pump();

@@ -68,11 +68,7 @@ void BM_HooksPublish(benchmark::State& bench) {
   feed(state, subscriber, bytes_of([&](base::ByteBuffer& out) { mqtt::encode_subscribe(out, 1, {&topic, 1}); }));
   subscriber->output.clear();
   Connection* publisher = connect("publisher");
-  mqtt::PublishPacket publish;
-  publish.topic = "bench/pair/1";
-  std::string payload(64 - 2 - 2 - publish.topic.size(), 'x');
-  publish.payload = payload;
-  std::string packet = bytes_of([&](base::ByteBuffer& out) { mqtt::encode_publish(out, publish); });
+  std::string packet = bench::publish_64_bytes("bench/pair/1");
   for (auto _ : bench) {
     feed(state, publisher, packet);
     subscriber->output.clear();

@@ -56,4 +56,13 @@ inline Connection* connect_client(ShardState& state, std::vector<std::unique_ptr
   return connection;
 }
 
+// A QoS 0 PUBLISH of 64 bytes in all on `topic` (the unit of the pairs benchmark).
+inline std::string publish_64_bytes(std::string_view topic) {
+  mqtt::PublishPacket publish;
+  publish.topic = topic;
+  std::string payload(64 - 2 - 2 - topic.size(), 'x');
+  publish.payload = payload;
+  return bytes_of([&](base::ByteBuffer& out) { mqtt::encode_publish(out, publish); });
+}
+
 }  // namespace coremq::broker::bench
