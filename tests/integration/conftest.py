@@ -435,15 +435,14 @@ class StoreBroker(Broker):
         return self.start()
 
 
-@pytest.fixture
-def store_broker(threads, tmp_path):
-    """Starts StoreBrokers (--persistence=rocksdb) for test_27, test_32 and test_36; each on its own
-    data directory; stopped at the end."""
+def started_brokers(make):
+    """The body of a broker factory fixture: yields start(*args, **options), which makes the
+    n-th broker with make(n, *args, **options) and starts it; every one still alive is stopped
+    at the end."""
     started = []
 
-    def start(**options):
-        broker = StoreBroker(tmp_path / f"broker{len(started)}", threads, tmp_path / f"data{len(started)}",
-                             **options)
+    def start(*args, **options):
+        broker = make(len(started), *args, **options)
         started.append(broker)
         return broker.start()
 
@@ -451,3 +450,11 @@ def store_broker(threads, tmp_path):
     for broker in started:
         if broker.alive():
             broker.stop()
+
+
+@pytest.fixture
+def store_broker(threads, tmp_path):
+    """Starts StoreBrokers (--persistence=rocksdb) for test_27, test_32 and test_36; each on its own
+    data directory; stopped at the end."""
+    yield from started_brokers(lambda index, **options: StoreBroker(
+        tmp_path / f"broker{index}", threads, tmp_path / f"data{index}", **options))

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 import helpers
-from conftest import COREMQ_BINARY, StoreBroker
+from conftest import COREMQ_BINARY, StoreBroker, started_brokers
 from helpers_http import metrics
 
 pytestmark = pytest.mark.coremq_only("durable persistence is coremq's")
@@ -143,17 +143,8 @@ class DiskBroker(StoreBroker):
 def disk_broker(small_disk, threads, tmp_path):
     """Factory: disk_broker(disk, **options) -> a started DiskBroker; stopped at the end (before
     its disk goes)."""
-    started = []
-
-    def start(disk, **options):
-        broker = DiskBroker(tmp_path / f"broker{len(started)}", threads, disk, **options)
-        started.append(broker)
-        return broker.start()
-
-    yield start
-    for broker in started:
-        if broker.alive():
-            broker.stop()
+    yield from started_brokers(lambda index, disk, **options: DiskBroker(
+        tmp_path / f"broker{index}", threads, disk, **options))
 
 
 def store_figure(broker, name) -> int:

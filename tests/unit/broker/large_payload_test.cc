@@ -56,6 +56,11 @@ class ShardLargePayloads : public ShardHarness {
     subscribe(subscriber, filter, qos);
     return subscriber;
   }
+
+  // `bytes` as the socket would bring a large packet: in reads of one 2 KiB receive buffer.
+  void feed_in_reads(broker::Connection* connection, std::string_view bytes) {
+    for (size_t at = 0; at < bytes.size(); at += 2048) feed(connection, bytes.substr(at, 2048));
+  }
 };
 
 TEST_F(ShardLargePayloads, StagedByReferenceBetweenTheirHeaders) {
@@ -122,7 +127,7 @@ TEST_F(ShardLargePayloads, AssembledInTheInputBufferTheMessageTakesItOver) {
   broker::Connection* publisher = connect("pub");
   std::string large = payload_of('f', 300000);
   std::string packet = publish_bytes("t", large, 0, 0, /*retain=*/true);
-  for (size_t at = 0; at < packet.size(); at += 2048) feed(publisher, std::string_view(packet).substr(at, 2048));
+  feed_in_reads(publisher, packet);
   EXPECT_EQ(shard().counters().payloads_received_in_place, 1u);
   EXPECT_TRUE(publisher->input.empty());
   EXPECT_EQ(take_gathered(subscriber), publish_bytes("t", large));
@@ -174,7 +179,7 @@ TEST_F(ShardLargePayloads, ZeroThresholdCopiesEverything) {
   broker::Connection* publisher = connect("pub");
   std::string large = payload_of('h', 70000);
   std::string packet = publish_bytes("t", large);
-  for (size_t at = 0; at < packet.size(); at += 2048) feed(publisher, std::string_view(packet).substr(at, 2048));
+  feed_in_reads(publisher, packet);
   EXPECT_EQ(subscriber->references, nullptr);
   EXPECT_EQ(shard().counters().payloads_received_in_place, 0u);
   EXPECT_EQ(take_output(subscriber), packet);

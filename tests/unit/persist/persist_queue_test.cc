@@ -398,14 +398,24 @@ TEST(PersistQueueLoad, AStoreOfANewerFormatIsRefused) {
   EXPECT_NE(error.find("newer coremq"), std::string::npos) << error;
 }
 
+// The encoded value of a retained record of `topic` with `payload` (QoS 1, stamp 1 << 8).
+std::string retained(const std::string& topic, const std::string& payload) {
+  std::string value;
+  persist::encode_retained(persist::RetainedRecord{topic, payload, "", 1, 1 << 8, 0}, &value);
+  return value;
+}
+
+// The retained records as loaded, "topic=first five bytes of the payload", sorted.
+std::vector<std::string> loaded_topics(const persist::LoadedState& loaded) {
+  std::vector<std::string> topics;
+  for (const persist::RetainedRecord& record : loaded.retained) topics.push_back(record.topic + "=" + record.payload.substr(0, 5));
+  std::sort(topics.begin(), topics.end());
+  return topics;
+}
+
 TEST(PersistJournal, WhatIsCreatedAndErasedInOneBatchNeverReachesTheStore) {
   base::set_log_level(base::LogLevel::kError);
   TempDir dir;
-  auto retained = [](const std::string& topic, const std::string& payload) {
-    std::string value;
-    persist::encode_retained(persist::RetainedRecord{topic, payload, "", 1, 1 << 8, 0}, &value);
-    return value;
-  };
   {
     StoreFixture fixture(dir.path(), 1);
     persist::ShardJournal& journal = fixture.store->journal(0);
@@ -430,9 +440,7 @@ TEST(PersistJournal, WhatIsCreatedAndErasedInOneBatchNeverReachesTheStore) {
   persist::LoadedState loaded;
   std::string error;
   ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
-  std::vector<std::string> topics;
-  for (const persist::RetainedRecord& record : loaded.retained) topics.push_back(record.topic + "=" + record.payload.substr(0, 5));
-  EXPECT_EQ(topics, (std::vector<std::string>{"a=again", "c=xxxxx"}));
+  EXPECT_EQ(loaded_topics(loaded), (std::vector<std::string>{"a=again", "c=xxxxx"}));
 }
 
 // A batch leaves sorted by key with only each key's last change (ShardJournal::order_for_write),
@@ -441,11 +449,6 @@ TEST(PersistJournal, WhatIsCreatedAndErasedInOneBatchNeverReachesTheStore) {
 TEST(PersistJournal, ABatchWrittenInKeyOrderEndsWhereItsChangesInOrderWould) {
   base::set_log_level(base::LogLevel::kError);
   TempDir dir;
-  auto retained = [](const std::string& topic, const std::string& payload) {
-    std::string value;
-    persist::encode_retained(persist::RetainedRecord{topic, payload, "", 1, 1 << 8, 0}, &value);
-    return value;
-  };
   {
     StoreFixture fixture(dir.path(), 1);
     persist::ShardJournal& journal = fixture.store->journal(0);
@@ -479,11 +482,7 @@ TEST(PersistJournal, ABatchWrittenInKeyOrderEndsWhereItsChangesInOrderWould) {
   persist::LoadedState loaded;
   std::string error;
   ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
-  std::vector<std::string> topics;
-  for (const persist::RetainedRecord& record : loaded.retained)
-    topics.push_back(record.topic + "=" + record.payload);
-  std::sort(topics.begin(), topics.end());
-  EXPECT_EQ(topics, (std::vector<std::string>{"a=3", "c=4", "e=1", "sensors/building-2/a=1",
+  EXPECT_EQ(loaded_topics(loaded), (std::vector<std::string>{"a=3", "c=4", "e=1", "sensors/building-2/a=1",
                                               "sensors/building-2/x=2", "sensors/building-2=1"}));
 }
 
