@@ -152,6 +152,12 @@ void Shard::on_send(Connection* connection, int result) {
   if (!gathered && sent < connection->sending.size()) {
     // A short send: the rest goes first, before anything gathered since.
     connection->sending.consume_front(sent);
+    if (connection->references != nullptr) {
+      // Payloads staged by reference meanwhile point into `output`, which the rest now precedes.
+      for (broker::PayloadReference& reference : connection->references->pending) {
+        reference.offset += static_cast<uint32_t>(connection->sending.size());
+      }
+    }
     if (!connection->output.empty()) {
       connection->sending.append(connection->output.span());
       connection->output.clear();

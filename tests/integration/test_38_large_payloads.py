@@ -131,3 +131,23 @@ def test_payload_reference_min_zero_copies_every_payload(start_broker, clients, 
     assert [subscriber.receive_publish(timeout=20).payload for _ in messages] == messages
     assert counter(broker, "payloads_sent_by_reference") == 0
     assert counter(broker, "payloads_received_in_place") == 0
+
+
+def test_a_large_payload_staged_behind_a_short_plain_send_keeps_its_place(start_broker, clients, names):
+    # Small messages fill the subscriber's socket, so the broker's plain send of them stays in
+    # the kernel; large payloads are staged by reference meanwhile. When the subscriber reads,
+    # that send completes short and its rest goes first: the payloads must stay behind it.
+    broker = start_broker(http_listener=":0")
+    topic = names.topic("behind")
+    subscriber = clients.raw(names.sub(), broker=broker, receive_buffer_bytes=4096)
+    subscriber.subscribe([(topic, 0)])
+    publisher = clients.raw(names.pub(), broker=broker)
+    small = [payload_of(5000 + index, 300) for index in range(20000)]
+    publisher.send(b"".join(publish_packet(topic, payload) for payload in small))
+    publisher.ping()
+    large = [payload_of(6000 + index, 100_000) for index in range(5)]
+    publisher.send(b"".join(publish_packet(topic, payload) for payload in large))
+    publisher.ping()
+    received = [subscriber.receive_publish(timeout=60).payload for _ in small + large]
+    assert received == small + large
+    assert counter(broker, "payloads_sent_by_reference") >= 5
