@@ -5,7 +5,10 @@
 # messages between them: to subscribers on both sides of a shard boundary, to one that reads
 # so slowly the broker's sends come back short, to an MQTT 5 client, and from a retained
 # message. /metrics shows the by-reference and in-place paths were taken (so these tests fail
-# without them), and not with --payload-reference-min=0.
+# without them), and not with --payload-reference-min=0. io_uring completes a TCP send only once
+# all of it went (it retries a partial one itself), so a subscriber that does not read makes the
+# broker's sends wait in the kernel; a short completion (an interrupted send) is not something a
+# client can cause on demand, and its handling is checked by review.
 import random
 
 import pytest
@@ -57,7 +60,7 @@ def test_large_and_small_payloads_arrive_whole_and_in_order(start_broker, client
 
 def test_a_subscriber_that_reads_slowly_gets_every_byte(start_broker, clients, names):
     # A small socket buffer and a subscriber that reads only once everything is staged: the
-    # broker's gathered sends come back short again and again, and each rest must go first.
+    # broker's gathered sends wait in the kernel while more is staged behind them.
     broker = start_broker(http_listener=":0")
     topic = names.topic("slow")
     subscriber = clients.raw(names.sub(), broker=broker, receive_buffer_bytes=4096)
@@ -135,8 +138,7 @@ def test_payload_reference_min_zero_copies_every_payload(start_broker, clients, 
 
 def test_a_large_payload_staged_behind_a_short_plain_send_keeps_its_place(start_broker, clients, names):
     # Small messages fill the subscriber's socket, so the broker's plain send of them stays in
-    # the kernel; large payloads are staged by reference meanwhile. When the subscriber reads,
-    # that send completes short and its rest goes first: the payloads must stay behind it.
+    # the kernel; large payloads are staged by reference meanwhile and must follow all of it.
     broker = start_broker(http_listener=":0")
     topic = names.topic("behind")
     subscriber = clients.raw(names.sub(), broker=broker, receive_buffer_bytes=4096)
