@@ -97,6 +97,12 @@ struct PersistenceOptions {
   // acknowledged by it before its batch leaves never reaches the disk. 1 keeps batches large;
   // more lowers the latency of an acknowledgement when the disk is idle.
   uint32_t batches_in_flight = 1;
+  // The committer thread's nice value (0..19; the shards run at 0). Where it shares a CPU with
+  // a shard, the kernel gives the shard the CPU first: every acknowledgement the shard takes
+  // before the committer runs removes a write from the open batch (ShardJournal), so the
+  // committer's work shrinks the longer it waits. It is never starved: a nice-19 thread still
+  // gets about 1/70 of a CPU it shares with one busy thread, and all of an idle one.
+  uint32_t committer_nice = 19;
 };
 
 // One `topic` line of a bridge: what crosses it, which way, at which QoS, and how the topic

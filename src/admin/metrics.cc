@@ -233,6 +233,23 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   out.family("coremq_store_syncs_total", "counter", "fsyncs of the store's write-ahead log.");
   out.sample("coremq_store_syncs_total", "", store.store_syncs);
 
+  // The journals' figures: how much of what the shards changed the committer had to write.
+  uint64_t changes_written = 0;
+  uint64_t changes_elided = 0;
+  uint64_t changes_superseded = 0;
+  for (const shard::ShardSnapshot& snapshot : shards) {
+    changes_written += snapshot.store_changes_written;
+    changes_elided += snapshot.store_changes_elided;
+    changes_superseded += snapshot.store_changes_superseded;
+  }
+  out.family("coremq_store_changes_total", "counter",
+             "Store changes by outcome: written to RocksDB; elided (a record created and erased before its "
+             "batch left: a message acknowledged by its persistent subscriber first); superseded (replaced by a "
+             "later change of the same key in the batch).");
+  out.sample("coremq_store_changes_total", "outcome=\"written\"", changes_written);
+  out.sample("coremq_store_changes_total", "outcome=\"elided\"", changes_elided);
+  out.sample("coremq_store_changes_total", "outcome=\"superseded\"", changes_superseded);
+
   out.family("coremq_shards", "gauge", "Shards (event-loop threads).");
   out.sample("coremq_shards", "", shards.size());
   out.family("coremq_http_requests_total", "counter", "HTTP requests answered by the admin listener.");

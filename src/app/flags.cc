@@ -122,6 +122,10 @@ ABSL_FLAG(uint32_t, persistence_write_buffer_mb, 64,
 ABSL_FLAG(uint32_t, persistence_max_mb, 0,
           "Live data the store may hold, in MiB; past it new retained messages are refused (as at "
           "--max-retained-messages) and new persistent sessions are kept in memory only; 0 = no bound.");
+ABSL_FLAG(uint32_t, persistence_committer_nice, 19,
+          "Nice value (0..19) of the store's committer thread: above the shards' 0, so a shard that "
+          "shares its CPU runs first and the acknowledgements it takes meanwhile remove writes from the "
+          "open batch (docs/PERSISTENCE.md).");
 ABSL_FLAG(std::string, log_level, "info", "Log level: debug, info, warning, error, none.");
 ABSL_FLAG(uint32_t, stats_interval, 0,
           "Seconds between each shard's 'stats' log line of its counters (name=value pairs); 0 = never.");
@@ -202,6 +206,7 @@ constexpr FlagRange kFlagRanges[] = {
     {"persistence_cache_mb", 1, 65536},
     {"persistence_write_buffer_mb", 4, 65536},
     {"persistence_max_mb", 0, 1u << 30},
+    {"persistence_committer_nice", 0, 19},
 };
 
 const FlagRange& range_of(std::string_view flag) {
@@ -364,6 +369,8 @@ bool options_from_flags(Options* options, std::string* error, const FlagOrigins*
   if (!in_range("persistence_write_buffer_mb", persistence.write_buffer_mb, error)) return false;
   persistence.max_store_mb = absl::GetFlag(FLAGS_persistence_max_mb);
   if (!in_range("persistence_max_mb", persistence.max_store_mb, error)) return false;
+  persistence.committer_nice = absl::GetFlag(FLAGS_persistence_committer_nice);
+  if (!in_range("persistence_committer_nice", persistence.committer_nice, error)) return false;
   return true;
 }
 

@@ -71,6 +71,7 @@ constexpr base::FlagPlacement kPlacements[] = {
     {"persistence_cache_mb", kPersistence, "MIB"},
     {"persistence_write_buffer_mb", kPersistence, "MIB"},
     {"persistence_max_mb", kPersistence, "MIB"},
+    {"persistence_committer_nice", kPersistence, "NICE"},
     {"log_level", kObservability, "LEVEL"},
     {"log_dest", kObservability, "DEST[,DEST...]"},
     {"log_format", kObservability, "text|json"},

@@ -3,6 +3,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -271,6 +272,7 @@ void ShardJournal::submit() {
     return;
   }
   changes_superseded_ += superseded;
+  changes_written_ += write_order_.size();
   for (size_t i = 0; i < op_count_; ++i) {
     Op& op = ops_[i];
     if (op.value.capacity() > kOpBytesKeptMax) std::string().swap(op.value);
@@ -510,6 +512,13 @@ bool Store::reopen_database() {
 
 void Store::run() {
   pthread_setname_np(pthread_self(), "coremq-store");
+  // Below the shards' priority (PersistenceOptions::committer_nice says why). Raising one's own
+  // nice value needs no privilege; if it fails anyway the committer runs at the shards' priority.
+  if (options_.committer_nice != 0 &&
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), static_cast<int>(options_.committer_nice)) != 0) {
+    LOG_WARNING("store: cannot set the committer's nice value to %u: %s", options_.committer_nice,
+                std::strerror(errno));
+  }
   base::set_log_thread_shard(-1);
   int64_t last_sync_ms = steady_ms();
   int64_t next_size_check_ms = 0;

@@ -94,6 +94,8 @@ class ShardJournal {
   uint64_t changes_elided() const { return changes_elided_; }
   // Changes dropped as a batch left because a later change of the same key replaced them.
   uint64_t changes_superseded() const { return changes_superseded_; }
+  // Changes that reached RocksDB (in batches handed to the committer).
+  uint64_t changes_written() const { return changes_written_; }
 
   // The batch number an answer made now depends on: the open batch if it has changes, else the
   // last one submitted. Durable once durable() reaches it.
@@ -150,6 +152,7 @@ class ShardJournal {
   // The open ops index for a key created in this batch, or -1.
   int64_t created_index(std::string_view key, uint64_t hash) const;
   uint64_t changes_elided_ = 0;
+  uint64_t changes_written_ = 0;
   uint64_t next_number_ = 1;  // number of the open (or next) batch
   uint64_t durable_ = 0;
   uint64_t submits_delayed_ = 0;

@@ -37,6 +37,9 @@ std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chr
         if (const persist::Store* store = shard.store(); store != nullptr) {
           const persist::ShardJournal& journal = store->journal(shard.id());
           taken.store_batches_waiting = journal.batch_needed() - journal.durable();
+          taken.store_changes_written = journal.changes_written();
+          taken.store_changes_elided = journal.changes_elided();
+          taken.store_changes_superseded = journal.changes_superseded();
           taken.store_write_failures = store->write_failures();
           taken.store_batches_written = store->batches_written();
           taken.store_syncs = store->syncs();

@@ -30,6 +30,12 @@ struct ShardSnapshot {
   // --persistence: this shard's batches not yet durable (handed to the committer and unanswered,
   // plus the open one if it has changes): grows while the disk refuses writes.
   uint64_t store_batches_waiting = 0;
+  // --persistence: this shard's changes that reached RocksDB, that never needed to (a record
+  // created and erased in one open batch: a message its persistent subscriber acknowledged
+  // before the batch left), and that a later change of the same key in the batch replaced.
+  uint64_t store_changes_written = 0;
+  uint64_t store_changes_elided = 0;
+  uint64_t store_changes_superseded = 0;
   // --persistence: the committer's figures, store-wide (every shard reads the same ones; /metrics
   // shows them once): writes that failed (disk full, I/O error; each retried), batches written,
   // log fsyncs.

@@ -10,11 +10,13 @@ import re
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 import helpers
 from conftest import COREMQ_BINARY, free_port
+from helpers_http import metric, metrics
 
 pytestmark = pytest.mark.coremq_only("durable persistence is coremq's (mosquitto saves snapshots)")
 
@@ -162,6 +164,34 @@ def test_a_data_directory_it_cannot_use_stops_the_start(tmp_path, store_broker):
     assert code == 1 and "in use by another process" in output, output
     code, output = run_to_exit(["--persistence=rocksdb", "--fsync=sometimes"])
     assert code == 2 and "expected always, batch or never" in output, output  # a usage error
+
+
+def thread_nice(broker, name) -> int:
+    """The nice value of the broker's thread called name (field 19 of /proc/PID/task/TID/stat)."""
+    for task in Path(f"/proc/{broker.process.pid}/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == name:
+                return int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    raise AssertionError(f"the broker has no thread {name}")
+
+
+def test_the_committer_runs_below_the_shards_and_counts_what_it_writes(store_broker, clients, names):
+    broker = store_broker(http_listener=":0")
+    publisher = clients.raw(names.pub(), broker=broker)
+    for index in range(5):
+        publisher.publish(names.topic(f"r/{index}"), b"x", qos=1, retain=True, packet_id=index + 1)
+    # Each PUBACK came after the committer wrote its record, so the committer has started.
+    assert thread_nice(broker, "coremq-store") == 19
+    assert thread_nice(broker, "coremq-shard0") == 0
+    assert metric(metrics(broker), "coremq_store_changes_total", outcome="written") >= 5
+    same_priority = store_broker(persistence_committer_nice=0)
+    clients.raw(names.pub("second"), broker=same_priority).publish(names.topic("r"), b"x", qos=1, retain=True,
+                                                                    packet_id=1)
+    assert thread_nice(same_priority, "coremq-store") == 0
+    code, output = run_to_exit(["--persistence=rocksdb", "--persistence-committer-nice=20"])
+    assert code == 2 and "--persistence-committer-nice" in output, output
 
 
 def test_config_file_persistence_keys_turn_the_store_on(start_config_broker, clients, names, tmp_path):
