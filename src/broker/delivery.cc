@@ -238,7 +238,7 @@ void ShardState::start_inflight(Session* session, const MessageRef& message, Del
   session->inflight.push_back(OutgoingInflight{packet_id, false, false, std::move(delivery), message, store_sequence});
   OutgoingInflight& inflight = session->inflight.back();
   // --persistence: the record says sent with this packet id, so a restart resends it with DUP.
-  journal_outgoing(session, &inflight.store_sequence, message, inflight.delivery, packet_id);
+  journal_outgoing(session, &inflight.store_sequence, &inflight.delivery.store_slot, message, inflight.delivery, packet_id);
   if (inflight.delivery.qos == 2 && inflight.store_sequence != 0) [[unlikely]] {
     // A QoS 2 PUBLISH leaves once that record is durable: sent earlier, a crash could forget a
     // message the client has (or restore it as queued, to go out with a new packet id), and the
@@ -394,7 +394,7 @@ void ShardState::enqueue(Session* session, const MessageRef& message, Delivery d
   if (delivery.qos == 0) ++session->queued_qos0;
   queue.push_back(QueuedDelivery{std::move(delivery), message});
   QueuedDelivery& queued = queue.back();
-  journal_outgoing(session, &queued.store_sequence, message, queued.delivery, 0);
+  journal_outgoing(session, &queued.store_sequence, &queued.delivery.store_slot, message, queued.delivery, 0);
 }
 
 void ShardState::pump_queue(Session* session) {
@@ -420,7 +420,7 @@ void ShardState::pump_queue(Session* session) {
       // MQTT-3.3.2-5: an expired message is not sent; nor one too large for this client.
       report_dropped(session, front.message->topic(), front.delivery.qos,
                      front.message->expired(now) ? DropReason::kExpired : DropReason::kOverClientMaximum);
-      journal_outgoing_done(&front.store_sequence, session, front.message.get());
+      journal_outgoing_done(&front.store_sequence, &front.delivery.store_slot, session, front.message.get());
     } else if (qos0) {
       if (output_over_limit(connection)) return;  // resumes on on_output_drained
       send_publish(session, front.message, front.delivery, /*dup=*/false, 0);

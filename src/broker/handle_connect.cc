@@ -632,7 +632,7 @@ void ShardState::resume_session(Session* session) {
       // Over the Maximum Packet Size this connection announced (smaller than the last
       // one's): discarded as if sent (MQTT-3.1.2-25), as a new message would be.
       ++counters_.messages_dropped_queue_full;
-      journal_outgoing_done(&inflight.store_sequence, session, inflight.message.get());
+      journal_outgoing_done(&inflight.store_sequence, &inflight.delivery.store_slot, session, inflight.message.get());
       session->inflight.erase(i);
       continue;
     } else {

@@ -379,7 +379,7 @@ void ShardState::finish_inflight(Session* session, uint16_t packet_id) {
   auto& inflight = session->inflight;
   for (size_t i = 0; i < inflight.size(); ++i) {
     if (inflight[i].packet_id == packet_id) {
-      journal_outgoing_done(&inflight[i].store_sequence, session, inflight[i].message.get());
+      journal_outgoing_done(&inflight[i].store_sequence, &inflight[i].delivery.store_slot, session, inflight[i].message.get());
       inflight.erase(i);
       break;
     }

@@ -21,7 +21,7 @@ uint64_t ShardState::hold_body(const MessageRef& message) {
     persist::encode_body_fields(message->topic(), message->payload(), message->property_bytes(), message->qos(),
                                 message->retain(), expires_at, &record_scratch_);
     persist::body_key_into(body.id, &key_scratch_);
-    journal_->create(key_scratch_, record_scratch_);
+    journal_->create_tracked(key_scratch_, record_scratch_, &body.slot);
     stored_body_bytes_ += message->memory_size();
   }
   ++body.references;
@@ -33,13 +33,13 @@ void ShardState::release_body(const Message* message) {
   COREMQ_ASSERT_MSG(found != stored_bodies_.end(), "a stored message without its body");
   if (--found->second.references > 0) return;
   persist::body_key_into(found->second.id, &key_scratch_);
-  journal_->erase(key_scratch_);
+  journal_->erase_tracked(key_scratch_, &found->second.slot);
   stored_body_bytes_ -= message->memory_size();
   stored_bodies_.erase(found);
 }
 
-void ShardState::journal_outgoing(Session* session, uint64_t* sequence, const MessageRef& message,
-                                  const Delivery& delivery, uint16_t packet_id) {
+void ShardState::journal_outgoing(Session* session, uint64_t* sequence, persist::JournalSlot* slot,
+                                  const MessageRef& message, const Delivery& delivery, uint16_t packet_id) {
   if (!stores_outgoing(session, delivery.qos)) return;
   bool created = *sequence == 0;
   uint64_t body_id = 0;
@@ -55,9 +55,9 @@ void ShardState::journal_outgoing(Session* session, uint64_t* sequence, const Me
   persist::outgoing_key_into(session->store_number, *sequence, &key_scratch_);
   // Created: acknowledged before its batch leaves, it never reaches the store (ShardJournal).
   if (created) {
-    journal_->create(key_scratch_, record_scratch_);
+    journal_->create_tracked(key_scratch_, record_scratch_, slot);
   } else {
-    journal_->put(key_scratch_, record_scratch_);
+    journal_->put_tracked(key_scratch_, record_scratch_, slot);
   }
 }
 
@@ -68,14 +68,15 @@ void ShardState::journal_pubrel_sent(Session* session, OutgoingInflight& infligh
                                   delivery.retain_flag, delivery.subscription_ids, delivery.shared_group,
                                   &record_scratch_);
   persist::outgoing_key_into(session->store_number, inflight.store_sequence, &key_scratch_);
-  journal_->put(key_scratch_, record_scratch_);
+  journal_->put_tracked(key_scratch_, record_scratch_, &inflight.delivery.store_slot);
   if (inflight.message) release_body(inflight.message.get());
 }
 
-void ShardState::journal_outgoing_done(uint64_t* sequence, const Session* session, const Message* message) {
+void ShardState::journal_outgoing_done(uint64_t* sequence, persist::JournalSlot* slot, const Session* session,
+                                       const Message* message) {
   if (*sequence == 0) return;
   persist::outgoing_key_into(session->store_number, *sequence, &key_scratch_);
-  journal_->erase(key_scratch_);
+  journal_->erase_tracked(key_scratch_, slot);
   if (message != nullptr) release_body(message);
   *sequence = 0;
 }
@@ -103,13 +104,14 @@ void ShardState::journal_existing_outgoing(Session* session) {
       inflight.store_sequence = ++session->last_store_sequence;
       journal_pubrel_sent(session, inflight);  // no body: the message was dropped at PUBREC
     } else {
-      journal_outgoing(session, &inflight.store_sequence, inflight.message, inflight.delivery, inflight.packet_id);
+      journal_outgoing(session, &inflight.store_sequence, &inflight.delivery.store_slot, inflight.message, inflight.delivery,
+                       inflight.packet_id);
     }
   }
   for (size_t i = 0; i < session->queue.size(); ++i) {
     QueuedDelivery& queued = session->queue[i];
     if (queued.store_sequence == 0) {
-      journal_outgoing(session, &queued.store_sequence, queued.message, queued.delivery, 0);
+      journal_outgoing(session, &queued.store_sequence, &queued.delivery.store_slot, queued.message, queued.delivery, 0);
     }
   }
   if (session->incoming_qos2 != nullptr) {

@@ -17,6 +17,7 @@
 #include "base/ring_deque.h"
 #include "base/string_map.h"
 #include "broker/message.h"
+#include "persist/journal_slot.h"
 
 namespace coremq::broker {
 
@@ -40,6 +41,10 @@ using SubscriptionIds = absl::InlinedVector<uint32_t, 1>;
 struct Delivery {
   uint8_t qos = 0;
   bool retain_flag = false;  // 1 for retained messages sent on subscribe, or with Retain As Published
+  // --persistence, a persistent session's QoS 1/2 message: where its record sits in the shard's
+  // open batch while it is new there (persist::JournalSlot). Here so it moves with the message
+  // from the queue to the in-flight window; it fills what would be padding.
+  persist::JournalSlot store_slot;
   SubscriptionIds subscription_ids;
   // The shared subscription group ("group/filter") this came through, for failover;
   // empty for ordinary subscriptions.

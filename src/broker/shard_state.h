@@ -508,14 +508,16 @@ class ShardState {
     return journal_ != nullptr && session->persisted && qos > 0;
   }
   // The message queued (packet_id 0) or sent with packet_id: its record, and a reference to
-  // its body (written with the first one). *sequence names the record (0: make one).
-  void journal_outgoing(Session* session, uint64_t* sequence, const MessageRef& message, const Delivery& delivery,
-                        uint16_t packet_id);
+  // its body (written with the first one). *sequence names the record (0: make one); *slot is
+  // its place in the open batch (Delivery::store_slot).
+  void journal_outgoing(Session* session, uint64_t* sequence, persist::JournalSlot* slot, const MessageRef& message,
+                        const Delivery& delivery, uint16_t packet_id);
   // QoS 2, PUBREC received: the record says PUBREL sent; the body is no longer needed.
   void journal_pubrel_sent(Session* session, OutgoingInflight& inflight);
   // The message is done (acknowledged, dropped, expired, handed to another member): its
   // record goes, and its body's reference (message: null once PUBREC came).
-  void journal_outgoing_done(uint64_t* sequence, const Session* session, const Message* message);
+  void journal_outgoing_done(uint64_t* sequence, persist::JournalSlot* slot, const Session* session,
+                             const Message* message);
   // Forgets (without deleting records) every body reference the session's messages hold.
   void release_stored_outgoing(Session* session);
   // The session just became persistent: what it already holds goes to the store too.
@@ -628,6 +630,7 @@ class ShardState {
   struct StoredBody {
     uint64_t id = 0;
     uint32_t references = 0;
+    persist::JournalSlot slot;  // its record's place in the open batch, while new there
   };
   absl::flat_hash_map<const Message*, StoredBody> stored_bodies_;
   // Client ids of sessions whose queue waits for a batch (Session::send_after_batch).

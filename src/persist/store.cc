@@ -128,6 +128,7 @@ ShardJournal::Op& ShardJournal::next_op(Op::Kind kind, std::string_view key, std
   Op& op = ops_[op_count_++];
   op.kind = kind;
   op.live = true;
+  op.created = false;
   op.key.assign(key);
   op.value.assign(value);
   return op;
@@ -172,6 +173,37 @@ void ShardJournal::erase(std::string_view key) {
   next_op(Op::Kind::kErase, key, {});
 }
 
+bool ShardJournal::slot_holds_created(const JournalSlot& slot, std::string_view key) const {
+  if (slot.index == JournalSlot::kNone || slot.index < created_floor_ || slot.index >= op_count_) return false;
+  const Op& op = ops_[slot.index];
+  return op.live && op.created && op.key == key;
+}
+
+void ShardJournal::create_tracked(std::string_view key, std::string_view value, JournalSlot* slot) {
+  next_op(Op::Kind::kPut, key, value).created = true;
+  if (slot != nullptr) slot->index = static_cast<uint32_t>(op_count_ - 1);
+}
+
+void ShardJournal::put_tracked(std::string_view key, std::string_view value, JournalSlot* slot) {
+  // Still new to the store: this put replaces the creating one and is new in its turn.
+  bool created = slot != nullptr && slot_holds_created(*slot, key);
+  if (created) ops_[slot->index].live = false;
+  next_op(Op::Kind::kPut, key, value).created = created;
+  if (slot != nullptr) slot->index = created ? static_cast<uint32_t>(op_count_ - 1) : JournalSlot::kNone;
+}
+
+void ShardJournal::erase_tracked(std::string_view key, JournalSlot* slot) {
+  if (slot != nullptr && slot_holds_created(*slot, key)) {
+    // Created in this batch and gone before it leaves: the store never sees it.
+    ops_[slot->index].live = false;
+    slot->index = JournalSlot::kNone;
+    ++changes_elided_;
+    return;
+  }
+  if (slot != nullptr) slot->index = JournalSlot::kNone;
+  next_op(Op::Kind::kErase, key, {});
+}
+
 void ShardJournal::erase_range(std::string_view begin, std::string_view end) {
   COREMQ_ASSERT_MSG(!in_hint_domain(begin),
                     "a range delete that RocksDB would insert with a point key's hint");
@@ -179,6 +211,7 @@ void ShardJournal::erase_range(std::string_view begin, std::string_view end) {
   // it, so they are no longer "new" for a later erase (which then writes a harmless delete).
   created_.clear();
   next_op(Op::Kind::kEraseRange, begin, end);
+  created_floor_ = op_count_;
 }
 
 // The committer's cost is RocksDB's memtable insert, a skip-list search per key from the splice
@@ -278,6 +311,7 @@ void ShardJournal::submit() {
     if (op.value.capacity() > kOpBytesKeptMax) std::string().swap(op.value);
   }
   op_count_ = 0;
+  created_floor_ = 0;
   // absl's clear() gives a large table's memory back; the next batch, about as large, would grow
   // it again through every doubling (a rehash each). One allocation of the size it reached.
   size_t created_count = created_.size();

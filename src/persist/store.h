@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "base/spsc_ring.h"
 #include "coremq/options.h"
+#include "persist/journal_slot.h"
 #include "persist/records.h"
 
 namespace rocksdb {
@@ -83,6 +84,16 @@ class ShardJournal {
   void create(std::string_view key, std::string_view value);
   void erase(std::string_view key);
   void erase_range(std::string_view begin, std::string_view end);
+  // The same for the keys the shard writes most (queue entries and bodies), without the hash
+  // lookup create() and erase() make to find a record new in the open batch: the caller keeps
+  // the JournalSlot create_tracked() fills and passes it to the key's later changes, which
+  // update it. Every change of such a key goes through these (a change made by put() or erase()
+  // would not be seen by a slot). A null or stale slot writes the change as it comes: a record
+  // created and erased in one batch then costs a delete of a key the store never held, as the
+  // key-sorted batch keeps only a key's last change.
+  void create_tracked(std::string_view key, std::string_view value, JournalSlot* slot);
+  void put_tracked(std::string_view key, std::string_view value, JournalSlot* slot);
+  void erase_tracked(std::string_view key, JournalSlot* slot);
   // A body id no other body in the store has: this shard's number in the top 16 bits, then a
   // count that starts above every id the store held at load.
   uint64_t next_body_id() { return (uint64_t{shard_} << 48) | ++body_sequence_; }
@@ -121,6 +132,7 @@ class ShardJournal {
     enum class Kind : uint8_t { kPut, kErase, kEraseRange };
     Kind kind = Kind::kPut;
     bool live = true;
+    bool created = false;  // create_tracked() (or a put_tracked() that replaced it): new to the store
     std::string key;
     std::string value;  // kPut: the value; kEraseRange: the range's end
   };
@@ -151,6 +163,12 @@ class ShardJournal {
   absl::flat_hash_map<uint64_t, uint32_t> created_;
   // The open ops index for a key created in this batch, or -1.
   int64_t created_index(std::string_view key, uint64_t hash) const;
+  // Whether slot names an op of the open batch, after its last range delete, that made key as a
+  // new record and is still live.
+  bool slot_holds_created(const JournalSlot& slot, std::string_view key) const;
+  // Ops before this index precede the open batch's last range delete, which covers them: none of
+  // them is new to the store any more.
+  size_t created_floor_ = 0;
   uint64_t changes_elided_ = 0;
   uint64_t changes_written_ = 0;
   uint64_t next_number_ = 1;  // number of the open (or next) batch

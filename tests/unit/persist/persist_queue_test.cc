@@ -443,6 +443,65 @@ TEST(PersistJournal, WhatIsCreatedAndErasedInOneBatchNeverReachesTheStore) {
   EXPECT_EQ(loaded_topics(loaded), (std::vector<std::string>{"a=again", "c=xxxxx"}));
 }
 
+// Queue entries and bodies find their record in the open batch through the slot their holder
+// keeps (ShardJournal::create_tracked): one created and erased in one batch costs nothing, also
+// after a put replaced it; a slot whose batch left, or that a range delete passed, or that now
+// names another key's op, only writes the change as it comes and never drops another record.
+TEST(PersistJournal, TrackedRecordsAreElidedThroughTheirSlotAndStaleSlotsOnlyWrite) {
+  base::set_log_level(base::LogLevel::kError);
+  TempDir dir;
+  std::string value;
+  persist::encode_outgoing(sample_outgoing(1, 1, 0, OutgoingState::kPubrelSent, 5), &value);
+  auto key = [](uint64_t sequence) { return persist::outgoing_key(1, sequence); };
+  {
+    StoreFixture fixture(dir.path(), 1);
+    persist::ShardJournal& journal = fixture.store->journal(0);
+    fixture.store->start();
+    persist::JournalSlot first_of_batch_1;
+    journal.create_tracked(key(10), value, &first_of_batch_1);
+    put_session_record(journal, "client-1", 1);
+    put_session_record(journal, "client-2", 2);
+    persist::JournalSlot replaced;
+    persist::JournalSlot kept;
+    persist::JournalSlot left_with_batch;
+    journal.create_tracked(key(1), value, &replaced);
+    journal.put_tracked(key(1), value, &replaced);  // still new: replaces the creating put
+    journal.erase_tracked(key(1), &replaced);
+    EXPECT_EQ(journal.changes_elided(), 1u);
+    journal.create_tracked(key(2), value, &left_with_batch);
+    journal.create_tracked(key(3), value, &kept);
+    journal.submit();
+    ASSERT_TRUE(fixture.wait_durable(0, 1));
+    // Batch 2: its first op takes index 0, the index first_of_batch_1 still names.
+    persist::JournalSlot first_of_batch_2;
+    journal.create_tracked(key(11), value, &first_of_batch_2);
+    ASSERT_EQ(first_of_batch_2.index, first_of_batch_1.index);
+    journal.erase_tracked(key(10), &first_of_batch_1);  // another key's op now: a real delete
+    journal.erase_tracked(key(2), &left_with_batch);     // in the store: a real delete
+    persist::JournalSlot before_range;
+    journal.create_tracked(key(4), value, &before_range);
+    auto [begin, end] = persist::outgoing_range(2);  // another session's: does not cover key(4)
+    journal.erase_range(begin, end);
+    journal.put_tracked(key(4), value, &before_range);  // past the range delete: a plain put
+    EXPECT_EQ(before_range.index, persist::JournalSlot::kNone);
+    journal.erase_tracked(key(4), &before_range);
+    EXPECT_EQ(journal.changes_elided(), 1u);
+    journal.submit();
+    ASSERT_TRUE(fixture.wait_durable(0, 2));
+    fixture.store->stop();
+  }
+  StoreFixture reopened(dir.path(), 1);
+  persist::LoadedState loaded;
+  std::string error;
+  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  std::vector<uint64_t> sequences;
+  for (const persist::LoadedSession& session : loaded.sessions_by_shard[0]) {
+    if (session.record.session_number != 1) continue;
+    for (const OutgoingRecord& entry : session.outgoing) sequences.push_back(entry.sequence);
+  }
+  EXPECT_EQ(sequences, (std::vector<uint64_t>{3, 11}));
+}
+
 // A batch leaves sorted by key with only each key's last change (ShardJournal::order_for_write),
 // which must not change what the store ends with: a later change of a key wins, and a range
 // delete covers exactly the changes made before it, never one made after it.
