@@ -19,8 +19,12 @@ constexpr uint8_t kSessionHasWill = 1;
 constexpr uint32_t kSubscriptionIdsMax = 1u << 16;
 constexpr uint32_t kSubscriptionIdentifierMax = 268'435'455;
 
+// One append of the bytes (a push_back each would check the capacity each time: keys are made
+// twice per message a persistent session takes).
 void append_big_endian(std::string* key, uint64_t value, int bytes) {
-  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) key->push_back(static_cast<char>(value >> shift));
+  char buffer[8];
+  for (int i = 0; i < bytes; ++i) buffer[i] = static_cast<char>(value >> (8 * (bytes - 1 - i)));
+  key->append(buffer, static_cast<size_t>(bytes));
 }
 
 uint64_t read_big_endian(std::string_view bytes) {
@@ -70,18 +74,19 @@ class Writer {
  public:
   explicit Writer(std::string* out) : out_(out) { out_->clear(); }
   void u8(uint8_t value) { out_->push_back(static_cast<char>(value)); }
-  void u32(uint32_t value) {
-    for (int shift = 0; shift < 32; shift += 8) u8(static_cast<uint8_t>(value >> shift));
-  }
-  void u64(uint64_t value) {
-    for (int shift = 0; shift < 64; shift += 8) u8(static_cast<uint8_t>(value >> shift));
-  }
+  void u32(uint32_t value) { little_endian(value, 4); }
+  void u64(uint64_t value) { little_endian(value, 8); }
   void bytes(std::string_view value) {
     u32(static_cast<uint32_t>(value.size()));
     out_->append(value);
   }
 
  private:
+  void little_endian(uint64_t value, int bytes) {
+    char buffer[8];
+    for (int i = 0; i < bytes; ++i) buffer[i] = static_cast<char>(value >> (8 * i));
+    out_->append(buffer, static_cast<size_t>(bytes));
+  }
   std::string* out_;
 };
 

@@ -129,14 +129,20 @@ ShardJournal::Op& ShardJournal::next_op(Op::Kind kind, std::string_view key, std
   op.kind = kind;
   op.live = true;
   op.created = false;
-  op.key.assign(key);
+  op.key_is_long = key.size() > Op::kShortKeyMax;
+  if (op.key_is_long) {
+    op.long_key.assign(key);
+  } else {
+    op.short_key_size = static_cast<uint8_t>(key.size());
+    std::memcpy(op.short_key, key.data(), key.size());
+  }
   op.value.assign(value);
   return op;
 }
 
 int64_t ShardJournal::created_index(std::string_view key, uint64_t hash) const {
   auto created = created_.find(hash);
-  if (created == created_.end() || ops_[created->second].key != key) return -1;
+  if (created == created_.end() || ops_[created->second].key() != key) return -1;
   return created->second;
 }
 
@@ -176,7 +182,7 @@ void ShardJournal::erase(std::string_view key) {
 bool ShardJournal::slot_holds_created(const JournalSlot& slot, std::string_view key) const {
   if (slot.index == JournalSlot::kNone || slot.index < created_floor_ || slot.index >= op_count_) return false;
   const Op& op = ops_[slot.index];
-  return op.live && op.created && op.key == key;
+  return op.live && op.created && op.key() == key;
 }
 
 void ShardJournal::create_tracked(std::string_view key, std::string_view value, JournalSlot* slot) {
@@ -237,15 +243,18 @@ uint64_t ShardJournal::order_for_write() {
     auto first = write_order_.begin() + static_cast<ptrdiff_t>(begin);
     sort_scratch_.clear();
     for (auto it = first; it != write_order_.end(); ++it) {
-      std::string_view key = ops_[*it].key;
-      sort_scratch_.push_back(
-          SortEntry{big_endian(key), big_endian(key.size() > 8 ? key.substr(8) : std::string_view()), *it});
+      std::string_view key = ops_[*it].key();
+      SortEntry entry;
+      for (size_t word = 0; word < 3 && word * 8 < key.size(); ++word) entry.words[word] = big_endian(key.substr(word * 8));
+      entry.index = *it;
+      sort_scratch_.push_back(entry);
     }
     std::sort(sort_scratch_.begin(), sort_scratch_.end(), [this](const SortEntry& a, const SortEntry& b) {
-      if (a.head != b.head) return a.head < b.head;
-      if (a.tail != b.tail) return a.tail < b.tail;
-      // Equal in their first 16 bytes (zero-padded): the whole keys decide, then journal order.
-      int order = ops_[a.index].key.compare(ops_[b.index].key);
+      for (size_t word = 0; word < 3; ++word) {
+        if (a.words[word] != b.words[word]) return a.words[word] < b.words[word];
+      }
+      // Equal in their first 24 bytes (zero-padded): the whole keys decide, then journal order.
+      int order = ops_[a.index].key().compare(ops_[b.index].key());
       return order != 0 ? order < 0 : a.index < b.index;
     });
     for (size_t i = 0; i < sort_scratch_.size(); ++i)
@@ -254,7 +263,7 @@ uint64_t ShardJournal::order_for_write() {
     auto kept = first;
     for (auto it = first; it != write_order_.end(); ++it) {
       auto next = it + 1;
-      if (next != write_order_.end() && ops_[*next].key == ops_[*it].key) {
+      if (next != write_order_.end() && ops_[*next].key() == ops_[*it].key()) {
         ++superseded;
         continue;
       }
@@ -289,9 +298,9 @@ void ShardJournal::submit() {
     const Op& op = ops_[index];
     rocksdb::Status status;
     switch (op.kind) {
-      case Op::Kind::kPut: status = batch->Put(op.key, op.value); break;
-      case Op::Kind::kErase: status = batch->Delete(op.key); break;
-      case Op::Kind::kEraseRange: status = batch->DeleteRange(op.key, op.value); break;
+      case Op::Kind::kPut: status = batch->Put(op.key(), op.value); break;
+      case Op::Kind::kErase: status = batch->Delete(op.key()); break;
+      case Op::Kind::kEraseRange: status = batch->DeleteRange(op.key(), op.value); break;
     }
     COREMQ_ASSERT_MSG(status.ok(), "WriteBatch refused a change");
   }

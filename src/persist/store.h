@@ -130,11 +130,21 @@ class ShardJournal {
   ShardJournal(class Store& store, uint32_t shard) : store_(store), shard_(shard) {}
   struct Op {
     enum class Kind : uint8_t { kPut, kErase, kEraseRange };
+    // Queue, QoS 2 and body keys (17, 11 and 9 bytes) are kept in the op itself, so checking a
+    // slot or sorting the batch reads no other memory; longer keys (sessions, retained topics)
+    // in long_key.
+    static constexpr size_t kShortKeyMax = 24;
     Kind kind = Kind::kPut;
     bool live = true;
     bool created = false;  // create_tracked() (or a put_tracked() that replaced it): new to the store
-    std::string key;
+    uint8_t short_key_size = 0;
+    bool key_is_long = false;
+    char short_key[kShortKeyMax] = {};
+    std::string long_key;
     std::string value;  // kPut: the value; kEraseRange: the range's end
+    std::string_view key() const {
+      return key_is_long ? std::string_view(long_key) : std::string_view(short_key, short_key_size);
+    }
   };
   Store& store_;
   const uint32_t shard_;
@@ -146,11 +156,11 @@ class ShardJournal {
   size_t op_count_ = 0;
   // submit()'s scratch: the live ops' indexes in the order they go into the WriteBatch.
   std::vector<uint32_t> write_order_;
-  // The sort's entries: a key's first 16 bytes as two big-endian numbers (zero-padded), so most
-  // comparisons are two integer compares in one array rather than a memcmp through each op.
+  // The sort's entries: a key's first 24 bytes as three big-endian numbers (zero-padded), so
+  // comparisons are integer compares in one array rather than a memcmp through each op (a queue
+  // key, 17 bytes, differs from the next one of its session in its last byte).
   struct SortEntry {
-    uint64_t head = 0;
-    uint64_t tail = 0;
+    uint64_t words[3] = {};
     uint32_t index = 0;
   };
   std::vector<SortEntry> sort_scratch_;
