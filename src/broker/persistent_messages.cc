@@ -3,7 +3,9 @@
 // session has a record (q + session number + sequence) naming its state and a body record
 // (B + id) that every session of this shard holding the same message shares, counted here and
 // deleted with its last reference; QoS 2 packet ids received from a persistent session's client
-// wait for their PUBREL in records of their own (i + session number + id). Runs on the owning
+// wait for their PUBREL in records of their own (i + session number + id). A new queue entry's
+// record (and its body's) is written only when the open batch leaves, if the entry is still
+// there: one acknowledged before costs nothing (write_deferred_records). Runs on the owning
 // shard's thread; every function returns at once without a journal.
 #include "base/assert.h"
 #include "broker/shard_state.h"
@@ -41,19 +43,31 @@ void ShardState::release_body(const Message* message) {
 void ShardState::journal_outgoing(Session* session, uint64_t* sequence, persist::JournalSlot* slot,
                                   const MessageRef& message, const Delivery& delivery, uint16_t packet_id) {
   if (!stores_outgoing(session, delivery.qos)) return;
-  bool created = *sequence == 0;
-  uint64_t body_id = 0;
-  if (created) {
+  if (*sequence == 0) {
+    // New: written when the open batch leaves, and only if still needed then. Most messages
+    // to an online persistent session are acknowledged before that and never cost a write,
+    // nor an encoding, a body reference or a journal entry (write_deferred_records).
     *sequence = ++session->last_store_sequence;
-    body_id = hold_body(message);
-  } else {
-    body_id = stored_bodies_.at(message.get()).id;
+    slot->index = persist::JournalSlot::kDeferred;
+    journal_->defer();
+    if (!session->records_deferred) {
+      session->records_deferred = true;
+      deferred_record_sessions_.push_back(session->client_id);
+    }
+    return;
   }
+  if (slot->deferred()) return;  // written with the state it has when its batch leaves
+  write_outgoing_record(session, *sequence, slot, message, delivery, packet_id, /*created=*/false);
+}
+
+void ShardState::write_outgoing_record(Session* session, uint64_t sequence, persist::JournalSlot* slot,
+                                       const MessageRef& message, const Delivery& delivery, uint16_t packet_id,
+                                       bool created) {
+  uint64_t body_id = created ? hold_body(message) : stored_bodies_.at(message.get()).id;
   persist::OutgoingState state = packet_id == 0 ? persist::OutgoingState::kQueued : persist::OutgoingState::kPublishSent;
   persist::encode_outgoing_fields(state, body_id, packet_id, delivery.qos, delivery.retain_flag,
                                   delivery.subscription_ids, delivery.shared_group, &record_scratch_);
-  persist::outgoing_key_into(session->store_number, *sequence, &key_scratch_);
-  // Created: acknowledged before its batch leaves, it never reaches the store (ShardJournal).
+  persist::outgoing_key_into(session->store_number, sequence, &key_scratch_);
   if (created) {
     journal_->create_tracked(key_scratch_, record_scratch_, slot);
   } else {
@@ -61,8 +75,49 @@ void ShardState::journal_outgoing(Session* session, uint64_t* sequence, persist:
   }
 }
 
+void ShardState::submit_journal() {
+  if (journal_ == nullptr) return;
+  if (journal_->ready_to_submit() && !deferred_record_sessions_.empty()) write_deferred_records();
+  journal_->submit();
+}
+
+void ShardState::write_deferred_records() {
+  // A session may have ended (or been replaced) meanwhile: looked up by client id. An ended
+  // one's entries went with it, never written.
+  for (const std::string& client_id : deferred_record_sessions_) {
+    Session* session = find_session(client_id);
+    if (session != nullptr && session->records_deferred) write_deferred_records(session);
+  }
+  deferred_record_sessions_.clear();
+}
+
+void ShardState::write_deferred_records(Session* session) {
+  session->records_deferred = false;
+  for (size_t i = 0; i < session->inflight.size(); ++i) {
+    OutgoingInflight& inflight = session->inflight[i];
+    persist::JournalSlot& slot = inflight.delivery.store_slot;
+    if (!slot.deferred()) continue;
+    slot.index = persist::JournalSlot::kNone;
+    if (inflight.pubrec_received) {
+      journal_pubrel_sent(session, inflight);  // its message is gone: the record needs no body
+    } else {
+      write_outgoing_record(session, inflight.store_sequence, &slot, inflight.message, inflight.delivery,
+                            inflight.packet_id, /*created=*/true);
+    }
+  }
+  // Entries join the queue at its back only: the deferred ones are its newest.
+  size_t first_deferred = session->queue.size();
+  while (first_deferred > 0 && session->queue[first_deferred - 1].delivery.store_slot.deferred()) --first_deferred;
+  for (size_t i = first_deferred; i < session->queue.size(); ++i) {
+    QueuedDelivery& queued = session->queue[i];
+    queued.delivery.store_slot.index = persist::JournalSlot::kNone;
+    write_outgoing_record(session, queued.store_sequence, &queued.delivery.store_slot, queued.message,
+                          queued.delivery, 0, /*created=*/true);
+  }
+}
+
 void ShardState::journal_pubrel_sent(Session* session, OutgoingInflight& inflight) {
-  if (inflight.store_sequence == 0) return;
+  if (inflight.store_sequence == 0 || inflight.delivery.store_slot.deferred()) return;
   const Delivery& delivery = inflight.delivery;
   persist::encode_outgoing_fields(persist::OutgoingState::kPubrelSent, 0, inflight.packet_id, delivery.qos,
                                   delivery.retain_flag, delivery.subscription_ids, delivery.shared_group,
@@ -75,6 +130,13 @@ void ShardState::journal_pubrel_sent(Session* session, OutgoingInflight& infligh
 void ShardState::journal_outgoing_done(uint64_t* sequence, persist::JournalSlot* slot, const Session* session,
                                        const Message* message) {
   if (*sequence == 0) return;
+  if (slot->deferred()) {
+    // Done before its batch left: never written, and no body was held for it.
+    slot->index = persist::JournalSlot::kNone;
+    *sequence = 0;
+    journal_->note_elided();
+    return;
+  }
   persist::outgoing_key_into(session->store_number, *sequence, &key_scratch_);
   journal_->erase_tracked(key_scratch_, slot);
   if (message != nullptr) release_body(message);
@@ -83,15 +145,20 @@ void ShardState::journal_outgoing_done(uint64_t* sequence, persist::JournalSlot*
 
 void ShardState::release_stored_outgoing(Session* session) {
   if (journal_ == nullptr) return;
+  // A deferred entry holds no body.
   for (size_t i = 0; i < session->inflight.size(); ++i) {
     OutgoingInflight& inflight = session->inflight[i];
-    if (inflight.store_sequence != 0 && inflight.message) release_body(inflight.message.get());
+    if (inflight.store_sequence != 0 && !inflight.delivery.store_slot.deferred() && inflight.message) {
+      release_body(inflight.message.get());
+    }
     inflight.store_sequence = 0;
+    inflight.delivery.store_slot.index = persist::JournalSlot::kNone;
   }
   for (size_t i = 0; i < session->queue.size(); ++i) {
     QueuedDelivery& queued = session->queue[i];
-    if (queued.store_sequence != 0) release_body(queued.message.get());
+    if (queued.store_sequence != 0 && !queued.delivery.store_slot.deferred()) release_body(queued.message.get());
     queued.store_sequence = 0;
+    queued.delivery.store_slot.index = persist::JournalSlot::kNone;
   }
 }
 

@@ -136,6 +136,9 @@ struct Session {
   // a session of a fleet pays for every byte.
   uint8_t hook_listener = 0;
   bool hook_in_process = false;
+  // With --persistence: some of its queue entries wait to be written when the open batch leaves
+  // (ShardState::write_deferred_records); in what would be padding.
+  bool records_deferred = false;
 };
 
 }  // namespace coremq::broker

@@ -179,6 +179,9 @@ class ShardState {
   uint64_t stored_message_bytes() const { return stored_body_bytes_; }
   // The journal's durable batch moved: answers and peers' barrier acks waiting for it go.
   void on_durable();
+  // End of the loop turn: hands the journal's open batch to the committer if it may leave now,
+  // first writing into it the deferred records still needed (persistent_messages.cc).
+  void submit_journal();
   // Tests and the store size bound: whether new durable state is refused (the store is full).
   void set_store_full(bool full) { store_full_ = full; }
 
@@ -526,6 +529,13 @@ class ShardState {
   // The session's queue sends nothing until the open batch is durable; on_durable pumps it.
   void hold_queue_for_store(Session* session);
   void pump_queues_held_for_store();
+  // A queue entry's record (hold_body and create when `created`, else the new state of a record
+  // already written).
+  void write_outgoing_record(Session* session, uint64_t sequence, persist::JournalSlot* slot,
+                             const MessageRef& message, const Delivery& delivery, uint16_t packet_id, bool created);
+  // Writes the records of the session's entries deferred to this moment.
+  void write_deferred_records();
+  void write_deferred_records(Session* session);
   uint64_t hold_body(const MessageRef& message);
   void release_body(const Message* message);
   void restore_outgoing(Session* session, const persist::LoadedSession& loaded, const RestoredBodies& bodies);
@@ -635,6 +645,9 @@ class ShardState {
   absl::flat_hash_map<const Message*, StoredBody> stored_bodies_;
   // Client ids of sessions whose queue waits for a batch (Session::send_after_batch).
   std::vector<std::string> queues_held_for_store_;
+  // Client ids of sessions with records deferred to the open batch's departure (one entry per
+  // session and batch: Session::records_deferred).
+  std::vector<std::string> deferred_record_sessions_;
   uint64_t stored_body_bytes_ = 0;
   // CONNECTs waiting for the password checker, by the token it answers with.
   absl::flat_hash_map<uint64_t, Connection*> password_checks_;

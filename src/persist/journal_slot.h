@@ -10,7 +10,11 @@ namespace coremq::persist {
 
 struct JournalSlot {
   static constexpr uint32_t kNone = UINT32_MAX;
+  // Not in the journal yet: the holder's shard writes the record when the open batch leaves
+  // (ShardState::write_deferred_records), if the record is still needed then.
+  static constexpr uint32_t kDeferred = UINT32_MAX - 1;
   uint32_t index = kNone;
+  bool deferred() const { return index == kDeferred; }
 };
 
 }  // namespace coremq::persist

@@ -287,10 +287,14 @@ uint64_t ShardJournal::order_for_write() {
   return superseded;
 }
 
+bool ShardJournal::ready_to_submit() const {
+  return has_changes() && next_number_ - 1 - durable_ < std::max(store_.options_.batches_in_flight, 1u);
+}
+
 void ShardJournal::submit() {
-  if (op_count_ == 0) return;
-  // Grows until the committer answers.
-  if (next_number_ - 1 - durable_ >= std::max(store_.options_.batches_in_flight, 1u)) return;
+  // Grows until the committer answers. A batch whose changes were all elided (or deferred and
+  // then not needed) still leaves, empty: answers made meanwhile wait for its number.
+  if (!ready_to_submit()) return;
   Store::Lane& lane = *store_.lanes_[shard_];
   uint64_t superseded = order_for_write();
   auto* batch = new rocksdb::WriteBatch();
@@ -321,6 +325,7 @@ void ShardJournal::submit() {
   }
   op_count_ = 0;
   created_floor_ = 0;
+  deferred_ = false;
   // absl's clear() gives a large table's memory back; the next batch, about as large, would grow
   // it again through every doubling (a rehash each). One allocation of the size it reached.
   size_t created_count = created_.size();

@@ -100,7 +100,16 @@ class ShardJournal {
   // A session number no other session in the store has (SessionRecord::session_number), made
   // the same way: a session keeps it while it is stored, whichever shard owns it later.
   uint64_t next_session_number() { return (uint64_t{shard_} << 48) | ++session_sequence_; }
-  bool has_changes() const { return op_count_ > 0; }
+  bool has_changes() const { return op_count_ > 0 || deferred_; }
+  // The shard holds records it writes into the open batch only when the batch leaves (queue
+  // entries of persistent sessions: most are acknowledged before, and then never written):
+  // the open batch counts as changed, so answers made now wait for it.
+  void defer() { deferred_ = true; }
+  // A deferred record that was no longer needed when its batch left (counted as elided).
+  void note_elided() { ++changes_elided_; }
+  // Whether submit() would hand the open batch over now (it has changes and fewer than
+  // batches_in_flight of this shard's batches wait): the moment to write deferred records.
+  bool ready_to_submit() const;
   // Changes that never reached the store: created and erased in one open batch.
   uint64_t changes_elided() const { return changes_elided_; }
   // Changes dropped as a batch left because a later change of the same key replaced them.
@@ -179,6 +188,7 @@ class ShardJournal {
   // Ops before this index precede the open batch's last range delete, which covers them: none of
   // them is new to the store any more.
   size_t created_floor_ = 0;
+  bool deferred_ = false;
   uint64_t changes_elided_ = 0;
   uint64_t changes_written_ = 0;
   uint64_t next_number_ = 1;  // number of the open (or next) batch

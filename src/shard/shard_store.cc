@@ -38,7 +38,7 @@ bool Shard::store_answers_ready() const { return store_ != nullptr && store_->jo
 
 void Shard::submit_to_store() {
   if (store_ == nullptr) return;
-  store_->journal(shard_id_).submit();
+  state_->submit_journal();
 }
 
 void Shard::tick_store() {
