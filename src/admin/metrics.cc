@@ -237,7 +237,9 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   uint64_t changes_written = 0;
   uint64_t changes_elided = 0;
   uint64_t changes_superseded = 0;
+  uint64_t erases_coalesced = 0;
   for (const shard::ShardSnapshot& snapshot : shards) {
+    erases_coalesced += snapshot.store_erases_coalesced;
     changes_written += snapshot.store_changes_written;
     changes_elided += snapshot.store_changes_elided;
     changes_superseded += snapshot.store_changes_superseded;
@@ -245,10 +247,12 @@ std::string render_metrics(const std::vector<shard::ShardSnapshot>& shards, cons
   out.family("coremq_store_changes_total", "counter",
              "Store changes by outcome: written to RocksDB; elided (a record created and erased before its "
              "batch left: a message acknowledged by its persistent subscriber first); superseded (replaced by a "
-             "later change of the same key in the batch).");
+             "later change of the same key in the batch); coalesced (erases of consecutive queue entries or bodies "
+             "written as one range delete, which counts once in written).");
   out.sample("coremq_store_changes_total", "outcome=\"written\"", changes_written);
   out.sample("coremq_store_changes_total", "outcome=\"elided\"", changes_elided);
   out.sample("coremq_store_changes_total", "outcome=\"superseded\"", changes_superseded);
+  out.sample("coremq_store_changes_total", "outcome=\"coalesced\"", erases_coalesced);
 
   out.family("coremq_shards", "gauge", "Shards (event-loop threads).");
   out.sample("coremq_shards", "", shards.size());

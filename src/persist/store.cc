@@ -86,6 +86,34 @@ class RecordTypeHint : public rocksdb::SliceTransform {
   }
 };
 
+// Erases of this many queue entries (or bodies) with consecutive numbers, or more, go to RocksDB
+// as one range delete (ShardJournal::submit).
+constexpr size_t kEraseRunMin = 3;
+
+// A queue key (type, session number, sequence: 17 bytes) or a body key (type, id: 9 bytes): the
+// length of its fixed prefix and its number; false for any other key.
+bool numbered_key(std::string_view key, size_t* prefix_size, uint64_t* number) {
+  if (key.size() == 17 && key[0] == static_cast<char>(RecordType::kOutgoing)) {
+    *prefix_size = 9;
+  } else if (key.size() == 9 && key[0] == static_cast<char>(RecordType::kBody)) {
+    *prefix_size = 1;
+  } else {
+    return false;
+  }
+  uint64_t value = 0;
+  for (size_t i = *prefix_size; i < key.size(); ++i) value = (value << 8) | static_cast<uint8_t>(key[i]);
+  *number = value;
+  return true;
+}
+
+// prefix, then number in 8 big-endian bytes, then `tail` if not empty.
+std::string numbered_key_with(std::string_view prefix, uint64_t number, std::string_view tail) {
+  std::string key(prefix);
+  for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(number >> shift));
+  key.append(tail);
+  return key;
+}
+
 uint64_t key_hash(std::string_view key) { return absl::Hash<absl::string_view>{}(absl::string_view(key.data(), key.size())); }
 
 // The database's options (store open and reopen): the memory bounds of the flags, and RocksDB's
@@ -298,9 +326,28 @@ void ShardJournal::submit() {
   Store::Lane& lane = *store_.lanes_[shard_];
   uint64_t superseded = order_for_write();
   auto* batch = new rocksdb::WriteBatch();
-  for (uint32_t index : write_order_) {
-    const Op& op = ops_[index];
+  uint64_t coalesced = 0;
+  for (size_t at = 0; at < write_order_.size(); ++at) {
+    const Op& op = ops_[write_order_[at]];
     rocksdb::Status status;
+    if (size_t run_end = numbered_erase_run_end(at); run_end - at >= kEraseRunMin) {
+      // Erases of consecutive numbers, every one of them in this batch: one range delete covers
+      // exactly those keys (queue and body keys have one length per prefix, so no other key
+      // sorts between them). Its begin key sorts just before the first (the previous number's
+      // key and one more byte): a key of another length, which RocksDB 7.8 must not take as a
+      // hinted point key (in_hint_domain).
+      size_t prefix_size = 0;
+      uint64_t first = 0;
+      uint64_t last = 0;
+      numbered_key(op.key(), &prefix_size, &first);
+      numbered_key(ops_[write_order_[run_end - 1]].key(), &prefix_size, &last);
+      std::string_view prefix = op.key().substr(0, prefix_size);
+      status = batch->DeleteRange(numbered_key_with(prefix, first - 1, "\xff"), numbered_key_with(prefix, last + 1, ""));
+      COREMQ_ASSERT_MSG(status.ok(), "WriteBatch refused a range delete");
+      coalesced += run_end - at;
+      at = run_end - 1;
+      continue;
+    }
     switch (op.kind) {
       case Op::Kind::kPut: status = batch->Put(op.key(), op.value); break;
       case Op::Kind::kErase: status = batch->Delete(op.key()); break;
@@ -318,7 +365,8 @@ void ShardJournal::submit() {
     return;
   }
   changes_superseded_ += superseded;
-  changes_written_ += write_order_.size();
+  changes_written_ += batch->Count();
+  erases_coalesced_ += coalesced;
   for (size_t i = 0; i < op_count_; ++i) {
     Op& op = ops_[i];
     if (op.value.capacity() > kOpBytesKeptMax) std::string().swap(op.value);
@@ -333,6 +381,27 @@ void ShardJournal::submit() {
   created_.reserve(created_count);
   ++next_number_;
   store_.notify();
+}
+
+size_t ShardJournal::numbered_erase_run_end(size_t at) const {
+  const Op& first = ops_[write_order_[at]];
+  size_t prefix_size = 0;
+  uint64_t number = 0;
+  // Number 0 has no previous number to begin the range with (sequences and body ids start at 1).
+  if (first.kind != Op::Kind::kErase || !numbered_key(first.key(), &prefix_size, &number) || number == 0) return at;
+  std::string_view prefix = first.key().substr(0, prefix_size);
+  size_t end = at + 1;
+  for (; end < write_order_.size(); ++end) {
+    const Op& next = ops_[write_order_[end]];
+    size_t next_prefix_size = 0;
+    uint64_t next_number = 0;
+    if (next.kind != Op::Kind::kErase || !numbered_key(next.key(), &next_prefix_size, &next_number) ||
+        next_prefix_size != prefix_size || next.key().substr(0, prefix_size) != prefix || next_number != number + 1) {
+      break;
+    }
+    number = next_number;
+  }
+  return end;
 }
 
 bool ShardJournal::drain_answers() {

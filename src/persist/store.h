@@ -116,6 +116,8 @@ class ShardJournal {
   uint64_t changes_superseded() const { return changes_superseded_; }
   // Changes that reached RocksDB (in batches handed to the committer).
   uint64_t changes_written() const { return changes_written_; }
+  // Erases of queue entries and bodies written as part of a range delete (submit()).
+  uint64_t erases_coalesced() const { return erases_coalesced_; }
 
   // The batch number an answer made now depends on: the open batch if it has changes, else the
   // last one submitted. Durable once durable() reaches it.
@@ -191,6 +193,10 @@ class ShardJournal {
   bool deferred_ = false;
   uint64_t changes_elided_ = 0;
   uint64_t changes_written_ = 0;
+  uint64_t erases_coalesced_ = 0;
+  // write_order_[at, result): a run of erases of queue (or body) keys of one prefix with
+  // consecutive numbers; at itself when write_order_[at] is not such an erase.
+  size_t numbered_erase_run_end(size_t at) const;
   uint64_t next_number_ = 1;  // number of the open (or next) batch
   uint64_t durable_ = 0;
   uint64_t submits_delayed_ = 0;

@@ -40,6 +40,7 @@ std::vector<ShardSnapshot> collect_shard_snapshots(ShardAccess& access, std::chr
           taken.store_changes_written = journal.changes_written();
           taken.store_changes_elided = journal.changes_elided();
           taken.store_changes_superseded = journal.changes_superseded();
+          taken.store_erases_coalesced = journal.erases_coalesced();
           taken.store_write_failures = store->write_failures();
           taken.store_batches_written = store->batches_written();
           taken.store_syncs = store->syncs();

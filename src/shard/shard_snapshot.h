@@ -36,6 +36,7 @@ struct ShardSnapshot {
   uint64_t store_changes_written = 0;
   uint64_t store_changes_elided = 0;
   uint64_t store_changes_superseded = 0;
+  uint64_t store_erases_coalesced = 0;  // erases of queue entries and bodies written in a range delete
   // --persistence: the committer's figures, store-wide (every shard reads the same ones; /metrics
   // shows them once): writes that failed (disk full, I/O error; each retried), batches written,
   // log fsyncs.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -500,6 +501,55 @@ TEST(PersistJournal, TrackedRecordsAreElidedThroughTheirSlotAndStaleSlotsOnlyWri
     for (const OutgoingRecord& entry : session.outgoing) sequences.push_back(entry.sequence);
   }
   EXPECT_EQ(sequences, (std::vector<uint64_t>{3, 11}));
+}
+
+// Erases of three or more queue entries (or bodies) with consecutive numbers leave as one range
+// delete (ShardJournal::submit), which must remove exactly them: not the entry before or after
+// the run, not one in a gap, not another session's.
+TEST(PersistJournal, RunsOfErasedQueueEntriesAndBodiesBecomeRangeDeletesOfExactlyThem) {
+  base::set_log_level(base::LogLevel::kError);
+  TempDir dir;
+  {
+    StoreFixture fixture(dir.path(), 1);
+    persist::ShardJournal& journal = fixture.store->journal(0);
+    fixture.store->start();
+    put_session_record(journal, "client-1", 1);
+    put_session_record(journal, "client-2", 2);
+    for (uint64_t sequence = 1; sequence <= 10; ++sequence) {
+      put_body(journal, sample_body(sequence));
+      put_outgoing(journal, sample_outgoing(1, sequence, sequence, OutgoingState::kQueued, 0));
+    }
+    for (uint64_t sequence = 1; sequence <= 3; ++sequence) {
+      put_body(journal, sample_body(10 + sequence));
+      put_outgoing(journal, sample_outgoing(2, sequence, 10 + sequence, OutgoingState::kQueued, 0));
+    }
+    journal.submit();
+    ASSERT_TRUE(fixture.wait_durable(0, 1));
+    // Session 1's entries 2-4 and 6-9 go, erased in an order unlike the keys'; 1, 5 and 10 stay.
+    for (uint64_t sequence : {9, 3, 2, 7, 4, 6, 8}) {
+      journal.erase(persist::outgoing_key(1, sequence));
+      journal.erase(persist::body_key(sequence));
+    }
+    journal.submit();
+    ASSERT_TRUE(fixture.wait_durable(0, 2));
+    EXPECT_EQ(journal.erases_coalesced(), 14u);  // 2-4 and 6-9, entries and bodies
+    fixture.store->stop();
+  }
+  StoreFixture reopened(dir.path(), 1);
+  persist::LoadedState loaded;
+  std::string error;
+  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  EXPECT_EQ(loaded.corrupt_skipped, 0u);  // no entry lost its body
+  std::map<uint64_t, std::vector<uint64_t>> sequences;
+  for (const persist::LoadedSession& session : loaded.sessions_by_shard[0]) {
+    for (const OutgoingRecord& entry : session.outgoing) sequences[session.record.session_number].push_back(entry.sequence);
+  }
+  EXPECT_EQ(sequences[1], (std::vector<uint64_t>{1, 5, 10}));
+  EXPECT_EQ(sequences[2], (std::vector<uint64_t>{1, 2, 3}));
+  std::vector<uint64_t> bodies;
+  for (const persist::BodyRecord& body : loaded.bodies) bodies.push_back(body.id);
+  std::sort(bodies.begin(), bodies.end());
+  EXPECT_EQ(bodies, (std::vector<uint64_t>{1, 5, 10, 11, 12, 13}));
 }
 
 // A batch leaves sorted by key with only each key's last change (ShardJournal::order_for_write),
