@@ -28,6 +28,16 @@ def kill_rounds(threads):
     return 20 if threads > 1 else 8
 # Bounds one round's stream (the kill usually comes first).
 MESSAGES_PER_ROUND_MAX = 3000
+# A subscriber thread's wait for its next message; the kill ends it sooner.
+WAIT_FOR_KILL_SECONDS = 5.0
+# QoS 1 PUBLISHes a streaming publisher keeps unacknowledged, so messages wait in a subscriber's
+# window while batches leave (and some records are written, then erased).
+PUBLISH_WINDOW = 50
+# An online subscriber's PUBACKs go in bursts of this many (see the test that uses it).
+ACK_BURST = 50
+# Bounds that test's stream per round: the kill comes well before it (a few thousand messages
+# per second from a Python client).
+ONLINE_MESSAGES_PER_ROUND_MAX = 200000
 
 
 def subscriber_ids(names, threads, count):
@@ -165,6 +175,86 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_queued_message(store_bro
         if qos == 2:
             assert len(received) == len(set(received)), f"{keeper}: a QoS 2 message delivered twice"
     assert time.monotonic() - started < 10 * rounds + 30
+
+
+@pytest.mark.serial("kill loops that stream as fast as the broker acknowledges")
+def test_kill_9_with_an_online_subscriber_loses_nothing_it_did_not_acknowledge(store_broker, names, threads):
+    """An online persistent subscriber acknowledges a QoS 1 stream in bursts while the broker is
+    killed at random moments: some of its messages are acknowledged before their batch leaves
+    (never written), the others are written and their erases leave as range deletes, while the
+    messages after them wait for the next burst. Every message whose PUBACK the publisher got is
+    either one the subscriber acknowledged before a kill or is delivered after the restarts."""
+    broker = store_broker()
+    keeper_id = subscriber_ids(names, threads, 1)[0]
+    park_subscribers(broker, [keeper_id], names.topic("o/#"), 1)
+    published = []
+    taken = set()  # acknowledged by the subscriber (a kill may leave its last PUBACK unread)
+    rng = random.Random(361)
+    rounds = max(3, kill_rounds(threads) // 2)
+    for round_index in range(rounds):
+        stop = threading.Event()
+        acked_this_round = []
+        taken_this_round = []
+
+        def subscribe():
+            client = helpers.RawClient(broker.port)
+            held = []  # received, acknowledged in bursts: written records, then runs of erases
+            try:
+                assert client.connect(keeper_id, clean_session=False) == 1
+                while not stop.is_set():
+                    held.append(client.receive_publish(timeout=WAIT_FOR_KILL_SECONDS, acknowledge=False))
+                    if len(held) == ACK_BURST:
+                        for message in held:
+                            client.send(helpers.puback_bytes(message.packet_id))
+                        taken_this_round.extend(message.payload for message in held)
+                        held.clear()
+            except (AssertionError, OSError, helpers.ConnectionClosed):
+                return  # killed
+            finally:
+                client.close()
+
+        def stream():
+            client = helpers.RawClient(broker.port)
+            try:
+                client.connect(names.pub(f"o{round_index}"))
+                unacknowledged = []  # (packet id, payload), in publish order: PUBACKs come in it
+                for index in range(ONLINE_MESSAGES_PER_ROUND_MAX):
+                    if stop.is_set():
+                        return
+                    payload = b"%d-%d" % (round_index, index)
+                    packet_id = index % 65535 + 1
+                    client.send(helpers.publish_packet(names.topic(f"o/{index % 3}"), payload, 1,
+                                                       packet_id=packet_id))
+                    unacknowledged.append((packet_id, payload))
+                    if len(unacknowledged) == PUBLISH_WINDOW:
+                        oldest_id, oldest = unacknowledged.pop(0)
+                        client.expect(helpers.puback_bytes(oldest_id))
+                        acked_this_round.append(oldest)
+            except (AssertionError, OSError, helpers.ConnectionClosed):
+                return
+            finally:
+                client.close()
+
+        workers = [threading.Thread(target=subscribe), threading.Thread(target=stream)]
+        for worker in workers:
+            worker.start()
+        time.sleep(rng.uniform(0.1, 0.5))
+        broker.kill()
+        stop.set()
+        for worker in workers:
+            worker.join(WAIT_FOR_KILL_SECONDS + 10)
+            assert not worker.is_alive()
+        published.extend(acked_this_round)
+        taken.update(taken_this_round)
+        broker.restart()
+    owed = set(published) - taken
+    # Messages acknowledged to the publisher while the subscriber held them at a kill: what the
+    # restarts must deliver.
+    assert taken and owed, f"nothing to check: {len(taken)} taken, {len(owed)} owed"
+    print(f"online subscriber: {len(published)} published, {len(taken)} taken, {len(owed)} owed")
+    received = drain(broker, keeper_id, len(owed))
+    missing = owed - set(received)
+    assert not missing, f"{len(missing)} of {len(owed)} acknowledged messages the subscriber never took were lost"
 
 
 def test_in_flight_messages_are_resent_after_kill_9(store_broker, names):
