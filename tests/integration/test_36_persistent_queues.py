@@ -191,23 +191,26 @@ def test_kill_9_with_an_online_subscriber_loses_nothing_it_did_not_acknowledge(s
     taken = set()  # acknowledged by the subscriber (a kill may leave its last PUBACK unread)
     rng = random.Random(361)
     rounds = max(3, kill_rounds(threads) // 2)
+    rounds_seen = []  # per round at the kill: messages held, PUBACKs the publisher got, workers alive
     for round_index in range(rounds):
         stop = threading.Event()
+        frozen = threading.Event()  # the subscriber stops acknowledging (and still receives)
         acked_this_round = []
         taken_this_round = []
+        held = []  # received, not yet acknowledged: PUBACKs go in bursts of ACK_BURST
 
         def subscribe():
             client = helpers.RawClient(broker.port)
-            held = []  # received, acknowledged in bursts: written records, then runs of erases
             try:
                 assert client.connect(keeper_id, clean_session=False) == 1
                 while not stop.is_set():
                     held.append(client.receive_publish(timeout=WAIT_FOR_KILL_SECONDS, acknowledge=False))
-                    if len(held) == ACK_BURST:
-                        for message in held:
+                    if len(held) >= ACK_BURST and not frozen.is_set():
+                        burst = held[:]
+                        for message in burst:
                             client.send(helpers.puback_bytes(message.packet_id))
-                        taken_this_round.extend(message.payload for message in held)
-                        held.clear()
+                        taken_this_round.extend(message.payload for message in burst)
+                        del held[:len(burst)]
             except (AssertionError, OSError, helpers.ConnectionClosed):
                 return  # killed
             finally:
@@ -239,6 +242,13 @@ def test_kill_9_with_an_online_subscriber_loses_nothing_it_did_not_acknowledge(s
         for worker in workers:
             worker.start()
         time.sleep(rng.uniform(0.1, 0.5))
+        # The kill comes once the subscriber holds a message the publisher has a PUBACK for (a
+        # bounded wait on what the clients saw), so every round leaves something owed.
+        frozen.set()
+        deadline = time.monotonic() + WAIT_FOR_KILL_SECONDS
+        while time.monotonic() < deadline and not {m.payload for m in held[:]} & set(acked_this_round[:]):
+            time.sleep(0.01)
+        rounds_seen.append((len(held), len(acked_this_round), [worker.is_alive() for worker in workers]))
         broker.kill()
         stop.set()
         for worker in workers:
@@ -250,7 +260,7 @@ def test_kill_9_with_an_online_subscriber_loses_nothing_it_did_not_acknowledge(s
     owed = set(published) - taken
     # Messages acknowledged to the publisher while the subscriber held them at a kill: what the
     # restarts must deliver.
-    assert taken and owed, f"nothing to check: {len(taken)} taken, {len(owed)} owed"
+    assert taken and owed, f"nothing to check: {len(taken)} taken, {len(owed)} owed; rounds {rounds_seen}"
     print(f"online subscriber: {len(published)} published, {len(taken)} taken, {len(owed)} owed")
     received = drain(broker, keeper_id, len(owed))
     missing = owed - set(received)
