@@ -105,11 +105,17 @@ void ShardState::write_deferred_records(Session* session) {
                             inflight.packet_id, /*created=*/true);
     }
   }
-  // Entries join the queue at its back only: the deferred ones are its newest.
+  // Entries join the queue at its back only: the deferred ones are among its newest, behind the
+  // last one written earlier. QoS 0 entries (no record) may sit between them.
   size_t first_deferred = session->queue.size();
-  while (first_deferred > 0 && session->queue[first_deferred - 1].delivery.store_slot.deferred()) --first_deferred;
+  while (first_deferred > 0) {
+    const QueuedDelivery& older = session->queue[first_deferred - 1];
+    if (older.store_sequence != 0 && !older.delivery.store_slot.deferred()) break;
+    --first_deferred;
+  }
   for (size_t i = first_deferred; i < session->queue.size(); ++i) {
     QueuedDelivery& queued = session->queue[i];
+    if (!queued.delivery.store_slot.deferred()) continue;  // QoS 0
     queued.delivery.store_slot.index = persist::JournalSlot::kNone;
     write_outgoing_record(session, queued.store_sequence, &queued.delivery.store_slot, queued.message,
                           queued.delivery, 0, /*created=*/true);

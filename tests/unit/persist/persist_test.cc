@@ -495,6 +495,25 @@ TEST_F(PersistGating, Qos2FromTheQueueLeavesOnlyOnceItsPacketIdIsDurable) {
   EXPECT_EQ(take(keeper), publish_bytes("a/2", "second", 2, 2));
 }
 
+// Deferred records are written when their batch leaves: a QoS 0 message queued between two
+// QoS 1 ones (behind a full window, online) has no record, and must not hide the older one.
+TEST_F(PersistGating, DeferredQueueRecordsAreWrittenPastQos0EntriesBetweenThem) {
+  options_.max_inflight = 1;
+  state_ = std::make_unique<broker::ShardState>(0, 1, options_, *io_);
+  state_->set_journal(&fixture_->store->journal(0), 0);
+  broker::Connection* keeper = persistent_subscriber("keeper", 1);
+  broker::Connection* publisher = connect("publisher", /*clean=*/true);
+  feed(publisher, publish_bytes("a/1", "sent", 1, 8) + publish_bytes("a/2", "queued", 1, 9) +
+                      publish_bytes("a/3", "qos0", 0) + publish_bytes("a/4", "last", 1, 10));
+  EXPECT_EQ(state_->stored_messages(), 0u);  // deferred
+  commit_turn();
+  // The one in the window and both QoS 1 ones in the queue.
+  EXPECT_EQ(state_->stored_messages(), 3u);
+  EXPECT_EQ(take(publisher), ack_bytes(mqtt::PacketType::kPuback, 8) + ack_bytes(mqtt::PacketType::kPuback, 9) +
+                                 ack_bytes(mqtt::PacketType::kPuback, 10));
+  EXPECT_EQ(take(keeper), publish_bytes("a/1", "sent", 1, 1));
+}
+
 // Two shards on one store: the retained topic's owner is the other shard, so the publisher's
 // PUBACK waits for the peer's barrier ack, and the peer gives it only once its own batch (the
 // retained record) is durable: the barrier extended, not a second mechanism.
