@@ -199,20 +199,25 @@ void ShardState::hold_queue_for_store(Session* session) {
 }
 
 void ShardState::pump_queues_held_for_store() {
-  // A session may have ended (or been replaced) meanwhile: looked up by client id.
-  size_t kept = 0;
-  for (size_t i = 0; i < queues_held_for_store_.size(); ++i) {
-    Session* session = find_session(queues_held_for_store_[i]);
+  // Taken out whole first: pump_queue may hold a queue again (a QoS 2 PUBLISH from it waits for
+  // its record), and an in-process client (a bridge) answers within it, which may too; either
+  // appends to queues_held_for_store_, and nothing appended may be lost. (Compacting the list in
+  // place lost such entries, and moved a kept client id onto itself, which empties it: the
+  // session's QoS 2 messages were held for good; found by the bridge shard test.)
+  queues_pumping_.swap(queues_held_for_store_);
+  for (std::string& client_id : queues_pumping_) {
+    // A session may have ended (or been replaced) meanwhile: looked up by client id.
+    Session* session = find_session(client_id);
     if (session == nullptr || session->send_after_batch == 0) continue;
     if (!journal_->is_durable(session->send_after_batch)) {
-      queues_held_for_store_[kept++] = std::move(queues_held_for_store_[i]);
+      queues_held_for_store_.push_back(std::move(client_id));
       continue;
     }
     // Offline: send_after_batch stays set (durable now), so the client's return sends what
     // waited (pump_queue, after resume_session's resends).
     pump_queue(session);
   }
-  queues_held_for_store_.resize(kept);
+  queues_pumping_.clear();
 }
 
 void ShardState::journal_incoming_qos2(Session* session, uint16_t packet_id, bool received) {

@@ -645,6 +645,7 @@ class ShardState {
   absl::flat_hash_map<const Message*, StoredBody> stored_bodies_;
   // Client ids of sessions whose queue waits for a batch (Session::send_after_batch).
   std::vector<std::string> queues_held_for_store_;
+  std::vector<std::string> queues_pumping_;  // pump_queues_held_for_store's: the list it works through
   // Client ids of sessions with records deferred to the open batch's departure (one entry per
   // session and batch: Session::records_deferred).
   std::vector<std::string> deferred_record_sessions_;

@@ -495,6 +495,24 @@ TEST_F(PersistGating, Qos2FromTheQueueLeavesOnlyOnceItsPacketIdIsDurable) {
   EXPECT_EQ(take(keeper), publish_bytes("a/2", "second", 2, 2));
 }
 
+// A session's queue held for a batch still open when an earlier batch becomes durable stays
+// held, and goes once its own batch is durable (the held list kept its client id).
+TEST_F(PersistGating, AQueueHeldForALaterBatchGoesWhenThatBatchIsDurable) {
+  broker::Connection* keeper = persistent_subscriber("keeper", 2);
+  broker::Connection* publisher = connect("publisher", /*clean=*/true);
+  persist::ShardJournal& journal = fixture_->store->journal(0);
+  feed(publisher, publish_bytes("r/1", "x", 1, 7, /*retain=*/true));
+  uint64_t earlier = journal.batch_needed();
+  state_->submit_journal();  // with the committer
+  // Its record goes in the next batch, still open: the keeper's queue waits for that one.
+  feed(publisher, publish_bytes("a/1", "two", 2, 8));
+  ASSERT_TRUE(fixture_->wait_durable(0, earlier));
+  state_->on_durable();
+  EXPECT_EQ(take(keeper), "");
+  commit_turn();
+  EXPECT_EQ(take(keeper), publish_bytes("a/1", "two", 2, 1));
+}
+
 // Deferred records are written when their batch leaves: a QoS 0 message queued between two
 // QoS 1 ones (behind a full window, online) has no record, and must not hide the older one.
 TEST_F(PersistGating, DeferredQueueRecordsAreWrittenPastQos0EntriesBetweenThem) {
