@@ -23,6 +23,11 @@ constexpr int64_t kConnectTimeoutMs = 10000;
 constexpr uint8_t kTryPrivateBit = 0x80;
 // QoS 2 messages from the remote between PUBREC and PUBREL (its packet ids: at most 65535).
 constexpr size_t kRemoteQos2Max = 65535;
+// Durable: local QoS 1/2 PUBLISHes whose answer the bridge waits for (inbound_acks_). Below the
+// 65,535 packet ids of the local session, so a waiting id is never used again meanwhile; the
+// remote cannot send more unacknowledged ones either (its packet ids are as many), but a store
+// that stays stalled (a full disk) would let them pile up across reconnects.
+constexpr size_t kInboundAcksMax = 60000;
 // The most QoS 1/2 messages one refill of the in-flight window sends (a batch of 64-byte
 // messages fills a few kilobytes: one send, one read on the remote).
 constexpr uint32_t kRefillBatchMax = 64;
@@ -80,6 +85,8 @@ BridgeStats Bridge::stats() const {
   stats.queued = queue_.size();
   stats.inflight = inflight_.size();
   stats.held_local_acks = held_acks_.size();
+  stats.remote_acks_waiting = static_cast<uint64_t>(std::count_if(
+      inbound_acks_.begin(), inbound_acks_.end(), [](const InboundAck& waiting) { return waiting.remote_packet_id != 0; }));
   if (setup_.durable) {
     // Every QoS 1/2 message the bridge holds waits for the remote before its local acknowledgement.
     stats.held_local_acks = inflight_.size();
@@ -207,8 +214,8 @@ void Bridge::encode_crossing_properties(const mqtt::Properties& received, bool k
                               std::span(user_property_scratch_.data(), users));
 }
 
-void Bridge::publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
-                           std::span<const uint8_t> property_bytes) {
+uint16_t Bridge::publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                               std::span<const uint8_t> property_bytes, uint16_t remote_packet_id) {
   base::ByteBuffer bytes;
   mqtt::PublishPacket publish;
   publish.topic = topic;
@@ -220,7 +227,30 @@ void Bridge::publish_local(std::string_view topic, std::string_view payload, uin
     publish.packet_id = local_packet_id_;
   }
   mqtt::encode_publish(bytes, publish, mqtt::ProtocolVersion::kV5, property_bytes);
+  if (setup_.durable && qos > 0) {
+    // Before feeding: the broker may answer within this call.
+    inbound_acks_.push_back(InboundAck{publish.packet_id, remote_packet_id,
+                                       qos == 1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec,
+                                       remote_connections_});
+  }
   feed_local(bytes);
+  return publish.packet_id;
+}
+
+void Bridge::take_local_answer(uint16_t local_packet_id) {
+  // The broker answers in publish order: the front, unless something was never answered.
+  auto found = std::find_if(inbound_acks_.begin(), inbound_acks_.end(),
+                            [&](const InboundAck& waiting) { return waiting.local_packet_id == local_packet_id; });
+  if (found == inbound_acks_.end()) return;
+  InboundAck answered = *found;
+  inbound_acks_.erase(found);
+  // An acknowledgement belongs to the connection the message came on: after a reconnect the
+  // remote sends it again (QoS 1: published again; QoS 2: a duplicate, answered below once
+  // its first copy is durable) and may reuse the id for another message.
+  if (answered.remote_packet_id != 0 && answered.remote_connection == remote_connections_ &&
+      state_now_ == BridgeState::kConnected && !closing_) {
+    send_remote_ack(answered.type, answered.remote_packet_id);
+  }
 }
 
 void Bridge::notify_local(bool connected) {
@@ -260,6 +290,14 @@ void Bridge::on_local_output(base::ByteBuffer bytes, int64_t now_ms) {
                                      mqtt::ProtocolVersion::kV5, &pubrec) == mqtt::DecodeStatus::kOk);
       if (pubrec.reason_code < 0x80)
         mqtt::encode_ack_v5(acks, mqtt::PacketType::kPubrel, pubrec.packet_id, 0, {});
+      if (setup_.durable) take_local_answer(pubrec.packet_id);
+    } else if (header.type == mqtt::PacketType::kPuback) {
+      if (setup_.durable) {
+        mqtt::AckPacket puback;
+        COREMQ_ASSERT(mqtt::decode_ack(body, header.flags, mqtt::PacketType::kPuback,
+                                       mqtt::ProtocolVersion::kV5, &puback) == mqtt::DecodeStatus::kOk);
+        take_local_answer(puback.packet_id);
+      }
     } else if (header.type == mqtt::PacketType::kSuback) {
       mqtt::SubackPacket suback;
       if (mqtt::decode_suback(body, header.flags, mqtt::ProtocolVersion::kV5, &suback) ==
@@ -272,7 +310,7 @@ void Bridge::on_local_output(base::ByteBuffer bytes, int64_t now_ms) {
     } else if (header.type == mqtt::PacketType::kDisconnect) {
       LOG_WARNING("bridge %s: the broker disconnected the bridge's local side", setup_.options.name);
     }
-    // CONNACK, PUBACK, PUBCOMP need nothing.
+    // CONNACK and PUBCOMP need nothing.
     input = input.subspan(size);
   }
   if (!acks.empty()) feed_local(acks);
@@ -768,6 +806,7 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
         return false;
       }
       connack_received_ = true;
+      ++remote_connections_;
       remote_receive_maximum_ = connack.properties.receive_maximum.value_or(65535);
       remote_maximum_packet_size_ = connack.properties.maximum_packet_size.value_or(0);
       after_connack(now_ms);
@@ -788,15 +827,36 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
         lose_connection("the remote left too many QoS 2 messages unreleased", now_ms);
         return false;
       }
+      if (publish.qos > 0 && setup_.durable && inbound_acks_.size() >= kInboundAcksMax) {
+        // The local store has answered none of these for a long while (a full disk): take no
+        // more from the remote, which keeps what it sent until a later connection.
+        lose_connection("the local store has not made the remote's earlier messages durable yet", now_ms);
+        return false;
+      }
+      // Durable: the remote's acknowledgement waits for the local broker's (take_local_answer).
+      bool answer_later = false;
       if (!duplicate) {
         if (std::optional<std::string> local_topic = topics_.to_local(publish.topic)) {
           // MQTT 5: its properties cross too, the expiry as the time left the remote sent.
           encode_crossing_properties(publish.properties, true, property_scratch_);
-          publish_local(*local_topic, publish.payload, publish.qos, publish.retain, property_scratch_.span());
+          publish_local(*local_topic, publish.payload, publish.qos, publish.retain, property_scratch_.span(),
+                        publish.packet_id);
+          answer_later = setup_.durable && publish.qos > 0;
           ++stats_.messages_in;
           last_traffic_ms_ = now_ms;
         }
+      } else if (setup_.durable) {
+        // A QoS 2 resend (after a reconnect) of a message whose local PUBREC has not come yet: its
+        // PUBREC goes on this connection once it does.
+        for (InboundAck& waiting : inbound_acks_) {
+          if (waiting.remote_packet_id == publish.packet_id && waiting.type == mqtt::PacketType::kPubrec) {
+            waiting.remote_connection = remote_connections_;
+            answer_later = true;
+          }
+        }
       }
+      if (publish.qos == 2 && !duplicate) remote_qos2_received_.push_back(publish.packet_id);
+      if (answer_later) break;
       if (publish.qos == 1) {
         if (version_ == mqtt::ProtocolVersion::kV5) {
           mqtt::encode_ack_v5(reply, mqtt::PacketType::kPuback, publish.packet_id, 0, {});
@@ -804,7 +864,6 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
           mqtt::encode_ack(reply, mqtt::PacketType::kPuback, publish.packet_id);
         }
       } else if (publish.qos == 2) {
-        if (!duplicate) remote_qos2_received_.push_back(publish.packet_id);
         if (version_ == mqtt::ProtocolVersion::kV5) {
           mqtt::encode_ack_v5(reply, mqtt::PacketType::kPubrec, publish.packet_id, 0, {});
         } else {

@@ -95,6 +95,7 @@ struct BridgeStats {
   uint64_t queued = 0;             // outbound messages waiting for the remote
   uint64_t inflight = 0;           // sent to the remote, not yet acknowledged
   uint64_t held_local_acks = 0;    // local QoS 1/2 not yet acknowledged (past the bound; durable: all)
+  uint64_t remote_acks_waiting = 0;  // durable: remote QoS 1/2 messages whose acknowledgement waits for the local one
   uint64_t messages_out = 0;       // sent to the remote (QoS 1/2: acknowledged by it)
   uint64_t messages_in = 0;        // received from the remote and published locally
   uint64_t dropped_qos0 = 0;       // QoS 0 past max_queued_messages
@@ -168,12 +169,26 @@ class Bridge {
     uint16_t packet_id;
     mqtt::PacketType type;  // PUBACK or PUBREC
   };
+  // Durable: a QoS 1/2 message the bridge published to the local broker (from the remote, or
+  // its own connection notice), whose remote acknowledgement waits for the broker's, which
+  // comes once the message is durable for every persistent session that took it. Kept in local
+  // publish order, the order the broker answers in.
+  struct InboundAck {
+    uint16_t local_packet_id = 0;
+    uint16_t remote_packet_id = 0;  // 0: the bridge's own notice, nothing to answer
+    mqtt::PacketType type = mqtt::PacketType::kPuback;  // to the remote: PUBACK or PUBREC
+    uint64_t remote_connection = 0;  // remote_connections_ when it came: answered on that one only
+  };
 
   void handle(OperationKind kind, int result, int64_t now_ms);
   void open_local(int64_t now_ms);
   void feed_local(const base::ByteBuffer& bytes);
-  void publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
-                     std::span<const uint8_t> property_bytes = {});
+  // Returns the packet id it used (0 at QoS 0). Durable: a QoS 1/2 one is recorded in
+  // inbound_acks_ with remote_packet_id (0: nothing to answer the remote).
+  uint16_t publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                         std::span<const uint8_t> property_bytes = {}, uint16_t remote_packet_id = 0);
+  // Durable: the broker answered the local PUBLISH local_packet_id; its remote one is answered.
+  void take_local_answer(uint16_t local_packet_id);
   // The properties of a received MQTT 5 PUBLISH that cross the bridge: all but this hop's own
   // (Topic Alias, Subscription Identifiers) and, unless keep_expiry, the Message Expiry Interval.
   void encode_crossing_properties(const mqtt::Properties& received, bool keep_expiry, base::ByteBuffer& out);
@@ -225,6 +240,7 @@ class Bridge {
   broker::Connection* local_ = nullptr;
   uint16_t local_packet_id_ = 0;
   std::deque<HeldAck> held_acks_;
+  std::deque<InboundAck> inbound_acks_;  // durable; bounded by kInboundAcksMax
   base::ByteBuffer local_acks_;  // durable: acknowledgements for the local session, fed once per batch
 
   // ---- remote side ----
@@ -257,6 +273,7 @@ class Bridge {
   int64_t last_traffic_ms_ = 0;  // lazy: last message either way
   bool ping_outstanding_ = false;
   uint32_t remote_receive_maximum_ = 65535;
+  uint64_t remote_connections_ = 0;  // CONNACKs so far: which connection an InboundAck came on
   uint32_t remote_maximum_packet_size_ = 0;
   uint64_t random_state_;
   std::vector<mqtt::UserProperty> user_property_scratch_;

@@ -5,7 +5,8 @@
 // SUBSCRIBE with No Local under MQTT 5, forwarding with prefixes, a lost connection's in-flight
 // message resent with DUP after restart_timeout, start_type once, the in-flight window refilled in
 // batches, the QoS 2 bound, MQTT 5 properties forwarded with the expiry as the time left, and the
-// durable mode (--persistence) acknowledging locally only what the remote acknowledged.
+// durable mode (--persistence) acknowledging locally only what the remote acknowledged, and the
+// remote only what is durable locally.
 // Single-threaded: everything runs on the test thread; every wait is bounded (kWaitSeconds).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,8 +14,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -23,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "io/listener.h"
+#include "persist/store.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
 #include "mqtt/properties.h"
@@ -60,6 +65,11 @@ class Wire {
   }
   void send(const base::ByteBuffer& bytes) {
     ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  }
+  // Nothing has arrived (nor is buffered) yet.
+  bool nothing_arrived() {
+    char byte = 0;
+    return buffer_.empty() && ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
   }
   std::optional<Packet> read(const std::function<void()>& turn) {
     auto deadline = Clock::now() + kWaitSeconds;
@@ -105,7 +115,8 @@ class BridgeHarness {
  public:
   explicit BridgeHarness(uint8_t version = 4,
                          BridgeOptions::StartType start = BridgeOptions::StartType::kAutomatic,
-                         const std::function<void(BridgeOptions&)>& adjust = {}, bool durable = false)
+                         const std::function<void(BridgeOptions&)>& adjust = {}, bool durable = false,
+                         persist::Store* store = nullptr)
       : durable_(durable) {
     std::string error;
     remote_listener_ = io::open_listener("127.0.0.1", 0, 16, /*join_group=*/false, &remote_port_, &error);
@@ -140,6 +151,8 @@ class BridgeHarness {
     std::vector<BridgeSetup> setups;
     setups.push_back(std::move(setup));
     shard_->set_bridges(std::move(setups));
+    // As BrokerImpl does: the store before set_up, which gives the shard its journal.
+    if (store != nullptr) shard_->set_store(store, nullptr, nullptr, nullptr);
     ShardTestPeer::set_clock(*shard_, now_ms_);
     EXPECT_TRUE(ShardTestPeer::set_up(*shard_)) << shard_->startup_error();
   }
@@ -175,7 +188,7 @@ class BridgeHarness {
     }
     return nullptr;
   }
-  std::unique_ptr<Wire> connect_local(const std::string& client_id, uint8_t version = 4) {
+  std::unique_ptr<Wire> connect_local(const std::string& client_id, uint8_t version = 4, bool clean = true) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -187,6 +200,7 @@ class BridgeHarness {
     mqtt::ConnectPacket connect;
     connect.client_id = client_id;
     connect.protocol_level = version;
+    connect.clean_session = clean;
     mqtt::encode_connect(bytes, connect);
     wire->send(bytes);
     auto connack = wire->read([this] { turn(); });
@@ -206,6 +220,7 @@ class BridgeHarness {
     return [this] { turn(); };
   }
   BridgeStats stats() { return shard_->bridge_stats().at(0); }
+  Shard& shard() { return *shard_; }
 
  private:
   bool durable_ = false;
@@ -600,6 +615,68 @@ TEST(BridgeShard, DurableModeAcknowledgesLocallyOnlyWhatTheRemoteAcknowledged) {
   again->send(ack(mqtt::PacketType::kPubcomp, id));
   ASSERT_TRUE(harness.turn_until([&] { return harness.stats().held_local_acks == 0; }));
   EXPECT_EQ(harness.stats().inflight, 0u);
+}
+
+// Durable, inbound: the remote's QoS 1 and QoS 2 messages are acknowledged to it only once the
+// local broker acknowledged them, which it does once they are durable for the local persistent
+// session that took them: while the store's writes fail the local subscriber has the messages
+// and the remote has no PUBACK or PUBREC; once writes succeed again both come.
+TEST(BridgeShard, DurableModeAcknowledgesTheRemoteOnlyOnceItsMessagesAreDurableLocally) {
+  char pattern[] = "/tmp/coremq-bridge-store-XXXXXX";
+  std::string dir = ::mkdtemp(pattern);
+  PersistenceOptions persistence;
+  persistence.engine = PersistenceOptions::Engine::kRocksDb;
+  persistence.data_dir = dir;
+  std::atomic<Shard*> woken{nullptr};
+  std::string error;
+  std::unique_ptr<persist::Store> store = persist::Store::open(
+      persistence, 1, [&](uint32_t) { if (Shard* shard = woken.load()) shard->wake_from_outside(); }, &error);
+  ASSERT_NE(store, nullptr) << error;
+  {
+    BridgeHarness harness(4, BridgeOptions::StartType::kAutomatic, {}, /*durable=*/true, store.get());
+    woken = &harness.shard();
+    store->start();
+    auto remote = harness.accept_remote();
+    ASSERT_NE(remote, nullptr);
+    bring_up(harness, *remote);
+    // A persistent local subscriber: what reaches it must be durable before it is acknowledged.
+    auto keeper = harness.connect_local("keeper", 4, /*clean=*/false);
+    base::ByteBuffer subscribe;
+    mqtt::SubscribeTopic filter{"cmd/#", 2};
+    mqtt::encode_subscribe(subscribe, 1, std::span(&filter, 1));
+    keeper->send(subscribe);
+    auto suback = keeper->read(harness.turner());
+    ASSERT_TRUE(suback && suback->first == 0x90);
+
+    store->fail_next_writes_for_test(1u << 30);  // a full disk, until the test says otherwise
+    remote->send(publish_qos1("cmd/a", "one", 7));
+    remote->send(publish_qos1("cmd/b", "two", 8, 2));
+    // The QoS 1 one goes to the subscriber at once; the QoS 2 one waits for its record (a QoS 2
+    // PUBLISH to a persistent session leaves once durable).
+    auto first = keeper->read(harness.turner());
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(first->first & 0xF6, 0x32);
+    for (int i = 0; i < 20; ++i) harness.turn();
+    EXPECT_TRUE(remote->nothing_arrived()) << "the remote was acknowledged before the messages were durable";
+    EXPECT_EQ(harness.stats().remote_acks_waiting, 2u);
+
+    store->fail_next_writes_for_test(0);
+    auto puback = remote->read(harness.turner());
+    ASSERT_TRUE(puback.has_value());
+    EXPECT_EQ(puback->first, 0x40);
+    EXPECT_EQ(puback->body, std::string("\x00\x07", 2));
+    auto pubrec = remote->read(harness.turner());
+    ASSERT_TRUE(pubrec.has_value());
+    EXPECT_EQ(pubrec->first, 0x50);
+    EXPECT_EQ(pubrec->body, std::string("\x00\x08", 2));
+    EXPECT_EQ(harness.stats().remote_acks_waiting, 0u);
+    auto second = keeper->read(harness.turner());
+    ASSERT_TRUE(second.has_value());
+    EXPECT_EQ(second->first & 0xF6, 0x34);
+  }
+  store->stop();
+  store.reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
