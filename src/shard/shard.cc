@@ -185,6 +185,7 @@ void Shard::run(int cpu) {
   // Every shard must be able to receive before any accepts a client that may be handed over.
   while (shared_.shards_ready.load(std::memory_order_acquire) < shard_count_) std::this_thread::yield();
   if (!ok || shared_.shards_failed.load() > 0) return;
+  exchange_restored_interest();
   loop();
 }
 

@@ -58,6 +58,8 @@ struct alignas(8) ListenSocket {
 struct SharedState {
   std::atomic<uint32_t> connections_total{0};
   std::atomic<uint32_t> shards_ready{0};
+  // Shards that pushed every cross-shard item their start-up posted (restored sessions' interest).
+  std::atomic<uint32_t> shards_restore_posted{0};
   std::atomic<uint32_t> shards_failed{0};
 };
 
@@ -187,6 +189,11 @@ class Shard final : public broker::IoPort {
   broker::Connection* open_connection(int fd, int64_t accepted_at_ms);
 
   void drain_inbound();
+  void drain_inbound_from(uint32_t from, size_t max_items);
+  // Start-up, after every shard set up and before any loop turn: pushes what restore_from_store
+  // posted to the peers and applies what they posted, so every shard knows every restored
+  // session's interest before any shard handles a client.
+  void exchange_restored_interest();
   void drain_password_verdicts();
   bool password_verdicts_ready() const;
   // The store's side (shard_store.cc); each returns at once without a store.

@@ -130,19 +130,50 @@ void Shard::submit_prepared_wakes_before_exit() {
   wakes_prepared_.clear();
 }
 
+void Shard::exchange_restored_interest() {
+  // Without this a message published in a shard's first turns (a client quick to connect, a
+  // bridge's remote resending at once) could be routed before the shard applied a peer's
+  // restored subscriptions: taken by nobody there, acknowledged, and lost for a persistent
+  // subscriber that the peer restored (found by test_32's inbound kill -9 test). Every shard
+  // spins here only at start-up, pushing (a full ring waits for its peer, which drains it in
+  // this same loop) and applying, until every shard pushed all it posted; then it applies what
+  // is left.
+  bool pushed = false;
+  for (;;) {
+    if (!pushed) {
+      flush_cross_shard();
+      if (!has_staged_items()) {
+        pushed = true;
+        shared_.shards_restore_posted.fetch_add(1, std::memory_order_acq_rel);
+      }
+    }
+    drain_inbound();
+    if (pushed && shared_.shards_restore_posted.load(std::memory_order_acquire) == shard_count_) break;
+    std::this_thread::yield();
+  }
+  // What is left of it: every peer pushed it all before counting itself, so it is in the rings
+  // now, ahead of anything a peer already serving clients appends behind it.
+  for (uint32_t from = 0; from < shard_count_; ++from) {
+    if (from != shard_id_) drain_inbound_from(from, inbound_[from]->size_approx());
+  }
+}
+
 void Shard::drain_inbound() {
   for (uint32_t from = 0; from < shard_count_; ++from) {
-    if (from == shard_id_) continue;
-    inbound_[from]->drain(
-        [this](CrossShardItem&& item) {
-          if (item.kind == CrossShardItem::Kind::kAdoptConnection) {
-            adopt(static_cast<broker::ConnectionHandoff*>(item.pointer));
-          } else if (state_) {
-            state_->on_cross_shard(item);
-          }
-        },
-        kInboundBatchMax);
+    if (from != shard_id_) drain_inbound_from(from, kInboundBatchMax);
   }
+}
+
+void Shard::drain_inbound_from(uint32_t from, size_t max_items) {
+  inbound_[from]->drain(
+      [this](CrossShardItem&& item) {
+        if (item.kind == CrossShardItem::Kind::kAdoptConnection) {
+          adopt(static_cast<broker::ConnectionHandoff*>(item.pointer));
+        } else if (state_) {
+          state_->on_cross_shard(item);
+        }
+      },
+      max_items);
 }
 
 }  // namespace coremq::shard

@@ -319,6 +319,72 @@ def test_durable_bridge_kill_9_mid_stream_at_random_moments_loses_nothing(store_
     remote_sub.disconnect()
 
 
+@pytest.mark.parametrize("qos", [1, 2])
+def test_durable_bridge_inbound_kill_9_at_random_moments_loses_nothing(store_broker, mosquitto, qos):
+    """--persistence, inbound: a publisher streams QoS 1 (2) messages into the remote, whose
+    subscriber is coremq's bridge, while coremq is killed (-9) at random moments, a few rounds; an
+    offline persistent subscriber of coremq then gets every message the remote acknowledged to the
+    publisher. The bridge acknowledges a message to the remote only once it is durable in coremq,
+    and the remote keeps for the bridge's persistent session what was not acknowledged."""
+    remote = mosquitto("max_queued_messages 100000\n")
+    local = store_broker(bridge=f"bi2,address=127.0.0.1:{remote.port},remote_clientid=edgebi2,"
+                         f"restart_timeout=1,topic=feed/# in {qos}")
+    keeper_id = f"keeper-bi2-{qos}"
+    keeper = helpers.RawClient(local.port)
+    keeper.connect(keeper_id, clean_session=False)
+    assert keeper.subscribe([("feed/#", qos)]) == [qos]
+    keeper.disconnect_and_wait()
+    wait_bridge_up(local.port, "$SYS/broker/connection/edgebi2/state")
+    rng = random.Random(320 + qos)
+    acknowledged = []
+    started = time.monotonic()
+    for round_index in range(4):
+        stop = threading.Event()
+        acked_this_round = []
+
+        def stream():
+            publisher = helpers.RawClient(remote.port)
+            try:
+                publisher.connect(f"inbound-pub-{qos}-{round_index}")
+                for index in range(5000):
+                    if stop.is_set():
+                        return
+                    value = round_index * 5000 + index
+                    # Waits for the remote's PUBACK (PUBCOMP).
+                    publisher.publish("feed/seq", str(value).encode(), qos=qos, packet_id=index % 65535 + 1)
+                    acked_this_round.append(value)
+            except (AssertionError, OSError, helpers.ConnectionClosed):
+                return
+            finally:
+                publisher.close()
+
+        worker = threading.Thread(target=stream)
+        worker.start()
+        time.sleep(rng.uniform(0.1, 0.6))
+        local.kill()
+        stop.set()
+        worker.join(30)
+        assert not worker.is_alive()
+        acknowledged.extend(acked_this_round)
+        local.restart()
+    assert len(acknowledged) > 20, "too few acknowledged messages to mean anything"
+    keeper = helpers.RawClient(local.port)
+    assert keeper.connect(keeper_id, clean_session=False) == 1
+    received = []
+    wanted = set(acknowledged)
+    while not wanted.issubset(received) and len(received) < 3 * len(acknowledged):
+        try:
+            received.append(int(keeper.receive_publish(timeout=WAIT + 10).payload))
+        except AssertionError:
+            break  # nothing more: the assertion below says what is missing
+    missing = wanted - set(received)
+    assert not missing, (f"{len(missing)} of {len(wanted)} messages the remote acknowledged were lost, e.g. "
+                         f"{sorted(missing)[:10]}; {len(received)} received")
+    print(f"QoS {qos} inbound: {len(acknowledged)} acknowledged by the remote, {len(received)} received")
+    assert time.monotonic() - started < 120
+    keeper.disconnect()
+
+
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv50"])
 def test_two_coremqs_bridged_both_ways_do_not_echo(start_broker, version):
     remote = start_broker()

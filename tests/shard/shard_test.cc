@@ -50,10 +50,13 @@ class ShardTestPeer {
   static broker::ShardState& state(Shard& shard) { return *shard.state_; }
   // --persistence: the store's journal given to a shard already set up (Cluster sets up in its
   // constructor; BrokerImpl sets the store before).
-  static void attach_store(Shard& shard, persist::Store* store) {
-    shard.set_store(store, nullptr, nullptr, nullptr);
+  static void attach_store(Shard& shard, persist::Store* store,
+                           const std::vector<persist::LoadedSession>* sessions = nullptr) {
+    static const broker::ShardState::RestoredBodies kNoBodies;
+    shard.set_store(store, nullptr, sessions, &kNoBodies);
     shard.restore_from_store();
   }
+  static void exchange_restored_interest(Shard& shard) { shard.exchange_restored_interest(); }
   static bool paused(const Shard& shard) { return shard.input_paused_; }
   static size_t starved(const Shard& shard) { return shard.starved_.size(); }
   static size_t parked(const Shard& shard) {
@@ -790,6 +793,56 @@ TEST(ShardLoop, ItemsForAStoppedPeerAreReleased) {
   ASSERT_TRUE(suback.has_value());
   cluster.turn();
   EXPECT_FALSE(ShardTestPeer::has_staged(a)) << "items for a stopped peer keep the shard turning";
+}
+
+// A restart: shard 1 restores a persistent session subscribed to s/#. Before any shard serves a
+// client, every shard applies the others' restored interest (Shard::run calls
+// exchange_restored_interest after set-up): a message published on shard 0 before shard 1 ever
+// turned still goes to shard 1. Without the exchange it was routed to nobody and acknowledged.
+TEST(ShardPersistence, RestoredSubscriptionsAreKnownToEveryShardBeforeAnyServesAClient) {
+  char pattern[] = "/tmp/coremq-shard-store-XXXXXX";
+  std::string dir = ::mkdtemp(pattern);
+  Cluster cluster(2, tiny_options());
+  PersistenceOptions persistence;
+  persistence.engine = PersistenceOptions::Engine::kRocksDb;
+  persistence.data_dir = dir;
+  std::string error;
+  std::unique_ptr<persist::Store> store = persist::Store::open(
+      persistence, 2, [&](uint32_t shard) { cluster.shard(shard).wake_from_outside(); }, &error);
+  ASSERT_NE(store, nullptr) << error;
+  auto id_on_shard = [](const std::string& prefix, uint32_t shard) {
+    for (int suffix = 0;; ++suffix) {
+      std::string candidate = prefix + "-" + std::to_string(suffix);
+      if (broker::owner_shard_of(candidate, 2) == shard) return candidate;
+    }
+  };
+  std::string keeper = id_on_shard("keeper", 1);
+  std::vector<persist::LoadedSession> restored(1);
+  restored[0].record.client_id = keeper;
+  restored[0].record.session_number = (uint64_t{1} << 48) | 1;
+  restored[0].record.expiry_seconds = broker::kSessionNeverExpires;
+  restored[0].record.subscriptions.push_back(persist::SubscriptionRecord{"s/#", 1});
+  ShardTestPeer::attach_store(cluster.shard(0), store.get());
+  ShardTestPeer::attach_store(cluster.shard(1), store.get(), &restored);
+  store->start();
+  // Both shards exchange what their restore posted, on two threads as in Shard::run.
+  std::thread peer([&] { ShardTestPeer::exchange_restored_interest(cluster.shard(1)); });
+  ShardTestPeer::exchange_restored_interest(cluster.shard(0));
+  peer.join();
+  // Shard 1 is not turned from here on: what shard 0 knows came through the exchange.
+  cluster.set_driven(1, false);
+  Client publisher(cluster, 0);
+  publisher.connect_as(id_on_shard("publisher", 0));  // owned by shard 0: no hand-off
+  publisher.send(publish_bytes("s/1", "kept", 1, 5));
+  broker::ShardState& state = ShardTestPeer::state(cluster.shard(0));
+  ASSERT_TRUE(cluster.turn_until([&] { return state.counters().messages_received >= 1; }));
+  EXPECT_EQ(state.counters().messages_forwarded_to_shards, 1u) << "routed without shard 1's restored subscriber";
+  cluster.set_driven(1, true);
+  EXPECT_TRUE(cluster.stop(0, 1000));
+  EXPECT_TRUE(cluster.stop(1, 1000));
+  store->stop();
+  store.reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
