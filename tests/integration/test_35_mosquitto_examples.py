@@ -450,7 +450,10 @@ def test_two_listeners_tls_passwords_and_acl_as_mosquitto(start_pair, names, sha
     assert answers["coremq"] == answers["mosquitto"]
 
     # log_dest file: both wrote their lines (with the client ids) to the file, not to stdout.
+    # coremq's log thread writes what the shards logged about every 10 ms, later on a loaded
+    # machine: a bounded wait for the line.
     for broker in pair.values():
+        helpers.wait_until(lambda broker=broker: names.client("dashboard", 1) in broker.log_path.read_text(errors="replace"))
         written = broker.log_path.read_text(errors="replace")
         assert names.client("dashboard", 1) in written, f"{broker.kind}:\n{written[-2000:]}"
     # persistence true + persistence_location: each keeps its store there (at the latest at exit).
