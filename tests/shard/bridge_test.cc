@@ -636,6 +636,11 @@ TEST(BridgeShard, DurableModeAcknowledgesTheRemoteOnlyOnceItsMessagesAreDurableL
     BridgeHarness harness(4, BridgeOptions::StartType::kAutomatic, {}, /*durable=*/true, store.get());
     woken = &harness.shard();
     store->start();
+    // The committer wakes the harness's shard: stopped before the harness goes, on every way out.
+    struct StopStore {
+      persist::Store& store;
+      ~StopStore() { store.stop(); }
+    } stop_store{*store};
     auto remote = harness.accept_remote();
     ASSERT_NE(remote, nullptr);
     bring_up(harness, *remote);
@@ -674,7 +679,6 @@ TEST(BridgeShard, DurableModeAcknowledgesTheRemoteOnlyOnceItsMessagesAreDurableL
     ASSERT_TRUE(second.has_value());
     EXPECT_EQ(second->first & 0xF6, 0x34);
   }
-  store->stop();
   store.reset();
   std::filesystem::remove_all(dir);
 }
