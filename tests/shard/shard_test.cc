@@ -352,6 +352,19 @@ std::string id_on(uint32_t shard, uint32_t count, std::string_view prefix) {
   }
 }
 
+// A RocksDB store under dir for the cluster's shards, its committer waking the shard it
+// answered; null (with the reason as a test failure) if it cannot open.
+std::unique_ptr<persist::Store> open_store(const std::string& dir, Cluster& cluster, uint32_t shards) {
+  PersistenceOptions persistence;
+  persistence.engine = PersistenceOptions::Engine::kRocksDb;
+  persistence.data_dir = dir;
+  std::string error;
+  std::unique_ptr<persist::Store> store = persist::Store::open(
+      persistence, shards, [&cluster](uint32_t shard) { cluster.shard(shard).wake_from_outside(); }, &error);
+  EXPECT_NE(store, nullptr) << error;
+  return store;
+}
+
 Options tiny_options() {
   Options options;
   options.threads = 2;
@@ -803,13 +816,8 @@ TEST(ShardPersistence, RestoredSubscriptionsAreKnownToEveryShardBeforeAnyServesA
   char pattern[] = "/tmp/coremq-shard-store-XXXXXX";
   std::string dir = ::mkdtemp(pattern);
   Cluster cluster(2, tiny_options());
-  PersistenceOptions persistence;
-  persistence.engine = PersistenceOptions::Engine::kRocksDb;
-  persistence.data_dir = dir;
-  std::string error;
-  std::unique_ptr<persist::Store> store = persist::Store::open(
-      persistence, 2, [&](uint32_t shard) { cluster.shard(shard).wake_from_outside(); }, &error);
-  ASSERT_NE(store, nullptr) << error;
+  std::unique_ptr<persist::Store> store = open_store(dir, cluster, 2);
+  ASSERT_NE(store, nullptr);
   auto id_on_shard = [](const std::string& prefix, uint32_t shard) {
     for (int suffix = 0;; ++suffix) {
       std::string candidate = prefix + "-" + std::to_string(suffix);
@@ -1152,13 +1160,8 @@ TEST(ShardPersistence, RetainedPubackLeavesOnlyAfterTheCommitterWroteItsBatch) {
   char pattern[] = "/tmp/coremq-shard-store-XXXXXX";
   std::string dir = ::mkdtemp(pattern);
   Cluster cluster(1, tiny_options());
-  PersistenceOptions persistence;
-  persistence.engine = PersistenceOptions::Engine::kRocksDb;
-  persistence.data_dir = dir;
-  std::string error;
-  std::unique_ptr<persist::Store> store =
-      persist::Store::open(persistence, 1, [&](uint32_t) { cluster.shard(0).wake_from_outside(); }, &error);
-  ASSERT_NE(store, nullptr) << error;
+  std::unique_ptr<persist::Store> store = open_store(dir, cluster, 1);
+  ASSERT_NE(store, nullptr);
   ShardTestPeer::attach_store(cluster.shard(0), store.get());
   Client a(cluster, 0);
   a.connect_as("a");

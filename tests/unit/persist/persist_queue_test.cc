@@ -406,6 +406,15 @@ std::string retained(const std::string& topic, const std::string& payload) {
   return value;
 }
 
+// The store under dir as a fresh one-shard broker loads it (no deadline passed).
+bool reload(const std::string& dir, persist::LoadedState* loaded) {
+  StoreFixture reopened(dir, 1);
+  std::string error;
+  bool ok = reopened.store->load(0, loaded, &error);
+  EXPECT_TRUE(ok) << error;
+  return ok;
+}
+
 // The retained records as loaded, "topic=first five bytes of the payload", sorted.
 std::vector<std::string> loaded_topics(const persist::LoadedState& loaded) {
   std::vector<std::string> topics;
@@ -437,10 +446,8 @@ TEST(PersistJournal, WhatIsCreatedAndErasedInOneBatchNeverReachesTheStore) {
     EXPECT_EQ(journal.changes_elided(), 1u);
     fixture.store->stop();
   }
-  StoreFixture reopened(dir.path(), 1);
   persist::LoadedState loaded;
-  std::string error;
-  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  ASSERT_TRUE(reload(dir.path(), &loaded));
   EXPECT_EQ(loaded_topics(loaded), (std::vector<std::string>{"a=again", "c=xxxxx"}));
 }
 
@@ -491,10 +498,8 @@ TEST(PersistJournal, TrackedRecordsAreElidedThroughTheirSlotAndStaleSlotsOnlyWri
     ASSERT_TRUE(fixture.wait_durable(0, 2));
     fixture.store->stop();
   }
-  StoreFixture reopened(dir.path(), 1);
   persist::LoadedState loaded;
-  std::string error;
-  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  ASSERT_TRUE(reload(dir.path(), &loaded));
   std::vector<uint64_t> sequences;
   for (const persist::LoadedSession& session : loaded.sessions_by_shard[0]) {
     if (session.record.session_number != 1) continue;
@@ -535,10 +540,8 @@ TEST(PersistJournal, RunsOfErasedQueueEntriesAndBodiesBecomeRangeDeletesOfExactl
     EXPECT_EQ(journal.erases_coalesced(), 14u);  // 2-4 and 6-9, entries and bodies
     fixture.store->stop();
   }
-  StoreFixture reopened(dir.path(), 1);
   persist::LoadedState loaded;
-  std::string error;
-  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  ASSERT_TRUE(reload(dir.path(), &loaded));
   EXPECT_EQ(loaded.corrupt_skipped, 0u);  // no entry lost its body
   std::map<uint64_t, std::vector<uint64_t>> sequences;
   for (const persist::LoadedSession& session : loaded.sessions_by_shard[0]) {
@@ -587,10 +590,8 @@ TEST(PersistJournal, ABatchWrittenInKeyOrderEndsWhereItsChangesInOrderWould) {
     EXPECT_EQ(journal.changes_superseded(), 4u);
     fixture.store->stop();
   }
-  StoreFixture reopened(dir.path(), 1);
   persist::LoadedState loaded;
-  std::string error;
-  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  ASSERT_TRUE(reload(dir.path(), &loaded));
   EXPECT_EQ(loaded_topics(loaded), (std::vector<std::string>{"a=3", "c=4", "e=1", "sensors/building-2/a=1",
                                               "sensors/building-2/x=2", "sensors/building-2=1"}));
 }
@@ -633,10 +634,8 @@ TEST(PersistJournal, RangeDeletesAmongHintedQueueInsertsKeepEveryLaterPut) {
     }
     fixture.store->stop();
   }
-  StoreFixture reopened(dir.path(), 1);
   persist::LoadedState loaded;
-  std::string error;
-  ASSERT_TRUE(reopened.store->load(0, &loaded, &error)) << error;
+  ASSERT_TRUE(reload(dir.path(), &loaded));
   EXPECT_EQ(loaded.corrupt_skipped, 0u);
   ASSERT_EQ(loaded.sessions, kSessions);
   for (const persist::LoadedSession& session : loaded.sessions_by_shard[0]) {
