@@ -112,6 +112,12 @@ struct Connection {
   // A bridge's local side with --persistence (src/shard/bridge.h): its in-flight window is the
   // Receive Maximum it announced, not --max-inflight (it holds each message until the remote has it).
   bool own_inflight_window = false;
+  // The same bridge's local side: its CONNACK does not wait for a new session's record to be
+  // durable, so its SUBSCRIBE is handled at once, during its shard's set-up, and that interest
+  // reaches every shard before any serves a client. Nothing relies on the record before its
+  // batch: the SUBACK and every acknowledgement of a message the session takes wait for that
+  // batch or a later one.
+  bool connack_without_store_wait = false;
   // The CONNECT's protocol level had the bridge bit (a Mosquitto bridge with try_private): its
   // subscriptions get No Local and Retain As Published (handle_subscribe.cc).
   bool bridge_client = false;

@@ -542,8 +542,9 @@ ShardState::Next ShardState::accept_connect(Connection* connection, const mqtt::
   };
   // --persistence: a CONNACK that creates a persistent session waits until its record is
   // durable (a new session has no subscriptions, so nothing is delivered to it meanwhile; its
-  // later packets are held behind the CONNACK as behind a waiting SUBACK).
-  if (!session_present && session->persisted && !journal_caught_up()) {
+  // later packets are held behind the CONNACK as behind a waiting SUBACK). Not a bridge's
+  // local side (Connection::connack_without_store_wait).
+  if (!session_present && session->persisted && !journal_caught_up() && !connection->connack_without_store_wait) {
     WaitingAnswer answer;
     answer.connection = connection;
     if (!stage_packet_into(answer.packet, connection, mqtt::PacketType::kConnack, encode_connack)) return Next::kStop;

@@ -120,6 +120,9 @@ void Bridge::open_local(int64_t now_ms) {
   // Durable: the window is the Receive Maximum below, not --max-inflight (every message the
   // bridge holds is in it until the remote acknowledges it).
   local_->own_inflight_window = setup_.durable;
+  // Durable: its SUBSCRIBE below must not wait behind a CONNACK that waits for the store (a
+  // first start), or shards would serve clients before they know its subscriptions.
+  local_->connack_without_store_wait = setup_.durable;
   state_.on_connection_opened(local_);
   base::ByteBuffer bytes;
   mqtt::ConnectPacket connect;

@@ -183,7 +183,12 @@ def collect_until(subscriber, wanted, limit):
     """Payloads (ints) from subscriber until every value in `wanted` came (at most `limit`)."""
     values = []
     while not wanted.issubset(values) and len(values) < limit:
-        values.append(int(subscriber.get(timeout=WAIT + 10).payload))
+        try:
+            values.append(int(subscriber.get(timeout=WAIT + 10).payload))
+        except AssertionError:
+            missing = sorted(wanted - set(values))
+            raise AssertionError(f"{len(missing)} of {len(wanted)} never came (of {len(values)} received): "
+                                 f"{missing[:20]}") from None
     return values
 
 
