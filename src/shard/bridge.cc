@@ -242,17 +242,27 @@ uint16_t Bridge::publish_local(std::string_view topic, std::string_view payload,
 
 void Bridge::take_local_answer(uint16_t local_packet_id) {
   // The broker answers in publish order: the front, unless something was never answered.
-  auto found = std::find_if(inbound_acks_.begin(), inbound_acks_.end(),
-                            [&](const InboundAck& waiting) { return waiting.local_packet_id == local_packet_id; });
+  auto found = std::find_if(inbound_acks_.begin(), inbound_acks_.end(), [&](const InboundAck& waiting) {
+    return !waiting.ready && waiting.local_packet_id == local_packet_id;
+  });
   if (found == inbound_acks_.end()) return;
-  InboundAck answered = *found;
-  inbound_acks_.erase(found);
-  // An acknowledgement belongs to the connection the message came on: after a reconnect the
-  // remote sends it again (QoS 1: published again; QoS 2: a duplicate, answered below once
-  // its first copy is durable) and may reuse the id for another message.
-  if (answered.remote_packet_id != 0 && answered.remote_connection == remote_connections_ &&
-      state_now_ == BridgeState::kConnected && !closing_) {
-    send_remote_ack(answered.type, answered.remote_packet_id);
+  found->ready = true;
+  send_ready_remote_acks();
+}
+
+void Bridge::send_ready_remote_acks() {
+  // In the order the remote's PUBLISHes came (MQTT-4.6.0-2, -3): an answer that is ready waits
+  // for those ahead of it.
+  while (!inbound_acks_.empty() && inbound_acks_.front().ready) {
+    InboundAck answered = inbound_acks_.front();
+    inbound_acks_.pop_front();
+    // An acknowledgement belongs to the connection the message came on: after a reconnect the
+    // remote sends it again (QoS 1: published again; QoS 2: a duplicate, answered once its
+    // first copy is durable) and may reuse the id for another message.
+    if (answered.remote_packet_id != 0 && answered.remote_connection == remote_connections_ &&
+        state_now_ == BridgeState::kConnected && !closing_) {
+      send_remote_ack(answered.type, answered.remote_packet_id);
+    }
   }
 }
 
@@ -860,6 +870,15 @@ bool Bridge::handle_remote_packet(const mqtt::FixedHeader& header, std::span<con
       }
       if (publish.qos == 2 && !duplicate) remote_qos2_received_.push_back(publish.packet_id);
       if (answer_later) break;
+      if (publish.qos > 0 && setup_.durable && !inbound_acks_.empty()) {
+        // Answerable now (a topic no line maps, a QoS 2 resend whose PUBREC went), but behind
+        // the acknowledgements still waiting for the local broker: the remote gets them in the
+        // order it sent the PUBLISHes (MQTT-4.6.0-2, -3).
+        inbound_acks_.push_back(InboundAck{0, publish.packet_id,
+                                           publish.qos == 1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec,
+                                           remote_connections_, /*ready=*/true});
+        break;
+      }
       if (publish.qos == 1) {
         if (version_ == mqtt::ProtocolVersion::kV5) {
           mqtt::encode_ack_v5(reply, mqtt::PacketType::kPuback, publish.packet_id, 0, {});

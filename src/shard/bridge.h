@@ -171,13 +171,17 @@ class Bridge {
   };
   // Durable: a QoS 1/2 message the bridge published to the local broker (from the remote, or
   // its own connection notice), whose remote acknowledgement waits for the broker's, which
-  // comes once the message is durable for every persistent session that took it. Kept in local
-  // publish order, the order the broker answers in.
+  // comes once the message is durable for every persistent session that took it; or, ready at
+  // once, an acknowledgement with nothing local to wait for, queued behind the waiting ones. Kept
+  // in the order the remote's PUBLISHes came (the local publish order, the order the broker
+  // answers in), which is the order the remote gets its acknowledgements in.
   struct InboundAck {
     uint16_t local_packet_id = 0;
     uint16_t remote_packet_id = 0;  // 0: the bridge's own notice, nothing to answer
     mqtt::PacketType type = mqtt::PacketType::kPuback;  // to the remote: PUBACK or PUBREC
     uint64_t remote_connection = 0;  // remote_connections_ when it came: answered on that one only
+    // The broker answered (or nothing local to wait for): sent once every one ahead is too.
+    bool ready = false;
   };
 
   void handle(OperationKind kind, int result, int64_t now_ms);
@@ -187,8 +191,11 @@ class Bridge {
   // inbound_acks_ with remote_packet_id (0: nothing to answer the remote).
   uint16_t publish_local(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
                          std::span<const uint8_t> property_bytes = {}, uint16_t remote_packet_id = 0);
-  // Durable: the broker answered the local PUBLISH local_packet_id; its remote one is answered.
+  // Durable: the broker answered the local PUBLISH local_packet_id; its remote one is answered
+  // in turn.
   void take_local_answer(uint16_t local_packet_id);
+  // Durable: the remote's acknowledgements at the front of inbound_acks_ that are ready go.
+  void send_ready_remote_acks();
   // The properties of a received MQTT 5 PUBLISH that cross the bridge: all but this hop's own
   // (Topic Alias, Subscription Identifiers) and, unless keep_expiry, the Message Expiry Interval.
   void encode_crossing_properties(const mqtt::Properties& received, bool keep_expiry, base::ByteBuffer& out);

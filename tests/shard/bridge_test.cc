@@ -683,5 +683,82 @@ TEST(BridgeShard, DurableModeAcknowledgesTheRemoteOnlyOnceItsMessagesAreDurableL
   std::filesystem::remove_all(dir);
 }
 
+// Durable, inbound: an acknowledgement the bridge could give at once (a topic no line maps, a
+// QoS 2 resend whose PUBREC already went) waits behind those still waiting for the store, so the
+// remote gets them in the order it sent the PUBLISHes (MQTT-4.6.0-2, -3). Given at once, as
+// before, it overtook them: the PUBACK of 9 came while 7 waited.
+TEST(BridgeShard, DurableModeAnswersTheRemoteInTheOrderItsMessagesCame) {
+  char pattern[] = "/tmp/coremq-bridge-store-XXXXXX";
+  std::string dir = ::mkdtemp(pattern);
+  PersistenceOptions persistence;
+  persistence.engine = PersistenceOptions::Engine::kRocksDb;
+  persistence.data_dir = dir;
+  std::atomic<Shard*> woken{nullptr};
+  std::string error;
+  std::unique_ptr<persist::Store> store = persist::Store::open(
+      persistence, 1, [&](uint32_t) { if (Shard* shard = woken.load()) shard->wake_from_outside(); }, &error);
+  ASSERT_NE(store, nullptr) << error;
+  {
+    BridgeHarness harness(4, BridgeOptions::StartType::kAutomatic, {}, /*durable=*/true, store.get());
+    woken = &harness.shard();
+    store->start();
+    // The committer wakes the harness's shard: stopped before the harness goes, on every way out.
+    struct StopStore {
+      persist::Store& store;
+      ~StopStore() { store.stop(); }
+    } stop_store{*store};
+    auto remote = harness.accept_remote();
+    ASSERT_NE(remote, nullptr);
+    bring_up(harness, *remote);
+    auto keeper = harness.connect_local("keeper", 4, /*clean=*/false);
+    base::ByteBuffer subscribe;
+    mqtt::SubscribeTopic filter{"cmd/#", 2};
+    mqtt::encode_subscribe(subscribe, 1, std::span(&filter, 1));
+    keeper->send(subscribe);
+    auto suback = keeper->read(harness.turner());
+    ASSERT_TRUE(suback && suback->first == 0x90);
+    auto expect_ack = [&](uint8_t first, uint16_t packet_id) {
+      auto ack = remote->read(harness.turner());
+      ASSERT_TRUE(ack.has_value());
+      EXPECT_EQ(ack->first, first);
+      EXPECT_EQ(ack->body, std::string({char(packet_id >> 8), char(packet_id & 0xFF)}));
+    };
+
+    // A topic no line maps, behind a message waiting for the store.
+    store->fail_next_writes_for_test(1u << 30);
+    remote->send(publish_qos1("cmd/a", "one", 7));
+    remote->send(publish_qos1("other/x", "unmapped", 9));
+    for (int i = 0; i < 20; ++i) harness.turn();
+    EXPECT_TRUE(remote->nothing_arrived()) << "an acknowledgement overtook one waiting for the store";
+    store->fail_next_writes_for_test(0);
+    ASSERT_NO_FATAL_FAILURE(expect_ack(0x40, 7));
+    ASSERT_NO_FATAL_FAILURE(expect_ack(0x40, 9));
+
+    // A QoS 2 resend whose first PUBREC went, behind a message waiting for the store.
+    remote->send(publish_qos1("cmd/b", "two", 8, 2));
+    ASSERT_NO_FATAL_FAILURE(expect_ack(0x50, 8));
+    store->fail_next_writes_for_test(1u << 30);
+    remote->send(publish_qos1("cmd/c", "three", 10));
+    mqtt::PublishPacket resend;
+    resend.topic = "cmd/b";
+    resend.payload = "two";
+    resend.qos = 2;
+    resend.dup = true;
+    resend.packet_id = 8;
+    base::ByteBuffer resend_bytes;
+    mqtt::encode_publish(resend_bytes, resend, mqtt::ProtocolVersion::kV311, {});
+    remote->send(resend_bytes);
+    for (int i = 0; i < 20; ++i) harness.turn();
+    EXPECT_TRUE(remote->nothing_arrived()) << "a resend's PUBREC overtook an acknowledgement waiting for the store";
+    EXPECT_EQ(harness.stats().remote_acks_waiting, 2u);
+    store->fail_next_writes_for_test(0);
+    ASSERT_NO_FATAL_FAILURE(expect_ack(0x40, 10));
+    ASSERT_NO_FATAL_FAILURE(expect_ack(0x50, 8));
+    EXPECT_EQ(harness.stats().remote_acks_waiting, 0u);
+  }
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace coremq::shard
