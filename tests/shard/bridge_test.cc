@@ -32,6 +32,7 @@
 #include "mqtt/encoder.h"
 #include "mqtt/properties.h"
 #include "shard/shard.h"
+#include "loopback_bridge_address.h"
 
 namespace coremq::shard {
 
@@ -135,15 +136,7 @@ class BridgeHarness {
     setup.options.topics.push_back(BridgeTopic{"#", BridgeTopic::Direction::kOut, 1, "up/", "site/"});
     setup.options.topics.push_back(BridgeTopic{"cmd/#", BridgeTopic::Direction::kIn, 1, "", ""});
     if (adjust) adjust(setup.options);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(remote_port_);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BridgeSetup::Resolved resolved;
-    std::memcpy(&resolved.address, &address, sizeof(address));
-    resolved.length = sizeof(address);
-    resolved.text = "127.0.0.1:" + std::to_string(remote_port_);
-    setup.addresses.push_back(resolved);
+    setup.addresses.push_back(loopback_bridge_address(remote_port_));
     setup.local_clientid = "local.b";
     setup.remote_clientid = "edge.b";
     setup.notification_topic = "$SYS/broker/connection/edge.b/state";
@@ -617,70 +610,100 @@ TEST(BridgeShard, DurableModeAcknowledgesLocallyOnlyWhatTheRemoteAcknowledged) {
   EXPECT_EQ(harness.stats().inflight, 0u);
 }
 
+// The scene of the durable inbound tests: a bridge with a RocksDB store in a fresh directory,
+// up with its fake remote, and a persistent local subscriber to cmd/# at QoS 2 (what reaches it
+// must be durable before it is acknowledged). ready() says whether all of it came up.
+class DurableInboundScene {
+ public:
+  DurableInboundScene() {
+    char pattern[] = "/tmp/coremq-bridge-store-XXXXXX";
+    dir_ = ::mkdtemp(pattern);
+    PersistenceOptions persistence;
+    persistence.engine = PersistenceOptions::Engine::kRocksDb;
+    persistence.data_dir = dir_;
+    std::string error;
+    store_ = persist::Store::open(
+        persistence, 1, [this](uint32_t) { if (Shard* shard = woken_.load()) shard->wake_from_outside(); }, &error);
+    EXPECT_NE(store_, nullptr) << error;
+    if (store_ == nullptr) return;
+    harness_ = std::make_unique<BridgeHarness>(4, BridgeOptions::StartType::kAutomatic, nullptr, /*durable=*/true,
+                                               store_.get());
+    woken_ = &harness_->shard();
+    store_->start();
+    remote_ = harness_->accept_remote();
+    EXPECT_NE(remote_, nullptr);
+    if (remote_ == nullptr) return;
+    bring_up(*harness_, *remote_);
+    keeper_ = harness_->connect_local("keeper", 4, /*clean=*/false);
+    base::ByteBuffer subscribe;
+    mqtt::SubscribeTopic filter{"cmd/#", 2};
+    mqtt::encode_subscribe(subscribe, 1, std::span(&filter, 1));
+    keeper_->send(subscribe);
+    auto suback = keeper_->read(harness_->turner());
+    ready_ = suback && suback->first == 0x90;
+  }
+  ~DurableInboundScene() {
+    keeper_.reset();
+    remote_.reset();
+    // The committer wakes the harness's shard: stopped before the harness goes.
+    if (store_ != nullptr) store_->stop();
+    harness_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  DurableInboundScene(const DurableInboundScene&) = delete;
+  DurableInboundScene& operator=(const DurableInboundScene&) = delete;
+
+  bool ready() const { return ready_; }
+  BridgeHarness& harness() { return *harness_; }
+  persist::Store& store() { return *store_; }
+  Wire& remote() { return *remote_; }
+  Wire& keeper() { return *keeper_; }
+  // The remote's next packet is this acknowledgement (0x40 PUBACK, 0x50 PUBREC) of packet_id.
+  void expect_remote_ack(uint8_t first, uint16_t packet_id) {
+    auto ack = remote_->read(harness_->turner());
+    ASSERT_TRUE(ack.has_value());
+    EXPECT_EQ(ack->first, first);
+    EXPECT_EQ(ack->body, std::string({char(packet_id >> 8), char(packet_id & 0xFF)}));
+  }
+
+ private:
+  std::string dir_;
+  std::atomic<Shard*> woken_{nullptr};
+  std::unique_ptr<persist::Store> store_;
+  std::unique_ptr<BridgeHarness> harness_;
+  std::unique_ptr<Wire> remote_;
+  std::unique_ptr<Wire> keeper_;
+  bool ready_ = false;
+};
+
 // Durable, inbound: the remote's QoS 1 and QoS 2 messages are acknowledged to it only once the
 // local broker acknowledged them, which it does once they are durable for the local persistent
 // session that took them: while the store's writes fail the local subscriber has the messages
 // and the remote has no PUBACK or PUBREC; once writes succeed again both come.
 TEST(BridgeShard, DurableModeAcknowledgesTheRemoteOnlyOnceItsMessagesAreDurableLocally) {
-  char pattern[] = "/tmp/coremq-bridge-store-XXXXXX";
-  std::string dir = ::mkdtemp(pattern);
-  PersistenceOptions persistence;
-  persistence.engine = PersistenceOptions::Engine::kRocksDb;
-  persistence.data_dir = dir;
-  std::atomic<Shard*> woken{nullptr};
-  std::string error;
-  std::unique_ptr<persist::Store> store = persist::Store::open(
-      persistence, 1, [&](uint32_t) { if (Shard* shard = woken.load()) shard->wake_from_outside(); }, &error);
-  ASSERT_NE(store, nullptr) << error;
-  {
-    BridgeHarness harness(4, BridgeOptions::StartType::kAutomatic, {}, /*durable=*/true, store.get());
-    woken = &harness.shard();
-    store->start();
-    // The committer wakes the harness's shard: stopped before the harness goes, on every way out.
-    struct StopStore {
-      persist::Store& store;
-      ~StopStore() { store.stop(); }
-    } stop_store{*store};
-    auto remote = harness.accept_remote();
-    ASSERT_NE(remote, nullptr);
-    bring_up(harness, *remote);
-    // A persistent local subscriber: what reaches it must be durable before it is acknowledged.
-    auto keeper = harness.connect_local("keeper", 4, /*clean=*/false);
-    base::ByteBuffer subscribe;
-    mqtt::SubscribeTopic filter{"cmd/#", 2};
-    mqtt::encode_subscribe(subscribe, 1, std::span(&filter, 1));
-    keeper->send(subscribe);
-    auto suback = keeper->read(harness.turner());
-    ASSERT_TRUE(suback && suback->first == 0x90);
+  DurableInboundScene scene;
+  ASSERT_TRUE(scene.ready());
+  BridgeHarness& harness = scene.harness();
+  scene.store().fail_next_writes_for_test(1u << 30);  // a full disk, until the test says otherwise
+  scene.remote().send(publish_qos1("cmd/a", "one", 7));
+  scene.remote().send(publish_qos1("cmd/b", "two", 8, 2));
+  // The QoS 1 one goes to the subscriber at once; the QoS 2 one waits for its record (a QoS 2
+  // PUBLISH to a persistent session leaves once durable).
+  auto first = scene.keeper().read(harness.turner());
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->first & 0xF6, 0x32);
+  for (int i = 0; i < 20; ++i) harness.turn();
+  EXPECT_TRUE(scene.remote().nothing_arrived()) << "the remote was acknowledged before the messages were durable";
+  EXPECT_EQ(harness.stats().remote_acks_waiting, 2u);
 
-    store->fail_next_writes_for_test(1u << 30);  // a full disk, until the test says otherwise
-    remote->send(publish_qos1("cmd/a", "one", 7));
-    remote->send(publish_qos1("cmd/b", "two", 8, 2));
-    // The QoS 1 one goes to the subscriber at once; the QoS 2 one waits for its record (a QoS 2
-    // PUBLISH to a persistent session leaves once durable).
-    auto first = keeper->read(harness.turner());
-    ASSERT_TRUE(first.has_value());
-    EXPECT_EQ(first->first & 0xF6, 0x32);
-    for (int i = 0; i < 20; ++i) harness.turn();
-    EXPECT_TRUE(remote->nothing_arrived()) << "the remote was acknowledged before the messages were durable";
-    EXPECT_EQ(harness.stats().remote_acks_waiting, 2u);
-
-    store->fail_next_writes_for_test(0);
-    auto puback = remote->read(harness.turner());
-    ASSERT_TRUE(puback.has_value());
-    EXPECT_EQ(puback->first, 0x40);
-    EXPECT_EQ(puback->body, std::string("\x00\x07", 2));
-    auto pubrec = remote->read(harness.turner());
-    ASSERT_TRUE(pubrec.has_value());
-    EXPECT_EQ(pubrec->first, 0x50);
-    EXPECT_EQ(pubrec->body, std::string("\x00\x08", 2));
-    EXPECT_EQ(harness.stats().remote_acks_waiting, 0u);
-    auto second = keeper->read(harness.turner());
-    ASSERT_TRUE(second.has_value());
-    EXPECT_EQ(second->first & 0xF6, 0x34);
-  }
-  store.reset();
-  std::filesystem::remove_all(dir);
+  scene.store().fail_next_writes_for_test(0);
+  ASSERT_NO_FATAL_FAILURE(scene.expect_remote_ack(0x40, 7));
+  ASSERT_NO_FATAL_FAILURE(scene.expect_remote_ack(0x50, 8));
+  EXPECT_EQ(harness.stats().remote_acks_waiting, 0u);
+  auto second = scene.keeper().read(harness.turner());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->first & 0xF6, 0x34);
 }
 
 // Durable, inbound: an acknowledgement the bridge could give at once (a topic no line maps, a
@@ -688,76 +711,42 @@ TEST(BridgeShard, DurableModeAcknowledgesTheRemoteOnlyOnceItsMessagesAreDurableL
 // remote gets them in the order it sent the PUBLISHes (MQTT-4.6.0-2, -3). Given at once, as
 // before, it overtook them: the PUBACK of 9 came while 7 waited.
 TEST(BridgeShard, DurableModeAnswersTheRemoteInTheOrderItsMessagesCame) {
-  char pattern[] = "/tmp/coremq-bridge-store-XXXXXX";
-  std::string dir = ::mkdtemp(pattern);
-  PersistenceOptions persistence;
-  persistence.engine = PersistenceOptions::Engine::kRocksDb;
-  persistence.data_dir = dir;
-  std::atomic<Shard*> woken{nullptr};
-  std::string error;
-  std::unique_ptr<persist::Store> store = persist::Store::open(
-      persistence, 1, [&](uint32_t) { if (Shard* shard = woken.load()) shard->wake_from_outside(); }, &error);
-  ASSERT_NE(store, nullptr) << error;
-  {
-    BridgeHarness harness(4, BridgeOptions::StartType::kAutomatic, {}, /*durable=*/true, store.get());
-    woken = &harness.shard();
-    store->start();
-    // The committer wakes the harness's shard: stopped before the harness goes, on every way out.
-    struct StopStore {
-      persist::Store& store;
-      ~StopStore() { store.stop(); }
-    } stop_store{*store};
-    auto remote = harness.accept_remote();
-    ASSERT_NE(remote, nullptr);
-    bring_up(harness, *remote);
-    auto keeper = harness.connect_local("keeper", 4, /*clean=*/false);
-    base::ByteBuffer subscribe;
-    mqtt::SubscribeTopic filter{"cmd/#", 2};
-    mqtt::encode_subscribe(subscribe, 1, std::span(&filter, 1));
-    keeper->send(subscribe);
-    auto suback = keeper->read(harness.turner());
-    ASSERT_TRUE(suback && suback->first == 0x90);
-    auto expect_ack = [&](uint8_t first, uint16_t packet_id) {
-      auto ack = remote->read(harness.turner());
-      ASSERT_TRUE(ack.has_value());
-      EXPECT_EQ(ack->first, first);
-      EXPECT_EQ(ack->body, std::string({char(packet_id >> 8), char(packet_id & 0xFF)}));
-    };
+  DurableInboundScene scene;
+  ASSERT_TRUE(scene.ready());
+  BridgeHarness& harness = scene.harness();
+  Wire& remote = scene.remote();
 
-    // A topic no line maps, behind a message waiting for the store.
-    store->fail_next_writes_for_test(1u << 30);
-    remote->send(publish_qos1("cmd/a", "one", 7));
-    remote->send(publish_qos1("other/x", "unmapped", 9));
-    for (int i = 0; i < 20; ++i) harness.turn();
-    EXPECT_TRUE(remote->nothing_arrived()) << "an acknowledgement overtook one waiting for the store";
-    store->fail_next_writes_for_test(0);
-    ASSERT_NO_FATAL_FAILURE(expect_ack(0x40, 7));
-    ASSERT_NO_FATAL_FAILURE(expect_ack(0x40, 9));
+  // A topic no line maps, behind a message waiting for the store.
+  scene.store().fail_next_writes_for_test(1u << 30);
+  remote.send(publish_qos1("cmd/a", "one", 7));
+  remote.send(publish_qos1("other/x", "unmapped", 9));
+  for (int i = 0; i < 20; ++i) harness.turn();
+  EXPECT_TRUE(remote.nothing_arrived()) << "an acknowledgement overtook one waiting for the store";
+  scene.store().fail_next_writes_for_test(0);
+  ASSERT_NO_FATAL_FAILURE(scene.expect_remote_ack(0x40, 7));
+  ASSERT_NO_FATAL_FAILURE(scene.expect_remote_ack(0x40, 9));
 
-    // A QoS 2 resend whose first PUBREC went, behind a message waiting for the store.
-    remote->send(publish_qos1("cmd/b", "two", 8, 2));
-    ASSERT_NO_FATAL_FAILURE(expect_ack(0x50, 8));
-    store->fail_next_writes_for_test(1u << 30);
-    remote->send(publish_qos1("cmd/c", "three", 10));
-    mqtt::PublishPacket resend;
-    resend.topic = "cmd/b";
-    resend.payload = "two";
-    resend.qos = 2;
-    resend.dup = true;
-    resend.packet_id = 8;
-    base::ByteBuffer resend_bytes;
-    mqtt::encode_publish(resend_bytes, resend, mqtt::ProtocolVersion::kV311, {});
-    remote->send(resend_bytes);
-    for (int i = 0; i < 20; ++i) harness.turn();
-    EXPECT_TRUE(remote->nothing_arrived()) << "a resend's PUBREC overtook an acknowledgement waiting for the store";
-    EXPECT_EQ(harness.stats().remote_acks_waiting, 2u);
-    store->fail_next_writes_for_test(0);
-    ASSERT_NO_FATAL_FAILURE(expect_ack(0x40, 10));
-    ASSERT_NO_FATAL_FAILURE(expect_ack(0x50, 8));
-    EXPECT_EQ(harness.stats().remote_acks_waiting, 0u);
-  }
-  store.reset();
-  std::filesystem::remove_all(dir);
+  // A QoS 2 resend whose first PUBREC went, behind a message waiting for the store.
+  remote.send(publish_qos1("cmd/b", "two", 8, 2));
+  ASSERT_NO_FATAL_FAILURE(scene.expect_remote_ack(0x50, 8));
+  scene.store().fail_next_writes_for_test(1u << 30);
+  remote.send(publish_qos1("cmd/c", "three", 10));
+  mqtt::PublishPacket resend;
+  resend.topic = "cmd/b";
+  resend.payload = "two";
+  resend.qos = 2;
+  resend.dup = true;
+  resend.packet_id = 8;
+  base::ByteBuffer resend_bytes;
+  mqtt::encode_publish(resend_bytes, resend, mqtt::ProtocolVersion::kV311, {});
+  remote.send(resend_bytes);
+  for (int i = 0; i < 20; ++i) harness.turn();
+  EXPECT_TRUE(remote.nothing_arrived()) << "a resend's PUBREC overtook an acknowledgement waiting for the store";
+  EXPECT_EQ(harness.stats().remote_acks_waiting, 2u);
+  scene.store().fail_next_writes_for_test(0);
+  ASSERT_NO_FATAL_FAILURE(scene.expect_remote_ack(0x40, 10));
+  ASSERT_NO_FATAL_FAILURE(scene.expect_remote_ack(0x50, 8));
+  EXPECT_EQ(harness.stats().remote_acks_waiting, 0u);
 }
 
 }  // namespace

@@ -36,6 +36,7 @@
 #include "mqtt/properties.h"
 #include "persist/store.h"
 #include "shard/shard.h"
+#include "loopback_bridge_address.h"
 
 namespace coremq::shard {
 
@@ -883,15 +884,7 @@ bool first_message_reaches_the_bridges_shard(bool durable) {
   BridgeSetup setup;
   setup.options.name = "b";
   setup.options.topics.push_back(BridgeTopic{"data/#", BridgeTopic::Direction::kOut, 1, "", ""});
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(remote_port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  BridgeSetup::Resolved resolved;
-  std::memcpy(&resolved.address, &address, sizeof(address));
-  resolved.length = sizeof(address);
-  resolved.text = "127.0.0.1:" + std::to_string(remote_port);
-  setup.addresses.push_back(resolved);
+  setup.addresses.push_back(loopback_bridge_address(remote_port));
   setup.local_clientid = id_on(1, 2, "local.b");  // the bridge lives on its local id's owner
   setup.remote_clientid = "edge.b";
   setup.notification_topic = "$SYS/broker/connection/edge.b/state";
