@@ -5,7 +5,8 @@
 //
 // Input: byte 0 picks the mode (bit 0: 0 = the input follows a valid 101 answer, so it is all
 // frames; 1 = the input is the upgrade response itself, where the token "@ACCEPT@" in its head
-// stands for the right Sec-WebSocket-Accept of the key the client chose); byte 1 is the piece
+// stands for the right Sec-WebSocket-Accept of the key the client chose where it is that header's
+// value, and is left as it is elsewhere); byte 1 is the piece
 // size (1-64) for the split run; the rest is what the broker sent.
 //
 // Oracles beyond "no crash":
@@ -14,6 +15,7 @@
 //     and the same error (up to any quoted broker bytes, which hold the run's random key);
 //   - never more MQTT bytes out than bytes in;
 //   - an error or a close is final: feeding more gives the same status and no more bytes.
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -44,6 +46,22 @@ std::span<const uint8_t> bytes_of(std::string_view text) {
   return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
 }
 
+// Whether a header line's text before a value is "Sec-WebSocket-Accept:" (any case, blanks
+// around), where the token stands for the right value.
+bool is_accept_header_start(std::string_view text) {
+  constexpr std::string_view kName = "sec-websocket-accept";
+  size_t at = 0;
+  for (char expected : kName) {
+    if (at >= text.size() || std::tolower(static_cast<unsigned char>(text[at])) != expected) return false;
+    ++at;
+  }
+  while (at < text.size() && (text[at] == ' ' || text[at] == '\t')) ++at;
+  if (at >= text.size() || text[at] != ':') return false;
+  ++at;
+  while (at < text.size() && (text[at] == ' ' || text[at] == '\t')) ++at;
+  return at == text.size();
+}
+
 // The broker's bytes for this client: the token replaced by the accept for its key.
 std::string broker_bytes(std::string_view input, std::string_view request, bool response_mode) {
   size_t at = request.find("Sec-WebSocket-Key: ");
@@ -55,11 +73,17 @@ std::string broker_bytes(std::string_view input, std::string_view request, bool 
            "Sec-WebSocket-Accept: " +
            accept + "\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n" + std::string(input);
   }
-  // Only in the head: frame payloads behind it stay the same bytes in both runs.
+  // Only in the head, and only as the value of a Sec-WebSocket-Accept line: frame payloads
+  // behind the head stay the same bytes in both runs, and so does every other place where the
+  // two runs' different accept values could change what the client does (the status line
+  // "HTTP/1.1 10@ACCEPT@" read as a 101 when the value began with '1': a finding).
   size_t head_end = input.find("\r\n\r\n");
   std::string head(input.substr(0, head_end));
   for (size_t found = head.find(kAcceptToken); found != std::string::npos;
-       found = head.find(kAcceptToken, found + accept.size())) {
+       found = head.find(kAcceptToken, found + 1)) {
+    size_t line_start = head.rfind("\r\n", found);
+    line_start = line_start == std::string::npos ? 0 : line_start + 2;
+    if (!is_accept_header_start(std::string_view(head).substr(line_start, found - line_start))) continue;
     head.replace(found, kAcceptToken.size(), accept);
   }
   return head_end == std::string_view::npos ? head : head + std::string(input.substr(head_end));
