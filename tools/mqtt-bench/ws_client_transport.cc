@@ -176,8 +176,9 @@ transport::Transport::Status WsClientTransport::decode_response(std::span<const 
 transport::Transport::Status WsClientTransport::check_response(std::string_view head) {
   size_t line_end = head.find("\r\n");
   std::string_view status_line = head.substr(0, line_end);
-  // "HTTP/1.1 101 Switching Protocols"; the reason phrase is free text.
-  if (status_line.substr(0, 12) != "HTTP/1.1 101") {
+  // "HTTP/1.1 101 Switching Protocols"; the reason phrase is free text, after a space (not
+  // "HTTP/1.1 1010": a status code has three digits).
+  if (status_line.substr(0, 12) != "HTTP/1.1 101" || (status_line.size() > 12 && status_line[12] != ' ')) {
     return fail(absl::StrFormat("the broker refused the WebSocket upgrade of %s: '%s'", path_,
                                 printable(status_line, 200)));
   }

@@ -179,6 +179,9 @@ TEST_F(WsClientTest, RefusedOrWrongUpgradesFail) {
   const Case cases[] = {
       {"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
        "refused the WebSocket upgrade of /mqtt: 'HTTP/1.1 404"},
+      // A status code has three digits: 1010 is not 101.
+      {"HTTP/1.1 1010 Odd\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+       "refused the WebSocket upgrade of /mqtt: 'HTTP/1.1 1010"},
       {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n",
        "wrong Sec-WebSocket-Accept"},
       {"HTTP/1.1 101 OK\r\nConnection: Upgrade\r\n\r\n", "lacks Upgrade: websocket"},
