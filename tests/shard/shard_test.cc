@@ -825,13 +825,7 @@ TEST(ShardPersistence, RestoredSubscriptionsAreKnownToEveryShardBeforeAnyServesA
   Cluster cluster(2, tiny_options());
   std::unique_ptr<persist::Store> store = open_store(dir, cluster, 2);
   ASSERT_NE(store, nullptr);
-  auto id_on_shard = [](const std::string& prefix, uint32_t shard) {
-    for (int suffix = 0;; ++suffix) {
-      std::string candidate = prefix + "-" + std::to_string(suffix);
-      if (broker::owner_shard_of(candidate, 2) == shard) return candidate;
-    }
-  };
-  std::string keeper = id_on_shard("keeper", 1);
+  std::string keeper = id_on(1, 2, "keeper");
   std::vector<persist::LoadedSession> restored(1);
   restored[0].record.client_id = keeper;
   restored[0].record.session_number = (uint64_t{1} << 48) | 1;
@@ -847,7 +841,7 @@ TEST(ShardPersistence, RestoredSubscriptionsAreKnownToEveryShardBeforeAnyServesA
   // Shard 1 is not turned from here on: what shard 0 knows came through the exchange.
   cluster.set_driven(1, false);
   Client publisher(cluster, 0);
-  publisher.connect_as(id_on_shard("publisher", 0));  // owned by shard 0: no hand-off
+  publisher.connect_as(id_on(0, 2, "publisher"));  // owned by shard 0: no hand-off
   publisher.send(publish_bytes("s/1", "kept", 1, 5));
   broker::ShardState& state = ShardTestPeer::state(cluster.shard(0));
   ASSERT_TRUE(cluster.turn_until([&] { return state.counters().messages_received >= 1; }));
