@@ -815,6 +815,26 @@ TEST(ShardLoop, ItemsForAStoppedPeerAreReleased) {
   EXPECT_FALSE(ShardTestPeer::has_staged(a)) << "items for a stopped peer keep the shard turning";
 }
 
+// Both shards run the start-up exchange (on two threads, as in Shard::run); then shard 1 never
+// turns while a client owned by shard 0 publishes a QoS 1 message on `topic`: how many shards
+// shard 0 forwarded it to, which it can know of only through the exchange. Stops both shards.
+uint64_t forwarded_after_the_exchange(Cluster& cluster, const std::string& topic) {
+  std::thread peer([&] { ShardTestPeer::exchange_restored_interest(cluster.shard(1)); });
+  ShardTestPeer::exchange_restored_interest(cluster.shard(0));
+  peer.join();
+  cluster.set_driven(1, false);
+  Client publisher(cluster, 0);
+  publisher.connect_as(id_on(0, 2, "publisher"));  // owned by shard 0: no hand-off
+  publisher.send(publish_bytes(topic, "first", 1, 5));
+  broker::ShardState& state = ShardTestPeer::state(cluster.shard(0));
+  EXPECT_TRUE(cluster.turn_until([&] { return state.counters().messages_received >= 1; }));
+  uint64_t forwarded = state.counters().messages_forwarded_to_shards;
+  cluster.set_driven(1, true);
+  EXPECT_TRUE(cluster.stop(0, 1000));
+  EXPECT_TRUE(cluster.stop(1, 1000));
+  return forwarded;
+}
+
 // A restart: shard 1 restores a persistent session subscribed to s/#. Before any shard serves a
 // client, every shard applies the others' restored interest (Shard::run calls
 // exchange_restored_interest after set-up): a message published on shard 0 before shard 1 ever
@@ -834,21 +854,7 @@ TEST(ShardPersistence, RestoredSubscriptionsAreKnownToEveryShardBeforeAnyServesA
   ShardTestPeer::attach_store(cluster.shard(0), store.get());
   ShardTestPeer::attach_store(cluster.shard(1), store.get(), &restored);
   store->start();
-  // Both shards exchange what their restore posted, on two threads as in Shard::run.
-  std::thread peer([&] { ShardTestPeer::exchange_restored_interest(cluster.shard(1)); });
-  ShardTestPeer::exchange_restored_interest(cluster.shard(0));
-  peer.join();
-  // Shard 1 is not turned from here on: what shard 0 knows came through the exchange.
-  cluster.set_driven(1, false);
-  Client publisher(cluster, 0);
-  publisher.connect_as(id_on(0, 2, "publisher"));  // owned by shard 0: no hand-off
-  publisher.send(publish_bytes("s/1", "kept", 1, 5));
-  broker::ShardState& state = ShardTestPeer::state(cluster.shard(0));
-  ASSERT_TRUE(cluster.turn_until([&] { return state.counters().messages_received >= 1; }));
-  EXPECT_EQ(state.counters().messages_forwarded_to_shards, 1u) << "routed without shard 1's restored subscriber";
-  cluster.set_driven(1, true);
-  EXPECT_TRUE(cluster.stop(0, 1000));
-  EXPECT_TRUE(cluster.stop(1, 1000));
+  EXPECT_EQ(forwarded_after_the_exchange(cluster, "s/1"), 1u) << "routed without shard 1's restored subscriber";
   store->stop();
   store.reset();
   std::filesystem::remove_all(dir);
@@ -885,20 +891,7 @@ bool first_message_reaches_the_bridges_shard(bool durable) {
   std::vector<BridgeSetup> setups;
   setups.push_back(std::move(setup));
   ShardTestPeer::start_bridges(cluster.shard(1), std::move(setups));
-  std::thread peer([&] { ShardTestPeer::exchange_restored_interest(cluster.shard(1)); });
-  ShardTestPeer::exchange_restored_interest(cluster.shard(0));
-  peer.join();
-  // Shard 1 is not turned from here on: what shard 0 knows came through the exchange.
-  cluster.set_driven(1, false);
-  Client publisher(cluster, 0);
-  publisher.connect_as(id_on(0, 2, "publisher"));  // owned by shard 0: no hand-off
-  publisher.send(publish_bytes("data/1", "first", 1, 5));
-  broker::ShardState& state = ShardTestPeer::state(cluster.shard(0));
-  EXPECT_TRUE(cluster.turn_until([&] { return state.counters().messages_received >= 1; }));
-  bool forwarded = state.counters().messages_forwarded_to_shards == 1;
-  cluster.set_driven(1, true);
-  EXPECT_TRUE(cluster.stop(0, 1000));
-  EXPECT_TRUE(cluster.stop(1, 1000));
+  bool forwarded = forwarded_after_the_exchange(cluster, "data/1") == 1;
   if (store != nullptr) store->stop();
   store.reset();
   ::close(remote);
